@@ -1,0 +1,414 @@
+#!/usr/bin/env python
+"""Does NAO initialisation speed SeedSelect up? Measured on the tail (rare) classes of the testbed.
+
+For each tail class and each initialisation (random, nao-centroid, nao-paths, cog-centroid), R runs, each with
+its own few-shot subset of k real images of the class (and its own random seed for 'random'), optimise one
+seed for S steps with SeedSelect; at every step 0..S record for each run's image
+
+- judge accuracy (argmax of the judge classifier == the class) and judge confidence (probability of the class),
+- the FID-style score: Fréchet distance between Gaussians of judge features of the R generated images and of
+  all shipped real images of the class (per class, then averaged over classes),
+
+and per initialisation the step (and wall time: initialisation + optimisation per run) at which the mean
+accuracy first reaches 90%. All runs of one initialisation are optimised together in one batch (SeedSelect's
+seeds are independent: the loss is a sum of per-seed losses and AdamW is element-wise); per-run times are the
+batch times divided by the batch size.
+
+Writes ``results.json``, ``report.md`` (means with 95% bootstrap CIs and n) and ``accuracy_vs_step.png``.
+
+    python scripts/report_seedselect.py                    # the embedded testbed, defaults (~15 min, 2 cores)
+    python scripts/report_seedselect.py --quick --model tests_tiny_testbed_folder --out /tmp/r
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from seedspace.apps.metrics import bootstrap_ci, frechet_distance  # noqa: E402
+from seedspace.apps.seedselect import INIT_METHODS, model_feature_fn, seedselect  # noqa: E402
+
+TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default=None, help="testbed-format folder (default: the embedded testbed)")
+    p.add_argument("--out", default="outputs/seedselect_report", help="output folder")
+    p.add_argument("--classes", type=int, nargs="*", default=None, help="classes (default: the tail classes)")
+    p.add_argument("--inits", nargs="*", default=list(INIT_METHODS), choices=list(INIT_METHODS))
+    p.add_argument("--runs", type=int, default=5, help="runs per class and initialisation")
+    p.add_argument("--shots", type=int, default=5, help="reference images per run (k)")
+    p.add_argument("--steps", type=int, default=30, help="SeedSelect optimisation steps")
+    p.add_argument("--sampler-steps", type=int, default=10, help="DDIM steps inside the optimisation loop")
+    p.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--lr", type=float, default=0.1)
+    p.add_argument("--threshold", type=float, default=0.9, help="accuracy to reach")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--quick", action="store_true", help="a tiny smoke run (1 class, 2 runs, 3 steps)")
+    args = p.parse_args(argv)
+    if args.quick:
+        args.runs, args.steps = min(args.runs, 2), min(args.steps, 3)
+        args.sampler_steps = min(args.sampler_steps, 4)
+    return args
+
+
+def load(args):
+    import seedspace as ss
+
+    model = ss.load_model(args.model) if args.model else ss.load_model()
+    if not hasattr(model, "fewshot") or not hasattr(model, "classify"):
+        raise SystemExit(f"{args.model}: the report needs a testbed-format model (few-shot set and judge)")
+    return model
+
+
+def to_model_size(model, images: torch.Tensor) -> torch.Tensor:
+    """Few-shot images are 32x32; tiny test models are smaller: resize (area) to the model's size."""
+    size = tuple(model.seed_shape[-2:])
+    return images if tuple(images.shape[-2:]) == size else F.interpolate(images, size=size, mode="area")
+
+
+def judge_probs(model, images: torch.Tensor) -> torch.Tensor:
+    if tuple(images.shape[-2:]) != (32, 32):
+        images = F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
+    return model.classify(images)
+
+
+def run_init(model, init, classes, real, args, features):
+    """All (class, run) pairs of one initialisation in one batch -> per-step arrays (steps+1, N)."""
+    rng = np.random.default_rng(args.seed)
+    sets, conds, seed_ints, labels = [], [], [], []
+    for c in classes:
+        imgs = real[c]
+        k = min(args.shots, imgs.shape[0] - 1) if args.quick else args.shots
+        args.shots_used = k
+        if imgs.shape[0] < max(k, 2):
+            raise SystemExit(f"class {c} has only {imgs.shape[0]} few-shot images, need {k}")
+        for r in range(args.runs):
+            # the same subsets for every init (rng re-seeded per init): paired comparisons
+            idx = rng.permutation(imgs.shape[0])[:k]
+            sets.append(to_model_size(model, imgs[idx]))
+            conds.append(c)
+            seed_ints.append(args.seed * 100_000 + 1000 * c + r)
+            labels.append(c)
+    labels_t = torch.tensor(labels)
+    correct, conf, feats = [], [], []
+
+    def callback(step, record, seeds, images):
+        with torch.no_grad():
+            probs = judge_probs(model, images)
+            correct.append((probs.argmax(-1) == labels_t).float().numpy())
+            conf.append(probs[torch.arange(len(labels)), labels_t].numpy())
+            feats.append(features(images).float().numpy())
+
+    t0 = time.perf_counter()
+    result = seedselect(model, sets, conds, init=init, steps=args.steps, lr=args.lr, sampler_steps=args.sampler_steps,
+                        guidance=args.guidance, inversion_steps=args.inversion_steps, seed=seed_ints,
+                        feature_fn=features, callback=callback, progress=True)
+    total = time.perf_counter() - t0
+    n = len(labels)
+    return {
+        "init": init, "n": n, "labels": labels, "correct": np.stack(correct), "conf": np.stack(conf),
+        "feats": np.stack(feats), "loss": np.array([h["losses"] for h in result.history]),
+        "init_seconds_per_run": result.init_seconds / n,
+        "step_seconds_per_run": float(np.mean([h["seconds"] for h in result.history[:-1]])) / n if args.steps else 0.0,
+        "total_seconds": total,
+    }
+
+
+def first_reach(curve: np.ndarray, threshold: float) -> float:
+    hit = np.flatnonzero(curve >= threshold - 1e-9)
+    return float(hit[0]) if hit.size else math.inf
+
+
+def fd_per_step(run, classes, real_feats):
+    """Mean over classes of the Fréchet distance between generated and real judge features, per step."""
+    labels = np.array(run["labels"])
+    out = []
+    for s in range(run["feats"].shape[0]):
+        vals = [frechet_distance(run["feats"][s][labels == c], real_feats[c]) for c in classes
+                if (labels == c).sum() >= 2]
+        out.append(float(np.mean(vals)) if vals else float("nan"))
+    return np.array(out)
+
+
+def fd_ci(run, classes, real_feats, step, n_boot=300, seed=0):
+    """Bootstrap CI of the class-mean FD at one step: runs resampled within each class."""
+    labels = np.array(run["labels"])
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        vals = []
+        for c in classes:
+            f = run["feats"][step][labels == c]
+            if f.shape[0] < 2:
+                continue
+            pick = f[rng.integers(0, f.shape[0], f.shape[0])]
+            if np.allclose(pick, pick[0]):
+                continue
+            vals.append(frechet_distance(pick, real_feats[c]))
+        if vals:
+            stats.append(np.mean(vals))
+    if not stats:
+        return float("nan"), float("nan")
+    return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+
+
+def reach_ci(correct: np.ndarray, threshold: float, n_boot=1000, seed=0):
+    """Bootstrap CI (runs resampled) of the first step at which mean accuracy >= threshold."""
+    rng = np.random.default_rng(seed)
+    n = correct.shape[1]
+    vals = np.array([first_reach(correct[:, rng.integers(0, n, n)].mean(1), threshold) for _ in range(n_boot)])
+    never = correct.shape[0]  # sentinel for "not reached" so quantiles stay ordered, mapped back to inf
+    lo, hi = np.quantile(np.where(np.isfinite(vals), vals, never), [0.025, 0.975], method="lower")
+    back = lambda v: math.inf if v >= never else float(v)  # noqa: E731
+    return back(lo), back(hi), float(np.mean(np.isfinite(vals)))
+
+
+def fmt(mean, lo, hi, digits=2):
+    if not np.isfinite(mean):
+        return "n/a"
+    return f"{mean:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+
+
+def fmt_secs(v):
+    return "n/a" if not np.isfinite(v) else f"{v:.1f}"
+
+
+def fmt_steps(v):
+    return "not reached" if not np.isfinite(v) else f"{v:.0f}"
+
+
+def summarise(runs, classes, real_feats, args):
+    summary = {}
+    for run in runs:
+        init = run["init"]
+        acc, conf = run["correct"], run["conf"]
+        steps = acc.shape[0]
+        acc_ci = [bootstrap_ci(acc[s]) for s in range(steps)]
+        conf_ci = [bootstrap_ci(conf[s]) for s in range(steps)]
+        fd = fd_per_step(run, classes, real_feats)
+        reach = first_reach(acc.mean(1), args.threshold)
+        lo, hi, frac = reach_ci(acc, args.threshold)
+        per_run_first = [first_reach(acc[:, i], 1.0) for i in range(acc.shape[1])]
+        t_init, t_step = run["init_seconds_per_run"], run["step_seconds_per_run"]
+        wall = t_init + reach * t_step if np.isfinite(reach) else math.inf
+        summary[init] = {
+            "n": int(acc.shape[1]), "accuracy": acc_ci, "confidence": conf_ci, "fd": fd.tolist(),
+            "fd_ci": {s: fd_ci(run, classes, real_feats, s) for s in TABLE_STEPS if s < steps},
+            "loss_mean": run["loss"].mean(1).tolist(),
+            "steps_to_threshold": reach, "steps_to_threshold_ci": [lo, hi], "reached_fraction_bootstrap": frac,
+            "wall_seconds_to_threshold": wall,
+            "wall_seconds_to_threshold_ci": [t_init + lo * t_step if np.isfinite(lo) else math.inf,
+                                             t_init + hi * t_step if np.isfinite(hi) else math.inf],
+            "per_run_first_correct_median": float(np.median(per_run_first)),
+            "per_run_first_correct_ci": list(bootstrap_ci(np.array(per_run_first)[np.isfinite(per_run_first)],
+                                                          statistic=np.median)[1:]),
+            "per_run_never_correct": int(np.sum(~np.isfinite(per_run_first))),
+            "init_seconds_per_run": t_init, "step_seconds_per_run": t_step, "batch_total_seconds": run["total_seconds"],
+        }
+    return summary
+
+
+def verdict(summary, args) -> str:
+    if "random" not in summary:
+        return "No 'random' baseline was run, so no speed-up can be stated."
+    base = summary["random"]
+    lines = []
+    for init in [i for i in summary if i != "random"]:
+        s = summary[init]
+        a, b = s["steps_to_threshold"], base["steps_to_threshold"]
+        wa, wb = s["wall_seconds_to_threshold"], base["wall_seconds_to_threshold"]
+        pct = f"{args.threshold:.0%}"
+        if not np.isfinite(a) and not np.isfinite(b):
+            lines.append(f"- **{init}**: neither it nor random init reaches {pct} accuracy within {args.steps} steps.")
+        elif not np.isfinite(a):
+            lines.append(f"- **{init}**: does not reach {pct} within {args.steps} steps; random init does at step {b:.0f}: "
+                         "no speed-up (slower).")
+        elif not np.isfinite(b):
+            lines.append(f"- **{init}**: reaches {pct} at step {a:.0f} ({wa:.1f} s per run incl. initialisation); random "
+                         f"init does not within {args.steps} steps: a speed-up of more than {args.steps / max(a, 1):.0f}x "
+                         "in steps.")
+        elif a < b:
+            lines.append(f"- **{init}**: reaches {pct} at step {a:.0f} vs {b:.0f} for random init: "
+                         f"{b / max(a, 1):.1f}x fewer steps (step 0 counts as 1), wall time {wa:.1f} s vs {wb:.1f} s per "
+                         f"run ({wb / max(wa, 1e-9):.1f}x, initialisation included).")
+        elif a == b:
+            lines.append(f"- **{init}**: reaches {pct} at the same step as random init ({a:.0f}): no speed-up in steps; "
+                         f"wall time {wa:.1f} s vs {wb:.1f} s per run.")
+        else:
+            lines.append(f"- **{init}**: reaches {pct} at step {a:.0f}, later than random init ({b:.0f}): no speed-up.")
+    return "\n".join(lines)
+
+
+def write_report(out: Path, summary, classes, model, args, env):
+    inits = list(summary)
+    steps = args.steps + 1
+    rows = [s for s in TABLE_STEPS if s < steps] + ([args.steps] if args.steps not in TABLE_STEPS else [])
+    L = ["# SeedSelect: does NAO initialisation speed it up?", ""]
+    L.append(f"Model `{getattr(model, 'name', '?')}`; tail classes {', '.join(f'{c} ({model.class_names[c]})' for c in classes)}; "
+             f"{args.runs} runs per class and initialisation (n = {len(classes) * args.runs} per initialisation), each "
+             f"with its own random {getattr(args, 'shots_used', args.shots)}-shot subset of the shipped real images of the class (the same subsets "
+             "for every initialisation) and, for random init, its own seed.")
+    L.append("")
+    L.append(f"SeedSelect: {args.steps} AdamW steps, lr {args.lr} (tenfold decay after 3 updates), loss = 10 x semantic "
+             "(judge penultimate features, 1 - cosine to the mean reference feature, over the x0-predictions of the last 3 "
+             "DDIM steps weighted 0.05/0.25/0.7) + appearance (MSE of the final x_0 to the mean reference in [-1, 1] pixels). "
+             f"**The optimisation loop samples with {args.sampler_steps} DDIM steps** (the model's default is "
+             f"{model.default_steps}) to keep the run short; images are scored as generated by that sampler. Guidance "
+             f"{args.guidance if args.guidance is not None else model.default_guidance}. Centroid inits invert the "
+             f"references with {args.inversion_steps or model.default_steps} DDIM steps (guidance 1); 'nao-paths' scores "
+             "the NAO centroid and 5 interior points of each NAO path from it to each inversion by the SeedSelect loss "
+             "(no gradients) and starts from the best.")
+    L.append("")
+    L.append(f"Environment: {env['torch_threads']} torch threads on {env['cpu']}; per-run times are batch times / batch size.")
+    L.append("")
+    L.append("## Verdict")
+    L.append("")
+    L.append(verdict(summary, args))
+    L.append("")
+    L.append(f"## Steps and wall time to reach {args.threshold:.0%} judge accuracy (mean over runs)")
+    L.append("")
+    L.append("| init | n | steps to reach [95% CI] | wall s per run to reach [95% CI] | init s per run | s per step per run | "
+             "median first correct step per run [CI] | runs never correct |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for i in inits:
+        s = summary[i]
+        lo, hi = s["steps_to_threshold_ci"]
+        wlo, whi = s["wall_seconds_to_threshold_ci"]
+        mc = s["per_run_first_correct_ci"]
+        L.append(f"| {i} | {s['n']} | {fmt_steps(s['steps_to_threshold'])} [{fmt_steps(lo)}, {fmt_steps(hi)}] | "
+                 f"{fmt_secs(s['wall_seconds_to_threshold'])} [{fmt_secs(wlo)}, {fmt_secs(whi)}] | {s['init_seconds_per_run']:.2f} | "
+                 f"{s['step_seconds_per_run']:.2f} | {fmt_steps(s['per_run_first_correct_median'])} "
+                 f"[{fmt_steps(mc[0])}, {fmt_steps(mc[1])}] | {s['per_run_never_correct']} |")
+    L.append("")
+    L.append("Bootstrap CIs resample runs; 'not reached' means the threshold was not met within the steps run.")
+    for key, title, digits in (("accuracy", "Judge accuracy vs step: mean [95% CI]", 2),
+                               ("confidence", "Judge confidence (probability of the class) vs step: mean [95% CI]", 2)):
+        L.append("")
+        L.append(f"## {title}")
+        L.append("")
+        L.append("| step | " + " | ".join(inits) + " |")
+        L.append("|---|" + "---|" * len(inits))
+        for s in rows:
+            L.append(f"| {s} | " + " | ".join(fmt(*summary[i][key][s], digits=digits) for i in inits) + " |")
+    L.append("")
+    L.append("## FID-style score vs step (Fréchet distance of judge features to the real images of the class; "
+             "lower is better)")
+    L.append("")
+    L.append(f"Per class from the {args.runs} generated images of that class vs all shipped real images of the class, "
+             "averaged over classes. So few generated samples bias the score upwards: compare across initialisations only. "
+             "95% CI: bootstrap over runs within class.")
+    L.append("")
+    L.append("| step | " + " | ".join(inits) + " |")
+    L.append("|---|" + "---|" * len(inits))
+    for s in rows:
+        cells = []
+        for i in inits:
+            lo, hi = summary[i]["fd_ci"].get(s, (float("nan"), float("nan")))
+            cells.append(fmt(summary[i]["fd"][s], lo, hi, 1))
+        L.append(f"| {s} | " + " | ".join(cells) + " |")
+    L.append("")
+    L.append("![accuracy vs step](accuracy_vs_step.png)")
+    L.append("")
+    (out / "report.md").write_text("\n".join(L))
+
+
+def plot(out: Path, summary, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+    x = np.arange(args.steps + 1)
+    for init, s in summary.items():
+        for ax, key in zip(axes[:2], ("accuracy", "confidence")):
+            m, lo, hi = (np.array(v) for v in zip(*s[key]))
+            ax.plot(x, m, label=f"{init} (n={s['n']})")
+            ax.fill_between(x, lo, hi, alpha=0.15)
+        axes[2].plot(x, s["fd"], label=init)
+    axes[0].axhline(args.threshold, color="grey", ls="--", lw=0.8)
+    axes[0].set_ylabel("judge accuracy")
+    axes[1].set_ylabel("judge confidence")
+    axes[2].set_ylabel("FID-style score (judge features)")
+    for ax in axes:
+        ax.set_xlabel("SeedSelect step")
+        ax.grid(alpha=0.3)
+    axes[0].legend()
+    fig.suptitle("SeedSelect on tail classes: initialisation vs progress (mean, 95% bootstrap CI)")
+    fig.tight_layout()
+    fig.savefig(out / "accuracy_vs_step.png", dpi=110)
+    plt.close(fig)
+
+
+def clean(obj):
+    """JSON-safe: numpy -> Python, inf/NaN -> None (standard JSON has neither)."""
+    if isinstance(obj, dict):
+        return {str(k): clean(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [clean(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return clean(obj.tolist())
+    if isinstance(obj, (np.floating, float)):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = load(args)
+    classes = args.classes if args.classes else list(model.tail_classes)
+    if not classes:
+        raise SystemExit("the model lists no tail classes: pass --classes")
+    if args.quick:
+        classes = classes[:1]
+    features = model_feature_fn(model)
+    real, real_feats = {}, {}
+    for c in classes:
+        imgs, _ = model.fewshot(c)
+        real[c] = imgs
+        with torch.no_grad():
+            real_feats[c] = features(imgs).float().numpy()
+    env = {"torch_threads": torch.get_num_threads(), "cpu": platform.processor() or platform.machine(),
+           "python": platform.python_version(), "torch": torch.__version__}
+    runs = []
+    for init in args.inits:
+        print(f"== {init}", flush=True)
+        runs.append(run_init(model, init, classes, real, args, features))
+        r = runs[-1]
+        print(f"   accuracy step 0 {r['correct'][0].mean():.2f} -> step {args.steps} {r['correct'][-1].mean():.2f}; "
+              f"{r['total_seconds']:.1f} s", flush=True)
+    summary = summarise(runs, classes, real_feats, args)
+    payload = {"config": vars(args), "classes": classes, "env": env, "summary": summary,
+               "per_run": {r["init"]: {"labels": r["labels"], "correct": r["correct"].tolist(),
+                                       "confidence": r["conf"].tolist(), "loss": r["loss"].tolist()} for r in runs}}
+    (out / "results.json").write_text(json.dumps(clean(payload), indent=1))
+    write_report(out, summary, classes, model, args, env)
+    plot(out, summary, args)
+    print((out / "report.md").read_text().split("## Steps")[0])
+    print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'accuracy_vs_step.png'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,38 @@
+"""seedspace: explore the seed (initial-noise) space of diffusion models with norm-aware geometry.
+
+    import seedspace as ss
+    path = ss.interpolate(a, b, steps=9)            # NAO geodesic, evenly spaced in arc length
+    c = ss.centroid(seeds)                          # NAO centroid
+    model = ss.load_model()                         # the embedded testbed (offline, CPU)
+    images = model.generate(path, condition=3)
+"""
+
+from .backends.base import SeedModel, load_model, seeds_from_ints
+from .geometry import (
+    CENTROID_METHODS,
+    DISTANCE_METRICS,
+    INTERPOLATION_METHODS,
+    ChiPrior,
+    centroid,
+    distance,
+    interpolate,
+    norm_report,
+    pairwise_distances,
+    path_energy,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "centroid",
+    "distance", "interpolate", "load_model", "norm_report", "pairwise_distances", "path_energy", "seeds_from_ints",
+    "seedselect",
+]
+
+
+def __getattr__(name):  # keep `import seedspace` light: applications load on first use
+    if name == "seedselect":
+        from .apps.seedselect import seedselect
+
+        return seedselect
+    raise AttributeError(f"module 'seedspace' has no attribute {name!r}")

@@ -1,0 +1,119 @@
+"""`seedspace evaluate`: the paper's claims, measured side by side on one model with one fixed judge.
+
+    from seedspace.apps.evaluate import EvalConfig, evaluate
+    results = evaluate(model, EvalConfig.quick_preset(), out="runs/eval-quick")
+
+See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from .config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS, PAIRED_COMPARISONS, EvalConfig
+from .experiments import METRICS, RUNNERS, run_norm, run_paired
+from .report import plot_grid, plot_norm, readme_section, report_markdown, update_marked_file, write_json, write_text
+from .runner import Runner
+
+__all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
+           "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "write_outputs"]
+
+
+def parse_experiments(text: str | None) -> tuple:
+    """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> every experiment."""
+    if text in (None, "", "all"):
+        return EXPERIMENTS
+    names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
+    unknown = [n for n in names if n not in EXPERIMENTS]
+    if unknown:
+        raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
+    return tuple(e for e in EXPERIMENTS if e in names)
+
+
+def environment() -> dict:
+    """The machine a run happened on (for the report and the README)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return {"machine": f"{cpu}, {cores} cores available, {platform.system()} {platform.machine()}",
+            "cpu": cpu, "cores": cores, "threads": torch.get_num_threads(), "torch": torch.__version__,
+            "python": sys.version.split()[0], "platform": platform.platform()}
+
+
+def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None,
+             log: Callable[[str], None] | None = None, runner: Runner | None = None) -> dict:
+    """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs."""
+    config = config or EvalConfig()
+    log = log or (lambda msg: None)
+    t0 = time.perf_counter()
+    experiments = tuple(config.experiments)
+    if "paired" in experiments and not {"interpolation", "centroid", "rare"} & set(experiments):
+        log("paired needs per-item results: adding interpolation and centroid")
+        experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
+    runner = runner or Runner(model, config, log)
+    sections = {}
+    for name in experiments:
+        if name == "paired":
+            continue
+        log(f"== {name}")
+        sections[name] = RUNNERS[name](runner)
+    if "paired" in experiments:
+        sections["paired"] = run_paired(runner, sections)
+    results = {
+        "config": {**config.to_dict(), "experiments": list(experiments)},
+        "environment": environment(),
+        "model": {"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", "")),
+                  "seed_shape": list(model.seed_shape), "d": runner.d, "steps": runner.steps,
+                  "guidance": runner.guidance, "inversion_steps": runner.inversion_steps,
+                  "classes": list(getattr(model, "class_names", []) or []),
+                  "head_classes": runner.groups()["head"], "tail_classes": runner.groups()["tail"]},
+        "judge": {"references": runner.judge.references.source, "per_class": runner.judge.per_class,
+                  "feature_dim": int(next(iter(runner.judge.ref_feats.values())).shape[1]),
+                  "calibration": runner.judge.calibration()},
+        "metrics": {k: {"title": v[0], "better": v[1]} for k, v in METRICS.items()},
+        "experiments": sections,
+        "counters": dict(runner.counters),
+    }
+    results["wall_time_s"] = time.perf_counter() - t0
+    if out is not None:
+        write_outputs(results, out)
+        results["wall_time_s"] = time.perf_counter() - t0
+        write_outputs(results, out, figures=False)  # the final wall time includes the plots
+    return results
+
+
+def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, sec in results["experiments"].items():
+        files = []
+        if name == "norm":
+            files.append("norm_bias.png")
+            if figures:
+                plot_norm(sec["tables"][0], out / files[-1])
+        if sec.get("_examples") and sec["_examples"]["rows"]:
+            files.append(f"{name}_examples.png")
+            if figures:
+                plot_grid(sec["_examples"], out / files[-1], f"{sec['title']}: one example, each method in a row")
+        sec["figures"] = files
+    write_json(out / "results.json", results)
+    write_text(out / "report.md", report_markdown(results))
+    return out
+
+
+def update_readme(results: dict, readme: str | Path, link: str | None = None) -> bool:
+    """Replace the README's results section (between the seedspace-evaluate markers) with this run's report."""
+    return update_marked_file(readme, readme_section(results, link))

@@ -1,0 +1,99 @@
+"""What `seedspace evaluate` runs: the experiments, their counts (default and ``--quick``), and the cost arithmetic.
+
+Cost model (the embedded testbed, 32x32 grey, on 2 CPU cores): one DDIM step with classifier-free guidance
+(two UNet passes) costs about 0.3 s per 64 images, so at the default 50 steps a generated image costs
+50 * 0.3 / 64 ~= 0.23 s and an inversion (guidance 1, one pass per step) ~= 0.12 s. The judge, the geometry
+(except the slow ``reference`` solver) and the statistics are seconds in total.
+
+Default run, images generated (each counted once; identical seeds are generated once):
+
+- inversions: 10 classes x 12 few-shot images = 120 x 0.12 s                              ~=  14 s
+- norm:  7 norms x 2 groups (head, tail) x 102 seeds = 1428 images                      ~= 330 s
+- interpolation: 10 classes x 4 pairs = 40 paths; 5 interior frames x 4 methods = 800,
+  + 80 endpoint reconstructions + reference on 10 paths x 5 = 50 -> 930 images            ~= 215 s
+- centroid: 10 classes x k in {2, 5, 10} x 4 input sets = 120 sets per method; each gives
+  1 centroid image + the midpoints of the paths to (at most) 3 inputs -> 1 + 3 images;
+  5 methods x 120 x 4 = 2400 (+ reference on 10 sets x 4 = 40) -> 2440 images            ~= 565 s
+- rare: tail classes (3 on the testbed) x 4 input sets of k = 5; each gives the centroid + 2 points on each
+  of the 5 paths = 11 images; (5 methods + random seeds) x 3 x 4 x 11 = 792 images        ~= 185 s
+- paired: no images (re-uses the per-item results above)
+
+Total ~= 5600 images ~= 1310 s ~= 22 min, plus geometry (``nao`` paths, the ``reference`` subset), judge and
+plots: about 25-30 min on 2 cores. Every cell has >= 100 images per method and condition except the per-k
+centroid rows (40 centroid images per k; the pooled rows have 120) and the reference-subset rows.
+
+``--quick`` (what CI runs): 3 classes (first head, a middle class, last tail), 16 seeds per norm cell at 3 norms,
+1 pair per class, 1 input set per class and k, 1 tail class: ~350 images ~= 80-90 s on the testbed, seconds on
+the tiny test model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+
+EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")
+INTERPOLATION_METHODS = ("lerp", "slerp", "cog", "nao")
+CENTROID_METHODS = ("euclidean", "normalized", "spherical", "cog", "nao")
+REFERENCE_METHOD = "reference"  # the slow full-dimensional NAO solver: run on a subset only
+
+# (experiment, method a, method b): the paired comparisons of a - b
+PAIRED_COMPARISONS = (
+    ("interpolation", "nao", "slerp"), ("interpolation", "nao", "cog"), ("interpolation", "nao", "lerp"),
+    ("centroid", "nao", "spherical"), ("centroid", "nao", "cog"), ("centroid", "nao", "euclidean"),
+    ("rare", "nao", "random"), ("rare", "nao", "cog"),
+)
+
+
+@dataclass
+class EvalConfig:
+    """Every knob of an evaluation run (all of it is written to results.json)."""
+
+    experiments: tuple = EXPERIMENTS
+    seed: int = 0
+    steps: int | None = None            # DDIM steps; None = the model's default
+    guidance: float | None = None       # None = the model's default
+    inversion_steps: int | None = None  # None = steps
+    classes: tuple | None = None        # classes for interpolation/centroid; None = all
+    references: str = "auto"            # 'auto', 'fashion-mnist' or 'fewshot'
+    ref_per_class: int = 500            # real reference images per class (judge feature statistics, FID)
+    n_boot: int = 1000                  # bootstrap resamples for means
+    fid_boot: int = 200                 # bootstrap resamples for FID-style scores
+    confidence: float = 0.95
+    # norm bias
+    norm_scales: tuple = (0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5)
+    norm_per_group: int = 100           # rounded up to a multiple of the group's class count
+    # shared few-shot inversions
+    inversions_per_class: int = 12
+    # interpolation
+    interp_methods: tuple = INTERPOLATION_METHODS
+    interp_pairs_per_class: int = 4
+    interp_points: int = 5              # interior frames per path (endpoints are generated once, shared)
+    interp_reference_paths: int = 10    # paths (the first pair of each class first) also run with 'reference'
+    # centroids
+    centroid_methods: tuple = CENTROID_METHODS
+    centroid_ks: tuple = (2, 5, 10)
+    centroid_sets: int = 4              # input sets per class and k
+    centroid_path_inputs: int = 3       # paths from the centroid to at most this many of the inputs
+    centroid_path_steps: int = 3        # points per path incl. both ends; the interior ones are generated
+    centroid_reference_sets: int = 10
+    # rare concepts
+    rare_classes: tuple | None = None   # None = the model's tail classes
+    rare_k: int = 5
+    rare_sets: int = 4                  # input sets per tail class
+    rare_path_steps: int = 5            # points per path incl. both ends ...
+    rare_path_take: tuple = (1, 2)      # ... of which these are generated (t = 0.25, 0.5: nearer the centroid)
+    rare_methods: tuple = CENTROID_METHODS
+    quick: bool = False
+    extra: dict = field(default_factory=dict)
+
+    @classmethod
+    def quick_preset(cls, **overrides) -> "EvalConfig":
+        cfg = cls(norm_scales=(0.5, 1.0, 1.5), norm_per_group=16, inversions_per_class=10, interp_pairs_per_class=1,
+                  interp_points=3, interp_reference_paths=1, centroid_sets=1, centroid_path_inputs=2,
+                  centroid_reference_sets=1, rare_sets=1, rare_path_take=(2,), n_boot=500, fid_boot=50,
+                  ref_per_class=200, quick=True)
+        return dataclasses.replace(cfg, **overrides)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,257 @@
+"""Writing an evaluation: results.json (every number + configuration), report.md (one table per experiment),
+PNG plots and example grids. Every file is written under a temporary name and renamed into place."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from .experiments import METRICS
+
+README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
+README_END = "<!-- END seedspace-evaluate -->"
+
+
+# -- atomic files ---------------------------------------------------------------------------------------------
+def _atomic_write(path: Path, write) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text(path, text: str) -> Path:
+    return _atomic_write(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
+
+
+def _jsonable(obj):
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items() if not str(k).startswith("_")}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, float)):
+        v = float(obj)
+        return v if math.isfinite(v) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    return obj
+
+
+def write_json(path, data) -> Path:
+    return write_text(path, json.dumps(_jsonable(data), indent=1, ensure_ascii=False) + "\n")
+
+
+# -- markdown -------------------------------------------------------------------------------------------------
+def _fmt(v: float) -> str:
+    if v is None or not math.isfinite(v):
+        return "–"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 0.01 or a == 0:
+        return f"{v:.3f}" if a < 1 else f"{v:.2f}"
+    return f"{v:.2g}"
+
+
+def fmt_stat(st: dict | None, ci: bool = True) -> str:
+    if not st:
+        return "–"
+    if not ci or st.get("lo") is None or st["lo"] == st["hi"]:
+        return _fmt(st["mean"])
+    return f"{_fmt(st['mean'])} [{_fmt(st['lo'])}, {_fmt(st['hi'])}]"
+
+
+def _label_text(label: dict) -> list[str]:
+    out = []
+    for k, v in label.items():
+        out.append(f"{v:g}" if isinstance(v, float) else str(v))
+    return out
+
+
+def table_markdown(table: dict) -> str:
+    kind = table.get("kind", "rows")
+    lines = [f"**{table['title']}**", ""]
+    if kind == "matrix":
+        metric = table["metrics"][0]
+        cols = table["columns"]
+        first = list(table["rows"][0]["label"]) if table["rows"] else ["class"]
+        lines += ["| " + " | ".join(first + cols) + " |", "|" + "---|" * (len(first) + len(cols))]
+        for row in table["rows"]:
+            lines.append("| " + " | ".join(_label_text(row["label"]) + [
+                fmt_stat(row["cells"].get(c)) + (f" (n={row['cells'][c]['n']})" if c in row["cells"] else "")
+                for c in cols]) + " |")
+        lines += ["", f"_{METRICS[metric][0]}: mean [95% CI] (n)_"]
+        return "\n".join(lines)
+    if kind == "paired":
+        lines += ["| experiment | comparison | metric | a − b [95% CI] | n | verdict |", "|---|---|---|---|---|---|"]
+        for row in table["rows"]:
+            lb = row["label"]
+            m = lb["metric"]
+            better = METRICS[m][1]
+            lines.append(f"| {lb['experiment']} | {lb['comparison']} | {METRICS[m][0]}"
+                         f"{' (' + better + ' is better)' if better else ''} | {fmt_stat(row['metrics']['diff'])} | "
+                         f"{row['n_items']} | {row['verdict']} |")
+        return "\n".join(lines)
+    metrics = table["metrics"]
+    first = list(table["rows"][0]["label"]) if table["rows"] else []
+    heads = [METRICS[m][0] + {"higher": " ↑", "lower": " ↓"}.get(METRICS[m][1], "") for m in metrics]
+    lines += ["| " + " | ".join(first + heads + ["n"]) + " |", "|" + "---|" * (len(first) + len(metrics) + 1)]
+    for row in table["rows"]:
+        n = f"{row['n_items']} / {row['n_images']}" if "n_items" in row else str(
+            next(iter(row["metrics"].values()))["n"])
+        lines.append("| " + " | ".join(_label_text(row["label"]) + [fmt_stat(row["metrics"].get(m)) for m in metrics]
+                                       + [n]) + " |")
+    return "\n".join(lines)
+
+
+def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
+    env, model, cfg = results["environment"], results["model"], results["config"]
+    lines = [f"# {title}", "",
+             f"- model: `{model['name']}` ({model.get('folder', '')}), seed shape {model['seed_shape']} (d = {model['d']}), "
+             f"{model['steps']} DDIM steps, guidance {model['guidance']}, inversion {model['inversion_steps']} steps "
+             "(guidance 1)",
+             f"- machine: {env['machine']}; torch {env['torch']} with {env['threads']} threads",
+             f"- wall time: {results['wall_time_s']:.0f} s; {results['counters']['images']} images generated "
+             f"({results['counters']['generate_s']:.0f} s), {results['counters']['inversions']} inversions "
+             f"({results['counters']['invert_s']:.0f} s)",
+             f"- run: experiments {', '.join(cfg['experiments'])}; seed {cfg['seed']}"
+             f"{'; --quick' if cfg['quick'] else ''}; the full configuration is in results.json",
+             "", "## Judge", "",
+             f"Fixed before any method is run and the same for all of them: the model's judge classifier "
+             f"(accuracy = share of images classified as the class they were generated for; conf. = its probability "
+             f"of that class), its {results['judge']['feature_dim']}-d penultimate features, and real reference "
+             f"images: {results['judge']['references']}. Feat. dist. = distance of an image's features to the mean of "
+             "the class's real images, in units of the real images' own mean distance (≈1 is as typical as a real "
+             "image). FID-style = Fréchet distance between Gaussians fitted to judge features of the generated images "
+             "and of the real references of the same classes; with ~100 images in 128 dimensions it is biased upwards, "
+             "so compare it only within a table between rows with the same n. Cells: mean [95% percentile-bootstrap CI]; "
+             "n = items / images (items are the resampled units: paths, input sets, images).", ""]
+    calib = results["judge"].get("calibration") or []
+    if calib:
+        lines += ["Judge on the real reference images: " + ", ".join(
+            f"{c['name']} {c['accuracy']:.2f}" for c in calib) + " (accuracy per class).", ""]
+    for name, sec in results["experiments"].items():
+        lines += [f"## {sec['title']}", "", sec["description"], ""]
+        if sec.get("time_s") is not None:
+            lines += [f"_{sec.get('images', 0)} images generated, {sec['time_s']:.0f} s._", ""]
+        for table in sec["tables"]:
+            lines += [table_markdown(table), ""]
+        for note in sec.get("notes", []):
+            lines.append(f"- {note}")
+        if sec.get("notes"):
+            lines.append("")
+        for fig in sec.get("figures", []):
+            lines += [f"![{sec['title']}]({fig})", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
+    """Replace the text between the begin/end markers of a file (e.g. the README's results section).
+    Returns False (and changes nothing) when the markers are missing."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+    if not pattern.search(text):
+        return False
+    write_text(path, pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text))
+    return True
+
+
+def readme_section(results: dict, link: str | None = None) -> str:
+    """The README results section: the report with headings moved two levels down."""
+    md = report_markdown(results)
+    md = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", md, flags=re.M)
+    md = re.sub(r"^!\[.*$\n?", "", md, flags=re.M)  # figures live next to the report, not the README
+    if link:
+        md += f"\nFull report and plots: `{link}`.\n"
+    return md
+
+
+# -- plots ----------------------------------------------------------------------------------------------------
+def _save_fig(fig, path: Path) -> Path:
+    def write(p: Path):
+        fig.savefig(p, dpi=110, bbox_inches="tight", format="png")
+
+    try:
+        return _atomic_write(path, write)
+    finally:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+
+
+def plot_norm(table: dict, path: Path) -> Path:
+    """Accuracy and FID-style score versus norm/sqrt(d), one line per group, with CI bands."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    groups = []
+    for row in table["rows"]:
+        if row["label"]["group"] not in groups:
+            groups.append(row["label"]["group"])
+    for ax, metric in zip(axes, ("acc", "conf", "fid")):
+        for g in groups:
+            rows = [r for r in table["rows"] if r["label"]["group"] == g]
+            x = [r["label"]["scale"] for r in rows]
+            mean = [r["metrics"][metric]["mean"] for r in rows]
+            lo = [r["metrics"][metric]["lo"] for r in rows]
+            hi = [r["metrics"][metric]["hi"] for r in rows]
+            ax.plot(x, mean, marker="o", label=f"{g} (n={rows[0]['metrics'][metric]['n']})")
+            ax.fill_between(x, lo, hi, alpha=0.2)
+        ax.axvline(1.0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("seed norm / √d")
+        ax.set_ylabel(METRICS[metric][0])
+        if metric in ("acc", "conf"):
+            ax.set_ylim(-0.02, 1.02)
+        ax.legend(fontsize=8)
+    fig.suptitle("Judge scores versus seed norm (95% bootstrap CI)")
+    return _save_fig(fig, path)
+
+
+def plot_grid(examples: dict, path: Path, title: str) -> Path:
+    """Rows of images (tensors (C, H, W) in [0, 1]) with row and column labels."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = examples["rows"]
+    ncols = max((len(r) for r in rows), default=1)
+    fig, axes = plt.subplots(len(rows), ncols, figsize=(1.1 * ncols + 1.2, 1.15 * len(rows) + 0.5), squeeze=False)
+    for r, row in enumerate(rows):
+        for c in range(ncols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for s in ax.spines.values():
+                s.set_visible(False)
+            if c < len(row):
+                img = row[c].detach().cpu().float().numpy()
+                img = img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0)
+                ax.imshow(np.clip(img, 0, 1), cmap="gray" if img.ndim == 2 else None, vmin=0, vmax=1)
+            if c == 0:
+                ax.set_ylabel(examples["row_labels"][r], rotation=0, ha="right", va="center", fontsize=8)
+            if r == 0 and c < len(examples.get("col_labels", [])):
+                ax.set_title(examples["col_labels"][c], fontsize=7)
+    fig.suptitle(title + (f" — {examples['title']}" if examples.get("title") else ""), fontsize=9)
+    return _save_fig(fig, path)

@@ -1,0 +1,150 @@
+"""Shared machinery of the experiments: cached generation and inversion, seeded randomness, summary statistics."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+import zlib
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ...backends.base import seeds_from_ints
+from ..metrics import bootstrap_ci, cluster_bootstrap_ci
+from .config import EvalConfig
+from .judge import EvalJudge, load_references, resize_images
+
+
+def stable_seed(*parts) -> int:
+    """A deterministic 32-bit seed from the run seed and names (Python's ``hash`` is salted per process)."""
+    return zlib.crc32("/".join(map(str, parts)).encode()) & 0xFFFFFFFF
+
+
+class Runner:
+    """Holds the model, the judge and the caches for one evaluation run."""
+
+    def __init__(self, model, config: EvalConfig, log: Callable[[str], None] | None = None, judge: EvalJudge | None = None):
+        self.model, self.cfg = model, config
+        self.log = log or (lambda msg: None)
+        self.steps = int(config.steps or model.default_steps)
+        self.guidance = float(model.default_guidance if config.guidance is None else config.guidance)
+        self.inversion_steps = int(config.inversion_steps or self.steps)
+        self.d = int(math.prod(model.seed_shape))
+        self.num_classes = len(model.class_names)
+        self.counters = {"images": 0, "generate_s": 0.0, "inversions": 0, "invert_s": 0.0, "cache_hits": 0}
+        self._images: dict[bytes, torch.Tensor] = {}
+        self._inversions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        t0 = time.perf_counter()
+        self.judge = judge or EvalJudge(model, load_references(model, config.references, config.ref_per_class, config.seed))
+        self.counters["judge_setup_s"] = time.perf_counter() - t0
+
+    # -- class selections ----------------------------------------------------------------------------------
+    def classes(self) -> list[int]:
+        if self.cfg.classes is not None:
+            return [int(c) for c in self.cfg.classes]
+        if self.cfg.quick:
+            return sorted({0, self.num_classes // 2, self.num_classes - 1})
+        return list(range(self.num_classes))
+
+    def groups(self) -> dict[str, list[int]]:
+        head = [int(c) for c in (getattr(self.model, "head_classes", None) or [0])]
+        tail = [int(c) for c in (getattr(self.model, "tail_classes", None) or [self.num_classes - 1])]
+        return {"head": head, "tail": tail}
+
+    def rare_classes(self) -> list[int]:
+        if self.cfg.rare_classes is not None:
+            return [int(c) for c in self.cfg.rare_classes]
+        tail = self.groups()["tail"]
+        return tail[-1:] if self.cfg.quick else tail
+
+    # -- randomness ---------------------------------------------------------------------------------------
+    def rng(self, *names) -> np.random.Generator:
+        return np.random.default_rng([self.cfg.seed, stable_seed(*names)])
+
+    def random_seeds(self, n: int, *names) -> torch.Tensor:
+        ints = self.rng("seeds", *names).integers(0, 2 ** 62, size=n)
+        return seeds_from_ints(ints.tolist(), self.model.seed_shape)
+
+    # -- generation (cached, batched) ------------------------------------------------------------------------
+    def _key(self, seed: torch.Tensor, c: int) -> bytes:
+        h = hashlib.sha1(seed.detach().to(torch.float32).contiguous().numpy().tobytes())
+        h.update(f"|{c}|{self.steps}|{self.guidance}".encode())
+        return h.digest()
+
+    def generate(self, seeds: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
+        """Images for seeds (N, *seed_shape) and classes (N,), in one batched call for the ones not cached."""
+        seeds = seeds.detach().to(torch.float32).cpu()
+        classes = [int(c) for c in classes]
+        if seeds.shape[0] != len(classes):
+            raise ValueError("one class per seed")
+        keys = [self._key(s, c) for s, c in zip(seeds, classes)]
+        todo, seen = [], set()
+        for i, k in enumerate(keys):
+            if k not in self._images and k not in seen:
+                todo.append(i)
+                seen.add(k)
+        self.counters["cache_hits"] += len(keys) - len(todo)
+        if todo:
+            t0 = time.perf_counter()
+            out = self.model.generate(seeds[todo], condition=[classes[i] for i in todo], steps=self.steps,
+                                      guidance=self.guidance)
+            self.counters["generate_s"] += time.perf_counter() - t0
+            self.counters["images"] += len(todo)
+            for i, image in zip(todo, out):
+                self._images[keys[i]] = image
+        return torch.stack([self._images[k] for k in keys]) if keys else torch.zeros((0,))
+
+    # -- few-shot inversions (each image once) ----------------------------------------------------------------
+    def inversions(self, classes: Sequence[int], n: int) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """class -> (seeds (m, *shape), real images (m, C, H, W)) for the first m = min(n, available) few-shot
+        images of the class in a seeded order; all missing ones are inverted in one call."""
+        need = []
+        for c in classes:
+            have = self._inversions.get(c)
+            if have is None or have[0].shape[0] < n:
+                need.append(c)
+        if need:
+            images, conds, spans = [], [], {}
+            for c in need:
+                imgs, _ = self.model.fewshot(c)
+                order = self.rng("fewshot", c).permutation(imgs.shape[0])[:n]
+                spans[c] = (sum(x.shape[0] for x in images), len(order))
+                images.append(imgs[torch.as_tensor(order, dtype=torch.long)])
+                conds += [c] * len(order)
+            batch = resize_images(torch.cat(images), self.model.seed_shape[-2:])  # no-op for the testbed
+            t0 = time.perf_counter()
+            seeds = self.model.invert(batch, condition=conds, steps=self.inversion_steps).float().cpu()
+            self.counters["invert_s"] += time.perf_counter() - t0
+            self.counters["inversions"] += batch.shape[0]
+            for c, (start, m) in spans.items():
+                self._inversions[c] = (seeds[start:start + m], batch[start:start + m])
+        return {c: (self._inversions[c][0][:n], self._inversions[c][1][:n]) for c in classes}
+
+    def norms(self, seeds: torch.Tensor) -> np.ndarray:
+        """norm / sqrt(d) of each seed in (..., *seed_shape)."""
+        flat = seeds.reshape(*seeds.shape[: seeds.dim() - len(self.model.seed_shape)], -1).double()
+        return (flat.norm(dim=-1) / math.sqrt(self.d)).numpy()
+
+    # -- statistics -------------------------------------------------------------------------------------------
+    def stat(self, values, *names) -> dict:
+        """{mean, lo, hi, n}: percentile-bootstrap CI of the mean over items."""
+        values = np.asarray(values, dtype=np.float64).ravel()
+        mean, lo, hi = bootstrap_ci(values, confidence=self.cfg.confidence, n_boot=self.cfg.n_boot,
+                                    seed=stable_seed(self.cfg.seed, *names))
+        return {"mean": mean, "lo": lo, "hi": hi, "n": int(values.size)}
+
+    def fid_stat(self, feat_groups: list[np.ndarray], classes, *names) -> dict:
+        """FID-style score of the pooled features of ``feat_groups`` against the classes' real references; the
+        CI resamples groups (paths, input sets) so correlated images move together."""
+        groups = [g for g in feat_groups if len(g)]
+        ref = self.judge.fid_reference(classes)
+        mean, lo, hi = cluster_bootstrap_ci(groups, lambda gs: ref.distance(np.concatenate(gs)),
+                                            confidence=self.cfg.confidence, n_boot=self.cfg.fid_boot,
+                                            seed=stable_seed(self.cfg.seed, "fid", *names))
+        return {"mean": mean, "lo": lo, "hi": hi, "n": int(sum(len(g) for g in groups))}
+
+    def paired(self, a, b, *names) -> dict:
+        diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+        return self.stat(diff, "paired", *names)

@@ -1,0 +1,83 @@
+"""Deterministic DDIM sampling and inversion, shared by every backend.
+
+A backend supplies ``eps(x, t) -> predicted noise`` (guidance already applied) and the training schedule's
+cumulative alphas; these functions do the rest, with gradients when asked (gradient checkpointing per step,
+so memory stays flat in the number of steps).
+
+DDIM step between noise levels s -> t (eta = 0):
+    x0_hat = (x_s - sqrt(1 - abar_s) eps) / sqrt(abar_s);  x_t = sqrt(abar_t) x0_hat + sqrt(1 - abar_t) eps.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+from torch.utils.checkpoint import checkpoint as _checkpoint
+from tqdm.auto import tqdm
+
+EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
+
+
+def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
+    """'Trailing' spacing: t_i = round(T - i T / steps) - 1, so sampling starts at the last training step."""
+    if steps < 1 or steps > num_train_timesteps:
+        raise ValueError(f"steps must be between 1 and {num_train_timesteps}, got {steps}")
+    ts = [int(round(num_train_timesteps - i * num_train_timesteps / steps)) - 1 for i in range(steps)]
+    return sorted(set(ts), reverse=True)
+
+
+def _step(x: torch.Tensor, eps: torch.Tensor, abar_from: torch.Tensor, abar_to: torch.Tensor) -> torch.Tensor:
+    x0 = (x - (1 - abar_from).sqrt() * eps) / abar_from.sqrt()
+    return abar_to.sqrt() * x0 + (1 - abar_to).sqrt() * eps
+
+
+def _levels(alphas_cumprod: torch.Tensor, timesteps: list[int]) -> list[torch.Tensor]:
+    """abar at each timestep, in float64; abar = 1 stands for the clean image."""
+    return [alphas_cumprod[t].double() for t in timesteps]
+
+
+def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50,
+                progress: bool = False, checkpoint: bool = False,
+                callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+    """Integrate the DDIM ODE from x_T = seeds (unit-variance noise) to x_0; returns x_0.
+
+    checkpoint=True recomputes each step in the backward pass (for gradients w.r.t. the seeds).
+    callback(i, x) sees the state after step i (used e.g. to read intermediate predictions).
+    """
+    timesteps = ddim_timesteps(alphas_cumprod.numel(), steps)
+    levels = _levels(alphas_cumprod, timesteps) + [torch.ones((), dtype=torch.float64)]
+    x = seeds
+    for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+        def one_step(x_in, t=t, i=i):
+            e = eps(x_in, t)
+            return _step(x_in, e, levels[i].to(x_in.dtype), levels[i + 1].to(x_in.dtype))
+
+        x = _checkpoint(one_step, x, use_reentrant=False) if checkpoint and torch.is_grad_enabled() else one_step(x)
+        if callback is not None:
+            callback(i, x)
+    return x
+
+
+def ddim_invert(eps: EpsFn, images: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50,
+                progress: bool = False) -> torch.Tensor:
+    """DDIM inversion: run the ODE backwards from x_0 to x_T, evaluating eps at the level being entered
+    (the usual approximation eps(x_t, t) ~ eps(x_s, t)); returns the seed x_T."""
+    timesteps = ddim_timesteps(alphas_cumprod.numel(), steps)[::-1]
+    levels = [torch.ones((), dtype=torch.float64)] + _levels(alphas_cumprod, timesteps)
+    x = images
+    for i, t in enumerate(tqdm(timesteps, desc="inverting", disable=not progress, leave=False)):
+        x = _step(x, eps(x, t), levels[i].to(x.dtype), levels[i + 1].to(x.dtype))
+    return x
+
+
+def gaussian_eps(data_std: float, alphas_cumprod: torch.Tensor) -> EpsFn:
+    """The exact noise predictor for data ~ N(0, s^2 I): eps(x, t) = sqrt(1 - abar_t) x / (s^2 abar_t + 1 - abar_t).
+
+    Used in tests: with it, DDIM sampling is an exact ODE solver up to discretisation error.
+    """
+    def eps(x: torch.Tensor, t: int) -> torch.Tensor:
+        a = alphas_cumprod[t].to(x.dtype)
+        return (1 - a).sqrt() * x / (data_std ** 2 * a + 1 - a)
+
+    return eps

@@ -1,0 +1,100 @@
+"""Pixel-space diffusion models: any diffusers ``UNet2DModel`` (unconditional or class-conditional)."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .base import DDIMModel
+
+
+class PixelUNetModel(DDIMModel):
+    """A ``UNet2DModel`` with epsilon prediction, sampled by DDIM with optional classifier-free guidance.
+
+    Class-conditional models take class indices; guidance != 1 needs a null class (``null_class``), the index
+    trained as "no class". Images in [0, 1] map to the model's [-1, 1] pixel space.
+    """
+
+    def __init__(self, unet, alphas_cumprod: torch.Tensor, name: str, null_class: int | None = None,
+                 class_names: Sequence[str] | None = None, default_steps: int = 50, default_guidance: float = 1.0,
+                 batch_size: int = 64):
+        self.unet = unet.eval().requires_grad_(False)
+        self.alphas_cumprod = alphas_cumprod.float()
+        self.name = name
+        cfg = unet.config
+        self.seed_shape = (cfg.in_channels, *((cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else cfg.sample_size))
+        self.num_classes = None if cfg.num_class_embeds is None else cfg.num_class_embeds - (null_class is not None)
+        self.null_class = null_class
+        self.class_names = list(class_names) if class_names else None
+        self.default_steps, self.default_guidance, self.batch_size = default_steps, default_guidance, batch_size
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.unet.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.unet.parameters()).dtype
+
+    # -- conditions ------------------------------------------------------------------------------------
+    def class_index(self, condition) -> int | None:
+        """A class index from an int, a digit string or a class name (case-insensitive)."""
+        if self.num_classes is None:
+            if condition not in (None, ""):
+                raise ValueError(f"{self.name} is unconditional; it takes no class or prompt")
+            return None
+        if condition is None:
+            raise ValueError(f"{self.name} is class-conditional: give a class (0..{self.num_classes - 1})")
+        if isinstance(condition, str) and not condition.strip().lstrip("-").isdigit():
+            names = [n.lower() for n in (self.class_names or [])]
+            if condition.lower() not in names:
+                raise ValueError(f"unknown class {condition!r}; known: {', '.join(self.class_names or [])}")
+            return names.index(condition.lower())
+        index = int(condition)
+        if not 0 <= index < self.num_classes:
+            raise ValueError(f"class must be in 0..{self.num_classes - 1}, got {index}")
+        return index
+
+    def eps_fn(self, conditions: list, guidance: float):
+        """eps(x, t) with classifier-free guidance: eps_u + g (eps_c - eps_u) (one pass when g == 1)."""
+        labels = [self.class_index(c) for c in conditions]
+        labels = None if labels[0] is None else torch.tensor(labels, device=self.device)
+        if guidance != 1.0 and (labels is None or self.null_class is None):
+            raise ValueError(f"{self.name} has no null class: guidance must be 1")
+
+        def eps(x: torch.Tensor, t: int) -> torch.Tensor:
+            xin = x.to(self.dtype)
+            if guidance == 1.0:
+                return self.unet(xin, t, class_labels=labels).sample.to(x.dtype)
+            null = torch.full_like(labels, self.null_class)
+            out = self.unet(torch.cat([xin, xin]), t, class_labels=torch.cat([labels, null])).sample.to(x.dtype)
+            cond, uncond = out.chunk(2)
+            return uncond + guidance * (cond - uncond)
+
+        return eps
+
+    # -- images ----------------------------------------------------------------------------------------
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the diffusion space ([-1, 1] pixels)."""
+        if tuple(images.shape[1:]) != self.seed_shape:
+            raise ValueError(f"images must have shape (N, {', '.join(map(str, self.seed_shape))}), got {tuple(images.shape)}")
+        return images.to(self.device, torch.float32) * 2 - 1
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """The diffusion space -> images in [0, 1]."""
+        return ((x0 + 1) / 2).clamp(0, 1)
+
+    def prepare_image(self, image) -> np.ndarray:
+        """A PIL image -> float array (C, H, W) in [0, 1] at the model's size (resized with a warning)."""
+        from PIL import Image
+
+        channels, height, width = self.seed_shape
+        image = image.convert("L" if channels == 1 else "RGB")
+        if image.size != (width, height):
+            warnings.warn(f"resizing a {image.size[0]}x{image.size[1]} image to {width}x{height}", stacklevel=3)
+            image = image.resize((width, height), Image.BICUBIC)
+        array = np.asarray(image, dtype=np.float32) / 255.0
+        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)

@@ -1,0 +1,84 @@
+"""The embedded testbed: a class-conditional pixel UNet trained by the project on long-tailed Fashion-MNIST,
+shipped inside the package with its judge classifier and a few-shot set of real images (see MODEL_CARD.md)."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..testbed.data import to_model_space
+from .pixel import PixelUNetModel
+
+WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "testbed" / "weights"
+
+
+class TestbedModel(PixelUNetModel):
+    """Pixel UNet on 32x32 grey images (28x28 Fashion-MNIST padded), null class = the last class embedding."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self, unet, alphas_cumprod, folder: Path, **kwargs):
+        info = json.loads((folder / "testbed.json").read_text())
+        super().__init__(unet, alphas_cumprod, name=info.get("name", "seedspace-testbed"),
+                         null_class=unet.config.num_class_embeds - 1, class_names=info["classes"],
+                         default_steps=info.get("default_steps", 50), default_guidance=info.get("default_guidance", 2.0),
+                         **kwargs)
+        self.folder = folder
+        self.info = info
+        self.tail_classes = info.get("tail_classes", [])
+        self.head_classes = info.get("head_classes", [])
+
+    @classmethod
+    def from_folder(cls, folder: str | Path, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        folder = Path(folder)
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True).to(device=device, dtype=dtype)
+        scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
+        return cls(unet, scheduler.alphas_cumprod, folder, **kwargs)
+
+    @classmethod
+    def from_package(cls, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
+        return cls.from_folder(WEIGHTS_DIR, device=device, dtype=dtype, **kwargs)
+
+    def prepare_image(self, image) -> np.ndarray:
+        """28x28 images are padded with background to 32x32 (as in training); other sizes are resized."""
+        if image.size == (28, 28):
+            return ((to_model_space(np.asarray(image.convert("L"))[None]) + 1) / 2)[0].numpy()
+        return super().prepare_image(image)
+
+    @cached_property
+    def judge(self):
+        """The judge classifier (eval mode, CPU, float32)."""
+        from safetensors.torch import load_file
+
+        from ..testbed.judge import Judge
+
+        judge = Judge(len(self.class_names))
+        judge.load_state_dict(load_file(str(self.folder / "judge.safetensors")))
+        return judge.eval().requires_grad_(False)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The judge's 128-d penultimate features of images in [0, 1] (differentiable)."""
+        return self.judge.features(images.cpu().float() * 2 - 1)
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """Class probabilities (N, num_classes) of images in [0, 1]."""
+        with torch.no_grad():
+            return torch.cat([self.judge(images[i:i + 512].cpu().float() * 2 - 1).softmax(-1)
+                              for i in range(0, images.shape[0], 512)])
+
+    def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shipped real test images (N, 1, 32, 32) in [0, 1] and labels, optionally of one class."""
+        from safetensors.torch import load_file
+
+        data = load_file(str(self.folder / "fewshot.safetensors"))
+        images, labels = (to_model_space(data["images"].numpy()) + 1) / 2, data["labels"].long()
+        if class_index is not None:
+            keep = labels == class_index
+            images, labels = images[keep], labels[keep]
+        return images, labels

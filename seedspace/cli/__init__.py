@@ -1,0 +1,1 @@
+"""The ``seedspace`` command line (``seedspace <command> --help``); see :mod:`seedspace.cli.main`."""

@@ -1,0 +1,107 @@
+"""The ``seedspace`` command line: parser, shared error handling and the list of commands.
+
+User errors (bad options, missing files, corrupt images, wrong seed shapes, an existing output folder) print one
+line ``seedspace: error: ...`` on stderr and exit with code 2, without a traceback. Ctrl-C exits with 130 after the
+running command has marked its run.json as interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+import warnings
+
+# One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
+COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed"]
+
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Show every option's default (``(default: X)``) unless its help already talks about the default."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.default is argparse.SUPPRESS or action.nargs == 0 and action.default is False:
+            return text
+        if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
+            return f"{text} (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``<prog>: error: <message> (see --help)``, exit code 2."""
+
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = Parser(prog="seedspace", formatter_class=HelpFormatter,
+                    description="Explore the seed (initial-noise) space of diffusion models with norm-aware "
+                                "geometry (NAO paths and centroids, inversion, norm diagnostics).",
+                    epilog="Every command takes --model (default: the embedded testbed), --class or --prompt, "
+                           "--steps/--num-inference-steps, --guidance-scale, --device, --dtype, --batch-size, --out "
+                           "and --quiet; run `seedspace <command> --help` for all options and defaults.\n\n"
+                           "Example: seedspace interpolate --compare --seeds 11,42 --class 3")
+    parser.add_argument("--version", action="version", version=f"seedspace {__version__}")
+    sub = parser.add_subparsers(title="commands", dest="command", metavar="<command>", parser_class=Parser)
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"seedspace.cli.cmd_{name}").register(sub, HelpFormatter)
+    return parser
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename and exc.strerror:
+        text = f"{exc.filename}: {exc.strerror}"
+    return " ".join(text.split())
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None):
+    print(f"seedspace: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
+def main(argv=None) -> int:
+    """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input, 130 interrupted)."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _show_warning
+        # torch's note on read-only numpy views (raised inside library code) says nothing about the user's input
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        try:
+            parser = build_parser()
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help, --version, usage errors
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        if getattr(args, "func", None) is None:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        try:
+            return int(args.func(args) or 0)
+        except KeyboardInterrupt:
+            print("seedspace: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
+        except SystemExit as exc:
+            return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
+                PermissionError) as exc:
+            if os.environ.get("SEEDSPACE_DEBUG"):
+                raise
+            print(f"seedspace: error: {_one_line(exc)}", file=sys.stderr)
+            return EXIT_USAGE
+        except Exception as exc:  # a bug: still one line, the traceback on request
+            if os.environ.get("SEEDSPACE_DEBUG"):
+                raise
+            print(f"seedspace: internal error: {type(exc).__name__}: {_one_line(exc)} "
+                  f"(set SEEDSPACE_DEBUG=1 for a traceback)", file=sys.stderr)
+            return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

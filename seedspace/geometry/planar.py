@@ -1,0 +1,368 @@
+"""Exact NAO geodesics in the plane of the two endpoints (pure float64 numpy).
+
+The weight depends only on ``|x|``, so the geodesic between ``a`` and ``b`` lies in
+``span(a, b)``.  In polar coordinates ``(r, theta)`` of that plane with ``u = log r``
+the energy is ``int F(u) sqrt(du^2 + dtheta^2)`` with ``F(u) = e^u w(e^u)``.  Along a
+geodesic ``theta`` is monotone, so we parametrise ``u(theta)`` on the grid
+``theta_j = j phi / m`` and take the curve that is straight in ``(u, theta)`` between
+grid nodes (a log-spiral piece in the plane).  Its energy is computed exactly (up to
+Gauss-Legendre quadrature of the smooth ``F`` over each tiny piece):
+
+    E(u) = sum_j  l_j * mean_{t in [0, 1]} F(u_j + t (u_{j+1} - u_j)),
+    l_j  = sqrt((u_{j+1} - u_j)^2 + (phi/m)^2).
+
+It is minimised over the interior ``u_1..u_{m-1}`` by Levenberg-damped Newton
+steps; the Hessian is tridiagonal, and B independent problems are stacked into a
+single banded system (one ``scipy.linalg.solve_banded`` call per iteration).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+from scipy.linalg import solve_banded
+
+from .prior import ChiPrior
+
+DEFAULT_GRID = 128
+#: pairs whose angle is below this are treated as parallel (the radial path is optimal)
+PARALLEL_ANGLE = 1e-9
+#: rounds of grid adaptation (equidistribution of (u, theta)-arc length) after the uniform-grid solve
+DEFAULT_ROUNDS = 3
+_SCALES = (1.0, 0.5, 0.2, 0.05)
+
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(3)
+_S = (_GL_X + 1.0) / 2.0  # nodes on [0, 1]
+_G = _GL_W / 2.0  # weights summing to 1
+
+
+@dataclass
+class PlanarSolution:
+    """Optimal log-radius profile ``u[b, j] = log r(theta_j)``, ``theta_j = phi[b] * tau[b, j]``,
+    with the optimal energy and its gradient with respect to the endpoint data."""
+
+    u: np.ndarray  # (B, m+1)
+    tau: np.ndarray  # (B, m+1) angular grid as fractions of phi, 0 = tau_0 < ... < tau_m = 1
+    phi: np.ndarray  # (B,)
+    energy: np.ndarray  # (B,)  optimal energy = NAO distance
+    grad_u0: np.ndarray  # (B,)  dE*/d log|a|
+    grad_um: np.ndarray  # (B,)  dE*/d log|b|
+    grad_phi: np.ndarray  # (B,)  dE*/d phi
+    iterations: int
+
+    @property
+    def grid(self) -> int:
+        return self.u.shape[1] - 1
+
+
+def _f_derivatives(u: np.ndarray, prior: ChiPrior, order: int):
+    """``F(u) = r w(r)`` with ``r = e^u`` and its u-derivatives up to ``order``.
+
+    ``F' = r (w + r^2 - (d-1))``, ``F'' = r (w + 4 r^2 - 2 (d-1))``.
+    """
+    r = np.exp(u)
+    w = -prior._log_prob(r)
+    out = [r * w]
+    if order >= 1:
+        r2 = r * r
+        dm1 = prior.d - 1
+        out.append(r * (w + r2 - dm1))
+        if order >= 2:
+            out.append(r * (w + 4.0 * r2 - 2.0 * dm1))
+    return out
+
+
+#: pieces with |du| above this use the closed-form integral of F instead of Gauss-Legendre
+_CLOSED_FORM_DU = 0.02
+
+
+def primitive_difference(p: np.ndarray, q: np.ndarray, prior: ChiPrior) -> np.ndarray:
+    """``int_p^q F(u) du = W(e^q) - W(e^p)`` with ``W(r) = int w dr = -(d-1)(r log r - r) + r^3/6 + logZ r``,
+    arranged so that every term is proportional to ``e^q - e^p`` (no large cancellations)."""
+    rp = np.exp(p)
+    dr = rp * np.expm1(q - p)  # e^q - e^p
+    rq = rp + dr
+    dm1 = prior.d - 1
+    return dr * (prior.log_normalizer - dm1 * (q - 1.0)) - dm1 * rp * (q - p) + dr * (rq * rq + rq * rp + rp * rp) / 6.0
+
+
+def _segments(u: np.ndarray, h: np.ndarray, prior: ChiPrior, order: int) -> dict:
+    """Per-segment energy ``E_j`` (B, m) and its first/second derivatives in (u_j, u_{j+1}).
+
+    ``E = l * M`` with ``l = sqrt(du^2 + h^2)`` and ``M`` the mean of ``F`` over ``[u_j, u_{j+1}]``:
+    3-point Gauss-Legendre for short pieces, the closed-form primitive for long ones.
+    """
+    p, q = u[:, :-1], u[:, 1:]
+    du = q - p
+    ell = np.sqrt(du * du + h * h)
+    nodes = p[..., None] + _S * du[..., None]
+    derivs = _f_derivatives(nodes, prior, order)
+    M = derivs[0] @ _G
+    long = np.abs(du) > _CLOSED_FORM_DU
+    any_long = bool(long.any())
+    if any_long:
+        du_safe = np.where(long, du, 1.0)
+        M = np.where(long, primitive_difference(p, q, prior) / du_safe, M)
+    seg = {"E": ell * M, "M": M, "ell": ell, "du": du}
+    if order >= 1:
+        safe = np.where(ell > 0, ell, 1.0)
+        lq = np.where(ell > 0, du / safe, 0.0)
+        Mp = derivs[1] @ (_G * (1 - _S))
+        Mq = derivs[1] @ (_G * _S)
+        if any_long:
+            Fp = _f_derivatives(p, prior, order)
+            Fq = _f_derivatives(q, prior, order)
+            Mp_c = (M - Fp[0]) / du_safe
+            Mq_c = (Fq[0] - M) / du_safe
+        if order >= 2:
+            Mpp = derivs[2] @ (_G * (1 - _S) ** 2)
+            Mpq = derivs[2] @ (_G * _S * (1 - _S))
+            Mqq = derivs[2] @ (_G * _S**2)
+            if any_long:
+                Mpp = np.where(long, (2 * Mp_c - Fp[1]) / du_safe, Mpp)
+                Mqq = np.where(long, (Fq[1] - 2 * Mq_c) / du_safe, Mqq)
+                Mpq = np.where(long, (Mq_c - Mp_c) / du_safe, Mpq)
+        if any_long:
+            Mp = np.where(long, Mp_c, Mp)
+            Mq = np.where(long, Mq_c, Mq)
+        seg["Ep"] = ell * Mp - M * lq
+        seg["Eq"] = ell * Mq + M * lq
+        seg["h_over_ell"] = np.where(ell > 0, h / safe, 1.0)
+        if order >= 2:
+            curv = np.where(ell > 0, h * h / safe**3, 0.0)
+            seg["Epp"] = ell * Mpp + M * curv - 2 * lq * Mp
+            seg["Eqq"] = ell * Mqq + M * curv + 2 * lq * Mq
+            seg["Epq"] = ell * Mpq - M * curv + lq * (Mp - Mq)
+    return seg
+
+
+def uniform_grid(B: int, m: int) -> np.ndarray:
+    """Uniform angular grid fractions, shape (B, m+1)."""
+    return np.broadcast_to(np.linspace(0.0, 1.0, m + 1), (B, m + 1)).copy()
+
+
+def linear_profile(u0: np.ndarray, um: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    """``u`` linear in theta between the endpoints on grid ``tau`` (B, m+1)."""
+    return u0[:, None] + (um - u0)[:, None] * tau
+
+
+def _steps(phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
+    return phi[:, None] * np.diff(tau, axis=1)
+
+
+def energy(u: np.ndarray, tau: np.ndarray, phi: np.ndarray, prior: ChiPrior) -> np.ndarray:
+    """Exact energy of the piecewise log-spiral curve with nodes ``(u, phi * tau)``; shape (B,)."""
+    return _segments(u, _steps(np.asarray(phi, dtype=np.float64), tau), prior, 0)["E"].sum(axis=1)
+
+
+def _locate(cum: np.ndarray, target: np.ndarray):
+    """For non-decreasing rows ``cum`` (B, m+1) and ``target`` (B, n) in [cum_0, cum_m]:
+    piece index j (B, n) in 0..m-1 with cum_j <= target, and the remainder target - cum_j."""
+    j = (cum[:, None, 1:-1] <= target[:, :, None]).sum(axis=2)
+    rows = np.arange(cum.shape[0])[:, None]
+    return j, target - cum[rows, j]
+
+
+def newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init=None, max_iter: int = 200,
+           step_tol: float = 1e-9) -> PlanarSolution:
+    """Minimise the discrete energy on the fixed grid ``tau`` for B pairs at once.
+
+    ``u0 = log|a|``, ``um = log|b|``, ``phi = angle(a, b)`` (shape (B,)); ``u_init`` (B, m+1)
+    warm-starts the interior.  Levenberg-damped Newton: a step is accepted only if the energy
+    does not increase, so the result is never worse than the initial curve.
+    """
+    B, m1 = tau.shape
+    m = m1 - 1
+    u = linear_profile(u0, um, tau) if u_init is None else np.array(u_init, dtype=np.float64, copy=True)
+    u[:, 0], u[:, -1] = u0, um
+    h = _steps(phi, tau)
+    n = m - 1  # interior unknowns per pair
+    active = (phi > PARALLEL_ANGLE) & (n > 0)
+    lam = np.full(B, 1e-6)
+    E = _segments(u, h, prior, 0)["E"].sum(axis=1)
+    it = 0
+    while it < max_iter and active.any():
+        it += 1
+        idx = np.flatnonzero(active)
+        ua, ha = u[idx], h[idx]
+        seg = _segments(ua, ha, prior, 2)
+        g = seg["Eq"][:, :-1] + seg["Ep"][:, 1:]
+        diag = seg["Eqq"][:, :-1] + seg["Epp"][:, 1:]
+        scale = np.abs(diag) + 1e-12 * np.abs(diag).mean(axis=1, keepdims=True) + 1e-300
+        ab = np.zeros((3, idx.size * n))
+        ab[1] = (diag + lam[idx, None] * scale).ravel()
+        if n > 1:
+            # one banded system for all pairs: couplings across pair boundaries are zero
+            up = np.zeros((idx.size, n))
+            up[:, :-1] = seg["Epq"][:, 1:-1]
+            upf = up.ravel()[:-1]
+            ab[0, 1:] = upf
+            ab[2, :-1] = upf
+        try:
+            step = -solve_banded((1, 1), ab, g.ravel(), check_finite=False).reshape(idx.size, n)
+        except (np.linalg.LinAlgError, ValueError):
+            lam[idx] *= 10.0
+            continue
+        step = np.where(np.isfinite(step), step, 0.0)
+        # backtracking: the largest of a few step scales that does not increase the energy
+        E_old = E[idx]
+        chosen = np.zeros(idx.size)
+        best_u, best_E = ua, E_old
+        for scale in _SCALES:
+            todo = chosen == 0
+            if not todo.any():
+                break
+            trial = ua.copy()
+            trial[:, 1:-1] += scale * step
+            E_trial = _segments(trial, ha, prior, 0)["E"].sum(axis=1)
+            ok = todo & (E_trial <= E_old)
+            chosen[ok] = scale
+            best_u = np.where(ok[:, None], trial, best_u)
+            best_E = np.where(ok, E_trial, best_E)
+        u[idx], E[idx] = best_u, best_E
+        full, partial, none = chosen == 1.0, (chosen > 0) & (chosen < 1.0), chosen == 0
+        lam[idx[full]] = np.maximum(lam[idx[full]] / 4.0, 1e-12)
+        lam[idx[partial]] *= 2.0
+        lam[idx[none]] = np.maximum(lam[idx[none]] * 10.0, 1e-3)
+        small = np.abs(step).max(axis=1) < step_tol
+        done = small | (lam[idx] > 1e8)
+        active[idx[done]] = False
+    seg = _segments(u, h, prior, 1)
+    return PlanarSolution(
+        u=u,
+        tau=tau,
+        phi=phi,
+        energy=seg["E"].sum(axis=1),
+        grad_u0=seg["Ep"][:, 0],
+        grad_um=seg["Eq"][:, -1],
+        grad_phi=(seg["M"] * seg["h_over_ell"] * np.diff(tau, axis=1)).sum(axis=1),
+        iterations=it,
+    )
+
+
+def adapt_grid(sol: PlanarSolution):
+    """New grid equidistributing the (u, theta)-arc length of the solved curve, and the old curve's
+    ``u`` at the new nodes (so the steep radial legs of atypical endpoints get their share of nodes)."""
+    B, m1 = sol.u.shape
+    du = np.diff(sol.u, axis=1)
+    dth = _steps(sol.phi, sol.tau)
+    ell = np.sqrt(du * du + dth * dth)
+    cum = np.concatenate([np.zeros((B, 1)), np.cumsum(ell, axis=1)], axis=1)
+    target = np.linspace(0.0, 1.0, m1)[None, :] * cum[:, -1:]
+    j, rem = _locate(cum, target)
+    rows = np.arange(B)[:, None]
+    lj = ell[rows, j]
+    frac = np.where(lj > 0, rem / np.where(lj > 0, lj, 1.0), 0.0).clip(0.0, 1.0)
+    tau = sol.tau[rows, j] + frac * (sol.tau[rows, j + 1] - sol.tau[rows, j])
+    u = sol.u[rows, j] + frac * du[rows, j]
+    tau[:, 0], tau[:, -1] = 0.0, 1.0
+    u[:, 0], u[:, -1] = sol.u[:, 0], sol.u[:, -1]
+    tau = np.maximum.accumulate(tau, axis=1)
+    return tau, u
+
+
+def _pick(better: np.ndarray, new: PlanarSolution, old: PlanarSolution) -> PlanarSolution:
+    b1 = better[:, None]
+    return PlanarSolution(
+        u=np.where(b1, new.u, old.u), tau=np.where(b1, new.tau, old.tau), phi=old.phi,
+        energy=np.where(better, new.energy, old.energy), grad_u0=np.where(better, new.grad_u0, old.grad_u0),
+        grad_um=np.where(better, new.grad_um, old.grad_um), grad_phi=np.where(better, new.grad_phi, old.grad_phi),
+        iterations=old.iterations + new.iterations,
+    )
+
+
+def solve(u0, um, phi, prior: ChiPrior, grid: int = DEFAULT_GRID, rounds: int = DEFAULT_ROUNDS,
+          tau=None, u_init=None) -> PlanarSolution:
+    """NAO geodesics for B endpoint pairs: Newton on a grid of ``grid`` pieces, then ``rounds`` of
+    grid adaptation + warm re-solve (a round is kept per pair only if it lowers the energy).
+
+    ``u0 = log|a|``, ``um = log|b|``, ``phi = angle(a, b)`` in [0, pi] (arrays of shape (B,)).
+    ``tau``/``u_init`` (B, grid+1) warm-start from a previous solution (endpoint columns replaced).
+    """
+    u0 = np.atleast_1d(np.asarray(u0, dtype=np.float64))
+    um = np.atleast_1d(np.asarray(um, dtype=np.float64))
+    phi = np.atleast_1d(np.asarray(phi, dtype=np.float64))
+    B = u0.shape[0]
+    tau = uniform_grid(B, int(grid)) if tau is None else np.asarray(tau, dtype=np.float64)
+    sol = newton(u0, um, phi, prior, tau, u_init)
+    rows = np.flatnonzero(phi > PARALLEL_ANGLE)
+    for _ in range(rounds):
+        if rows.size == 0:
+            break
+        part = take(sol, rows)
+        new_tau, new_u = adapt_grid(part)
+        new = newton(u0[rows], um[rows], phi[rows], prior, new_tau, new_u)
+        gain = part.energy - new.energy
+        _put(sol, rows, _pick(gain > 0, new, part))
+        rows = rows[gain > 1e-7 * part.energy]  # rows whose grid still matters
+    return sol
+
+
+def take(sol: PlanarSolution, rows: np.ndarray) -> PlanarSolution:
+    """Rows ``rows`` of a solution."""
+    return PlanarSolution(u=sol.u[rows], tau=sol.tau[rows], phi=sol.phi[rows], energy=sol.energy[rows],
+                          grad_u0=sol.grad_u0[rows], grad_um=sol.grad_um[rows], grad_phi=sol.grad_phi[rows],
+                          iterations=sol.iterations)
+
+
+def _put(sol: PlanarSolution, rows: np.ndarray, part: PlanarSolution) -> None:
+    for name in ("u", "tau", "energy", "grad_u0", "grad_um", "grad_phi"):
+        getattr(sol, name)[rows] = getattr(part, name)
+    sol.iterations = max(sol.iterations, part.iterations)
+
+
+# --- positions along a solved curve --------------------------------------------------------
+
+
+def _expm1_over(x: np.ndarray) -> np.ndarray:
+    """``(e^x - 1) / x`` with the limit 1 at 0."""
+    safe = np.where(x == 0, 1.0, x)
+    return np.where(np.abs(x) < 1e-12, 1.0 + x / 2, np.expm1(safe) / safe)
+
+
+def _log1p_over(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``log(1 + y x) / x`` with the limit y at x = 0."""
+    safe = np.where(x == 0, 1.0, x)
+    return np.where(np.abs(x * y) < 1e-12, y, np.log1p(y * safe) / safe)
+
+
+def sample(sol: PlanarSolution, steps: int, spacing: str, prior: ChiPrior):
+    """Points on the solved curves: returns (r, theta), each of shape (steps, B).
+
+    ``spacing``: "euclidean" (equal Euclidean arc length in R^d, closed form on log-spiral pieces),
+    "nao" (equal energy), "angle" (equal increments of theta).
+    """
+    u, tau, phi = sol.u, sol.tau, sol.phi
+    B = u.shape[0]
+    frac = np.broadcast_to(np.linspace(0.0, 1.0, steps), (B, steps))
+    rows = np.arange(B)[:, None]
+    if spacing == "angle":
+        j, rem = _locate(tau, frac)
+        dt = np.diff(tau, axis=1)[rows, j]
+        t = np.where(dt > 0, rem / np.where(dt > 0, dt, 1.0), 0.0)
+    else:
+        seg = _segments(u, _steps(phi, tau), prior, 0)
+        du, ell = seg["du"], seg["ell"]
+        p = u[:, :-1]
+        # Euclidean arc length of a log-spiral piece: l_j (e^{u_{j+1}} - e^{u_j}) / du_j
+        piece = ell * np.exp(p) * _expm1_over(du) if spacing == "euclidean" else seg["E"]
+        cum = np.concatenate([np.zeros((B, 1)), np.cumsum(piece, axis=1)], axis=1)
+        j, rem = _locate(cum, frac * cum[:, -1:])
+        dj, lj, pj = du[rows, j], ell[rows, j], p[rows, j]
+        if spacing == "euclidean":
+            t = _log1p_over(rem / (np.where(lj > 0, lj, 1.0) * np.exp(pj)), dj)
+        else:
+            Ej = piece[rows, j]
+            t = np.where(Ej > 0, rem / np.where(Ej > 0, Ej, 1.0), 0.0)
+            for _ in range(3):  # Newton on  l_j * int_0^t F(u_j + s du_j) ds = rem
+                Fq = _f_derivatives(pj[..., None] + (t[..., None] * _S) * dj[..., None], prior, 0)[0]
+                Fend = lj * _f_derivatives(pj + t * dj, prior, 0)[0]
+                ok = Fend > 0
+                t = t - np.where(ok, (lj * t * (Fq @ _G) - rem) / np.where(ok, Fend, 1.0), 0.0)
+        t = np.where(lj > 0, t, 0.0)
+    t = np.clip(t, 0.0, 1.0)
+    uu = u[rows, j] + t * (u[rows, j + 1] - u[rows, j])
+    theta = phi[:, None] * (tau[rows, j] + t * (tau[rows, j + 1] - tau[rows, j]))
+    return np.exp(uu).T, theta.T

@@ -1,0 +1,107 @@
+"""Data for the embedded testbed: Fashion-MNIST (or any small labelled image set), long-tailed splits.
+
+Images are handled as float tensors in [-1, 1] of shape (N, 1, 32, 32): 28x28 digits/garments are padded
+by 2 background pixels on each side so the UNet sees a power-of-two size.
+"""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import numpy as np
+import torch
+
+FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
+FASHION_MNIST_CLASSES = (
+    "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+)
+IMAGE_SIZE = 32
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    """Read an IDX file (optionally gzipped) as a numpy array."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist(split: str = "train", root: str | Path = FASHION_MNIST_DIR) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST as uint8 images (N, 28, 28) and int64 labels (N,). split: 'train' or 't10k'/'test'."""
+    prefix = {"train": "train", "test": "t10k", "t10k": "t10k"}[split]
+    root = Path(root)
+    images_path = root / f"{prefix}-images-idx3-ubyte.gz"
+    if not images_path.exists():
+        raise FileNotFoundError(
+            f"Fashion-MNIST not found at {root}; install it with `apt-get install dataset-fashion-mnist` "
+            "or pass --data PATH (an .npz with 'images' and 'labels', or a folder of class sub-folders)"
+        )
+    images = _read_idx(images_path)
+    labels = _read_idx(root / f"{prefix}-labels-idx1-ubyte.gz").astype(np.int64)
+    return images, labels
+
+
+def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """A folder of class sub-folders of images -> uint8 grey images (N, H, W), labels, class names."""
+    from PIL import Image
+
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
+    if not classes:
+        raise ValueError(f"{path} has no class sub-folders")
+    images, labels = [], []
+    for label, name in enumerate(classes):
+        for file in sorted((path / name).iterdir()):
+            if file.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
+                images.append(np.asarray(Image.open(file).convert("L").resize((28, 28))))
+                labels.append(label)
+    if not images:
+        raise ValueError(f"no images found under {path}")
+    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+
+
+def load_dataset(data: str | Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Training data: None -> Fashion-MNIST train set; an .npz (images, labels[, classes]); or a class folder."""
+    if data is None:
+        images, labels = load_fashion_mnist("train")
+        return images, labels, list(FASHION_MNIST_CLASSES)
+    path = Path(data)
+    if path.is_dir():
+        return load_image_folder(path)
+    if path.suffix == ".npz":
+        with np.load(path, allow_pickle=False) as npz:
+            images, labels = npz["images"], npz["labels"].astype(np.int64)
+            classes = [str(c) for c in npz["classes"]] if "classes" in npz else [str(i) for i in range(labels.max() + 1)]
+        if images.ndim == 4:  # (N, H, W, C) or (N, C, H, W) colour -> grey
+            images = images.mean(axis=-1 if images.shape[-1] in (1, 3) else 1)
+        return images.astype(np.uint8), labels, classes
+    raise ValueError(f"--data must be an .npz file or a folder of class sub-folders, got {path}")
+
+
+def long_tail_indices(labels: np.ndarray, imbalance: float = 100.0, seed: int = 0) -> np.ndarray:
+    """Indices of an exponentially long-tailed subset: class c keeps n_max * imbalance^(-c / (C - 1)) images.
+
+    Class 0 is the head (all its images), the last class the tail (n_max / imbalance), as in CIFAR-LT/ImageNet-LT.
+    """
+    rng = np.random.default_rng(seed)
+    num_classes = int(labels.max()) + 1
+    n_max = min(int((labels == c).sum()) for c in range(num_classes))
+    keep = []
+    for c in range(num_classes):
+        count = int(round(n_max * imbalance ** (-c / max(num_classes - 1, 1))))
+        idx = np.flatnonzero(labels == c)
+        keep.append(rng.permutation(idx)[:count])
+    return np.sort(np.concatenate(keep))
+
+
+def to_model_space(images: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """uint8 (N, H, W) in [0, 255] -> float (N, 1, 32, 32) in [-1, 1], padded with background (-1)."""
+    x = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 127.5 - 1.0
+    if x.ndim == 3:
+        x = x[:, None]
+    pad_h, pad_w = IMAGE_SIZE - x.shape[-2], IMAGE_SIZE - x.shape[-1]
+    if pad_h > 0 or pad_w > 0:
+        x = torch.nn.functional.pad(x, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2), value=-1.0)
+    return x

@@ -1,0 +1,131 @@
+"""Backends: DDIM sampling/inversion, the pixel/testbed adapter, the Stable Diffusion adapter, loading."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import seedspace as ss
+from seedspace.backends.base import SeedModel, seeds_from_ints
+from seedspace.backends.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_eps
+from seedspace.testbed.train import _alphas_cumprod
+
+
+def test_timesteps_trailing():
+    ts = ddim_timesteps(1000, 50)
+    assert ts[0] == 999 and ts[-1] == 19 and len(ts) == 50 and ts == sorted(ts, reverse=True)
+    with pytest.raises(ValueError):
+        ddim_timesteps(1000, 0)
+
+
+@pytest.mark.parametrize("std", [0.5, 1.5])
+def test_ddim_inversion_roundtrip_exact_denoiser(std):
+    """With the exact denoiser of N(0, s^2 I) data, invert-then-generate reproduces the data; error shrinks with steps."""
+    abar = _alphas_cumprod().double()
+    eps = gaussian_eps(std, abar)
+    x0 = std * torch.randn(64, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    errors = {}
+    for steps in (20, 50, 200):
+        seeds = ddim_invert(eps, x0, abar, steps)
+        back = ddim_sample(eps, seeds, abar, steps)
+        errors[steps] = float((back - x0).norm() / x0.norm())
+    assert errors[200] < errors[50] < errors[20]
+    assert errors[50] < 0.06 and errors[200] < 0.02
+    # the inverted seeds are (close to) unit-variance Gaussian noise
+    seeds = ddim_invert(eps, x0, abar, 200)
+    assert abs(float(seeds.std()) - 1.0) < 0.05
+
+
+def test_ddim_gradients_with_checkpointing():
+    abar = _alphas_cumprod().double()
+    w = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
+    eps = gaussian_eps(1.0, abar)
+    seeds = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
+    out = ddim_sample(lambda x, t: eps(x, t) * w, seeds, abar, 10, checkpoint=True)
+    out.square().sum().backward()
+    assert seeds.grad is not None and torch.isfinite(seeds.grad).all() and seeds.grad.abs().sum() > 0
+    assert w.grad is not None
+
+
+def test_seeds_from_ints_deterministic():
+    a = seeds_from_ints([1, 2], (4, 8, 8))
+    b = seeds_from_ints([1, 2], (4, 8, 8))
+    assert a.shape == (2, 4, 8, 8) and torch.equal(a, b) and not torch.equal(a[0], a[1])
+    assert torch.equal(seeds_from_ints([2], (4, 8, 8))[0], a[1])
+    assert seeds_from_ints([1], (3,), dtype=torch.bfloat16).dtype == torch.bfloat16
+    with pytest.raises(ValueError):
+        seeds_from_ints([-1], (3,))
+
+
+def test_tiny_testbed_generate_and_invert(tiny_testbed_dir):
+    model = ss.load_model(str(tiny_testbed_dir))
+    assert isinstance(model, SeedModel) and model.seed_shape == (1, 8, 8)
+    seeds = seeds_from_ints([3, 4, 5], model.seed_shape)
+    images = model.generate(seeds, [0, "class2", "1"])
+    assert images.shape == (3, 1, 8, 8) and images.min() >= 0 and images.max() <= 1
+    again = model.generate(seeds, [0, "class2", "1"])
+    assert torch.equal(images, again)  # deterministic on the CPU
+    alone = model.generate(seeds[1:2], "class2")  # batch composition does not change a sample
+    assert torch.allclose(alone[0], images[1], atol=1e-5)
+    unguided = model.generate(seeds, 0, guidance=1.0)
+    assert not torch.allclose(unguided, model.generate(seeds, 0, guidance=3.0))
+    inverted = model.invert(images, [0, 2, 1], steps=4)
+    assert inverted.shape == seeds.shape and torch.isfinite(inverted).all()
+
+
+def test_tiny_testbed_dtypes(tiny_testbed_dir):
+    seeds = seeds_from_ints([3], (1, 8, 8), dtype=torch.float16)
+    for dtype in ("bfloat16", "float16"):
+        model = ss.load_model(str(tiny_testbed_dir), dtype=dtype)
+        images = model.generate(seeds, 1)
+        assert images.dtype == torch.float32 and torch.isfinite(images).all()
+
+
+def test_bad_inputs(tiny_testbed_dir):
+    model = ss.load_model(str(tiny_testbed_dir))
+    with pytest.raises(ValueError, match="seeds must have shape"):
+        model.generate(torch.randn(1, 1, 4, 4), 0)
+    with pytest.raises(ValueError, match="unknown class"):
+        model.generate(torch.randn(1, 1, 8, 8), "nope")
+    with pytest.raises(ValueError, match="class must be in"):
+        model.generate(torch.randn(1, 1, 8, 8), 7)
+    with pytest.raises(ValueError, match="class-conditional"):
+        model.generate(torch.randn(1, 1, 8, 8), None)
+    with pytest.raises(ValueError, match="NaN"):
+        model.generate(torch.full((1, 1, 8, 8), float("nan")), 0)
+    with pytest.raises(ValueError, match="does not exist"):
+        ss.load_model("./no/such/model")
+    with pytest.raises(ValueError, match="never downloads"):
+        ss.load_model("nobody/not-a-cached-model")
+
+
+def test_load_images(tiny_testbed_dir, tmp_path):
+    model = ss.load_model(str(tiny_testbed_dir))
+    Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "b.png")
+    (tmp_path / "c.png").write_bytes(b"not an image")
+    with pytest.warns(UserWarning, match="resizing"):
+        images = model.load_images([tmp_path / "a.png", tmp_path / "b.png"])
+    assert images.shape == (2, 1, 8, 8) and images[0].min() == 1 and images[1].max() == 0
+    with pytest.raises(ValueError, match="c.png"):
+        model.load_images([tmp_path / "c.png"])
+
+
+def test_tiny_stable_diffusion_end_to_end(tiny_sd_dir):
+    model = ss.load_model(str(tiny_sd_dir))
+    assert model.seed_shape == (4, 8, 8)
+    seeds = seeds_from_ints([1, 2], model.seed_shape)
+    images = model.generate(seeds, ["a photo of a cat", "a dog"], steps=3)
+    assert images.shape == (2, 3, 16, 16) and 0 <= images.min() and images.max() <= 1
+    assert torch.equal(images, model.generate(seeds, ["a photo of a cat", "a dog"], steps=3))
+    assert not torch.allclose(images[0], model.generate(seeds[:1], "a red car", steps=3)[0])
+    inverted = model.invert(images, "a photo of a cat", steps=3)
+    assert inverted.shape == seeds.shape and torch.isfinite(inverted).all()
+
+
+def test_shipped_testbed_generates():
+    model = ss.load_model()
+    assert model.seed_shape == (1, 32, 32) and len(model.class_names) == 10
+    image = model.generate(seeds_from_ints([0], model.seed_shape), "Trouser", steps=10)
+    assert image.shape == (1, 1, 32, 32)
+    assert model.classify(image).shape == (1, 10)
