@@ -49,11 +49,12 @@ def parse_args(argv=None):
     p.add_argument("--out", default="outputs/seedselect_report", help="output folder")
     p.add_argument("--classes", type=int, nargs="*", default=None, help="classes (default: the tail classes)")
     p.add_argument("--inits", nargs="*", default=list(INIT_METHODS), choices=list(INIT_METHODS))
-    p.add_argument("--runs", type=int, default=5, help="runs per class and initialisation")
+    p.add_argument("--runs", type=int, default=4, help="runs per class and initialisation (time scales linearly)")
     p.add_argument("--shots", type=int, default=5, help="reference images per run (k)")
     p.add_argument("--steps", type=int, default=30, help="SeedSelect optimisation steps")
     p.add_argument("--sampler-steps", type=int, default=10, help="DDIM steps inside the optimisation loop")
-    p.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: the model's)")
+    p.add_argument("--inversion-steps", type=int, default=25,
+                   help="DDIM inversion steps of the centroid inits (0: the model's default)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threshold", type=float, default=0.9, help="accuracy to reach")
@@ -117,7 +118,7 @@ def run_init(model, init, classes, real, args, features):
 
     t0 = time.perf_counter()
     result = seedselect(model, sets, conds, init=init, steps=args.steps, lr=args.lr, sampler_steps=args.sampler_steps,
-                        guidance=args.guidance, inversion_steps=args.inversion_steps, seed=seed_ints,
+                        guidance=args.guidance, inversion_steps=args.inversion_steps or None, seed=seed_ints,
                         feature_fn=features, callback=callback, progress=True)
     total = time.perf_counter() - t0
     n = len(labels)

@@ -148,7 +148,7 @@ def test_interpolate_image_and_seed_file_endpoints(cli, tmp_path, images):
     run = json.loads((out / "run.json").read_text())
     assert "image" in run["endpoints"][0] and run["endpoints"][1]["file"] == str(seed_file.resolve())
     seeds = load_file(str(out / "seeds.safetensors"))["seeds"]
-    assert torch.equal(seeds[-1], load_file(str(seed_file))["seeds"][0])
+    assert torch.equal(seeds[-1], load_file(str(seed_file))["seeds"])  # a file holding one seed
     frame = out / "frames" / "frame000001.png"
     rc, _, err = cli("regenerate", frame, "--out", tmp_path / "r.png", "--check", "--quiet", model=False)
     assert rc == 0, err
@@ -367,3 +367,12 @@ def test_ctrl_c_keeps_finished_frames_and_marks_run_interrupted(cli, tmp_path, m
     assert run["status"] == "interrupted" and len(run["frames"]) == 2
     assert [p.name for p in frame_files(out)] == ["frame000000.png", "frame000001.png"]
     assert not list(out.rglob(".*partial*"))
+
+
+def test_interpolate_compare_runs_with_defaults_only(cli, tmp_path):
+    out = tmp_path / "run"
+    rc, stdout, err = cli("interpolate", "--compare", "--frames", "2", "--out", out)
+    assert rc == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["endpoints"] == [{"int": 11}, {"int": 42}] and run["parameters"]["condition"]["class"] == 0
+    assert (out / "grid.png").is_file() and "wrote" in stdout

@@ -144,7 +144,7 @@ def test_centroid_initialisations(model, refs, init):
     assert result.init_seed.shape == (1, *model.seed_shape) and torch.isfinite(result.init_seed).all()
     inverted = model.invert(refs, 2)
     if init != "nao-paths":
-        expected = ss.centroid(inverted, method=init.split("-")[0]).reshape(1, *model.seed_shape)
+        expected = ss.centroid(inverted.double(), method=init.split("-")[0]).reshape(1, *model.seed_shape)
         torch.testing.assert_close(result.init_seed, expected.float(), rtol=1e-4, atol=1e-4)
     else:  # the best-scoring candidate: never worse than the NAO centroid itself
         centroid = sel.seedselect(model, refs, 2, init="nao-centroid", steps=0)
@@ -200,3 +200,26 @@ def test_metrics():
     assert lo < mean < hi and lo < 1.0 < hi
     assert bootstrap_ci([3.0]) == (3.0, 3.0, 3.0)
     assert all(math.isnan(v) for v in bootstrap_ci([]))
+
+
+def test_cli_seedselect_and_resume(tiny_testbed_dir, tmp_path):
+    from PIL import Image
+
+    from seedspace.cli.main import main
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    gen = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(gen.integers(0, 256, (8, 8), dtype=np.uint8)).save(refs / f"r{i}.png")
+    out = tmp_path / "run"
+    base = ["seedselect", "--model", str(tiny_testbed_dir), "--class", "2", "--quiet"]
+    assert main(base + ["--images", str(refs), "--init", "random", "--opt-steps", "2", "--out", str(out)]) == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["result"]["steps"] == 2
+    assert (out / "steps" / "step_0002.safetensors").is_file() and (out / "grid.png").is_file()
+    assert main(["seedselect", "--resume", str(out), "--opt-steps", "3", "--quiet"]) == 0
+    assert (out / "steps" / "step_0003.png").is_file()
+    assert json.loads((out / "run.json").read_text())["result"]["steps"] == 3
+    assert main(base + ["--images", str(refs / "r0.png")]) == 2  # one image: a clear one-line error
+    assert main(base + ["--images", str(tmp_path / "missing")]) == 2

@@ -114,12 +114,18 @@ class GaussianReference:
     """
 
     def __init__(self, feats):
+        import torch
+
         x = _as_2d(feats, "reference features")
         self.n, self.dim = x.shape
         self.mu = x.mean(0)
-        self.sigma = np.cov(x, rowvar=False)
-        w, v = np.linalg.eigh(self.sigma)
-        self.sqrt_sigma = (v * np.sqrt(np.clip(w, 0, None))) @ v.T
+        with _one_thread():
+            xc = torch.from_numpy(x - self.mu)
+            sigma = xc.T @ xc / (self.n - 1)
+            w, v = torch.linalg.eigh(sigma)
+            self._sqrt_sigma_t = (v * w.clamp_min(0).sqrt()) @ v.T
+        self.sigma = sigma.numpy()
+        self.sqrt_sigma = self._sqrt_sigma_t.numpy()
         self.trace = float(np.trace(self.sigma))
 
     def distance(self, feats) -> float:
@@ -136,12 +142,32 @@ class GaussianReference:
         diff = mu - self.mu
         if n == 1:
             return max(float(diff @ diff + self.trace), 0.0)
-        xc = x - mu
-        y = xc @ self.sqrt_sigma
-        m = (y @ y.T if n <= self.dim else y.T @ y) / (n - 1)
-        root_trace = float(np.sqrt(np.clip(np.linalg.eigvalsh(m), 0, None)).sum())
-        trace_g = float((xc * xc).sum() / (n - 1))
+        import torch
+
+        with _one_thread():  # small matrices: threads only add overhead (and stall on a busy machine)
+            xc = torch.from_numpy(x - mu)
+            y = xc @ self._sqrt_sigma_t
+            m = (y @ y.T if n <= self.dim else y.T @ y) / (n - 1)
+            root_trace = float(torch.linalg.eigvalsh(m).clamp_min(0).sqrt().sum())
+            trace_g = float((xc * xc).sum() / (n - 1))
         return max(float(diff @ diff + trace_g + self.trace - 2.0 * root_trace), 0.0)
+
+
+class _one_thread:
+    """Run torch's small linear algebra on one thread, restoring the caller's setting afterwards."""
+
+    def __enter__(self):
+        import torch
+
+        self.threads = torch.get_num_threads()
+        if self.threads != 1:
+            torch.set_num_threads(1)
+
+    def __exit__(self, *exc):
+        import torch
+
+        if self.threads != 1:
+            torch.set_num_threads(self.threads)
 
 
 def _percentile_interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
@@ -188,7 +214,8 @@ def mean_pairwise_distance(feats) -> float:
     x = np.asarray(feats, dtype=np.float64)
     if x.shape[0] < 2:
         return 0.0
-    sq = (x * x).sum(1)
-    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0, None)
-    iu = np.triu_indices(x.shape[0], 1)
-    return float(np.sqrt(d2[iu]).mean())
+    import torch
+
+    with _one_thread():
+        d = torch.pdist(torch.from_numpy(x))
+    return float(d.mean())

@@ -353,7 +353,10 @@ def seedselect_loss(model, seeds: torch.Tensor, target: SeedSelectTarget, condit
 def _centroid(inverted: torch.Tensor, method: str, **kwargs):
     from .. import geometry
 
-    return geometry.centroid(inverted, method=method, **kwargs)
+    out = geometry.centroid(inverted.double(), method=method, **kwargs)  # float64: the geometry's exact solvers
+    if isinstance(out, tuple):
+        return tuple(torch.as_tensor(o).float() for o in out)
+    return torch.as_tensor(out).float()
 
 
 def initial_seeds(model, init, sets: list[torch.Tensor], conditions: list, target: SeedSelectTarget | None = None,
@@ -422,6 +425,9 @@ def initial_seeds(model, init, sets: list[torch.Tensor], conditions: list, targe
                 scores.append(seedselect_loss(model, chunk, sub, cond, feature_fn, sampler_steps, guidance,
                                               checkpoint=False, **(loss_kwargs or {}))[0].cpu())
         order = torch.cat(scores).argsort()
+        if len(sets) == 1 and n > candidates.shape[0]:
+            raise ValueError(f"num_seeds={n} but 'nao-paths' has only {candidates.shape[0]} candidates; raise "
+                             "path_points or lower num_seeds")
         out.append(candidates[order[:n if len(sets) == 1 else 1]])
     return torch.cat(out)
 

@@ -17,7 +17,7 @@ def register(subparsers, formatter_class) -> None:
         description="Interpolate between two seeds (integers, .safetensors seed files or images, which are "
                     "DDIM-inverted first) and render the frames. t = 0 is the first endpoint; for NAO paths t is "
                     "the arc-length fraction.")
-    common.add_seed_options(p, "exactly two endpoints, e.g. --seeds 11,42")
+    common.add_seed_options(p, "exactly two endpoints, e.g. --seeds 11,42", default="11,42")
     g = p.add_argument_group("path")
     g.add_argument("--method", default="nao", help="interpolation method: lerp, slerp, cog, nao (or reference)")
     g.add_argument("--compare", nargs="?", const=COMPARE_DEFAULT, default=None, metavar="METHODS",

@@ -23,7 +23,7 @@ def register(subparsers, formatter_class) -> None:
         description="Travel through keyframe seeds along NAO geodesics (or another --method), segment by segment; "
                     "frames are evenly spaced in arc length along each path (then eased), keyframes are not "
                     "duplicated, and the frames stay on disk next to the MP4 and GIF.")
-    common.add_seed_options(p, "at least two keyframes, e.g. --seeds 1,2,3,4")
+    common.add_seed_options(p, "at least two keyframes, e.g. --seeds 1,2,3,4", default="1,2,3,4")
     g = p.add_argument_group("travel")
     g.add_argument("--method", default="nao", help="path method per segment: nao, slerp, lerp, cog")
     g.add_argument("--frames", default="12",
@@ -126,7 +126,8 @@ def run(args) -> int:
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
     method = check_methods([args.method], ss.INTERPOLATION_METHODS)[0]
-    formats = [] if args.formats.strip() == "none" else check_methods(args.formats.split(","), FORMATS, "format")
+    spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
+    formats = check_methods(spec.split(","), FORMATS, "format") if spec else []
     if args.fps <= 0:
         raise common.CLIError("--fps must be > 0")
     if args.upscale < 0:

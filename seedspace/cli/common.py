@@ -51,11 +51,12 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
     g.add_argument("--quiet", action="store_true", help="no progress bars or notes")
 
 
-def add_seed_options(parser: argparse.ArgumentParser, required_help: str) -> None:
+def add_seed_options(parser: argparse.ArgumentParser, required_help: str, default: str | None = None) -> None:
     g = parser.add_argument_group("seeds")
     g.add_argument("--seeds", default=None,
                    help=f"comma list of seed integers, .safetensors seed files, images (inverted) or image folders; "
-                        f"{required_help}")
+                        f"{required_help}" + (f" (default: {default})" if default else " (default: none)"))
+    parser.set_defaults(default_seeds=default)
     g.add_argument("--random-seeds", type=int, default=None, metavar="N",
                    help="draw N seed integers deterministically from --seed-base instead of --seeds")
     g.add_argument("--seed-base", type=int, default=0, help="base of --random-seeds")
@@ -271,6 +272,8 @@ def seed_items_from_args(args, minimum: int = 1) -> list[dict]:
         items = [{"int": v} for v in random_seed_ints(args.random_seeds, args.seed_base)]
     elif args.seeds is not None:
         items = parse_seed_spec(args.seeds)
+    elif getattr(args, "default_seeds", None):
+        items = parse_seed_spec(args.default_seeds)
     else:
         raise CLIError("give --seeds (e.g. --seeds 11,42) or --random-seeds N")
     return items

@@ -14,13 +14,13 @@ import sys
 import warnings
 
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
-COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed"]
+COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
 
 
-class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+class HelpFormatter(argparse.HelpFormatter):
     """Show every option's default (``(default: X)``) unless its help already talks about the default."""
 
     def _get_help_string(self, action):
@@ -28,7 +28,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         if "default" in text or action.default is argparse.SUPPRESS or action.nargs == 0 and action.default is False:
             return text
         if action.option_strings or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE):
-            return f"{text} (default: %(default)s)"
+            return f"{text} (default: {'off' if action.default is None else '%(default)s'})"
         return text
 
 

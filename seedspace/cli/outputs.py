@@ -211,10 +211,13 @@ def make_grid(rows: Sequence[Sequence[np.ndarray]], row_labels: Sequence[str] | 
 
 # -- seeds ----------------------------------------------------------------------------------------------
 def save_seeds(path: str | Path, tensors: dict, metadata: dict | None = None) -> Path:
-    """Seeds as safetensors (``{"seeds": (N, *seed_shape), ...}``), string metadata, written atomically."""
+    """Seeds as safetensors (``{"seeds": (N, *seed_shape), ...}``), written atomically; ``metadata`` is stored as
+    canonical JSON under the metadata key ``seedspace`` (read it back with :func:`seed_file_metadata`)."""
     from safetensors.torch import save_file
 
-    meta = {str(k): v if isinstance(v, str) else canonical_json(v) for k, v in (metadata or {}).items()}
+    # one metadata key: safetensors writes its metadata map in hash order, so several keys would make the
+    # bytes of identical runs differ
+    meta = {"seedspace": canonical_json(metadata or {})}
     tensors = {k: v.detach().cpu().contiguous().float() for k, v in tensors.items()}
     with atomic_path(path) as tmp:
         save_file(tensors, str(tmp), metadata=meta)
@@ -238,6 +241,15 @@ def load_seed_file(path: str | Path) -> "torch.Tensor":  # noqa: F821
     if len(tensors) == 1:
         return next(iter(tensors.values()))
     raise ValueError(f"seed file {path} holds several tensors ({', '.join(sorted(tensors))}) and none named 'seeds'")
+
+
+def seed_file_metadata(path: str | Path) -> dict:
+    """The metadata written by :func:`save_seeds` (an empty dict for other seed files)."""
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        meta = f.metadata() or {}
+    return json.loads(meta["seedspace"]) if "seedspace" in meta else meta
 
 
 def file_sha256(path: str | Path, limit: int | None = None) -> str:

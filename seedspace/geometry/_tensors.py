@@ -81,10 +81,12 @@ def check_grid(grid: int) -> int:
 
 
 def flat_seeds(t: torch.Tensor, name: str, batched: bool) -> torch.Tensor:
-    """View seeds as (B, D) float64 and validate them (finite, non-zero norm).
+    """View seeds as (B, D) in their own dtype (no copy).
 
     ``batched=False``: the whole tensor is one seed -> (1, D).
     ``batched=True``: the first axis indexes seeds -> (B, D).
+    Non-finite entries and zero norms are detected where the (float64) norms are computed
+    (:func:`check_norms`), which saves a pass over large batches.
     """
     if batched:
         if t.dim() < 2:
@@ -96,12 +98,21 @@ def flat_seeds(t: torch.Tensor, name: str, batched: bool) -> torch.Tensor:
         flat = t.reshape(1, -1)
     if flat.shape[1] == 0:
         raise ValueError(f"{name} has no entries (seed dimension 0)")
-    flat = flat.to(torch.float64)
-    if not bool(torch.isfinite(flat).all()):
+    return flat
+
+
+def check_norms(norms, name: str) -> None:
+    """Norms computed in float64 are finite iff all entries are finite."""
+    if not bool(torch.isfinite(norms).all()):
         raise ValueError(f"{name} contains non-finite values (nan or inf)")
-    norms = torch.linalg.vector_norm(flat, dim=1)
     if bool((norms == 0).any()):
         raise ValueError(f"{name} contains a zero-norm seed; the Gaussian prior's weight is infinite at the origin")
+
+
+def flat_seeds64(t: torch.Tensor, name: str, batched: bool) -> torch.Tensor:
+    """:func:`flat_seeds` as a float64 copy with non-zero rows (for small sets of seeds)."""
+    flat = flat_seeds(t, name, batched).to(torch.float64)
+    check_norms(torch.linalg.vector_norm(flat, dim=1), name)
     return flat
 
 

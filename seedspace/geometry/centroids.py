@@ -14,7 +14,7 @@ import torch
 from scipy.optimize import minimize, minimize_scalar
 
 from . import planar
-from ._tensors import as_tensor, check_choice, check_grid, check_steps, flat_seeds, restore, work_dtype
+from ._tensors import as_tensor, check_choice, check_grid, check_steps, flat_seeds64, restore, work_dtype
 from .energy import segment_energies
 from .paths import DEFAULT_STEPS, nao_curve
 from .prior import ChiPrior
@@ -76,7 +76,7 @@ class _Objective:
 
     def values(self, cx: np.ndarray, rc: np.ndarray) -> np.ndarray:
         """Objective of n candidates given ``cx[n, i] = c . x_i`` and ``rc[n] = |c|`` (fresh adaptive solve).
-        The 2-D solutions of the last candidate are kept to warm-start :meth:`minimise`."""
+        The 2-D solutions of every candidate are kept (``self.solutions``) to warm-start :meth:`minimise`."""
         n, k = cx.shape
         if self.prior.d == 1:  # on the line the paths are segments
             r2 = rc[:, None] ** 2
@@ -191,7 +191,7 @@ def centroid(seeds, method: str = "nao", return_paths: bool = False, steps: int 
     steps = check_steps(steps)
     grid = check_grid(grid)
     t, spec = as_tensor(seeds, "seeds")
-    X = flat_seeds(t, "seeds", batched=True)
+    X = flat_seeds64(t, "seeds", batched=True)
     k, D = X.shape
     wd = work_dtype(spec.dtype)
     paths = None
@@ -222,10 +222,10 @@ def centroid_objective(seeds, c, *, grid: int = planar.DEFAULT_GRID) -> float:
     """NAO centroid objective ``sum_i dist_nao(c, x_i) + w(|c|)`` of a candidate centre ``c`` (seed_shape)."""
     t, _ = as_tensor(seeds, "seeds")
     tc, _ = as_tensor(c, "c")
-    X = flat_seeds(t, "seeds", batched=True)
+    X = flat_seeds64(t, "seeds", batched=True)
     if tuple(tc.shape) != tuple(t.shape[1:]):
         raise ValueError(f"c must have the seed shape {tuple(t.shape[1:])}, got {tuple(tc.shape)}")
-    C = flat_seeds(tc.to(t.device), "c", batched=False)
+    C = flat_seeds64(tc.to(t.device), "c", batched=False)
     obj = _Objective(_gram(X), ChiPrior(X.shape[1]), check_grid(grid))
     cx = (C @ X.T).cpu().numpy()
     return float(obj.values(cx, torch.linalg.vector_norm(C, dim=1).cpu().numpy())[0])

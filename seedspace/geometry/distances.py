@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from . import planar
-from ._frame import angle_from_chord, pair_frame
-from ._tensors import as_tensor, check_choice, check_grid, check_same_shape, flat_seeds, restore_values
+from ._frame import angle_from_chord, pair_stats
+from ._tensors import as_tensor, check_choice, check_grid, check_same_shape, flat_seeds, flat_seeds64, restore_values
 from .energy import segment_energies
 from .prior import ChiPrior
 
@@ -40,15 +40,14 @@ def distance(a, b, metric: str = "nao", batched: bool = False, *, grid: int = pl
     check_same_shape(ta, tb)
     fa = flat_seeds(ta, "a", batched)
     fb = flat_seeds(tb.to(ta.device), "b", batched)
+    stats = pair_stats(fa, fb, euclidean=metric == "euclidean")
     if metric == "euclidean":
-        values = torch.linalg.vector_norm(fa - fb, dim=1).cpu().numpy()
+        values = stats.euclidean
+    elif metric == "angular":
+        values = stats.phi
     else:
-        frame = pair_frame(fa, fb)
-        if metric == "angular":
-            values = frame.phi
-        else:
-            dot = (fa * fb).sum(dim=1).cpu().numpy() if fa.shape[1] == 1 else None
-            values = nao_distances(frame.norm_a, frame.norm_b, frame.phi, fa.shape[1], grid, dot)
+        dot = (fa.to(torch.float64) * fb.to(torch.float64)).sum(dim=1).cpu().numpy() if fa.shape[1] == 1 else None
+        values = nao_distances(stats.norm_a, stats.norm_b, stats.phi, fa.shape[1], grid, dot)
     return restore_values(values, spec) if batched else float(values[0])
 
 
@@ -58,7 +57,7 @@ def pairwise_distances(seeds, metric: str = "nao", *, grid: int = planar.DEFAULT
     check_choice(metric, DISTANCE_METRICS, "distance metric")
     grid = check_grid(grid)
     t, spec = as_tensor(seeds, "seeds")
-    X = flat_seeds(t, "seeds", batched=True)
+    X = flat_seeds64(t, "seeds", batched=True)
     k = X.shape[0]
     norms = torch.linalg.vector_norm(X, dim=1)
     if metric == "euclidean":

@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from . import planar
-from ._frame import lift, pair_frame
+from ._frame import lift, lift_polar, pair_stats
 from ._tensors import as_tensor, check_choice, check_grid, check_same_shape, check_steps, flat_seeds, restore, work_dtype
 from .prior import ChiPrior
 from .reference import reference_path
@@ -31,9 +31,9 @@ def _cog(a, b, steps, wd, **_):
     return lift((1.0 - t) / s, a, t / s, b, wd)
 
 
-def _slerp(a, b, steps, wd, **_):
+def _slerp(a, b, steps, wd, stats, **_):
     t = _t(steps, a.shape[0])
-    phi = pair_frame(a, b).phi[None, :]
+    phi = stats.phi[None, :]
     sin = np.sin(phi)
     ok = sin > 1e-6  # (anti-)parallel: fall back to lerp
     safe = np.where(ok, sin, 1.0)
@@ -42,23 +42,24 @@ def _slerp(a, b, steps, wd, **_):
     return lift(ca, a, cb, b, wd)
 
 
-def nao_curve(a: torch.Tensor, b: torch.Tensor, steps: int, spacing: str, grid: int, wd: torch.dtype) -> torch.Tensor:
-    """NAO geodesics for flat float64 pairs (B, D): solve in each pair's plane, sample, lift -> (steps, B, D)."""
+def nao_curve(a: torch.Tensor, b: torch.Tensor, steps: int, spacing: str, grid: int, wd: torch.dtype,
+              stats=None) -> torch.Tensor:
+    """NAO geodesics for flat pairs (B, D): solve in each pair's plane, sample, lift -> (steps, B, D)."""
     if a.shape[1] == 1:  # on the line the only path is the segment
         return _lerp(a, b, steps, wd)
-    frame = pair_frame(a, b, basis=True)
+    stats = pair_stats(a, b) if stats is None else stats
     prior = ChiPrior(a.shape[1])
-    sol = planar.solve(np.log(frame.norm_a), np.log(frame.norm_b), frame.phi, prior, grid=grid)
+    sol = planar.solve(np.log(stats.norm_a), np.log(stats.norm_b), stats.phi, prior, grid=grid)
     r, theta = planar.sample(sol, steps, spacing, prior)
-    return lift(r * np.cos(theta), frame.e1, r * np.sin(theta), frame.e2, wd)
+    return lift_polar(r, theta, a, b, stats, wd)
 
 
-def _nao(a, b, steps, wd, spacing, grid):
-    return nao_curve(a, b, steps, spacing, grid, wd)
+def _nao(a, b, steps, wd, spacing, grid, stats):
+    return nao_curve(a, b, steps, spacing, grid, wd, stats)
 
 
 def _reference(a, b, steps, wd, **_):
-    paths = [reference_path(a[i], b[i], steps) for i in range(a.shape[0])]
+    paths = [reference_path(a[i].to(torch.float64), b[i].to(torch.float64), steps) for i in range(a.shape[0])]
     return torch.stack(paths, dim=1).to(wd)
 
 
@@ -86,7 +87,9 @@ def interpolate(a, b, steps: int = DEFAULT_STEPS, method: str = "nao", spacing: 
     tb = tb.to(ta.device)
     fa = flat_seeds(ta, "a", batched)
     fb = flat_seeds(tb, "b", batched)
-    out = _METHODS[method](fa, fb, steps, work_dtype(spec.dtype), spacing=spacing, grid=grid).to(spec.dtype)
+    stats = pair_stats(fa, fb)  # also rejects zero-norm seeds
+    out = _METHODS[method](fa, fb, steps, work_dtype(spec.dtype), spacing=spacing, grid=grid, stats=stats)
+    out = out.to(spec.dtype)
     out[0] = ta.reshape(fa.shape)
     out[-1] = tb.reshape(fb.shape).to(spec.dtype)
     return restore(out.reshape((steps, *ta.shape)), spec)

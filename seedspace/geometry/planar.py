@@ -3,23 +3,29 @@
 The weight depends only on ``|x|``, so the geodesic between ``a`` and ``b`` lies in
 ``span(a, b)``.  In polar coordinates ``(r, theta)`` of that plane with ``u = log r``
 the energy is ``int F(u) sqrt(du^2 + dtheta^2)`` with ``F(u) = e^u w(e^u)``.  Along a
-geodesic ``theta`` is monotone, so we parametrise ``u(theta)`` on the grid
-``theta_j = j phi / m`` and take the curve that is straight in ``(u, theta)`` between
-grid nodes (a log-spiral piece in the plane).  Its energy is computed exactly (up to
-Gauss-Legendre quadrature of the smooth ``F`` over each tiny piece):
+geodesic ``theta`` is monotone, so we parametrise ``u(theta)`` on a grid
+``0 = theta_0 < ... < theta_m = phi`` and take the curve that is straight in ``(u, theta)``
+between grid nodes (a log-spiral piece in the plane).  Its energy is computed exactly:
 
     E(u) = sum_j  l_j * mean_{t in [0, 1]} F(u_j + t (u_{j+1} - u_j)),
-    l_j  = sqrt((u_{j+1} - u_j)^2 + (phi/m)^2).
+    l_j  = sqrt((u_{j+1} - u_j)^2 + (theta_{j+1} - theta_j)^2),
 
-It is minimised over the interior ``u_1..u_{m-1}`` by Levenberg-damped Newton
-steps; the Hessian is tridiagonal, and B independent problems are stacked into a
-single banded system (one ``scipy.linalg.solve_banded`` call per iteration).
+with the mean of ``F`` by 3-point Gauss-Legendre on short pieces and by the closed-form
+primitive ``int F du = int w dr`` on long ones (so a coarse piece cannot under-count).
+Being the line integral of a concrete curve, it is an upper bound of the true distance
+that converges to it as the grid is refined.
+
+It is minimised over the interior ``u_1..u_{m-1}`` by Levenberg-damped Newton steps with
+backtracking (the energy never increases); the Hessian is tridiagonal, and B independent
+problems are stacked into a single banded system (one ``scipy.linalg.solve_banded`` call per
+iteration).  Atypical endpoints give near-radial legs at the ends of the path; for pairs whose
+pieces are uneven the grid is then re-adapted (equal ``(u, theta)`` arc length per piece) and
+the problem re-solved, keeping a round only where it lowers the energy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 from scipy.linalg import solve_banded
@@ -32,6 +38,8 @@ PARALLEL_ANGLE = 1e-9
 #: rounds of grid adaptation (equidistribution of (u, theta)-arc length) after the uniform-grid solve
 DEFAULT_ROUNDS = 3
 _SCALES = (1.0, 0.5, 0.2, 0.05)
+#: grids whose longest piece (in (u, theta)) exceeds this multiple of the mean piece are adapted
+_UNEVEN = 2.0
 
 _GL_X, _GL_W = np.polynomial.legendre.leggauss(3)
 _S = (_GL_X + 1.0) / 2.0  # nodes on [0, 1]
@@ -58,16 +66,14 @@ class PlanarSolution:
 
 
 def _f_derivatives(u: np.ndarray, prior: ChiPrior, order: int):
-    """``F(u) = r w(r)`` with ``r = e^u`` and its u-derivatives up to ``order``.
-
-    ``F' = r (w + r^2 - (d-1))``, ``F'' = r (w + 4 r^2 - 2 (d-1))``.
-    """
+    """``F(u) = r w(r)`` with ``r = e^u``, ``w = -(d-1) u + r^2/2 + log Z``, and its u-derivatives up to ``order``:
+    ``F' = r (w + r^2 - (d-1))``, ``F'' = r (w + 4 r^2 - 2 (d-1))``."""
     r = np.exp(u)
-    w = -prior._log_prob(r)
+    r2 = r * r
+    dm1 = prior.d - 1
+    w = (prior.log_normalizer - dm1 * u) + 0.5 * r2
     out = [r * w]
     if order >= 1:
-        r2 = r * r
-        dm1 = prior.d - 1
         out.append(r * (w + r2 - dm1))
         if order >= 2:
             out.append(r * (w + 4.0 * r2 - 2.0 * dm1))
@@ -167,6 +173,12 @@ def _locate(cum: np.ndarray, target: np.ndarray):
 
 def newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init=None, max_iter: int = 200,
            step_tol: float = 1e-9) -> PlanarSolution:
+    """See :func:`_newton`; overflowing trial steps just evaluate to inf/nan and are rejected."""
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        return _newton(u0, um, phi, prior, tau, u_init, max_iter, step_tol)
+
+
+def _newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init, max_iter: int, step_tol: float) -> PlanarSolution:
     """Minimise the discrete energy on the fixed grid ``tau`` for B pairs at once.
 
     ``u0 = log|a|``, ``um = log|b|``, ``phi = angle(a, b)`` (shape (B,)); ``u_init`` (B, m+1)
@@ -206,28 +218,30 @@ def newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init=None, max_iter:
             lam[idx] *= 10.0
             continue
         step = np.where(np.isfinite(step), step, 0.0)
-        # backtracking: the largest of a few step scales that does not increase the energy
-        E_old = E[idx]
-        chosen = np.zeros(idx.size)
-        best_u, best_E = ua, E_old
+        size = np.abs(step).max(axis=1)
+        tiny = size < step_tol  # converged: the step is at rounding level, take it without checking
+        # backtracking on the others: the largest of a few step scales that does not increase the energy
+        chosen = np.where(tiny, 1.0, 0.0)
+        todo = np.flatnonzero(~tiny)
         for scale in _SCALES:
-            todo = chosen == 0
-            if not todo.any():
+            if todo.size == 0:
                 break
-            trial = ua.copy()
-            trial[:, 1:-1] += scale * step
-            E_trial = _segments(trial, ha, prior, 0)["E"].sum(axis=1)
-            ok = todo & (E_trial <= E_old)
-            chosen[ok] = scale
-            best_u = np.where(ok[:, None], trial, best_u)
-            best_E = np.where(ok, E_trial, best_E)
-        u[idx], E[idx] = best_u, best_E
+            trial = ua[todo].copy()
+            trial[:, 1:-1] += scale * step[todo]
+            E_trial = _segments(trial, ha[todo], prior, 0)["E"].sum(axis=1)
+            ok = E_trial <= E[idx[todo]]
+            rows = idx[todo[ok]]
+            u[rows], E[rows] = trial[ok], E_trial[ok]
+            chosen[todo[ok]] = scale
+            todo = todo[~ok]
+        u[idx[tiny], 1:-1] += step[tiny]
         full, partial, none = chosen == 1.0, (chosen > 0) & (chosen < 1.0), chosen == 0
         lam[idx[full]] = np.maximum(lam[idx[full]] / 4.0, 1e-12)
         lam[idx[partial]] *= 2.0
         lam[idx[none]] = np.maximum(lam[idx[none]] * 10.0, 1e-3)
-        small = np.abs(step).max(axis=1) < step_tol
-        done = small | (lam[idx] > 1e8)
+        # a full, nearly undamped Newton step this small leaves an error of order its square
+        quadratic = full & (size < 1e-6) & (lam[idx] < 1e-4)
+        done = tiny | quadratic | (lam[idx] > 1e8)
         active[idx[done]] = False
     seg = _segments(u, h, prior, 1)
     return PlanarSolution(
@@ -287,7 +301,9 @@ def solve(u0, um, phi, prior: ChiPrior, grid: int = DEFAULT_GRID, rounds: int = 
     B = u0.shape[0]
     tau = uniform_grid(B, int(grid)) if tau is None else np.asarray(tau, dtype=np.float64)
     sol = newton(u0, um, phi, prior, tau, u_init)
-    rows = np.flatnonzero(phi > PARALLEL_ANGLE)
+    ell = np.hypot(np.diff(sol.u, axis=1), _steps(phi, sol.tau))
+    uneven = ell.max(axis=1) > _UNEVEN * ell.mean(axis=1)  # otherwise adapting the grid changes nothing
+    rows = np.flatnonzero((phi > PARALLEL_ANGLE) & uneven)
     for _ in range(rounds):
         if rows.size == 0:
             break
@@ -296,7 +312,7 @@ def solve(u0, um, phi, prior: ChiPrior, grid: int = DEFAULT_GRID, rounds: int = 
         new = newton(u0[rows], um[rows], phi[rows], prior, new_tau, new_u)
         gain = part.energy - new.energy
         _put(sol, rows, _pick(gain > 0, new, part))
-        rows = rows[gain > 1e-7 * part.energy]  # rows whose grid still matters
+        rows = rows[gain > 1e-6 * part.energy]  # rows whose grid still matters
     return sol
 
 

@@ -98,7 +98,7 @@ def long_tail_indices(labels: np.ndarray, imbalance: float = 100.0, seed: int = 
 
 def to_model_space(images: np.ndarray | torch.Tensor) -> torch.Tensor:
     """uint8 (N, H, W) in [0, 255] -> float (N, 1, 32, 32) in [-1, 1], padded with background (-1)."""
-    x = torch.as_tensor(np.asarray(images), dtype=torch.float32) / 127.5 - 1.0
+    x = torch.tensor(np.asarray(images), dtype=torch.float32) / 127.5 - 1.0
     if x.ndim == 3:
         x = x[:, None]
     pad_h, pad_w = IMAGE_SIZE - x.shape[-2], IMAGE_SIZE - x.shape[-1]

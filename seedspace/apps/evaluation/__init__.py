@@ -107,7 +107,8 @@ def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
         if sec.get("_examples") and sec["_examples"]["rows"]:
             files.append(f"{name}_examples.png")
             if figures:
-                plot_grid(sec["_examples"], out / files[-1], f"{sec['title']}: one example, each method in a row")
+                plot_grid(sec["_examples"], out / files[-1],
+                          sec["_examples"].get("caption") or f"{sec['title']}: one example, each method in a row")
         sec["figures"] = files
     write_json(out / "results.json", results)
     write_text(out / "report.md", report_markdown(results))

@@ -8,23 +8,28 @@ Cost model (the embedded testbed, 32x32 grey, on 2 CPU cores): one DDIM step wit
 Default run, images generated (each counted once; identical seeds are generated once):
 
 - inversions: 10 classes x 12 few-shot images = 120 x 0.12 s                              ~=  14 s
-- norm:  7 norms x 2 groups (head, tail) x 102 seeds = 1428 images                      ~= 330 s
+- norm: 7 norms x 2 groups (head, tail) x 102 seeds (100 rounded up to a multiple of the
+  group's class count) = 1428 images                                                    ~= 335 s
 - interpolation: 10 classes x 4 pairs = 40 paths; 5 interior frames x 4 methods = 800,
-  + 80 endpoint reconstructions + reference on 10 paths x 5 = 50 -> 930 images            ~= 215 s
+  + 80 endpoint reconstructions + reference on 10 paths x 5 = 50 -> 930 images            ~= 220 s
+  (the reference solver itself: ~8 s per path at d = 1024 -> ~80 s)
 - centroid: 10 classes x k in {2, 5, 10} x 4 input sets = 120 sets per method; each gives
-  1 centroid image + the midpoints of the paths to (at most) 3 inputs -> 1 + 3 images;
-  5 methods x 120 x 4 = 2400 (+ reference on 10 sets x 4 = 40) -> 2440 images            ~= 565 s
+  1 centroid image + the midpoints of the paths to min(k, 3) inputs -> 3, 4, 4 images;
+  5 methods x 40 x (3 + 4 + 4) = 2200 (+ reference on 10 sets, ~37) -> ~2240 images      ~= 525 s
+  (geometry: nao ~0.1 s per set, reference ~0.1-2.5 s per set -> ~30 s)
 - rare: tail classes (3 on the testbed) x 4 input sets of k = 5; each gives the centroid + 2 points on each
   of the 5 paths = 11 images; (5 methods + random seeds) x 3 x 4 x 11 = 792 images        ~= 185 s
 - paired: no images (re-uses the per-item results above)
 
-Total ~= 5600 images ~= 1310 s ~= 22 min, plus geometry (``nao`` paths, the ``reference`` subset), judge and
-plots: about 25-30 min on 2 cores. Every cell has >= 100 images per method and condition except the per-k
-centroid rows (40 centroid images per k; the pooled rows have 120) and the reference-subset rows.
+Total ~= 5390 images ~= 1265 s, plus inversions, geometry (~110 s), judge and statistics (~30 s) and plots:
+about 24 min on 2 cores (scale by steps / 50 for a model with other default steps). Cells have >= 100 images
+per method and condition (norm: 102 per cell; interpolation: 200 frames per method; centroid: 120 centroid and
+320 path images per method, 40 centroid images per k row; rare: 132 per arm) except the reference-subset rows.
+The FID-style bootstraps resample whole paths / input sets.
 
 ``--quick`` (what CI runs): 3 classes (first head, a middle class, last tail), 16 seeds per norm cell at 3 norms,
-1 pair per class, 1 input set per class and k, 1 tail class: ~350 images ~= 80-90 s on the testbed, seconds on
-the tiny test model.
+1 pair per class, 1 input set per class and k, 1 tail class: ~330 images ~= 80 s + ~10 s reference on one path
++ model loading: about 1.5-2 min on the testbed; seconds on the tiny test model.
 """
 
 from __future__ import annotations

@@ -104,7 +104,8 @@ def run_norm(runner: Runner, scales=None, per_group: int | None = None) -> dict:
         for j in range(min(2, n)):
             ex_rows.append([images[start + scales.index(t) * n + j] for t in scales])
             ex_labels.append(f"{g} class {classes[start + j]}")
-    sec["_examples"] = {"rows": ex_rows, "row_labels": ex_labels, "col_labels": [f"{s:g}√d" for s in scales]}
+    sec["_examples"] = {"rows": ex_rows, "row_labels": ex_labels, "col_labels": [f"{s:g}√d" for s in scales],
+                        "caption": "Norm bias: one seed direction per row, rescaled to each norm"}
     sec["time_s"] = time.perf_counter() - t_start
     sec["images"] = runner.counters["images"] - images_before
     return sec
@@ -250,7 +251,10 @@ def run_centroid(runner: Runner) -> dict:
                 sets.append((c, k, s, sorted(runner.rng("centroid", c, k, s).choice(m, k, replace=False).tolist())))
     if not sets:
         raise ValueError("centroid: no class has enough few-shot images for any k")
-    order = sorted(range(len(sets)), key=lambda q: (sets[q][2], classes.index(sets[q][0]), sets[q][1]))
+    # reference subset: the first sets, spread over classes and k (class i starts with the i-th k, cyclically)
+    kpos = {k: i for i, k in enumerate(cfg.centroid_ks)}
+    order = sorted(range(len(sets)), key=lambda q: (
+        sets[q][2], (kpos[sets[q][1]] - classes.index(sets[q][0])) % len(kpos), classes.index(sets[q][0])))
     ref_idx = set(order[: cfg.centroid_reference_sets])
     methods = list(cfg.centroid_methods) + ([REFERENCE_METHOD] if ref_idx else [])
     runner.log(f"centroid: {len(sets)} input sets x {len(cfg.centroid_methods)} methods (+{len(ref_idx)} reference)")
@@ -324,15 +328,16 @@ def run_centroid(runner: Runner) -> dict:
     # example: the first set with the largest k of the first class
     q0 = max((q for q in range(len(sets)) if sets[q][0] == sets[0][0] and sets[q][2] == 0), key=lambda q: sets[q][1])
     c0, k0, _, idx0 = sets[q0]
-    ex = {"rows": [list(inv[c0][1][idx0][:8])], "row_labels": ["inputs (real)"],
-          "col_labels": ["centroid"] + [f"path {i + 1}" for i in range(8)]}
+    ex = {"rows": [], "row_labels": [], "col_labels": ["centroid"] + [f"path {i + 1}" for i in range(8)]}
     for m in methods:
         hit = [p for p in plan[m] if p[0] == q0]
         if hit:
             o = offsets[(m, q0)]
             ex["rows"].append(list(images[o:o + 1 + hit[0][2].shape[0]][:9]))
             ex["row_labels"].append(m)
-    ex["title"] = f"class {_class_name(runner, c0)}, k = {k0}"
+    ex["rows"].append(list(inv[c0][1][idx0][:9]))
+    ex["row_labels"].append("real inputs")
+    ex["title"] = f"class {_class_name(runner, c0)}, k = {k0} (last row: the real inputs, not columns)"
     sec["_examples"] = ex
     sec["time_s"] = time.perf_counter() - t_start
     sec["images"] = runner.counters["images"] - images_before
@@ -452,10 +457,14 @@ PAIRED_METRICS = {
 }
 
 
+MIN_PAIRED_ITEMS = 10  # below this a bootstrap CI is not worth a verdict
+
+
 def run_paired(runner: Runner, sections: dict) -> dict:
     sec = _section("Paired tests", "Paired bootstrap 95% CIs of the per-item difference a − b (item = the same "
                    "endpoint pair, input set, or (class, set) for random seeds). 'FID-style' resamples items jointly "
-                   "for both methods. The verdict only says whether the CI excludes 0.")
+                   "for both methods. The verdict only says whether the CI excludes 0 (and is withheld below "
+                   f"{MIN_PAIRED_ITEMS} items).")
     rows = []
     for exp, a, b in PAIRED_COMPARISONS:
         s = sections.get(exp)
@@ -484,13 +493,15 @@ def run_paired(runner: Runner, sections: dict) -> dict:
                 st = runner.paired([s["items"][a][ia[k]][metric] for k in keys],
                                    [s["items"][b][ib[k]][metric] for k in keys], *name)
             better = METRICS[metric][1]
-            if st["lo"] > 0:
+            if len(keys) < MIN_PAIRED_ITEMS:
+                verdict = f"too few items for a verdict (n < {MIN_PAIRED_ITEMS})"
+            elif st["lo"] > 0:
                 verdict = f"{a} higher"
             elif st["hi"] < 0:
                 verdict = f"{b} higher"
             else:
                 verdict = "no clear difference"
-            if better and verdict != "no clear difference":
+            if better and verdict.endswith("higher"):
                 winner = a if (st["lo"] > 0) == (better == "higher") else b
                 verdict += f" ({winner} better)"
             rows.append(_row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},

@@ -26,6 +26,9 @@ def _atomic_write(path: Path, write) -> Path:
     os.close(fd)
     try:
         write(Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -158,7 +161,7 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
         if sec.get("notes"):
             lines.append("")
         for fig in sec.get("figures", []):
-            lines += [f"![{sec['title']}]({fig})", ""]
+            lines += [f"![{fig}]({fig})", ""]
     return "\n".join(lines).rstrip() + "\n"
 
 

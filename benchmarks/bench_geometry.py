@@ -1,0 +1,107 @@
+"""Benchmark of the seed-space geometry core: time and true NAO energy of every method.
+
+    python benchmarks/bench_geometry.py            # full run (the published optimisation takes minutes)
+    python benchmarks/bench_geometry.py --quick    # skip the reference (published) method
+
+Prints Markdown tables.  Energies are the true line integrals ``int w(|x|) ds`` of the returned
+polylines (``path_energy``), so all methods are compared on the same footing; lower is better.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import math
+import os
+import platform
+import statistics
+import time
+
+import torch
+
+from seedspace.geometry import ChiPrior, centroid, centroid_objective, distance, interpolate, path_energy
+
+
+def timed(fn, repeats: int):
+    """(median seconds, last result) over ``repeats`` calls."""
+    times, out = [], None
+    for _ in range(repeats):
+        out = None
+        gc.collect()
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times), out
+
+
+def pair(gen: torch.Generator, d: int, scales=None):
+    a, b = torch.randn(2, d, generator=gen)
+    if scales is not None:
+        a = a / a.norm() * scales[0] * math.sqrt(d)
+        b = b / b.norm() * scales[1] * math.sqrt(d)
+    return a, b
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="skip the (slow) reference method")
+    parser.add_argument("--d", type=int, default=16384, help="seed dimension (default 16384 = 4x64x64)")
+    parser.add_argument("--steps", type=int, default=50, help="points per path")
+    parser.add_argument("--k", type=int, default=5, help="seeds per centroid")
+    parser.add_argument("--pairs", type=int, default=1000, help="pairs in the batched run (0 to skip)")
+    parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (median reported)")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    d, n = args.d, args.steps
+    gen = torch.Generator().manual_seed(0)
+
+    print("## seedspace geometry benchmark\n")
+    print(f"- machine: `{platform.platform()}`, processor `{platform.processor() or platform.machine()}`, "
+          f"os.cpu_count() = {os.cpu_count()}, torch threads = {torch.get_num_threads()}, torch {torch.__version__}")
+    print(f"- d = {d}, n = {n} points per path, float32 seeds on the CPU; time = median of {args.repeats} runs "
+          "(reference: 1 run); energy = `path_energy` of the returned polyline (lower is better)\n")
+
+    methods = ["nao", "slerp", "cog", "lerp"] if args.quick else ["reference", "nao", "slerp", "cog", "lerp"]
+    cases = {"typical (N(0, I) endpoints)": pair(gen, d), "atypical (norms 0.9 and 1.1 sqrt(d))": pair(gen, d, (0.9, 1.1))}
+    print("### Interpolation\n")
+    print("| endpoints | method | time (ms) | energy | energy / NAO distance |")
+    print("|---|---|---:|---:|---:|")
+    for name, (a, b) in cases.items():
+        exact = distance(a, b)
+        for method in methods:
+            reps = 1 if method == "reference" else args.repeats
+            secs, path = timed(lambda: interpolate(a, b, steps=n, method=method), reps)
+            e = path_energy(path)
+            print(f"| {name} | {method} | {secs * 1e3:.1f} | {e:.2f} | {e / exact:.4f} |")
+        print(f"| {name} | (NAO distance, exact curve) | | {exact:.2f} | 1.0000 |")
+
+    print(f"\n### Centroid of k = {args.k} seeds\n")
+    print("| method | time (ms) | objective sum_i dist(c, x_i) + w(abs c) | abs(c) / sqrt(d-1) |")
+    print("|---|---:|---:|---:|")
+    X = torch.randn(args.k, d, generator=gen)
+    mode = ChiPrior(d).mode
+    cmethods = ["nao", "euclidean", "normalized", "spherical", "cog"] + ([] if args.quick else ["reference"])
+    for method in cmethods:
+        reps = 1 if method == "reference" else args.repeats
+        secs, c = timed(lambda: centroid(X, method=method, steps=n), reps)
+        print(f"| {method} | {secs * 1e3:.1f} | {centroid_objective(X, c):.3f} | {float(c.norm()) / mode:.4f} |")
+
+    if args.pairs:
+        print(f"\n### Batched interpolation: {args.pairs} pairs, d = {d}, {n} steps "
+              f"(output {args.pairs * d * n * 4 / 2**30:.1f} GiB float32)\n")
+        print("| method | time (s) | mean energy |")
+        print("|---|---:|---:|")
+        A = torch.randn(args.pairs, d, generator=gen)
+        B = torch.randn(args.pairs, d, generator=gen)
+        for method in ("nao", "slerp"):
+            secs, paths = timed(lambda: interpolate(A, B, steps=n, method=method, batched=True), 2)
+            energy = float(path_energy(paths, batched=True).mean())
+            del paths
+            print(f"| {method} | {secs:.2f} | {energy:.2f} |")
+        gc.collect()
+
+
+if __name__ == "__main__":
+    main()

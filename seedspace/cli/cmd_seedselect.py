@@ -1,0 +1,122 @@
+"""``seedspace seedselect``: optimise a seed so the model's image matches a few real images (SeedSelect)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from . import common, outputs
+
+COMMAND = "seedselect"
+INITS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
+
+
+def register(subparsers, formatter_class) -> None:
+    p = subparsers.add_parser(
+        COMMAND, formatter_class=formatter_class,
+        help="optimise a seed so the model renders a concept shown by a few real images (SeedSelect)",
+        description="SeedSelect (Samuel et al., AAAI 2024): optimise the seed by gradient descent through the whole "
+                    "DDIM sampler so the generated image matches >= 2 reference images (loss = 10 x semantic feature "
+                    "distance + latent MSE to the references' mean). Starting from the NAO centroid of the "
+                    "references' inversions (--init nao-centroid) needs far fewer steps than random noise. Every "
+                    "step's seeds, losses, optimiser state and image go to <out>/steps/; --resume continues a run.",
+        epilog="Example: seedspace seedselect --images refs/ --class Sandal --init nao-centroid --opt-steps 10")
+    g = p.add_argument_group("seedselect")
+    g.add_argument("--images", default=None,
+                   help="a folder of reference images or a comma list of images/folders (at least 2 images)")
+    g.add_argument("--init", default="nao-centroid", choices=INITS,
+                   help="initial seed: random noise, the NAO centroid of the references' inversions, the best point "
+                        "on the NAO paths from it to each inversion, or their centre of gravity")
+    g.add_argument("--opt-steps", type=int, default=None, help="optimisation steps (default: 30, or the resumed run's)")
+    g.add_argument("--lr", type=float, default=0.1, help="AdamW learning rate (x0.1 after 3 steps)")
+    g.add_argument("--seed", type=int, default=0, help="seed integer of --init random")
+    g.add_argument("--num-seeds", type=common.positive_int, default=1,
+                   help="seeds optimised together (random: seed, seed+1, ...; nao-paths: the best candidates)")
+    g.add_argument("--features", default=None,
+                   help="a local CLIP folder (transformers or open_clip) for the semantic term; default: the model's "
+                        "own features (the testbed's judge classifier)")
+    g.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue a seedselect run folder from its last saved step (other options are taken from it; "
+                        "--opt-steps may extend it)")
+    common.add_model_options(p)
+    p.set_defaults(func=run)
+
+
+def _collect(spec: str) -> list[Path]:
+    from .cmd_invert import collect_images
+
+    return collect_images([t.strip() for t in spec.split(",") if t.strip()])
+
+
+def run(args) -> int:
+    from ..apps.seedselect import seedselect
+
+    common.check_sampling_args(args)
+    if args.opt_steps is not None and args.opt_steps < 0:
+        raise common.CLIError(f"--opt-steps must be >= 0, got {args.opt_steps}")
+    if args.lr <= 0:
+        raise common.CLIError(f"--lr must be positive, got {args.lr}")
+    if args.resume is not None:
+        if args.images is not None or args.out is not None:
+            raise common.CLIError("--resume continues an existing run: do not give --images or --out")
+        folder = Path(args.resume).expanduser()
+        run_json = folder / "run.json"
+        if not run_json.is_file():
+            raise common.CLIError(f"{folder} is not a seedselect run folder (no run.json)")
+        old = json.loads(run_json.read_text())
+        if old.get("command") != COMMAND:
+            raise common.CLIError(f"{folder} is a `{old.get('command')}` run, not a seedselect run")
+        params = dict(old["parameters"])
+        if args.opt_steps is not None:
+            params["opt_steps"] = args.opt_steps
+        model = common.load_from_params(params, device=args.device)
+        cond = common.condition_from_record(params["condition"])
+        paths = [item["image"] for item in params["images"]]
+        missing = [p for p in paths if not Path(p).is_file()]
+        if missing:
+            raise common.CLIError(f"reference image {missing[0]} of the run no longer exists")
+    else:
+        if args.images is None:
+            raise common.CLIError("give --images (a folder or comma list of at least 2 reference images) or --resume")
+        outputs.check_out_available(args.out)
+        image_paths = _collect(args.images)
+        if len(image_paths) < 2:
+            raise common.CLIError(f"SeedSelect needs at least 2 reference images, got {len(image_paths)}")
+        ref = common.model_ref(args.model)
+        model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+        cond, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
+        params = {**common.sampling_params(args, model, ref, cond_record), "init": args.init,
+                  "opt_steps": 30 if args.opt_steps is None else args.opt_steps, "lr": args.lr, "seed": args.seed,
+                  "num_seeds": args.num_seeds, "features": args.features,
+                  "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
+        paths = [item["image"] for item in params["images"]]
+        folder = outputs.allocate_run_dir(COMMAND, args.out)
+
+    images = common.load_images(model, paths)
+    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], resumed=args.resume is not None)
+    with record.guard():
+        result = seedselect(model, images, cond, init=params["init"], steps=params["opt_steps"], lr=params["lr"],
+                            sampler_steps=params["steps"], inversion_steps=params["steps"], guidance=params["guidance"],
+                            feature_fn=params.get("features"), num_seeds=params["num_seeds"], seed=params["seed"],
+                            out_dir=folder / "steps", resume=args.resume is not None, progress=not args.quiet)
+        meta = {"command": COMMAND, "model": params["model"]["id"], "init": params["init"],
+                "step": result.steps, "loss": result.history[-1]["losses"]}
+        outputs.save_seeds(folder / "seeds.safetensors", {"seeds": result.seed}, meta)
+        outputs.save_seeds(folder / "init.safetensors", {"seeds": result.init_seed}, meta)
+        refs_row = list(outputs.to_uint8(images))
+        final_row = list(outputs.to_uint8(result.image))
+        grid = outputs.make_grid([refs_row, final_row], ["references", f"step {result.steps}"], None)
+        outputs.save_png(folder / "grid.png", grid,
+                         outputs.JSON_PREFIX + outputs.canonical_json({"command": COMMAND, "params": params}))
+        for i, img in enumerate(final_row):
+            outputs.save_png(folder / f"final_{i:03d}.png", img)
+        h0, h1 = result.history[0], result.history[-1]
+        record["result"] = {"steps": result.steps, "loss_start": h0["loss"], "loss_end": h1["loss"],
+                            "semantic_end": h1["semantic"], "appearance_end": h1["appearance"],
+                            "init_seconds": result.init_seconds, "elapsed_seconds": h1["elapsed"]}
+        for name in ["seeds.safetensors", "init.safetensors", "grid.png", "steps/history.json"] + \
+                [f"final_{i:03d}.png" for i in range(len(final_row))]:
+            record.add_file(folder / name)
+    print(f"wrote {folder}: {result.steps} steps from {params['init']}, loss {h0['loss']:.4f} -> {h1['loss']:.4f}; "
+          "seeds.safetensors, grid.png, steps/ (every step), run.json")
+    return 0
