@@ -5,6 +5,7 @@ for a hub id: seedspace never downloads at run time."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -40,8 +41,10 @@ def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **
         scheduler = DDPMScheduler.from_pretrained(sched_dir) if sched_dir.exists() else DDPMScheduler()
         return PixelUNetModel(unet, scheduler.alphas_cumprod, name=name, **kwargs)
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(path) if path.exists() else name, torch_dtype=dtype,
-                                                 local_files_only=True)
+        with warnings.catch_warnings():  # newer diffusers renamed torch_dtype to dtype; older ones know only torch_dtype
+            warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
+            pipe = DiffusionPipeline.from_pretrained(str(path) if path.exists() else name, torch_dtype=dtype,
+                                                     local_files_only=True)
     except (OSError, EnvironmentError) as exc:
         if path.exists():
             raise ValueError(f"cannot load diffusers pipeline from {name}: {str(exc).splitlines()[0]}") from None

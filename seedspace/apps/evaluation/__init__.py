@@ -66,12 +66,13 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     runner = runner or Runner(model, config, log)
     sections = {}
     for name in experiments:
-        if name == "paired":
-            continue
         log(f"== {name}")
-        sections[name] = RUNNERS[name](runner)
-    if "paired" in experiments:
-        sections["paired"] = run_paired(runner, sections)
+        t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
+        sections[name] = run_paired(runner, sections) if name == "paired" else RUNNERS[name](runner)
+        sec = sections[name]
+        sec["time_s"] = time.perf_counter() - t1
+        sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
+        log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, {sec.get('images', 0)} images)")
     results = {
         "config": {**config.to_dict(), "experiments": list(experiments)},
         "environment": environment(),

@@ -14,8 +14,9 @@ import time
 import numpy as np
 import torch
 
+from ..metrics import cluster_bootstrap_ci
 from .config import PAIRED_COMPARISONS, REFERENCE_METHOD
-from .runner import Runner
+from .runner import Runner, stable_seed
 
 # metric key -> (column title, better: 'higher' / 'lower' / None)
 METRICS = {
@@ -481,9 +482,6 @@ def run_paired(runner: Runner, sections: dict) -> dict:
                 fa, fb = s["_feats"][a], s["_feats"][b]
                 groups = [(fa[ia[k]], fb[ib[k]]) for k in keys]
                 ref = runner.judge.fid_reference(sorted({k[0] for k in keys}))
-                from ..metrics import cluster_bootstrap_ci
-
-                from .runner import stable_seed
                 mean, lo, hi = cluster_bootstrap_ci(
                     groups, lambda gs: ref.distance(np.concatenate([g[0] for g in gs]))
                     - ref.distance(np.concatenate([g[1] for g in gs])), confidence=runner.cfg.confidence,

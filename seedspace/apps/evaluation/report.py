@@ -153,7 +153,8 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
     for name, sec in results["experiments"].items():
         lines += [f"## {sec['title']}", "", sec["description"], ""]
         if sec.get("time_s") is not None:
-            lines += [f"_{sec.get('images', 0)} images generated, {sec['time_s']:.0f} s._", ""]
+            lines += [f"_{sec.get('images', 0)} images generated; {sec['time_s']:.0f} s, of which "
+                      f"{sec.get('model_s', 0):.0f} s in the diffusion model._", ""]
         for table in sec["tables"]:
             lines += [table_markdown(table), ""]
         for note in sec.get("notes", []):
