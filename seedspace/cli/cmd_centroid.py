@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import torch
 
@@ -62,21 +61,7 @@ def run(args) -> int:
     method = check_methods([args.method], ss.CENTROID_METHODS)[0]
     if args.frames < 2:
         raise common.CLIError("--frames must be >= 2 (the centroid and the input)")
-    if args.images is not None and (args.seeds is not None or args.random_seeds is not None):
-        raise common.CLIError("give --images or --seeds/--random-seeds, not both")
-    if args.images is not None:
-        items = []
-        for token in args.images.split(","):
-            path = Path(token.strip()).expanduser()
-            if path.is_dir() or not path.suffix:
-                items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]}
-                             for p in common.list_images(path))
-            else:
-                items.extend(common.parse_seed_spec(token, "--images"))
-        if any("image" not in it for it in items):
-            raise common.CLIError("--images takes images or image folders; use --seeds for seed files")
-    else:
-        items = common.seed_items_from_args(args)
+    items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
     _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)

@@ -70,20 +70,7 @@ def run(args) -> int:
     outputs.check_out_available(args.out)
     if not 0.0 < args.typical < 1.0:
         raise common.CLIError(f"--typical must be in (0, 1), got {args.typical}")
-    if args.images is not None:
-        if args.seeds is not None or args.random_seeds is not None:
-            raise common.CLIError("give --images or --seeds/--random-seeds, not both")
-        items = []
-        for token in args.images.split(","):
-            path = Path(token.strip()).expanduser()
-            if path.is_dir():
-                items.extend({"image": str(p.resolve())} for p in common.list_images(path))
-            else:
-                items.extend(common.parse_seed_spec(token, "--images"))
-        if any("image" not in it for it in items):
-            raise common.CLIError("--images takes images or image folders; use --seeds for seed files")
-    else:
-        items = common.seed_items_from_args(args)
+    items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
     needs_condition = any("image" in it for it in items)

@@ -279,6 +279,24 @@ def seed_items_from_args(args, minimum: int = 1) -> list[dict]:
     return items
 
 
+def seed_or_image_items(args) -> list[dict]:
+    """Inputs from ``--images DIR[,more]`` (images and image folders only) or else ``--seeds``/``--random-seeds``."""
+    if args.images is None:
+        return seed_items_from_args(args)
+    if args.seeds is not None or args.random_seeds is not None:
+        raise CLIError("give --images or --seeds/--random-seeds, not both")
+    items = []
+    for token in args.images.split(","):
+        path = Path(token.strip()).expanduser()
+        if path.is_dir() or not path.suffix:  # a folder (list_images explains a missing one)
+            items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in list_images(path))
+        else:
+            items.extend(parse_seed_spec(token, "--images"))
+    if any("image" not in it for it in items):
+        raise CLIError("--images takes images or image folders; use --seeds for seed files")
+    return items
+
+
 def item_label(item: dict) -> str:
     if "int" in item:
         return str(item["int"])
