@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from seedspace.cli import outputs
+from seedspace import outputs
 from seedspace.cli.main import main
 
 torch.set_num_threads(1)

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from seedspace.cli import outputs
+from seedspace import outputs
 
 torch.set_num_threads(1)
 

@@ -44,6 +44,8 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
+from ..outputs import atomic_path, write_text
+
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
 FORMAT = "seedspace-seedselect/1"
@@ -435,16 +437,6 @@ def initial_seeds(model, init, sets: list[torch.Tensor], conditions: list, targe
 # ---------------------------------------------------------------------------------------------------------
 # saving
 # ---------------------------------------------------------------------------------------------------------
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_grid(images: torch.Tensor, path: Path) -> None:
     """Images (N, C, H, W) in [0, 1] -> one PNG row, written atomically."""
     import numpy as np
@@ -454,7 +446,8 @@ def save_grid(images: torch.Tensor, path: Path) -> None:
     grid = torch.cat(list(x), dim=-1)  # (C, H, N*W)
     arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
     image = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr[..., :3])
-    _atomic(path, lambda p: image.save(p, format="PNG"))
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def _save_step(out_dir: Path, step: int, seeds: torch.Tensor, opt_state: dict, record: dict,
@@ -473,15 +466,14 @@ def _save_step(out_dir: Path, step: int, seeds: torch.Tensor, opt_state: dict, r
         value = opt_state.get(key)
         tensors[f"adamw_{key}"] = (torch.zeros_like(tensors["seeds"]) if value is None
                                    else value.detach().float().cpu().clone().contiguous())
-    _atomic(out_dir / f"step_{step:04d}.safetensors",
-            lambda p: save_file(tensors, str(p), metadata={"format": FORMAT, "step": str(step)}))
+    with atomic_path(out_dir / f"step_{step:04d}.safetensors") as tmp:
+        save_file(tensors, str(tmp), metadata={"format": FORMAT, "step": str(step)})
     if images is not None:
         save_grid(images, out_dir / f"step_{step:04d}.png")
 
 
 def _write_history(out_dir: Path, payload: dict) -> None:
-    text = json.dumps(payload, indent=1)
-    _atomic(out_dir / "history.json", lambda p: p.write_text(text))
+    write_text(out_dir / "history.json", json.dumps(payload, indent=1))
 
 
 def _last_saved_step(out_dir: Path) -> int | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from . import common, frames, outputs
+from .. import outputs
+from . import common, frames
 from .cmd_interpolate import check_methods
 
 COMMAND = "centroid"

@@ -26,7 +26,8 @@ def register(subparsers, formatter_class) -> None:
 
 def run(args) -> int:
     from ..apps.evaluate import run_from_args
-    from . import common, outputs
+    from .. import outputs
+    from . import common
 
     outputs.check_out_available(args.out)  # before the slow part
     model = common.load(common.model_ref(args.model), device=args.device)

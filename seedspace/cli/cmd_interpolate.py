@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from . import common, frames, outputs
+from .. import outputs
+from . import common, frames
 
 COMMAND = "interpolate"
 COMPARE_DEFAULT = "lerp,slerp,cog,nao"

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import common, outputs
+from .. import outputs
+from . import common
 
 COMMAND = "invert"
 

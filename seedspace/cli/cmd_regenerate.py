@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from . import common, frames, outputs
+from .. import outputs
+from . import common, frames
 
 COMMAND = "regenerate"
 

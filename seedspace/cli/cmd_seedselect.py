@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from . import common, outputs
+from .. import outputs
+from . import common
 
 COMMAND = "seedselect"
 INITS = ("random", "nao-centroid", "nao-paths", "cog-centroid")

@@ -7,7 +7,8 @@ import math
 import numpy as np
 import torch
 
-from . import common, frames, outputs
+from .. import outputs
+from . import common, frames
 from .cmd_interpolate import check_methods
 
 COMMAND = "travel"

@@ -5,39 +5,16 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import numpy as np
 
+from ...outputs import atomic_path, write_text
 from .experiments import METRICS
 
 README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
 README_END = "<!-- END seedspace-evaluate -->"
-
-
-# -- atomic files ---------------------------------------------------------------------------------------------
-def _atomic_write(path: Path, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text(path, text: str) -> Path:
-    return _atomic_write(Path(path), lambda p: p.write_text(text, encoding="utf-8"))
 
 
 def _jsonable(obj):
@@ -190,11 +167,10 @@ def readme_section(results: dict, link: str | None = None) -> str:
 
 # -- plots ----------------------------------------------------------------------------------------------------
 def _save_fig(fig, path: Path) -> Path:
-    def write(p: Path):
-        fig.savefig(p, dpi=110, bbox_inches="tight", format="png")
-
     try:
-        return _atomic_write(path, write)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+        return Path(path)
     finally:
         import matplotlib.pyplot as plt
 

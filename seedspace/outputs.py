@@ -294,7 +294,7 @@ class RunRecord:
     (``running`` -> ``completed`` | ``interrupted`` | ``failed``). Rewritten atomically on every update."""
 
     def __init__(self, folder: Path, command: str, parameters: dict, **extra):
-        from .. import __version__
+        from . import __version__
 
         self.folder = Path(folder)
         self.path = self.folder / "run.json"
