@@ -35,9 +35,12 @@ class TestbedModel(PixelUNetModel):
     @classmethod
     def from_folder(cls, folder: str | Path, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
         from diffusers import DDPMScheduler, UNet2DModel
+        from diffusers.utils import logging as diffusers_logging
 
         folder = Path(folder)
-        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True).to(device=device, dtype=dtype)
+        diffusers_logging.set_verbosity_error()  # no advice about `accelerate` for a 4 MB model
+        unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True, low_cpu_mem_usage=False)
+        unet = unet.to(device=device, dtype=dtype)
         scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
         return cls(unet, scheduler.alphas_cumprod, folder, **kwargs)
 
