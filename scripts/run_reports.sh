@@ -10,6 +10,6 @@ echo "== machine: $(uname -srm), $(nproc) cores, $(date -u)"
 $PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --guidance "${GUIDANCE:-2.0}" --steps 50
 /usr/bin/time -f "testbed report: %e s" $PY scripts/report_testbed.py --out reports/testbed --per-class 50 --norm-per-group 30 --threads 2 --update README.md --update seedspace/testbed/weights/MODEL_CARD.md
 /usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme README.md --quiet
-/usr/bin/time -f "seedselect report: %e s" $PY scripts/report_seedselect.py --out reports/seedselect --threads 2
+/usr/bin/time -f "seedselect report: %e s" $PY scripts/report_seedselect.py --out reports/seedselect --threads 2 --runs 2 --steps 10
 /usr/bin/time -f "geometry benchmark: %e s" $PY benchmarks/bench_geometry.py --threads 2 > reports/bench_geometry.md
 echo "== done $(date -u)"
