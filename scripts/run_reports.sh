@@ -12,4 +12,5 @@ $PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --gui
 /usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme README.md --quiet
 /usr/bin/time -f "seedselect report: %e s" $PY scripts/report_seedselect.py --out reports/seedselect --threads 2 --runs 2 --steps 10
 /usr/bin/time -f "geometry benchmark: %e s" $PY benchmarks/bench_geometry.py --threads 2 > reports/bench_geometry.md
+$PY benchmarks/bench_geometry.py --quick --threads 2 --repeats 3 > reports/bench_geometry_quick.md
 echo "== done $(date -u)"
