@@ -44,7 +44,7 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..outputs import atomic_path, write_text
+from ..outputs import atomic_path, save_png, to_uint8, write_text
 
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
@@ -440,14 +440,8 @@ def initial_seeds(model, init, sets: list[torch.Tensor], conditions: list, targe
 def save_grid(images: torch.Tensor, path: Path) -> None:
     """Images (N, C, H, W) in [0, 1] -> one PNG row, written atomically."""
     import numpy as np
-    from PIL import Image
 
-    x = images.detach().float().cpu().clamp(0, 1)
-    grid = torch.cat(list(x), dim=-1)  # (C, H, N*W)
-    arr = (grid.permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-    image = Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr[..., :3])
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+    save_png(path, np.concatenate(list(to_uint8(images)), axis=1))
 
 
 def _save_step(out_dir: Path, step: int, seeds: torch.Tensor, opt_state: dict, record: dict,
