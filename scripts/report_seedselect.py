@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seedspace.apps.metrics import bootstrap_ci, frechet_distance  # noqa: E402
+from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance  # noqa: E402
 from seedspace.apps.seedselect import INIT_METHODS, model_feature_fn, seedselect  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
@@ -52,16 +52,21 @@ def parse_args(argv=None):
     p.add_argument("--runs", type=int, default=4, help="runs per class and initialisation (time scales linearly)")
     p.add_argument("--shots", type=int, default=5, help="reference images per run (k)")
     p.add_argument("--steps", type=int, default=30, help="SeedSelect optimisation steps")
-    p.add_argument("--sampler-steps", type=int, default=10, help="DDIM steps inside the optimisation loop")
-    p.add_argument("--inversion-steps", type=int, default=25,
+    p.add_argument("--sampler-steps", type=int, default=20, help="DDIM steps inside the optimisation loop")
+    p.add_argument("--inversion-steps", type=int, default=50,
                    help="DDIM inversion steps of the centroid inits (0: the model's default)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--unconditional", action="store_true",
+                   help="generate with the null class (guidance 1) instead of the class label: the tail classes are "
+                        "then rare concepts of the model's unconditional distribution (the paper's regime)")
     p.add_argument("--lr", type=float, default=0.1)
     p.add_argument("--threshold", type=float, default=0.9, help="accuracy to reach")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--quick", action="store_true", help="a tiny smoke run (1 class, 2 runs, 3 steps)")
     args = p.parse_args(argv)
+    if args.unconditional:
+        args.guidance = 1.0
     if args.quick:
         args.runs, args.steps = min(args.runs, 2), min(args.steps, 3)
         args.sampler_steps = min(args.sampler_steps, 4)
@@ -103,7 +108,7 @@ def run_init(model, init, classes, real, args, features):
             # the same subsets for every init (rng re-seeded per init): paired comparisons
             idx = rng.permutation(imgs.shape[0])[:k]
             sets.append(to_model_size(model, imgs[idx]))
-            conds.append(c)
+            conds.append("unconditional" if args.unconditional else c)
             seed_ints.append(args.seed * 100_000 + 1000 * c + r)
             labels.append(c)
     labels_t = torch.tensor(labels)
@@ -136,19 +141,21 @@ def first_reach(curve: np.ndarray, threshold: float) -> float:
     return float(hit[0]) if hit.size else math.inf
 
 
-def fd_per_step(run, classes, real_feats):
-    """Mean over classes of the Fréchet distance between generated and real judge features, per step."""
+def fd_per_step_at(run, classes, real_feats, step) -> float:
+    """Mean over classes of the Fréchet distance between generated and real judge features at one step."""
     labels = np.array(run["labels"])
-    out = []
-    for s in range(run["feats"].shape[0]):
-        vals = [frechet_distance(run["feats"][s][labels == c], real_feats[c]) for c in classes
-                if (labels == c).sum() >= 2]
-        out.append(float(np.mean(vals)) if vals else float("nan"))
-    return np.array(out)
+    vals = [frechet_distance(run["feats"][step][labels == c], real_feats[c]) for c in classes
+            if (labels == c).sum() >= 2]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def fd_per_step(run, classes, real_feats):
+    return np.array([fd_per_step_at(run, classes, real_feats, s) for s in range(run["feats"].shape[0])])
 
 
 def fd_ci(run, classes, real_feats, step, n_boot=300, seed=0):
-    """Bootstrap CI of the class-mean FD at one step: runs resampled within each class."""
+    """Bootstrap CI of the class-mean FD at one step: runs resampled within each class; the basic interval
+    (clipped at 0), because resampling inflates a Fréchet distance."""
     labels = np.array(run["labels"])
     rng = np.random.default_rng(seed)
     stats = []
@@ -166,7 +173,8 @@ def fd_ci(run, classes, real_feats, step, n_boot=300, seed=0):
             stats.append(np.mean(vals))
     if not stats:
         return float("nan"), float("nan")
-    return float(np.quantile(stats, 0.025)), float(np.quantile(stats, 0.975))
+    lo, hi = bootstrap_interval(float(fd_per_step_at(run, classes, real_feats, step)), stats, method="basic")
+    return max(lo, 0.0), hi
 
 
 def reach_ci(correct: np.ndarray, threshold: float, n_boot=1000, seed=0):
@@ -260,7 +268,15 @@ def write_report(out: Path, summary, classes, model, args, env):
     inits = list(summary)
     steps = args.steps + 1
     rows = [s for s in TABLE_STEPS if s < steps] + ([args.steps] if args.steps not in TABLE_STEPS else [])
-    L = ["# SeedSelect: does NAO initialisation speed it up?", ""]
+    title = "rare concepts of the unconditional model" if args.unconditional else "tail classes, class-conditional"
+    L = [f"# SeedSelect: does NAO initialisation speed it up? ({title})", ""]
+    if args.unconditional:
+        L.append("**Condition: none.** Images are generated with the null class (guidance 1), i.e. from the model's "
+                 "unconditional distribution, in which the tail classes are rare (step 0 of random init shows how "
+                 "rare); the class is given only by the reference images, as for a concept a text model renders badly.")
+    else:
+        L.append(f"**Condition: the class label**, guidance {args.guidance if args.guidance is not None else model.default_guidance}.")
+    L.append("")
     L.append(f"Model `{getattr(model, 'name', '?')}`; tail classes {', '.join(f'{c} ({model.class_names[c]})' for c in classes)}; "
              f"{args.runs} runs per class and initialisation (n = {len(classes) * args.runs} per initialisation), each "
              f"with its own random {getattr(args, 'shots_used', args.shots)}-shot subset of the shipped real images of the class (the same subsets "
@@ -272,7 +288,7 @@ def write_report(out: Path, summary, classes, model, args, env):
              f"**The optimisation loop samples with {args.sampler_steps} DDIM steps** (the model's default is "
              f"{model.default_steps}) to keep the run short; images are scored as generated by that sampler. Guidance "
              f"{args.guidance if args.guidance is not None else model.default_guidance}. Centroid inits invert the "
-             f"references with {args.inversion_steps or model.default_steps} DDIM steps (guidance 1); 'nao-paths' scores "
+             f"references with {args.inversion_steps or model.default_steps} DDIM steps (guidance 1, same condition); 'nao-paths' scores "
              "the NAO centroid and 5 interior points of each NAO path from it to each inversion by the SeedSelect loss "
              "(no gradients) and starts from the best.")
     L.append("")
@@ -313,7 +329,7 @@ def write_report(out: Path, summary, classes, model, args, env):
     L.append("")
     L.append(f"Per class from the {args.runs} generated images of that class vs all shipped real images of the class, "
              "averaged over classes. So few generated samples bias the score upwards: compare across initialisations only. "
-             "95% CI: bootstrap over runs within class.")
+             "95% CI: basic bootstrap over runs within class (clipped at 0).")
     L.append("")
     L.append("| step | " + " | ".join(inits) + " |")
     L.append("|---|" + "---|" * len(inits))
@@ -351,7 +367,8 @@ def plot(out: Path, summary, args):
         ax.set_xlabel("SeedSelect step")
         ax.grid(alpha=0.3)
     axes[0].legend()
-    fig.suptitle("SeedSelect on tail classes: initialisation vs progress (mean, 95% bootstrap CI)")
+    fig.suptitle(f"SeedSelect on tail classes{' (unconditional model)' if args.unconditional else ''}: "
+                 "initialisation vs progress (mean, 95% bootstrap CI)")
     fig.tight_layout()
     fig.savefig(out / "accuracy_vs_step.png", dpi=110)
     plt.close(fig)

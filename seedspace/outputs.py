@@ -127,6 +127,34 @@ def save_png(path: str | Path, image, parameters: str | None = None) -> Path:
     return Path(path)
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+def image_files(folder: str | Path) -> list[Path]:
+    """The image files directly in ``folder``, sorted by name; ValueError when it is missing or holds none."""
+    folder = Path(folder).expanduser()
+    if not folder.exists():
+        raise ValueError(f"image folder {folder} does not exist")
+    if not folder.is_dir():
+        raise ValueError(f"{folder} is not a folder")
+    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not images:
+        raise ValueError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    return images
+
+
+def read_png_pixels(path: str | Path) -> np.ndarray:
+    """(H, W, C) uint8 pixels of a PNG written by :func:`save_png` (the inverse of it for L and RGB images)."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            array = np.asarray(im.convert("L" if im.mode in ("L", "I", "I;16") else "RGB"))
+    except (OSError, UnidentifiedImageError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+    return array[:, :, None] if array.ndim == 2 else array
+
+
 def read_png_parameters(path: str | Path) -> str:
     """The ``parameters`` text of a PNG written by seedspace (or a web UI)."""
     from PIL import Image, UnidentifiedImageError
@@ -302,6 +330,25 @@ class RunRecord:
                      "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                      "folder": str(self.folder), "parameters": parameters, **extra, "frames": [], "files": []}
         self.write()
+
+    @classmethod
+    def resume(cls, folder: Path) -> "RunRecord":
+        """Reopen a run's record to continue it: its finished frames are kept, its status is ``running`` again
+        and the time of the resume is appended to ``resumed``."""
+        self = cls.__new__(cls)
+        self.folder = Path(folder)
+        self.path = self.folder / "run.json"
+        self.data = json.loads(self.path.read_text())
+        self.data["status"] = "running"
+        self.data.pop("error", None)
+        self.data["resumed"] = self.data.get("resumed", []) + [_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")]
+        self.data["files"] = []
+        self.write()
+        return self
+
+    def finished_frames(self) -> set[int]:
+        """Indices of the frames recorded as finished whose files still exist."""
+        return {f["index"] for f in self.data["frames"] if (self.folder / f["file"]).is_file()}
 
     def __setitem__(self, key, value):
         self.data[key] = value

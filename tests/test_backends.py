@@ -73,6 +73,19 @@ def test_tiny_testbed_generate_and_invert(tiny_testbed_dir):
     assert inverted.shape == seeds.shape and torch.isfinite(inverted).all()
 
 
+def test_unconditional_is_the_null_class(tiny_testbed_dir):
+    model = ss.load_model(str(tiny_testbed_dir))
+    seeds = seeds_from_ints([3, 4], model.seed_shape)
+    assert model.class_index("Unconditional") == model.null_class
+    unconditional = model.generate(seeds, "unconditional", guidance=1.0)
+    # guidance 0 keeps only the unconditional half of classifier-free guidance, whatever the class
+    assert torch.allclose(unconditional, model.generate(seeds, 1, guidance=0.0), atol=1e-5)
+    assert not torch.allclose(unconditional, model.generate(seeds, 1, guidance=1.0), atol=1e-3)
+    model.null_class = None
+    with pytest.raises(ValueError, match="no null class"):
+        model.class_index("unconditional")
+
+
 def test_tiny_testbed_dtypes(tiny_testbed_dir):
     seeds = seeds_from_ints([3], (1, 8, 8), dtype=torch.float16)
     for dtype in ("bfloat16", "float16"):

@@ -138,6 +138,17 @@ def test_interpolate_same_inputs_same_bytes(cli, tmp_path):
     assert (tmp_path / "a" / "seeds.safetensors").read_bytes() == (tmp_path / "b" / "seeds.safetensors").read_bytes()
 
 
+def test_unconditional_class_records_and_regenerates(cli, tmp_path):
+    out = tmp_path / "u"
+    rc, _, err = cli("interpolate", "--seeds", "3,4", "--frames", "3", "--class", "unconditional", "--out", out)
+    assert rc == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["condition"] == {"class": "unconditional", "class_name": "unconditional"}
+    rc, _, err = cli("regenerate", out / "frames" / "frame000001.png", "--out", tmp_path / "r.png", "--check",
+                     "--quiet", model=False)
+    assert rc == 0, err
+
+
 def test_interpolate_image_and_seed_file_endpoints(cli, tmp_path, images):
     seed_file = tmp_path / "one.safetensors"
     save_file({"seeds": torch.randn(1, 8, 8, generator=torch.Generator().manual_seed(5))}, str(seed_file))
@@ -199,6 +210,52 @@ def test_travel_open_chain_keeps_final_keyframe(cli, tmp_path):
     assert len(frame_files(out)) == 2 + 2 + 1 and not (out / "travel.mp4").exists()
     seeds = load_file(str(out / "seeds.safetensors"))
     assert torch.equal(seeds["seeds"][-1], seeds["keyframes"][-1])
+
+
+def test_interrupted_travel_resumes_to_the_same_bytes(cli, tmp_path, monkeypatch):
+    from seedspace.backends.base import DDIMModel
+
+    args = ("travel", "--seeds", "1,2,3", "--frames", "3", "--formats", "gif", "--class", "1", "--batch-size", "2")
+    rc, _, err = cli(*args, "--out", tmp_path / "full")
+    assert rc == 0, err
+    generate, calls = DDIMModel.generate, []
+
+    def interrupted_at_second_batch(self, *a, **k):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return generate(self, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(DDIMModel, "generate", interrupted_at_second_batch)
+        rc, _, err = cli(*args, "--out", tmp_path / "cut")
+    assert rc == 130
+    cut = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert cut["status"] == "interrupted" and [f["index"] for f in cut["frames"]] == [0, 1]
+    rc, _, err = cli("travel", "--resume", tmp_path / "full", "--out", tmp_path / "x", "--quiet", model=False)
+    assert rc == 2 and "--out" in err
+    rc, _, err = cli("interpolate", "--resume", tmp_path / "cut", "--quiet", model=False)
+    assert rc == 2 and "not a `interpolate` run" in err
+    calls.clear()
+    with monkeypatch.context() as m:  # only the two unfinished batches are rendered
+        m.setattr(DDIMModel, "generate", lambda self, *a, **k: calls.append(1) or generate(self, *a, **k))
+        rc, _, err = cli("travel", "--resume", tmp_path / "cut", "--quiet", model=False)
+    assert rc == 0, err
+    assert len(calls) == 2
+    resumed = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert resumed["status"] == "completed" and len(resumed["resumed"]) == 1
+    assert [f["index"] for f in resumed["frames"]] == list(range(5))
+    names = [p.relative_to(tmp_path / "full") for p in frame_files(tmp_path / "full")] + ["grid.png", "travel.gif"]
+    assert all((tmp_path / "full" / n).read_bytes() == (tmp_path / "cut" / n).read_bytes() for n in names)
+
+
+def test_resume_refuses_changed_inputs(cli, tmp_path):
+    out = tmp_path / "run"
+    rc, _, err = cli("interpolate", "--seeds", "3,4", "--frames", "3", "--class", "0", "--out", out)
+    assert rc == 0, err
+    save_file({"seeds": torch.zeros(3, 1, 8, 8)}, str(out / "seeds.safetensors"))
+    rc, _, err = cli("interpolate", "--resume", out, "--quiet", model=False)
+    assert rc == 2 and "inputs changed" in err
 
 
 # -- centroid, invert, norms -----------------------------------------------------------------------------

@@ -107,6 +107,17 @@ def test_resume_continues_exactly(model, refs, tmp_path):
     assert not list(tmp_path.glob("b/.*tmp*"))  # atomic writes leave no temporary files
 
 
+def test_references_from_a_folder(model, refs, tmp_path):
+    from seedspace.outputs import save_png, to_uint8
+
+    for i, image in enumerate(to_uint8(refs)):
+        save_png(tmp_path / f"ref{i}.png", image)
+    (tmp_path / "notes.txt").write_text("not an image")
+    (loaded,) = sel.reference_sets(model, tmp_path)
+    assert loaded.shape == refs.shape
+    torch.testing.assert_close(loaded, refs, atol=1 / 255, rtol=0)  # 8-bit round trip
+
+
 def test_bad_input_gives_clear_errors(model, refs):
     with pytest.raises(ValueError, match="no reference images"):
         sel.seedselect(model, None, 2)
@@ -133,7 +144,7 @@ def test_bad_input_gives_clear_errors(model, refs):
     with pytest.raises(ValueError, match="steps"):
         sel.seedselect(model, refs, 2, steps=-1)
     with pytest.raises(ValueError, match="image folder"):
-        sel.images_in_folder("/nonexistent/folder")
+        sel.seedselect(model, "/nonexistent/folder", 2)
 
 
 @pytest.mark.parametrize("init", ["nao-centroid", "cog-centroid", "nao-paths"])

@@ -3,7 +3,8 @@
 - :func:`frechet_distance`: the Fréchet distance between Gaussians fitted to two sets of features (the
   statistic behind FID; "FID-style" here because the features are whatever the caller passes, e.g. the
   testbed judge's 128-d penultimate features rather than Inception-v3 pool features).
-- :func:`bootstrap_ci`: a percentile-bootstrap confidence interval for the mean (or any statistic).
+- :func:`bootstrap_ci`: a percentile-bootstrap confidence interval for the mean (or any statistic);
+  :func:`bootstrap_interval` also gives the "basic" interval, for biased statistics such as Fréchet distances.
 """
 
 from __future__ import annotations
@@ -170,13 +171,24 @@ class _one_thread:
             torch.set_num_threads(self.threads)
 
 
-def _percentile_interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
+def bootstrap_interval(point: float, stats, confidence: float = 0.95, method: str = "percentile") -> tuple[float, float]:
+    """(low, high) from bootstrap replicates ``stats`` of a statistic whose estimate is ``point``.
+
+    ``'percentile'``: the quantiles (q_a, q_1-a) of the replicates. ``'basic'``: (2 point - q_1-a, 2 point - q_a),
+    which corrects for a biased statistic: resampling with replacement duplicates samples, which shrinks the
+    fitted covariance's rank and inflates a Fréchet distance, so its percentile interval sits above the
+    estimate (it can even exclude it); the basic interval reflects that shift back.
+    """
     stats = np.asarray(stats, dtype=np.float64)
     stats = stats[np.isfinite(stats)]
     if stats.size == 0:
         return float("nan"), float("nan")
     alpha = (1 - confidence) / 2
     low, high = np.quantile(stats, [alpha, 1 - alpha])
+    if method == "basic":
+        low, high = 2 * point - high, 2 * point - low
+    elif method != "percentile":
+        raise ValueError(f"unknown bootstrap interval {method!r}: 'percentile' or 'basic'")
     return float(low), float(high)
 
 
@@ -191,11 +203,12 @@ def paired_bootstrap_ci(values_a, values_b, confidence: float = 0.95, n_boot: in
 
 
 def cluster_bootstrap_ci(groups, statistic: Callable, confidence: float = 0.95, n_boot: int = 200,
-                         seed: int = 0) -> tuple[float, float, float]:
+                         seed: int = 0, method: str = "percentile") -> tuple[float, float, float]:
     """(statistic, low, high) where ``statistic(list_of_groups)`` is recomputed on groups resampled with
     replacement (a cluster bootstrap: e.g. all frames of one path move together, because they are correlated).
 
     ``groups`` is a sequence of items (one per cluster); with one group the interval collapses to the point.
+    ``method``: the interval, see :func:`bootstrap_interval` (use ``'basic'`` for Fréchet distances).
     """
     groups = list(groups)
     if not groups:
@@ -205,7 +218,7 @@ def cluster_bootstrap_ci(groups, statistic: Callable, confidence: float = 0.95, 
         return point, point, point
     rng = np.random.default_rng(seed)
     stats = [statistic([groups[i] for i in rng.integers(0, len(groups), len(groups))]) for _ in range(n_boot)]
-    low, high = _percentile_interval(np.array(stats), confidence)
+    low, high = bootstrap_interval(point, stats, confidence, method)
     return point, low, high
 
 

@@ -44,14 +44,14 @@ from typing import Callable, Sequence, Union
 import torch
 import torch.nn.functional as F
 
-from ..outputs import atomic_path, save_png, to_uint8, write_text
+from ..outputs import atomic_path, image_files, save_png, to_uint8, write_text
 
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
 FORMAT = "seedspace-seedselect/1"
 
 FeatureFn = Callable[[torch.Tensor], torch.Tensor]
-ImageSet = Union[torch.Tensor, Sequence[torch.Tensor], Sequence[Union[str, Path]]]
+ImageSet = Union[str, Path, torch.Tensor, Sequence[torch.Tensor], Sequence[Union[str, Path]]]
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -210,8 +210,7 @@ def image_shape(model) -> tuple[int, ...]:
 
 def _check_image_set(model, images, what: str) -> torch.Tensor:
     if isinstance(images, (str, Path)):
-        raise ValueError(f"{what}: give a list of image files or a tensor, not a single path "
-                         "(use seedspace.apps.seedselect.images_in_folder for a folder)")
+        images = image_files(images)  # a folder of reference images
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise ValueError(f"{what}: no reference images given")
@@ -250,7 +249,8 @@ def _check_image_set(model, images, what: str) -> torch.Tensor:
 
 
 def reference_sets(model, reference_images) -> list[torch.Tensor]:
-    """Validate references: one set (a (K, C, H, W) tensor, a list of (C, H, W) tensors or of image files) or
+    """Validate references: one set (a (K, C, H, W) tensor, a list of (C, H, W) tensors or of image files, a
+    folder of images) or
     several (a list of (K, C, H, W) tensors, one set per seed). ValueError on no images, a single image,
     mismatched sizes, a size the model does not make, or values outside [0, 1]."""
     if reference_images is None:
@@ -259,20 +259,6 @@ def reference_sets(model, reference_images) -> list[torch.Tensor]:
             isinstance(t, torch.Tensor) and t.ndim == 4 for t in reference_images):
         return [_check_image_set(model, t, f"reference set {i}") for i, t in enumerate(reference_images)]
     return [_check_image_set(model, reference_images, "reference images")]
-
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
-
-
-def images_in_folder(folder: str | Path) -> list[Path]:
-    """Image files directly in ``folder`` (sorted); ValueError when it is missing or holds none."""
-    folder = Path(folder).expanduser()
-    if not folder.is_dir():
-        raise ValueError(f"image folder {folder} does not exist")
-    files = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise ValueError(f"no images (png/jpg/...) in {folder}")
-    return files
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -513,8 +499,9 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
     Args:
         model: a seedspace model (any ``DDIMModel`` backend; others work through ``generate_x0`` with the
             semantic term on the final image only).
-        reference_images: (K, C, H, W) tensor in [0, 1], a list of (C, H, W) tensors or image files (one
-            reference set), or a list of (K_j, C, H, W) tensors (one set per seed, optimised in one batch).
+        reference_images: (K, C, H, W) tensor in [0, 1], a list of (C, H, W) tensors or image files, or a
+            folder of images (one reference set), or a list of (K_j, C, H, W) tensors (one set per seed,
+            optimised in one batch).
         condition: the class / prompt (one for all seeds, or a list with one per seed).
         init: 'random' | 'nao-centroid' | 'nao-paths' | 'cog-centroid' | a seed tensor (see :func:`initial_seeds`).
         steps: optimisation steps (updates); the history has steps + 1 entries (step 0 = the initial seeds).

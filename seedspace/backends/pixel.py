@@ -10,6 +10,8 @@ import torch
 
 from .base import DDIMModel
 
+UNCONDITIONAL = "unconditional"
+
 
 class PixelUNetModel(DDIMModel):
     """A ``UNet2DModel`` with epsilon prediction, sampled by DDIM with optional classifier-free guidance.
@@ -41,13 +43,18 @@ class PixelUNetModel(DDIMModel):
 
     # -- conditions ------------------------------------------------------------------------------------
     def class_index(self, condition) -> int | None:
-        """A class index from an int, a digit string or a class name (case-insensitive)."""
+        """A class index from an int, a digit string or a class name (case-insensitive); ``"unconditional"``
+        gives the null class (the model's unconditional distribution)."""
         if self.num_classes is None:
             if condition not in (None, ""):
                 raise ValueError(f"{self.name} is unconditional; it takes no class or prompt")
             return None
         if condition is None:
             raise ValueError(f"{self.name} is class-conditional: give a class (0..{self.num_classes - 1})")
+        if isinstance(condition, str) and condition.strip().lower() == UNCONDITIONAL:
+            if self.null_class is None:
+                raise ValueError(f"{self.name} has no null class, so it cannot generate unconditionally")
+            return self.null_class  # the "no class" label trained for classifier-free guidance
         if isinstance(condition, str) and not condition.strip().lstrip("-").isdigit():
             names = [n.lower() for n in (self.class_names or [])]
             if condition.lower() not in names:

@@ -26,7 +26,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--method", default="nao", help="centroid method: nao, euclidean, normalized, spherical, cog")
     g.add_argument("--frames", type=common.positive_int, default=5,
                    help="images per path from the centroid to each input, both ends counted")
-    common.add_model_options(p)
+    common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 
 
@@ -58,23 +58,25 @@ def run(args) -> int:
     import seedspace as ss
 
     common.check_sampling_args(args)
-    outputs.check_out_available(args.out)
-    method = check_methods([args.method], ss.CENTROID_METHODS)[0]
-    if args.frames < 2:
-        raise common.CLIError("--frames must be >= 2 (the centroid and the input)")
-    items = common.seed_or_image_items(args)
-    ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
-    _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
-              "frames": args.frames}
+    folder, params, model = common.resumed_run(args, COMMAND)
+    if params is None:
+        outputs.check_out_available(args.out)
+        method = check_methods([args.method], ss.CENTROID_METHODS)[0]
+        if args.frames < 2:
+            raise common.CLIError("--frames must be >= 2 (the centroid and the input)")
+        items = common.seed_or_image_items(args)
+        ref = common.model_ref(args.model)
+        model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+        _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
+        params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
+                  "frames": args.frames}
+    method = params["method"]
     the_plan = plan(params, model, progress=not args.quiet)
     entries = the_plan.extra["entries"]
-
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], method=method, inputs=entries)
+    folder, record = common.open_record(args, COMMAND, params, folder, "paths.safetensors", the_plan.seeds[1:],
+                                        method=method, inputs=entries)
     with record.guard():
-        k, n = the_plan.extra["inputs"].shape[0], args.frames
+        k, n = the_plan.extra["inputs"].shape[0], params["frames"]
         meta = {"command": COMMAND, "method": method, "model": params["model"]["id"]}
         outputs.save_seeds(folder / "centroid.safetensors", {"seeds": the_plan.seeds[:1]}, meta)
         outputs.save_seeds(folder / "paths.safetensors", {"seeds": the_plan.seeds[1:]}, {**meta, "frames": n, "paths": k})

@@ -24,7 +24,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--compare", nargs="?", const=COMPARE_DEFAULT, default=None, metavar="METHODS",
                    help=f"one grid row per method in one grid (bare --compare: {COMPARE_DEFAULT}); overrides --method")
     g.add_argument("--frames", type=common.positive_int, default=9, help="frames per path, endpoints included")
-    common.add_model_options(p)
+    common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 
 
@@ -68,28 +68,28 @@ def run(args) -> int:
     import seedspace as ss
 
     common.check_sampling_args(args)
-    outputs.check_out_available(args.out)
-    methods = check_methods((args.compare or args.method).split(","), ss.INTERPOLATION_METHODS)
-    if args.frames < 2:
-        raise common.CLIError("--frames must be >= 2")
-    items = common.seed_items_from_args(args)
-    ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
-    _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "methods": methods,
-              "frames": args.frames}
+    folder, params, model = common.resumed_run(args, COMMAND)
+    if params is None:
+        outputs.check_out_available(args.out)
+        methods = check_methods((args.compare or args.method).split(","), ss.INTERPOLATION_METHODS)
+        if args.frames < 2:
+            raise common.CLIError("--frames must be >= 2")
+        items = common.seed_items_from_args(args)
+        ref = common.model_ref(args.model)
+        model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+        _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
+        params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "methods": methods,
+                  "frames": args.frames}
+    methods, n = params["methods"], params["frames"]
     the_plan = plan(params, model, progress=not args.quiet)
-
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], methods=methods,
-                               endpoints=the_plan.frames[0]["endpoints"])
+    folder, record = common.open_record(args, COMMAND, params, folder, "seeds.safetensors", the_plan.seeds,
+                                        methods=methods, endpoints=the_plan.frames[0]["endpoints"])
     with record.guard():
-        seeds_meta = {"command": COMMAND, "methods": methods, "frames": args.frames, "model": params["model"]["id"]}
+        seeds_meta = {"command": COMMAND, "methods": methods, "frames": n, "model": params["model"]["id"]}
         outputs.save_seeds(folder / "seeds.safetensors",
                            {"seeds": the_plan.seeds, "endpoints": the_plan.extra["endpoint_seeds"]}, seeds_meta)
         record.add_file(folder / "seeds.safetensors")
         images = frames.render_plan(args, COMMAND, model, params, the_plan, folder, record)
-        n = args.frames
         grid = outputs.make_grid([list(images[r * n:(r + 1) * n]) for r in range(len(methods))], methods,
                                  [f"t={j / (n - 1):.2f}" for j in range(n)])
         outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(

@@ -30,7 +30,7 @@ def collect_images(tokens) -> list[Path]:
     for token in tokens:
         path = Path(token).expanduser()
         if path.is_dir():
-            paths.extend(common.list_images(path))
+            paths.extend(outputs.image_files(path))
         elif not path.exists():
             raise common.CLIError(f"image {token} does not exist")
         elif path.suffix.lower() not in common.IMAGE_SUFFIXES:

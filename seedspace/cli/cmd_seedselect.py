@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from .. import outputs
@@ -36,10 +35,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--features", default=None,
                    help="a local CLIP folder (transformers or open_clip) for the semantic term; default: the model's "
                         "own features (the testbed's judge classifier)")
-    g.add_argument("--resume", default=None, metavar="RUN_DIR",
-                   help="continue a seedselect run folder from its last saved step (other options are taken from it; "
-                        "--opt-steps may extend it)")
-    common.add_model_options(p)
+    common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 
 
@@ -57,20 +53,12 @@ def run(args) -> int:
         raise common.CLIError(f"--opt-steps must be >= 0, got {args.opt_steps}")
     if args.lr <= 0:
         raise common.CLIError(f"--lr must be positive, got {args.lr}")
-    if args.resume is not None:
-        if args.images is not None or args.out is not None:
-            raise common.CLIError("--resume continues an existing run: do not give --images or --out")
-        folder = Path(args.resume).expanduser()
-        run_json = folder / "run.json"
-        if not run_json.is_file():
-            raise common.CLIError(f"{folder} is not a seedselect run folder (no run.json)")
-        old = json.loads(run_json.read_text())
-        if old.get("command") != COMMAND:
-            raise common.CLIError(f"{folder} is a `{old.get('command')}` run, not a seedselect run")
-        params = dict(old["parameters"])
-        if args.opt_steps is not None:
+    folder, params, model = common.resumed_run(args, COMMAND)
+    if params is not None:
+        if args.images is not None:
+            raise common.CLIError("--resume continues a run with its own reference images: do not give --images")
+        if args.opt_steps is not None:  # the one setting a resume may change: run further
             params["opt_steps"] = args.opt_steps
-        model = common.load_from_params(params, device=args.device)
         cond = common.condition_from_record(params["condition"])
         paths = [item["image"] for item in params["images"]]
         missing = [p for p in paths if not Path(p).is_file()]
@@ -91,10 +79,10 @@ def run(args) -> int:
                   "num_seeds": args.num_seeds, "features": args.features,
                   "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
         paths = [item["image"] for item in params["images"]]
-        folder = outputs.allocate_run_dir(COMMAND, args.out)
 
     images = common.load_images(model, paths)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], resumed=args.resume is not None)
+    folder, record = common.open_record(args, COMMAND, params, folder)
+    record["parameters"] = params  # a resume may have extended opt_steps
     with record.guard():
         result = seedselect(model, images, cond, init=params["init"], steps=params["opt_steps"], lr=params["lr"],
                             sampler_steps=params["steps"], inversion_steps=params["steps"], guidance=params["guidance"],

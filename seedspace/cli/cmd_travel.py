@@ -35,7 +35,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--upscale", type=int, default=0,
                    help="nearest-neighbour video upscaling factor; 0 = smallest factor giving >= 256 px")
     g.add_argument("--formats", default="mp4,gif", help="videos to write: mp4, gif, both, or 'none'")
-    common.add_model_options(p)
+    common.add_model_options(p, resume=True)
     p.epilog = ("--class may be a comma list with one class per keyframe (and --prompt a '|'-separated list); "
                 "the condition switches at the middle of each segment.")
     p.set_defaults(func=run)
@@ -121,10 +121,10 @@ def _keyframe_conditions(cond, k: int) -> list:
     return cond
 
 
-def run(args) -> int:
+def new_params(args):
+    """(parameters, model) of a new run from the command-line options."""
     import seedspace as ss
 
-    common.check_sampling_args(args)
     outputs.check_out_available(args.out)
     method = check_methods([args.method], ss.INTERPOLATION_METHODS)[0]
     spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
@@ -150,13 +150,22 @@ def run(args) -> int:
         elif cond_record.get("class") is not None and len(cond_record["class"]) == 1:
             cond_record = {"class": cond_record["class"][0], "class_name": cond_record["class_name"][0]}
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
-              "frames": args.frames, "loop": bool(args.loop), "easing": args.easing}
-    the_plan = plan(params, model, progress=not args.quiet)
+              "frames": args.frames, "loop": bool(args.loop), "easing": args.easing,
+              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}}
+    return params, model
 
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], method=method,
-                               keyframes=[f["endpoints"][0] for f in the_plan.frames if f["position"] == 0],
-                               frames_per_segment=the_plan.extra["counts"])
+
+def run(args) -> int:
+    common.check_sampling_args(args)
+    folder, params, model = common.resumed_run(args, COMMAND)
+    if params is None:
+        params, model = new_params(args)
+    video_opts = params["video"]
+    method = params["method"]
+    the_plan = plan(params, model, progress=not args.quiet)
+    folder, record = common.open_record(args, COMMAND, params, folder, "seeds.safetensors", the_plan.seeds,
+                                        method=method, frames_per_segment=the_plan.extra["counts"],
+                                        keyframes=[f["endpoints"][0] for f in the_plan.frames if f["position"] == 0])
     with record.guard():
         outputs.save_seeds(folder / "seeds.safetensors", {"seeds": the_plan.seeds,
                                                           "keyframes": the_plan.extra["keyframe_seeds"]},
@@ -173,16 +182,17 @@ def run(args) -> int:
         outputs.save_png(folder / "grid.png", grid,
                          outputs.JSON_PREFIX + outputs.canonical_json({"command": COMMAND, "params": params}))
         record.add_file(folder / "grid.png")
-        factor = args.upscale or outputs.auto_upscale(min(images.shape[1:3]), 256)
+        factor = video_opts["upscale"] or outputs.auto_upscale(min(images.shape[1:3]), 256)
         video = outputs.upscale(images, factor)
         if video.shape[1] % 2 or video.shape[2] % 2:  # yuv420p needs even sizes
             video = np.pad(video, ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0)), mode="edge")
+        formats, fps = video_opts["formats"], video_opts["fps"]
         for fmt in formats:
             path = folder / f"travel.{fmt}"
-            (outputs.save_mp4 if fmt == "mp4" else outputs.save_gif)(path, video, args.fps)
+            (outputs.save_mp4 if fmt == "mp4" else outputs.save_gif)(path, video, fps)
             record.add_file(path)
-        record["video"] = {"fps": args.fps, "upscale": factor, "size": [int(video.shape[2]), int(video.shape[1])],
-                           "duration_s": math.ceil(1000 * len(images) / args.fps) / 1000}
+        record["video"] = {"fps": fps, "upscale": factor, "size": [int(video.shape[2]), int(video.shape[1])],
+                           "duration_s": math.ceil(1000 * len(images) / fps) / 1000}
     print(f"wrote {folder}: {len(images)} frames, {', '.join(f'travel.{f}' for f in formats) or 'no video'}, "
           f"grid.png, seeds.safetensors, run.json")
     return 0

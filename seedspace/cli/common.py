@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ import numpy as np
 
 from .. import outputs
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+IMAGE_SUFFIXES = outputs.IMAGE_SUFFIXES
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
 
@@ -29,12 +30,13 @@ def note(args, message: str) -> None:
 
 
 # -- options ---------------------------------------------------------------------------------------------
-def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, out: bool = True) -> None:
+def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, out: bool = True,
+                      resume: bool = False) -> None:
     g = parser.add_argument_group("model and sampling")
     g.add_argument("--model", default="testbed",
                    help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
     g.add_argument("--class", dest="class_", default=None, metavar="CLASS",
-                   help="class index or name for class-conditional models (default: class 0)")
+                   help="class index or name for class-conditional models (default: class 0); 'unconditional' samples the model's unconditional distribution (its null class)")
     g.add_argument("--prompt", default=None, help="prompt for text-to-image models (default: empty prompt)")
     g.add_argument("--negative-prompt", default="", help="negative prompt for text-to-image models")
     g.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, default=None,
@@ -48,6 +50,10 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
     if out:
         g.add_argument("--out", default=None,
                        help="run folder, must not exist (default: outputs/<command>-NNNNN)")
+    if resume:
+        g.add_argument("--resume", default=None, metavar="RUN_DIR",
+                       help="continue an interrupted run of this command in its folder: every setting comes from "
+                            "its run.json and finished work is kept")
     g.add_argument("--quiet", action="store_true", help="no progress bars or notes")
 
 
@@ -179,8 +185,11 @@ def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = 
                 names = getattr(model, "class_names", None)
                 note(args, f"no --class given; using class 0{f' ({names[0]})' if names else ''}")
         values = [v.strip() for v in str(class_value).split(",")] if allow_list else [str(class_value)]
-        indices = [model.class_index(v) for v in values]
-        names = [model.class_names[i] if model.class_names else str(i) for i in indices]
+        from ..backends.pixel import UNCONDITIONAL
+
+        null = getattr(model, "null_class", None)
+        indices = [UNCONDITIONAL if i == null else i for i in map(model.class_index, values)]
+        names = [model.class_names[i] if model.class_names and i != UNCONDITIONAL else str(i) for i in indices]
         if allow_list:
             return indices, {"class": indices, "class_name": names}
         return indices[0], {"class": indices[0], "class_name": names[0]}
@@ -208,17 +217,6 @@ def condition_label(record: dict) -> str:
 _INT = re.compile(r"^[+]?\d+$")
 
 
-def list_images(folder: Path) -> list[Path]:
-    if not folder.exists():
-        raise CLIError(f"image folder {folder} does not exist")
-    if not folder.is_dir():
-        raise CLIError(f"{folder} is not a folder")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-    if not images:
-        raise CLIError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    return images
-
-
 def parse_seed_spec(text: str, what: str = "--seeds") -> list[dict]:
     """``11,42,a.safetensors,img.png,folder/`` -> [{"int": 11}, {"int": 42}, {"file": ...}, {"image": ...}, ...]."""
     if text is None or not str(text).strip():
@@ -244,7 +242,7 @@ def parse_seed_spec(text: str, what: str = "--seeds") -> list[dict]:
                 raise CLIError(f"{what}: image {token} does not exist")
             items.append({"image": str(path.resolve()), "sha256": outputs.file_sha256(path)[:16]})
         elif path.is_dir():
-            items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in list_images(path))
+            items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in outputs.image_files(path))
         elif path.exists():
             raise CLIError(f"{what}: {token} is neither a .safetensors seed file nor an image ({', '.join(IMAGE_SUFFIXES)})")
         elif re.match(r"^[-+]?[\d.eE+-]+$", token):
@@ -288,8 +286,8 @@ def seed_or_image_items(args) -> list[dict]:
     items = []
     for token in args.images.split(","):
         path = Path(token.strip()).expanduser()
-        if path.is_dir() or not path.suffix:  # a folder (list_images explains a missing one)
-            items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in list_images(path))
+        if path.is_dir() or not path.suffix:  # a folder (image_files explains a missing one)
+            items.extend({"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in outputs.image_files(path))
         else:
             items.extend(parse_seed_spec(token, "--images"))
     if any("image" not in it for it in items):
@@ -366,17 +364,20 @@ def batches(n: int, batch_size: int):
 
 
 def render(model, seeds, conditions, steps, guidance, batch_size: int, quiet: bool,
-           on_batch: Callable[[int, int, np.ndarray], None], desc: str = "frames") -> None:
+           on_batch: Callable[[int, int, np.ndarray], None], desc: str = "frames",
+           done: Callable[[int, int], bool] | None = None) -> None:
     """Generate seeds in fixed batches (so any frame can be regenerated bit for bit from its batch) and hand each
-    batch's uint8 images (B, H, W, C) to ``on_batch(start, stop, images)``."""
+    batch's uint8 images (B, H, W, C) to ``on_batch(start, stop, images)``; batches for which
+    ``done(start, stop)`` is true (finished before a resume) are skipped."""
     from tqdm.auto import tqdm
 
     n = seeds.shape[0]
     with tqdm(total=n, desc=desc, unit="frame", disable=quiet, file=sys.stderr) as bar:
         for start, stop in batches(n, batch_size):
-            images = model.generate(seeds[start:stop], list(conditions[start:stop]), steps, guidance,
-                                    progress=not quiet)
-            on_batch(start, stop, outputs.to_uint8(images))
+            if done is None or not done(start, stop):
+                images = model.generate(seeds[start:stop], list(conditions[start:stop]), steps, guidance,
+                                        progress=not quiet)
+                on_batch(start, stop, outputs.to_uint8(images))
             bar.update(stop - start)
 
 
@@ -421,6 +422,43 @@ def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
         "dtype": args.dtype,
         "batch_size": int(args.batch_size),
     }
+
+
+def resumed_run(args, command: str):
+    """(folder, parameters, model) of the earlier run ``--resume`` names, or (None, None, None) without it.
+    CLIError when it is not a ``command`` run folder, or when --out is given too."""
+    if not getattr(args, "resume", None):
+        return None, None, None
+    if args.out is not None:
+        raise CLIError("--resume continues a run in its own folder: do not give --out")
+    folder = Path(args.resume).expanduser()
+    run_json = folder / "run.json"
+    if not run_json.is_file():
+        raise CLIError(f"{folder} is not a seedspace run folder (no run.json)")
+    try:
+        old = json.loads(run_json.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CLIError(f"cannot read {run_json}: {exc}") from None
+    if old.get("command") != command:
+        raise CLIError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
+    params = dict(old["parameters"])
+    return folder, params, load_from_params(params, device=args.device)
+
+
+def open_record(args, command: str, params: dict, resumed_folder: Path | None, seeds_file: str | None = None,
+                seeds=None, **extra) -> tuple[Path, outputs.RunRecord]:
+    """(folder, record) of the run: a new numbered folder, or the resumed one after checking that its saved
+    ``seeds_file`` (if given) holds the seeds planned now (else its inputs changed and frames would not match)."""
+    if resumed_folder is None:
+        folder = outputs.allocate_run_dir(command, args.out)
+        return folder, outputs.RunRecord(folder, command, params, model=params["model"], **extra)
+    import torch
+    from safetensors.torch import load_file
+
+    path = resumed_folder / (seeds_file or "")
+    if seeds_file and path.is_file() and not torch.equal(load_file(str(path))["seeds"], seeds.contiguous()):
+        raise CLIError(f"cannot resume {resumed_folder}: its inputs changed (the planned seeds differ from {seeds_file})")
+    return resumed_folder, outputs.RunRecord.resume(resumed_folder)
 
 
 def load_from_params(params: dict, device: str = "cpu", model_override: str | None = None):

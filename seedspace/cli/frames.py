@@ -23,10 +23,19 @@ def attach_batches(plan: common.Plan, batch_size: int) -> None:
 def render_plan(args, command: str, model, params: dict, plan: common.Plan, folder: Path,
                 record: outputs.RunRecord) -> np.ndarray:
     """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
-    batch in run.json; returns all images (N, H, W, C) uint8."""
+    batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
+    back from their PNGs instead (a batch renders the same pixels whenever it is rendered)."""
     attach_batches(plan, params["batch_size"])
     shape = None
     out: list = [None] * plan.seeds.shape[0]
+    finished = record.finished_frames()
+
+    def done(start, stop):
+        if not all(i in finished for i in range(start, stop)):
+            return False
+        for i in range(start, stop):
+            out[i] = outputs.read_png_pixels(folder / plan.frames[i]["file"])
+        return True
 
     def on_batch(start, stop, images):
         nonlocal shape
@@ -38,7 +47,7 @@ def render_plan(args, command: str, model, params: dict, plan: common.Plan, fold
         record.add_frames([{key: v for key, v in plan.frames[i].items()} for i in range(start, stop)])
 
     common.render(model, plan.seeds, plan.conditions, params["steps"], params["guidance"], params["batch_size"],
-                  args.quiet, on_batch)
+                  args.quiet, on_batch, done=done)
     return np.stack(out)
 
 

@@ -485,7 +485,7 @@ def run_paired(runner: Runner, sections: dict) -> dict:
                 mean, lo, hi = cluster_bootstrap_ci(
                     groups, lambda gs: ref.distance(np.concatenate([g[0] for g in gs]))
                     - ref.distance(np.concatenate([g[1] for g in gs])), confidence=runner.cfg.confidence,
-                    n_boot=runner.cfg.fid_boot, seed=stable_seed(runner.cfg.seed, *name))
+                    n_boot=runner.cfg.fid_boot, seed=stable_seed(runner.cfg.seed, *name), method="basic")
                 st = {"mean": mean, "lo": lo, "hi": hi, "n": len(keys)}
             else:
                 st = runner.paired([s["items"][a][ia[k]][metric] for k in keys],

@@ -121,7 +121,8 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
              "the class's real images, in units of the real images' own mean distance (≈1 is as typical as a real "
              "image). FID-style = Fréchet distance between Gaussians fitted to judge features of the generated images "
              "and of the real references of the same classes; with ~100 images in 128 dimensions it is biased upwards, "
-             "so compare it only within a table between rows with the same n. Cells: mean [95% percentile-bootstrap CI]; "
+             "so compare it only within a table between rows with the same n. Cells: mean [95% bootstrap CI: percentile "
+             "for means, basic (reflected, clipped at 0) for FID-style, whose resamples are biased upwards]; "
              "n = items / images (items are the resampled units: paths, input sets, images).", ""]
     calib = results["judge"].get("calibration") or []
     if calib:
