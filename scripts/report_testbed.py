@@ -11,7 +11,7 @@ inversion + regeneration (guidance 1 both ways, 50 steps) >= 25 dB mean PSNR on 
 
 Cost on 2 cores (0.3 s per 64 images per guided DDIM step; half that unguided), default counts:
 samples 10 x 100 x 50 steps ~= 235 s; inversion round trips of 200 images at 20/50/100 steps ~= 160 s;
-norm sweep 11 norms x 2 groups x 102 ~= 525 s; speed 3 x (64 generated + 64 inverted) ~= 70 s: ~17 min.
+norm sweep 11 norms x 2 groups x 102 ~= 525 s; speed 3 x (64 generated + 64 inverted + 64 generated in bf16) ~= 100 s: ~17 min.
 """
 
 from __future__ import annotations
@@ -116,11 +116,13 @@ def inversion_quality(runner: Runner, per_class: int, steps_list) -> dict:
     return {"rows": rows, "target_db": PSNR_TARGET, "images": int(real.shape[0])}
 
 
-def speed(runner: Runner, n: int, steps: int, repeats: int) -> dict:
+def speed(runner: Runner, n: int, steps: int, repeats: int, bf16_model=None) -> dict:
+    """Median wall times of generating and inverting n images; with ``bf16_model`` also bf16 generation of the
+    same seeds, interleaved with fp32 (so machine noise hits both alike), and its largest pixel difference."""
     model = runner.model
     seeds = runner.random_seeds(n, "report-speed")
     conds = [i % runner.num_classes for i in range(n)]
-    gen, inv = [], []
+    gen, inv, gen_bf16 = [], [], []
     for _ in range(repeats):
         t0 = time.perf_counter()
         images = model.generate(seeds, condition=conds, steps=steps)
@@ -128,9 +130,20 @@ def speed(runner: Runner, n: int, steps: int, repeats: int) -> dict:
         t0 = time.perf_counter()
         model.invert(images, condition=conds, steps=steps)
         inv.append(time.perf_counter() - t0)
-    return {"images": n, "steps": steps, "guidance": runner.guidance, "repeats": repeats,
-            "generate_s": statistics.median(gen), "invert_s": statistics.median(inv), "generate_runs": gen,
-            "invert_runs": inv, "threads": torch.get_num_threads()}
+        if bf16_model is not None:
+            t0 = time.perf_counter()
+            images_bf16 = bf16_model.generate(seeds, condition=conds, steps=steps)
+            gen_bf16.append(time.perf_counter() - t0)
+    out = {"images": n, "steps": steps, "guidance": runner.guidance, "repeats": repeats,
+           "generate_s": statistics.median(gen), "invert_s": statistics.median(inv), "generate_runs": gen,
+           "invert_runs": inv, "threads": torch.get_num_threads()}
+    if bf16_model is not None:
+        diff = (images.float() - images_bf16.float()).abs()
+        out["bf16"] = {"generate_s": statistics.median(gen_bf16), "generate_runs": gen_bf16,
+                       "max_pixel_diff": float(diff.max()), "mean_pixel_diff": float(diff.mean()),
+                       "judge_agreement": float(np.mean(runner.judge.classify(images).argmax(1)
+                                                                 == runner.judge.classify(images_bf16).argmax(1)))}
+    return out
 
 
 def markdown(rep: dict) -> str:
@@ -167,6 +180,12 @@ def markdown(rep: dict) -> str:
               f"{sp['images']} images × {sp['steps']} DDIM steps (guidance {sp['guidance']}): "
               f"**{sp['generate_s']:.1f} s**; inversion of {sp['images']} images ({sp['steps']} steps): "
               f"**{sp['invert_s']:.1f} s** (median of {sp['repeats']}, {sp['threads']} torch threads)."]
+    if "bf16" in sp:
+        b = sp["bf16"]
+        lines += ["", f"With bfloat16 weights (`--dtype bfloat16`, same seeds, runs interleaved with fp32): "
+                      f"**{b['generate_s']:.1f} s** ({sp['generate_s'] / b['generate_s']:.2f}x fp32's speed); largest pixel "
+                      f"difference to fp32 {b['max_pixel_diff']:.3f} (mean {b['mean_pixel_diff']:.4f}, images in [0, 1]); "
+                      f"the judge gives the same class for {b['judge_agreement']:.0%} of the images."]
     return "\n".join(lines) + "\n"
 
 
@@ -208,7 +227,7 @@ def main(argv=None) -> int:
     log(f"norm sweep: {len(scales)} norms")
     norm = run_norm(runner, scales=scales, per_group=args.norm_per_group or (8 if q else 100))
     log("speed")
-    sp = speed(runner, 8 if q else 64, 50, 1 if q else 3)
+    sp = speed(runner, 8 if q else 64, 50, 1 if q else 3, bf16_model=load_model(args.model, dtype="bfloat16"))
     rep = {"config": {"quick": q, "seed": args.seed, "per_class": per_class, "scales": list(scales),
                       "norm_per_group": args.norm_per_group or (8 if q else 100), "model": args.model},
            "environment": environment(),

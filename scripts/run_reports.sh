@@ -7,10 +7,11 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p reports
 echo "== machine: $(uname -srm), $(nproc) cores, $(date -u)"
-$PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --guidance "${GUIDANCE:-2.0}" --steps 50
+$PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --encoder runs/encoder --guidance "${GUIDANCE:-2.0}" --steps 50
 /usr/bin/time -f "testbed report: %e s" $PY scripts/report_testbed.py --out reports/testbed --per-class 50 --norm-per-group 30 --threads 2 --update README.md --update seedspace/testbed/weights/MODEL_CARD.md
 /usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme README.md --quiet
-/usr/bin/time -f "seedselect report: %e s" $PY scripts/report_seedselect.py --out reports/seedselect --threads 2 --runs 2 --steps 10
+/usr/bin/time -f "seedselect report (unconditional): %e s" $PY scripts/report_seedselect.py --unconditional --out reports/seedselect/unconditional --threads 2 --runs 6 --steps 30
+/usr/bin/time -f "seedselect report (conditional): %e s" $PY scripts/report_seedselect.py --out reports/seedselect/conditional --threads 2 --runs 4 --steps 30
 /usr/bin/time -f "geometry benchmark: %e s" $PY benchmarks/bench_geometry.py --threads 2 > reports/bench_geometry.md
 $PY benchmarks/bench_geometry.py --quick --threads 2 --repeats 3 > reports/bench_geometry_quick.md
 echo "== done $(date -u)"

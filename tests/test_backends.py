@@ -73,6 +73,22 @@ def test_tiny_testbed_generate_and_invert(tiny_testbed_dir):
     assert inverted.shape == seeds.shape and torch.isfinite(inverted).all()
 
 
+def test_testbed_features_come_from_the_encoder_not_the_judge(tiny_testbed_dir, tmp_path):
+    import shutil
+
+    images = torch.rand(3, 1, 32, 32, generator=torch.Generator().manual_seed(0))
+    model = ss.load_model(str(tiny_testbed_dir))
+    features, judged = model.features(images), model.judge_features(images)
+    assert features.shape == judged.shape == (3, 128)
+    torch.testing.assert_close(features, model.encoder.features(images * 2 - 1))
+    assert not torch.allclose(features, judged)
+    folder = shutil.copytree(tiny_testbed_dir, tmp_path / "no_encoder")
+    (folder / "encoder.safetensors").unlink()
+    fallback = ss.load_model(str(folder))
+    assert fallback.encoder is None
+    torch.testing.assert_close(fallback.features(images), judged)  # folders without an encoder use the judge
+
+
 def test_unconditional_is_the_null_class(tiny_testbed_dir):
     model = ss.load_model(str(tiny_testbed_dir))
     seeds = seeds_from_ints([3, 4], model.seed_shape)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -234,3 +235,24 @@ def test_cli_seedselect_and_resume(tiny_testbed_dir, tmp_path):
     assert json.loads((out / "run.json").read_text())["result"]["steps"] == 3
     assert main(base + ["--images", str(refs / "r0.png")]) == 2  # one image: a clear one-line error
     assert main(base + ["--images", str(tmp_path / "missing")]) == 2
+
+
+def test_report_seedselect_quick(tiny_testbed_dir, tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "scripts" / "report_seedselect.py"
+    spec = importlib.util.spec_from_file_location("report_seedselect", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    out = tmp_path / "r"
+    module.main(["--quick", "--unconditional", "--model", str(tiny_testbed_dir), "--out", str(out),
+                 "--inits", "random", "nao-centroid"])
+    results = json.loads((out / "results.json").read_text())
+    assert results["config"]["guidance"] == 1.0 and results["config"]["unconditional"]
+    for init in ("random", "nao-centroid"):
+        s = results["summary"][init]
+        assert s["n"] == 2 and len(s["accuracy"]) == 4 and len(s["loss_mean"]) == 4
+        assert all(0 <= m <= 1 for m, _, _ in s["accuracy"])
+    report = (out / "report.md").read_text()
+    assert "Condition: none" in report and "encoder" in report and "## Verdict" in report
+    assert (out / "accuracy_vs_step.png").stat().st_size > 1000

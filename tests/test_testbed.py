@@ -54,8 +54,16 @@ def test_train_command_on_a_folder(tmp_path):
     card = json.loads((out / "training.json").read_text())
     assert card["classes"] == ["cats", "dogs"] and np.isfinite(card["diffusion"]["loss_history"] or [0]).all()
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").exists() and (out / "judge.safetensors").exists()
+    assert card["judge"]["seed"] == 0 and card["encoder"]["seed"] == 1  # two networks, trained apart
     from seedspace.backends.testbed import TestbedModel  # the run folder loads once it has a testbed.json
     (out / "testbed.json").write_text(json.dumps({"classes": card["classes"]}))
     (out / "fewshot.safetensors").write_bytes(b"")
     model = TestbedModel.from_folder(out)
     assert model.generate(torch.randn(1, 1, 32, 32), "dogs", steps=2).shape == (1, 1, 32, 32)
+    images = torch.rand(2, 1, 32, 32)
+    assert not torch.allclose(model.features(images), model.judge_features(images))
+
+    only = tmp_path / "encoder_only"
+    assert train_main(["--data", str(tmp_path / "data"), "--out", str(only), "--imbalance", "1", "--threads", "1",
+                       "--skip-judge", "--skip-diffusion"]) == 0
+    assert sorted(p.name for p in only.iterdir()) == ["encoder.safetensors", "training.json"]

@@ -47,17 +47,18 @@ def tiny_pixel_unet(num_classes: int = 3, size: int = 8, seed: int = 0):
 
 
 def write_tiny_testbed(folder: Path, num_classes: int = 3, size: int = 8) -> Path:
-    """A testbed-format folder (unet/, scheduler/, judge, few-shot set, testbed.json) with random weights."""
+    """A testbed-format folder (unet/, scheduler/, judge, encoder, few-shot set, testbed.json), random weights."""
     from diffusers import DDPMScheduler
     from safetensors.torch import save_file
 
-    from seedspace.testbed.judge import Judge
+    from seedspace.testbed.judge import Encoder, Judge
     from seedspace.testbed.train import SCHEDULER_CONFIG
 
     tiny_pixel_unet(num_classes, size).save_pretrained(folder / "unet", safe_serialization=True)
     DDPMScheduler(**SCHEDULER_CONFIG).save_pretrained(folder / "scheduler")
     torch.manual_seed(0)
     save_file(Judge(num_classes).state_dict(), str(folder / "judge.safetensors"))
+    save_file(Encoder(num_classes).state_dict(), str(folder / "encoder.safetensors"))
     gen = torch.Generator().manual_seed(0)
     save_file({"images": torch.randint(0, 256, (4 * num_classes, 28, 28), generator=gen, dtype=torch.uint8),
                "labels": torch.arange(num_classes).repeat_interleave(4)}, str(folder / "fewshot.safetensors"))

@@ -1,7 +1,8 @@
 """SeedSelect: optimise generation seeds so that a diffusion model renders a concept it renders badly.
 
-Following Samuel et al., "Norm-guided latent space exploration for text-to-image generation" (SeedSelect,
-AAAI 2024, arXiv 2304.14530) and its use in the NAO paper (arXiv 2306.08687): given a handful (>= 2) of real
+Following Samuel et al., "Generating images of rare concepts using pre-trained diffusion models" (SeedSelect,
+AAAI 2024, arXiv 2304.14530) and its use in the NAO paper ("Norm-guided latent space exploration for
+text-to-image generation", arXiv 2306.08687): given a handful (>= 2) of real
 reference images of a concept, the seed x_T is optimised by gradient descent *through the whole DDIM sampler*
 (per-step gradient checkpointing, so memory stays flat in the number of sampler steps) to minimise
 
@@ -12,7 +13,8 @@ reference images of a concept, the seed x_T is optimised by gradient descent *th
   j (recovered exactly from the states before and after the step), so the last term is the final image.
   f is a pluggable image feature extractor: the published method uses CLIP ViT-H-14 image features; here
   ``feature_fn`` is any differentiable callable, a local CLIP folder (:func:`clip_feature_fn`), or by default
-  the model's own ``features`` (the testbed's judge classifier's penultimate features).
+  the model's own ``features`` (the testbed's encoder, a CNN trained apart from the judge that grades the
+  results, so the optimisation cannot simply fool its evaluator).
 - ``appearance`` = mean squared error between the final x_0 and the mean of ``model.encode(references)``
   (VAE latents for latent models, [-1, 1] pixels for pixel models).
 
@@ -104,9 +106,9 @@ class SeedSelectTarget:
 # feature extractors
 # ---------------------------------------------------------------------------------------------------------
 def model_feature_fn(model) -> FeatureFn:
-    """The model's built-in ``features`` (the testbed judge's 128-d penultimate features); images whose size
-    differs from the judge's 32x32 (tiny test models) are resized bilinearly first. Raises ValueError when
-    the model has none."""
+    """The model's built-in ``features`` (the testbed encoder's 128-d features); images whose size differs from
+    the testbed's 32x32 (tiny test models) are resized bilinearly first. Raises ValueError when the model has
+    none."""
     from ..backends.base import DDIMModel
 
     features = getattr(model, "features", None)
@@ -484,6 +486,35 @@ CONFIG_KEYS_MUST_MATCH = ("lr", "lr_decay", "lr_decay_after", "weight_decay", "s
                           "step_weights", "sampler_steps", "guidance", "conditions", "num_seeds")
 
 
+def _open_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> tuple[dict | None, list[dict], float]:
+    """Prepare ``out`` for a run: (the last saved step's tensors plus the saved config, or None; the history
+    before it; the saved initialisation time). Refuses to resume a run whose settings or references differ,
+    and to start afresh over a saved run unless ``overwrite``."""
+    out.mkdir(parents=True, exist_ok=True)
+    last = _last_saved_step(out)
+    if last is None:
+        return None, [], 0.0
+    if not resume:
+        if not overwrite:
+            raise ValueError(f"{out} already holds a SeedSelect run (up to step {last}); pass resume=True to continue "
+                             "it or overwrite=True to start afresh")
+        for p in list(out.glob("step_*.safetensors")) + list(out.glob("step_*.png")):
+            p.unlink()
+        return None, [], 0.0
+    if not (out / "history.json").is_file():
+        raise ValueError(f"{out} has saved steps but no history.json; cannot resume")
+    payload = json.loads((out / "history.json").read_text())
+    old = payload.get("config", {})
+    for key in CONFIG_KEYS_MUST_MATCH:
+        if key in old and old[key] != config[key]:
+            raise ValueError(f"cannot resume {out}: {key} was {old[key]!r}, now {config[key]!r}")
+    if not math.isclose(old.get("target_checksum", config["target_checksum"]), config["target_checksum"], rel_tol=1e-4):
+        raise ValueError(f"cannot resume {out}: the reference images differ from the saved run's")
+    saved = dict(load_step(out, last), config=old)
+    history = [h for h in payload.get("history", []) if h["step"] < last]
+    return saved, history, float(payload.get("init_seconds", 0.0))
+
+
 def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condition=None, *,
                init: str | torch.Tensor = "nao-centroid", steps: int = 30, lr: float = 0.1,
                lr_decay: float = 0.1, lr_decay_after: int = 3, weight_decay: float = 0.01,
@@ -563,43 +594,18 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
               "target_checksum": target.checksum(), "format": FORMAT}
 
     out = Path(out_dir).expanduser() if out_dir is not None else None
-    history: list[dict] = []
-    start, saved = 0, None
-    init_seconds, elapsed_before = 0.0, 0.0
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        last = _last_saved_step(out)
-        if resume and last is not None:
-            if not (out / "history.json").is_file():
-                raise ValueError(f"{out} has saved steps but no history.json; cannot resume")
-            payload = json.loads((out / "history.json").read_text())
-            old = payload.get("config", {})
-            for key in CONFIG_KEYS_MUST_MATCH:
-                if key in old and old[key] != config[key]:
-                    raise ValueError(f"cannot resume {out}: {key} was {old[key]!r}, now {config[key]!r}")
-            if not math.isclose(old.get("target_checksum", config["target_checksum"]), config["target_checksum"],
-                                rel_tol=1e-4):
-                raise ValueError(f"cannot resume {out}: the reference images differ from the saved run's")
-            saved = load_step(out, last)
-            start = last
-            history = [h for h in payload.get("history", []) if h["step"] < start]
-            init_seconds = float(payload.get("init_seconds", 0.0))
-            elapsed_before = history[-1]["elapsed"] if history else init_seconds
-            config["init"] = old.get("init", config["init"])
-        elif last is not None and not overwrite:
-            raise ValueError(f"{out} already holds a SeedSelect run (up to step {last}); pass resume=True to continue "
-                             "it or overwrite=True to start afresh")
-        elif last is not None:
-            for p in list(out.glob("step_*.safetensors")) + list(out.glob("step_*.png")):
-                p.unlink()
-
+    saved, history, init_seconds = _open_run_dir(out, config, resume, overwrite) if out is not None else (None, [], 0.0)
     if saved is not None:
+        start = int(saved["step"][0])
+        config["init"] = saved["config"].get("init", config["init"])
         init_seed = load_step(out, 0)["seeds"] if (out / "step_0000.safetensors").is_file() else saved["seeds"]
         current = saved["seeds"].float()
         if tuple(current.shape) != (n, *model.seed_shape):
             raise ValueError(f"cannot resume {out}: saved seeds have shape {tuple(current.shape)}, expected "
                              f"{(n, *model.seed_shape)}")
+        elapsed_before = history[-1]["elapsed"] if history else init_seconds
     else:
+        start = 0
         t0 = time.perf_counter()
         current = initial_seeds(model, init, sets, conditions, target, feature_fn, n if len(sets) == 1 else 1, seed,
                                 inversion_steps, sampler_steps, guidance, path_points, loss_kwargs)
@@ -636,11 +642,10 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
         step_lr = lr * (lr_decay if step >= lr_decay_after else 1.0)
         with torch.no_grad():
             images = model.decode(x0.detach()).float().cpu()
-        losses, sem, app = losses.detach(), sem.detach(), app.detach()
+        losses, sem, app = (t.detach().float().cpu() for t in (losses, sem, app))
         record = {"step": step, "loss": float(losses.mean()), "semantic": float(sem.mean()),
-                  "appearance": float(app.mean()), "losses": [float(v) for v in losses.detach().cpu()],
-                  "semantics": [float(v) for v in sem.detach().cpu()],
-                  "appearances": [float(v) for v in app.detach().cpu()], "lr": step_lr if update else None}
+                  "appearance": float(app.mean()), "losses": losses.tolist(), "semantics": sem.tolist(),
+                  "appearances": app.tolist(), "lr": step_lr if update else None}
         if callback is not None:
             callback(step, record, x.detach(), images)
         if out is not None:

@@ -65,8 +65,28 @@ class TestbedModel(PixelUNetModel):
         judge.load_state_dict(load_file(str(self.folder / "judge.safetensors")))
         return judge.eval().requires_grad_(False)
 
+    @cached_property
+    def encoder(self):
+        """The encoder (the testbed's stand-in for CLIP), or None in folders that have no ``encoder.safetensors``."""
+        from safetensors.torch import load_file
+
+        from ..testbed.judge import Encoder
+
+        path = self.folder / "encoder.safetensors"
+        if not path.is_file():
+            return None
+        encoder = Encoder(len(self.class_names))
+        encoder.load_state_dict(load_file(str(path)))
+        return encoder.eval().requires_grad_(False)
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        """The judge's 128-d penultimate features of images in [0, 1] (differentiable)."""
+        """Semantic features (the CLIP stand-in, used by SeedSelect) of images in [0, 1], differentiable: the
+        encoder's 128-d features, or the judge's where the folder ships no encoder."""
+        net = self.encoder if self.encoder is not None else self.judge
+        return net.features(images.cpu().float() * 2 - 1)
+
+    def judge_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The judge's 128-d penultimate features of images in [0, 1]: the space of the FID-style scores."""
         return self.judge.features(images.cpu().float() * 2 - 1)
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:

@@ -34,7 +34,7 @@ def register(subparsers, formatter_class) -> None:
                    help="seeds optimised together (random: seed, seed+1, ...; nao-paths: the best candidates)")
     g.add_argument("--features", default=None,
                    help="a local CLIP folder (transformers or open_clip) for the semantic term; default: the model's "
-                        "own features (the testbed's judge classifier)")
+                        "own features (the testbed's encoder, trained apart from the judge)")
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 

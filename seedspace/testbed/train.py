@@ -103,34 +103,38 @@ def save_unet(unet, out: Path) -> None:
     DDPMScheduler(**SCHEDULER_CONFIG).save_pretrained(out / "scheduler")
 
 
-def train_judge(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
-                num_classes: int, out: Path, epochs: int = 4, batch_size: int = 128, seed: int = 0) -> dict:
-    """Cross-entropy training of the judge CNN on a balanced set; returns its test accuracy."""
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
+                     num_classes: int, out: Path, kind: str = "judge", epochs: int = 4, batch_size: int = 128,
+                     seed: int = 0) -> dict:
+    """Cross-entropy training (AdamW, one-cycle lr, horizontal flips) of the judge or the encoder
+    (``kind``) on a balanced set; writes ``<kind>.safetensors`` and returns its test accuracy."""
     from safetensors.torch import save_file
+
+    from .judge import Encoder, Judge
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    judge = Judge(num_classes)
-    opt = torch.optim.AdamW(judge.parameters(), lr=2e-3, weight_decay=1e-4)
+    net = {"judge": Judge, "encoder": Encoder}[kind](num_classes)
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     total = epochs * math.ceil(images.shape[0] / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=total)
     for epoch in range(epochs):
-        judge.train()
+        net.train()
         perm = torch.randperm(images.shape[0], generator=gen)
         for i in range(0, perm.numel(), batch_size):
             idx = perm[i:i + batch_size]
             x = images[idx]
             flip = torch.rand(idx.numel(), generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(judge(x), labels[idx])
+            loss = F.cross_entropy(net(x), labels[idx])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-        acc = judge_accuracy(judge, test_images, test_labels)
-        print(json.dumps({"judge_epoch": epoch + 1, "test_accuracy": acc}), flush=True)
-    judge.eval()
-    save_file(judge.state_dict(), str(out / "judge.safetensors"), metadata={"num_classes": str(num_classes)})
+        acc = judge_accuracy(net, test_images, test_labels)
+        print(json.dumps({f"{kind}_epoch": epoch + 1, "test_accuracy": acc}), flush=True)
+    net.eval()
+    save_file(net.state_dict(), str(out / f"{kind}.safetensors"), metadata={"num_classes": str(num_classes)})
     return {"epochs": epochs, "test_accuracy": acc, "seed": seed}
 
 
@@ -161,7 +165,8 @@ def main(argv=None) -> int:
     p.add_argument("--imbalance", type=float, default=100.0, help="long-tail imbalance ratio, 1 = balanced (default: 100)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    p.add_argument("--skip-judge", action="store_true", help="do not train the judge classifier")
+    p.add_argument("--skip-judge", action="store_true", help="do not train the judge")
+    p.add_argument("--skip-encoder", action="store_true", help="do not train the encoder (SeedSelect's features)")
     p.add_argument("--skip-diffusion", action="store_true", help="do not train the diffusion model")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -174,7 +179,7 @@ def main(argv=None) -> int:
     print(json.dumps(card), flush=True)
     if args.data is None:
         write_fewshot(out, seed=args.seed)
-    if not args.skip_judge:
+    if not (args.skip_judge and args.skip_encoder):
         if args.data is None:
             test_raw, test_labels = load_fashion_mnist("test")
         else:  # hold out 10% of the given set
@@ -183,8 +188,10 @@ def main(argv=None) -> int:
             test_raw, test_labels = raw[perm[:cut]], labels[perm[:cut]]
             raw, labels = raw[perm[cut:]], labels[perm[cut:]]
             keep = long_tail_indices(labels, args.imbalance, seed=args.seed) if args.imbalance > 1 else np.arange(len(labels))
-        card["judge"] = train_judge(to_model_space(raw), torch.as_tensor(labels), to_model_space(test_raw),
-                                    torch.as_tensor(test_labels), len(classes), out, seed=args.seed)
+        data = (to_model_space(raw), torch.as_tensor(labels), to_model_space(test_raw), torch.as_tensor(test_labels))
+        for kind, seed in (("judge", args.seed), ("encoder", args.seed + 1)):
+            if not getattr(args, f"skip_{kind}"):
+                card[kind] = train_classifier(*data, len(classes), out, kind, seed=seed)
     if not args.skip_diffusion:
         card["diffusion"] = train_diffusion(to_model_space(raw[keep]), torch.as_tensor(labels[keep]), len(classes), out,
                                             steps=args.steps, batch_size=args.batch_size, seed=args.seed)

@@ -125,7 +125,7 @@ class EvalJudge:
 
     def features(self, images: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
-            return torch.cat([self.model.features(self._judge_input(images[i:i + 512]))
+            return torch.cat([self.model.judge_features(self._judge_input(images[i:i + 512]))
                               for i in range(0, images.shape[0], 512)]).double().numpy()
 
     def _judge_input(self, images: torch.Tensor) -> torch.Tensor:
