@@ -10,7 +10,7 @@ Targets: head classes >= 85% judge accuracy on samples from random seeds (defaul
 inversion + regeneration (guidance 1 both ways, 50 steps) >= 25 dB mean PSNR on the real few-shot images.
 
 Cost on 2 cores (0.3 s per 64 images per guided DDIM step; half that unguided), default counts:
-samples 10 x 100 x 50 steps ~= 235 s; inversion round trips of 200 images at 20/50/100 steps ~= 160 s;
+samples 10 x 100 x 50 steps ~= 235 s; inversion round trips of 200 images at 20/50/100 steps (fp32) and 50 (bf16) ~= 180 s;
 norm sweep 11 norms x 2 groups x 102 ~= 525 s; speed 3 x (64 generated + 64 inverted + 64 generated in bf16) ~= 100 s: ~17 min.
 """
 
@@ -89,8 +89,9 @@ def _train_counts(model):
         return None
 
 
-def inversion_quality(runner: Runner, per_class: int, steps_list) -> dict:
-    """DDIM inversion (guidance 1) then regeneration (guidance 1) of real few-shot images: PSNR per step count."""
+def inversion_quality(runner: Runner, per_class: int, steps_list, bf16_model=None) -> dict:
+    """DDIM inversion (guidance 1) then regeneration (guidance 1) of real few-shot images: PSNR per step count
+    (fp32), plus one bf16 row at the middle step count when ``bf16_model`` is given."""
     model = runner.model
     images, conds = [], []
     for c in range(runner.num_classes):
@@ -99,20 +100,24 @@ def inversion_quality(runner: Runner, per_class: int, steps_list) -> dict:
         images.append(imgs[torch.as_tensor(order, dtype=torch.long)])
         conds += [c] * len(order)
     real = resize_images(torch.cat(images), model.seed_shape[-2:])
+    runs = [(model, steps, "float32") for steps in steps_list]
+    if bf16_model is not None:
+        runs.append((bf16_model, steps_list[len(steps_list) // 2], "bfloat16"))
     rows = []
-    for steps in steps_list:
+    for m, steps, dtype in runs:
         t0 = time.perf_counter()
-        seeds = model.invert(real, condition=conds, steps=steps).float().cpu()
+        seeds = m.invert(real, condition=conds, steps=steps).float().cpu()
         t_inv = time.perf_counter() - t0
         t0 = time.perf_counter()
-        recon = model.generate(seeds, condition=conds, steps=steps, guidance=1.0)
+        recon = m.generate(seeds, condition=conds, steps=steps, guidance=1.0)
         t_gen = time.perf_counter() - t0
         p = psnr(recon, real)
         norms = runner.norms(seeds)
-        rows.append({"steps": steps, "n": int(p.size), "psnr": runner.stat(p, "psnr", steps),
-                     "norm": runner.stat(norms, "inv-norm", steps), "norm_min": float(norms.min()),
+        tag = (steps,) if dtype == "float32" else (steps, dtype)  # bootstrap seeds of the fp32 rows unchanged
+        rows.append({"steps": steps, "dtype": dtype, "n": int(p.size), "psnr": runner.stat(p, "psnr", *tag),
+                     "norm": runner.stat(norms, "inv-norm", *tag), "norm_min": float(norms.min()),
                      "norm_max": float(norms.max()), "invert_s": t_inv, "regenerate_s": t_gen,
-                     "pass": bool(p.mean() >= PSNR_TARGET) if steps == 50 else None})
+                     "pass": bool(p.mean() >= PSNR_TARGET) if steps == 50 and dtype == "float32" else None})
     return {"rows": rows, "target_db": PSNR_TARGET, "images": int(real.shape[0])}
 
 
@@ -168,9 +173,9 @@ def markdown(rep: dict) -> str:
              "| steps | PSNR dB | norm/√d of the inversions | min – max | invert s | regenerate s |",
              "|---|---|---|---|---|---|"]
     for r in inv["rows"]:
-        lines.append(f"| {r['steps']} | {fmt_stat(r['psnr'])} | {fmt_stat(r['norm'])} | {r['norm_min']:.3f} – "
+        lines.append(f"| {r['steps']}{' (bf16)' if r['dtype'] == 'bfloat16' else ''} | {fmt_stat(r['psnr'])} | {fmt_stat(r['norm'])} | {r['norm_min']:.3f} – "
                      f"{r['norm_max']:.3f} | {r['invert_s']:.1f} | {r['regenerate_s']:.1f} |")
-    at50 = [r for r in inv["rows"] if r["steps"] == 50]
+    at50 = [r for r in inv["rows"] if r["pass"] is not None]
     if at50:
         lines += ["", f"Target ≥ {PSNR_TARGET:g} dB at 50 steps: **{ok(at50[0]['pass'])}**."]
     lines += ["", "## Norm sweep", "", "Fixed seed directions rescaled to norm s·√d (code shared with "
@@ -222,12 +227,13 @@ def main(argv=None) -> int:
     log(f"samples: {per_class} per class")
     samples = sample_accuracy(runner, per_class)
     log("inversion")
-    inversion = inversion_quality(runner, 2 if q else 20, (50,) if q else (20, 50, 100))
+    bf16_model = load_model(args.model, dtype="bfloat16")
+    inversion = inversion_quality(runner, 2 if q else 20, (50,) if q else (20, 50, 100), bf16_model)
     scales = (0.5, 1.0, 1.5) if q else tuple(round(0.5 + 0.1 * i, 1) for i in range(11))
     log(f"norm sweep: {len(scales)} norms")
     norm = run_norm(runner, scales=scales, per_group=args.norm_per_group or (8 if q else 100))
     log("speed")
-    sp = speed(runner, 8 if q else 64, 50, 1 if q else 3, bf16_model=load_model(args.model, dtype="bfloat16"))
+    sp = speed(runner, 8 if q else 64, 50, 1 if q else 3, bf16_model=bf16_model)
     rep = {"config": {"quick": q, "seed": args.seed, "per_class": per_class, "scales": list(scales),
                       "norm_per_group": args.norm_per_group or (8 if q else 100), "model": args.model},
            "environment": environment(),

@@ -198,6 +198,7 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
     assert len(rep["samples"]["table"]["rows"]) == 3
     assert 0 <= rep["samples"]["head_accuracy"] <= 1
     assert all(math.isfinite(r["psnr"]["mean"]) for r in rep["inversion"]["rows"])
+    assert [r["dtype"] for r in rep["inversion"]["rows"]] == ["float32", "bfloat16"]
     assert rep["speed"]["generate_s"] > 0 and rep["speed"]["invert_s"] > 0
     bf16 = rep["speed"]["bf16"]  # bf16 sampling of the same seeds: close to fp32, not bit-identical
     assert bf16["generate_s"] > 0 and 0 < bf16["max_pixel_diff"] < 0.5 and 0 <= bf16["judge_agreement"] <= 1
