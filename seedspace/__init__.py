@@ -3,6 +3,7 @@
     import seedspace as ss
     path = ss.interpolate(a, b, steps=9)            # NAO geodesic, evenly spaced in arc length
     c = ss.centroid(seeds)                          # NAO centroid
+    m = ss.blend([a, b], [0.2, 0.8])                # weighted NAO blend (0.8 of the way from a to b)
     model = ss.load_model()                         # the embedded testbed (offline, CPU)
     images = model.generate(path, condition=3)
 """
@@ -13,6 +14,7 @@ from .geometry import (
     DISTANCE_METRICS,
     INTERPOLATION_METHODS,
     ChiPrior,
+    blend,
     centroid,
     distance,
     interpolate,
@@ -24,7 +26,7 @@ from .geometry import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "centroid",
+    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "blend", "centroid",
     "distance", "interpolate", "load_model", "norm_report", "pairwise_distances", "path_energy", "seeds_from_ints",
     "seedselect",
 ]

@@ -165,6 +165,25 @@ def test_interpolate_image_and_seed_file_endpoints(cli, tmp_path, images):
     assert rc == 0, err
 
 
+def test_weighted_blend_endpoints(cli, tmp_path):
+    import seedspace as ss
+    from seedspace.backends.base import seeds_from_ints
+
+    out = tmp_path / "blend"
+    rc, _, err = cli("interpolate", "--seeds", "11:0.25|42:0.75,7", "--frames", "3", "--method", "slerp", "--out", out)
+    assert rc == 0, err
+    run = json.loads((out / "run.json").read_text())
+    assert run["parameters"]["seeds"][0] == {"blend": [{"int": 11}, {"int": 42}], "weights": [0.25, 0.75]}
+    expected = ss.blend(seeds_from_ints([11, 42], (1, 8, 8)).double(), [0.25, 0.75]).float()
+    torch.testing.assert_close(load_file(str(out / "seeds.safetensors"))["seeds"][0], expected)
+    rc, _, err = cli("regenerate", out / "frames" / "frame000000.png", "--out", tmp_path / "r.png", "--check",
+                     "--quiet", model=False)
+    assert rc == 0, err
+    for bad, message in (("11:0.2|42", "SEED:WEIGHT"), ("11:-1|42:1", "non-negative"), ("11:0|42:0", "not all zero")):
+        rc, _, err = cli("interpolate", "--seeds", f"{bad},7", "--frames", "3", "--out", tmp_path / "bad")
+        assert_user_error(rc, err, tmp_path / "bad", message)
+
+
 def test_random_seeds_are_deterministic(cli, tmp_path):
     for name in ("a", "b"):
         rc, _, err = cli("norms", "--random-seeds", "4", "--seed-base", "7", "--out", tmp_path / name)

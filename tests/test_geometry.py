@@ -14,6 +14,7 @@ from seedspace.geometry import (
     INTERPOLATION_METHODS,
     SPACINGS,
     ChiPrior,
+    blend,
     centroid,
     centroid_objective,
     distance,
@@ -283,6 +284,48 @@ def test_nao_centroid_high_dim(atypical):
     assert objective["nao"] < objective["euclidean"]
     prior = ChiPrior(16384)
     assert abs(float(c.norm()) - prior.mode) < 3
+
+
+def _weighted_objective(X, w, c):
+    return sum(float(wi) * float(distance(c, x)) ** 2 for wi, x in zip(w, X))
+
+
+@settings(max_examples=10, **SETTINGS)
+@given(st.integers(0, 10**6), st.sampled_from([2, 16, 256]), st.floats(0.05, 0.95), st.floats(0.6, 1.4))
+def test_blend_of_two_lies_on_the_geodesic_at_its_weight(seed, d, w2, scale):
+    a, b = make_pair(seed, d, 1.0, scale)
+    m = blend(torch.stack([a, b]), [1 - w2, w2])
+    d_ab, d_am, d_mb = (float(distance(*p)) for p in ((a, b), (a, m), (m, b)))
+    assert d_am + d_mb == pytest.approx(d_ab, rel=1e-4)  # on a shortest path ...
+    assert d_am / d_ab == pytest.approx(w2, abs=1e-3)  # ... at arc-length fraction w2
+
+
+@settings(max_examples=8, **SETTINGS)
+@given(st.integers(0, 10**6), st.integers(3, 5), st.sampled_from([3, 64]))
+def test_blend_not_above_weighted_baselines_and_order_free(seed, k, d):
+    gen = torch.Generator().manual_seed(seed)
+    X = torch.randn(k, d, generator=gen, dtype=torch.float64)
+    w = torch.rand(k, generator=gen, dtype=torch.float64) + 0.05
+    m = blend(X, w)
+    mean = (w / w.sum()) @ X
+    for candidate in (mean, mean / mean.norm() * X.norm(dim=1).mean(), *X):
+        assert _weighted_objective(X, w / w.sum(), m) <= _weighted_objective(X, w / w.sum(), candidate) * (1 + 1e-9)
+    perm = torch.randperm(k, generator=gen)  # order and scale of the weights do not matter (up to solver tolerance)
+    other = blend(X[perm], w[perm] * 3)
+    assert _weighted_objective(X, w / w.sum(), other) == pytest.approx(_weighted_objective(X, w / w.sum(), m), rel=1e-4)
+    assert float((other - m).norm()) < 1e-2 * float(m.norm())
+
+
+def test_blend_edge_cases_and_errors():
+    gen = torch.Generator().manual_seed(2)
+    X = torch.randn(3, 4, 8, generator=gen)
+    assert torch.equal(blend(X, [0, 1, 0]), X[1])  # a weight of 1 returns the seed itself
+    half = blend(X.half(), [0.2, 0.3, 0.5])
+    assert half.dtype == torch.float16 and half.shape == (4, 8)
+    assert isinstance(blend(X.numpy(), [1, 1, 1]), np.ndarray)
+    for bad in ([1, 1], [1, -1, 1], [0, 0, 0], [1, float("nan"), 1], "heavy"):
+        with pytest.raises(ValueError):
+            blend(X, bad)
 
 
 def test_centroid_shapes_and_baselines():

@@ -60,7 +60,8 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
 def add_seed_options(parser: argparse.ArgumentParser, required_help: str, default: str | None = None) -> None:
     g = parser.add_argument_group("seeds")
     g.add_argument("--seeds", default=None,
-                   help=f"comma list of seed integers, .safetensors seed files, images (inverted) or image folders; "
+                   help=f"comma list of seed integers, .safetensors seed files, images (inverted), image folders or "
+                        f"weighted NAO blends SEED:W|SEED:W (e.g. '1111:0.2|2222:0.8'); "
                         f"{required_help}" + (f" (default: {default})" if default else " (default: none)"))
     parser.set_defaults(default_seeds=default)
     g.add_argument("--random-seeds", type=int, default=None, metavar="N",
@@ -217,8 +218,30 @@ def condition_label(record: dict) -> str:
 _INT = re.compile(r"^[+]?\d+$")
 
 
-def parse_seed_spec(text: str, what: str = "--seeds") -> list[dict]:
-    """``11,42,a.safetensors,img.png,folder/`` -> [{"int": 11}, {"int": 42}, {"file": ...}, {"image": ...}, ...]."""
+_WEIGHTED = re.compile(r"^(.+):([-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?)$")
+
+
+def parse_blend(token: str, what: str) -> dict:
+    """``1111:0.2|2222:0.8`` -> {"blend": [{"int": 1111}, {"int": 2222}], "weights": [0.2, 0.8]}: the weighted
+    NAO blend (:func:`seedspace.blend`) of seed integers, seed files or images."""
+    parts, weights = [], []
+    for part in token.split("|"):
+        m = _WEIGHTED.match(part.strip())
+        if not m:
+            raise CLIError(f"{what}: blend entry {part.strip()!r} must be SEED:WEIGHT (e.g. 1111:0.2|2222:0.8)")
+        sub = parse_seed_spec(m.group(1), what, blends=False)
+        if len(sub) != 1:
+            raise CLIError(f"{what}: a blend entry is one seed, not a folder ({m.group(1)})")
+        parts.append(sub[0])
+        weights.append(float(m.group(2)))
+    if any(w < 0 for w in weights) or sum(weights) <= 0:
+        raise CLIError(f"{what}: blend weights must be non-negative and not all zero, got {weights}")
+    return {"blend": parts, "weights": weights}
+
+
+def parse_seed_spec(text: str, what: str = "--seeds", blends: bool = True) -> list[dict]:
+    """``11,42,a.safetensors,img.png,folder/,1:0.2|2:0.8`` -> [{"int": 11}, {"int": 42}, {"file": ...},
+    {"image": ...}, ..., {"blend": [...], "weights": [...]}]."""
     if text is None or not str(text).strip():
         raise CLIError(f"{what} is empty")
     items = []
@@ -226,6 +249,9 @@ def parse_seed_spec(text: str, what: str = "--seeds") -> list[dict]:
         token = token.strip()
         if not token:
             raise CLIError(f"{what}: empty entry in {text!r}")
+        if blends and ("|" in token or (_WEIGHTED.match(token) and not Path(token).expanduser().exists())):
+            items.append(parse_blend(token, what))
+            continue
         if _INT.match(token):
             value = int(token)
             if value >= 2 ** 63:
@@ -296,6 +322,8 @@ def seed_or_image_items(args) -> list[dict]:
 
 
 def item_label(item: dict) -> str:
+    if "blend" in item:
+        return "|".join(f"{item_label(p)}:{w:g}" for p, w in zip(item["blend"], item["weights"]))
     if "int" in item:
         return str(item["int"])
     name = Path(item.get("file") or item.get("image")).name
@@ -307,7 +335,8 @@ def resolve_seeds(items: Sequence[dict], model, condition, steps: int | None,
     """Seeds (N, *seed_shape) float32 on the CPU from parsed seed items, and one entry per seed.
 
     Integers draw N(0, I) on the CPU; seed files give one seed or a batch (validated against the model's seed
-    shape); images are read (resized with a warning), then DDIM-inverted together with the condition.
+    shape); images are read (resized with a warning), then DDIM-inverted together with the condition; blends
+    resolve their entries, then take their weighted NAO blend.
     """
     import torch
 
@@ -318,7 +347,16 @@ def resolve_seeds(items: Sequence[dict], model, condition, steps: int | None,
     entries: list = [None] * len(items)
     image_slots = [i for i, it in enumerate(items) if "image" in it]
     for i, item in enumerate(items):
-        if "int" in item:
+        if "blend" in item:
+            from ..geometry import blend
+
+            cond = condition[i] if isinstance(condition, list) else condition
+            seeds, _ = resolve_seeds(item["blend"], model, cond, steps, progress)
+            if seeds.shape[0] != len(item["weights"]):
+                raise CLIError(f"blend {item_label(item)}: each entry must be a single seed")
+            parts[i] = blend(seeds.double(), item["weights"]).float()[None]
+            entries[i] = [dict(item)]
+        elif "int" in item:
             parts[i] = seeds_from_ints([item["int"]], shape)
             entries[i] = [dict(item)]
         elif "file" in item:

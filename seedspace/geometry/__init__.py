@@ -7,7 +7,7 @@ distances and centroids exactly (by reduction to a 2-D problem), the usual basel
 published optimisation for reference, and chi-prior diagnostics.
 """
 
-from .centroids import CENTROID_METHODS, centroid, centroid_objective
+from .centroids import CENTROID_METHODS, blend, centroid, centroid_objective
 from .distances import DISTANCE_METRICS, distance, pairwise_distances
 from .energy import path_energy
 from .paths import INTERPOLATION_METHODS, SPACINGS, interpolate
@@ -20,6 +20,7 @@ __all__ = [
     "SPACINGS",
     "ChiPrior",
     "NormReport",
+    "blend",
     "centroid",
     "centroid_objective",
     "distance",

@@ -62,10 +62,11 @@ def _baseline_coefficients(G: np.ndarray, method: str, prior: ChiPrior) -> np.nd
 
 
 class _Objective:
-    """``f = sum_i dist_nao(c, x_i) + w(|c|)`` from ``c . x_i``, ``|c|`` and the Gram matrix of the seeds."""
+    """``f = sum_i dist_nao(c, x_i) + w(|c|)`` (the NAO centroid) or, with ``weights``, ``f = sum_i weights_i
+    dist_nao(c, x_i)^2`` (the weighted Frechet mean), from ``c . x_i``, ``|c|`` and the Gram matrix of the seeds."""
 
-    def __init__(self, G: np.ndarray, prior: ChiPrior, grid: int):
-        self.G, self.prior, self.grid = G, prior, grid
+    def __init__(self, G: np.ndarray, prior: ChiPrior, grid: int, weights: np.ndarray | None = None):
+        self.G, self.prior, self.grid, self.weights = G, prior, grid, weights
         self.nx = np.sqrt(np.diag(G))
         self.sol = None  # last 2-D solution: its grids and profiles warm-start the next solve
 
@@ -80,15 +81,17 @@ class _Objective:
         n, k = cx.shape
         if self.prior.d == 1:  # on the line the paths are segments
             r2 = rc[:, None] ** 2
-            e = segment_energies(r2 + 0 * cx, cx - r2, self.nx**2 + r2 - 2 * cx, self.prior).sum(axis=1)
+            e = segment_energies(r2 + 0 * cx, cx - r2, self.nx**2 + r2 - 2 * cx, self.prior)
         else:
             phi, _ = self._angles(cx, rc)
             u0 = np.repeat(np.log(rc), k)
             um = np.tile(np.log(self.nx), n)
             sol = planar.solve(u0, um, phi.ravel(), self.prior, grid=self.grid)
-            e = sol.energy.reshape(n, k).sum(axis=1)
+            e = sol.energy.reshape(n, k)
             self.solutions = [planar.take(sol, np.arange(i * k, (i + 1) * k)) for i in range(n)]
-        return e + self.prior.weight(rc)
+        if self.weights is not None:
+            return (self.weights * e**2).sum(axis=1)
+        return e.sum(axis=1) + self.prior.weight(rc)
 
     def bounds(self, alphas: np.ndarray):
         """Cheap lower and upper bounds of the objective of candidates (n, k): any path from c to x_i
@@ -120,12 +123,15 @@ class _Objective:
         u0, um = np.full(len(alpha), math.log(rc)), np.log(self.nx)
         shift = (u0 - old.u[:, 0])[:, None] * (1 - old.tau) + (um - old.u[:, -1])[:, None] * old.tau
         sol = self.sol = planar.newton(u0, um, phi, self.prior, old.tau, old.u + shift)
-        f = sol.energy.sum() + float(self.prior.weight(rc))
+        if self.weights is None:
+            f, dw, outer = sol.energy.sum() + float(self.prior.weight(rc)), float(self.prior.weight_derivative(rc)), 1.0
+        else:  # d(w_i E_i^2) = 2 w_i E_i dE_i
+            f, dw, outer = float((self.weights * sol.energy**2).sum()), 0.0, 2 * self.weights * sol.energy
         # d|c|/d alpha = G alpha / |c|;  d phi_i / d alpha = -(G_i / (|c||x_i|) - cos_i G alpha / |c|^2) / sin_i
         cos = Ga / (rc * self.nx)
         sin = perp / (rc * self.nx)
-        coef = np.where(sin > 1e-12, sol.grad_phi / np.where(sin > 1e-12, sin, 1.0), 0.0)
-        grad = (sol.grad_u0.sum() / rc + float(self.prior.weight_derivative(rc))) * Ga / rc
+        coef = np.where(sin > 1e-12, outer * sol.grad_phi / np.where(sin > 1e-12, sin, 1.0), 0.0)
+        grad = ((outer * sol.grad_u0).sum() / rc + dw) * Ga / rc
         grad -= self.G @ (coef / (rc * self.nx)) - (coef * cos).sum() * Ga / rc**2
         return f, grad
 
@@ -163,13 +169,60 @@ def nao_coefficients(G: np.ndarray, prior: ChiPrior, grid: int = planar.DEFAULT_
         # an upper bound of another (the un-optimised log-spiral paths)
         lower, upper = obj.bounds(starts)
         starts = starts[lower <= upper.min()]
+    return _optimise_from_best(obj, starts, line)
+
+
+def _optimise_from_best(obj: _Objective, starts: np.ndarray, line) -> np.ndarray:
+    """Evaluate the starts, optimise from the best, return the optimum or that start if it is not better."""
     vals = obj.values_alpha(starts)
     i = int(np.argmin(vals))
     best = starts[i]
     alpha = obj.minimise_line(line, best) if line is not None else obj.minimise(best, obj.solutions[i])
-    if not np.all(np.isfinite(alpha)) or alpha @ G @ alpha <= 0:
+    if not np.all(np.isfinite(alpha)) or alpha @ obj.G @ alpha <= 0:
         return best
     return alpha if obj.values_alpha(alpha[None])[0] <= vals[i] else best
+
+
+def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID):
+    """Weighted NAO blend of seeds (k, *seed_shape) -> seed_shape: the weighted Frechet mean
+    ``argmin_c sum_i w_i dist_nao(c, x_i)^2`` (weights >= 0, normalised to sum 1), found in span(x_i).
+
+    For two seeds it is the point at NAO arc-length fraction ``w_2`` along the geodesic from ``x_1`` to ``x_2``
+    (the syntax ``1111:0.2|2222:0.8`` of seed-blending tools); a weight of 1 returns that seed exactly.
+    """
+    t, spec = as_tensor(seeds, "seeds")
+    X = flat_seeds64(t, "seeds", batched=True)
+    k, D = X.shape
+    try:
+        w = np.asarray(torch.as_tensor(weights, dtype=torch.float64).cpu(), dtype=np.float64).ravel()
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"weights must be {k} numbers, got {weights!r}") from None
+    if w.shape != (k,):
+        raise ValueError(f"got {w.size} weights for {k} seeds")
+    if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
+        raise ValueError(f"weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    w = w / w.sum()
+    if w.max() == 1.0:
+        return restore(X[int(np.argmax(w))].reshape(t.shape[1:]), spec)
+    grid = check_grid(grid)
+    G = _gram(X)
+    nx = np.sqrt(np.diag(G))
+    norm = math.sqrt(max(w @ G @ w, 0.0))
+    starts = [w, w * math.exp(w @ np.log(nx)) / norm] if norm > 0 else [w]
+    if D > 1:
+        # geodesic blending, seed by seed: exact for two seeds, a good start for more
+        c, total, used = None, 0.0, 0
+        for i in np.flatnonzero(w > 0):
+            total += w[i]
+            c = X[i:i + 1] if c is None else nao_curve(c, X[i:i + 1], 1, "nao", grid, torch.float64,
+                                                       fractions=np.array([[w[i] / total]]))[0]
+            used += 1
+        if used == 2:
+            return restore(c.reshape(t.shape[1:]), spec)
+        starts.append(np.linalg.lstsq(G, (X @ c[0]).cpu().numpy(), rcond=None)[0])
+    alpha = _optimise_from_best(_Objective(G, ChiPrior(D), grid, w), np.stack(starts),
+                                X[:, 0].cpu().numpy() if D == 1 else None)
+    return restore((torch.from_numpy(alpha).to(X.device) @ X).reshape(t.shape[1:]), spec)
 
 
 def _gram(X: torch.Tensor) -> np.ndarray:

@@ -43,14 +43,17 @@ def _slerp(a, b, steps, wd, stats, **_):
 
 
 def nao_curve(a: torch.Tensor, b: torch.Tensor, steps: int, spacing: str, grid: int, wd: torch.dtype,
-              stats=None) -> torch.Tensor:
-    """NAO geodesics for flat pairs (B, D): solve in each pair's plane, sample, lift -> (steps, B, D)."""
+              stats=None, fractions: np.ndarray | None = None) -> torch.Tensor:
+    """NAO geodesics for flat pairs (B, D): solve in each pair's plane, sample (evenly, or at ``fractions``
+    of the ``spacing`` length), lift -> (steps, B, D)."""
     if a.shape[1] == 1:  # on the line the only path is the segment
+        if fractions is not None:
+            raise ValueError("fractions need d >= 2")
         return _lerp(a, b, steps, wd)
     stats = pair_stats(a, b) if stats is None else stats
     prior = ChiPrior(a.shape[1])
     sol = planar.solve(np.log(stats.norm_a), np.log(stats.norm_b), stats.phi, prior, grid=grid)
-    r, theta = planar.sample(sol, steps, spacing, prior)
+    r, theta = planar.sample(sol, steps, spacing, prior, fractions)
     return lift_polar(r, theta, a, b, stats, wd)
 
 

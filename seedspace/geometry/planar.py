@@ -344,15 +344,16 @@ def _log1p_over(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x * y) < 1e-12, y, np.log1p(y * safe) / safe)
 
 
-def sample(sol: PlanarSolution, steps: int, spacing: str, prior: ChiPrior):
+def sample(sol: PlanarSolution, steps: int, spacing: str, prior: ChiPrior, fractions: np.ndarray | None = None):
     """Points on the solved curves: returns (r, theta), each of shape (steps, B).
 
     ``spacing``: "euclidean" (equal Euclidean arc length in R^d, closed form on log-spiral pieces),
-    "nao" (equal energy), "angle" (equal increments of theta).
+    "nao" (equal energy), "angle" (equal increments of theta). ``fractions`` (in [0, 1], broadcast to
+    (B, steps)) replace the evenly spaced ones: the points at those fractions of the chosen length.
     """
     u, tau, phi = sol.u, sol.tau, sol.phi
     B = u.shape[0]
-    frac = np.broadcast_to(np.linspace(0.0, 1.0, steps), (B, steps))
+    frac = np.broadcast_to(np.linspace(0.0, 1.0, steps) if fractions is None else fractions, (B, steps))
     rows = np.arange(B)[:, None]
     if spacing == "angle":
         j, rem = _locate(tau, frac)
