@@ -2,6 +2,7 @@
 
     python benchmarks/bench_geometry.py            # full run (the published optimisation takes minutes)
     python benchmarks/bench_geometry.py --quick    # skip the reference (published) method
+    python benchmarks/bench_geometry.py --only blend   # one section (interpolation, centroid, blend, batched)
 
 Prints Markdown tables.  Energies are the true line integrals ``int w(|x|) ds`` of the returned
 polylines (``path_energy``), so all methods are compared on the same footing; lower is better.
@@ -19,7 +20,10 @@ import time
 
 import torch
 
-from seedspace.geometry import ChiPrior, centroid, centroid_objective, distance, interpolate, path_energy
+from seedspace.geometry import ChiPrior, blend, centroid, centroid_objective, distance, interpolate, path_energy
+
+
+SECTIONS = ("interpolation", "centroid", "blend", "batched")
 
 
 def timed(fn, repeats: int):
@@ -51,6 +55,7 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=1000, help="pairs in the batched run (0 to skip)")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    parser.add_argument("--only", nargs="*", default=SECTIONS, choices=SECTIONS, help="sections to run (default: all)")
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -63,6 +68,18 @@ def main() -> None:
     print(f"- d = {d}, n = {n} points per path, float32 seeds on the CPU; time = median of {args.repeats} runs "
           "(reference: 1 run); energy = `path_energy` of the returned polyline (lower is better)\n")
 
+    if "interpolation" in args.only:
+        interpolation_section(args, gen)
+    if "centroid" in args.only:
+        centroid_section(args, gen)
+    if "blend" in args.only:
+        blend_section(args)
+    if "batched" in args.only and args.pairs:
+        batched_section(args, gen)
+
+
+def interpolation_section(args, gen) -> None:
+    d, n = args.d, args.steps
     methods = ["nao", "slerp", "cog", "lerp"] if args.quick else ["reference", "nao", "slerp", "cog", "lerp"]
     cases = {"typical (N(0, I) endpoints)": pair(gen, d), "atypical (norms 0.9 and 1.1 sqrt(d))": pair(gen, d, (0.9, 1.1))}
     print("### Interpolation\n")
@@ -77,6 +94,10 @@ def main() -> None:
             print(f"| {name} | {method} | {secs * 1e3:.1f} | {e:.2f} | {e / exact:.4f} |")
         print(f"| {name} | (NAO distance, exact curve) | | {exact:.2f} | 1.0000 |")
 
+
+
+def centroid_section(args, gen) -> None:
+    d, n = args.d, args.steps
     print(f"\n### Centroid of k = {args.k} seeds\n")
     print("| method | time (ms) | objective sum_i dist(c, x_i) + w(abs c) | abs(c) / sqrt(d-1) |")
     print("|---|---:|---:|---:|")
@@ -88,19 +109,40 @@ def main() -> None:
         secs, c = timed(lambda: centroid(X, method=method, steps=n), reps)
         print(f"| {method} | {secs * 1e3:.1f} | {centroid_objective(X, c):.3f} | {float(c.norm()) / mode:.4f} |")
 
-    if args.pairs:
-        print(f"\n### Batched interpolation: {args.pairs} pairs, d = {d}, {n} steps "
-              f"(output {args.pairs * d * n * 4 / 2**30:.1f} GiB float32)\n")
-        print("| method | time (s) | mean energy |")
-        print("|---|---:|---:|")
-        A = torch.randn(args.pairs, d, generator=gen)
-        B = torch.randn(args.pairs, d, generator=gen)
-        for method in ("nao", "slerp"):
-            secs, paths = timed(lambda: interpolate(A, B, steps=n, method=method, batched=True), 2)
-            energy = float(path_energy(paths, batched=True).mean())
-            del paths
-            print(f"| {method} | {secs:.2f} | {energy:.2f} |")
-        gc.collect()
+
+
+def blend_section(args) -> None:
+    """Weighted NAO blends (own generator: the same data whichever sections run)."""
+    gen = torch.Generator().manual_seed(1)
+    print(f"\n### Weighted blend (`ss.blend`), objective sum_i w_i dist(c, x_i)^2\n")
+    print("| k | method | time (ms) | objective | abs(c) / sqrt(d-1) |")
+    print("|---|---|---:|---:|---:|")
+    mode = ChiPrior(args.d).mode
+    for k in (2, args.k):
+        X = torch.randn(k, args.d, generator=gen)
+        w = torch.rand(k, generator=gen) + 0.1
+        w = w / w.sum()
+        secs, c = timed(lambda: blend(X, w), args.repeats)
+        mean = w @ X
+        for name, point, t in (("nao blend", c, f"{secs * 1e3:.1f}"), ("weighted mean", mean, "")):
+            objective = sum(float(wi) * float(distance(point, x)) ** 2 for wi, x in zip(w, X))
+            print(f"| {k} | {name} | {t} | {objective:.1f} | {float(point.norm()) / mode:.4f} |")
+
+
+def batched_section(args, gen) -> None:
+    d, n = args.d, args.steps
+    print(f"\n### Batched interpolation: {args.pairs} pairs, d = {d}, {n} steps "
+          f"(output {args.pairs * d * n * 4 / 2**30:.1f} GiB float32)\n")
+    print("| method | time (s) | mean energy |")
+    print("|---|---:|---:|")
+    A = torch.randn(args.pairs, d, generator=gen)
+    B = torch.randn(args.pairs, d, generator=gen)
+    for method in ("nao", "slerp"):
+        secs, paths = timed(lambda: interpolate(A, B, steps=n, method=method, batched=True), 2)
+        energy = float(path_energy(paths, batched=True).mean())
+        del paths
+        print(f"| {method} | {secs:.2f} | {energy:.2f} |")
+    gc.collect()
 
 
 if __name__ == "__main__":

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance  # noqa: E402
+from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance, paired_bootstrap_ci  # noqa: E402
 from seedspace.apps.seedselect import INIT_METHODS, seedselect  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
@@ -241,6 +241,41 @@ def summarise(runs, classes, real_feats, args):
     return summary
 
 
+PAIRED_STEPS = (0, 1, 3, 5, 10, 30)
+
+
+def paired_differences(runs, args) -> list[dict]:
+    """Judge confidence of init a minus init b on the same runs (same reference subsets), at a few steps: mean
+    difference with a paired bootstrap 95% CI. Pairs: every init vs random, and nao-centroid vs cog-centroid."""
+    by_init = {r["init"]: r for r in runs}
+    pairs = [(i, "random") for i in by_init if i != "random" and "random" in by_init]
+    if {"nao-centroid", "cog-centroid"} <= set(by_init):
+        pairs.append(("nao-centroid", "cog-centroid"))
+    steps = [s for s in PAIRED_STEPS if s <= args.steps] + ([args.steps] if args.steps not in PAIRED_STEPS else [])
+    rows = []
+    for a, b in pairs:
+        cells = {s: paired_bootstrap_ci(by_init[a]["conf"][s], by_init[b]["conf"][s], seed=s) for s in steps}
+        rows.append({"a": a, "b": b, "n": int(by_init[a]["conf"].shape[1]), "steps": cells})
+    return rows
+
+
+def paired_markdown(rows) -> list[str]:
+    if not rows:
+        return []
+    steps = list(rows[0]["steps"])
+    L = ["## Paired differences in judge confidence (a − b on the same runs: same reference subsets)", "",
+         "Mean difference [paired bootstrap 95% CI]; a CI that excludes 0 is marked **bold**.", "",
+         "| a − b | n | " + " | ".join(f"step {s}" for s in steps) + " |", "|---|---|" + "---|" * len(steps)]
+    for r in rows:
+        cells = []
+        for s in steps:
+            m, lo, hi = r["steps"][s]
+            text = f"{m:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+            cells.append(f"**{text}**" if lo > 0 or hi < 0 else text)
+        L.append(f"| {r['a']} − {r['b']} | {r['n']} | " + " | ".join(cells) + " |")
+    return L + [""]
+
+
 def verdict(summary, args) -> str:
     if "random" not in summary:
         return "No 'random' baseline was run, so no speed-up can be stated."
@@ -272,7 +307,7 @@ def verdict(summary, args) -> str:
     return "\n".join(lines)
 
 
-def write_report(out: Path, summary, classes, model, args, env):
+def write_report(out: Path, summary, classes, model, args, env, paired=()):
     inits = list(summary)
     steps = args.steps + 1
     rows = [s for s in TABLE_STEPS if s < steps] + ([args.steps] if args.steps not in TABLE_STEPS else [])
@@ -332,6 +367,7 @@ def write_report(out: Path, summary, classes, model, args, env):
         for s in rows:
             L.append(f"| {s} | " + " | ".join(fmt(*summary[i][key][s], digits=digits) for i in inits) + " |")
     L.append("")
+    L += paired_markdown(paired)
     L.append("## FID-style score vs step (Fréchet distance of judge features to the real images of the class; "
              "lower is better)")
     L.append("")
@@ -429,11 +465,12 @@ def main(argv=None):
         print(f"   accuracy step 0 {r['correct'][0].mean():.2f} -> step {args.steps} {r['correct'][-1].mean():.2f}; "
               f"{r['total_seconds']:.1f} s", flush=True)
     summary = summarise(runs, classes, real_feats, args)
-    payload = {"config": vars(args), "classes": classes, "env": env, "summary": summary,
+    paired = paired_differences(runs, args)
+    payload = {"config": vars(args), "classes": classes, "env": env, "summary": summary, "paired": paired,
                "per_run": {r["init"]: {"labels": r["labels"], "correct": r["correct"].tolist(),
                                        "confidence": r["conf"].tolist(), "loss": r["loss"].tolist()} for r in runs}}
     (out / "results.json").write_text(json.dumps(clean(payload), indent=1))
-    write_report(out, summary, classes, model, args, env)
+    write_report(out, summary, classes, model, args, env, paired)
     plot(out, summary, args)
     print((out / "report.md").read_text().split("## Steps")[0])
     print(f"wrote {out / 'results.json'}, {out / 'report.md'}, {out / 'accuracy_vs_step.png'}")

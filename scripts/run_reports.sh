@@ -12,6 +12,8 @@ $PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --enc
 /usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme README.md --quiet
 /usr/bin/time -f "seedselect report (unconditional): %e s" $PY scripts/report_seedselect.py --unconditional --out reports/seedselect/unconditional --threads 2 --runs 6 --steps 30
 /usr/bin/time -f "seedselect report (conditional): %e s" $PY scripts/report_seedselect.py --out reports/seedselect/conditional --threads 2 --runs 4 --steps 30
+/usr/bin/time -f "seedselect report (nao vs cog): %e s" $PY scripts/report_seedselect.py --unconditional --inits nao-centroid cog-centroid --out reports/seedselect/nao_vs_cog --threads 2 --runs 20 --steps 30
 /usr/bin/time -f "geometry benchmark: %e s" $PY benchmarks/bench_geometry.py --threads 2 > reports/bench_geometry.md
 $PY benchmarks/bench_geometry.py --quick --threads 2 --repeats 3 > reports/bench_geometry_quick.md
+$PY benchmarks/bench_geometry.py --only blend --threads 2 > reports/bench_blend.md
 echo "== done $(date -u)"

@@ -255,4 +255,7 @@ def test_report_seedselect_quick(tiny_testbed_dir, tmp_path):
         assert all(0 <= m <= 1 for m, _, _ in s["accuracy"])
     report = (out / "report.md").read_text()
     assert "Condition: none" in report and "encoder" in report and "## Verdict" in report
+    (paired,) = results["paired"]  # nao-centroid vs random on the same runs
+    assert (paired["a"], paired["b"], paired["n"]) == ("nao-centroid", "random", 2)
+    assert set(paired["steps"]) == {"0", "1", "3"} and "## Paired differences" in report
     assert (out / "accuracy_vs_step.png").stat().st_size > 1000
