@@ -33,10 +33,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from seedspace.apps.evaluation.judge import JUDGE_SIZE, resize_images  # noqa: E402
 from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance, paired_bootstrap_ci  # noqa: E402
 from seedspace.apps.seedselect import INIT_METHODS, seedselect  # noqa: E402
 
@@ -82,19 +82,6 @@ def load(args):
     return model
 
 
-def to_model_size(model, images: torch.Tensor) -> torch.Tensor:
-    """Few-shot images are 32x32; tiny test models are smaller: resize (area) to the model's size."""
-    size = tuple(model.seed_shape[-2:])
-    return images if tuple(images.shape[-2:]) == size else F.interpolate(images, size=size, mode="area")
-
-
-def to_judge_size(images: torch.Tensor) -> torch.Tensor:
-    """Tiny test models make smaller images: resize (bilinear) to the judge's 32x32."""
-    if tuple(images.shape[-2:]) == (32, 32):
-        return images
-    return F.interpolate(images, size=(32, 32), mode="bilinear", align_corners=False)
-
-
 def run_init(model, init, classes, real, args, judge_features):
     """All (class, run) pairs of one initialisation in one batch -> per-step arrays (steps+1, N)."""
     rng = np.random.default_rng(args.seed)
@@ -108,7 +95,7 @@ def run_init(model, init, classes, real, args, judge_features):
         for r in range(args.runs):
             # the same subsets for every init (rng re-seeded per init): paired comparisons
             idx = rng.permutation(imgs.shape[0])[:k]
-            sets.append(to_model_size(model, imgs[idx]))
+            sets.append(resize_images(imgs[idx], model.seed_shape[-2:]))
             conds.append("unconditional" if args.unconditional else c)
             seed_ints.append(args.seed * 100_000 + 1000 * c + r)
             labels.append(c)
@@ -117,7 +104,7 @@ def run_init(model, init, classes, real, args, judge_features):
 
     def callback(step, record, seeds, images):
         with torch.no_grad():
-            probs = model.classify(to_judge_size(images))
+            probs = model.classify(resize_images(images, (JUDGE_SIZE, JUDGE_SIZE)))
             correct.append((probs.argmax(-1) == labels_t).float().numpy())
             conf.append(probs[torch.arange(len(labels)), labels_t].numpy())
             feats.append(judge_features(images).float().numpy())
@@ -447,7 +434,7 @@ def main(argv=None):
     if args.quick:
         classes = classes[:1]
     def judge_features(images):
-        return model.judge_features(to_judge_size(images))
+        return model.judge_features(resize_images(images, (JUDGE_SIZE, JUDGE_SIZE)))
 
     real, real_feats = {}, {}
     for c in classes:

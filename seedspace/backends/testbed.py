@@ -54,30 +54,29 @@ class TestbedModel(PixelUNetModel):
             return ((to_model_space(np.asarray(image.convert("L"))[None]) + 1) / 2)[0].numpy()
         return super().prepare_image(image)
 
-    @cached_property
-    def judge(self):
-        """The judge classifier (eval mode, CPU, float32)."""
+    def _load_network(self, cls, filename: str):
+        """A testbed CNN (judge or encoder) from its safetensors file: eval mode, CPU, float32, no gradients."""
         from safetensors.torch import load_file
 
+        net = cls(len(self.class_names))
+        net.load_state_dict(load_file(str(self.folder / filename)))
+        return net.eval().requires_grad_(False)
+
+    @cached_property
+    def judge(self):
+        """The judge classifier (the evaluator)."""
         from ..testbed.judge import Judge
 
-        judge = Judge(len(self.class_names))
-        judge.load_state_dict(load_file(str(self.folder / "judge.safetensors")))
-        return judge.eval().requires_grad_(False)
+        return self._load_network(Judge, "judge.safetensors")
 
     @cached_property
     def encoder(self):
         """The encoder (the testbed's stand-in for CLIP), or None in folders that have no ``encoder.safetensors``."""
-        from safetensors.torch import load_file
-
         from ..testbed.judge import Encoder
 
-        path = self.folder / "encoder.safetensors"
-        if not path.is_file():
+        if not (self.folder / "encoder.safetensors").is_file():
             return None
-        encoder = Encoder(len(self.class_names))
-        encoder.load_state_dict(load_file(str(path)))
-        return encoder.eval().requires_grad_(False)
+        return self._load_network(Encoder, "encoder.safetensors")
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Semantic features (the CLIP stand-in, used by SeedSelect) of images in [0, 1], differentiable: the
