@@ -6,9 +6,12 @@
     m = ss.blend([a, b], [0.2, 0.8])                # weighted NAO blend (0.8 of the way from a to b)
     model = ss.load_model()                         # the embedded testbed (offline, CPU)
     images = model.generate(path, condition=3)
+    seeds, provenance = ss.load_seeds("boot1.png,boot2.png", model, condition="Ankle boot")  # inverted images
 """
 
+from ._version import __version__
 from .backends.base import SeedModel, load_model, seeds_from_ints
+from .conditions import resolve_condition
 from .geometry import (
     CENTROID_METHODS,
     DISTANCE_METRICS,
@@ -22,12 +25,12 @@ from .geometry import (
     pairwise_distances,
     path_energy,
 )
-
-__version__ = "0.1.0"
+from .seeds import LoadedSeeds, describe_seed, load_seeds, parse_seed_spec
 
 __all__ = [
-    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "blend", "centroid",
-    "distance", "interpolate", "load_model", "norm_report", "pairwise_distances", "path_energy", "seeds_from_ints",
+    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "LoadedSeeds", "SeedModel",
+    "__version__", "blend", "centroid", "describe_seed", "distance", "interpolate", "load_model", "load_seeds",
+    "norm_report", "pairwise_distances", "parse_seed_spec", "path_energy", "resolve_condition", "seeds_from_ints",
     "seedselect",
 ]
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
+import torch
+from tqdm.auto import tqdm
 
 from .. import outputs
+from ..apps.provenance import model_record
+from ..geometry import norm_report
 from . import common
 
 COMMAND = "invert"
@@ -25,20 +28,6 @@ def register(subparsers, formatter_class) -> None:
     p.set_defaults(func=run)
 
 
-def collect_images(tokens) -> list[Path]:
-    paths = []
-    for token in tokens:
-        path = Path(token).expanduser()
-        if path.is_dir():
-            paths.extend(outputs.image_files(path))
-        elif not path.exists():
-            raise common.CLIError(f"image {token} does not exist")
-        elif path.suffix.lower() not in common.IMAGE_SUFFIXES:
-            raise common.CLIError(f"{token} is not an image ({', '.join(common.IMAGE_SUFFIXES)})")
-        else:
-            paths.append(path)
-    return paths
-
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB of images in [0, 1] (capped at 100 dB for identical images)."""
@@ -47,32 +36,28 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def run(args) -> int:
-    import torch
-    from tqdm.auto import tqdm
-
-    import seedspace as ss
-
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
-    paths = collect_images(args.images)
+    paths = common.collect_images(args.images)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
     cond, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
     steps = int(args.steps or model.default_steps)
-    images = common.load_images(model, paths)
+    images = model.load_images(paths)
     bs = args.batch_size
     seeds, recon = [], []
     with tqdm(total=len(paths), desc="inverting", unit="image", disable=args.quiet) as bar:
-        for start, stop in common.batches(len(paths), bs):
+        for start in range(0, len(paths), bs):
+            stop = min(len(paths), start + bs)
             s = model.invert(images[start:stop], cond, steps, progress=not args.quiet).float().cpu()
             recon.append(model.generate(s, cond, steps, 1.0, progress=not args.quiet))
             seeds.append(s)
             bar.update(stop - start)
     seeds, recon = torch.cat(seeds), torch.cat(recon)
     scores = [psnr(a, b) for a, b in zip(images.numpy(), recon.numpy())]
-    reports = ss.norm_report(seeds)
+    reports = norm_report(seeds)
     names = [p.name for p in paths]
-    params = {"model": common.model_info(model, ref), "condition": cond_record, "steps": steps, "guidance": 1.0,
+    params = {"model": model_record(model, ref), "condition": cond_record, "steps": steps, "guidance": 1.0,
               "dtype": args.dtype, "batch_size": bs,
               "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in paths]}
     rows = [{"file": str(p), "psnr_db": round(s, 3), "norm_ratio": r.norm_ratio, "zscore": r.zscore,

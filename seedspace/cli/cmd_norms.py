@@ -8,6 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import outputs
+from ..apps.provenance import model_record
+from ..geometry import ChiPrior, norm_report
+from ..seeds import describe_seed, load_seeds
 from . import common
 
 COMMAND = "norms"
@@ -30,14 +33,12 @@ def register(subparsers, formatter_class) -> None:
 
 
 def plot(path: Path, ratios: np.ndarray, d: int, prob: float, flagged: np.ndarray) -> None:
-    import matplotlib
+    import matplotlib  # lazy: plotting is heavy to import and only this command's last step needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    import seedspace as ss
-
-    prior = ss.ChiPrior(d)
+    prior = ChiPrior(d)
     lo, hi = prior.typical_interval(prob)
     lo, hi = lo / math.sqrt(d), hi / math.sqrt(d)
     span = max(hi - lo, 1e-3)
@@ -65,8 +66,6 @@ def plot(path: Path, ratios: np.ndarray, d: int, prob: float, flagged: np.ndarra
 
 
 def run(args) -> int:
-    import seedspace as ss
-
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
     if not 0.0 < args.typical < 1.0:
@@ -78,17 +77,17 @@ def run(args) -> int:
     cond, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
                          else (None, {}))
     steps = int(args.steps or model.default_steps)
-    seeds, entries = common.resolve_seeds(items, model, cond, steps, progress=not args.quiet)
-    reports = ss.norm_report(seeds, typical_prob=args.typical)
+    seeds, entries = load_seeds(items, model, cond, steps, progress=not args.quiet)
+    reports = norm_report(seeds, typical_prob=args.typical)
     d = int(np.prod(model.seed_shape))
-    prior = ss.ChiPrior(d)
+    prior = ChiPrior(d)
     rows = []
     for entry, r in zip(entries, reports):
         flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
-        rows.append({"seed": common.item_label(entry), "source": entry, **r.as_dict(), "flags": flags})
+        rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
 
     folder = outputs.allocate_run_dir(COMMAND, args.out)
-    params = {"model": common.model_info(model, ref), "condition": cond_record, "steps": steps, "seeds": items,
+    params = {"model": model_record(model, ref), "condition": cond_record, "steps": steps, "seeds": items,
               "typical": args.typical, "dtype": args.dtype, "batch_size": args.batch_size}
     record = outputs.RunRecord(folder, COMMAND, params, model=params["model"])
     with record.guard():

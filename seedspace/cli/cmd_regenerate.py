@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from . import common, frames
+from . import common
+from .runs import regenerate
 
 COMMAND = "regenerate"
 
@@ -33,7 +34,7 @@ def run(args) -> int:
     if args.out is not None and Path(args.out).exists():
         raise FileExistsError(f"{args.out} already exists; choose another --out or remove it")
     text = outputs.read_png_parameters(source)
-    image, new_text = frames.regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet)
+    image, new_text = regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet)
     if args.out is not None:
         target = Path(args.out)
     else:

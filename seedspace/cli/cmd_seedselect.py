@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
+from ..conditions import condition_from_record
 from . import common
 
 COMMAND = "seedselect"
@@ -40,9 +41,7 @@ def register(subparsers, formatter_class) -> None:
 
 
 def _collect(spec: str) -> list[Path]:
-    from .cmd_invert import collect_images
-
-    return collect_images([t.strip() for t in spec.split(",") if t.strip()])
+    return common.collect_images([t.strip() for t in spec.split(",") if t.strip()])
 
 
 def run(args) -> int:
@@ -59,7 +58,7 @@ def run(args) -> int:
             raise common.CLIError("--resume continues a run with its own reference images: do not give --images")
         if args.opt_steps is not None:  # the one setting a resume may change: run further
             params["opt_steps"] = args.opt_steps
-        cond = common.condition_from_record(params["condition"])
+        cond = condition_from_record(params["condition"])
         paths = [item["image"] for item in params["images"]]
         missing = [p for p in paths if not Path(p).is_file()]
         if missing:
@@ -80,7 +79,7 @@ def run(args) -> int:
                   "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
         paths = [item["image"] for item in params["images"]]
 
-    images = common.load_images(model, paths)
+    images = model.load_images(paths)
     folder, record = common.open_record(args, COMMAND, params, folder)
     record["parameters"] = params  # a resume may have extended opt_steps
     with record.guard():

@@ -13,6 +13,8 @@ import os
 import sys
 import warnings
 
+from .._version import __version__
+
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
 COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate"]
 
@@ -40,8 +42,6 @@ class Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
-
     parser = Parser(prog="seedspace", formatter_class=HelpFormatter,
                     description="Explore the seed (initial-noise) space of diffusion models with norm-aware "
                                 "geometry (NAO paths and centroids, inversion, norm diagnostics).",

@@ -1,0 +1,105 @@
+"""The run skeleton of the frame commands (interpolate, centroid, travel): new or resumed parameters -> a frame
+plan (library) -> seed files -> rendered frames with their metadata -> the command's own summary outputs."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import outputs
+from ..apps.frames import PLANNERS, FramePlan, plan_frames, render_batches
+from ..apps.provenance import frame_text
+from . import common
+
+def run_frames_command(args, command: str, new_params: Callable, finish: Callable) -> int:
+    """Run ``command``: parameters from the options (``new_params(args) -> (params, model)``) or from the run
+    that ``--resume`` names, its frame plan, its seed files and frames (a resumed run keeps finished batches),
+    then ``finish(folder, record, params, plan, images (N, H, W, C) uint8, model) -> Summary`` writes what else the
+    command writes and returns the grid; run.json follows every step."""
+    common.check_sampling_args(args)
+    folder, params, model = common.resumed_run(args, command)
+    if params is None:
+        outputs.check_out_available(args.out)
+        params, model = new_params(args)
+    plan = plan_frames(command, params, model, progress=not args.quiet)
+    folder, record = common.open_record(args, command, params, folder,
+                                        {name: tensors for name, (tensors, _) in plan.seed_files.items()},
+                                        **plan.record)
+    with record.guard():
+        for name, (tensors, meta) in plan.seed_files.items():
+            outputs.save_seeds(folder / name, tensors, meta)
+            record.add_file(folder / name)
+        images = render_plan(args, command, model, params, plan, folder, record)
+        summary = finish(folder, record, params, plan, images, model)
+        save_grid_png(folder, record, command, params, summary.grid)
+    print(f"wrote {folder}: {summary.text}")
+    return 0
+
+
+class Summary(NamedTuple):
+    """What a command's ``finish`` returns: the grid image (PIL) and the line printed at the end."""
+
+    grid: object
+    text: str
+
+
+def save_grid_png(folder: Path, record: outputs.RunRecord, command: str, params: dict, grid) -> None:
+    """grid.png with the run's parameters as its metadata."""
+    outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(
+        {"command": command, "params": params}))
+    record.add_file(folder / "grid.png")
+
+
+def render_plan(args, command: str, model, params: dict, plan: FramePlan, folder: Path,
+                record: outputs.RunRecord) -> np.ndarray:
+    """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
+    batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
+    back from their PNGs instead (a batch renders the same pixels whenever it is rendered)."""
+    plan.attach_batches(params["batch_size"])
+    out: list = [None] * plan.seeds.shape[0]
+    finished = record.finished_frames()
+
+    def done(start, stop):
+        if not all(i in finished for i in range(start, stop)):
+            return False
+        for i in range(start, stop):
+            out[i] = outputs.read_png_pixels(folder / plan.frames[i]["file"])
+        return True
+
+    def on_batch(start, stop, images):
+        images = outputs.to_uint8(images)
+        for k, image in enumerate(images):
+            frame = plan.frames[start + k]
+            outputs.save_png(folder / frame["file"], image, frame_text(command, params, frame, images.shape[1:3]))
+            out[start + k] = image
+        record.add_frames([dict(plan.frames[i]) for i in range(start, stop)])
+
+    with tqdm(total=plan.seeds.shape[0], desc="frames", unit="frame", disable=args.quiet, file=sys.stderr) as bar:
+        render_batches(model, plan, params["steps"], params["guidance"], params["batch_size"], on_batch, done,
+                       progress=not args.quiet, on_progress=bar.update)
+    return np.stack(out)
+
+
+def regenerate(text: str, device: str = "cpu", model_override: str | None = None, quiet: bool = True):
+    """(image (H, W, C) uint8, parameters text) of the frame described by a PNG ``parameters`` text."""
+    rec = outputs.parse_parameters(text)
+    command, params, frame = rec.get("command"), rec.get("params"), rec.get("frame")
+    if not params or not frame or "index" not in frame:
+        raise common.CLIError("the parameters record has no frame to regenerate")
+    if command not in PLANNERS:
+        raise common.CLIError(f"cannot regenerate frames of command {command!r}")
+    model = common.load_from_params(params, device=device, model_override=model_override)
+    plan = plan_frames(command, params, model, progress=not quiet)
+    plan.attach_batches(params["batch_size"])
+    index = frame["index"]
+    if not 0 <= index < plan.seeds.shape[0]:
+        raise common.CLIError(f"frame index {index} is out of range")
+    start, stop = plan.frames[index]["batch"]
+    images = model.generate(plan.seeds[start:stop], list(plan.conditions[start:stop]), params["steps"],
+                            params["guidance"], progress=not quiet)
+    image = outputs.to_uint8(images)[index - start]
+    return image, frame_text(command, params, plan.frames[index], image.shape[:2])
