@@ -9,35 +9,44 @@
     seeds, provenance = ss.load_seeds("boot1.png,boot2.png", model, condition="Ankle boot")  # inverted images
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from ._version import __version__
-from .backends.base import SeedModel, load_model, seeds_from_ints
-from .conditions import resolve_condition
-from .geometry import (
-    CENTROID_METHODS,
-    DISTANCE_METRICS,
-    INTERPOLATION_METHODS,
-    ChiPrior,
-    blend,
-    centroid,
-    distance,
-    interpolate,
-    norm_report,
-    pairwise_distances,
-    path_energy,
-)
-from .seeds import LoadedSeeds, describe_seed, load_seeds, parse_seed_spec
 
-__all__ = [
-    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "LoadedSeeds", "SeedModel",
-    "__version__", "blend", "centroid", "describe_seed", "distance", "interpolate", "load_model", "load_seeds",
-    "norm_report", "pairwise_distances", "parse_seed_spec", "path_energy", "resolve_condition", "seeds_from_ints",
-    "seedselect",
-]
+# public name -> the module that defines it
+_EXPORTS = {
+    **dict.fromkeys(["CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "blend", "centroid",
+                     "distance", "interpolate", "norm_report", "pairwise_distances", "path_energy"], ".geometry"),
+    **dict.fromkeys(["SeedModel", "load_model", "seeds_from_ints"], ".backends.base"),
+    **dict.fromkeys(["resolve_condition"], ".conditions"),
+    **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
+    **dict.fromkeys(["seedselect"], ".apps.seedselect"),
+}
+
+__all__ = ["__version__", *sorted(_EXPORTS)]
 
 
-def __getattr__(name):  # keep `import seedspace` light: applications load on first use
-    if name == "seedselect":
-        from .apps.seedselect import seedselect
+def __getattr__(name: str):
+    # PEP 562 lazy attributes: `import seedspace` stays instant (torch, scipy and the applications load on first
+    # use), so the command line can answer Ctrl-C with one line from its first moment
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'seedspace' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    globals()[name] = value
+    return value
 
-        return seedselect
-    raise AttributeError(f"module 'seedspace' has no attribute {name!r}")
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from .apps.seedselect import seedselect
+    from .backends.base import SeedModel, load_model, seeds_from_ints
+    from .conditions import resolve_condition
+    from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, blend, centroid,
+                           distance, interpolate, norm_report, pairwise_distances, path_energy)
+    from .seeds import LoadedSeeds, describe_seed, load_seeds, parse_seed_spec

@@ -37,7 +37,7 @@ def register(subparsers, formatter_class) -> None:
                    help="a local CLIP folder (transformers or open_clip) for the semantic term; default: the model's "
                         "own features (the testbed's encoder, trained apart from the judge)")
     common.add_model_options(p, resume=True)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, resume_may_change=("opt_steps",))
 
 
 def _collect(spec: str) -> list[Path]:

@@ -228,8 +228,11 @@ def resumed_run(args, command: str):
     CLIError when it is not a ``command`` run folder, or when --out is given too."""
     if not getattr(args, "resume", None):
         return None, None, None
-    if args.out is not None:
-        raise CLIError("--resume continues a run in its own folder: do not give --out")
+    allowed = {"resume", "device", "quiet", *getattr(args, "resume_may_change", ())}
+    conflicting = [name for name in getattr(args, "given_options", []) if name not in allowed]
+    if conflicting:
+        options = ", ".join("--" + name.rstrip("_").replace("_", "-") for name in conflicting)
+        raise CLIError(f"--resume takes every setting from the run's run.json; do not give {options}")
     folder = Path(args.resume).expanduser()
     run_json = folder / "run.json"
     if not run_json.is_file():

@@ -1,8 +1,9 @@
 """The ``seedspace`` command line: parser, shared error handling and the list of commands.
 
 User errors (bad options, missing files, corrupt images, wrong seed shapes, an existing output folder) print one
-line ``seedspace: error: ...`` on stderr and exit with code 2, without a traceback. Ctrl-C exits with 130 after the
-running command has marked its run.json as interrupted.
+line ``seedspace: error: ...`` on stderr and exit with code 2, without a traceback; so do failures of the environment
+(a full disk, missing permissions). Ctrl-C exits with 130 and SIGTERM with 143, after the running command has
+marked its run.json as interrupted.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import signal
 import sys
 import warnings
 
@@ -20,6 +22,7 @@ COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "rege
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_TERMINATED = 143
 
 
 class HelpFormatter(argparse.HelpFormatter):
@@ -53,7 +56,14 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(title="commands", dest="command", metavar="<command>", parser_class=Parser)
     for name in COMMAND_MODULES:
         importlib.import_module(f"seedspace.cli.cmd_{name}").register(sub, HelpFormatter)
+    parser.commands = sub.choices  # name -> the command's parser
     return parser
+
+
+def given_options(command_parser: argparse.ArgumentParser, args) -> list[str]:
+    """The destinations of the options given on the command line with a value other than their default."""
+    defaults = vars(command_parser.parse_args([]))
+    return sorted(k for k, v in vars(args).items() if k in defaults and v != defaults[k])
 
 
 def _one_line(exc: BaseException) -> str:
@@ -67,9 +77,35 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"seedspace: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where the program stands so that it unwinds like Ctrl-C (run.json marked interrupted)."""
+
+
+def _terminate(signum, frame):
+    raise Terminated()
+
+
 def main(argv=None) -> int:
-    """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input, 130 interrupted)."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input, 130 interrupted by
+    Ctrl-C, 143 terminated by SIGTERM). Ctrl-C and SIGTERM end with one line at any moment, start-up included."""
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread: leave SIGTERM alone
+        previous = None
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    except Terminated:
+        print("seedspace: terminated", file=sys.stderr)
+        return EXIT_TERMINATED
+    except KeyboardInterrupt:
+        print("seedspace: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(argv: list[str]) -> int:
     with warnings.catch_warnings():
         warnings.showwarning = _show_warning
         # torch's note on read-only numpy views (raised inside library code) says nothing about the user's input
@@ -82,15 +118,13 @@ def main(argv=None) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
+        if getattr(args, "resume", None):
+            args.given_options = given_options(parser.commands[args.command], args)
         try:
             return int(args.func(args) or 0)
-        except KeyboardInterrupt:
-            print("seedspace: interrupted", file=sys.stderr)
-            return EXIT_INTERRUPTED
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
-        except (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, IsADirectoryError,
-                PermissionError) as exc:
+        except (ValueError, OSError) as exc:  # bad input, or the environment (missing file, full disk, permissions)
             if os.environ.get("SEEDSPACE_DEBUG"):
                 raise
             print(f"seedspace: error: {_one_line(exc)}", file=sys.stderr)
