@@ -8,7 +8,8 @@
     images = model.generate(path, condition=3)
 """
 
-from .backends.base import SeedModel, load_model, seeds_from_ints
+from .backends.base import SeedModel, seeds_from_ints
+from .backends.loading import load_model
 from .geometry import (
     CENTROID_METHODS,
     DISTANCE_METRICS,
@@ -26,15 +27,17 @@ from .geometry import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "blend", "centroid",
-    "distance", "interpolate", "load_model", "norm_report", "pairwise_distances", "path_energy", "seeds_from_ints",
-    "seedselect",
+    "CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "SeedModel", "SeedSelectSettings",
+    "blend", "centroid", "distance", "interpolate", "load_model", "norm_report", "pairwise_distances", "path_energy",
+    "seeds_from_ints", "seedselect",
 ]
 
 
-def __getattr__(name):  # keep `import seedspace` light: applications load on first use
-    if name == "seedselect":
-        from .apps.seedselect import seedselect
+def __getattr__(name):
+    if name in ("seedselect", "SeedSelectSettings"):
+        # the one application reachable from the package root, imported on first use so that `import seedspace`
+        # imports no application code (and the library layer never depends on the applications)
+        from .apps import seedselect
 
-        return seedselect
+        return getattr(seedselect, name)
     raise AttributeError(f"module 'seedspace' has no attribute {name!r}")

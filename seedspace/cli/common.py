@@ -98,7 +98,7 @@ def model_ref(name: str | None) -> str:
 def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int | None = None,
          negative_prompt: str = ""):
     """Load a model from its recorded reference; a missing model is a user error."""
-    from ..backends.base import load_model
+    from ..backends.loading import load_model
 
     _quiet_libraries()
     if ref not in ("testbed",) and not Path(ref).expanduser().exists() and (
@@ -163,7 +163,7 @@ def model_info(model, ref: str) -> dict:
 
 # -- conditions ------------------------------------------------------------------------------------------
 def is_class_model(model) -> bool:
-    return hasattr(model, "class_index")
+    return model.conditioning != "prompt"
 
 
 def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = False):
