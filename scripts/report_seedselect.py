@@ -38,7 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seedspace.apps.evaluation.judge import JUDGE_SIZE, resize_images  # noqa: E402
 from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance, paired_bootstrap_ci  # noqa: E402
-from seedspace.apps.seedselect import INIT_METHODS, seedselect  # noqa: E402
+from seedspace.apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
 
@@ -77,7 +77,7 @@ def load(args):
     import seedspace as ss
 
     model = ss.load_model(args.model) if args.model else ss.load_model()
-    if not hasattr(model, "fewshot") or not hasattr(model, "classify"):
+    if not model.has_judge:
         raise SystemExit(f"{args.model}: the report needs a testbed-format model (few-shot set and judge)")
     return model
 
@@ -110,9 +110,9 @@ def run_init(model, init, classes, real, args, judge_features):
             feats.append(judge_features(images).float().numpy())
 
     t0 = time.perf_counter()
-    result = seedselect(model, sets, conds, init=init, steps=args.steps, lr=args.lr, sampler_steps=args.sampler_steps,
-                        guidance=args.guidance, inversion_steps=args.inversion_steps or None, seed=seed_ints,
-                        callback=callback, progress=True)
+    settings = SeedSelectSettings(init=init, steps=args.steps, lr=args.lr, sampler_steps=args.sampler_steps,
+                                  guidance=args.guidance, inversion_steps=args.inversion_steps or None, seed=seed_ints)
+    result = seedselect(model, sets, conds, settings=settings, callback=callback, progress=True)
     total = time.perf_counter() - t0
     n = len(labels)
     return {

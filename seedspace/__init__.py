@@ -20,10 +20,11 @@ from ._version import __version__
 _EXPORTS = {
     **dict.fromkeys(["CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "blend", "centroid",
                      "distance", "interpolate", "norm_report", "pairwise_distances", "path_energy"], ".geometry"),
-    **dict.fromkeys(["SeedModel", "load_model", "seeds_from_ints"], ".backends.base"),
+    **dict.fromkeys(["SeedModel", "seeds_from_ints"], ".backends.base"),
+    **dict.fromkeys(["load_model"], ".backends.loading"),
     **dict.fromkeys(["resolve_condition"], ".conditions"),
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
-    **dict.fromkeys(["seedselect"], ".apps.seedselect"),
+    **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".apps.seedselect"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -44,8 +45,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from .apps.seedselect import seedselect
-    from .backends.base import SeedModel, load_model, seeds_from_ints
+    from .apps.seedselect import SeedSelectSettings, seedselect
+    from .backends.base import SeedModel, seeds_from_ints
+    from .backends.loading import load_model
     from .conditions import resolve_condition
     from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, blend, centroid,
                            distance, interpolate, norm_report, pairwise_distances, path_energy)

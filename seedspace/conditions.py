@@ -7,12 +7,13 @@ takes a prompt (or, as the NAO code does, the class name used as the prompt). Re
 
 from __future__ import annotations
 
-from .backends.pixel import UNCONDITIONAL
+from .backends.base import UNCONDITIONAL
 
 
 def is_class_conditional(model) -> bool:
-    """True for models that take class labels (they have ``class_index``), False for text-to-image models."""
-    return hasattr(model, "class_index")
+    """True for models that take class labels or nothing (pixel UNets, the testbed), False for text-to-image
+    models."""
+    return model.conditioning != "prompt"
 
 
 def resolve_condition(model, class_value=None, prompt=None, allow_list: bool = False) -> tuple[object, dict]:
@@ -28,7 +29,7 @@ def resolve_condition(model, class_value=None, prompt=None, allow_list: bool = F
         return ([text] if allow_list else text), record
     if prompt is not None:
         raise ValueError(f"{model.name} is class-conditional: give a class, not a prompt")
-    if getattr(model, "num_classes", 1) is None:
+    if model.conditioning == "none":
         if class_value not in (None, ""):
             raise ValueError(f"{model.name} is unconditional: it takes no class")
         return None, {"class": None}

@@ -3,12 +3,17 @@
 import numpy as np
 import pytest
 import torch
+from diffusers import DDPMScheduler
 from PIL import Image
 
 import seedspace as ss
 from seedspace.backends.base import SeedModel, seeds_from_ints
-from seedspace.backends.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_eps
-from seedspace.testbed.train import _alphas_cumprod
+from seedspace.backends.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_eps, predict_x0
+from seedspace.testbed.train import SCHEDULER_CONFIG
+
+
+def _alphas_cumprod() -> torch.Tensor:
+    return DDPMScheduler(**SCHEDULER_CONFIG).alphas_cumprod
 
 
 def test_timesteps_trailing():
@@ -45,6 +50,22 @@ def test_ddim_gradients_with_checkpointing():
     out.square().sum().backward()
     assert seeds.grad is not None and torch.isfinite(seeds.grad).all() and seeds.grad.abs().sum() > 0
     assert w.grad is not None
+
+
+def test_sampler_reports_its_x0_predictions():
+    """callback(i, x, x0_hat): x0_hat is predict_x0 of the step's input, the step lands on
+    sqrt(abar_t) x0_hat + sqrt(1 - abar_t) eps, and the last prediction is the output."""
+    abar = _alphas_cumprod().double()
+    eps = gaussian_eps(0.7, abar)
+    seeds = torch.randn(3, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+    seen = []
+    out = ddim_sample(eps, seeds, abar, 6, callback=lambda i, x, x0: seen.append((x, x0)))
+    ts = ddim_timesteps(abar.numel(), 6)
+    assert len(seen) == len(ts) and torch.equal(seen[-1][0], out) and torch.equal(seen[-1][1], out)
+    x_in, t, t_next = seen[1][0], ts[2], ts[3]
+    x0_hat = predict_x0(x_in, eps(x_in, t), abar[t])
+    torch.testing.assert_close(seen[2][1], x0_hat)
+    torch.testing.assert_close(seen[2][0], abar[t_next].sqrt() * x0_hat + (1 - abar[t_next]).sqrt() * eps(x_in, t))
 
 
 def test_seeds_from_ints_deterministic():
@@ -126,6 +147,46 @@ def test_bad_inputs(tiny_testbed_dir):
         ss.load_model("./no/such/model")
     with pytest.raises(ValueError, match="never downloads"):
         ss.load_model("nobody/not-a-cached-model")
+
+
+def test_every_backend_has_the_whole_protocol(tiny_testbed_dir, tiny_sd_dir, tmp_path):
+    from tiny_models import tiny_pixel_unet
+
+    tiny_pixel_unet(num_classes=2).save_pretrained(tmp_path / "pixel" / "unet", safe_serialization=True)
+    testbed, sd = ss.load_model(str(tiny_testbed_dir)), ss.load_model(str(tiny_sd_dir))
+    pixel = ss.load_model(str(tmp_path / "pixel"))  # a plain UNet2DModel folder: classes, no judge, no features
+    images = torch.rand(2, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    for model in (testbed, sd, pixel):
+        assert isinstance(model, SeedModel)
+        torch.testing.assert_close(model.check_seeds(torch.zeros(2, *model.seed_shape).double()),
+                                   torch.zeros(2, *model.seed_shape))
+        with pytest.raises(ValueError, match="seeds must have shape"):
+            model.check_seeds(torch.zeros(2, 7))
+    assert (testbed.conditioning, pixel.conditioning, sd.conditioning) == ("class", "class", "prompt")
+    assert testbed.image_shape == testbed.seed_shape == (1, 8, 8)
+    assert sd.image_shape == (3, 16, 16) and sd.seed_shape == (4, 8, 8)
+    assert sd.class_names is None and sd.num_classes is None and sd.null_class is None
+    with pytest.raises(ValueError, match="takes text prompts"):
+        sd.class_index("cat")
+    assert testbed.class_index("class2") == 2 and pixel.class_index(1) == 1
+    assert testbed.has_features and testbed.has_judge and list(testbed.tail_classes) == [2]
+    assert testbed.fewshot(1)[0].shape == (4, 1, 32, 32) and testbed.classify(images).shape == (2, 3)
+    for model in (sd, pixel):  # optional parts: absent, said beforehand, and a ValueError naming the model
+        assert not model.has_features and not model.has_judge and list(model.tail_classes) == []
+        with pytest.raises(ValueError, match=f"{model.name} has no built-in image feature extractor"):
+            model.features(images)
+        for absent in (lambda: model.judge_features(images), lambda: model.classify(images), model.fewshot):
+            with pytest.raises(ValueError, match=f"{model.name} has no judge"):
+                absent()
+
+
+def test_decode_differentiable_passes_gradient_where_decode_clamps(tiny_testbed_dir):
+    model = ss.load_model(str(tiny_testbed_dir))
+    x0 = torch.tensor([[-1.5, 0.0, 1.5]]).reshape(1, 1, 1, 3).requires_grad_(True)
+    out = model.decode_differentiable(x0)
+    assert torch.equal(out, model.decode(x0))
+    out.sum().backward()
+    assert torch.equal(x0.grad.flatten(), torch.full((3,), 0.5))  # d((x + 1) / 2) / dx, clamped or not
 
 
 def test_load_images(tiny_testbed_dir, tmp_path):

@@ -232,7 +232,7 @@ def test_travel_open_chain_keeps_final_keyframe(cli, tmp_path):
 
 
 def test_interrupted_travel_resumes_to_the_same_bytes(cli, tmp_path, monkeypatch):
-    from seedspace.backends.base import DDIMModel
+    from seedspace.backends.ddim_model import DDIMModel
 
     args = ("travel", "--seeds", "1,2,3", "--frames", "3", "--formats", "gif", "--class", "1", "--batch-size", "2")
     rc, _, err = cli(*args, "--out", tmp_path / "full")
@@ -425,7 +425,7 @@ def test_bad_option_values_are_one_line(cli, tmp_path):
 
 
 def test_ctrl_c_keeps_finished_frames_and_marks_run_interrupted(cli, tmp_path, monkeypatch):
-    from seedspace.backends.base import DDIMModel
+    from seedspace.backends.ddim_model import DDIMModel
 
     original, calls = DDIMModel.generate, []
 

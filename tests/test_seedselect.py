@@ -11,7 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import seedspace as ss
 from seedspace.apps import seedselect as sel
+from seedspace.backends.ddim import ddim_sample, ddim_timesteps
+from seedspace.apps.seedselect import SeedSelectSettings as Settings
 from seedspace.apps.metrics import bootstrap_ci, frechet_distance
 
 torch.set_num_threads(1)
@@ -19,21 +22,17 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="module")
 def model(tiny_testbed_dir):
-    from seedspace.backends.testbed import TestbedModel
-
-    return TestbedModel.from_folder(tiny_testbed_dir)
+    return ss.load_model(str(tiny_testbed_dir))
 
 
 @pytest.fixture(scope="module")
 def refs(model):
     """A reachable toy target: images the model itself makes from other seeds (in [0, 1], 8x8)."""
-    from seedspace import seeds_from_ints
-
-    return model.generate(seeds_from_ints([101, 102, 103], model.seed_shape), 2)
+    return model.generate(ss.seeds_from_ints([101, 102, 103], model.seed_shape), 2)
 
 
 def test_loss_goes_down_on_toy_target(model, refs):
-    result = sel.seedselect(model, refs, 2, init="random", steps=5, lr=0.1)
+    result = sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=5, lr=0.1))
     assert len(result.history) == 6 and [h["step"] for h in result.history] == list(range(6))
     assert result.history[-1]["loss"] < 0.9 * result.history[0]["loss"]
     assert result.seed.shape == (1, *model.seed_shape) and result.image.shape == (1, 1, 8, 8)
@@ -43,40 +42,38 @@ def test_loss_goes_down_on_toy_target(model, refs):
 
 
 def test_gradients_reach_the_seed_through_both_terms(model, refs):
-    fn = sel.model_feature_fn(model)
+    fn = model.features
     target = sel.make_target(model, [refs], fn)
     seeds = torch.randn(1, *model.seed_shape, generator=torch.Generator().manual_seed(0))
     for sw, aw in ((1.0, 0.0), (0.0, 1.0)):  # the semantic term alone, the appearance term alone
         x = seeds.clone().requires_grad_(True)
-        loss, *_ = sel.seedselect_loss(model, x, target, 2, fn, 4, 2.0, semantic_weight=sw, appearance_weight=aw)
+        settings = Settings(sampler_steps=4, guidance=2.0, semantic_weight=sw, appearance_weight=aw)
+        loss, *_ = sel.seedselect_loss(model, x, target, 2, fn, settings)
         loss.sum().backward()
         assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
     # the gradient (checkpointed) matches a finite difference along its own direction
     x = seeds.clone().requires_grad_(True)
-    loss, *_ = sel.seedselect_loss(model, x, target, 2, fn, 4, 2.0, semantic_weight=0.0)
+    appearance_only = Settings(sampler_steps=4, guidance=2.0, semantic_weight=0.0)
+    loss, *_ = sel.seedselect_loss(model, x, target, 2, fn, appearance_only)
     loss.sum().backward()
     d = x.grad / x.grad.norm()
     h = 1e-2
     with torch.no_grad():
-        up = sel.seedselect_loss(model, seeds + h * d, target, 2, fn, 4, 2.0, semantic_weight=0.0, checkpoint=False)[0]
-        down = sel.seedselect_loss(model, seeds - h * d, target, 2, fn, 4, 2.0, semantic_weight=0.0, checkpoint=False)[0]
+        up = sel.seedselect_loss(model, seeds + h * d, target, 2, fn, appearance_only, checkpoint=False)[0]
+        down = sel.seedselect_loss(model, seeds - h * d, target, 2, fn, appearance_only, checkpoint=False)[0]
     fd = float((up - down) / (2 * h))
     assert fd == pytest.approx(float(x.grad.norm()), rel=2e-2)
 
 
 def test_x0_predictions_of_the_last_steps(model):
     """The semantic term's predictions equal x0_hat = (x - sqrt(1 - a) eps) / sqrt(a) at each step."""
-    from seedspace.backends.ddim import ddim_timesteps
-
     seeds = torch.randn(2, *model.seed_shape, generator=torch.Generator().manual_seed(1))
-    x0, preds = sel._sample_with_predictions(model, seeds, 1, 4, 2.0, 3, checkpoint=False)
+    x0, preds = sel.x0_predictions(model, seeds, 1, Settings(sampler_steps=4, guidance=2.0), checkpoint=False)
     assert len(preds) == 3 and torch.equal(preds[-1], x0)
     ts = ddim_timesteps(model.alphas_cumprod.numel(), 4)
     states = []
-    from seedspace.backends.ddim import ddim_sample
-
-    eps = model.eps_fn([1, 1], 2.0)
-    ddim_sample(eps, seeds, model.alphas_cumprod, 4, callback=lambda i, x: states.append(x))
+    eps = model.noise_predictor([1, 1], 2.0)
+    ddim_sample(eps, seeds, model.alphas_cumprod, 4, callback=lambda i, x, x0_hat: states.append(x))
     x_in, t = states[-3], ts[-2]  # the input of the second-to-last step
     a = model.alphas_cumprod[t].float()
     expected = (x_in - (1 - a).sqrt() * eps(x_in, t)) / a.sqrt()
@@ -84,10 +81,11 @@ def test_x0_predictions_of_the_last_steps(model):
 
 
 def test_resume_continues_exactly(model, refs, tmp_path):
-    full = sel.seedselect(model, refs, 2, init="random", steps=4, out_dir=tmp_path / "a")
-    sel.seedselect(model, refs, 2, init="random", steps=2, out_dir=tmp_path / "b")
+    full = sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=4), out_dir=tmp_path / "a")
+    sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=2), out_dir=tmp_path / "b")
     assert sorted(p.name for p in (tmp_path / "b").glob("step_*.safetensors")) == [f"step_{i:04d}.safetensors" for i in range(3)]
-    resumed = sel.seedselect(model, refs, 2, init="random", steps=4, out_dir=tmp_path / "b", resume=True)
+    resumed = sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=4), out_dir=tmp_path / "b",
+                             resume=True)
     torch.testing.assert_close(resumed.seed, full.seed, rtol=0, atol=1e-6)
     assert [h["step"] for h in resumed.history] == list(range(5))
     assert resumed.losses == pytest.approx(full.losses, rel=1e-5)
@@ -100,11 +98,13 @@ def test_resume_continues_exactly(model, refs, tmp_path):
     torch.testing.assert_close(step["seeds"], full.seed)
     # a different setting is refused on resume; an existing run is not silently overwritten
     with pytest.raises(ValueError, match="lr"):
-        sel.seedselect(model, refs, 2, init="random", steps=5, lr=0.05, out_dir=tmp_path / "b", resume=True)
+        sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=5, lr=0.05), out_dir=tmp_path / "b",
+                       resume=True)
     with pytest.raises(ValueError, match="reference images differ"):
-        sel.seedselect(model, refs.flip(0)[:2], 2, init="random", steps=5, out_dir=tmp_path / "b", resume=True)
+        sel.seedselect(model, refs.flip(0)[:2], 2, settings=Settings(init="random", steps=5), out_dir=tmp_path / "b",
+                       resume=True)
     with pytest.raises(ValueError, match="already holds"):
-        sel.seedselect(model, refs, 2, init="random", steps=1, out_dir=tmp_path / "b")
+        sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=1), out_dir=tmp_path / "b")
     assert not list(tmp_path.glob("b/.*tmp*"))  # atomic writes leave no temporary files
 
 
@@ -139,34 +139,57 @@ def test_bad_input_gives_clear_errors(model, refs):
     with pytest.raises(ValueError, match="class must be in"):
         sel.seedselect(model, refs, 7)
     with pytest.raises(ValueError, match="unknown init"):
-        sel.seedselect(model, refs, 2, init="centre")
+        sel.seedselect(model, refs, 2, settings=Settings(init="centre"))
     with pytest.raises(ValueError, match="init seeds must have shape"):
-        sel.seedselect(model, refs, 2, init=torch.zeros(1, 3, 3))
+        sel.seedselect(model, refs, 2, settings=Settings(init=torch.zeros(1, 3, 3)))
     with pytest.raises(ValueError, match="steps"):
-        sel.seedselect(model, refs, 2, steps=-1)
+        sel.seedselect(model, refs, 2, settings=Settings(steps=-1))
     with pytest.raises(ValueError, match="image folder"):
         sel.seedselect(model, "/nonexistent/folder", 2)
 
 
 @pytest.mark.parametrize("init", ["nao-centroid", "cog-centroid", "nao-paths"])
 def test_centroid_initialisations(model, refs, init):
-    import seedspace as ss
-
-    result = sel.seedselect(model, refs, 2, init=init, steps=1)
+    result = sel.seedselect(model, refs, 2, settings=Settings(init=init, steps=1))
     assert result.init_seed.shape == (1, *model.seed_shape) and torch.isfinite(result.init_seed).all()
     inverted = model.invert(refs, 2)
     if init != "nao-paths":
         expected = ss.centroid(inverted.double(), method=init.split("-")[0]).reshape(1, *model.seed_shape)
         torch.testing.assert_close(result.init_seed, expected.float(), rtol=1e-4, atol=1e-4)
     else:  # the best-scoring candidate: never worse than the NAO centroid itself
-        centroid = sel.seedselect(model, refs, 2, init="nao-centroid", steps=0)
+        centroid = sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=0))
         assert result.history[0]["loss"] <= centroid.history[0]["loss"] + 1e-5
+
+
+def test_a_model_without_features_needs_a_feature_fn(tiny_testbed_dir, refs, tmp_path, monkeypatch):
+    from tiny_models import tiny_pixel_unet
+
+    tiny_pixel_unet().save_pretrained(tmp_path / "pixel" / "unet", safe_serialization=True)
+    pixel = ss.load_model(str(tmp_path / "pixel"))
+    monkeypatch.delenv("SEEDSPACE_CLIP", raising=False)
+    with pytest.raises(ValueError, match="has no built-in feature extractor: pass feature_fn"):
+        sel.seedselect(pixel, refs, 2, settings=Settings(init="random", steps=1))
+    result = sel.seedselect(pixel, refs, 2, settings=Settings(init="random", steps=1, guidance=1.0),
+                            feature_fn=lambda images: images.flatten(1))
+    assert len(result.history) == 2 and torch.isfinite(result.seed).all()
+
+
+def test_import_seedspace_loads_no_application():
+    import subprocess
+    import sys
+
+    code = ("import sys, seedspace as ss; before = sorted(m for m in sys.modules if m.startswith('seedspace.apps')); "
+            "ss.seedselect, ss.SeedSelectSettings; print(before, 'seedspace.apps.seedselect' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parent.parent).stdout
+    assert out.strip() == "[] True"
 
 
 def test_batched_seeds_are_independent_runs(model, refs):
     other = refs.flip(0)[:2]
-    batched = sel.seedselect(model, [refs, other], [2, 1], init="random", seed=[5, 6], steps=3)
-    alone = [sel.seedselect(model, r, c, init="random", seed=s, steps=3) for r, c, s in ((refs, 2, 5), (other, 1, 6))]
+    batched = sel.seedselect(model, [refs, other], [2, 1], settings=Settings(init="random", seed=[5, 6], steps=3))
+    alone = [sel.seedselect(model, r, c, settings=Settings(init="random", seed=s, steps=3))
+             for r, c, s in ((refs, 2, 5), (other, 1, 6))]
     torch.testing.assert_close(batched.seed, torch.cat([a.seed for a in alone]), rtol=1e-4, atol=1e-4)
     assert batched.history[-1]["losses"] == pytest.approx([a.history[-1]["loss"] for a in alone], rel=1e-3)
 
@@ -178,7 +201,7 @@ def test_feature_fn_pluggable_and_clip_folder(model, refs, tmp_path):
         calls.append(images.shape)
         return F.avg_pool2d(images, 2).flatten(1)
 
-    sel.seedselect(model, refs, 2, init="random", steps=1, feature_fn=feats)
+    sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=1), feature_fn=feats)
     assert calls and calls[-1][1:] == (1, 8, 8)
     from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
 

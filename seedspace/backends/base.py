@@ -1,4 +1,4 @@
-"""The model protocol every backend implements, seed drawing, and the model loader."""
+"""The model protocol every backend implements, its condition conventions, and seed drawing."""
 
 from __future__ import annotations
 
@@ -7,103 +7,104 @@ from typing import Protocol, Sequence, Union, runtime_checkable
 
 import torch
 
+from .ddim import EpsFn, StepCallback
+
 Condition = Union[int, str, Sequence[int], Sequence[str], None]
+UNCONDITIONAL = "unconditional"  # the condition string that selects a class model's null class
 
 
 @runtime_checkable
 class SeedModel(Protocol):
-    """A diffusion model seen through its seeds.
+    """A diffusion model seen through its seeds; every backend (testbed, pixel UNet, Stable Diffusion) has all of it.
 
-    - ``seed_shape``: shape of one seed (x_T ~ N(0, I)), e.g. (1, 32, 32) or (4, 64, 64).
-    - ``generate(seeds, condition, steps, guidance)``: deterministic DDIM, seeds (N, *seed_shape) -> images
-      (N, C, H, W) in [0, 1].
-    - ``invert(images, condition, steps)``: deterministic DDIM inversion, images -> seeds (N, *seed_shape).
-    - ``encode(images)`` / ``decode(x0)``: between images in [0, 1] and the space the diffusion runs in
-      (identity-like for pixel models, the VAE for latent models).
-    - ``features(images)``: semantic features of images (for SeedSelect and FID-style scores).
+    Shapes: ``seed_shape`` of one seed x_T ~ N(0, I), e.g. (1, 32, 32) or (4, 64, 64); ``image_shape`` (C, H, W)
+    of its images, which are float tensors in [0, 1]. Conditions: ``conditioning`` says what a condition is:
+    ``"class"`` (an index, a digit string, a class name, or ``"unconditional"`` for the null class), ``"prompt"``
+    (text) or ``"none"`` (an unconditional model: ``None``); one condition, or a list with one per seed.
+
+    Optional parts raise a ValueError naming the model when it lacks them; ``has_features`` and ``has_judge``
+    say beforehand: ``features`` (semantic image features) and the judge (``classify``, ``judge_features`` and
+    the shipped real images ``fewshot``).
     """
 
     name: str
     seed_shape: tuple[int, ...]
+    image_shape: tuple[int, int, int]
     device: torch.device
     dtype: torch.dtype
     default_steps: int
     default_guidance: float
+    batch_size: int
+    conditioning: str
+    class_names: list[str] | None
+    num_classes: int | None
+    null_class: int | None
+    head_classes: Sequence[int]
+    tail_classes: Sequence[int]
+    has_features: bool
+    has_judge: bool
 
-    def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                 guidance: float | None = None, progress: bool = False) -> torch.Tensor: ...
+    def class_index(self, condition: int | str | None) -> int | None:
+        """The class index of a class model's condition; ValueError for unknown classes and for prompt models."""
+        ...
 
-    def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
-               progress: bool = False) -> torch.Tensor: ...
+    def check_seeds(self, seeds: torch.Tensor) -> torch.Tensor:
+        """Seeds (N, *seed_shape) as float32 on the model's device; ValueError on a wrong shape or NaN/inf."""
+        ...
 
-    def load_images(self, paths: Sequence[Union[str, Path]]) -> torch.Tensor: ...
-
-    def features(self, images: torch.Tensor) -> torch.Tensor: ...
-
-
-class DDIMModel:
-    """Shared DDIM machinery: subclasses provide ``eps_fn(conditions, guidance)``, ``encode``, ``decode``,
-    ``prepare_image``, ``seed_shape``, ``alphas_cumprod``, ``batch_size`` and the defaults."""
-
-    def _check_seeds(self, seeds: torch.Tensor) -> torch.Tensor:
-        if tuple(seeds.shape[1:]) != tuple(self.seed_shape):
-            raise ValueError(f"seeds must have shape (N, {', '.join(map(str, self.seed_shape))}), got {tuple(seeds.shape)}")
-        if not torch.isfinite(seeds).all():
-            raise ValueError("seeds contain NaN or infinite values")
-        return seeds.to(self.device, torch.float32)  # the DDIM arithmetic runs in float32 at least
+    def noise_predictor(self, conditions: Sequence, guidance: float) -> EpsFn:
+        """eps(x, t) for one condition per row of x, with classifier-free guidance eps_u + g (eps_c - eps_u);
+        ValueError on a condition the model does not take."""
+        ...
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                    guidance: float | None = None, progress: bool = False, checkpoint: bool = False) -> torch.Tensor:
-        """DDIM from seeds to the clean sample x_0 in the diffusion space, one batch, differentiable."""
-        from .ddim import ddim_sample
+                    guidance: float | None = None, progress: bool = False, checkpoint: bool = False,
+                    callback: StepCallback | None = None) -> torch.Tensor:
+        """Deterministic DDIM from seeds to the clean sample x_0 in the diffusion space, one batch, differentiable;
+        ``callback(i, x_i, x0_hat_i)`` sees every step."""
+        ...
 
-        seeds = self._check_seeds(seeds)
-        eps = self.eps_fn(conditions_list(condition, seeds.shape[0]),
-                          self.default_guidance if guidance is None else float(guidance))
-        return ddim_sample(eps, seeds, self.alphas_cumprod, steps or self.default_steps, progress, checkpoint)
-
-    @torch.no_grad()
     def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
                  guidance: float | None = None, progress: bool = False) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1] on the CPU from seeds (N, *seed_shape), in batches of ``batch_size``."""
-        conds = conditions_list(condition, seeds.shape[0])
-        bs = self.batch_size
-        return torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance, progress)).cpu()
-                          for i in range(0, seeds.shape[0], bs)]).float()
+        """Images (N, *image_shape) in [0, 1] on the CPU: decode(generate_x0(seeds)), in batches."""
+        ...
 
-    @torch.no_grad()
     def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
                progress: bool = False) -> torch.Tensor:
-        """DDIM inversion with guidance 1 (as in the NAO and SeedSelect code): images in [0, 1] -> seeds."""
-        from .ddim import ddim_invert
+        """Deterministic DDIM inversion (guidance 1): images in [0, 1] -> seeds (N, *seed_shape) on the CPU."""
+        ...
 
-        conds = conditions_list(condition, images.shape[0])
-        bs, out = self.batch_size, []
-        for i in range(0, images.shape[0], bs):
-            x0 = self.encode(images[i:i + bs])
-            eps = self.eps_fn(conds[i:i + bs], 1.0)
-            out.append(ddim_invert(eps, x0, self.alphas_cumprod, steps or self.default_steps, progress).cpu())
-        return torch.cat(out)
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the diffusion space (pixels in [-1, 1], or VAE latents)."""
+        ...
+
+    def decode(self, x0: torch.Tensor) -> torch.Tensor:
+        """The diffusion space -> images in [0, 1]."""
+        ...
+
+    def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:
+        """``decode`` for a loss to back-propagate through (same values in the forward pass)."""
+        ...
 
     def load_images(self, paths: Sequence[Union[str, Path]]) -> torch.Tensor:
-        """Read image files -> (N, C, H, W) in [0, 1] at the model's size; ValueError names an unreadable file."""
-        import numpy as np
-        from PIL import Image, UnidentifiedImageError
-
-        arrays = []
-        for path in paths:
-            try:
-                with Image.open(path) as im:
-                    im.load()
-                    arrays.append(self.prepare_image(im))
-            except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
-                raise ValueError(f"cannot read image {path}: {exc}") from None
-        if not arrays:
-            raise ValueError("no images given")
-        return torch.from_numpy(np.stack(arrays))
+        """Image files -> (N, *image_shape) in [0, 1], resized to the model's size; ValueError names a bad file."""
+        ...
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError(f"{self.name} has no built-in feature extractor; pass one explicitly")
+        """Differentiable semantic features (N, D) of images in [0, 1] (when ``has_features``)."""
+        ...
+
+    def judge_features(self, images: torch.Tensor) -> torch.Tensor:
+        """The judge's features (N, D) of images in [0, 1]: the space of FID-style scores (when ``has_judge``)."""
+        ...
+
+    def classify(self, images: torch.Tensor) -> torch.Tensor:
+        """The judge's class probabilities (N, num_classes) of images in [0, 1] (when ``has_judge``)."""
+        ...
+
+    def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """The shipped real images (N, *image_shape) in [0, 1] and their labels (when ``has_judge``)."""
+        ...
 
 
 def seeds_from_ints(seed_ints: Sequence[int], shape: Sequence[int], dtype: torch.dtype = torch.float32,
@@ -124,46 +125,3 @@ def conditions_list(condition: Condition, n: int) -> list:
             raise ValueError(f"got {len(condition)} conditions for {n} seeds")
         return list(condition)
     return [condition] * n
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto'/None -> cuda if available, else mps, else cpu; anything else as given."""
-    if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
-
-
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
-
-
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    if dtype is None:
-        return torch.float32
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
-    return DTYPES[dtype]
-
-
-def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
-               dtype: str | torch.dtype | None = None, **kwargs) -> SeedModel:
-    """Load a model: None or 'testbed' -> the embedded testbed; a local folder or hub id -> diffusers.
-
-    Hub ids are only read from the local Hugging Face cache (no network at run time).
-    """
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
-    from .testbed import TestbedModel
-
-    if name in (None, "testbed"):
-        return TestbedModel.from_package(device=device, dtype=dtype, **kwargs)
-    if (Path(name) / "testbed.json").is_file():  # a testbed-format folder (e.g. from `seedspace testbed train`)
-        return TestbedModel.from_folder(name, device=device, dtype=dtype, **kwargs)
-    from .diffusers_backend import load_diffusers_model
-
-    return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)

@@ -17,6 +17,7 @@ from torch.utils.checkpoint import checkpoint as _checkpoint
 from tqdm.auto import tqdm
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
+StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
 
 
 def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
@@ -27,9 +28,16 @@ def ddim_timesteps(num_train_timesteps: int, steps: int) -> list[int]:
     return sorted(set(ts), reverse=True)
 
 
-def _step(x: torch.Tensor, eps: torch.Tensor, abar_from: torch.Tensor, abar_to: torch.Tensor) -> torch.Tensor:
-    x0 = (x - (1 - abar_from).sqrt() * eps) / abar_from.sqrt()
-    return abar_to.sqrt() * x0 + (1 - abar_to).sqrt() * eps
+def predict_x0(x: torch.Tensor, eps: torch.Tensor, abar: torch.Tensor) -> torch.Tensor:
+    """The clean-image prediction at noise level abar: x0_hat = (x - sqrt(1 - abar) eps) / sqrt(abar)."""
+    return (x - (1 - abar).sqrt() * eps) / abar.sqrt()
+
+
+def _step(x: torch.Tensor, eps: torch.Tensor, abar_from: torch.Tensor,
+          abar_to: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """One DDIM step s -> t: (x_t, the x0_hat it went through)."""
+    x0 = predict_x0(x, eps, abar_from)
+    return abar_to.sqrt() * x0 + (1 - abar_to).sqrt() * eps, x0
 
 
 def _levels(alphas_cumprod: torch.Tensor, timesteps: list[int]) -> list[torch.Tensor]:
@@ -39,11 +47,12 @@ def _levels(alphas_cumprod: torch.Tensor, timesteps: list[int]) -> list[torch.Te
 
 def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50,
                 progress: bool = False, checkpoint: bool = False,
-                callback: Callable[[int, torch.Tensor], None] | None = None) -> torch.Tensor:
+                callback: StepCallback | None = None) -> torch.Tensor:
     """Integrate the DDIM ODE from x_T = seeds (unit-variance noise) to x_0; returns x_0.
 
     checkpoint=True recomputes each step in the backward pass (for gradients w.r.t. the seeds).
-    callback(i, x) sees the state after step i (used e.g. to read intermediate predictions).
+    callback(i, x, x0_hat) sees the state after step i and the clean-image prediction :func:`predict_x0` made
+    on the way (the last step's x0_hat is x_0 itself).
     """
     timesteps = ddim_timesteps(alphas_cumprod.numel(), steps)
     levels = _levels(alphas_cumprod, timesteps) + [torch.ones((), dtype=torch.float64)]
@@ -53,9 +62,9 @@ def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, s
             e = eps(x_in, t)
             return _step(x_in, e, levels[i].to(x_in.dtype), levels[i + 1].to(x_in.dtype))
 
-        x = _checkpoint(one_step, x, use_reentrant=False) if checkpoint and torch.is_grad_enabled() else one_step(x)
+        x, x0 = _checkpoint(one_step, x, use_reentrant=False) if checkpoint and torch.is_grad_enabled() else one_step(x)
         if callback is not None:
-            callback(i, x)
+            callback(i, x, x0)
     return x
 
 
@@ -67,7 +76,7 @@ def ddim_invert(eps: EpsFn, images: torch.Tensor, alphas_cumprod: torch.Tensor, 
     levels = [torch.ones((), dtype=torch.float64)] + _levels(alphas_cumprod, timesteps)
     x = images
     for i, t in enumerate(tqdm(timesteps, desc="inverting", disable=not progress, leave=False)):
-        x = _step(x, eps(x, t), levels[i].to(x.dtype), levels[i + 1].to(x.dtype))
+        x, _ = _step(x, eps(x, t), levels[i].to(x.dtype), levels[i + 1].to(x.dtype))
     return x
 
 

@@ -9,9 +9,11 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
+from PIL import Image
 
-from .base import DDIMModel
+from .ddim_model import DDIMModel
 from .pixel import PixelUNetModel
 
 
@@ -24,6 +26,7 @@ def _not_found(name: str) -> ValueError:
 
 def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **kwargs):
     """A local diffusers folder or cached hub id -> ``LatentDiffusionModel`` or ``PixelUNetModel``."""
+    # diffusers takes seconds to import: only when a model is loaded
     from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DModel
 
     path = Path(name).expanduser()
@@ -61,6 +64,8 @@ def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **
 class LatentDiffusionModel(DDIMModel):
     """A Stable Diffusion (1.x, 2.x, XL) pipeline: seeds are VAE latents, conditions are prompts."""
 
+    conditioning = "prompt"
+
     def __init__(self, pipe, name: str, negative_prompt: str = "", height: int | None = None,
                  width: int | None = None, default_steps: int = 50, default_guidance: float = 7.5,
                  batch_size: int = 4):
@@ -75,6 +80,7 @@ class LatentDiffusionModel(DDIMModel):
         if self.height % scale or self.width % scale:
             raise ValueError(f"height and width must be multiples of {scale}")
         self.seed_shape = (self.unet.config.in_channels, self.height // scale, self.width // scale)
+        self.image_shape = (int(self.vae.config.in_channels), self.height, self.width)
         self.alphas_cumprod = pipe.scheduler.alphas_cumprod.float()
         self.prediction_type = pipe.scheduler.config.get("prediction_type", "epsilon")
         self.default_steps, self.default_guidance, self.batch_size = default_steps, default_guidance, batch_size
@@ -87,6 +93,10 @@ class LatentDiffusionModel(DDIMModel):
     @property
     def dtype(self) -> torch.dtype:
         return self.unet.dtype
+
+    def class_index(self, condition) -> int | None:
+        """Prompt models have no classes: always a ValueError."""
+        raise ValueError(f"{self.name} takes text prompts, not classes")
 
     def _embed(self, prompt: str):
         """(cond, uncond[, pooled_cond, pooled_uncond]) text embeddings of one prompt, cached."""
@@ -101,7 +111,7 @@ class LatentDiffusionModel(DDIMModel):
                     self._embeddings[key] = self.pipe.encode_prompt(prompt, self.device, 1, True, self.negative_prompt)
         return self._embeddings[key]
 
-    def eps_fn(self, prompts: Sequence[str], guidance: float):
+    def noise_predictor(self, prompts: Sequence[str], guidance: float):
         """eps(x, t) = eps_u + g (eps_c - eps_u) from the UNet (v-prediction converted to epsilon)."""
         embeds = [self._embed(p if p is not None else "") for p in prompts]
         cond = torch.cat([e[0] for e in embeds])
@@ -141,10 +151,8 @@ class LatentDiffusionModel(DDIMModel):
         x = self.vae.decode((latents / self.vae.config.scaling_factor).to(self.vae.dtype)).sample
         return ((x.float() + 1) / 2).clamp(0, 1)
 
-    def prepare_image(self, image):
-        import numpy as np
-        from PIL import Image
-
+    def prepare_image(self, image) -> np.ndarray:
+        """A PIL image -> float array (3, H, W) in [0, 1] at the model's size."""
         image = image.convert("RGB")
         if image.size != (self.width, self.height):
             image = image.resize((self.width, self.height), Image.BICUBIC)

@@ -7,10 +7,10 @@ from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 
-from .base import DDIMModel
-
-UNCONDITIONAL = "unconditional"
+from .base import UNCONDITIONAL
+from .ddim_model import DDIMModel
 
 
 class PixelUNetModel(DDIMModel):
@@ -28,7 +28,9 @@ class PixelUNetModel(DDIMModel):
         self.name = name
         cfg = unet.config
         self.seed_shape = (cfg.in_channels, *((cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else cfg.sample_size))
+        self.image_shape = self.seed_shape  # pixel models diffuse in image space
         self.num_classes = None if cfg.num_class_embeds is None else cfg.num_class_embeds - (null_class is not None)
+        self.conditioning = "none" if self.num_classes is None else "class"
         self.null_class = null_class
         self.class_names = list(class_names) if class_names else None
         self.default_steps, self.default_guidance, self.batch_size = default_steps, default_guidance, batch_size
@@ -65,7 +67,7 @@ class PixelUNetModel(DDIMModel):
             raise ValueError(f"class must be in 0..{self.num_classes - 1}, got {index}")
         return index
 
-    def eps_fn(self, conditions: list, guidance: float):
+    def noise_predictor(self, conditions: Sequence, guidance: float):
         """eps(x, t) with classifier-free guidance: eps_u + g (eps_c - eps_u) (one pass when g == 1)."""
         labels = [self.class_index(c) for c in conditions]
         labels = None if labels[0] is None else torch.tensor(labels, device=self.device)
@@ -94,10 +96,14 @@ class PixelUNetModel(DDIMModel):
         """The diffusion space -> images in [0, 1]."""
         return ((x0 + 1) / 2).clamp(0, 1)
 
+    def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:
+        """(x0 + 1) / 2 clamped to [0, 1] in the forward pass with a straight-through gradient, so out-of-range
+        pixels (as in early x0-predictions) still pass gradient, which a plain clamp would zero."""
+        raw = (x0 + 1) / 2
+        return raw + (raw.clamp(0, 1) - raw).detach()
+
     def prepare_image(self, image) -> np.ndarray:
         """A PIL image -> float array (C, H, W) in [0, 1] at the model's size (resized with a warning)."""
-        from PIL import Image
-
         channels, height, width = self.seed_shape
         image = image.convert("L" if channels == 1 else "RGB")
         if image.size != (width, height):

@@ -9,8 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
 
-from ..testbed.data import to_model_space
+from ..testbed.data import IMAGE_SIZE, to_model_space
+from ..testbed.judge import Encoder, Judge
 from .pixel import PixelUNetModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "testbed" / "weights"
@@ -20,6 +23,8 @@ class TestbedModel(PixelUNetModel):
     """Pixel UNet on 32x32 grey images (28x28 Fashion-MNIST padded), null class = the last class embedding."""
 
     __test__ = False  # not a pytest class
+    has_features = True  # the encoder's, or the judge's where a folder ships no encoder
+    has_judge = True
 
     def __init__(self, unet, alphas_cumprod, folder: Path, **kwargs):
         info = json.loads((folder / "testbed.json").read_text())
@@ -34,6 +39,8 @@ class TestbedModel(PixelUNetModel):
 
     @classmethod
     def from_folder(cls, folder: str | Path, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
+        """Load a testbed-format folder (unet/, scheduler/, judge, encoder, few-shot set, testbed.json)."""
+        # diffusers takes seconds to import: only when a model is loaded
         from diffusers import DDPMScheduler, UNet2DModel
         from diffusers.utils import logging as diffusers_logging
 
@@ -46,6 +53,7 @@ class TestbedModel(PixelUNetModel):
 
     @classmethod
     def from_package(cls, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
+        """The testbed shipped inside the package."""
         return cls.from_folder(WEIGHTS_DIR, device=device, dtype=dtype, **kwargs)
 
     def prepare_image(self, image) -> np.ndarray:
@@ -56,8 +64,6 @@ class TestbedModel(PixelUNetModel):
 
     def _load_network(self, cls, filename: str):
         """A testbed CNN (judge or encoder) from its safetensors file: eval mode, CPU, float32, no gradients."""
-        from safetensors.torch import load_file
-
         net = cls(len(self.class_names))
         net.load_state_dict(load_file(str(self.folder / filename)))
         return net.eval().requires_grad_(False)
@@ -65,15 +71,11 @@ class TestbedModel(PixelUNetModel):
     @cached_property
     def judge(self):
         """The judge classifier (the evaluator)."""
-        from ..testbed.judge import Judge
-
         return self._load_network(Judge, "judge.safetensors")
 
     @cached_property
     def encoder(self):
         """The encoder (the testbed's stand-in for CLIP), or None in folders that have no ``encoder.safetensors``."""
-        from ..testbed.judge import Encoder
-
         if not (self.folder / "encoder.safetensors").is_file():
             return None
         return self._load_network(Encoder, "encoder.safetensors")
@@ -82,22 +84,28 @@ class TestbedModel(PixelUNetModel):
         """Semantic features (the CLIP stand-in, used by SeedSelect) of images in [0, 1], differentiable: the
         encoder's 128-d features, or the judge's where the folder ships no encoder."""
         net = self.encoder if self.encoder is not None else self.judge
-        return net.features(images.cpu().float() * 2 - 1)
+        return net.features(self._network_input(images))
 
     def judge_features(self, images: torch.Tensor) -> torch.Tensor:
         """The judge's 128-d penultimate features of images in [0, 1]: the space of the FID-style scores."""
-        return self.judge.features(images.cpu().float() * 2 - 1)
+        return self.judge.features(self._network_input(images))
 
     def classify(self, images: torch.Tensor) -> torch.Tensor:
         """Class probabilities (N, num_classes) of images in [0, 1]."""
         with torch.no_grad():
-            return torch.cat([self.judge(images[i:i + 512].cpu().float() * 2 - 1).softmax(-1)
+            return torch.cat([self.judge(self._network_input(images[i:i + 512])).softmax(-1)
                               for i in range(0, images.shape[0], 512)])
+
+    @staticmethod
+    def _network_input(images: torch.Tensor) -> torch.Tensor:
+        """Images in [0, 1] -> the judge's and encoder's input: 32x32 (other sizes, as from small test models, are
+        resized bilinearly), in [-1, 1], float32 on the CPU."""
+        if tuple(images.shape[-2:]) != (IMAGE_SIZE, IMAGE_SIZE):
+            images = F.interpolate(images, size=(IMAGE_SIZE, IMAGE_SIZE), mode="bilinear", align_corners=False)
+        return images.cpu().float() * 2 - 1
 
     def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped real test images (N, 1, 32, 32) in [0, 1] and labels, optionally of one class."""
-        from safetensors.torch import load_file
-
         data = load_file(str(self.folder / "fewshot.safetensors"))
         images, labels = (to_model_space(data["images"].numpy()) + 1) / 2, data["labels"].long()
         if class_index is not None:

@@ -6,10 +6,10 @@ from pathlib import Path
 
 from .. import outputs
 from ..conditions import condition_from_record
+from ..apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
 from . import common
 
 COMMAND = "seedselect"
-INITS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 
 
 def register(subparsers, formatter_class) -> None:
@@ -25,7 +25,7 @@ def register(subparsers, formatter_class) -> None:
     g = p.add_argument_group("seedselect")
     g.add_argument("--images", default=None,
                    help="a folder of reference images or a comma list of images/folders (at least 2 images)")
-    g.add_argument("--init", default="nao-centroid", choices=INITS,
+    g.add_argument("--init", default="nao-centroid", choices=INIT_METHODS,
                    help="initial seed: random noise, the NAO centroid of the references' inversions, the best point "
                         "on the NAO paths from it to each inversion, or their centre of gravity")
     g.add_argument("--opt-steps", type=int, default=None, help="optimisation steps (default: 30, or the resumed run's)")
@@ -45,8 +45,6 @@ def _collect(spec: str) -> list[Path]:
 
 
 def run(args) -> int:
-    from ..apps.seedselect import seedselect
-
     common.check_sampling_args(args)
     if args.opt_steps is not None and args.opt_steps < 0:
         raise common.CLIError(f"--opt-steps must be >= 0, got {args.opt_steps}")
@@ -83,9 +81,10 @@ def run(args) -> int:
     folder, record = common.open_record(args, COMMAND, params, folder)
     record["parameters"] = params  # a resume may have extended opt_steps
     with record.guard():
-        result = seedselect(model, images, cond, init=params["init"], steps=params["opt_steps"], lr=params["lr"],
-                            sampler_steps=params["steps"], inversion_steps=params["steps"], guidance=params["guidance"],
-                            feature_fn=params.get("features"), num_seeds=params["num_seeds"], seed=params["seed"],
+        settings = SeedSelectSettings(init=params["init"], steps=params["opt_steps"], lr=params["lr"],
+                                      sampler_steps=params["steps"], inversion_steps=params["steps"],
+                                      guidance=params["guidance"], num_seeds=params["num_seeds"], seed=params["seed"])
+        result = seedselect(model, images, cond, settings=settings, feature_fn=params.get("features"),
                             out_dir=folder / "steps", resume=args.resume is not None, progress=not args.quiet)
         meta = {"command": COMMAND, "model": params["model"]["id"], "init": params["init"],
                 "step": result.steps, "loss": result.history[-1]["losses"]}

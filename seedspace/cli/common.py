@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from .. import outputs
 from ..apps.provenance import model_record
-from ..backends.base import load_model
+from ..backends.loading import load_model
 from ..backends.testbed import WEIGHTS_DIR
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
@@ -139,8 +139,7 @@ def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = 
     class-conditional model gets no --class (class 0 is used)."""
     if is_class_conditional(model) and prompt is not None:
         raise CLIError(f"{model.name} is class-conditional: use --class, not --prompt")
-    if (args is not None and class_value is None and is_class_conditional(model)
-            and getattr(model, "num_classes", None) is not None):
+    if args is not None and class_value is None and model.conditioning == "class":
         names = getattr(model, "class_names", None)
         note(args, f"no --class given; using class 0{f' ({names[0]})' if names else ''}")
     return _resolve_condition(model, class_value, prompt, allow_list)
