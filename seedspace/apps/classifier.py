@@ -1,0 +1,137 @@
+"""The downstream classifier of the long-tail and few-shot benchmark: one fixed recipe (a small CNN trained from
+scratch) applied to every arm, so that the only thing that differs between arms is the training data.
+
+    recipe = ClassifierRecipe()
+    net = train_classifier(images, labels, num_classes=10, recipe=recipe, seed=0, balanced=False)
+    accuracy = per_class_accuracy(net, test_images, test_labels, num_classes=10)
+
+Images are float tensors (N, 1, 32, 32) in [0, 1]. Training is deterministic on the CPU for a given seed: the
+initialisation, the data order (uniform or class-balanced resampling) and the augmentation all come from CPU
+generators seeded from ``seed``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass(frozen=True)
+class ClassifierRecipe:
+    """Epochs, optimiser and augmentation shared by every arm (AdamW with a one-cycle learning rate, random
+    2-pixel shifts and horizontal flips)."""
+
+    epochs: int = 6
+    batch_size: int = 128
+    lr: float = 3e-3
+    weight_decay: float = 5e-4
+    width: int = 16
+    shift: int = 2
+    flip: bool = True
+
+    def __post_init__(self):
+        if self.epochs < 1 or self.batch_size < 1 or self.width < 1 or self.shift < 0:
+            raise ValueError(f"classifier recipe values must be positive: {self}")
+        if not (self.lr > 0 and self.weight_decay >= 0):
+            raise ValueError(f"classifier recipe needs lr > 0 and weight_decay >= 0: {self}")
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+class SmallCNN(nn.Module):
+    """Three conv blocks (w, 2w, 4w channels; BatchNorm, ReLU, 2x2 max-pooling), global average pooling and a
+    linear head: about 25k parameters at w = 16, a few seconds per epoch on two CPU cores."""
+
+    def __init__(self, num_classes: int, width: int = 16):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.MaxPool2d(2))
+
+        self.body = nn.Sequential(block(1, width), block(width, 2 * width), block(2 * width, 4 * width),
+                                  nn.AdaptiveAvgPool2d(1), nn.Flatten())
+        self.head = nn.Linear(4 * width, num_classes)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(images * 2 - 1))
+
+
+def _augment(batch: torch.Tensor, recipe: ClassifierRecipe, gen: torch.Generator) -> torch.Tensor:
+    n = batch.shape[0]
+    if recipe.flip:
+        flip = torch.rand(n, generator=gen) < 0.5
+        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
+    if recipe.shift:
+        s = recipe.shift
+        padded = F.pad(batch, (s, s, s, s))
+        dx, dy = (torch.randint(0, 2 * s + 1, (n,), generator=gen) for _ in range(2))
+        h, w = batch.shape[-2:]
+        rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None]
+        cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :]
+        batch = padded[torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[None, :, None, None],
+                       rows, cols]
+    return batch
+
+
+def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Images per class, (num_classes,) int64."""
+    return torch.bincount(labels, minlength=num_classes)
+
+
+def epoch_order(labels: torch.Tensor, num_classes: int, balanced: bool, gen: torch.Generator) -> torch.Tensor:
+    """Indices of one epoch (N of them): a permutation, or with ``balanced`` a draw with replacement where every
+    class is equally likely (probability of image i = 1 / (K n_{c(i)}), the class-balanced resampling baseline)."""
+    n = labels.shape[0]
+    if not balanced:
+        return torch.randperm(n, generator=gen)
+    counts = class_counts(labels, num_classes).double()
+    weights = 1.0 / counts[labels]
+    return torch.multinomial(weights, n, replacement=True, generator=gen)
+
+
+def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                     recipe: ClassifierRecipe = ClassifierRecipe(), seed: int = 0, balanced: bool = False) -> nn.Module:
+    """Train :class:`SmallCNN` by cross-entropy on (images (N, 1, H, W) in [0, 1], labels (N,)); returns it in
+    eval mode. Deterministic on the CPU for a given seed."""
+    if images.dim() != 4 or images.shape[0] != labels.shape[0] or images.shape[0] == 0:
+        raise ValueError(f"need images (N, C, H, W) and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}")
+    labels = labels.long()
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"labels must be in 0..{num_classes - 1}")
+    gen = torch.Generator().manual_seed(int(seed))
+    torch.manual_seed(int(seed))  # the layers' initialisation draws from the global CPU generator
+    net = SmallCNN(num_classes, recipe.width)
+    steps_per_epoch = -(-images.shape[0] // recipe.batch_size)
+    opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch)
+    net.train()
+    for _ in range(recipe.epochs):
+        order = epoch_order(labels, num_classes, balanced, gen)
+        for start in range(0, order.shape[0], recipe.batch_size):
+            idx = order[start:start + recipe.batch_size]
+            batch = _augment(images[idx].float(), recipe, gen)
+            loss = F.cross_entropy(net(batch), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            schedule.step()
+    return net.eval()
+
+
+@torch.no_grad()
+def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
+    """Predicted class of each image, (N,) int64."""
+    return torch.cat([net(images[i:i + batch_size].float()).argmax(1) for i in range(0, images.shape[0], batch_size)])
+
+
+def per_class_accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Accuracy on each class's test images, (num_classes,) float64 (NaN for a class without test images)."""
+    correct = (predict(net, images) == labels).double()
+    totals = class_counts(labels, num_classes).double()
+    hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
+    return torch.where(totals > 0, hits / totals.clamp(min=1), torch.full_like(hits, float("nan")))
