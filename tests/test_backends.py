@@ -8,7 +8,7 @@ from PIL import Image
 import seedspace as ss
 from seedspace.backends.base import SeedModel, seeds_from_ints
 from seedspace.backends.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_eps
-from seedspace.testbed.train import _alphas_cumprod
+from seedspace.testbed.train import make_scheduler
 
 
 def test_timesteps_trailing():
@@ -21,7 +21,7 @@ def test_timesteps_trailing():
 @pytest.mark.parametrize("std", [0.5, 1.5])
 def test_ddim_inversion_roundtrip_exact_denoiser(std):
     """With the exact denoiser of N(0, s^2 I) data, invert-then-generate reproduces the data; error shrinks with steps."""
-    abar = _alphas_cumprod().double()
+    abar = make_scheduler().alphas_cumprod.double()
     eps = gaussian_eps(std, abar)
     x0 = std * torch.randn(64, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     errors = {}
@@ -37,7 +37,7 @@ def test_ddim_inversion_roundtrip_exact_denoiser(std):
 
 
 def test_ddim_gradients_with_checkpointing():
-    abar = _alphas_cumprod().double()
+    abar = make_scheduler().alphas_cumprod.double()
     w = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
     eps = gaussian_eps(1.0, abar)
     seeds = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)

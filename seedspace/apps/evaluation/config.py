@@ -70,7 +70,6 @@ METRICS = {
     "p_kid": ("path KID", "lower"),
     "p_norm_min": ("path norm/√d min", None),
 }
-FEATURE_METRICS = {"fid", "kid", "p_fid", "p_kid"}  # computed from pooled features, not per-item means
 
 
 @dataclass
