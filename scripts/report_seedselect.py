@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import platform
 import sys
 import time
@@ -37,7 +36,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from seedspace.apps.evaluation.judge import JUDGE_SIZE, resize_images  # noqa: E402
-from seedspace.apps.metrics import bootstrap_ci, bootstrap_interval, frechet_distance, paired_bootstrap_ci  # noqa: E402
+from seedspace.apps.metrics import (FeatureReference, bootstrap_ci, group_frechet, group_kid,  # noqa: E402
+                                    index_bootstrap_ci, paired_bootstrap_ci)
 from seedspace.apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
@@ -136,51 +136,45 @@ def first_reach(curve: np.ndarray, threshold: float) -> float:
     return float(hit[0]) if hit.size else math.inf
 
 
-def fd_per_step_at(run, classes, real_feats, step) -> float:
-    """Mean over classes of the Fréchet distance between generated and real judge features at one step."""
+def class_feature_stat(run, classes, references, step, kind):
+    """statistic(index arrays, one per class) = mean over classes of the FID-style score (kind 'fd') or KID
+    ('kid') of the chosen runs' images of the class at one step; the classes with at least 2 runs."""
     labels = np.array(run["labels"])
-    vals = [frechet_distance(run["feats"][step][labels == c], real_feats[c]) for c in classes
-            if (labels == c).sum() >= 2]
-    return float(np.mean(vals)) if vals else float("nan")
+    used = [c for c in classes if (labels == c).sum() >= 2]
+    make = {"fd": group_frechet, "kid": group_kid}[kind]
+    stats = [make(references[c], list(run["feats"][step][labels == c][:, None])) for c in used]
+    return used, lambda idx: float(np.mean([stat(i) for stat, i in zip(stats, idx)]))
 
 
-def fd_per_step(run, classes, real_feats):
-    return np.array([fd_per_step_at(run, classes, real_feats, s) for s in range(run["feats"].shape[0])])
-
-
-def fd_ci(run, classes, real_feats, step, n_boot=300, seed=0):
-    """Bootstrap CI of the class-mean FD at one step: runs resampled within each class; the basic interval
-    (clipped at 0), because resampling inflates a Fréchet distance."""
+def feature_ci(run, classes, references, step, kind, n_boot=300, seed=0):
+    """(mean over classes, low, high) of the FID-style score or KID at one step, runs resampled within each
+    class (a stratified bootstrap). FID-style: the re-centred percentile interval (resampling duplicates images
+    and inflates the replicates); KID: BCa over replicates that leave out an image's pairs with its copies."""
+    used, stat = class_feature_stat(run, classes, references, step, kind)
+    if not used:
+        return float("nan"), float("nan"), float("nan")
     labels = np.array(run["labels"])
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        vals = []
-        for c in classes:
-            f = run["feats"][step][labels == c]
-            if f.shape[0] < 2:
-                continue
-            pick = f[rng.integers(0, f.shape[0], f.shape[0])]
-            if np.allclose(pick, pick[0]):
-                continue
-            vals.append(frechet_distance(pick, real_feats[c]))
-        if vals:
-            stats.append(np.mean(vals))
-    if not stats:
-        return float("nan"), float("nan")
-    lo, hi = bootstrap_interval(float(fd_per_step_at(run, classes, real_feats, step)), stats, method="basic")
-    return max(lo, 0.0), hi
+    return index_bootstrap_ci([int((labels == c).sum()) for c in used], stat, n_boot=n_boot, seed=seed,
+                              method="recentred" if kind == "fd" else "BCa")
+
+
+def feature_per_step(run, classes, references, kind):
+    """The class-mean FID-style score (or KID) at every step."""
+    out = []
+    for s in range(run["feats"].shape[0]):
+        used, stat = class_feature_stat(run, classes, references, s, kind)
+        out.append(stat([np.arange((np.array(run["labels"]) == c).sum()) for c in used]) if used else float("nan"))
+    return np.array(out)
 
 
 def reach_ci(correct: np.ndarray, threshold: float, n_boot=1000, seed=0):
-    """Bootstrap CI (runs resampled) of the first step at which mean accuracy >= threshold."""
-    rng = np.random.default_rng(seed)
-    n = correct.shape[1]
-    vals = np.array([first_reach(correct[:, rng.integers(0, n, n)].mean(1), threshold) for _ in range(n_boot)])
-    never = correct.shape[0]  # sentinel for "not reached" so quantiles stay ordered, mapped back to inf
-    lo, hi = np.quantile(np.where(np.isfinite(vals), vals, never), [0.025, 0.975], method="lower")
+    """Percentile bootstrap CI (runs resampled) of the first step at which mean accuracy >= threshold, widened
+    to whole steps. 'Never' counts as one step past the end (so the interval is ordered) and maps back to inf."""
+    never = correct.shape[0]
+    reach = lambda idx: min(first_reach(correct[:, idx].mean(1), threshold), never)  # noqa: E731
+    _, lo, hi = index_bootstrap_ci(correct.shape[1], reach, n_boot=n_boot, seed=seed)
     back = lambda v: math.inf if v >= never else float(v)  # noqa: E731
-    return back(lo), back(hi), float(np.mean(np.isfinite(vals)))
+    return back(math.floor(lo)), back(math.ceil(hi))
 
 
 def fmt(mean, lo, hi, digits=2):
@@ -197,7 +191,7 @@ def fmt_steps(v):
     return "not reached" if not np.isfinite(v) else f"{v:.0f}"
 
 
-def summarise(runs, classes, real_feats, args):
+def summarise(runs, classes, references, args):
     summary = {}
     for run in runs:
         init = run["init"]
@@ -205,17 +199,19 @@ def summarise(runs, classes, real_feats, args):
         steps = acc.shape[0]
         acc_ci = [bootstrap_ci(acc[s]) for s in range(steps)]
         conf_ci = [bootstrap_ci(conf[s]) for s in range(steps)]
-        fd = fd_per_step(run, classes, real_feats)
+        fd = feature_per_step(run, classes, references, "fd")
+        kid = feature_per_step(run, classes, references, "kid")
         reach = first_reach(acc.mean(1), args.threshold)
-        lo, hi, frac = reach_ci(acc, args.threshold)
+        lo, hi = reach_ci(acc, args.threshold)
         per_run_first = [first_reach(acc[:, i], 1.0) for i in range(acc.shape[1])]
         t_init, t_step = run["init_seconds_per_run"], run["step_seconds_per_run"]
         wall = t_init + reach * t_step if np.isfinite(reach) else math.inf
         summary[init] = {
-            "n": int(acc.shape[1]), "accuracy": acc_ci, "confidence": conf_ci, "fd": fd.tolist(),
-            "fd_ci": {s: fd_ci(run, classes, real_feats, s) for s in TABLE_STEPS if s < steps},
+            "n": int(acc.shape[1]), "accuracy": acc_ci, "confidence": conf_ci, "fd": fd.tolist(), "kid": kid.tolist(),
+            "fd_ci": {s: feature_ci(run, classes, references, s, "fd")[1:] for s in TABLE_STEPS if s < steps},
+            "kid_ci": {s: feature_ci(run, classes, references, s, "kid")[1:] for s in TABLE_STEPS if s < steps},
             "loss_mean": run["loss"].mean(1).tolist(),
-            "steps_to_threshold": reach, "steps_to_threshold_ci": [lo, hi], "reached_fraction_bootstrap": frac,
+            "steps_to_threshold": reach, "steps_to_threshold_ci": [lo, hi],
             "wall_seconds_to_threshold": wall,
             "wall_seconds_to_threshold_ci": [t_init + lo * t_step if np.isfinite(lo) else math.inf,
                                              t_init + hi * t_step if np.isfinite(hi) else math.inf],
@@ -355,21 +351,24 @@ def write_report(out: Path, summary, classes, model, args, env, paired=()):
             L.append(f"| {s} | " + " | ".join(fmt(*summary[i][key][s], digits=digits) for i in inits) + " |")
     L.append("")
     L += paired_markdown(paired)
-    L.append("## FID-style score vs step (Fréchet distance of judge features to the real images of the class; "
+    L.append("## FID-style score and KID vs step (judge features of the generated vs the real images of the class; "
              "lower is better)")
     L.append("")
     L.append(f"Per class from the {args.runs} generated images of that class vs all shipped real images of the class, "
-             "averaged over classes. So few generated samples bias the score upwards: compare across initialisations only. "
-             "95% CI: basic bootstrap over runs within class (clipped at 0); it corrects for that upward bias, so with "
-             "few runs it can lie below the point estimate.")
+             "averaged over classes. FID-style: the Fréchet distance of fitted Gaussians; so few samples bias it "
+             "upwards, so compare it across initialisations only; 95% CI: runs resampled within class, percentile "
+             "interval re-centred on the estimate (resampling duplicates images, which inflates every replicate), "
+             "i.e. the estimate's spread, not its bias. KID: the unbiased squared MMD (kernel (x·y/d + 1)³), the "
+             "number to compare on; BCa interval over replicates that leave out an image's pairs with its copies.")
     L.append("")
-    L.append("| step | " + " | ".join(inits) + " |")
-    L.append("|---|" + "---|" * len(inits))
+    L.append("| step | " + " | ".join(f"{i} FID-style" for i in inits) + " | " + " | ".join(f"{i} KID" for i in inits) + " |")
+    L.append("|---|" + "---|" * (2 * len(inits)))
     for s in rows:
         cells = []
-        for i in inits:
-            lo, hi = summary[i]["fd_ci"].get(s, (float("nan"), float("nan")))
-            cells.append(fmt(summary[i]["fd"][s], lo, hi, 1))
+        for key, digits in (("fd", 1), ("kid", 3)):
+            for i in inits:
+                lo, hi = summary[i][f"{key}_ci"].get(s, (float("nan"), float("nan")))
+                cells.append(fmt(summary[i][key][s], lo, hi, digits))
         L.append(f"| {s} | " + " | ".join(cells) + " |")
     L.append("")
     L.append("![accuracy vs step](accuracy_vs_step.png)")
@@ -451,7 +450,7 @@ def main(argv=None):
         r = runs[-1]
         print(f"   accuracy step 0 {r['correct'][0].mean():.2f} -> step {args.steps} {r['correct'][-1].mean():.2f}; "
               f"{r['total_seconds']:.1f} s", flush=True)
-    summary = summarise(runs, classes, real_feats, args)
+    summary = summarise(runs, classes, {c: FeatureReference(f) for c, f in real_feats.items()}, args)
     paired = paired_differences(runs, args)
     payload = {"config": vars(args), "classes": classes, "env": env, "summary": summary, "paired": paired,
                "per_run": {r["init"]: {"labels": r["labels"], "correct": r["correct"].tolist(),

@@ -33,8 +33,9 @@ except ImportError:  # run from a checkout without installing
 
 from seedspace.apps.evaluation import EvalConfig, environment, run_norm  # noqa: E402
 from seedspace.apps.evaluation.judge import resize_images  # noqa: E402
-from seedspace.apps.evaluation.report import (fmt_stat, plot_grid, plot_norm, table_markdown,  # noqa: E402
-                                              update_marked_file, write_json, write_text)
+from seedspace.apps.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDED_NOTE, fmt_stat,  # noqa: E402
+                                              plot_grid, plot_norm, table_markdown, update_marked_file, write_json,
+                                              write_text)
 from seedspace.apps.evaluation.runner import Runner  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN seedspace-testbed-report -->", "<!-- END seedspace-testbed-report -->"
@@ -48,7 +49,7 @@ def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
 
 
 def sample_accuracy(runner: Runner, per_class: int) -> dict:
-    """Per class: judge accuracy/confidence/FID-style of samples from random seeds at the default settings."""
+    """Per class: judge accuracy/confidence/FID-style/KID of samples from random seeds at the default settings."""
     C = runner.num_classes
     seeds = runner.random_seeds(C * per_class, "report-samples")
     classes = [c for c in range(C) for _ in range(per_class)]
@@ -68,14 +69,14 @@ def sample_accuracy(runner: Runner, per_class: int) -> dict:
             "acc": runner.stat(sc["correct"][sl], "samples", c, "acc"),
             "conf": runner.stat(sc["conf"][sl], "samples", c, "conf"),
             "fdist": runner.stat(sc["fdist"][sl], "samples", c, "fdist"),
-            "fid": runner.fid_stat([f[None] for f in sc["feats"][sl]], [c], "samples", c)}})
+            **runner.feature_stats([f[None] for f in sc["feats"][sl]], [c], "samples", c)}})
     head_acc = float(np.mean([sc["correct"][c * per_class:(c + 1) * per_class].mean() for c in groups["head"]]))
     tail_acc = float(np.mean([sc["correct"][c * per_class:(c + 1) * per_class].mean() for c in groups["tail"]]))
     grid = {"rows": [list(images[c * per_class:c * per_class + 8]) for c in range(C)],
             "row_labels": [runner.model.class_names[c] for c in range(C)], "col_labels": []}
     return {"table": {"name": "samples", "title": f"Samples from random seeds, {per_class} per class "
                       f"({runner.steps} DDIM steps, guidance {runner.guidance})",
-                      "metrics": ["acc", "conf", "fdist", "fid"], "rows": rows},
+                      "metrics": ["acc", "conf", "fdist", "fid", "kid"], "rows": rows},
             "head_accuracy": head_acc, "tail_accuracy": tail_acc, "overall_accuracy": float(sc["correct"].mean()),
             "head_target": HEAD_TARGET, "head_pass": bool(head_acc >= HEAD_TARGET), "seconds": seconds,
             "_grid": grid}
@@ -160,7 +161,8 @@ def markdown(rep: dict) -> str:
              f"guidance {m['guidance']}",
              f"- machine: {env['machine']}; torch {env['torch']} with {env['threads']} threads; "
              f"wall time {rep['wall_time_s']:.0f} s{' (--quick)' if rep['config']['quick'] else ''}",
-             f"- judge references: {rep['judge']['references']}", "",
+             f"- judge references: {rep['judge']['references']}",
+             f"- {CI_METHODS}", "",
              "## Samples from random seeds", "",
              f"Head classes {rep['groups']['head']}: accuracy {s['head_accuracy']:.3f} (target ≥ {HEAD_TARGET:.2f}: "
              f"**{ok(s['head_pass'])}**); tail classes {rep['groups']['tail']}: {s['tail_accuracy']:.3f}; all classes: "
@@ -191,7 +193,8 @@ def markdown(rep: dict) -> str:
                       f"**{b['generate_s']:.1f} s** ({sp['generate_s'] / b['generate_s']:.2f}x fp32's speed); largest pixel "
                       f"difference to fp32 {b['max_pixel_diff']:.3f} (mean {b['mean_pixel_diff']:.4f}, images in [0, 1]); "
                       f"the judge gives the same class for {b['judge_agreement']:.0%} of the images."]
-    return "\n".join(lines) + "\n"
+    text = "\n".join(lines) + "\n"
+    return text + f"\n{EXCLUDED_NOTE}\n" if EXCLUDED_MARK in text else text
 
 
 def main(argv=None) -> int:

@@ -3,17 +3,12 @@
 import numpy as np
 import pytest
 import torch
-from diffusers import DDPMScheduler
 from PIL import Image
 
 import seedspace as ss
 from seedspace.backends.base import SeedModel, seeds_from_ints
 from seedspace.backends.ddim import ddim_invert, ddim_sample, ddim_timesteps, gaussian_eps, predict_x0
-from seedspace.testbed.train import SCHEDULER_CONFIG
-
-
-def _alphas_cumprod() -> torch.Tensor:
-    return DDPMScheduler(**SCHEDULER_CONFIG).alphas_cumprod
+from seedspace.testbed.train import make_scheduler
 
 
 def test_timesteps_trailing():
@@ -26,7 +21,7 @@ def test_timesteps_trailing():
 @pytest.mark.parametrize("std", [0.5, 1.5])
 def test_ddim_inversion_roundtrip_exact_denoiser(std):
     """With the exact denoiser of N(0, s^2 I) data, invert-then-generate reproduces the data; error shrinks with steps."""
-    abar = _alphas_cumprod().double()
+    abar = make_scheduler().alphas_cumprod.double()
     eps = gaussian_eps(std, abar)
     x0 = std * torch.randn(64, 1, 16, 16, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     errors = {}
@@ -42,7 +37,7 @@ def test_ddim_inversion_roundtrip_exact_denoiser(std):
 
 
 def test_ddim_gradients_with_checkpointing():
-    abar = _alphas_cumprod().double()
+    abar = make_scheduler().alphas_cumprod.double()
     w = torch.tensor(0.9, dtype=torch.float64, requires_grad=True)
     eps = gaussian_eps(1.0, abar)
     seeds = torch.randn(2, 4, dtype=torch.float64, requires_grad=True)
@@ -55,7 +50,7 @@ def test_ddim_gradients_with_checkpointing():
 def test_sampler_reports_its_x0_predictions():
     """callback(i, x, x0_hat): x0_hat is predict_x0 of the step's input, the step lands on
     sqrt(abar_t) x0_hat + sqrt(1 - abar_t) eps, and the last prediction is the output."""
-    abar = _alphas_cumprod().double()
+    abar = make_scheduler().alphas_cumprod.double()
     eps = gaussian_eps(0.7, abar)
     seeds = torch.randn(3, 5, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
     seen = []

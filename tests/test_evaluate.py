@@ -7,18 +7,14 @@ are identical; they never assert which method wins (the tiny model's numbers mea
 import importlib.util
 import json
 import math
-import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
 from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
 from seedspace.apps.evaluation.config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS
 from seedspace.apps.evaluation.report import README_BEGIN, README_END, readme_section, update_marked_file
-from seedspace.apps.metrics import (GaussianReference, cluster_bootstrap_ci, frechet_distance, mean_pairwise_distance,
-                                    paired_bootstrap_ci)
 from seedspace.cli.main import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -56,15 +52,13 @@ def _check_numbers(results: dict) -> int:
 @pytest.fixture(scope="module")
 def quick_run(tiny_testbed_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("evaluate") / "quick"
-    t0 = time.perf_counter()
     rc = cli_main(["evaluate", "--quick", "--model", str(tiny_testbed_dir), "--out", str(out), "--quiet"])
-    return rc, out, time.perf_counter() - t0
+    return rc, out
 
 
 def test_quick_end_to_end(quick_run):
-    rc, out, seconds = quick_run
+    rc, out = quick_run
     assert rc == 0
-    assert seconds < 60  # ~5 s on 1 thread; generous for a busy CI machine
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
     assert set(results["experiments"]) == set(EXPERIMENTS)
@@ -88,6 +82,12 @@ def test_quick_end_to_end(quick_run):
     paired = tables["paired"][0]["rows"]
     comparisons = {r["label"]["comparison"] for r in paired}
     assert {"nao − slerp", "nao − cog"} <= comparisons
+    for name, sec in tables.items():  # KID beside every FID-style column, in the tables and the paired tests
+        for table in sec:
+            for fid in {"fid", "p_fid"} & set(table["metrics"]):
+                assert fid.replace("fid", "kid") in table["metrics"], (name, table["name"])
+    assert {r["label"]["metric"] for r in paired} >= {"fid", "kid"}
+    assert "| KID ↓ |" in report and "re-centred" in report
     for title in ("## Norm bias", "## Interpolation", "## Centroids", "## Rare concepts", "## Paired tests"):
         assert title in report
     for method in ("lerp", "slerp", "cog", "nao", "reference", "euclidean", "normalized", "spherical", "random"):
@@ -135,7 +135,7 @@ def test_experiment_selection_and_errors(tiny_testbed_dir, tmp_path):
 
 
 def test_readme_section(quick_run, tmp_path):
-    _, out, _ = quick_run
+    _, out = quick_run
     results = json.loads((out / "results.json").read_text())
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n## Results\n{README_BEGIN}\nold\n{README_END}\n\nrest\n")
@@ -147,39 +147,19 @@ def test_readme_section(quick_run, tmp_path):
     assert not update_marked_file(plain, "body") and plain.read_text() == "no markers\n"
 
 
-def test_metric_helpers():
-    rng = np.random.default_rng(0)
-    a, b = rng.normal(size=(200, 16)), rng.normal(size=(150, 16)) + 0.5
-    ref = GaussianReference(b)
-    assert ref.distance(a) == pytest.approx(frechet_distance(a, b), rel=1e-6)
-    assert ref.distance(a[:5]) == pytest.approx(frechet_distance(a[:5], b), rel=1e-6)  # N < D: the N x N form
-    assert math.isfinite(ref.distance(a[:1]))
-    mean, lo, hi = paired_bootstrap_ci([1.0, 2.0, 3.0, 4.0], [0.0, 1.0, 2.0, 3.5], seed=1)
-    assert mean == pytest.approx(0.875) and lo <= mean <= hi
-    assert paired_bootstrap_ci([1.0, 2.0], [1.0, 2.0]) == (0.0, 0.0, 0.0)
-    point, lo, hi = cluster_bootstrap_ci([np.ones(3), np.zeros(2), np.ones(1)], lambda g: float(np.concatenate(g).mean()))
-    assert point == pytest.approx(4 / 6) and 0 <= lo <= point <= hi <= 1
-    with pytest.raises(ValueError, match="basic"):
-        cluster_bootstrap_ci([np.ones(2), np.zeros(2)], lambda g: 0.0, method="bca")
-    x = rng.normal(size=(6, 3))
-    brute = np.mean([np.linalg.norm(x[i] - x[j]) for i in range(6) for j in range(i + 1, 6)])
-    assert mean_pairwise_distance(x) == pytest.approx(brute)
+def test_embedded_testbed_scores_against_the_shipped_fashion_mnist_references():
+    import seedspace as ss
 
+    from seedspace.apps.evaluation.judge import load_references
+    from seedspace.testbed.data import shipped_split
 
-def test_basic_interval_corrects_the_upward_bias_of_resampled_frechet_distances():
-    # 40 images in 8 dimensions from the reference distribution: the estimate is biased upwards, and resampling
-    # duplicates images, which inflates every replicate further: the percentile interval lies above the estimate
-    # and misses the population value; the basic interval reflects the shift and covers it.
-    rng = np.random.default_rng(3)
-    ref = GaussianReference(rng.normal(size=(2000, 8)))
-    population = ref.distance(rng.normal(size=(200_000, 8)))
-    groups = list(rng.normal(size=(40, 1, 8)))
-    stat = lambda gs: ref.distance(np.concatenate(gs))  # noqa: E731
-    point, p_lo, p_hi = cluster_bootstrap_ci(groups, stat, n_boot=300, seed=0)
-    same, b_lo, b_hi = cluster_bootstrap_ci(groups, stat, n_boot=300, seed=0, method="basic")
-    assert same == point and population < point < p_lo
-    assert b_lo == pytest.approx(2 * point - p_hi) and b_hi == pytest.approx(2 * point - p_lo)
-    assert b_lo <= population <= b_hi
+    refs = load_references(ss.load_model("testbed"), "auto", per_class=20, seed=0)
+    assert "Fashion-MNIST" in refs.source and refs.per_class == 20 and sorted(refs.images) == list(range(10))
+    images, labels = shipped_split("test-references")
+    for c, got in refs.images.items():  # real test images of the class, back in uint8 after the 2-pixel padding
+        rows = {bytes(x) for x in images[labels == c].reshape(-1, 784).numpy()}
+        as_uint8 = (got[:, 0, 2:30, 2:30] * 255).round().to(torch.uint8).reshape(-1, 784).numpy()
+        assert all(bytes(x) in rows for x in as_uint8)
 
 
 def test_report_testbed_quick(tiny_testbed_dir, tmp_path):

@@ -1,225 +1,162 @@
-"""Small evaluation helpers shared by the applications and report scripts.
+"""Statistics shared by the evaluation and the report scripts.
 
-- :func:`frechet_distance`: the Fréchet distance between Gaussians fitted to two sets of features (the
-  statistic behind FID; "FID-style" here because the features are whatever the caller passes, e.g. the
-  testbed judge's 128-d penultimate features rather than Inception-v3 pool features).
-- :func:`bootstrap_ci`: a percentile-bootstrap confidence interval for the mean (or any statistic);
-  :func:`bootstrap_interval` also gives the "basic" interval, for biased statistics such as Fréchet distances.
+- :class:`FeatureReference`: real features fitted once; the Fréchet distance (the statistic behind FID; "FID-style"
+  here because the features are the testbed judge's, not Inception-v3's) and KID (the unbiased squared MMD with
+  the cubic polynomial kernel) of generated features against it. :func:`frechet_distance`,
+  :func:`gaussian_frechet_distance` and :func:`kernel_inception_distance` are the one-off forms.
+- Bootstrap confidence intervals from ``scipy.stats.bootstrap``: :func:`bootstrap_ci` (items, BCa),
+  :func:`paired_bootstrap_ci` (paired items, BCa) and :func:`index_bootstrap_ci` (items, groups resampled whole,
+  or strata, with an interval method to choose; ``'recentred'`` for the biased Fréchet distance), with the
+  statistics :func:`group_frechet` and :func:`group_kid` of resampled feature groups.
 """
 
 from __future__ import annotations
 
-from typing import Callable
+import warnings
+from typing import Callable, Sequence
 
 import numpy as np
+import torch
+from scipy import stats
+
+INTERVAL_METHODS = ("BCa", "percentile", "basic", "recentred")
 
 
-def _as_2d(feats, name: str) -> np.ndarray:
-    try:
-        import torch
-
-        if isinstance(feats, torch.Tensor):
-            feats = feats.detach().cpu().double().numpy()
-    except ImportError:  # pragma: no cover - torch is a dependency
-        pass
+def _features(feats, name: str, min_rows: int = 2) -> np.ndarray:
+    if isinstance(feats, torch.Tensor):
+        feats = feats.detach().cpu().double().numpy()
     x = np.asarray(feats, dtype=np.float64)
     if x.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (samples, features), got shape {x.shape}")
-    if x.shape[0] < 2:
-        raise ValueError(f"{name} needs at least 2 samples to fit a Gaussian, got {x.shape[0]}")
+    if x.shape[0] < min_rows:
+        raise ValueError(f"{name} needs at least {min_rows} samples, got {x.shape[0]}")
     if not np.isfinite(x).all():
         raise ValueError(f"{name} contains NaN or infinite values")
     return x
 
 
-def gaussian_frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray) -> float:
-    """d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between N(mu1, S1) and N(mu2, S2).
-
-    The matrix square root is taken with ``scipy.linalg.sqrtm``; its tiny imaginary part (numerical noise for
-    PSD inputs) is dropped, and a small ridge is added when the product is singular (few samples).
-    """
-    from scipy import linalg
-
-    mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
-    sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
-    if mu1.shape != mu2.shape or sigma1.shape != sigma2.shape or sigma1.shape != (mu1.size, mu1.size):
-        raise ValueError(f"mismatched Gaussian shapes: mu {mu1.shape} vs {mu2.shape}, sigma {sigma1.shape} vs {sigma2.shape}")
-    diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1 @ sigma2)
-    if not np.isfinite(covmean).all():
-        ridge = np.eye(sigma1.shape[0]) * 1e-6
-        covmean = linalg.sqrtm((sigma1 + ridge) @ (sigma2 + ridge))
-    covmean = np.real(covmean)
-    value = float(diff @ diff + np.trace(sigma1) + np.trace(sigma2) - 2.0 * np.trace(covmean))
-    return max(value, 0.0)
+def _psd_sqrt(sigma: np.ndarray) -> np.ndarray:
+    """Symmetric square root of a symmetric PSD matrix (negative round-off eigenvalues clipped to 0)."""
+    w, v = np.linalg.eigh(sigma)
+    return (v * np.sqrt(np.clip(w, 0, None))) @ v.T
 
 
-def frechet_distance(feats_a, feats_b) -> float:
-    """Fréchet distance between Gaussians fitted to two feature sets (N_a, D) and (N_b, D) (tensors or arrays).
-
-    Unbiased sample covariances (``np.cov``). With fewer samples than dimensions in either set the trace of the
-    matrix square root is computed exactly from a small eigenproblem (fast, and free of ``sqrtm``'s trouble with
-    singular matrices); otherwise with ``scipy.linalg.sqrtm``. Few samples bias the score upwards, so only
-    compare scores computed from equal sample counts.
-    """
-    a, b = _as_2d(feats_a, "feats_a"), _as_2d(feats_b, "feats_b")
-    if a.shape[1] != b.shape[1]:
-        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
-    if min(a.shape[0], b.shape[0]) <= a.shape[1]:
-        # Low-rank exact form: with S_a = A A^T (A = centred samples / sqrt(n - 1), D x n), the non-zero
-        # eigenvalues of S_a S_b are those of the small symmetric PSD matrix A^T S_b A, so
-        # tr (S_a S_b)^(1/2) = sum sqrt(eig(A^T S_b A)) -- no D x D matrix square root needed.
-        if a.shape[0] > b.shape[0]:
-            a, b = b, a
-        mu_a, mu_b = a.mean(0), b.mean(0)
-        A = (a - mu_a).T / np.sqrt(a.shape[0] - 1)
-        sigma_b = np.cov(b, rowvar=False)
-        eig = np.linalg.eigvalsh(A.T @ sigma_b @ A)
-        tr_covmean = float(np.sqrt(np.clip(eig, 0, None)).sum())
-        diff = mu_a - mu_b
-        value = float(diff @ diff + (A * A).sum() + np.trace(sigma_b) - 2.0 * tr_covmean)
-        return max(value, 0.0)
-    return gaussian_frechet_distance(a.mean(0), np.cov(a, rowvar=False), b.mean(0), np.cov(b, rowvar=False))
+def polynomial_kernel(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """KID's kernel k(x, y) = (x . y / d + 1)^3 between the rows of x (n, d) and y (m, d) -> (n, m)."""
+    return (x @ y.T / x.shape[1] + 1.0) ** 3
 
 
-def bootstrap_ci(values, confidence: float = 0.95, n_boot: int = 2000, statistic: Callable = np.mean,
-                 seed: int = 0) -> tuple[float, float, float]:
-    """(statistic, low, high): a percentile-bootstrap ``confidence`` interval of ``statistic`` over ``values``.
+class FeatureReference:
+    """Real features (M, D) fitted once, for many Fréchet distances and KIDs of generated features against them.
 
-    NaNs are dropped; with a single value (or all equal values) the interval collapses to the value; with
-    none, all three are NaN. Deterministic for a given ``seed``.
-    """
-    x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[~np.isnan(x)]
-    if x.size == 0:
-        return float("nan"), float("nan"), float("nan")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    point = float(statistic(x))
-    if x.size == 1 or np.all(x == x[0]):
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, x.size, size=(n_boot, x.size))
-    stats = np.array([statistic(x[i]) for i in idx]) if statistic is not np.mean else x[idx].mean(axis=1)
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    return point, float(low), float(high)
-
-
-# -- fast repeated Fréchet distances and paired / clustered bootstraps (used by `seedspace evaluate`) --------
-class GaussianReference:
-    """A Gaussian fitted once to reference features, for many fast Fréchet distances against it.
-
-    ``tr (S_g S_r)^(1/2)`` equals the sum of square roots of the eigenvalues of ``R S_g R`` with ``R = S_r^(1/2)``
-    (symmetric PSD), so each distance costs one symmetric eigen-decomposition (fast enough for bootstraps).
+    Fréchet distance between Gaussians: d^2 = |mu_g - mu_r|^2 + tr S_g + tr S_r - 2 tr (S_g S_r)^(1/2). With
+    S_g = F^T F and R = S_r^(1/2), tr (S_g S_r)^(1/2) = sum sqrt(eig(R S_g R)), and R S_g R = (F R)^T (F R) has
+    the non-zero eigenvalues of the smaller of (F R)^T (F R) and (F R)(F R)^T: one small symmetric eigenproblem,
+    exact for few samples (singular S_g), where ``scipy.linalg.sqrtm`` struggles.
     """
 
     def __init__(self, feats):
-        import torch
-
-        x = _as_2d(feats, "reference features")
+        x = _features(feats, "reference features")
         self.n, self.dim = x.shape
-        self.mu = x.mean(0)
-        with _one_thread():
-            xc = torch.from_numpy(x - self.mu)
-            sigma = xc.T @ xc / (self.n - 1)
-            w, v = torch.linalg.eigh(sigma)
-            self._sqrt_sigma_t = (v * w.clamp_min(0).sqrt()) @ v.T
-        self.sigma = sigma.numpy()
-        self.sqrt_sigma = self._sqrt_sigma_t.numpy()
-        self.trace = float(np.trace(self.sigma))
+        self.feats = x
+        self._set_moments(x.mean(0), np.cov(x, rowvar=False).reshape(self.dim, self.dim))
+        self._kernel_mean = None
 
-    def distance(self, feats) -> float:
-        """Fréchet distance from a Gaussian fitted to ``feats`` (N, D) to the reference (same value as
-        :func:`frechet_distance` up to round-off); one sample -> zero covariance.
+    @classmethod
+    def from_moments(cls, mean, cov) -> "FeatureReference":
+        """A reference given by a Gaussian's mean (D,) and covariance (D, D) (Fréchet distances only)."""
+        ref = cls.__new__(cls)
+        mean = np.atleast_1d(np.asarray(mean, dtype=np.float64))
+        ref.n, ref.dim, ref.feats, ref._kernel_mean = 0, mean.size, None, None
+        ref._set_moments(mean, np.atleast_2d(np.asarray(cov, dtype=np.float64)))
+        return ref
 
-        With centred features ``Xc`` and ``Y = Xc R``, ``R S_g R = Y^T Y / (N - 1)`` has the same non-zero
-        eigenvalues as the N x N matrix ``Y Y^T / (N - 1)``: the smaller of the two is decomposed."""
-        x = np.asarray(feats, dtype=np.float64)
-        if x.ndim != 2 or x.shape[1] != self.dim or x.shape[0] < 1:
-            raise ValueError(f"features must have shape (N >= 1, {self.dim}), got {x.shape}")
+    def _set_moments(self, mean: np.ndarray, cov: np.ndarray) -> None:
+        if cov.shape != (mean.size, mean.size):
+            raise ValueError(f"mismatched Gaussian shapes: mean {mean.shape}, covariance {cov.shape}")
+        self.mean, self.cov = mean, cov
+        self.sqrt_cov = _psd_sqrt(cov)
+        self.trace = float(np.trace(cov))
+
+    def _frechet(self, mean: np.ndarray, factor: np.ndarray) -> float:
+        """The Fréchet distance of N(mean, factor^T factor) to the reference Gaussian (clipped at 0)."""
+        if mean.shape != self.mean.shape or factor.shape[1] != self.dim:
+            raise ValueError(f"features must have {self.dim} dimensions, got {mean.size}")
+        y = factor @ self.sqrt_cov
+        gram = y @ y.T if y.shape[0] <= y.shape[1] else y.T @ y
+        root_trace = float(np.sqrt(np.clip(np.linalg.eigvalsh(gram), 0, None)).sum())
+        diff = mean - self.mean
+        return max(float(diff @ diff + (factor * factor).sum() + self.trace - 2.0 * root_trace), 0.0)
+
+    def frechet(self, feats) -> float:
+        """Fréchet distance from a Gaussian fitted to ``feats`` (N >= 1, D) (unbiased covariance; one sample ->
+        zero covariance) to the reference Gaussian. Biased upwards at small N: compare at equal N only."""
+        x = _features(feats, "features", min_rows=1)
         n = x.shape[0]
-        mu = x.mean(0)
-        diff = mu - self.mu
-        if n == 1:
-            return max(float(diff @ diff + self.trace), 0.0)
-        import torch
+        mean = x.mean(0)
+        factor = (x - mean) / np.sqrt(n - 1) if n > 1 else np.zeros((1, x.shape[1]))
+        return self._frechet(mean, factor)
 
-        with _one_thread():  # small matrices: threads only add overhead (and stall on a busy machine)
-            xc = torch.from_numpy(x - mu)
-            y = xc @ self._sqrt_sigma_t
-            m = (y @ y.T if n <= self.dim else y.T @ y) / (n - 1)
-            root_trace = float(torch.linalg.eigvalsh(m).clamp_min(0).sqrt().sum())
-            trace_g = float((xc * xc).sum() / (n - 1))
-        return max(float(diff @ diff + trace_g + self.trace - 2.0 * root_trace), 0.0)
+    def kernel_mean(self) -> float:
+        """mean_{i != j} k(r_i, r_j) over the reference rows (computed once, in blocks of rows)."""
+        if self._kernel_mean is None:
+            if self.feats is None or self.n < 2:
+                raise ValueError("KID needs a reference fitted to at least 2 feature rows")
+            total = sum(polynomial_kernel(self.feats[i:i + 1024], self.feats).sum() for i in range(0, self.n, 1024))
+            diag = ((np.einsum("ij,ij->i", self.feats, self.feats) / self.dim + 1.0) ** 3).sum()
+            self._kernel_mean = float((total - diag) / (self.n * (self.n - 1)))
+        return self._kernel_mean
 
+    def kid_terms(self, feats) -> tuple[np.ndarray, np.ndarray]:
+        """(K, c) for generated features x (N, D): the kernel matrix K_ij = k(x_i, x_j) and each row's mean
+        kernel to the reference c_i = mean_j k(x_i, r_j), everything :func:`weighted_kid` needs."""
+        x = _features(feats, "features", min_rows=1)
+        if x.shape[1] != self.dim:
+            raise ValueError(f"features must have {self.dim} dimensions, got {x.shape[1]}")
+        return polynomial_kernel(x, x), polynomial_kernel(x, self.feats).mean(1)
 
-class _one_thread:
-    """Run torch's small linear algebra on one thread, restoring the caller's setting afterwards."""
-
-    def __enter__(self):
-        import torch
-
-        self.threads = torch.get_num_threads()
-        if self.threads != 1:
-            torch.set_num_threads(1)
-
-    def __exit__(self, *exc):
-        import torch
-
-        if self.threads != 1:
-            torch.set_num_threads(self.threads)
+    def kid(self, feats) -> float:
+        """KID: the unbiased estimate of MMD^2 between the generated and the reference distribution,
+        mean_{i != j} k(x_i, x_j) + mean_{i != j} k(r_i, r_j) - 2 mean_{i, j} k(x_i, r_j); needs N >= 2. Its
+        expectation is the population MMD^2 at any N (0 when the distributions agree), so it can be negative."""
+        kernel, cross = self.kid_terms(_features(feats, "features"))
+        return weighted_kid(kernel, cross, self.kernel_mean(), np.ones(len(cross)))
 
 
-def bootstrap_interval(point: float, stats, confidence: float = 0.95, method: str = "percentile") -> tuple[float, float]:
-    """(low, high) from bootstrap replicates ``stats`` of a statistic whose estimate is ``point``.
-
-    ``'percentile'``: the quantiles (q_a, q_1-a) of the replicates. ``'basic'``: (2 point - q_1-a, 2 point - q_a),
-    which corrects for a biased statistic: resampling with replacement duplicates samples, which shrinks the
-    fitted covariance's rank and inflates a Fréchet distance, so its percentile interval sits above the
-    estimate (it can even exclude it); the basic interval reflects that shift back.
-    """
-    stats = np.asarray(stats, dtype=np.float64)
-    stats = stats[np.isfinite(stats)]
-    if stats.size == 0:
-        return float("nan"), float("nan")
-    alpha = (1 - confidence) / 2
-    low, high = np.quantile(stats, [alpha, 1 - alpha])
-    if method == "basic":
-        low, high = 2 * point - high, 2 * point - low
-    elif method != "percentile":
-        raise ValueError(f"unknown bootstrap interval {method!r}: 'percentile' or 'basic'")
-    return float(low), float(high)
+def weighted_kid(kernel: np.ndarray, cross: np.ndarray, reference_mean: float, counts: np.ndarray) -> float:
+    """KID of a resample in which generated row i appears ``counts[i]`` times, with the pairs of a row with its own
+    copies left out: sum_{i != j} w_i w_j K_ij / sum_{i != j} w_i w_j + reference_mean - 2 sum w_i c_i / sum w_i.
+    With all counts 1 this is the unbiased KID; for a bootstrap resample it stays (nearly) unbiased, whereas the
+    plain U-statistic of the resample counts k(x, x) of duplicates and is inflated."""
+    w = np.asarray(counts, dtype=np.float64)
+    pairs = w.sum() ** 2 - (w * w).sum()
+    if pairs <= 0:
+        return float("nan")
+    within = (w @ kernel @ w - (w * w) @ np.diag(kernel)) / pairs
+    return float(within + reference_mean - 2.0 * (w @ cross) / w.sum())
 
 
-def paired_bootstrap_ci(values_a, values_b, confidence: float = 0.95, n_boot: int = 2000,
-                        seed: int = 0) -> tuple[float, float, float]:
-    """(mean difference, low, high) of ``a - b`` over paired items (same endpoint pair, same seed set, ...):
-    the percentile bootstrap of the mean of per-item differences. NaN pairs are dropped."""
-    a, b = np.asarray(values_a, dtype=np.float64).ravel(), np.asarray(values_b, dtype=np.float64).ravel()
-    if a.shape != b.shape:
-        raise ValueError(f"paired values must have the same length, got {a.size} and {b.size}")
-    return bootstrap_ci(a - b, confidence=confidence, n_boot=n_boot, seed=seed)
+def frechet_distance(feats_a, feats_b) -> float:
+    """Fréchet distance between Gaussians fitted to two feature sets (N_a >= 2, D) and (N_b >= 2, D) (tensors or
+    arrays; unbiased covariances). Few samples bias it upwards: only compare scores from equal sample counts."""
+    a, b = _features(feats_a, "feats_a"), _features(feats_b, "feats_b")
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"feature dimensions differ: {a.shape[1]} vs {b.shape[1]}")
+    return FeatureReference(b).frechet(a)
 
 
-def cluster_bootstrap_ci(groups, statistic: Callable, confidence: float = 0.95, n_boot: int = 200,
-                         seed: int = 0, method: str = "percentile") -> tuple[float, float, float]:
-    """(statistic, low, high) where ``statistic(list_of_groups)`` is recomputed on groups resampled with
-    replacement (a cluster bootstrap: e.g. all frames of one path move together, because they are correlated).
+def gaussian_frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
+    """d^2 = |mu1 - mu2|^2 + tr(S1 + S2 - 2 (S1 S2)^(1/2)) between N(mu1, S1) and N(mu2, S2) (closed form)."""
+    mu1 = np.atleast_1d(np.asarray(mu1, dtype=np.float64))
+    sigma1 = np.atleast_2d(np.asarray(sigma1, dtype=np.float64))
+    if sigma1.shape != (mu1.size, mu1.size):
+        raise ValueError(f"mismatched Gaussian shapes: mean {mu1.shape}, covariance {sigma1.shape}")
+    return FeatureReference.from_moments(mu2, sigma2)._frechet(mu1, _psd_sqrt(sigma1))
 
-    ``groups`` is a sequence of items (one per cluster); with one group the interval collapses to the point.
-    ``method``: the interval, see :func:`bootstrap_interval` (use ``'basic'`` for Fréchet distances).
-    """
-    groups = list(groups)
-    if not groups:
-        return float("nan"), float("nan"), float("nan")
-    point = float(statistic(groups))
-    if len(groups) == 1:
-        return point, point, point
-    rng = np.random.default_rng(seed)
-    stats = [statistic([groups[i] for i in rng.integers(0, len(groups), len(groups))]) for _ in range(n_boot)]
-    low, high = bootstrap_interval(point, stats, confidence, method)
-    return point, low, high
+
+def kernel_inception_distance(feats_a, feats_b) -> float:
+    """KID (unbiased MMD^2, kernel (x . y / d + 1)^3) between two feature sets (N_a >= 2, D) and (N_b >= 2, D)."""
+    return FeatureReference(_features(feats_b, "feats_b")).kid(feats_a)
 
 
 def mean_pairwise_distance(feats) -> float:
@@ -227,8 +164,112 @@ def mean_pairwise_distance(feats) -> float:
     x = np.asarray(feats, dtype=np.float64)
     if x.shape[0] < 2:
         return 0.0
-    import torch
+    sq = (x * x).sum(1)
+    d2 = np.clip(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0, None)
+    return float(np.sqrt(d2[np.triu_indices(x.shape[0], 1)]).mean())
 
-    with _one_thread():
-        d = torch.pdist(torch.from_numpy(x))
-    return float(d.mean())
+
+# -- bootstrap intervals -------------------------------------------------------------------------------------
+def _scipy_interval(data, statistic, point: float, confidence: float, n_boot: int, seed: int, method: str,
+                    paired: bool = False) -> tuple[float, float]:
+    """(low, high) from ``scipy.stats.bootstrap``. ``'recentred'``: the percentile interval shifted by the bootstrap
+    bias estimate, (q_a - b, q_1-a - b) with b = mean(replicates) - point: for a statistic whose resamples are
+    biased (a Fréchet distance grows when resampling duplicates images), an interval of the estimate's spread
+    around the estimate. A BCa interval that is undefined or excludes the estimate falls back to percentile, and
+    replicates where the statistic is undefined are left out (percentile interval of the rest)."""
+    if method not in INTERVAL_METHODS:
+        raise ValueError(f"unknown bootstrap interval {method!r}: choose from {', '.join(INTERVAL_METHODS)}")
+    kwargs = dict(confidence_level=confidence, paired=paired, rng=np.random.default_rng(seed))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        scipy_method = "percentile" if method == "recentred" else method
+        res = stats.bootstrap(data, statistic, n_resamples=n_boot, method=scipy_method, **kwargs)
+        low, high = (float(v) for v in res.confidence_interval)
+        finite = np.isfinite(res.bootstrap_distribution)
+        if not finite.all():  # undefined replicates (e.g. a KID of one distinct image): interval of the others
+            res = type(res)(res.confidence_interval, res.bootstrap_distribution[finite], res.standard_error)
+        if not finite.all() or method == "BCa" and not (np.isfinite(low) and np.isfinite(high) and low <= point <= high):
+            res = stats.bootstrap(data, statistic, n_resamples=0, bootstrap_result=res, method="percentile", **kwargs)
+            low, high = (float(v) for v in res.confidence_interval)
+    if method == "recentred":
+        shift = float(np.nanmean(res.bootstrap_distribution)) - point
+        low, high = low - shift, high - shift
+    return low, high
+
+
+def bootstrap_ci(values, confidence: float = 0.95, n_boot: int = 2000, statistic: Callable = np.mean,
+                 seed: int = 0, method: str = "BCa") -> tuple[float, float, float]:
+    """(statistic, low, high): a bootstrap ``confidence`` interval (``scipy.stats.bootstrap``, BCa by default) of
+    ``statistic`` (a function of a 1-D array with an ``axis`` argument, e.g. ``np.mean``) over ``values``.
+
+    NaNs are dropped; with a single value (or all equal values) the interval collapses to the value; with none,
+    all three are NaN. Deterministic for a given ``seed``.
+    """
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    x = np.asarray(values, dtype=np.float64).ravel()
+    x = x[~np.isnan(x)]
+    if x.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(statistic(x))
+    if np.all(x == x[0]):
+        return point, point, point
+    return (point, *_scipy_interval((x,), statistic, point, confidence, n_boot, seed, method))
+
+
+def paired_bootstrap_ci(values_a, values_b, confidence: float = 0.95, n_boot: int = 2000, seed: int = 0,
+                        method: str = "BCa") -> tuple[float, float, float]:
+    """(mean of a - b, low, high) over paired items (same endpoint pair, same reference subset, ...): pairs are
+    resampled together (``scipy.stats.bootstrap(..., paired=True)``). Pairs with a NaN are dropped."""
+    a, b = np.asarray(values_a, dtype=np.float64).ravel(), np.asarray(values_b, dtype=np.float64).ravel()
+    if a.shape != b.shape:
+        raise ValueError(f"paired values must have the same length, got {a.size} and {b.size}")
+    keep = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[keep], b[keep]
+    if a.size == 0:
+        return float("nan"), float("nan"), float("nan")
+    point = float(np.mean(a - b))
+    if np.all(a - b == point):
+        return point, point, point
+    interval = _scipy_interval((a, b), lambda x, y, axis=-1: np.mean(x - y, axis=axis), point, confidence,
+                               n_boot, seed, method, paired=True)
+    return (point, *interval)
+
+
+def index_bootstrap_ci(n: int | Sequence[int], statistic: Callable, confidence: float = 0.95, n_boot: int = 200,
+                       seed: int = 0, method: str = "percentile") -> tuple[float, float, float]:
+    """(statistic, low, high) of ``statistic(indices)`` over item indices 0..n-1 resampled with replacement
+    (``scipy.stats.bootstrap`` on the indices): a cluster bootstrap when the items are groups (all images of one
+    path or input set move together, as they are correlated), and a statistic can see which items were drawn
+    twice. With a sequence of sizes the items are strata resampled separately (e.g. runs within each class) and
+    the statistic gets a list of index arrays, one per stratum. ``method``: one of :data:`INTERVAL_METHODS` (see
+    :func:`_scipy_interval`). With one item in every stratum the interval collapses to the point."""
+    single = np.isscalar(n)
+    sizes = [int(n)] if single else [int(s) for s in n]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"every stratum needs at least one item, got sizes {sizes}")
+    if single:
+        stat = lambda idx: float(statistic(np.asarray(idx, dtype=np.int64)))  # noqa: E731
+    else:
+        stat = lambda *idx: float(statistic([np.asarray(i, dtype=np.int64) for i in idx]))  # noqa: E731
+    point = stat(*(np.arange(s) for s in sizes))
+    if max(sizes) == 1:
+        return point, point, point
+    data = tuple(np.arange(s) for s in sizes)
+    return (point, *_scipy_interval(data, stat, point, confidence, n_boot, seed, method))
+
+
+def group_frechet(reference: FeatureReference, groups: Sequence[np.ndarray]) -> Callable[[np.ndarray], float]:
+    """statistic(indices) = Fréchet distance to ``reference`` of the pooled feature groups at those indices."""
+    return lambda idx: reference.frechet(np.concatenate([groups[i] for i in idx]))
+
+
+def group_kid(reference: FeatureReference, groups: Sequence[np.ndarray]) -> Callable[[np.ndarray], float]:
+    """statistic(indices) = KID to ``reference`` of the pooled feature groups at those indices, each image's
+    pairs with its own copies left out (:func:`weighted_kid`); the kernel matrix is computed once."""
+    sizes = [len(g) for g in groups]
+    kernel, cross = reference.kid_terms(np.concatenate(groups))
+    owner = np.repeat(np.arange(len(groups)), sizes)
+    ref_mean = reference.kernel_mean()
+    return lambda idx: weighted_kid(kernel, cross, ref_mean, np.bincount(idx, minlength=len(groups))[owner])

@@ -1,38 +1,97 @@
 """``seedspace evaluate``: the NAO paper's claims measured side by side on one model with one fixed judge
-(implementation: :mod:`seedspace.apps.evaluation`)."""
+(implementation: :mod:`seedspace.apps.evaluation`).
+
+    seedspace evaluate --quick --out runs/eval-quick
+    seedspace evaluate --experiments norm,interpolation --model runs/testbed --seed 0 --out runs/eval
+"""
 
 from __future__ import annotations
+
+import sys
+
+import torch
+
+from .. import outputs
+from ..apps.evaluation import EXPERIMENTS, EvalConfig, evaluate, parse_experiments, update_readme
+from . import common
 
 COMMAND = "evaluate"
 
 
 def register(subparsers, formatter_class) -> None:
-    from ..apps.evaluate import add_arguments
-
     p = subparsers.add_parser(
         COMMAND, formatter_class=formatter_class,
         help="benchmark interpolation and centroid methods (norm bias, interpolation, centroids, rare concepts)",
         description="Measure, with one fixed judge (the testbed classifier, its features and real Fashion-MNIST "
-                    "test images), every method side by side: 1 norm bias, 2 interpolation (lerp, slerp, cog, nao, "
-                    "reference on a subset), 3 centroids (euclidean, normalized, spherical, cog, nao, reference on a "
-                    "subset), 4 rare concepts (tail classes: random seeds versus centroid seeds), 5 paired bootstrap "
-                    "tests (nao vs slerp, nao vs cog, ...). Writes results.json (every number and the "
-                    "configuration), report.md (mean, 95% CI and n per cell) and PNGs. The default run takes about "
-                    "25-30 min on 2 CPU cores; --quick about 2 min.",
+                    "test images shipped with the package), every method side by side: 1 norm bias, 2 interpolation "
+                    "(lerp, slerp, cog, nao, reference on a subset), 3 centroids (euclidean, normalized, spherical, "
+                    "cog, nao, reference on a subset), 4 rare concepts (tail classes: random seeds versus centroid "
+                    "seeds), 5 paired bootstrap tests (nao vs slerp, nao vs cog, ...). Writes results.json (every "
+                    "number and the configuration), report.md (mean, 95% CI and n per cell; FID-style and KID) and "
+                    "PNGs. The default run takes about 25-30 min on 2 CPU cores; --quick about 2 min.",
         epilog="Example: seedspace evaluate --quick --out outputs/eval-quick")
-    add_arguments(p)
+    p.add_argument("--experiments", default="all",
+                   help=f"comma-separated subset of {','.join(EXPERIMENTS)} (default: all; 'paired' alone adds "
+                        "interpolation and centroid, whose per-item results it compares)")
+    p.add_argument("--quick", action="store_true",
+                   help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
+    p.add_argument("--out", default=None, help="results folder, must not exist (default: outputs/evaluate-NNNNN)")
+    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model) or a testbed-format folder")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
+    p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
+    p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    p.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: --steps)")
+    p.add_argument("--classes", default=None, help="comma-separated classes for interpolation and centroid "
+                   "(default: all; with --quick: first, middle and last)")
+    p.add_argument("--references", default="auto", choices=["auto", "fashion-mnist", "fewshot"],
+                   help="the judge's real reference images (default: auto = the Fashion-MNIST test set minus the "
+                        "few-shot images, shipped with the package, for the testbed, else the few-shot images)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    p.add_argument("--update-readme", default=None, metavar="README",
+                   help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"
+                        " of this file with the report")
+    p.add_argument("--quiet", action="store_true", help="no progress notes")
     p.set_defaults(func=run)
 
 
-def run(args) -> int:
-    from ..apps.evaluate import run_from_args
-    from .. import outputs
-    from . import common
+def config_from_args(args, num_classes: int) -> EvalConfig:
+    """The evaluation's configuration from parsed arguments (bad --experiments or --classes: ValueError)."""
+    overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
+                 "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references}
+    if args.classes:
+        try:
+            overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
+        except ValueError:
+            raise ValueError(f"--classes must be comma-separated class indices, got {args.classes!r}") from None
+        bad = [c for c in overrides["classes"] if not 0 <= c < num_classes]
+        if bad:
+            raise ValueError(f"--classes {bad} out of range 0..{num_classes - 1}")
+    return EvalConfig.quick_preset(**overrides) if args.quick else EvalConfig(**overrides)
 
+
+def run(args) -> int:
     outputs.check_out_available(args.out)  # before the slow part
+    parse_experiments(args.experiments)
     model = common.load(common.model_ref(args.model), device=args.device)
-    if not hasattr(model, "classify") or not hasattr(model, "fewshot"):
+    if not model.has_judge:
         raise common.CLIError(f"{args.model} is not a testbed-format model: evaluate needs its judge classifier and "
                               "few-shot images")
+    config = config_from_args(args, len(model.class_names))
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = outputs.allocate_run_dir(COMMAND, args.out)
-    return run_from_args(args, model, out)
+
+    def log(msg):
+        if not args.quiet:
+            print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
+
+    results = evaluate(model, config, out=out, log=log)
+    print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
+    if args.update_readme:
+        if not update_readme(results, args.update_readme, link=str(out / "report.md")):
+            raise ValueError(f"{args.update_readme} has no <!-- BEGIN seedspace-evaluate --> ... "
+                             "<!-- END seedspace-evaluate --> markers; it was not changed (the results are in "
+                             f"{out})")
+        log(f"updated {args.update_readme}")
+    return 0

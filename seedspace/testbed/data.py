@@ -2,6 +2,11 @@
 
 Images are handled as float tensors in [-1, 1] of shape (N, 1, 32, 32): 28x28 digits/garments are padded
 by 2 background pixels on each side so the UNet sees a power-of-two size.
+
+Two Fashion-MNIST splits ship inside the package (gzip'd safetensors, uint8), so the evaluation needs no system
+package: :func:`shipped_split` ``"train-longtail"`` (the long-tailed training split the testbed was trained on)
+and ``"test-references"`` (the test set without the shipped few-shot images: the judge's real references).
+The Debian package ``dataset-fashion-mnist`` stays an option for training (:func:`load_fashion_mnist`).
 """
 
 from __future__ import annotations
@@ -11,8 +16,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
+from safetensors.torch import load
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
+SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+# name -> (file, the Fashion-MNIST split its ``source_indices`` point into)
+SHIPPED_SPLITS = {"train-longtail": ("train-longtail.safetensors.gz", "train"),
+                  "test-references": ("test-references.safetensors.gz", "test")}
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
@@ -44,10 +55,31 @@ def load_fashion_mnist(split: str = "train", root: str | Path = FASHION_MNIST_DI
     return images, labels
 
 
+def _shipped_tensors(name: str) -> dict:
+    if name not in SHIPPED_SPLITS:
+        raise ValueError(f"unknown shipped split {name!r}; choose from {', '.join(SHIPPED_SPLITS)}")
+    with gzip.open(SHIPPED_DIR / SHIPPED_SPLITS[name][0], "rb") as f:
+        return load(f.read())
+
+
+def shipped_split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Fashion-MNIST split shipped in the package: uint8 images (N, 28, 28) and int64 labels (N,).
+
+    ``"train-longtail"``: :func:`long_tail_indices` (imbalance 100, seed 0) of the training set, 6,000 down to 60
+    images per class (14,891), the testbed's diffusion training data. ``"test-references"``: the 9,000 test images
+    not in the testbed's few-shot set. Rows are in source order (see :func:`shipped_source_indices`).
+    """
+    data = _shipped_tensors(name)
+    return data["images"], data["labels"]
+
+
+def shipped_source_indices(name: str) -> torch.Tensor:
+    """int64 indices (N,) of a shipped split's rows in the Fashion-MNIST split they come from (train or test)."""
+    return _shipped_tensors(name)["source_indices"]
+
+
 def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
     """A folder of class sub-folders of images -> uint8 grey images (N, H, W), labels, class names."""
-    from PIL import Image
-
     classes = sorted(p.name for p in path.iterdir() if p.is_dir())
     if not classes:
         raise ValueError(f"{path} has no class sub-folders")

@@ -8,6 +8,7 @@ seeded, logs to stdout, and writes a diffusers-style folder (``unet/``, ``schedu
 from __future__ import annotations
 
 import argparse
+import gzip
 import json
 import math
 import time
@@ -16,9 +17,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from diffusers import DDPMScheduler, UNet2DModel
+from safetensors.torch import save, save_file
 
-from .data import load_dataset, load_fashion_mnist, long_tail_indices, to_model_space
-from .judge import Judge
+from ..outputs import atomic_path
+from .data import SHIPPED_SPLITS, load_dataset, load_fashion_mnist, long_tail_indices, to_model_space
+from .judge import Encoder, Judge
 
 SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
@@ -28,8 +32,6 @@ SCHEDULER_CONFIG = {
 
 def make_unet(num_classes: int):
     """The testbed UNet: ~1.06 M parameters at 32x32, one extra class embedding as the null class."""
-    from diffusers import UNet2DModel
-
     return UNet2DModel(
         sample_size=32, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1,
         down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
@@ -37,10 +39,9 @@ def make_unet(num_classes: int):
     )
 
 
-def _alphas_cumprod() -> torch.Tensor:
-    c = SCHEDULER_CONFIG
-    betas = torch.linspace(c["beta_start"], c["beta_end"], c["num_train_timesteps"], dtype=torch.float64)
-    return torch.cumprod(1 - betas, 0).float()
+def make_scheduler():
+    """The testbed's DDPM noise schedule (linear betas): abar_t = prod_{s <= t} (1 - beta_s), from diffusers."""
+    return DDPMScheduler(**SCHEDULER_CONFIG)
 
 
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, out: Path, steps: int = 7000,
@@ -58,7 +59,7 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     )
-    abar = _alphas_cumprod()
+    abar = make_scheduler().alphas_cumprod
     n = images.shape[0]
     history, t0, running = [], time.time(), 0.0
     for step in range(1, steps + 1):
@@ -97,10 +98,8 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
 
 
 def save_unet(unet, out: Path) -> None:
-    from diffusers import DDPMScheduler
-
     unet.save_pretrained(out / "unet", safe_serialization=True)
-    DDPMScheduler(**SCHEDULER_CONFIG).save_pretrained(out / "scheduler")
+    make_scheduler().save_pretrained(out / "scheduler")
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
@@ -108,10 +107,6 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: to
                      seed: int = 0) -> dict:
     """Cross-entropy training (AdamW, one-cycle lr, horizontal flips) of the judge or the encoder
     (``kind``) on a balanced set; writes ``<kind>.safetensors`` and returns its test accuracy."""
-    from safetensors.torch import save_file
-
-    from .judge import Encoder, Judge
-
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = {"judge": Judge, "encoder": Encoder}[kind](num_classes)
@@ -140,20 +135,43 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: to
 
 @torch.no_grad()
 def judge_accuracy(judge, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of images whose arg-max class is their label."""
     judge.eval()
     preds = torch.cat([judge(images[i:i + 1000]).argmax(1) for i in range(0, images.shape[0], 1000)])
     return float((preds == labels).float().mean())
 
 
+def fewshot_indices(labels: np.ndarray, per_class: int = 100, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the few-shot set: ``per_class`` random images of each class (seeded)."""
+    rng = np.random.default_rng(seed)
+    classes = range(int(labels.max()) + 1)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]))
+
+
 def write_fewshot(out: Path, per_class: int = 100, seed: int = 0) -> None:
     """The few-shot set: ``per_class`` random Fashion-MNIST test images of each class, as uint8 safetensors."""
-    from safetensors.torch import save_file
-
     images, labels = load_fashion_mnist("test")
-    rng = np.random.default_rng(seed)
-    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in range(10)]))
+    keep = fewshot_indices(labels, per_class, seed)
     save_file({"images": torch.from_numpy(images[keep].copy()), "labels": torch.from_numpy(labels[keep]),
                "test_indices": torch.from_numpy(keep)}, str(out / "fewshot.safetensors"))
+
+
+def write_shipped_splits(out: Path, imbalance: float = 100.0, seed: int = 0, fewshot_per_class: int = 100) -> None:
+    """The splits :func:`~seedspace.testbed.data.shipped_split` reads, built from the Fashion-MNIST package:
+    the long-tailed training split (:func:`long_tail_indices`) and the test set minus the few-shot set, each as
+    gzip'd safetensors (uint8 images, int64 labels and source indices; fixed gzip header: same bytes each time)."""
+    train_images, train_labels = load_fashion_mnist("train")
+    test_images, test_labels = load_fashion_mnist("test")
+    rows = {"train": long_tail_indices(train_labels, imbalance, seed=seed),
+            "test": np.setdiff1d(np.arange(len(test_labels)), fewshot_indices(test_labels, fewshot_per_class, seed))}
+    sources = {"train": (train_images, train_labels), "test": (test_images, test_labels)}
+    for file, split in SHIPPED_SPLITS.values():
+        images, labels = sources[split]
+        keep = rows[split]
+        data = save({"images": torch.from_numpy(images[keep].copy()), "labels": torch.from_numpy(labels[keep]),
+                     "source_indices": torch.from_numpy(keep.astype(np.int64))})
+        with atomic_path(Path(out) / file) as tmp:
+            tmp.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
 
 def main(argv=None) -> int:
@@ -179,6 +197,7 @@ def main(argv=None) -> int:
     print(json.dumps(card), flush=True)
     if args.data is None:
         write_fewshot(out, seed=args.seed)
+        write_shipped_splits(out, args.imbalance, seed=args.seed)
     if not (args.skip_judge and args.skip_encoder):
         if args.data is None:
             test_raw, test_labels = load_fashion_mnist("test")

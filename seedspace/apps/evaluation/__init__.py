@@ -3,7 +3,9 @@
     from seedspace.apps.evaluate import EvalConfig, evaluate
     results = evaluate(model, EvalConfig.quick_preset(), out="runs/eval-quick")
 
-See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge.
+See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge,
+:mod:`.experiment` for the skeleton every experiment follows (one module each: :mod:`.norm`,
+:mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`) and :mod:`.report` for the presentation.
 """
 
 from __future__ import annotations
@@ -17,13 +19,19 @@ from typing import Callable
 
 import torch
 
-from .config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS, PAIRED_COMPARISONS, EvalConfig
-from .experiments import METRICS, RUNNERS, run_norm, run_paired
+from .centroid import run_centroid
+from .config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
+from .interpolation import run_interpolation
+from .norm import run_norm
+from .paired import run_paired
+from .rare import run_rare
 from .report import plot_grid, plot_norm, readme_section, report_markdown, update_marked_file, write_json, write_text
 from .runner import Runner
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "write_outputs"]
+           "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme", "write_outputs"]
+
+RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare}
 
 
 def parse_experiments(text: str | None) -> tuple:
@@ -68,10 +76,12 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     for name in experiments:
         log(f"== {name}")
         t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
+        images1 = runner.counters["images"]
         sections[name] = run_paired(runner, sections) if name == "paired" else RUNNERS[name](runner)
         sec = sections[name]
         sec["time_s"] = time.perf_counter() - t1
         sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
+        sec["images"] = runner.counters["images"] - images1
         log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, {sec.get('images', 0)} images)")
     results = {
         "config": {**config.to_dict(), "experiments": list(experiments)},
@@ -97,6 +107,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
 
 
 def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
+    """results.json, report.md and (with ``figures``) the PNGs of a run into ``out``."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     for name, sec in results["experiments"].items():

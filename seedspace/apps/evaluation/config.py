@@ -49,6 +49,28 @@ PAIRED_COMPARISONS = (
     ("rare", "nao", "random"), ("rare", "nao", "cog"),
 )
 
+# metric key -> (column title, better: 'higher' / 'lower' / None): the columns of every table
+METRICS = {
+    "acc": ("accuracy", "higher"),
+    "conf": ("judge conf.", "higher"),
+    "fdist": ("feat. dist.", "lower"),
+    "fid": ("FID-style", "lower"),
+    "kid": ("KID", "lower"),
+    "norm_mean": ("norm/√d mean", None),
+    "norm_min": ("norm/√d min", None),
+    "norm": ("norm/√d", None),
+    "smooth_mean": ("step mean", "lower"),
+    "smooth_max": ("step max", "lower"),
+    "diversity": ("diversity", "higher"),
+    "time_ms": ("time ms", "lower"),
+    "p_acc": ("path accuracy", "higher"),
+    "p_conf": ("path conf.", "higher"),
+    "p_fdist": ("path feat. dist.", "lower"),
+    "p_fid": ("path FID-style", "lower"),
+    "p_kid": ("path KID", "lower"),
+    "p_norm_min": ("path norm/√d min", None),
+}
+
 
 @dataclass
 class EvalConfig:

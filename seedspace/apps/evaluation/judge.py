@@ -9,7 +9,11 @@ It is built before any method is run and is the same for all of them:
   image", larger is less typical);
 - FID-style score: the Fréchet distance between Gaussians fitted to the judge features of generated images and
   of real reference images of the same classes (equal numbers per class). With ~100 generated images in 128
-  dimensions it is biased upwards and noisy: compare it only within one table, where cells have equal n.
+  dimensions it is biased upwards and noisy: compare it only within one table, where cells have equal n;
+- KID: the unbiased squared MMD (cubic polynomial kernel) between the same feature sets; unbiased at any n.
+
+The real references of a Fashion-MNIST testbed ship with the package (:func:`~seedspace.testbed.data.shipped_split`
+``"test-references"``), so the evaluation needs no system package.
 """
 
 from __future__ import annotations
@@ -20,7 +24,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..metrics import GaussianReference, mean_pairwise_distance
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from ...testbed.data import FASHION_MNIST_CLASSES, shipped_source_indices, shipped_split, to_model_space
+from ..metrics import FeatureReference, mean_pairwise_distance
 
 JUDGE_SIZE = 32  # the testbed judge's input size (Fashion-MNIST padded to 32x32)
 
@@ -57,23 +65,14 @@ def fewshot_references(model) -> References:
 
 
 def fashion_mnist_references(model, per_class: int = 500, seed: int = 0) -> References:
-    """Fashion-MNIST test images, excluding the model's few-shot set (``test_indices``), ``per_class`` per class
-    in a seeded random order."""
-    from safetensors.torch import load_file
-
-    from ...testbed.data import load_fashion_mnist, to_model_space
-
-    try:
-        images, labels = load_fashion_mnist("test")
-    except FileNotFoundError as exc:
-        raise FileNotFoundError(
-            f"{exc}. The evaluation's real reference images are the Fashion-MNIST test set; install it, or pass "
-            "--references fewshot (weaker: the few-shot images are also the experiments' inputs)") from None
+    """Fashion-MNIST test images shipped with the package, excluding the model's few-shot set (``test_indices``),
+    ``per_class`` per class in a seeded random order (rows in test-set order, so the choice is the same as from
+    the full test set)."""
+    images, labels = (t.numpy() for t in shipped_split("test-references"))
+    data = load_file(str(Path(model.folder) / "fewshot.safetensors"))
     exclude = np.zeros(len(labels), dtype=bool)
-    fewshot_file = Path(model.folder) / "fewshot.safetensors"
-    data = load_file(str(fewshot_file))
     if "test_indices" in data:
-        exclude[data["test_indices"].numpy()] = True
+        exclude = np.isin(shipped_source_indices("test-references").numpy(), data["test_indices"].numpy())
     rng = np.random.default_rng(seed)
     per = {}
     for c in range(len(model.class_names)):
@@ -85,14 +84,10 @@ def fashion_mnist_references(model, per_class: int = 500, seed: int = 0) -> Refe
 def load_references(model, kind: str = "auto", per_class: int = 500, seed: int = 0) -> References:
     """'auto': Fashion-MNIST for a Fashion-MNIST testbed (its few-shot file records ``test_indices``), else the
     few-shot images; 'fashion-mnist' or 'fewshot' to choose."""
-    if not hasattr(model, "fewshot") or not hasattr(model, "classify"):
+    if not model.has_judge:
         raise ValueError(f"{getattr(model, 'name', model)} has no judge: `seedspace evaluate` needs a testbed-format "
                          "model (classifier, features and few-shot images)")
     if kind == "auto":
-        from safetensors import safe_open
-
-        from ...testbed.data import FASHION_MNIST_CLASSES
-
         with safe_open(str(Path(model.folder) / "fewshot.safetensors"), "pt") as f:
             has_indices = "test_indices" in f.keys()
         kind = "fashion-mnist" if has_indices and tuple(model.class_names) == FASHION_MNIST_CLASSES else "fewshot"
@@ -104,7 +99,7 @@ def load_references(model, kind: str = "auto", per_class: int = 500, seed: int =
 
 
 class EvalJudge:
-    """Scores images against the fixed references; FID references are cached per set of classes."""
+    """Scores images against the fixed references; feature references are cached per set of classes."""
 
     def __init__(self, model, references: References):
         self.model = model
@@ -121,7 +116,7 @@ class EvalJudge:
             probs = self.classify(images)
             self.ref_correct[c] = probs.argmax(1) == c
             self.ref_conf[c] = probs[:, c]
-        self._fid_refs = {}
+        self._references = {}
 
     def features(self, images: torch.Tensor) -> np.ndarray:
         with torch.no_grad():
@@ -148,11 +143,12 @@ class EvalJudge:
                 "conf": probs[np.arange(len(classes)), classes].astype(np.float64),
                 "fdist": np.linalg.norm(feats - mu, axis=1) / scale, "feats": feats}
 
-    def fid_reference(self, classes) -> GaussianReference:
+    def reference(self, classes) -> FeatureReference:
+        """The real features of these classes pooled (equal numbers per class), for Fréchet distances and KID."""
         key = tuple(sorted(set(int(c) for c in classes)))
-        if key not in self._fid_refs:
-            self._fid_refs[key] = GaussianReference(np.concatenate([self.ref_feats[c] for c in key]))
-        return self._fid_refs[key]
+        if key not in self._references:
+            self._references[key] = FeatureReference(np.concatenate([self.ref_feats[c] for c in key]))
+        return self._references[key]
 
     def relative_distance(self, a: np.ndarray, b: np.ndarray, c: int) -> np.ndarray:
         """Row-wise feature distances between a and b in units of class c's real spread."""

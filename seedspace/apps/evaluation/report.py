@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ...outputs import atomic_path, write_text
-from .experiments import METRICS
+from .config import METRICS
 
 README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
 README_END = "<!-- END seedspace-evaluate -->"
@@ -50,12 +50,35 @@ def _fmt(v: float) -> str:
     return f"{v:.2g}"
 
 
+EXCLUDED_MARK = "†"
+EXCLUDED_NOTE = (f"{EXCLUDED_MARK} The interval excludes its point estimate: nearly all bootstrap replicates fall on "
+                 "one side of it (a very skewed statistic at this n); the interval is their percentile interval.")
+CI_METHODS = ("Cells: mean [95% bootstrap CI]. Means: BCa intervals (``scipy.stats.bootstrap``). KID: BCa over "
+              "replicates that leave out the pairs of an image with its own duplicate, so they stay unbiased. "
+              "FID-style: resampling duplicates images, which inflates every replicate of this upward-biased "
+              "statistic, so its interval is the percentile interval re-centred on the estimate (replicates minus "
+              "their mean excess over the estimate): it gives the estimate's spread at this n, not its bias. The "
+              "FID-style estimate itself is biased upwards with few images, so compare it only between rows with "
+              "the same n; KID is unbiased at any n and the number to compare on (it can be slightly negative "
+              "when the distributions agree).")
+
+
+def excludes_estimate(st: dict | None) -> bool:
+    """True when a stat's interval does not contain its point estimate."""
+    if not st or st.get("lo") is None or st.get("mean") is None:
+        return False
+    tol = 1e-9 * max(1.0, abs(st["mean"]))
+    return not st["lo"] - tol <= st["mean"] <= st["hi"] + tol
+
+
 def fmt_stat(st: dict | None, ci: bool = True) -> str:
+    """'mean [lo, hi]' (marked when the interval excludes the mean), or just the mean."""
     if not st:
         return "–"
     if not ci or st.get("lo") is None or st["lo"] == st["hi"]:
         return _fmt(st["mean"])
-    return f"{_fmt(st['mean'])} [{_fmt(st['lo'])}, {_fmt(st['hi'])}]"
+    mark = EXCLUDED_MARK if excludes_estimate(st) else ""
+    return f"{_fmt(st['mean'])} [{_fmt(st['lo'])}, {_fmt(st['hi'])}]{mark}"
 
 
 def _label_text(label: dict) -> list[str]:
@@ -66,6 +89,7 @@ def _label_text(label: dict) -> list[str]:
 
 
 def table_markdown(table: dict) -> str:
+    """A table as markdown (kinds: rows of metrics, a class x method matrix, paired differences)."""
     kind = table.get("kind", "rows")
     lines = [f"**{table['title']}**", ""]
     if kind == "matrix":
@@ -102,6 +126,7 @@ def table_markdown(table: dict) -> str:
 
 
 def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
+    """report.md of an evaluation: machine, judge, then each experiment's tables and notes."""
     env, model, cfg = results["environment"], results["model"], results["config"]
     lines = [f"# {title}", "",
              f"- model: `{model['name']}` ({model.get('folder', '')}), seed shape {model['seed_shape']} (d = {model['d']}), "
@@ -120,10 +145,9 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
              f"images: {results['judge']['references']}. Feat. dist. = distance of an image's features to the mean of "
              "the class's real images, in units of the real images' own mean distance (≈1 is as typical as a real "
              "image). FID-style = Fréchet distance between Gaussians fitted to judge features of the generated images "
-             "and of the real references of the same classes; with ~100 images in 128 dimensions it is biased upwards, "
-             "so compare it only within a table between rows with the same n. Cells: mean [95% bootstrap CI: percentile "
-             "for means, basic (reflected, clipped at 0) for FID-style, whose resamples are biased upwards]; "
-             "n = items / images (items are the resampled units: paths, input sets, images).", ""]
+             "and of the real references of the same classes; KID = the unbiased squared MMD between the same "
+             "feature sets with the kernel (x·y/d + 1)³. " + CI_METHODS + " n = items / images (items are the "
+             "resampled units: paths, input sets, images).", ""]
     calib = results["judge"].get("calibration") or []
     if calib:
         lines += ["Judge on the real reference images: " + ", ".join(
@@ -141,7 +165,8 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
             lines.append("")
         for fig in sec.get("figures", []):
             lines += [f"![{fig}]({fig})", ""]
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    return text + f"\n{EXCLUDED_NOTE}\n" if EXCLUDED_MARK in text else text
 
 
 def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
@@ -173,14 +198,14 @@ def _save_fig(fig, path: Path) -> Path:
             fig.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
         return Path(path)
     finally:
-        import matplotlib.pyplot as plt
+        import matplotlib.pyplot as plt  # lazy: slow to import, needed only for figures
 
         plt.close(fig)
 
 
 def plot_norm(table: dict, path: Path) -> Path:
-    """Accuracy and FID-style score versus norm/sqrt(d), one line per group, with CI bands."""
-    import matplotlib
+    """Accuracy, confidence and KID versus norm/sqrt(d), one line per group, with CI bands."""
+    import matplotlib  # lazy: slow to import, needed only for figures, and the backend is set before pyplot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -190,7 +215,7 @@ def plot_norm(table: dict, path: Path) -> Path:
     for row in table["rows"]:
         if row["label"]["group"] not in groups:
             groups.append(row["label"]["group"])
-    for ax, metric in zip(axes, ("acc", "conf", "fid")):
+    for ax, metric in zip(axes, ("acc", "conf", "kid")):
         for g in groups:
             rows = [r for r in table["rows"] if r["label"]["group"] == g]
             x = [r["label"]["scale"] for r in rows]
@@ -211,7 +236,7 @@ def plot_norm(table: dict, path: Path) -> Path:
 
 def plot_grid(examples: dict, path: Path, title: str) -> Path:
     """Rows of images (tensors (C, H, W) in [0, 1]) with row and column labels."""
-    import matplotlib
+    import matplotlib  # lazy: slow to import, needed only for figures, and the backend is set before pyplot
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ...backends.base import seeds_from_ints
-from ..metrics import bootstrap_ci, cluster_bootstrap_ci
+from ..metrics import bootstrap_ci, group_frechet, group_kid, index_bootstrap_ci, paired_bootstrap_ci
 from .config import EvalConfig
 from .judge import EvalJudge, load_references, resize_images
 
@@ -129,23 +129,37 @@ class Runner:
 
     # -- statistics -------------------------------------------------------------------------------------------
     def stat(self, values, *names) -> dict:
-        """{mean, lo, hi, n}: percentile-bootstrap CI of the mean over items."""
+        """{mean, lo, hi, n}: BCa bootstrap CI of the mean over items."""
         values = np.asarray(values, dtype=np.float64).ravel()
         mean, lo, hi = bootstrap_ci(values, confidence=self.cfg.confidence, n_boot=self.cfg.n_boot,
                                     seed=stable_seed(self.cfg.seed, *names))
         return {"mean": mean, "lo": lo, "hi": hi, "n": int(values.size)}
 
-    def fid_stat(self, feat_groups: list[np.ndarray], classes, *names) -> dict:
-        """FID-style score of the pooled features of ``feat_groups`` against the classes' real references; the
-        CI resamples groups (paths, input sets) so correlated images move together, and is the basic bootstrap
-        interval (clipped at 0), because the percentile interval of this upward-biased statistic sits too high."""
-        groups = [g for g in feat_groups if len(g)]
-        ref = self.judge.fid_reference(classes)
-        mean, lo, hi = cluster_bootstrap_ci(groups, lambda gs: ref.distance(np.concatenate(gs)),
-                                            confidence=self.cfg.confidence, n_boot=self.cfg.fid_boot,
-                                            seed=stable_seed(self.cfg.seed, "fid", *names), method="basic")
-        return {"mean": mean, "lo": max(lo, 0.0), "hi": hi, "n": int(sum(len(g) for g in groups))}
-
     def paired(self, a, b, *names) -> dict:
-        diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
-        return self.stat(diff, "paired", *names)
+        """{mean, lo, hi, n}: mean of a - b over paired items with a paired BCa bootstrap CI."""
+        mean, lo, hi = paired_bootstrap_ci(a, b, confidence=self.cfg.confidence, n_boot=self.cfg.n_boot,
+                                           seed=stable_seed(self.cfg.seed, "paired", *names))
+        return {"mean": mean, "lo": lo, "hi": hi, "n": int(np.size(a))}
+
+    def feature_stats(self, feat_groups: list[np.ndarray], classes, *names, paired_with: list | None = None) -> dict:
+        """{"fid": stat, "kid": stat (from 2 images on)} of the pooled features of ``feat_groups`` against the classes' real
+        references (with ``paired_with``: of a - b, the groups of b matched one to one). The CIs resample groups
+        (paths, input sets), so correlated images move together. KID: BCa over its duplicate-aware replicates.
+        FID-style: the re-centred percentile interval (see :func:`..metrics.index_bootstrap_ci`), since every
+        replicate of this upward-biased statistic is inflated by duplicated images."""
+        keep = [q for q, g in enumerate(feat_groups) if len(g) and (paired_with is None or len(paired_with[q]))]
+        n_images = int(sum(len(feat_groups[q]) for q in keep))
+        ref = self.judge.reference(classes)
+        out = {}
+        for key, make, method in (("fid", group_frechet, "recentred"), ("kid", group_kid, "BCa")):
+            if key == "kid" and n_images < 2:
+                continue  # KID needs two images
+            stat = make(ref, [feat_groups[q] for q in keep])
+            if paired_with is not None:
+                stat_a, stat_b = stat, make(ref, [paired_with[q] for q in keep])
+                stat = lambda idx, a=stat_a, b=stat_b: a(idx) - b(idx)  # noqa: E731
+            mean, lo, hi = index_bootstrap_ci(len(keep), stat, confidence=self.cfg.confidence,
+                                              n_boot=self.cfg.fid_boot, seed=stable_seed(self.cfg.seed, key, *names),
+                                              method=method)
+            out[key] = {"mean": mean, "lo": lo, "hi": hi, "n": len(keep) if paired_with is not None else n_images}
+        return out

@@ -1,0 +1,63 @@
+"""Experiment 5, paired tests: per-item differences a − b between two methods on the same items (no new images)."""
+
+from __future__ import annotations
+
+from .config import METRICS, PAIRED_COMPARISONS
+from .experiment import row, section
+from .runner import Runner
+
+PAIRED_METRICS = {
+    "interpolation": ["acc", "conf", "fdist", "norm_min", "smooth_max", "fid", "kid"],
+    "centroid": ["acc", "conf", "fdist", "p_acc", "p_fdist", "fid", "kid"],
+    "rare": ["acc", "conf", "fdist", "diversity", "fid", "kid"],
+}
+MIN_PAIRED_ITEMS = 10  # below this a bootstrap CI is not worth a verdict
+
+
+def verdict(st: dict, a: str, b: str, better: str | None, n: int) -> str:
+    """Whether the CI of a − b excludes 0, and which method that favours."""
+    if n < MIN_PAIRED_ITEMS:
+        return f"too few items for a verdict (n < {MIN_PAIRED_ITEMS})"
+    if st["lo"] > 0:
+        text = f"{a} higher"
+    elif st["hi"] < 0:
+        text = f"{b} higher"
+    else:
+        return "no clear difference"
+    if better:
+        text += f" ({a if (st['lo'] > 0) == (better == 'higher') else b} better)"
+    return text
+
+
+def run_paired(runner: Runner, sections: dict) -> dict:
+    """Paired bootstrap CIs of a − b for :data:`PAIRED_COMPARISONS` over the items both methods share."""
+    sec = section("Paired tests", "Paired bootstrap 95% CIs of the per-item difference a − b (item = the same "
+                  "endpoint pair, input set, or (class, set) for random seeds). 'FID-style' and 'KID' resample items "
+                  "jointly for both methods. The verdict only says whether the CI excludes 0 (and is withheld below "
+                  f"{MIN_PAIRED_ITEMS} items).")
+    rows = []
+    for exp, a, b in PAIRED_COMPARISONS:
+        s = sections.get(exp)
+        if s is None or a not in s["items"] or b not in s["items"]:
+            continue
+        ia = {tuple(it["key"]): n for n, it in enumerate(s["items"][a])}
+        ib = {tuple(it["key"]): n for n, it in enumerate(s["items"][b])}
+        keys = [k for k in ia if k in ib]
+        if not keys:
+            continue
+        names = ("paired", exp, a, b)
+        features = runner.feature_stats([s["_feats"][a][ia[k]] for k in keys], sorted({k[0] for k in keys}),
+                                        *names, paired_with=[s["_feats"][b][ib[k]] for k in keys])
+        for metric in PAIRED_METRICS[exp]:
+            if metric in features:
+                st = features[metric]
+            else:
+                st = runner.paired([s["items"][a][ia[k]][metric] for k in keys],
+                                   [s["items"][b][ib[k]][metric] for k in keys], *names, metric)
+            rows.append(row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
+                            verdict=verdict(st, a, b, METRICS[metric][1], len(keys)), n_items=len(keys)))
+    if not rows:
+        sec["notes"].append("No paired comparison available: run interpolation, centroid or rare as well.")
+    sec["tables"].append({"name": "paired", "title": "Paired differences (a − b)", "kind": "paired",
+                          "metrics": ["diff"], "rows": rows})
+    return sec
