@@ -62,20 +62,17 @@ class SmallCNN(nn.Module):
 
 
 def _augment(batch: torch.Tensor, recipe: ClassifierRecipe, gen: torch.Generator) -> torch.Tensor:
-    n = batch.shape[0]
-    if recipe.flip:
-        flip = torch.rand(n, generator=gen) < 0.5
-        batch = torch.where(flip[:, None, None, None], batch.flip(-1), batch)
-    if recipe.shift:
-        s = recipe.shift
-        padded = F.pad(batch, (s, s, s, s))
-        dx, dy = (torch.randint(0, 2 * s + 1, (n,), generator=gen) for _ in range(2))
-        h, w = batch.shape[-2:]
-        rows = (dy[:, None] + torch.arange(h)[None])[:, None, :, None]
-        cols = (dx[:, None] + torch.arange(w)[None])[:, None, None, :]
-        batch = padded[torch.arange(n)[:, None, None, None], torch.arange(batch.shape[1])[None, :, None, None],
-                       rows, cols]
-    return batch
+    """Random horizontal flips and integer shifts of up to ``recipe.shift`` pixels (zero padding), one draw per
+    image, applied as one nearest-neighbour resampling of the batch."""
+    n, _, h, w = batch.shape
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if recipe.flip else 1.0
+    theta[:, 1, 1] = 1.0
+    shifts = torch.randint(-recipe.shift, recipe.shift + 1, (n, 2), generator=gen).float()
+    theta[:, 0, 2] = 2 * shifts[:, 0] / w
+    theta[:, 1, 2] = 2 * shifts[:, 1] / h
+    grid = F.affine_grid(theta, list(batch.shape), align_corners=False)
+    return F.grid_sample(batch, grid, mode="nearest", padding_mode="zeros", align_corners=False)
 
 
 def class_counts(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
