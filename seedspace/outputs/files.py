@@ -15,8 +15,9 @@ import numpy as np
 
 
 def check_out_available(out: str | Path | None) -> None:
-    """Fail early (before any slow work) when ``--out`` names something that already exists."""
-    if out is not None and Path(out).exists():
+    """Fail early (before any slow work) when ``--out`` names something that already exists (a dangling
+    symbolic link included)."""
+    if out is not None and (Path(out).exists() or Path(out).is_symlink()):
         raise FileExistsError(f"output folder {out} already exists; choose another --out or remove it")
 
 
@@ -39,6 +40,19 @@ def allocate_run_dir(command: str, out: str | Path | None = None, base: str | Pa
             return folder
         except FileExistsError:  # another process took it
             index += 1
+
+
+@contextlib.contextmanager
+def new_run_dir(command: str, out: str | Path | None = None, base: str | Path = "outputs") -> Iterator[Path]:
+    """:func:`allocate_run_dir` for the block; when the block fails (Ctrl-C included) before writing anything into
+    the folder, the folder is removed again, so a failed command leaves no empty run folder behind."""
+    folder = allocate_run_dir(command, out, base)
+    try:
+        yield folder
+    except BaseException:
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only succeeds while the folder is empty
+        raise
 
 
 PARTIAL_MARK = ".partial"
@@ -88,6 +102,18 @@ def _json_default(obj):
 def canonical_json(data) -> str:
     """Compact, key-sorted JSON: the same parameters always give the same bytes."""
     return json.dumps(data, sort_keys=True, separators=(",", ":"), default=_json_default, ensure_ascii=True)
+
+
+def read_json_object(path: str | Path) -> dict:
+    """A JSON file that must hold an object (a record or a config); ValueError naming the file when it cannot
+    be read, is not JSON, or holds something else (a list, a string)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, not a {type(data).__name__}")
+    return data
 
 
 def file_sha256(path: str | Path) -> str:
