@@ -12,13 +12,14 @@ and PNG metadata carry so a seed can be made again.
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 from typing import NamedTuple, Sequence, Union
 
 import torch
 
-from .backends.base import seeds_from_ints
+from .backends.base import check_seed_values, seeds_from_ints
 from .geometry import blend
 from .outputs import IMAGE_SUFFIXES, file_sha256, image_files, load_seed_file
 
@@ -78,6 +79,8 @@ def _parse_entry(token: str, what: str) -> list[dict]:
             raise ValueError(f"{what}: seed integers must be in [0, 2^63), got {token}")
         return [{"int": value}]
     path = Path(token).expanduser()
+    if path.is_dir():  # a folder of images, whatever its name
+        return [_file_item("image", p) for p in image_files(path)]
     if path.suffix.lower() == ".safetensors":
         if not path.is_file():
             raise ValueError(f"{what}: seed file {token} does not exist")
@@ -86,8 +89,6 @@ def _parse_entry(token: str, what: str) -> list[dict]:
         if not path.is_file():
             raise ValueError(f"{what}: image {token} does not exist")
         return [_file_item("image", path)]
-    if path.is_dir():
-        return [_file_item("image", p) for p in image_files(path)]
     if path.exists():
         raise ValueError(f"{what}: {token} is neither a .safetensors seed file nor an image ({', '.join(IMAGE_SUFFIXES)})")
     if _NUMBER.match(token):
@@ -105,10 +106,12 @@ def _parse_blend(token: str, what: str) -> dict:
         if not m:
             raise ValueError(f"{what}: blend entry {part.strip()!r} must be SEED:WEIGHT (e.g. 1111:0.2|2222:0.8)")
         sub = parse_seed_spec(m.group(1), what, blends=False)
-        if len(sub) != 1:
+        if len(sub) != 1 or Path(m.group(1)).expanduser().is_dir():
             raise ValueError(f"{what}: a blend entry is one seed, not a folder ({m.group(1)})")
         parts.append(sub[0])
         weights.append(float(m.group(2)))
+    if not all(math.isfinite(w) for w in weights) or not math.isfinite(sum(weights)):
+        raise ValueError(f"{what}: blend weights must be finite numbers with a finite sum, got {weights}")
     if any(w < 0 for w in weights) or sum(weights) <= 0:
         raise ValueError(f"{what}: blend weights must be non-negative and not all zero, got {weights}")
     return {"blend": parts, "weights": weights}
@@ -176,12 +179,11 @@ def _is_items(spec) -> bool:
 
 
 def _seed_file(path: str, shape: tuple[int, ...]) -> torch.Tensor:
-    t = load_seed_file(path).float()
+    t = load_seed_file(path)
     if tuple(t.shape) == shape:
         t = t[None]
     if t.dim() != len(shape) + 1 or tuple(t.shape[1:]) != shape or t.shape[0] == 0:
         raise ValueError(f"seed file {Path(path).name} holds shape {tuple(t.shape)}; this model's seeds have shape "
                          f"{shape} (or a batch (N, {', '.join(map(str, shape))}))")
-    if not torch.isfinite(t).all():
-        raise ValueError(f"seed file {Path(path).name} holds NaN or infinite values")
-    return t
+    check_seed_values(t, f"seed file {Path(path).name}")  # before float32 would turn huge values into inf
+    return t.float()

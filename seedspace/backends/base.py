@@ -125,3 +125,28 @@ def conditions_list(condition: Condition, n: int) -> list:
             raise ValueError(f"got {len(condition)} conditions for {n} seeds")
         return list(condition)
     return [condition] * n
+
+
+def check_seed_values(seeds: torch.Tensor, what: str = "seeds", dtype: torch.dtype = torch.float32) -> None:
+    """ValueError unless ``seeds`` (N, ...) are floating point, finite, and each seed's squared norm |x|^2 (and
+    every entry) is representable in ``dtype``: larger seeds overflow the sampler's float arithmetic (NaN or
+    black frames), while a N(0, I) seed has |x| ~ sqrt(d)."""
+    if not isinstance(seeds, torch.Tensor):
+        raise ValueError(f"{what} must be a torch tensor, got {type(seeds).__name__}")
+    if not seeds.is_floating_point():
+        raise ValueError(f"{what}: {str(seeds.dtype).replace('torch.', '')} values; seeds must be floating point")
+    if seeds.numel() == 0:
+        return
+    finite = torch.isfinite(seeds).reshape(seeds.shape[0], -1).all(dim=1) if seeds.dim() else torch.isfinite(seeds)
+    if not bool(finite.all()):
+        index = int((~finite).reshape(-1).nonzero()[0])
+        raise ValueError(f"{what}: NaN or infinite values in seed {index}")
+    flat = seeds.detach().double().reshape(seeds.shape[0] if seeds.dim() else 1, -1)
+    limit = torch.finfo(dtype if dtype.is_floating_point else torch.float32).max
+    norms_sq = flat.square().sum(dim=1)
+    too_large = (norms_sq > torch.finfo(torch.float32).max) | (flat.abs().amax(dim=1) > limit)
+    if bool(too_large.any()):
+        index = int(too_large.nonzero()[0])
+        raise ValueError(f"{what}: seed {index} has norm {float(norms_sq[index].sqrt()):.3g}, too large for "
+                         f"{str(dtype).replace('torch.', '')} arithmetic (a N(0, I) seed of this size has norm "
+                         f"about {flat.shape[1] ** 0.5:.3g})")

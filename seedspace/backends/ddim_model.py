@@ -3,6 +3,7 @@ defaults of the protocol's optional parts (no classes, no feature extractor, no 
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
@@ -10,8 +11,11 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from .base import Condition, conditions_list
+from .base import Condition, check_seed_values, conditions_list
 from .ddim import StepCallback, ddim_invert, ddim_sample
+
+MAX_IMAGE_PIXELS = 8192 * 8192  # larger inputs are refused before decoding (Pillow's own guard is 179 megapixels)
+_FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 
 
 class DDIMModel:
@@ -31,11 +35,12 @@ class DDIMModel:
     has_judge = False
 
     def check_seeds(self, seeds: torch.Tensor) -> torch.Tensor:
-        """Seeds (N, *seed_shape) as float32 on the model's device; ValueError on a wrong shape or NaN/inf."""
-        if tuple(seeds.shape[1:]) != tuple(self.seed_shape):
-            raise ValueError(f"seeds must have shape (N, {', '.join(map(str, self.seed_shape))}), got {tuple(seeds.shape)}")
-        if not torch.isfinite(seeds).all():
-            raise ValueError("seeds contain NaN or infinite values")
+        """Seeds (N, *seed_shape) as float32 on the model's device; ValueError on a wrong shape, a dtype that is
+        not floating point, NaN/inf, or a norm too large for the model's arithmetic."""
+        if not isinstance(seeds, torch.Tensor) or tuple(seeds.shape[1:]) != tuple(self.seed_shape):
+            raise ValueError(f"seeds must have shape (N, {', '.join(map(str, self.seed_shape))}), got "
+                             f"{tuple(getattr(seeds, 'shape', ()))}")
+        check_seed_values(seeds, "seeds", self.dtype if self.dtype in (torch.float16,) else torch.float32)
         return seeds.to(self.device, torch.float32)  # the DDIM arithmetic runs in float32 at least
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
@@ -74,13 +79,27 @@ class DDIMModel:
         return self.decode(x0)
 
     def load_images(self, paths: Sequence[Union[str, Path]]) -> torch.Tensor:
-        """Read image files -> (N, C, H, W) in [0, 1] at the model's size; ValueError names an unreadable file."""
+        """Read image files -> (N, C, H, W) in [0, 1] at the model's size; ValueError names an unreadable file,
+        a folder, or an image over ``MAX_IMAGE_PIXELS``. 16-bit and float images are scaled by their full range
+        (65535, resp. 1) instead of being clipped to 8 bits."""
         arrays = []
         for path in paths:
+            if Path(path).is_dir():
+                raise ValueError(f"cannot read image {path}: it is a folder")
+            size = "its size"
             try:
-                with Image.open(path) as im:
-                    im.load()
-                    arrays.append(self.prepare_image(im))
+                with warnings.catch_warnings():
+                    warnings.simplefilter("error", Image.DecompressionBombWarning)
+                    with Image.open(path) as im:
+                        size = f"{im.size[0]}x{im.size[1]} pixels"
+                        if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                            raise Image.DecompressionBombError(size)
+                        im.load()
+                        arrays.append(self.prepare_image(_eight_bit(im)))
+            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+                limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+                raise ValueError(f"image {path} is too large ({size}; seedspace reads images of up to "
+                                 f"{limit / 1e6:g} megapixels)") from None
             except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
                 raise ValueError(f"cannot read image {path}: {exc}") from None
         if not arrays:
@@ -107,3 +126,20 @@ class DDIMModel:
     def _no_judge(self) -> ValueError:
         return ValueError(f"{self.name} has no judge (classifier, judge features and real few-shot images); "
                           "only testbed-format models have one")
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """16-bit and 32-bit integer images (scaled by 65535) and float images (values in [0, 1]) as 8-bit grey
+    images; other modes as given. Pillow's own conversion clips them to 0..255, which turns a 16-bit picture
+    white and a float one black."""
+    if image.mode not in _FULL_SCALE:
+        return image
+    values = np.asarray(image, dtype=np.float64) / _FULL_SCALE[image.mode]
+    if not np.isfinite(values).all():
+        raise ValueError("the image holds NaN or infinite values")
+    low, high = float(values.min()), float(values.max())
+    if low < -1e-3 or high > 1 + 1e-3:
+        scale = "[0, 1]" if image.mode == "F" else "[0, 65535]"
+        raise ValueError(f"its {image.mode} pixel values span [{low * _FULL_SCALE[image.mode]:g}, "
+                         f"{high * _FULL_SCALE[image.mode]:g}], outside {scale}")
+    return Image.fromarray(np.rint(np.clip(values, 0.0, 1.0) * 255.0).astype(np.uint8))

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import math
 from pathlib import Path
 
 import torch
 
+from ..checks import MAX_STEPS
+from ..outputs import read_json_object
 from .base import SeedModel
 from .diffusers_backend import load_diffusers_model
 from .testbed import TestbedModel
@@ -14,15 +19,28 @@ DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.floa
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
 
+def available_devices() -> list[str]:
+    """The devices this machine has: 'cpu', then 'cuda:0', 'cuda:1', ... and 'mps' where present."""
+    devices = ["cpu"] + [f"cuda:{i}" for i in range(torch.cuda.device_count() if torch.cuda.is_available() else 0)]
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        devices.append("mps")
+    return devices
+
+
 def resolve_device(device: str | torch.device | None) -> torch.device:
-    """'auto'/None -> cuda if available, else mps, else cpu; anything else as given."""
+    """'auto'/None -> cuda if available, else mps, else cpu; anything else as given, after checking that this
+    machine has it (ValueError naming the devices it has)."""
+    available = available_devices()
     if device in (None, "auto"):
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    return torch.device(device)
+        return torch.device(next((d for d in available if d.startswith(("cuda", "mps"))), "cpu").split(":")[0])
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"unknown device {device!r}; this machine has {', '.join(available)}") from None
+    index = resolved.index or 0
+    if resolved.type != "cpu" and f"{resolved.type}:{index}" not in available and resolved.type not in available:
+        raise ValueError(f"device {device!r} is not available; this machine has {', '.join(available)}")
+    return resolved
 
 
 def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
@@ -44,8 +62,82 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
     Hub ids are only read from the local Hugging Face cache (no network at run time).
     """
     device, dtype = resolve_device(device), resolve_dtype(dtype)
-    if name in (None, "testbed"):
-        return TestbedModel.from_package(device=device, dtype=dtype, **kwargs)
-    if (Path(name) / "testbed.json").is_file():
-        return TestbedModel.from_folder(name, device=device, dtype=dtype, **kwargs)
-    return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
+    folder = None if name in (None, "testbed") else Path(name).expanduser()
+    if folder is not None and folder.is_dir():
+        check_model_folder(folder)
+    try:
+        if folder is None:
+            return TestbedModel.from_package(device=device, dtype=dtype, **kwargs)
+        if (folder / "testbed.json").is_file():
+            return TestbedModel.from_folder(folder, device=device, dtype=dtype, **kwargs)
+        return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
+    except RuntimeError as exc:  # torch: the weights do not fit the network the config describes
+        raise ValueError(f"cannot load model {name}: its weights do not match its config.json "
+                         f"({str(exc).splitlines()[0]})") from None
+
+
+CONFIG_NAMES = ("testbed.json", "model_index.json", "config.json", "scheduler_config.json")
+DEFAULT_CLASSES = {("scheduler", "scheduler_config.json"): "DDPMScheduler", ("unet", "config.json"): "UNet2DModel"}
+TESTBED_KEYS = {"classes": list, "name": str, "default_steps": int, "default_guidance": float, "head_classes": list,
+                "tail_classes": list}
+
+
+def check_model_folder(folder: str | Path) -> None:
+    """ValueError naming the file when a config of a model folder (``testbed.json``, ``model_index.json``, the
+    components' ``config.json`` / ``scheduler_config.json``) is not a JSON object of the expected keys and types:
+    the loaders would otherwise fail deep inside with a message about something else."""
+    folder = Path(folder)
+    for path in sorted(p for pattern in ("*", "*/*") for p in folder.glob(pattern) if p.name in CONFIG_NAMES):
+        config = read_json_object(path)
+        if path.name == "testbed.json":
+            _check_testbed_config(path, config)
+        elif path.name != "model_index.json":
+            _check_component_config(path, config)
+
+
+def _check_testbed_config(path: Path, config: dict) -> None:
+    if "classes" not in config:
+        raise ValueError(f"{path} has no 'classes' list")
+    for key, kind in TESTBED_KEYS.items():
+        if key in config and not _json_type_matches(config[key], kind):
+            raise ValueError(f"{path}: '{key}' must be {_json_name(kind)}, got {config[key]!r}")
+    classes = config["classes"]
+    if not classes or not all(isinstance(c, str) for c in classes):
+        raise ValueError(f"{path}: 'classes' must be a non-empty list of class names")
+    if not 1 <= config.get("default_steps", 1) <= MAX_STEPS or not math.isfinite(config.get("default_guidance", 0)):
+        raise ValueError(f"{path}: 'default_steps' must be in [1, {MAX_STEPS}] and 'default_guidance' finite")
+    for key in ("head_classes", "tail_classes"):
+        if not all(isinstance(c, int) and not isinstance(c, bool) and 0 <= c < len(classes) for c in config.get(key, [])):
+            raise ValueError(f"{path}: '{key}' must list class indices in [0, {len(classes)})")
+
+
+def _check_component_config(path: Path, config: dict) -> None:
+    """Each key that the component's class (``_class_name``, looked up in diffusers; the class the testbed loader
+    uses when it is missing) takes with a non-None default must hold a value of that default's JSON type."""
+    class_name = config.get("_class_name", DEFAULT_CLASSES.get((path.parent.name, path.name)))
+    if not isinstance(class_name, str):
+        return
+    diffusers = importlib.import_module("diffusers")  # lazy: diffusers takes seconds to import
+    cls = getattr(diffusers, class_name, None)
+    if cls is None:
+        return
+    for key, param in inspect.signature(cls.__init__).parameters.items():
+        default = param.default
+        if key in config and default not in (None, inspect.Parameter.empty) and \
+                not _json_type_matches(config[key], type(default)):
+            raise ValueError(f"{path}: '{key}' must be {_json_name(type(default))}, got {config[key]!r}")
+
+
+def _json_type_matches(value, kind: type) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if kind in (int, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool) and (kind is float or value == int(value))
+    if kind in (list, tuple):
+        return isinstance(value, (list, tuple))
+    return isinstance(value, kind)
+
+
+def _json_name(kind: type) -> str:
+    return {list: "a list", tuple: "a list", float: "a number", int: "an integer", bool: "a boolean",
+            str: "a string"}.get(kind, f"a {kind.__name__}")

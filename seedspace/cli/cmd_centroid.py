@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import outputs
+from ..checks import MAX_FRAMES, check_frames
 from ..geometry import CENTROID_METHODS
 from ..seeds import describe_seed
 from . import common
@@ -24,7 +25,7 @@ def register(subparsers, formatter_class) -> None:
     g = p.add_argument_group("centroid")
     g.add_argument("--method", default="nao", help="centroid method: nao, euclidean, normalized, spherical, cog")
     g.add_argument("--frames", type=common.positive_int, default=5,
-                   help="images per path from the centroid to each input, both ends counted")
+                   help=f"images per path from the centroid to each input, both ends counted, 2 to {MAX_FRAMES}")
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 
@@ -32,8 +33,7 @@ def register(subparsers, formatter_class) -> None:
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
     method = common.check_methods([args.method], CENTROID_METHODS)[0]
-    if args.frames < 2:
-        raise common.CLIError("--frames must be >= 2 (the centroid and the input)")
+    check_frames(args.frames, "--frames")
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .. import outputs
+from ..checks import MAX_FRAMES, check_frames
 from ..geometry import INTERPOLATION_METHODS
 from . import common
 from .runs import Summary, run_frames_command
@@ -23,7 +24,8 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--method", default="nao", help="interpolation method: lerp, slerp, cog, nao (or reference)")
     g.add_argument("--compare", nargs="?", const=COMPARE_DEFAULT, default=None, metavar="METHODS",
                    help=f"one grid row per method in one grid (bare --compare: {COMPARE_DEFAULT}); overrides --method")
-    g.add_argument("--frames", type=common.positive_int, default=9, help="frames per path, endpoints included")
+    g.add_argument("--frames", type=common.positive_int, default=9,
+                   help=f"frames per path, endpoints included, 2 to {MAX_FRAMES}")
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 
@@ -31,8 +33,7 @@ def register(subparsers, formatter_class) -> None:
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
     methods = common.check_methods((args.compare or args.method).split(","), INTERPOLATION_METHODS)
-    if args.frames < 2:
-        raise common.CLIError("--frames must be >= 2")
+    check_frames(args.frames, "--frames")
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)

@@ -41,6 +41,7 @@ def run(args) -> int:
     paths = common.collect_images(args.images)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    common.check_job_size(args, len(paths), len(paths), model)
     cond, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
     steps = int(args.steps or model.default_steps)
     images = model.load_images(paths)
@@ -64,8 +65,8 @@ def run(args) -> int:
              "atypical": r.atypical, "ks_pvalue": r.ks_pvalue, "seed_index": i}
             for i, (p, s, r) in enumerate(zip(paths, scores, reports))]
 
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], images=rows)
+    with outputs.new_run_dir(COMMAND, args.out) as folder:
+        record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], images=rows)
     with record.guard():
         outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
                            {"command": COMMAND, "files": names, "model": ref, "steps": str(steps),

@@ -73,6 +73,7 @@ def run(args) -> int:
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    common.check_job_size(args, len(items), 0, model)
     needs_condition = any("image" in it for it in items)
     cond, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
                          else (None, {}))
@@ -86,10 +87,10 @@ def run(args) -> int:
         flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
         rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
 
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
     params = {"model": model_record(model, ref), "condition": cond_record, "steps": steps, "seeds": items,
               "typical": args.typical, "dtype": args.dtype, "batch_size": args.batch_size}
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"])
+    with outputs.new_run_dir(COMMAND, args.out) as folder:
+        record = outputs.RunRecord(folder, COMMAND, params, model=params["model"])
     with record.guard():
         lo, hi = prior.typical_interval(args.typical)
         summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
+from ..apps.records import check_frame_record
 from . import common
 from .runs import regenerate
 
@@ -34,12 +35,14 @@ def run(args) -> int:
     if args.out is not None and Path(args.out).exists():
         raise FileExistsError(f"{args.out} already exists; choose another --out or remove it")
     text = outputs.read_png_parameters(source)
+    check_frame_record(outputs.parse_parameters(text), str(source))  # names the file; regenerate checks it again
     image, new_text = regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet)
     if args.out is not None:
         target = Path(args.out)
+        outputs.save_png(target, image, new_text)
     else:
-        target = outputs.allocate_run_dir(COMMAND) / source.name
-    outputs.save_png(target, image, new_text)
+        with outputs.new_run_dir(COMMAND) as folder:
+            target = outputs.save_png(folder / source.name, image, new_text)
     same = target.read_bytes() == source.read_bytes()
     print(f"wrote {target}: {'identical to' if same else 'differs from'} {source}")
     return 1 if args.check and not same else 0

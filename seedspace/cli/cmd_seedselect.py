@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
+from ..apps.records import MAX_OPT_STEPS
+from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_int, check_number
 from ..conditions import condition_from_record
 from ..apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
 from . import common
 
 COMMAND = "seedselect"
+MAX_LR = 100.0
 
 
 def register(subparsers, formatter_class) -> None:
@@ -28,9 +31,10 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--init", default="nao-centroid", choices=INIT_METHODS,
                    help="initial seed: random noise, the NAO centroid of the references' inversions, the best point "
                         "on the NAO paths from it to each inversion, or their centre of gravity")
-    g.add_argument("--opt-steps", type=int, default=None, help="optimisation steps (default: 30, or the resumed run's)")
-    g.add_argument("--lr", type=float, default=0.1, help="AdamW learning rate (x0.1 after 3 steps)")
-    g.add_argument("--seed", type=int, default=0, help="seed integer of --init random")
+    g.add_argument("--opt-steps", type=int, default=None,
+                   help=f"optimisation steps, 0 to {MAX_OPT_STEPS} (default: 30, or the resumed run's)")
+    g.add_argument("--lr", type=float, default=0.1, help=f"AdamW learning rate in (0, {MAX_LR:g}] (x0.1 after 3 steps)")
+    g.add_argument("--seed", type=int, default=0, help="seed integer of --init random, in [0, 2^63)")
     g.add_argument("--num-seeds", type=common.positive_int, default=1,
                    help="seeds optimised together (random: seed, seed+1, ...; nao-paths: the best candidates)")
     g.add_argument("--features", default=None,
@@ -46,10 +50,11 @@ def _collect(spec: str) -> list[Path]:
 
 def run(args) -> int:
     common.check_sampling_args(args)
-    if args.opt_steps is not None and args.opt_steps < 0:
-        raise common.CLIError(f"--opt-steps must be >= 0, got {args.opt_steps}")
-    if args.lr <= 0:
-        raise common.CLIError(f"--lr must be positive, got {args.lr}")
+    if args.opt_steps is not None:
+        check_int(args.opt_steps, "--opt-steps", 0, MAX_OPT_STEPS)
+    check_number(args.lr, "--lr", 0.0, MAX_LR, low_open=True)
+    check_int(args.seed, "--seed", 0, SEED_INT_LIMIT - 1)
+    check_int(args.num_seeds, "--num-seeds", 1, MAX_BATCH_SIZE)
     folder, params, model = common.resumed_run(args, COMMAND)
     if params is not None:
         if args.images is not None:
@@ -70,6 +75,9 @@ def run(args) -> int:
             raise common.CLIError(f"SeedSelect needs at least 2 reference images, got {len(image_paths)}")
         ref = common.model_ref(args.model)
         model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+        n_steps = (30 if args.opt_steps is None else args.opt_steps) + 1
+        # every step keeps the seeds and the two AdamW moments, and an image per seed
+        common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
         cond, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
         params = {**common.sampling_params(args, model, ref, cond_record), "init": args.init,
                   "opt_steps": 30 if args.opt_steps is None else args.opt_steps, "lr": args.lr, "seed": args.seed,
@@ -99,8 +107,9 @@ def run(args) -> int:
             outputs.save_png(folder / f"final_{i:03d}.png", img)
         h0, h1 = result.history[0], result.history[-1]
         record["result"] = {"steps": result.steps, "loss_start": h0["loss"], "loss_end": h1["loss"],
-                            "semantic_end": h1["semantic"], "appearance_end": h1["appearance"],
-                            "init_seconds": result.init_seconds, "elapsed_seconds": h1["elapsed"]}
+                            "semantic_end": h1["semantic"], "appearance_end": h1["appearance"]}
+        record.log(f"seedselect: initialisation {result.init_seconds:.2f} s, "
+                   f"{h1.get('elapsed', float('nan')):.2f} s in all")  # wall-clock times stay out of run.json
         for name in ["seeds.safetensors", "init.safetensors", "grid.png", "steps/history.json"] + \
                 [f"final_{i:03d}.png" for i in range(len(final_row))]:
             record.add_file(folder / name)

@@ -8,13 +8,15 @@ import numpy as np
 
 from .. import outputs
 from ..apps.frames import EASINGS
+from ..apps.records import VIDEO_FORMATS, check_travel_frames
+from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE, check_fps, check_int
 from ..conditions import is_class_conditional
 from ..geometry import INTERPOLATION_METHODS
 from . import common
 from .runs import Summary, run_frames_command
 
 COMMAND = "travel"
-FORMATS = ("mp4", "gif")
+MAX_VIDEO_SIDE = 4096  # pixels; H.264 encoders and players stop around here
 
 
 def register(subparsers, formatter_class) -> None:
@@ -28,12 +30,15 @@ def register(subparsers, formatter_class) -> None:
     g = p.add_argument_group("travel")
     g.add_argument("--method", default="nao", help="path method per segment: nao, slerp, lerp, cog")
     g.add_argument("--frames", default="12",
-                   help="frames per segment, both keyframes counted: one number or a comma list, one per segment")
+                   help=f"frames per segment, both keyframes counted, 2 to {MAX_FRAMES}: one number or a comma "
+                        "list, one per segment")
     g.add_argument("--loop", action="store_true", help="return from the last keyframe to the first")
     g.add_argument("--easing", default="linear", choices=EASINGS, help="frame positions along each segment")
-    g.add_argument("--fps", type=float, default=12.0, help="frames per second of the MP4 and GIF")
+    g.add_argument("--fps", type=float, default=12.0,
+                   help=f"frames per second of the MP4 and GIF, {FPS_RANGE[0]:g} to {FPS_RANGE[1]:g}")
     g.add_argument("--upscale", type=int, default=0,
-                   help="nearest-neighbour video upscaling factor; 0 = smallest factor giving >= 256 px")
+                   help=f"nearest-neighbour video upscaling factor up to {MAX_UPSCALE}; 0 = smallest factor giving "
+                        f">= 256 px (videos are at most {MAX_VIDEO_SIDE} px wide and high)")
     g.add_argument("--formats", default="mp4,gif", help="videos to write: mp4, gif, both, or 'none'")
     common.add_model_options(p, resume=True)
     p.epilog = ("--class may be a comma list with one class per keyframe (and --prompt a '|'-separated list); "
@@ -45,14 +50,16 @@ def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
     method = common.check_methods([args.method], INTERPOLATION_METHODS)[0]
     spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
-    formats = common.check_methods(spec.split(","), FORMATS, "format") if spec else []
-    if args.fps <= 0:
-        raise common.CLIError("--fps must be > 0")
-    if args.upscale < 0:
-        raise common.CLIError("--upscale must be >= 0")
+    formats = common.check_methods(spec.split(","), VIDEO_FORMATS, "format") if spec else []
+    check_fps(args.fps, "--fps")  # before any frame is rendered: the video writer comes last
+    check_int(args.upscale, "--upscale", 0, MAX_UPSCALE)
+    check_travel_frames(args.frames, "--frames")
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    side = max(model.image_shape[1:]) * (args.upscale or outputs.auto_upscale(min(model.image_shape[1:]), 256))
+    if formats and side > MAX_VIDEO_SIDE:
+        raise common.CLIError(f"--upscale {args.upscale} makes {side} px videos; the limit is {MAX_VIDEO_SIDE} px")
     prompt = args.prompt
     if prompt is not None and "|" in prompt:
         prompt = [p.strip() for p in prompt.split("|")]

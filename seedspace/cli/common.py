@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file
 
 from .. import outputs
 from ..apps.provenance import model_record
+from ..apps.records import check_run_parameters
+from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
+                      check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
 from ..backends.testbed import WEIGHTS_DIR
 from ..conditions import is_class_conditional
@@ -20,6 +23,7 @@ from ..seeds import parse_seed_spec, random_seed_ints
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+LARGE_JOB_BYTES = 256 * 2 ** 20  # runs that would write more need --allow-large
 
 
 class CLIError(ValueError):
@@ -43,16 +47,20 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
     g.add_argument("--prompt", default=None, help="prompt for text-to-image models (default: empty prompt)")
     g.add_argument("--negative-prompt", default="", help="negative prompt for text-to-image models")
     g.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, default=None,
-                   help="DDIM steps for sampling and inversion (default: the model's)")
+                   help=f"DDIM steps for sampling and inversion, 1 to {MAX_STEPS} (default: the model's)")
     if generate:
         g.add_argument("--guidance-scale", type=float, default=None,
-                       help="classifier-free guidance scale (default: the model's)")
+                       help=f"classifier-free guidance scale, {GUIDANCE_RANGE[0]:g} to {GUIDANCE_RANGE[1]:g} "
+                            "(default: the model's)")
     g.add_argument("--device", default="cpu", choices=DEVICES, help="device; seeds are always drawn on the CPU")
     g.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES, help="model weights dtype")
-    g.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
     if out:
         g.add_argument("--out", default=None,
                        help="run folder, must not exist (default: outputs/<command>-NNNNN)")
+        g.add_argument("--allow-large", action="store_true",
+                       help=f"run even when the run would write more than {LARGE_JOB_BYTES >> 20} MB of seeds and "
+                            "images (refused without it)")
     if resume:
         g.add_argument("--resume", default=None, metavar="RUN_DIR",
                        help="continue an interrupted run of this command in its folder: every setting comes from "
@@ -68,8 +76,9 @@ def add_seed_options(parser: argparse.ArgumentParser, required_help: str, defaul
                         f"{required_help}" + (f" (default: {default})" if default else " (default: none)"))
     parser.set_defaults(default_seeds=default)
     g.add_argument("--random-seeds", type=int, default=None, metavar="N",
-                   help="draw N seed integers deterministically from --seed-base instead of --seeds")
-    g.add_argument("--seed-base", type=int, default=0, help="base of --random-seeds")
+                   help=f"draw N seed integers (1 to {MAX_SEEDS}) deterministically from --seed-base instead of "
+                        "--seeds")
+    g.add_argument("--seed-base", type=int, default=0, help="base of --random-seeds, in [0, 2^63)")
 
 
 def positive_int(text: str) -> int:
@@ -83,10 +92,35 @@ def positive_int(text: str) -> int:
 
 
 def check_sampling_args(args) -> None:
-    if args.steps is not None and args.steps < 1:
-        raise CLIError(f"--steps must be >= 1, got {args.steps}")
-    if args.batch_size < 1:
-        raise CLIError(f"--batch-size must be >= 1, got {args.batch_size}")
+    """The sampling options every model command takes: --steps, --guidance-scale and --batch-size in range."""
+    if args.steps is not None:
+        check_steps(args.steps, "--steps")
+    if getattr(args, "guidance_scale", None) is not None:
+        check_guidance(args.guidance_scale, "--guidance-scale")
+    check_batch_size(args.batch_size, "--batch-size")
+
+
+def check_plan_size(args, params: dict, plan, model) -> None:
+    """:func:`check_job_size` of a frame plan: its seeds, its frames and, for a travel, the upscaled video frames
+    (held in memory while the videos are written)."""
+    n = int(plan.seeds.shape[0])
+    video = params.get("video") or {}
+    factor = 0
+    if video.get("formats"):
+        factor = video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)
+    check_job_size(args, n, n * (1 + factor ** 2), model)
+
+
+def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) -> None:
+    """Refuse (unless --allow-large) a run that would write more than ``LARGE_JOB_BYTES``: ``n_seeds`` seeds of
+    ``per_seed`` float32 tensors each and ``n_images`` images, estimated at 4 bytes per seed entry and one byte
+    per image value (PNG compresses)."""
+    if getattr(args, "allow_large", False) or getattr(args, "resume", None):
+        return
+    size = n_seeds * per_seed * 4 * int(np.prod(model.seed_shape)) + n_images * int(np.prod(model.image_shape))
+    if size > LARGE_JOB_BYTES:
+        raise CLIError(f"this run would write about {size / 2 ** 20:.0f} MB of seeds and images; pass "
+                       "--allow-large to go ahead")
 
 
 # -- models ----------------------------------------------------------------------------------------------
@@ -164,8 +198,8 @@ def seed_items_from_args(args) -> list[dict]:
     if args.seeds is not None and args.random_seeds is not None:
         raise CLIError("give --seeds or --random-seeds, not both")
     if args.random_seeds is not None:
-        if args.random_seeds < 1:
-            raise CLIError(f"--random-seeds must be >= 1, got {args.random_seeds}")
+        check_int(args.random_seeds, "--random-seeds", 1, MAX_SEEDS)
+        check_int(args.seed_base, "--seed-base", 0, SEED_INT_LIMIT - 1)
         return [{"int": v} for v in random_seed_ints(args.random_seeds, args.seed_base)]
     if args.seeds is not None:
         return parse_seed_spec(args.seeds, "--seeds")
@@ -227,7 +261,7 @@ def resumed_run(args, command: str):
     CLIError when it is not a ``command`` run folder, or when --out is given too."""
     if not getattr(args, "resume", None):
         return None, None, None
-    allowed = {"resume", "device", "quiet", *getattr(args, "resume_may_change", ())}
+    allowed = {"resume", "device", "quiet", "allow_large", *getattr(args, "resume_may_change", ())}
     conflicting = [name for name in getattr(args, "given_options", []) if name not in allowed]
     if conflicting:
         options = ", ".join("--" + name.rstrip("_").replace("_", "-") for name in conflicting)
@@ -236,13 +270,14 @@ def resumed_run(args, command: str):
     run_json = folder / "run.json"
     if not run_json.is_file():
         raise CLIError(f"{folder} is not a seedspace run folder (no run.json)")
-    try:
-        old = json.loads(run_json.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise CLIError(f"cannot read {run_json}: {exc}") from None
+    old = outputs.read_json_object(run_json)
+    frames = old.get("frames", [])
+    if not isinstance(frames, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("index"), int) and isinstance(f.get("file"), str) for f in frames):
+        raise CLIError(f"{run_json}: malformed record: 'frames' must list objects with an 'index' and a 'file'")
     if old.get("command") != command:
         raise CLIError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
-    params = dict(old["parameters"])
+    params = dict(check_run_parameters(command, old.get("parameters"), str(run_json)))
     return folder, params, load_from_params(params, device=args.device)
 
 
@@ -252,8 +287,8 @@ def open_record(args, command: str, params: dict, resumed_folder: Path | None, s
     it already holds (``seed_files``: name -> {key: tensor}) hold the seeds planned now (else its inputs changed
     and frames would not match)."""
     if resumed_folder is None:
-        folder = outputs.allocate_run_dir(command, args.out)
-        return folder, outputs.RunRecord(folder, command, params, model=params["model"], **extra)
+        with outputs.new_run_dir(command, args.out) as folder:
+            return folder, outputs.RunRecord(folder, command, params, model=params["model"], **extra)
     for name, tensors in (seed_files or {}).items():
         path = resumed_folder / name
         if path.is_file() and not torch.equal(load_file(str(path))["seeds"], tensors["seeds"].float().contiguous()):

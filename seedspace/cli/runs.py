@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from .. import outputs
 from ..apps.frames import PLANNERS, FramePlan, plan_frames, render_batches
 from ..apps.provenance import frame_text
+from ..apps.records import check_frame_record
 from . import common
 
 def run_frames_command(args, command: str, new_params: Callable, finish: Callable) -> int:
@@ -26,6 +27,7 @@ def run_frames_command(args, command: str, new_params: Callable, finish: Callabl
         outputs.check_out_available(args.out)
         params, model = new_params(args)
     plan = plan_frames(command, params, model, progress=not args.quiet)
+    common.check_plan_size(args, params, plan, model)
     folder, record = common.open_record(args, command, params, folder,
                                         {name: tensors for name, (tensors, _) in plan.seed_files.items()},
                                         **plan.record)
@@ -86,7 +88,7 @@ def render_plan(args, command: str, model, params: dict, plan: FramePlan, folder
 
 def regenerate(text: str, device: str = "cpu", model_override: str | None = None, quiet: bool = True):
     """(image (H, W, C) uint8, parameters text) of the frame described by a PNG ``parameters`` text."""
-    rec = outputs.parse_parameters(text)
+    rec = check_frame_record(outputs.parse_parameters(text), "the parameters record")
     command, params, frame = rec.get("command"), rec.get("params"), rec.get("frame")
     if not params or not frame or "index" not in frame:
         raise common.CLIError("the parameters record has no frame to regenerate")

@@ -1,5 +1,7 @@
 """SeedSelect's run folder: every step's seeds, losses and AdamW moments (``step_XXXX.safetensors``), its images
-(``step_XXXX.png``) and ``history.json``, all written atomically; reading them back to resume a run exactly."""
+(``step_XXXX.png``), ``history.json`` and ``timings.json``, all written atomically; reading them back to resume a
+run exactly. Wall-clock times go to ``timings.json`` only, so that every other file of a resumed run has the bytes
+of an uninterrupted one."""
 
 from __future__ import annotations
 
@@ -11,9 +13,10 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ...outputs import atomic_path, save_png, to_uint8, write_text
+from ...outputs import atomic_path, canonical_json, read_json_object, save_png, to_uint8, write_text
 
 FORMAT = "seedspace-seedselect/1"
+TIMING_KEYS = ("seconds", "elapsed")  # the wall-clock entries of a step record, kept out of history.json
 CONFIG_KEYS_MUST_MATCH = ("lr", "lr_decay", "lr_decay_after", "weight_decay", "semantic_weight", "appearance_weight",
                           "step_weights", "sampler_steps", "guidance", "conditions", "num_seeds")
 
@@ -33,16 +36,20 @@ def save_step(out_dir: Path, step: int, seeds: torch.Tensor, opt_state: dict, re
         value = opt_state.get(key)
         tensors[f"adamw_{key}"] = (torch.zeros_like(tensors["seeds"]) if value is None
                                    else value.detach().float().cpu().clone().contiguous())
+    # one metadata key of canonical JSON: safetensors writes several keys in hash order (bytes would vary)
     with atomic_path(out_dir / f"step_{step:04d}.safetensors") as tmp:
-        save_file(tensors, str(tmp), metadata={"format": FORMAT, "step": str(step)})
+        save_file(tensors, str(tmp), metadata={"seedspace": canonical_json({"format": FORMAT, "step": step})})
     if images is not None:  # one row of images
         save_png(out_dir / f"step_{step:04d}.png", np.concatenate(list(to_uint8(images)), axis=1))
 
 
 def write_history(out_dir: Path, config: dict, init_seconds: float, history: list[dict]) -> None:
-    """``history.json``: the run's config, its initialisation time and one record per step so far."""
-    payload = {"config": config, "init_seconds": init_seconds, "history": history}
-    write_text(out_dir / "history.json", json.dumps(payload, indent=1))
+    """``history.json``: the run's config and one record per step so far, without wall-clock times; and
+    ``timings.json``: the initialisation time and each step's ``seconds`` and ``elapsed``."""
+    records = [{k: v for k, v in h.items() if k not in TIMING_KEYS} for h in history]
+    write_text(out_dir / "history.json", json.dumps({"config": config, "history": records}, indent=1, sort_keys=True))
+    timings = [{"step": h["step"], **{k: h[k] for k in TIMING_KEYS if k in h}} for h in history]
+    write_text(out_dir / "timings.json", json.dumps({"init_seconds": init_seconds, "steps": timings}, indent=1))
 
 
 def _last_saved_step(out_dir: Path) -> int | None:
@@ -81,7 +88,10 @@ def open_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> tupl
         return None, [], 0.0
     if not (out / "history.json").is_file():
         raise ValueError(f"{out} has saved steps but no history.json; cannot resume")
-    payload = json.loads((out / "history.json").read_text())
+    payload = read_json_object(out / "history.json")
+    if not isinstance(payload.get("config", {}), dict) or not isinstance(payload.get("history", []), list) or \
+            not all(isinstance(h, dict) and isinstance(h.get("step"), int) for h in payload.get("history", [])):
+        raise ValueError(f"{out / 'history.json'} is not a SeedSelect history (config and step records)")
     old = payload.get("config", {})
     for key in CONFIG_KEYS_MUST_MATCH:
         if key in old and old[key] != config[key]:
@@ -89,5 +99,9 @@ def open_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> tupl
     if not math.isclose(old.get("target_checksum", config["target_checksum"]), config["target_checksum"], rel_tol=1e-4):
         raise ValueError(f"cannot resume {out}: the reference images differ from the saved run's")
     saved = dict(load_step(out, last), config=old)
-    history = [h for h in payload.get("history", []) if h["step"] < last]
-    return saved, history, float(payload.get("init_seconds", 0.0))
+    timings = read_json_object(out / "timings.json") if (out / "timings.json").is_file() else {}
+    by_step = {t.get("step"): t for t in timings.get("steps", []) if isinstance(t, dict)}
+    history = [{**h, **{k: v for k, v in by_step.get(h["step"], {}).items() if k in TIMING_KEYS}}
+               for h in payload.get("history", []) if h["step"] < last]
+    init_seconds = timings.get("init_seconds", 0.0)
+    return saved, history, float(init_seconds) if isinstance(init_seconds, (int, float)) else 0.0

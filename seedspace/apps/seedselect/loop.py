@@ -30,7 +30,8 @@ class SeedSelectResult:
     - ``history``: one dict per step 0..steps (step 0 = the initial seeds): ``step``, ``loss``, ``semantic``,
       ``appearance`` (means over the batch), ``losses``/``semantics``/``appearances`` (per seed), ``lr`` (of
       the update that follows), ``seconds`` (compute time of this step: forward, backward and update) and
-      ``elapsed`` (wall time since the start, initialisation included).
+      ``elapsed`` (wall time since the start, initialisation included); these two are saved to
+      ``timings.json``, not ``history.json``, and may be missing from the steps of a run resumed without it.
     - ``init``: the initialisation used; ``init_seed``: the initial seeds; ``init_seconds``: the time spent
       finding them (inversion, centroid, candidate scoring); ``out_dir``: where the steps were saved, or None;
       ``config``: the settings as recorded in ``history.json``.
@@ -108,7 +109,7 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
         if tuple(current.shape) != (n, *model.seed_shape):
             raise ValueError(f"cannot resume {out}: saved seeds have shape {tuple(current.shape)}, expected "
                              f"{(n, *model.seed_shape)}")
-        elapsed_before = history[-1]["elapsed"] if history else init_seconds
+        elapsed_before = history[-1].get("elapsed", init_seconds) if history else init_seconds
     else:
         start = 0
         current = initial_seeds(model, settings, sets, conditions, target, feature_fn)

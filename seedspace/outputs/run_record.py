@@ -1,0 +1,119 @@
+"""The ``run.json`` record of a run: parameters, model, finished frames and files, and its status; the run
+folder's lock; and ``run.log``, where the wall-clock times go (so that run.json holds only what the inputs
+determine, and a resumed run ends with the same bytes as an uninterrupted one)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import json
+from pathlib import Path
+from typing import Sequence
+
+from filelock import FileLock, Timeout
+
+from .._version import __version__
+from .files import PARTIAL_MARK, write_text
+
+LOCK_NAME = ".lock"
+LOG_NAME = "run.log"
+
+
+class RunRecord:
+    """The ``run.json`` of a run: parameters, model, inputs, one entry per finished frame, and a status
+    (``running`` -> ``completed`` | ``interrupted`` | ``failed``). Rewritten atomically (keys sorted) on every
+    update; the record holds the folder's lock from creation to :meth:`finish`, so two processes never work in
+    the same run folder."""
+
+    def __init__(self, folder: Path, command: str, parameters: dict, **extra):
+        self.folder = Path(folder)
+        self.path = self.folder / "run.json"
+        self._lock = _acquire(self.folder)
+        self.data = {"command": command, "status": "running", "seedspace_version": __version__,
+                     "parameters": parameters, **extra, "frames": [], "files": []}
+        self.log("started")
+        self.write()
+
+    @classmethod
+    def resume(cls, folder: Path) -> "RunRecord":
+        """Reopen a run's record to continue it: take its lock, remove the temporary files a killed process
+        left, keep its finished frames, and set its status to ``running`` again."""
+        self = cls.__new__(cls)
+        self.folder = Path(folder)
+        self.path = self.folder / "run.json"
+        self._lock = _acquire(self.folder)
+        for leftover in self.folder.rglob(f"*{PARTIAL_MARK}*"):
+            leftover.unlink()
+        try:
+            self.data = json.loads(self.path.read_text())
+        except (OSError, json.JSONDecodeError) as exc:
+            self._lock.release()
+            raise ValueError(f"cannot read {self.path}: {exc}") from None
+        if not isinstance(self.data, dict) or not isinstance(self.data.get("frames"), list):
+            self._lock.release()
+            raise ValueError(f"{self.path} is not a seedspace run record")
+        self.data["status"] = "running"
+        self.data.pop("error", None)
+        self.data["files"] = []
+        self.log("resumed")
+        self.write()
+        return self
+
+    def finished_frames(self) -> set[int]:
+        """Indices of the frames recorded as finished whose files still exist."""
+        return {f["index"] for f in self.data["frames"]
+                if isinstance(f, dict) and isinstance(f.get("file"), str) and (self.folder / f["file"]).is_file()}
+
+    def __setitem__(self, key, value):
+        self.data[key] = value
+
+    def write(self) -> None:
+        write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+
+    def log(self, event: str) -> None:
+        """Append a time-stamped line to run.log (wall-clock times stay out of run.json)."""
+        stamp = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        with open(self.folder / LOG_NAME, "a", encoding="utf-8") as f:
+            f.write(f"{stamp} {event}\n")
+
+    def add_frames(self, frames: Sequence[dict]) -> None:
+        self.data["frames"].extend(frames)
+        self.write()
+
+    def add_file(self, path: Path) -> None:
+        self.data["files"].append(str(Path(path).relative_to(self.folder)))
+
+    def finish(self, status: str, error: str | None = None) -> None:
+        """Write the final status (and error), log it, and release the folder's lock."""
+        self.data["status"] = status
+        if error:
+            self.data["error"] = error
+        try:
+            self.write()
+            self.log(status)
+        finally:
+            self._lock.release()
+
+    @contextlib.contextmanager
+    def guard(self):
+        """Finalise as completed; on Ctrl-C / SIGTERM mark the run interrupted (finished frames stay), on any
+        other exception failed; then re-raise."""
+        try:
+            yield self
+        except KeyboardInterrupt:
+            self.finish("interrupted")
+            raise
+        except BaseException as exc:
+            self.finish("failed", error=f"{type(exc).__name__}: {exc}")
+            raise
+        else:
+            self.finish("completed")
+
+
+def _acquire(folder: Path) -> FileLock:
+    lock = FileLock(str(folder / LOCK_NAME))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ValueError(f"run folder {folder} is in use by another seedspace process") from None
+    return lock

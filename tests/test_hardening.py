@@ -1,0 +1,521 @@
+"""Hardening: every class of bad input, of environment failure and of interrupted run, through the command line
+(in-process, on the tiny testbed) and the API where it applies. Each case checks the exit code, the one-line
+message and what is left on disk."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+import seedspace as ss
+from seedspace import outputs
+from seedspace.cli.main import main
+
+torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parent.parent
+CHEAP = ("--frames", "3", "--class", "0", "--steps", "2")  # a run of a few tiny UNet calls
+
+
+@pytest.fixture(scope="module")
+def model(tiny_testbed_dir):
+    return ss.load_model(tiny_testbed_dir)
+
+
+@pytest.fixture
+def cli(capsys, tiny_testbed_dir, monkeypatch, tmp_path):
+    """Run the command line in-process (working directory tmp_path) -> (exit code, stdout, stderr)."""
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args, model=True):
+        argv = [str(a) for a in args] + (["--model", str(tiny_testbed_dir), "--quiet"] if model else [])
+        rc = main(argv)
+        out, err = capsys.readouterr()
+        return rc, out, err
+    return run
+
+
+def one_line(rc, err, contains=(), code=2) -> str:
+    """The single stderr line of a failed command, after checking its exit code and what it says."""
+    assert rc == code, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("seedspace") and "Traceback" not in err, err
+    assert "internal error" not in lines[0], lines[0]
+    for text in (contains,) if isinstance(contains, str) else contains:
+        assert text in lines[0], lines[0]
+    return lines[0]
+
+
+def nothing_written(tmp_path: Path, *keep: str) -> None:
+    """No run folder (or anything else) appeared in the working directory."""
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name not in keep) == []
+
+
+def seed_file(path: Path, tensor) -> Path:
+    save_file({"seeds": tensor}, str(path))
+    return path
+
+
+def tree_bytes(folder: Path) -> dict:
+    """Every file of a run folder but its wall-clock log and lock -> its bytes."""
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*"))
+            if p.is_file() and p.name not in ("run.log", ".lock", "timings.json")}
+
+
+# -- 1. inputs that used to give exit 0 with wrong output ------------------------------------------------
+@pytest.mark.parametrize("tensor, message", [
+    (torch.full((1, 1, 8, 8), 1e25, dtype=torch.float64), "too large"),           # norm overflows float32
+    (torch.full((1, 1, 8, 8), 3e38), "too large"),                                 # finite entries, norm overflows
+    (torch.ones(2, 1, 8, 8, dtype=torch.int64), "floating point"),
+    (torch.ones(2, 1, 8, 8, dtype=torch.bool), "floating point"),
+    (torch.cat([torch.zeros(1, 1, 8, 8), torch.full((1, 1, 8, 8), float("nan"))]), "NaN or infinite values in seed 1"),
+])
+def test_bad_seed_files_are_refused(cli, tmp_path, model, tensor, message):
+    path = seed_file(tmp_path / "bad.safetensors", tensor)
+    rc, _, err = cli("norms", "--seeds", f"1,{path}", "--out", tmp_path / "o")
+    one_line(rc, err, ("bad.safetensors", message))
+    nothing_written(tmp_path, "bad.safetensors")
+    with pytest.raises(ValueError, match=message.split(" in ")[0]):
+        ss.load_seeds(str(path), model)
+
+
+def test_empty_seed_file_and_model_level_seed_checks(cli, tmp_path, model):
+    (tmp_path / "empty.safetensors").write_bytes(b"")
+    rc, _, err = cli("interpolate", "--seeds", f"1,{tmp_path / 'empty.safetensors'}", "--out", tmp_path / "o")
+    one_line(rc, err, "cannot read seed file")
+    nothing_written(tmp_path, "empty.safetensors")
+    # the model itself refuses what would overflow its arithmetic, whatever the caller
+    for seeds, message in ((torch.zeros(1, 1, 8, 8, dtype=torch.int32), "floating point"),
+                           (torch.full((1, 1, 8, 8), 1e30), "too large"),
+                           (torch.full((1, 1, 8, 8), float("inf")), "NaN or infinite")):
+        with pytest.raises(ValueError, match=message):
+            model.generate(seeds, 0, 2)
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "1e300", "-1", "101"])
+def test_guidance_must_be_finite_and_in_range(cli, tmp_path, value):
+    rc, _, err = cli("interpolate", "--seeds", "1,2", f"--guidance-scale={value}", *CHEAP, "--out", tmp_path / "o")
+    one_line(rc, err, ("--guidance-scale", "[0, 100]"))
+    nothing_written(tmp_path)
+
+
+def test_sixteen_bit_and_float_images_match_their_eight_bit_copy(cli, tmp_path, model):
+    rng = np.random.default_rng(0)
+    grey16 = rng.integers(0, 65536, (8, 8)).astype(np.uint16)
+    Image.fromarray(grey16).save(tmp_path / "grey16.png")
+    Image.fromarray(np.rint(grey16 / 257).astype(np.uint8)).save(tmp_path / "grey8.png")
+    Image.fromarray((grey16 / 65535).astype(np.float32)).save(tmp_path / "float.tif")
+    images = model.load_images([tmp_path / "grey16.png", tmp_path / "grey8.png", tmp_path / "float.tif"])
+    assert 0.2 < float(images[1].mean()) < 0.8  # not squashed to white or black
+    torch.testing.assert_close(images[0], images[1], rtol=0, atol=1 / 255)
+    torch.testing.assert_close(images[2], images[1], rtol=0, atol=1 / 255)
+    seeds = model.invert(images, 0, 2)
+    assert float((seeds[0] - seeds[1]).norm()) < 0.05 * float(seeds[1].norm())
+    # float images outside [0, 1] and NaN pixels are refused, naming the file
+    Image.fromarray(np.full((8, 8), 7.5, np.float32)).save(tmp_path / "hdr.tif")
+    Image.fromarray(np.full((8, 8), np.nan, np.float32)).save(tmp_path / "nan.tif")
+    for name, message in (("hdr.tif", "outside [0, 1]"), ("nan.tif", "NaN")):
+        rc, _, err = cli("invert", tmp_path / name, "--out", tmp_path / "o")
+        one_line(rc, err, (name, message))
+    rc, _, err = cli("invert", tmp_path / "grey16.png", "--class", "0", "--steps", "2", "--out", tmp_path / "inv")
+    assert rc == 0, err
+
+
+# -- 2. inputs that used to end as "internal error" ------------------------------------------------------
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_unavailable_device_names_the_available_ones(cli, tmp_path):
+    rc, _, err = cli("interpolate", "--seeds", "1,2", "--device", "cuda", "--out", tmp_path / "o")
+    one_line(rc, err, ("'cuda' is not available", "this machine has cpu"))
+    nothing_written(tmp_path)
+    with pytest.raises(ValueError, match="not available"):
+        ss.load_model(device="cuda:3")
+
+
+def test_oversized_images_are_one_line(cli, tmp_path, monkeypatch):
+    from seedspace.backends import ddim_model
+
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "big.png")
+    monkeypatch.setattr(ddim_model, "MAX_IMAGE_PIXELS", 63)  # seedspace's own limit
+    rc, _, err = cli("invert", tmp_path / "big.png", "--out", tmp_path / "o")
+    one_line(rc, err, ("big.png is too large", "8x8 pixels"))
+    monkeypatch.setattr(ddim_model, "MAX_IMAGE_PIXELS", 10 ** 9)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # Pillow's decompression-bomb guard (warning and error)
+    for size in (20, 40):
+        Image.fromarray(np.zeros((size, size // 4), np.uint8)).save(tmp_path / "bomb.png")
+        rc, _, err = cli("invert", tmp_path / "bomb.png", "--out", tmp_path / "o")
+        one_line(rc, err, "bomb.png is too large")
+    nothing_written(tmp_path, "big.png", "bomb.png")
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("1:1e308|2:1e308", "finite sum"), ("1:1e400|2:1", "finite"), ("1:0.5|{folder}:0.5", "not a folder"),
+])
+def test_bad_blends(cli, tmp_path, spec, message):
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(folder / "a.png")
+    rc, _, err = cli("interpolate", "--seeds", spec.format(folder=folder) + ",3", "--out", tmp_path / "o")
+    one_line(rc, err, message)
+    nothing_written(tmp_path, "folder")
+    with pytest.raises(ValueError, match=message):
+        ss.parse_seed_spec(spec.format(folder=folder))
+
+
+@pytest.mark.parametrize("file, content, message", [
+    ("unet/config.json", [], "must hold a JSON object"),
+    ("unet/config.json", "{not json", "cannot read"),
+    ("unet/config.json", {"block_out_channels": "8,16"}, "'block_out_channels' must be a list"),
+    ("scheduler/scheduler_config.json", {"num_train_timesteps": "1000"}, "must be an integer"),
+    ("testbed.json", {"name": "x"}, "no 'classes'"),
+    ("testbed.json", {"classes": "abc"}, "'classes' must be a list"),
+])
+def test_model_configs_of_the_wrong_shape(cli, tmp_path, tiny_testbed_dir, file, content, message):
+    folder = shutil.copytree(tiny_testbed_dir, tmp_path / "model")
+    if isinstance(content, dict):
+        config = json.loads((folder / file).read_text())
+        content = {**config, **content} if file != "testbed.json" else content
+    (folder / file).write_text(content if isinstance(content, str) else json.dumps(content))
+    rc, _, err = cli("interpolate", "--seeds", "1,2", "--model", folder, "--out", tmp_path / "o", model=False)
+    one_line(rc, err, (file, message))
+    nothing_written(tmp_path, "model")
+    with pytest.raises(ValueError, match=message):
+        ss.load_model(folder)
+
+
+def test_model_weights_that_do_not_match_the_config(cli, tmp_path, tiny_testbed_dir):
+    folder = shutil.copytree(tiny_testbed_dir, tmp_path / "model")
+    config = json.loads((folder / "unet" / "config.json").read_text())
+    (folder / "unet" / "config.json").write_text(json.dumps({**config, "block_out_channels": [16, 32]}))
+    rc, _, err = cli("interpolate", "--seeds", "1,2", "--model", folder, "--out", tmp_path / "o", model=False)
+    one_line(rc, err, "weights do not match")
+
+
+def finished_run(cli, tmp_path, name="run", *extra) -> Path:
+    out = tmp_path / name
+    rc, _, err = cli("interpolate", "--seeds", "1,2", *CHEAP, "--batch-size", "2", *extra, "--out", out)
+    assert rc == 0, err
+    return out
+
+
+def _edit(record: dict, path: str, value) -> dict:
+    """A copy of ``record`` with the key at dotted ``path`` set to ``value`` (deleted when value is ...)."""
+    record = json.loads(json.dumps(record))
+    *parents, last = path.split(".")
+    node = record
+    for key in parents:
+        node = node[int(key)] if isinstance(node, list) else node[key]
+    if value is ...:
+        del node[last]
+    else:
+        node[int(last) if isinstance(node, list) else last] = value
+    return record
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("parameters", ..., "malformed record"),
+    ("parameters.steps", "4", "'steps' must be an integer"),
+    ("parameters.steps", 10 ** 6, "'steps' must be an integer in [1, 1000]"),
+    ("parameters.guidance", float("nan"), "'guidance' must be a finite number"),
+    ("parameters.batch_size", 0, "'batch_size'"),
+    ("parameters.frames", 10 ** 9, "'frames'"),
+    ("parameters.methods", "nao", "'methods'"),
+    ("parameters.seeds", [{"int": "1"}, {"int": 2}], "seed integer"),
+    ("parameters.seeds", [{"blend": [{"int": 1}], "weights": ["x"]}, {"int": 2}], "blend weight"),
+    ("parameters.model", "testbed", "'model'"),
+    ("parameters.condition", ..., "missing key 'condition'"),
+    ("frames", [{"file": "frames/frame000000.png"}], "'frames'"),
+])
+def test_hand_edited_run_json_on_resume(cli, tmp_path, path, value, message):
+    out = finished_run(cli, tmp_path)
+    record = json.loads((out / "run.json").read_text())
+    (out / "run.json").write_text(json.dumps(_edit(record, path, value)))
+    before = tree_bytes(out)
+    rc, _, err = cli("interpolate", "--resume", out, "--quiet", model=False)
+    one_line(rc, err, ("run.json", message))
+    assert tree_bytes(out) == before  # nothing was touched
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "", "\"text\"", "{\"command\": \"interpolate\"}"])
+def test_run_json_that_is_not_a_record(cli, tmp_path, content):
+    out = finished_run(cli, tmp_path)
+    (out / "run.json").write_text(content)
+    rc, _, err = cli("interpolate", "--resume", out, "--quiet", model=False)
+    one_line(rc, err, "run.json")
+
+
+@pytest.mark.parametrize("path, value, message", [
+    ("frame.index", 999, "out of range"),
+    ("frame.index", "1", "frame index must be an integer"),
+    ("frame.index", -1, "frame index"),
+    ("frame", ..., "no frame"),
+    ("params.steps", ..., "missing key 'steps'"),
+    ("params.guidance", "high", "'guidance' must be a number"),
+    ("params", [], "'parameters' must be an object"),
+    ("command", "invert", "command 'invert'"),
+])
+def test_hand_edited_png_record_on_regenerate(cli, tmp_path, path, value, message):
+    out = finished_run(cli, tmp_path)
+    frame = out / "frames" / "frame000001.png"
+    record = outputs.parse_parameters(outputs.read_png_parameters(frame))
+    edited = tmp_path / "edited.png"
+    outputs.save_png(edited, outputs.read_png_pixels(frame),
+                     outputs.JSON_PREFIX + outputs.canonical_json(_edit(record, path, value)))
+    rc, _, err = cli("regenerate", edited, "--quiet", model=False)
+    line = one_line(rc, err, message)
+    assert "edited.png" in line or path == "frame.index" and value == 999
+    assert not (tmp_path / "outputs").exists()  # no empty regenerate-NNNNN folder
+
+
+def test_full_disk_is_one_line_and_resume_finishes_the_run(cli, tmp_path, monkeypatch):
+    full = finished_run(cli, tmp_path, "full")
+    save_png, calls = outputs.save_png, []
+
+    def disk_full_on_the_second_frame(path, *a, **k):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return save_png(path, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(outputs, "save_png", disk_full_on_the_second_frame)
+        rc, _, err = cli("interpolate", "--seeds", "1,2", *CHEAP, "--batch-size", "2", "--out", tmp_path / "cut")
+    one_line(rc, err, ("frame000001.png", "No space left on device"))
+    cut = tmp_path / "cut"
+    assert json.loads((cut / "run.json").read_text())["status"] == "failed"
+    assert not list(cut.rglob("*.partial*"))
+    rc, _, err = cli("interpolate", "--resume", cut, "--quiet", model=False)
+    assert rc == 0, err
+    assert tree_bytes(cut) == tree_bytes(full)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root ignores file permissions")
+def test_unwritable_output_parent(cli, tmp_path):
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    rc, _, err = cli("norms", "--seeds", "1,2", "--out", locked / "o")
+    one_line(rc, err, "Permission denied")
+
+
+# -- 3. numeric options: checked before any work ---------------------------------------------------------
+@pytest.mark.parametrize("args, message", [
+    (("interpolate", "--seeds", "1,2", "--batch-size", "0"), "--batch-size must be an integer in [1, 4096]"),
+    (("interpolate", "--seeds", "1,2", "--batch-size", "-4"), "--batch-size"),
+    (("interpolate", "--seeds", "1,2", "--batch-size", "1000000"), "--batch-size"),
+    (("interpolate", "--seeds", "1,2", "--steps", "0"), "--steps"),
+    (("interpolate", "--seeds", "1,2", "--steps", "5000"), "--steps must be an integer in [1, 1000]"),
+    (("interpolate", "--seeds", "1,2", "--frames", "1"), "--frames"),
+    (("interpolate", "--seeds", "1,2", "--frames", "100000000"), "--frames must be an integer in [2, 10000]"),
+    (("centroid", "--seeds", "1,2", "--frames", "100000000"), "--frames"),
+    (("travel", "--seeds", "1,2", "--frames", "3,100000000"), "--frames"),
+    (("travel", "--seeds", "1,2", "--frames", "3,x"), "--frames"),
+    (("travel", "--seeds", "1,2", "--fps", "0"), "--fps"),
+    (("travel", "--seeds", "1,2", "--fps", "nan"), "--fps"),
+    (("travel", "--seeds", "1,2", "--fps", "inf"), "--fps"),
+    (("travel", "--seeds", "1,2", "--fps", "1e12"), "--fps must be a finite number in [0.1, 240]"),
+    (("travel", "--seeds", "1,2", "--upscale", "1000"), "--upscale"),
+    (("norms", "--random-seeds", "0"), "--random-seeds"),
+    (("norms", "--random-seeds", "10000000000"), "--random-seeds"),
+    (("norms", "--random-seeds", "2", "--seed-base", "-1"), "--seed-base"),
+    (("norms", "--seeds", "1,2", "--typical", "nan"), "--typical"),
+    (("seedselect", "--images", "x", "--lr", "nan"), "--lr"),
+    (("seedselect", "--images", "x", "--lr", "inf"), "--lr"),
+    (("seedselect", "--images", "x", "--opt-steps", "-1"), "--opt-steps"),
+    (("seedselect", "--images", "x", "--seed", "-5"), "--seed"),
+    (("invert", "x.png", "--batch-size", "0"), "--batch-size"),
+])
+def test_numeric_options_out_of_range(cli, tmp_path, monkeypatch, args, message):
+    from seedspace.backends.ddim_model import DDIMModel
+
+    monkeypatch.setattr(DDIMModel, "generate", lambda *a, **k: pytest.fail("rendered before checking options"))
+    rc, _, err = cli(*args, "--out", tmp_path / "o")
+    one_line(rc, err, message)
+    nothing_written(tmp_path)
+
+
+def test_large_jobs_need_allow_large(cli, tmp_path, monkeypatch):
+    from seedspace.cli import common
+
+    monkeypatch.setattr(common, "LARGE_JOB_BYTES", 3000)
+    for args in (("interpolate", "--seeds", "1,2", "--frames", "12"), ("norms", "--random-seeds", "40"),
+                 ("travel", "--seeds", "1,2", "--frames", "3", "--formats", "gif")):
+        rc, _, err = cli(*args, "--class", "0", "--out", tmp_path / "o")
+        one_line(rc, err, ("MB", "--allow-large"))
+        nothing_written(tmp_path)
+    rc, _, err = cli("interpolate", "--seeds", "1,2", "--frames", "12", "--steps", "2", "--class", "0",
+                     "--allow-large", "--out", tmp_path / "o")
+    assert rc == 0, err
+
+
+def test_api_range_checks():
+    from seedspace.checks import check_guidance, check_int, check_number
+
+    for bad in (float("nan"), float("inf"), 1e300, -0.5, True, "2"):
+        with pytest.raises(ValueError, match="guidance"):
+            check_guidance(bad)
+    assert check_guidance(7) == 7.0
+    with pytest.raises(ValueError, match="must be an integer"):
+        check_int(2.0, "n")
+    with pytest.raises(ValueError, match=r"\(0, 1\]"):
+        check_number(0.0, "x", 0.0, 1.0, low_open=True)
+
+
+# -- 4. paths an attacker would try ----------------------------------------------------------------------
+def test_symlinks_as_out(cli, tmp_path):
+    target = tmp_path / "target"
+    target.mkdir()
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    for out in ("link", "dangling"):
+        rc, _, err = cli("norms", "--seeds", "1,2", "--out", tmp_path / out)
+        one_line(rc, err, "already exists")
+    assert list(target.iterdir()) == [] and not (tmp_path / "nowhere").exists()
+
+
+def test_folders_named_like_files_and_unicode_paths(cli, tmp_path, model):
+    folder = tmp_path / "imágenes 雪.png"  # a folder that looks like an image
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((8, 8), 60 * i, np.uint8)).save(folder / f"bild {i}.png")
+    rc, _, err = cli("centroid", "--seeds", folder, "--frames", "2", "--steps", "2", "--class", "0",
+                     "--out", tmp_path / "sortie é")
+    assert rc == 0, err
+    run = json.loads((tmp_path / "sortie é" / "run.json").read_text(encoding="utf-8"))
+    assert [Path(e["image"]).name for e in run["inputs"]] == ["bild 0.png", "bild 1.png"]
+    (tmp_path / "empty.png").mkdir()
+    rc, _, err = cli("invert", tmp_path / "empty.png", "--out", tmp_path / "o")
+    one_line(rc, err, "holds no images")
+    (tmp_path / "seeds.safetensors").mkdir()
+    rc, _, err = cli("norms", "--seeds", tmp_path / "seeds.safetensors", "--out", tmp_path / "o")
+    one_line(rc, err, "holds no images")
+    with pytest.raises(ValueError, match="it is a folder"):
+        model.load_images([tmp_path / "empty.png"])
+
+
+# -- 5. runs left clean ----------------------------------------------------------------------------------
+def test_resume_removes_partials_refuses_options_and_locks(cli, tmp_path):
+    from filelock import FileLock
+
+    out = finished_run(cli, tmp_path)
+    before = tree_bytes(out)
+    record = json.loads((out / "run.json").read_text())
+    record["frames"], record["status"] = record["frames"][:2], "interrupted"
+    (out / "run.json").write_text(json.dumps(record))
+    (out / "frames" / "frame000002.png").unlink()
+    leftover = out / "frames" / ".frame000002.abc123.partial.png"
+    leftover.write_bytes(b"half a png")
+    rc, _, err = cli("interpolate", "--resume", out, "--frames", "5", "--quiet", model=False)
+    one_line(rc, err, ("--frames", "run.json"))
+    with FileLock(str(out / ".lock")):  # another process works in the folder
+        rc, _, err = cli("interpolate", "--resume", out, "--quiet", model=False)
+        one_line(rc, err, "in use by another seedspace process")
+    rc, _, err = cli("interpolate", "--resume", out, "--quiet", model=False)
+    assert rc == 0, err
+    assert not leftover.exists() and tree_bytes(out) == before
+
+
+def test_failed_block_leaves_no_empty_run_folder(tmp_path):
+    with pytest.raises(RuntimeError):
+        with outputs.new_run_dir("evaluate", base=tmp_path) as folder:
+            raise RuntimeError("the command failed before writing")
+    assert not folder.exists()
+    with pytest.raises(KeyboardInterrupt):
+        with outputs.new_run_dir("evaluate", base=tmp_path) as folder:
+            (folder / "results.json").write_text("{}")
+            raise KeyboardInterrupt
+    assert (folder / "results.json").is_file()  # what was written stays
+
+
+def test_seedselect_resumed_run_has_the_bytes_of_an_uninterrupted_one(cli, tmp_path, monkeypatch):
+    from seedspace.apps.seedselect import loop
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(refs / f"r{i}.png")
+    args = ("seedselect", "--images", refs, "--init", "random", "--opt-steps", "3", "--class", "1", "--steps", "2")
+    rc, _, err = cli(*args, "--out", tmp_path / "full")
+    assert rc == 0, err
+    save_step = loop.save_step
+
+    def interrupted_at_step_two(out_dir, step, *a, **k):
+        if step == 2:
+            raise KeyboardInterrupt
+        return save_step(out_dir, step, *a, **k)
+
+    with monkeypatch.context() as m:
+        m.setattr(loop, "save_step", interrupted_at_step_two)
+        rc, _, err = cli(*args, "--out", tmp_path / "cut")
+    one_line(rc, err, "interrupted", code=130)
+    assert json.loads((tmp_path / "cut" / "run.json").read_text())["status"] == "interrupted"
+    rc, _, err = cli("seedselect", "--resume", tmp_path / "cut", "--quiet", model=False)
+    assert rc == 0, err
+    full, cut = tree_bytes(tmp_path / "full"), tree_bytes(tmp_path / "cut")
+    assert sorted(full) == sorted(cut) and "steps/step_0003.safetensors" in full
+    assert [name for name in full if full[name] != cut[name]] == []
+    history = json.loads(full["steps/history.json"])
+    keys = {k for h in history["history"] for k in h} | set(history)
+    assert not {"seconds", "elapsed", "init_seconds"} & keys
+    assert "seconds" not in full["run.json"].decode()
+    timings = json.loads((tmp_path / "cut" / "steps" / "timings.json").read_text())
+    assert [t["step"] for t in timings["steps"]] == [0, 1, 2, 3] and "seconds" in timings["steps"][-1]
+
+
+@pytest.mark.parametrize("signum, code, word", [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+def test_signals_during_start_up_are_one_line(capsys, monkeypatch, tmp_path, signum, code, word):
+    from seedspace.cli import main as cli_main
+
+    def signalled_while_importing(name):  # the commands' imports (torch, diffusers) are the slow start-up part
+        os.kill(os.getpid(), signum)
+        time.sleep(1)  # the handler runs before the sleep ends
+        pytest.fail("the signal did not stop the start-up")
+
+    monkeypatch.setattr(cli_main.importlib, "import_module", signalled_while_importing)
+    monkeypatch.chdir(tmp_path)
+    rc = main(["norms", "--seeds", "1,2"])
+    one_line(rc, capsys.readouterr().err, word, code=code)
+    assert signal.getsignal(signal.SIGTERM) is not cli_main._terminate  # the handler is put back
+    nothing_written(tmp_path)
+
+
+def test_sigterm_mid_run_then_resume_gives_the_bytes_of_an_uninterrupted_run(cli, tmp_path, tiny_testbed_dir):
+    args = ["interpolate", "--seeds", "5,6", "--frames", "30", "--steps", "8", "--batch-size", "1", "--class", "1",
+            "--model", str(tiny_testbed_dir), "--quiet"]
+    cut = tmp_path / "cut"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "seedspace", *args, "--out", str(cut)], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            try:
+                if len(json.loads((cut / "run.json").read_text())["frames"]) >= 2:
+                    break
+            except (OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    one_line(proc.returncode, err, "terminated", code=143)
+    run = json.loads((cut / "run.json").read_text())
+    assert run["status"] == "interrupted" and 2 <= len(run["frames"]) < 30
+    assert not list(cut.rglob("*.partial*"))
+    rc, _, err = cli("interpolate", "--resume", cut, "--quiet", model=False)
+    assert rc == 0, err
+    rc, _, err = cli(*args[:-3], "--out", tmp_path / "full")
+    assert rc == 0, err
+    assert tree_bytes(cut) == tree_bytes(tmp_path / "full")
