@@ -519,3 +519,14 @@ def test_sigterm_mid_run_then_resume_gives_the_bytes_of_an_uninterrupted_run(cli
     rc, _, err = cli(*args[:-3], "--out", tmp_path / "full")
     assert rc == 0, err
     assert tree_bytes(cut) == tree_bytes(tmp_path / "full")
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--guidance", "nan"), "--guidance"), (("--steps", "0"), "--steps"), (("--inversion-steps", "5000"), "--inversion"),
+    (("--seed", "-1"), "--seed"), (("--threads", "0"), "--threads"), (("--update-readme", "NO_MARKERS.md"), "markers"),
+])
+def test_evaluate_checks_its_options_before_any_work(cli, tmp_path, args, message):
+    (tmp_path / "NO_MARKERS.md").write_text("# a readme without the results markers\n")
+    rc, _, err = cli("evaluate", "--quick", "--out", tmp_path / "ev", *args)
+    one_line(rc, err, message)
+    nothing_written(tmp_path, "NO_MARKERS.md")

@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 
 import torch
 
-from .. import outputs
+from .. import checks, outputs
 from ..apps.evaluation import EXPERIMENTS, EvalConfig, evaluate, parse_experiments, update_readme
+from ..apps.evaluation.report import README_BEGIN, README_END, has_markers
 from . import common
 
 COMMAND = "evaluate"
@@ -70,8 +72,23 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
     return EvalConfig.quick_preset(**overrides) if args.quick else EvalConfig(**overrides)
 
 
+def check_args(args) -> None:
+    """Every option in range before any work: a NaN guidance must not reach a linear-algebra routine an hour in."""
+    if args.guidance is not None:
+        checks.check_guidance(args.guidance, "--guidance")
+    for name in ("steps", "inversion_steps"):
+        if getattr(args, name) is not None:
+            checks.check_steps(getattr(args, name), "--" + name.replace("_", "-"))
+    checks.check_int(args.seed, "--seed", 0, checks.SEED_INT_LIMIT - 1)
+    if args.threads is not None:
+        checks.check_int(args.threads, "--threads", 1, os.cpu_count() or 1)
+    if args.update_readme and not has_markers(args.update_readme):
+        raise common.CLIError(f"{args.update_readme} has no {README_BEGIN} ... {README_END} markers to replace")
+
+
 def run(args) -> int:
     outputs.check_out_available(args.out)  # before the slow part
+    check_args(args)
     parse_experiments(args.experiments)
     model = common.load(common.model_ref(args.model), device=args.device)
     if not model.has_judge:
@@ -80,13 +97,13 @@ def run(args) -> int:
     config = config_from_args(args, len(model.class_names))
     if args.threads:
         torch.set_num_threads(args.threads)
-    out = outputs.allocate_run_dir(COMMAND, args.out)
 
     def log(msg):
         if not args.quiet:
             print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
 
-    results = evaluate(model, config, out=out, log=log)
+    with outputs.new_run_dir(COMMAND, args.out) as out:
+        results = evaluate(model, config, out=out, log=log)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_readme:
         if not update_readme(results, args.update_readme, link=str(out / "report.md")):

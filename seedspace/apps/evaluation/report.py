@@ -169,6 +169,13 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
     return text + f"\n{EXCLUDED_NOTE}\n" if EXCLUDED_MARK in text else text
 
 
+def has_markers(path, begin: str = README_BEGIN, end: str = README_END) -> bool:
+    """True when the file exists and holds the begin marker followed by the end marker."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8") if path.is_file() else ""
+    return re.search(re.escape(begin) + r".*?" + re.escape(end), text, re.S) is not None
+
+
 def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
     """Replace the text between the begin/end markers of a file (e.g. the README's results section).
     Returns False (and changes nothing) when the markers are missing."""
