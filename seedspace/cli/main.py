@@ -14,7 +14,8 @@ import sys
 import warnings
 
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
-COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate"]
+COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate",
+                   "augment"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
