@@ -96,7 +96,7 @@ def check_distinct(plan: Plan) -> None:
     classes, since unconditional generation would render a repeated integer twice."""
     for c in plan.classes:
         keys = _recipe_keys(c.recipe)
-        if len(np.unique(keys, axis=0)) != len(keys):
+        if len(strategies.first_of_equal_rows(keys)) != len(keys):
             raise RuntimeError(f"class {c.name!r}: the plan repeats a seed")
     if plan.settings.strategy == "random" and plan.classes:
         ints = np.concatenate([c.recipe["int"] for c in plan.classes])

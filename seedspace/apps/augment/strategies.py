@@ -58,18 +58,21 @@ def _subsets(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
         raise ValueError(f"the centroid strategy gives at most {int(max_distinct('centroid', k))} distinct seeds from "
                          f"{k} references (centroids of subsets of >= 2); lower the images per class or use the "
                          "paths strategy")
-    out = np.zeros((n, k), dtype=bool)
-    out[0] = True
-    seen = {out[0].tobytes()}
-    i = 1
-    while i < n:  # rejection sampling: a subset size uniform in [2, k], then a uniform subset of that size
-        row = np.zeros(k, dtype=bool)
-        row[rng.permutation(k)[:rng.integers(2, k + 1)]] = True
-        if row.tobytes() not in seen:
-            seen.add(row.tobytes())
-            out[i] = row
-            i += 1
-    return out
+    rows = np.ones((1, k), dtype=bool)  # row 0: all references
+    while True:  # rounds of candidates (a size uniform in [2, k], then a uniform subset of it); the first of equals kept
+        sizes = rng.integers(2, k + 1, size=2 * n)
+        ranks = rng.random((2 * n, k)).argsort(axis=1).argsort(axis=1)
+        rows = np.concatenate([rows, ranks < sizes[:, None]])
+        rows = rows[first_of_equal_rows(np.packbits(rows, axis=1))]
+        if len(rows) >= n:
+            return rows[:n]
+
+
+def first_of_equal_rows(rows: np.ndarray) -> np.ndarray:
+    """Sorted indices of the first occurrence of each distinct row of a 2-D array."""
+    rows = np.ascontiguousarray(rows)
+    as_bytes = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()  # 1-D: a fast unique
+    return np.sort(np.unique(as_bytes, return_index=True)[1])
 
 
 def segments(k: int) -> np.ndarray:
