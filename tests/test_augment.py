@@ -178,11 +178,11 @@ def ray_cluster():
 
 def test_ray_output_is_byte_identical_and_a_killed_workers_shard_is_redone(tiny_testbed_dir, refs_dir, tmp_path,
                                                                           ray_cluster):
-    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local")
+    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local", per_class=3)
     marker = tmp_path / "crashed"  # the first shard's worker exits the process; Ray restarts it and retries
-    result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", executor="ray", workers=2,
+    result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", per_class=3, executor="ray", workers=2,
                  ray_options={"runtime_env": {"env_vars": {executors.CRASH_MARKER_ENV: str(marker)}}})
-    assert marker.exists() and result.shards_run == 9
+    assert marker.exists() and result.shards_run == 6
     assert data_files(result.out) == data_files(local.out)
     assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
 
