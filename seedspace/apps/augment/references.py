@@ -1,0 +1,173 @@
+"""The inputs of an augmentation run: reference images per class (a folder of class sub-folders, tensors, or the
+testbed's long-tailed training split), the model condition of each class, and the references' DDIM inversions
+(computed once, stored in the run folder as safetensors)."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+from tqdm.auto import tqdm
+
+from ... import outputs
+
+UNCONDITIONAL = "unconditional"  # the pixel backends' name for the null class
+REFERENCES_FILE = "references.safetensors"
+
+
+@dataclass
+class ClassReferences:
+    """One class: its name (as the model knows it, or the prompt), its ImageFolder sub-folder, its reference
+    images (k, C, H, W) in [0, 1], where they came from, and the model condition it is generated with."""
+
+    name: str
+    folder: str
+    images: torch.Tensor
+    sources: list = field(default_factory=list)
+    condition: object = None
+
+    def digest(self) -> str:
+        """A content hash of the reference images (what a resumed run must still be given)."""
+        return hashlib.sha256(self.images.float().contiguous().numpy().tobytes()).hexdigest()[:16]
+
+    def record(self) -> dict:
+        return {"name": self.name, "folder": self.folder, "condition": self.condition,
+                "references": len(self.images), "sha256": self.digest(), "sources": self.sources}
+
+
+def folder_name(name: str) -> str:
+    """A class name as a single safe folder / file-name part ("T-shirt/top" -> "T-shirt_top")."""
+    safe = re.sub(r"[^\w.\- ]+", "_", str(name)).strip(" .")
+    return safe or "class"
+
+
+def from_folder(model, folder: str | Path) -> list[ClassReferences]:
+    """One class per sub-folder of ``folder`` (sorted by name), its images the references (read at the model's
+    size); ValueError for a missing folder, no sub-folders, a sub-folder without images or an unreadable image."""
+    root = Path(folder).expanduser()
+    if not root.is_dir():
+        raise ValueError(f"references folder {folder} does not exist or is not a folder")
+    subs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not subs:
+        raise ValueError(f"references folder {folder} has no class sub-folders (expected {folder}/<class>/*.png)")
+    classes = []
+    for sub in subs:
+        files = outputs.image_files(sub)  # ValueError: no images
+        sources = [{"file": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in files]
+        classes.append(ClassReferences(sub.name, folder_name(sub.name), model.load_images([str(p) for p in files]),
+                                       sources))
+    return classes
+
+
+def from_tensors(model, references: Mapping[str, torch.Tensor]) -> list[ClassReferences]:
+    """Classes from ``{class name: images (k, C, H, W) in [0, 1]}`` (in the mapping's order)."""
+    if not references:
+        raise ValueError("no classes given")
+    classes = []
+    for name, images in references.items():
+        images = torch.as_tensor(images).float().cpu()
+        if images.ndim != 4 or images.shape[0] == 0:
+            raise ValueError(f"class {name!r}: references must be images (k, C, H, W) with k >= 1, got "
+                             f"{tuple(images.shape)}")
+        if not torch.isfinite(images).all() or images.min() < 0 or images.max() > 1:
+            raise ValueError(f"class {name!r}: reference images must be finite and in [0, 1]")
+        classes.append(ClassReferences(str(name), folder_name(name), images,
+                                       [{"tensor": i} for i in range(images.shape[0])]))
+    return classes
+
+
+def testbed_split(model, per_class: int, seed: int, split: str = "train-longtail") -> dict[str, torch.Tensor]:
+    """``per_class`` reference images of every class, drawn (seeded) from the testbed's shipped training split."""
+    # the shipped splits live in the testbed data module; imported here so that module loads only for this input
+    from ...testbed.data import shipped_split
+
+    if per_class < 1:
+        raise ValueError(f"--testbed-split needs at least 1 reference per class, got {per_class}")
+    images, labels = shipped_split(split)
+    names = getattr(model, "class_names", None)
+    if not names:
+        raise ValueError(f"{model.name} has no class names; --testbed-split needs a testbed model")
+    rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
+    out = {}
+    for index, name in enumerate(names):
+        pool = np.flatnonzero(labels.numpy() == index)
+        if len(pool) < per_class:
+            raise ValueError(f"the {split} split has {len(pool)} images of {name!r}, fewer than {per_class}")
+        pick = np.sort(rng.choice(pool, per_class, replace=False))
+        # prepare_image: the model's own conversion of an image file (28x28 garments are padded like in training)
+        out[name] = torch.from_numpy(np.stack([model.prepare_image(Image.fromarray(images[i].numpy()))
+                                               for i in pick]))
+    return out
+
+
+def resolve_classes(model, references, condition: str, min_references: int) -> list[ClassReferences]:
+    """Validated classes with their model condition: references are a folder or a mapping of tensors."""
+    classes = from_tensors(model, references) if isinstance(references, Mapping) else from_folder(model, references)
+    folders = [c.folder for c in classes]
+    if len(set(f.lower() for f in folders)) != len(folders):
+        raise ValueError(f"two classes map to the same folder name: {folders}")
+    for c in classes:
+        if tuple(c.images.shape[1:]) != tuple(_image_shape(model)):
+            raise ValueError(f"class {c.name!r}: references have size {tuple(c.images.shape[1:])}, the model makes "
+                             f"{tuple(_image_shape(model))}")
+        if len(c.images) < min_references:
+            raise ValueError(f"class {c.name!r} has {len(c.images)} reference image(s); this strategy needs at least "
+                             f"{min_references} (a centroid or a geodesic needs two inversions)")
+        c.condition = model_condition(model, c.name, condition)
+    return classes
+
+
+def _image_shape(model):
+    shape = getattr(model, "image_shape", None)
+    return tuple(shape) if shape is not None else tuple(model.seed_shape)
+
+
+def model_condition(model, name: str, mode: str):
+    """What ``model.generate`` gets for a class: the class itself (class models: name or index; text models: the
+    name as prompt), or with ``mode='unconditional'`` the null class / empty prompt."""
+    if not hasattr(model, "class_index"):  # a text-to-image model
+        return "" if mode == UNCONDITIONAL else name
+    if getattr(model, "num_classes", None) is None:
+        if mode != UNCONDITIONAL:
+            raise ValueError(f"{model.name} is unconditional: use condition 'unconditional'")
+        return None
+    if mode == UNCONDITIONAL:
+        model.class_index(UNCONDITIONAL)  # ValueError without a null class
+        return UNCONDITIONAL
+    try:
+        model.class_index(name)
+    except ValueError as exc:
+        raise ValueError(f"class folder {name!r} is not a class of {model.name} ({exc}); name the folders after the "
+                         "model's classes (or indices), or use condition 'unconditional'") from None
+    return name
+
+
+def invert_classes(model, classes: list[ClassReferences], steps: int, progress: bool = False) -> dict[str, torch.Tensor]:
+    """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}."""
+    return {c.folder: model.invert(c.images, c.condition, steps).float().cpu()
+            for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
+
+
+def save_references(path: Path, classes: list[ClassReferences], inversions: dict | None) -> None:
+    """References (and inversions) of every class in one safetensors file, atomically."""
+    tensors = {f"images/{c.folder}": c.images for c in classes}
+    for folder, seeds in (inversions or {}).items():
+        tensors[f"inversions/{folder}"] = seeds
+    outputs.save_seeds(path, tensors, {"classes": [c.folder for c in classes]})
+
+
+def load_references(path: Path) -> tuple[dict, dict]:
+    """({folder: reference images}, {folder: inversions}) from :func:`save_references`'s file."""
+    tensors = load_file(str(path))
+    split = {"images": {}, "inversions": {}}
+    for key, value in tensors.items():
+        kind, folder = key.split("/", 1)
+        split[kind][folder] = value
+    return split["images"], split["inversions"]

@@ -1,0 +1,128 @@
+"""``augment``: validate everything, plan, invert the references once, run the shards, assemble the manifest."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from tqdm.auto import tqdm
+
+from ...backends.base import load_model
+from . import references as refs
+from . import writing
+from .executors import make_executor
+from .planning import make_plan
+from .settings import AugmentSettings
+from .shards import check_refinable
+
+
+@dataclass
+class AugmentResult:
+    """What :func:`augment` wrote: the data set folder (ImageFolder layout), its manifest, and what this call did."""
+
+    out: Path
+    manifest: Path
+    classes: list[str]
+    images: int
+    generated: int
+    shards: int
+    shards_run: int
+    seconds: float
+    settings: AugmentSettings
+
+    def entries(self) -> list[dict]:
+        """The manifest: one dict per image, in plan order (class, then index)."""
+        return [json.loads(line) for line in self.manifest.read_text(encoding="utf-8").splitlines()]
+
+
+def model_reference(model) -> str:
+    """How a model is recorded (and loaded by workers): 'testbed', an absolute folder, or the given id."""
+    if model in (None, "", "testbed"):
+        return "testbed"
+    path = Path(model).expanduser()
+    return str(path.resolve()) if path.exists() else str(model)
+
+
+def _load(model, device: str, dtype: str):
+    """(model, its reference or None) from a reference string / folder, or a loaded model as given."""
+    if not isinstance(model, (str, Path)) and model is not None:
+        return model, None
+    ref = model_reference(model)
+    try:
+        return load_model(None if ref == "testbed" else ref, device=device, dtype=dtype), ref
+    except OSError as exc:
+        raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+
+
+def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str | Path,
+            settings: AugmentSettings | None = None, *, executor: str = "local", workers: int = 1,
+            ray_address: str | None = None, device: str = "auto", resume: bool = False, progress: bool = True,
+            ray_options: dict | None = None, **options) -> AugmentResult:
+    """Generate ``per_class`` synthetic images per class from a few reference images per class; write a data set.
+
+    Args:
+        model: a model reference ('testbed', a testbed or diffusers folder, a cached hub id) or, with the local
+            executor, a loaded model.
+        references: a folder of class sub-folders of images, or ``{class name: images (k, C, H, W) in [0, 1]}``.
+            With ``condition='class'`` the class names must be classes of the model (or prompts).
+        out: the data set folder (must not exist, unless ``resume``): ``OUT/<class>/<class>_<index>.png``,
+            ``manifest.jsonl`` (one line per image: class, strategy, method, prior, sampler, steps, guidance and
+            the seed's provenance), ``run.json``, ``references.safetensors`` (references and their inversions).
+        settings / options: an :class:`AugmentSettings`, or its fields as keywords (``per_class=...``); keywords
+            override fields of ``settings``.
+        executor: 'local' (in-process) or 'ray' (``workers`` actors; ``ray_address`` joins a running cluster,
+            else a local one is started); ``ray_options``: ``cpus_per_worker``, ``retries``, ``runtime_env``.
+        device: where the model runs ('auto': a GPU when there is one).
+        resume: continue the run in ``out``: finished shards are kept; the settings, model and references must be
+            the saved run's (ValueError naming the first difference).
+
+    Every seed is fixed by the plan (settings, classes, number of references): image i of a class is the same
+    bytes whatever the shard order, executor or number of workers. Seeds: random -> N(0, I) from distinct
+    integers; centroid -> c(S_i) for distinct subsets S_i of the inversions; paths -> gamma_ij(t) on the geodesics
+    between the centroid and the inversions and between inversions, t on a Sobol grid.
+    """
+    t0 = time.perf_counter()
+    if settings is None:
+        settings = AugmentSettings(**options)
+    elif options:
+        settings = dataclasses.replace(settings, **options)
+    out = Path(out).expanduser()
+    resuming = writing.check_new_out(out, resume)
+    loaded, ref = _load(model, device, settings.dtype)
+    runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
+    settings = settings.resolved(loaded)
+    classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
+    if settings.strategy == "seedselect":
+        check_refinable(loaded)
+    plan = make_plan(classes, settings)
+    model_id = ref or getattr(loaded, "name", type(loaded).__name__)
+    parameters = {"settings": settings.to_record(),
+                  "model": {"id": model_id, "name": loaded.name, "seed_shape": list(loaded.seed_shape),
+                            "default_steps": loaded.default_steps, "default_guidance": loaded.default_guidance},
+                  "classes": [c.record() for c in classes]}
+    if resuming:
+        writing.check_resumable(out, parameters)
+
+    record = writing.open_record(out, parameters, resuming, runner.describe())
+    with record.guard():
+        references_file = out / refs.REFERENCES_FILE
+        if not references_file.is_file():
+            inversions = (None if settings.strategy == "random" else
+                          refs.invert_classes(loaded, classes, settings.inversion_steps, progress))
+            refs.save_references(references_file, classes, inversions)
+        pending = [s for s in plan.shards if not writing.shard_finished(out, plan, s)]
+        generated = sum(s.size for s in pending)
+        with tqdm(total=plan.total_images, initial=plan.total_images - generated, desc="augment", unit="image",
+                  disable=not progress) as bar:
+            runner.run(plan, out, pending, model_id, bar.update)
+        manifest = writing.assemble_manifest(out, plan)
+        seconds = time.perf_counter() - t0
+        record["result"] = {"images": plan.total_images, "generated": generated, "shards": len(plan.shards),
+                            "shards_run": len(pending), "seconds": round(seconds, 3)}
+    return AugmentResult(out, manifest, [c.folder for c in classes], plan.total_images, generated, len(plan.shards),
+                         len(pending), seconds, settings)

@@ -1,0 +1,103 @@
+"""The settings of an augmentation run: one frozen dataclass, validated up front, recorded in run.json."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+STRATEGIES = ("random", "centroid", "paths", "seedselect")
+CONDITIONS = ("class", "unconditional")
+# One --method name per geometry, as (centroid method, interpolation method) of seedspace.geometry: the centroid
+# strategy uses the first, the paths use the second for every geodesic (from the first's centroid).
+METHODS = {
+    "nao": ("nao", "nao"),
+    "slerp": ("spherical", "slerp"),
+    "lerp": ("euclidean", "lerp"),
+    "cog": ("cog", "cog"),
+    "normalized": ("normalized", None),  # a centroid only: there is no "normalized" interpolation
+}
+MIN_REFERENCES = {"random": 1, "centroid": 2, "paths": 2, "seedselect": 2}
+
+
+@dataclass(frozen=True)
+class AugmentSettings:
+    """What decides the bytes of an augmented data set (a resumed run must use the same).
+
+    - ``per_class``: images per class (N).
+    - ``strategy``: ``random`` (plain sampling from random seeds), ``centroid`` (centroids of subsets of the k
+      inversions; the first image is the centroid of all k), ``paths`` (points on the geodesics centroid ->
+      inversion and inversion <-> inversion, t by a scrambled Sobol sequence), ``seedselect`` (the ``paths`` seeds
+      refined by ``seedselect_steps`` SeedSelect steps).
+    - ``method``: the geometry, see ``METHODS`` (nao, slerp, lerp, cog; normalized for centroids only).
+    - ``condition``: ``class`` (generate with the class / prompt) or ``unconditional`` (the class given only by the
+      references' inversions; the model's null class or empty prompt).
+    - ``seed``: the one integer all randomness of the plan derives from.
+    - ``steps``, ``guidance``, ``inversion_steps``: DDIM sampling / inversion (None: the model's defaults).
+    - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming);
+      ``batch_size``: images per model call inside a shard (fixed, so workers and executors give the same bytes).
+    - ``dtype``: model weights dtype (float32, float16, bfloat16).
+    """
+
+    per_class: int
+    strategy: str = "paths"
+    method: str = "nao"
+    condition: str = "class"
+    seed: int = 0
+    steps: int | None = None
+    guidance: float | None = None
+    inversion_steps: int | None = None
+    seedselect_steps: int = 3
+    shard_size: int = 64
+    batch_size: int = 16
+    dtype: str = "float32"
+
+    def __post_init__(self):
+        def positive(name):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+        positive("per_class")
+        positive("shard_size")
+        positive("batch_size")
+        for name in ("steps", "inversion_steps"):
+            if getattr(self, name) is not None:
+                positive(name)
+        if self.strategy not in STRATEGIES:
+            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
+        if self.method not in METHODS:
+            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
+        if self.strategy in ("paths", "seedselect") and METHODS[self.method][1] is None:
+            usable = ", ".join(m for m, (_, i) in METHODS.items() if i)
+            raise ValueError(f"method {self.method!r} is a centroid only; --strategy {self.strategy} interpolates: "
+                             f"choose one of {usable}")
+        if self.condition not in CONDITIONS:
+            raise ValueError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
+        if self.strategy == "seedselect":
+            positive("seedselect_steps")
+        if self.dtype not in ("float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
+
+    @property
+    def centroid_method(self) -> str:
+        return METHODS[self.method][0]
+
+    @property
+    def interpolation_method(self) -> str | None:
+        return METHODS[self.method][1]
+
+    @property
+    def min_references(self) -> int:
+        return MIN_REFERENCES[self.strategy]
+
+    def resolved(self, model) -> "AugmentSettings":
+        """The settings with the model's defaults filled in (what run.json records)."""
+        steps = int(self.steps or model.default_steps)
+        return dataclasses.replace(
+            self, steps=steps, inversion_steps=int(self.inversion_steps or steps),
+            guidance=float(model.default_guidance if self.guidance is None else self.guidance))
+
+    def to_record(self) -> dict:
+        return dataclasses.asdict(self)

@@ -1,0 +1,56 @@
+"""Running one shard: its seeds from the plan's recipes and the stored inversions, SeedSelect refinement for the
+``seedselect`` strategy, generation in fixed batches of ``batch_size``, and writing. The same code runs in-process
+and inside Ray actors, so the bytes do not depend on the executor."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ... import outputs
+from ..seedselect import resolve_feature_fn, seedselect
+from . import strategies, writing
+from .planning import ShardWork
+from .references import REFERENCES_FILE, load_references
+
+
+def check_refinable(model) -> None:
+    """ValueError (before anything is written) when SeedSelect cannot run on ``model`` (no feature extractor)."""
+    resolve_feature_fn(model, None)
+
+
+def refine(model, seeds, references, condition, settings):
+    """``seedselect_steps`` SeedSelect steps from ``seeds`` toward the class's references: the refined seeds."""
+    result = seedselect(model, references, condition, init=seeds, steps=settings.seedselect_steps,
+                        sampler_steps=settings.steps, guidance=settings.guidance, num_seeds=seeds.shape[0])
+    return result.seed
+
+
+class ShardRunner:
+    """Generates and writes shards into ``out`` with one loaded model (the references file must be written)."""
+
+    def __init__(self, model, out: str | Path, model_id: str):
+        self.model, self.out, self.model_id = model, Path(out), model_id
+        self.references, self.inversions = load_references(self.out / REFERENCES_FILE)
+
+    def run(self, work: ShardWork) -> int:
+        """Generate and write a shard (overwriting any half-written attempt); returns its number of images."""
+        s, c, n = work.settings, work.cls, work.shard.size
+        if hasattr(self.model, "batch_size"):  # generate() must not split the fixed batches further
+            self.model.batch_size = max(int(self.model.batch_size), s.batch_size)
+        seeds = strategies.seeds_from_recipe(s.strategy, c.recipe, self.inversions.get(c.folder), self.model.seed_shape,
+                                             s.centroid_method, s.interpolation_method)
+        images = []
+        for start in range(0, n, s.batch_size):
+            batch = seeds[start:start + s.batch_size]
+            if s.strategy == "seedselect":
+                batch = refine(self.model, batch, self.references[c.folder], c.condition, s)
+            images.append(outputs.to_uint8(self.model.generate(batch, c.condition, s.steps, s.guidance)))
+        entries = [writing.manifest_entry(s, c, work.shard.start + i,
+                                          strategies.provenance(s.strategy, c.recipe, i, s.centroid_method,
+                                                                s.interpolation_method, s.seedselect_steps),
+                                          self.model_id)
+                   for i in range(n)]
+        writing.write_shard(self.out, work, np.concatenate(images), entries)
+        return n

@@ -1,0 +1,107 @@
+"""The data set on disk: ``OUT/<class folder>/<class folder>_<index>.png`` (ImageFolder), a manifest part per shard
+(written after its images: a shard is finished when its part exists), ``manifest.jsonl`` assembled from the parts
+in plan order, ``references.safetensors`` and ``run.json``. Every file is written atomically (outputs.py)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ... import outputs
+from .planning import ClassPlan, Plan, Shard, ShardWork
+from .settings import AugmentSettings
+
+COMMAND = "augment"
+MANIFEST = "manifest.jsonl"
+RUN_JSON = "run.json"
+PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes
+SAMPLER = "DDIM"
+
+
+def image_name(c: ClassPlan, index: int, per_class: int) -> str:
+    width = max(5, len(str(per_class - 1)))
+    return f"{c.folder}/{c.folder}_{index:0{width}d}.png"
+
+
+def part_path(out: Path, c: ClassPlan, shard: Shard) -> Path:
+    # inside the class folder: ImageFolder-style loaders take only image files from it
+    return out / c.folder / f"shard-{shard.chunk:05d}.jsonl"
+
+
+def shard_finished(out: Path, plan: Plan, shard: Shard) -> bool:
+    c = plan.classes[shard.class_position]
+    return part_path(out, c, shard).is_file() and all(
+        (out / image_name(c, i, plan.settings.per_class)).is_file() for i in range(shard.start, shard.stop))
+
+
+def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, model_id: str) -> dict:
+    """One manifest line: where the image is, its class and how it was made."""
+    return {"file": image_name(c, index, s.per_class), "class": c.name, "class_index": c.position, "index": index,
+            "strategy": s.strategy, "method": s.method, "condition": s.condition, "model_condition": c.condition,
+            "model": model_id, "prior": PRIOR, "sampler": SAMPLER, "steps": s.steps, "guidance": s.guidance,
+            "references": c.references, "seed": seed}
+
+
+def write_shard(out: Path, work: ShardWork, images: np.ndarray, entries: list[dict]) -> None:
+    """The shard's images (uint8 (n, H, W, C)), each with its manifest line in its PNG, then its manifest part."""
+    c = work.cls
+    for image, entry in zip(images, entries):
+        summary = {"_condition": f"class: {c.name}" if entry["condition"] == "class" else "unconditional",
+                   "Steps": entry["steps"], "Sampler": SAMPLER, "CFG scale": entry["guidance"],
+                   "Seed": entry["seed"].get("int"), "Seed method": f"{entry['strategy']}/{entry['method']}",
+                   "Model": entry["model"]}
+        outputs.save_png(out / entry["file"], image, outputs.format_parameters(dict(entry), summary))
+    outputs.write_text(part_path(out, c, work.shard), "".join(outputs.canonical_json(e) + "\n" for e in entries))
+
+
+def assemble_manifest(out: Path, plan: Plan) -> Path:
+    """``manifest.jsonl``: the shards' parts concatenated in plan order (class, then chunk)."""
+    text = "".join(part_path(out, plan.classes[s.class_position], s).read_text(encoding="utf-8") for s in plan.shards)
+    return outputs.write_text(out / MANIFEST, text)
+
+
+def check_new_out(out: Path, resume: bool) -> bool:
+    """True when ``out`` holds a run to resume; FileExistsError for an existing folder without ``resume``."""
+    if not out.exists():
+        return False
+    if not resume:
+        raise FileExistsError(f"output folder {out} already exists; pass resume to continue it, or choose another")
+    if not (out / RUN_JSON).is_file():
+        raise ValueError(f"cannot resume {out}: it holds no {RUN_JSON} of an augment run")
+    return True
+
+
+def check_resumable(out: Path, parameters: dict) -> None:
+    """ValueError naming the first setting, class or model that differs from the saved run's."""
+    try:
+        old = json.loads((out / RUN_JSON).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {out / RUN_JSON}: {exc}") from None
+    if old.get("command") != COMMAND:
+        raise ValueError(f"cannot resume {out}: it is a `{old.get('command')}` run, not an augment run")
+    saved = old.get("parameters", {})
+    for key, value in parameters["settings"].items():
+        if saved.get("settings", {}).get(key) != value:
+            raise ValueError(f"cannot resume {out}: {key} was {saved.get('settings', {}).get(key)!r}, now {value!r}")
+    for key in ("id", "name", "seed_shape"):
+        if saved.get("model", {}).get(key) != parameters["model"][key]:
+            raise ValueError(f"cannot resume {out}: the model differs ({key} was {saved.get('model', {}).get(key)!r}, "
+                             f"now {parameters['model'][key]!r})")
+    old_classes = [(c["name"], c["sha256"]) for c in saved.get("classes", [])]
+    new_classes = [(c["name"], c["sha256"]) for c in parameters["classes"]]
+    if old_classes != new_classes:
+        raise ValueError(f"cannot resume {out}: its classes or reference images differ from the ones given now")
+
+
+def open_record(out: Path, parameters: dict, resuming: bool, execution: dict) -> outputs.RunRecord:
+    """run.json: a new record, or the saved one reopened (its parameters kept) with this execution noted."""
+    if resuming:
+        record = outputs.RunRecord.resume(out)
+    else:
+        out.mkdir(parents=True)
+        record = outputs.RunRecord(out, COMMAND, parameters, model=parameters["model"])
+    record["execution"] = execution
+    record.write()
+    return record

@@ -1,0 +1,271 @@
+"""seedspace augment: the planner, the local and Ray executors, resume and bad input, on the tiny test models."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import seedspace as ss
+from seedspace import outputs
+from seedspace.apps.augment import AugmentSettings, augment, executors, references, strategies, writing
+from seedspace.apps.augment.planning import make_plan
+from seedspace.cli.main import main
+
+CLASSES = ["class0", "class1", "class2"]  # the tiny testbed's classes
+
+
+@pytest.fixture(scope="module")
+def refs_dir(tmp_path_factory) -> Path:
+    """Three reference images (8x8, the tiny testbed's size) per class."""
+    root = tmp_path_factory.mktemp("refs")
+    rng = np.random.default_rng(0)
+    for name in CLASSES:
+        (root / name).mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"ref{i}.png")
+    return root
+
+
+def run(model_dir, refs, out, **options):
+    kwargs = dict(per_class=5, steps=2, shard_size=2, batch_size=2, progress=False)
+    kwargs.update(options)
+    return augment(str(model_dir), refs, out, **kwargs)
+
+
+def data_files(out: Path) -> dict[str, bytes]:
+    """Every file of a data set but run.json (which records times and the executor)."""
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
+            if p.is_file() and p.name != "run.json"}
+
+
+def fake_classes(k: int, n_classes: int = 3):
+    return [references.ClassReferences(f"c{i}", f"c{i}", torch.rand(k, 1, 8, 8)) for i in range(n_classes)]
+
+
+# -- the planner ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("strategy", ["random", "centroid", "paths"])
+def test_plan_is_fixed_by_the_seed_and_never_repeats_a_seed(strategy):
+    per_class = 20 if strategy == "centroid" else 100  # k = 5 gives 26 distinct centroids
+    settings = AugmentSettings(per_class=per_class, strategy=strategy, seed=7, shard_size=16)
+    classes = fake_classes(5)
+    a, b = make_plan(classes, settings), make_plan(classes, settings)
+    other = make_plan(classes, AugmentSettings(per_class=per_class, strategy=strategy, seed=8, shard_size=16))
+    alone = make_plan(classes[:1], settings)  # a class's plan does not depend on the other classes
+    for ca, cb, co, c1 in zip(a.classes, b.classes, other.classes, alone.classes):
+        for key, value in ca.recipe.items():
+            assert np.array_equal(value, cb.recipe[key]) and np.array_equal(value, c1.recipe[key])
+        assert any(not np.array_equal(v, co.recipe[k]) for k, v in ca.recipe.items() if isinstance(v, np.ndarray))
+        rows = np.concatenate([v.reshape(per_class, -1) for v in ca.recipe.values() if isinstance(v, np.ndarray)], 1)
+        assert len(np.unique(rows, axis=0)) == per_class
+    assert [(s.class_position, s.start, s.stop) for s in a.shards] == [
+        (c, start, min(per_class, start + 16)) for c in range(3) for start in range(0, per_class, 16)]
+    recipe = a.classes[0].recipe
+    if strategy == "centroid":
+        assert recipe["subset"][0].all() and (recipe["subset"].sum(1) >= 2).all()
+    if strategy == "paths":
+        t = recipe["t_num"] / 2 ** recipe["t_bits"]
+        assert ((t > 0) & (t < 1)).all()
+        assert set(map(tuple, np.stack([recipe["source"], recipe["target"]], 1))) == set(map(tuple, strategies.segments(5)))
+
+
+def test_path_seeds_are_the_points_the_manifest_names():
+    settings = AugmentSettings(per_class=12, strategy="paths", method="slerp", seed=3)
+    inversions = torch.randn(3, 1, 8, 8)
+    plan = make_plan([references.ClassReferences("c", "c", inversions)], settings)
+    recipe = plan.classes[0].recipe
+    seeds = strategies.seeds_from_recipe("paths", recipe, inversions, (1, 8, 8), "spherical", "slerp")
+    centre = ss.centroid(inversions.double(), method="spherical")
+    for i in range(12):
+        p = strategies.provenance("paths", recipe, i, "spherical", "slerp", 0)
+        start = centre if p["from"] == "centroid" else inversions[p["from"]].double()
+        path = ss.interpolate(start, inversions[p["to"]].double(), steps=p["t_grid"][1] + 1, method="slerp")
+        assert torch.allclose(seeds[i].double(), path[p["t_grid"][0]], atol=1e-6)
+    assert len({tuple(s.flatten().tolist()) for s in seeds}) == 12
+
+
+def test_centroid_strategy_refuses_more_images_than_distinct_subsets():
+    with pytest.raises(ValueError, match="at most 4 distinct seeds from 3 references"):
+        make_plan(fake_classes(3), AugmentSettings(per_class=5, strategy="centroid"))
+
+
+# -- the local executor ---------------------------------------------------------------------------------------
+def test_local_run_writes_an_image_folder_with_manifest(tiny_testbed_dir, refs_dir, tmp_path):
+    result = run(tiny_testbed_dir, refs_dir, tmp_path / "out")
+    out = result.out
+    entries = result.entries()
+    assert [e["file"] for e in entries] == [f"{c}/{c}_{i:05d}.png" for c in CLASSES for i in range(5)]
+    assert {e["strategy"] for e in entries} == {"paths"} and {e["steps"] for e in entries} == {2}
+    assert all(e["model_condition"] == e["class"] and e["references"] == 3 for e in entries)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == CLASSES
+    assert outputs.parse_parameters(outputs.read_png_parameters(out / entries[7]["file"])) == entries[7]
+    pixels = {outputs.read_png_pixels(out / e["file"]).tobytes() for e in entries}
+    assert len(pixels) == 15
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["parameters"]["settings"]["per_class"] == 5
+    saved_refs, inversions = references.load_references(out / references.REFERENCES_FILE)
+    assert sorted(inversions) == CLASSES and inversions["class0"].shape == (3, 1, 8, 8)
+
+
+@pytest.mark.parametrize("strategy,per_class", [("centroid", 4), ("seedselect", 3), ("random", 3)])
+def test_every_strategy_makes_distinct_images(tiny_testbed_dir, refs_dir, tmp_path, strategy, per_class):
+    result = run(tiny_testbed_dir, refs_dir, tmp_path / "out", strategy=strategy, per_class=per_class,
+                 seedselect_steps=1, condition="unconditional")
+    entries = result.entries()
+    assert len(entries) == 3 * per_class and {e["model_condition"] for e in entries} == {"unconditional"}
+    assert len({outputs.read_png_pixels(result.out / e["file"]).tobytes() for e in entries}) == 3 * per_class
+    if strategy == "seedselect":
+        assert entries[0]["seed"]["seedselect_steps"] == 1 and entries[0]["seed"]["init"]["to"] in range(3)
+
+
+def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_path):
+    first = run(tiny_testbed_dir, refs_dir, tmp_path / "a")
+    other = tmp_path / "b"
+    shutil.copytree(first.out, other)
+    for name in CLASSES:
+        shutil.rmtree(other / name)
+    (other / "manifest.jsonl").unlink()
+    model = ss.load_model(str(tiny_testbed_dir))
+    settings = first.settings
+    plan = make_plan(references.resolve_classes(model, refs_dir, "class", 2), settings)
+    executors.LocalExecutor(model).run(plan, other, plan.shards[::-1], str(tiny_testbed_dir), lambda n: None)
+    writing.assemble_manifest(other, plan)
+    assert data_files(other) == data_files(first.out)
+
+
+def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs_dir, tmp_path, monkeypatch):
+    full = run(tiny_testbed_dir, refs_dir, tmp_path / "full")
+    out = tmp_path / "partial"
+    calls = []
+    original = executors.ShardRunner.run
+
+    def interrupted(self, work):  # Ctrl-C while the fourth shard runs
+        calls.append(work.shard)
+        if len(calls) == 4:
+            raise KeyboardInterrupt
+        return original(self, work)
+
+    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_testbed_dir, refs_dir, out)
+    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    assert len(list(out.rglob("shard-*.jsonl"))) == 3 and not (out / "manifest.jsonl").exists()
+    resumed = run(tiny_testbed_dir, refs_dir, out, resume=True)
+    assert resumed.shards_run == 9 - 3 and resumed.generated == 15 - 5  # class 0 (5 images) was finished
+    assert data_files(out) == data_files(full.out)
+
+    (out / "class1" / "shard-00001.jsonl").unlink()  # a lost shard is redone, the rest kept
+    (out / "class1" / "class1_00002.png").unlink()
+    again = run(tiny_testbed_dir, refs_dir, out, resume=True)
+    assert again.shards_run == 1 and data_files(out) == data_files(full.out)
+
+
+# -- Ray ------------------------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+def test_ray_output_is_byte_identical_and_a_killed_workers_shard_is_redone(tiny_testbed_dir, refs_dir, tmp_path,
+                                                                          ray_cluster):
+    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local", per_class=3)
+    marker = tmp_path / "crashed"  # the first shard's worker exits the process; Ray restarts it and retries
+    result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", per_class=3, executor="ray", workers=2,
+                 ray_options={"runtime_env": {"env_vars": {executors.CRASH_MARKER_ENV: str(marker)}}})
+    assert marker.exists() and result.shards_run == 6
+    assert data_files(result.out) == data_files(local.out)
+    assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
+
+
+def test_without_ray_the_ray_executor_says_how_to_install_it(tiny_testbed_dir, refs_dir, tmp_path, monkeypatch,
+                                                            capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    code = main(["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--out",
+                 str(tmp_path / "out"), "--per-class", "2", "--executor", "ray", "--quiet"])
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and "pip install seedspace[ray]" in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+# -- the command line -----------------------------------------------------------------------------------------
+def test_cli_testbed_split_unconditional(tmp_path, monkeypatch, capsys):
+    from seedspace.testbed import data
+
+    def shipped_split(name):  # a stand-in for the shipped long-tailed training split
+        assert name == "train-longtail"
+        gen = torch.Generator().manual_seed(0)
+        return torch.randint(0, 256, (40, 28, 28), generator=gen, dtype=torch.uint8), torch.arange(10).repeat(4)
+
+    monkeypatch.setattr(data, "shipped_split", shipped_split, raising=False)
+    out = tmp_path / "out"
+    code = main(["augment", "--testbed-split", "2", "--out", str(out), "--per-class", "2", "--steps", "2",
+                 "--condition", "unconditional", "--device", "cpu", "--quiet"])
+    assert code == 0, capsys.readouterr().err
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(entries) == 20 and entries[0]["file"] == "T-shirt_top/T-shirt_top_00000.png"
+    assert {e["model_condition"] for e in entries} == {"unconditional"} and entries[0]["class"] == "T-shirt/top"
+    assert outputs.read_png_pixels(out / entries[-1]["file"]).shape == (32, 32, 1)
+
+
+def _write_refs(root: Path, counts: dict, bad: str | None = None) -> Path:
+    for name, n in counts.items():
+        (root / name).mkdir(parents=True)
+        for i in range(n):
+            Image.fromarray(np.full((8, 8), 40 * i, dtype=np.uint8)).save(root / name / f"r{i}.png")
+    if bad:
+        (root / bad / "broken.png").write_bytes(b"not a png")
+    return root
+
+
+@pytest.mark.parametrize("case,extra,message", [
+    ("empty class folder", [], "holds no images"),
+    ("one reference for paths", [], "needs at least 2"),
+    ("unreadable image", [], "cannot read image"),
+    ("per class zero", ["--per-class", "0"], "per_class must be a positive integer"),
+    ("unknown strategy", ["--strategy", "clusterz"], "invalid choice"),
+    ("unknown method", ["--method", "bezier"], "invalid choice"),
+    ("normalized paths", ["--method", "normalized"], "centroid only"),
+    ("unknown class", [], "not a class of"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_path, capsys, case, extra, message):
+    counts = {"class0": 2, "class1": 2}
+    if case == "empty class folder":
+        counts["class2"] = 0
+    if case == "one reference for paths":
+        counts["class2"] = 1
+    if case == "unknown class":
+        counts["sweater"] = 2
+    refs = _write_refs(tmp_path / "refs", counts, bad="class1" if case == "unreadable image" else None)
+    out = tmp_path / "out"
+    args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs), "--out", str(out),
+            "--per-class", "2", "--steps", "2", "--quiet"]
+    code = main(args + extra)
+    err = capsys.readouterr().err.strip()
+    assert code == 2 and message in err and len(err.splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_existing_output_and_changed_settings_are_refused(tiny_testbed_dir, refs_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--out", str(out),
+            "--per-class", "2", "--steps", "2", "--shard-size", "2", "--quiet"]
+    assert main(args) == 0
+    before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
+    capsys.readouterr()
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err
+    assert main(args + ["--resume", "--seed", "5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot resume" in err and "seed was 0, now 5" in err and len(err.splitlines()) == 1
+    assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
+    assert main(args + ["--resume"]) == 0  # same settings: nothing left to do
+    assert "0 generated now" in capsys.readouterr().out
