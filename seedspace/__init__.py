@@ -25,6 +25,7 @@ _EXPORTS = {
     **dict.fromkeys(["resolve_condition"], ".conditions"),
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
     **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".apps.seedselect"),
+    **dict.fromkeys(["AugmentSettings", "augment"], ".apps.augment"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -45,6 +46,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
+    from .apps.augment import AugmentSettings, augment
     from .apps.seedselect import SeedSelectSettings, seedselect
     from .backends.base import SeedModel, seeds_from_ints
     from .backends.loading import load_model

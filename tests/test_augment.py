@@ -40,9 +40,10 @@ def run(model_dir, refs, out, **options):
 
 
 def data_files(out: Path) -> dict[str, bytes]:
-    """Every file of a data set but run.json (which records times and the executor)."""
+    """Every file of a data set but run.json (which records the executor), run.log (wall-clock times) and the
+    folder's lock."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and p.name != "run.json"}
+            if p.is_file() and p.name not in ("run.json", "run.log", ".lock")}
 
 
 def fake_classes(k: int, n_classes: int = 3):

@@ -13,6 +13,14 @@ from ..outputs import file_sha256, format_parameters
 LARGE_WEIGHTS = 512 * 2 ** 20  # above this, hash the config instead of gigabytes of weights
 
 
+def model_reference(name) -> str:
+    """How a model is recorded (and loaded again, e.g. by workers): 'testbed', an absolute folder, or a hub id."""
+    if name in (None, "", "testbed"):
+        return "testbed"
+    path = Path(name).expanduser()
+    return str(path.resolve()) if path.exists() else str(name)
+
+
 def model_revision(model) -> str | None:
     """A revision for run records: the hub snapshot commit, or a content hash of the UNet weights file."""
     folder = getattr(model, "folder", None)

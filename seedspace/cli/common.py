@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 
 from .. import outputs
 from ..apps.provenance import model_record
+from ..apps.provenance import model_reference as model_ref
 from ..apps.records import check_run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
@@ -124,14 +125,6 @@ def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) 
 
 
 # -- models ----------------------------------------------------------------------------------------------
-def model_ref(name: str | None) -> str:
-    """How a model is recorded: 'testbed', an absolute folder path, or a hub id."""
-    if name in (None, "", "testbed"):
-        return "testbed"
-    path = Path(name).expanduser()
-    return str(path.resolve()) if path.exists() else str(name)
-
-
 def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int | None = None,
          negative_prompt: str = ""):
     """Load a model from its recorded reference; a missing model is a user error."""

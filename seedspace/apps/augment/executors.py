@@ -13,7 +13,7 @@ from typing import Callable, Sequence
 
 import torch
 
-from ...backends.base import load_model
+from ...backends.loading import load_model
 from .planning import Plan, Shard, ShardWork
 from .shards import ShardRunner
 

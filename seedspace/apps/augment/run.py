@@ -12,7 +12,8 @@ from typing import Mapping
 import torch
 from tqdm.auto import tqdm
 
-from ...backends.base import load_model
+from ...backends.loading import load_model
+from ..provenance import model_reference
 from . import references as refs
 from . import writing
 from .executors import make_executor
@@ -38,14 +39,6 @@ class AugmentResult:
     def entries(self) -> list[dict]:
         """The manifest: one dict per image, in plan order (class, then index)."""
         return [json.loads(line) for line in self.manifest.read_text(encoding="utf-8").splitlines()]
-
-
-def model_reference(model) -> str:
-    """How a model is recorded (and loaded by workers): 'testbed', an absolute folder, or the given id."""
-    if model in (None, "", "testbed"):
-        return "testbed"
-    path = Path(model).expanduser()
-    return str(path.resolve()) if path.exists() else str(model)
 
 
 def _load(model, device: str, dtype: str):

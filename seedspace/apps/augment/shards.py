@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import outputs
-from ..seedselect import resolve_feature_fn, seedselect
+from ..seedselect import SeedSelectSettings, seedselect
 from . import strategies, writing
 from .planning import ShardWork
 from .references import REFERENCES_FILE, load_references
@@ -17,13 +17,15 @@ from .references import REFERENCES_FILE, load_references
 
 def check_refinable(model) -> None:
     """ValueError (before anything is written) when SeedSelect cannot run on ``model`` (no feature extractor)."""
-    resolve_feature_fn(model, None)
+    if not model.has_features:
+        raise ValueError(f"{model.name} has no feature extractor, which the seedselect strategy needs for its loss")
 
 
 def refine(model, seeds, references, condition, settings):
     """``seedselect_steps`` SeedSelect steps from ``seeds`` toward the class's references: the refined seeds."""
-    result = seedselect(model, references, condition, init=seeds, steps=settings.seedselect_steps,
-                        sampler_steps=settings.steps, guidance=settings.guidance, num_seeds=seeds.shape[0])
+    refinement = SeedSelectSettings(init=seeds, steps=settings.seedselect_steps, sampler_steps=settings.steps,
+                                    guidance=settings.guidance, num_seeds=seeds.shape[0])
+    result = seedselect(model, references, condition, settings=refinement)
     return result.seed
 
 
