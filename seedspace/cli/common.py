@@ -13,6 +13,7 @@ from safetensors.torch import load_file
 from .. import outputs
 from ..apps.provenance import model_record
 from ..backends.loading import load_model
+from ..backends.sampling import SCHEDULERS, check_scheduler
 from ..backends.testbed import WEIGHTS_DIR
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
@@ -47,6 +48,7 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
     if generate:
         g.add_argument("--guidance-scale", type=float, default=None,
                        help="classifier-free guidance scale (default: the model's)")
+        g.add_argument("--scheduler", default=None, help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for flow-matching models such as SD3 and Flux)")
     g.add_argument("--device", default="cpu", choices=DEVICES, help="device; seeds are always drawn on the CPU")
     g.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES, help="model weights dtype")
     g.add_argument("--batch-size", type=int, default=16, help="images per model call")
@@ -219,6 +221,7 @@ def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
         "guidance": float(model.default_guidance if getattr(args, "guidance_scale", None) is None else args.guidance_scale),
         "dtype": args.dtype,
         "batch_size": int(args.batch_size),
+        "scheduler": check_scheduler(getattr(args, "scheduler", None), model.prediction_type, model.name),
     }
 
 
