@@ -57,6 +57,7 @@ def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **
             raise ValueError(f"cannot load diffusers pipeline from {name}: {str(exc).splitlines()[0]}") from None
         raise _not_found(name) from None
     pipe.set_progress_bar_config(disable=True)
+    pipe.to(dtype=dtype)  # some components (e.g. SD3's transformer) can load in float32 whatever torch_dtype says
     kind = type(pipe).__name__
     if kind not in SUPPORTED_PIPELINES:
         raise _unsupported(name, kind)
