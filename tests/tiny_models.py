@@ -92,3 +92,83 @@ def write_tiny_stable_diffusion(folder: Path) -> Path:
                                    safety_checker=None, feature_extractor=None, requires_safety_checker=False)
     pipe.save_pretrained(folder / "sd", safe_serialization=True)
     return folder / "sd"
+
+
+def _tiny_clip(folder: Path, projection: bool, hidden: int = 16):
+    """A tiny CLIP tokenizer (open_clip's merges) and text encoder; ``projection`` adds the pooled projection
+    that SDXL's second encoder and SD3's encoders have."""
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    write_clip_tokenizer(folder)
+    tokenizer = CLIPTokenizer(str(folder / "vocab.json"), str(folder / "merges.txt"), model_max_length=77)
+    config = CLIPTextConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden,
+                            num_hidden_layers=1, num_attention_heads=2, max_position_embeddings=77,
+                            projection_dim=hidden, bos_token_id=len(tokenizer) - 2, eos_token_id=len(tokenizer) - 1)
+    return tokenizer, (CLIPTextModelWithProjection if projection else CLIPTextModel)(config)
+
+
+def _tiny_vae(latent_channels: int, **kwargs):
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(in_channels=3, out_channels=3, block_out_channels=(8, 16), latent_channels=latent_channels,
+                         down_block_types=("DownEncoderBlock2D",) * 2, up_block_types=("UpDecoderBlock2D",) * 2,
+                         norm_num_groups=4, sample_size=16, **kwargs)
+
+
+def write_tiny_sdxl(folder: Path) -> Path:
+    """A tiny StableDiffusionXLPipeline (two CLIP encoders, text_time conditioning) saved to folder/sdxl."""
+    from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(sample_size=8, in_channels=4, out_channels=4, block_out_channels=(8, 16),
+                                layers_per_block=1, down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+                                up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"), cross_attention_dim=32,
+                                attention_head_dim=2, norm_num_groups=4, addition_embed_type="text_time",
+                                addition_time_embed_dim=8, projection_class_embeddings_input_dim=6 * 8 + 16)
+    tokenizer, text = _tiny_clip(folder / "_tok1", projection=False)
+    tokenizer_2, text_2 = _tiny_clip(folder / "_tok2", projection=True)
+    scheduler = EulerDiscreteScheduler(beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
+    pipe = StableDiffusionXLPipeline(vae=_tiny_vae(4), text_encoder=text, text_encoder_2=text_2, tokenizer=tokenizer,
+                                     tokenizer_2=tokenizer_2, unet=unet, scheduler=scheduler)
+    pipe.save_pretrained(folder / "sdxl", safe_serialization=True)
+    return folder / "sdxl"
+
+
+def write_tiny_sd3(folder: Path) -> Path:
+    """A tiny StableDiffusion3Pipeline without the optional T5 encoder, saved to folder/sd3."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, SD3Transformer2DModel, StableDiffusion3Pipeline
+
+    torch.manual_seed(0)
+    transformer = SD3Transformer2DModel(sample_size=8, patch_size=2, in_channels=8, num_layers=1,
+                                        attention_head_dim=8, num_attention_heads=2, caption_projection_dim=16,
+                                        joint_attention_dim=32, pooled_projection_dim=32, out_channels=8)
+    tokenizer, text = _tiny_clip(folder / "_tok1", projection=True)
+    tokenizer_2, text_2 = _tiny_clip(folder / "_tok2", projection=True)
+    pipe = StableDiffusion3Pipeline(transformer=transformer, scheduler=FlowMatchEulerDiscreteScheduler(shift=3.0),
+                                    vae=_tiny_vae(8, shift_factor=0.06, scaling_factor=1.5),
+                                    text_encoder=text, tokenizer=tokenizer, text_encoder_2=text_2,
+                                    tokenizer_2=tokenizer_2, text_encoder_3=None, tokenizer_3=None)
+    pipe.save_pretrained(folder / "sd3", safe_serialization=True)
+    return folder / "sd3"
+
+
+def write_tiny_flux(folder: Path) -> Path:
+    """A tiny guidance-distilled FluxPipeline (CLIP + T5 encoders, packed latents), saved to folder/flux. The T5
+    slot takes the CLIP BPE tokenizer: any tokenizer whose ids fit the encoder serves a random-weight test."""
+    from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+    from transformers import T5Config, T5EncoderModel
+
+    torch.manual_seed(0)
+    transformer = FluxTransformer2DModel(patch_size=1, in_channels=16, num_layers=1, num_single_layers=1,
+                                         attention_head_dim=16, num_attention_heads=2, joint_attention_dim=32,
+                                         pooled_projection_dim=16, guidance_embeds=True, axes_dims_rope=[4, 4, 8])
+    tokenizer, text = _tiny_clip(folder / "_tok1", projection=False)
+    tokenizer_2, _ = _tiny_clip(folder / "_tok2", projection=False)
+    t5 = T5EncoderModel(T5Config(vocab_size=len(tokenizer_2), d_model=32, d_kv=8, d_ff=32, num_layers=1,
+                                 num_heads=2, relative_attention_num_buckets=8))
+    scheduler = FlowMatchEulerDiscreteScheduler(shift=1.0, use_dynamic_shifting=True, base_shift=0.5, max_shift=1.15)
+    pipe = FluxPipeline(transformer=transformer, scheduler=scheduler,
+                        vae=_tiny_vae(4, shift_factor=0.1, scaling_factor=0.4), text_encoder=text,
+                        tokenizer=tokenizer, text_encoder_2=t5, tokenizer_2=tokenizer_2)
+    pipe.save_pretrained(folder / "flux", safe_serialization=True)
+    return folder / "flux"

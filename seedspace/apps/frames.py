@@ -199,16 +199,16 @@ def plan_frames(command: str, params: dict, model, progress: bool = False) -> Fr
 def render_batches(model, plan: FramePlan, steps: int, guidance: float, batch_size: int,
                    on_batch: Callable[[int, int, torch.Tensor], None],
                    done: Callable[[int, int], bool] | None = None, progress: bool = False,
-                   on_progress: Callable[[int], None] | None = None) -> None:
+                   on_progress: Callable[[int], None] | None = None, scheduler: str | None = None) -> None:
     """Generate the plan's seeds in fixed batches of ``batch_size`` (so any frame can be regenerated bit for bit
     from its batch) and hand each batch's images (B, C, H, W) in [0, 1] to ``on_batch(start, stop, images)``;
-    batches for which ``done(start, stop)`` is true are skipped."""
+    batches for which ``done(start, stop)`` is true are skipped; ``scheduler`` names the sampler (None: the model's)."""
     n = plan.seeds.shape[0]
     for start in range(0, n, batch_size):
         stop = min(n, start + batch_size)
         if done is None or not done(start, stop):
             images = model.generate(plan.seeds[start:stop], list(plan.conditions[start:stop]), steps, guidance,
-                                    progress=progress)
+                                    progress=progress, scheduler=scheduler)
             on_batch(start, stop, images)
         if on_progress is not None:
             on_progress(stop - start)

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from .._version import __version__
+from ..backends.sampling import scheduler_label
 from ..conditions import condition_label
 from ..outputs import file_sha256, format_parameters
 
@@ -64,7 +65,7 @@ def frame_text(command: str, params: dict, frame: dict, size: tuple[int, int]) -
         "_condition": condition_label(cond),
         "_negative": cond.get("negative_prompt") or None,
         "Steps": params["steps"],
-        "Sampler": "DDIM",
+        "Sampler": scheduler_label(params.get("scheduler")),
         "CFG scale": params["guidance"],
         "Seed": ints[0] if ints else None,
         "Variation seed": ints[1] if len(ints) > 1 else None,

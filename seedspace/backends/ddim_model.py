@@ -11,20 +11,44 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
+from . import sampling
 from .base import Condition, check_seed_values, conditions_list
-from .ddim import StepCallback, ddim_invert, ddim_sample
+from .ddim import StepCallback
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # larger inputs are refused before decoding (Pillow's own guard is 179 megapixels)
 _FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 
 
 class DDIMModel:
-    """Shared DDIM machinery behind :class:`~seedspace.backends.base.SeedModel`.
+    """Shared sampling machinery behind :class:`~seedspace.backends.base.SeedModel`.
 
     Subclasses provide ``noise_predictor(conditions, guidance)``, ``encode``, ``decode``, ``prepare_image``,
     ``class_index``, ``name``, ``seed_shape``, ``image_shape``, ``conditioning``, ``alphas_cumprod``,
     ``batch_size``, ``device``, ``dtype`` and the defaults; the optional parts below say "absent" until overridden.
+    Samplers other than DDIM (see :mod:`~seedspace.backends.sampling`) also use ``prediction_type``,
+    ``model_prediction``, ``scheduler_config`` and ``timestep_options``, whose defaults here fit epsilon models.
     """
+
+    prediction_type = "epsilon"  # what the network predicts: 'epsilon', 'v_prediction' or 'flow' (velocity)
+    inversion_guidance = 1.0  # inversion runs without classifier-free guidance (as in the NAO and SeedSelect code)
+
+    @property
+    def default_scheduler(self) -> str:
+        """The sampler used when none is named: 'ddim', or 'flow-euler' for flow-matching models."""
+        return sampling.default_scheduler(self.prediction_type)
+
+    def model_prediction(self, conditions: Sequence, guidance: float):
+        """The raw guided network output f(x, t) (here epsilon: the noise predictor itself)."""
+        return self.noise_predictor(conditions, guidance)
+
+    @property
+    def scheduler_config(self) -> dict:
+        """The training schedule as a diffusers scheduler config (rebuilt from ``alphas_cumprod``)."""
+        return sampling.schedule_config(self.alphas_cumprod)
+
+    def timestep_options(self, steps: int) -> dict:
+        """Extra ``set_timesteps`` arguments of the diffusers schedulers (none here)."""
+        return {}
 
     class_names: list[str] | None = None
     num_classes: int | None = None
@@ -45,33 +69,39 @@ class DDIMModel:
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
                     guidance: float | None = None, progress: bool = False, checkpoint: bool = False,
-                    callback: StepCallback | None = None) -> torch.Tensor:
-        """DDIM from seeds to the clean sample x_0 in the diffusion space, one batch, differentiable;
-        ``callback(i, x_i, x0_hat_i)`` sees every step (see :func:`~seedspace.backends.ddim.ddim_sample`)."""
+                    callback: StepCallback | None = None, scheduler: str | None = None) -> torch.Tensor:
+        """Seeds to the clean sample x_0 in the diffusion space with the named sampler (None: the model's default,
+        DDIM for epsilon / v models), one batch, differentiable; ``callback(i, x_i, x0_hat_i)`` sees every step
+        (see :func:`~seedspace.backends.sampling.sample`)."""
         seeds = self.check_seeds(seeds)
-        eps = self.noise_predictor(conditions_list(condition, seeds.shape[0]),
-                                   self.default_guidance if guidance is None else float(guidance))
-        return ddim_sample(eps, seeds, self.alphas_cumprod, steps or self.default_steps, progress, checkpoint, callback)
+        return sampling.sample(self, seeds, conditions_list(condition, seeds.shape[0]), steps or self.default_steps,
+                               self.default_guidance if guidance is None else float(guidance), scheduler, progress,
+                               checkpoint, callback)
 
     @torch.no_grad()
     def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                 guidance: float | None = None, progress: bool = False) -> torch.Tensor:
-        """Images (N, C, H, W) in [0, 1] on the CPU from seeds (N, *seed_shape), in batches of ``batch_size``."""
+                 guidance: float | None = None, progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
+        """Images (N, C, H, W) in [0, 1] on the CPU from seeds (N, *seed_shape), in batches of ``batch_size``,
+        with the named sampler (None: the model's default)."""
+        sampling.check_scheduler(scheduler, self.prediction_type, self.name)
         conds = conditions_list(condition, seeds.shape[0])
         bs = self.batch_size
-        return torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance, progress)).cpu()
+        return torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance, progress,
+                                                       scheduler=scheduler)).cpu()
                           for i in range(0, seeds.shape[0], bs)]).float()
 
     @torch.no_grad()
     def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
-               progress: bool = False) -> torch.Tensor:
-        """DDIM inversion with guidance 1 (as in the NAO and SeedSelect code): images in [0, 1] -> seeds."""
+               progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
+        """Images in [0, 1] -> seeds by the inversion of the named sampler (None: the model's: DDIM inversion for
+        epsilon / v models, reverse Euler for flow models), without classifier-free guidance."""
+        sampling.check_inversion(scheduler, self.prediction_type, self.name)
         conds = conditions_list(condition, images.shape[0])
         bs, out = self.batch_size, []
         for i in range(0, images.shape[0], bs):
             x0 = self.encode(images[i:i + bs])
-            eps = self.noise_predictor(conds[i:i + bs], 1.0)
-            out.append(ddim_invert(eps, x0, self.alphas_cumprod, steps or self.default_steps, progress).cpu())
+            out.append(sampling.invert(self, x0, conds[i:i + bs], steps or self.default_steps, self.inversion_guidance,
+                                       scheduler, progress).cpu())
         return torch.cat(out)
 
     def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,5 @@
 """diffusers models behind the ``SeedModel`` protocol: Stable Diffusion 1.x/2.x/XL pipelines (prompts, VAE
-latents) and pixel ``UNet2DModel`` folders. Loaded from a local folder, or from the local Hugging Face cache
+latents), SD3 and Flux (see :mod:`~seedspace.backends.flow_backend`) and pixel ``UNet2DModel`` folders. Loaded from a local folder, or from the local Hugging Face cache
 for a hub id: seedspace never downloads at run time."""
 
 from __future__ import annotations
@@ -9,12 +9,14 @@ import warnings
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
-from .ddim_model import DDIMModel
+from .flow_backend import FLOW_PIPELINES
+from .latent import LatentPromptModel
 from .pixel import PixelUNetModel
+
+SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", *FLOW_PIPELINES, "DDPMPipeline",
+                       "DDIMPipeline")
 
 
 def _not_found(name: str) -> ValueError:
@@ -25,7 +27,8 @@ def _not_found(name: str) -> ValueError:
 
 
 def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **kwargs):
-    """A local diffusers folder or cached hub id -> ``LatentDiffusionModel`` or ``PixelUNetModel``."""
+    """A local diffusers folder or cached hub id -> ``LatentDiffusionModel``, ``SD3Model``, ``FluxModel`` or
+    ``PixelUNetModel``; ValueError for an unsupported pipeline class or a missing component."""
     # diffusers takes seconds to import: only when a model is loaded
     from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DModel
 
@@ -43,16 +46,23 @@ def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **
         sched_dir = path / "scheduler"
         scheduler = DDPMScheduler.from_pretrained(sched_dir) if sched_dir.exists() else DDPMScheduler()
         return PixelUNetModel(unet, scheduler.alphas_cumprod, name=name, **kwargs)
+    optional = _check_pipeline_folder(path, name) if path.is_dir() else {}
     try:
         with warnings.catch_warnings():  # newer diffusers renamed torch_dtype to dtype; older ones know only torch_dtype
             warnings.filterwarnings("ignore", message=".*torch_dtype.*", category=FutureWarning)
             pipe = DiffusionPipeline.from_pretrained(str(path) if path.exists() else name, torch_dtype=dtype,
-                                                     local_files_only=True)
+                                                     local_files_only=True, **optional)
     except (OSError, EnvironmentError) as exc:
         if path.exists():
             raise ValueError(f"cannot load diffusers pipeline from {name}: {str(exc).splitlines()[0]}") from None
         raise _not_found(name) from None
     pipe.set_progress_bar_config(disable=True)
+    pipe.to(dtype=dtype)  # some components (e.g. SD3's transformer) can load in float32 whatever torch_dtype says
+    kind = type(pipe).__name__
+    if kind not in SUPPORTED_PIPELINES:
+        raise _unsupported(name, kind)
+    if kind in FLOW_PIPELINES:
+        return FLOW_PIPELINES[kind](pipe.to(device), name=name, **kwargs)
     if not hasattr(pipe.scheduler, "alphas_cumprod"):
         raise ValueError(f"{name}: only DDPM-family (epsilon / v-prediction) schedulers are supported, not "
                          f"{type(pipe.scheduler).__name__}")
@@ -61,59 +71,58 @@ def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **
     return LatentDiffusionModel(pipe.to(device), name=name, **kwargs)
 
 
-class LatentDiffusionModel(DDIMModel):
-    """A Stable Diffusion (1.x, 2.x, XL) pipeline: seeds are VAE latents, conditions are prompts."""
+def _unsupported(name: str, kind: str | None) -> ValueError:
+    return ValueError(f"{name}: pipeline class {kind} is not supported; seedspace runs "
+                      f"{', '.join(SUPPORTED_PIPELINES)} and UNet2DModel folders")
 
-    conditioning = "prompt"
+
+def _check_pipeline_folder(path: Path, name: str) -> dict:
+    """Check a pipeline folder before loading it: a supported class, and a folder for every component its
+    model_index.json lists. Returns the components the index leaves out (e.g. SD3's T5), to load as None."""
+    try:
+        index = json.loads((path / "model_index.json").read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise ValueError(f"cannot read {path / 'model_index.json'}: {exc}") from None
+    if index.get("_class_name") not in SUPPORTED_PIPELINES:
+        raise _unsupported(name, index.get("_class_name"))
+    listed = {k: v for k, v in index.items() if not k.startswith("_") and isinstance(v, list) and len(v) == 2}
+    missing = [k for k, v in listed.items() if v[0] is not None and not (path / k).is_dir()]
+    if missing:
+        raise ValueError(f"{name} lacks the component folder(s) {', '.join(missing)} that its model_index.json lists")
+    return {k: None for k, v in listed.items() if v[0] is None}
+
+
+class LatentDiffusionModel(LatentPromptModel):
+    """A Stable Diffusion (1.x, 2.x, XL) pipeline: seeds are VAE latents, conditions are prompts."""
 
     def __init__(self, pipe, name: str, negative_prompt: str = "", height: int | None = None,
                  width: int | None = None, default_steps: int = 50, default_guidance: float = 7.5,
                  batch_size: int = 4):
-        self.pipe, self.name, self.negative_prompt = pipe, name, negative_prompt
-        self.unet, self.vae = pipe.unet.eval(), pipe.vae.eval()
-        self.unet.requires_grad_(False)
-        self.vae.requires_grad_(False)
+        super().__init__(pipe, pipe.unet, pipe.unet.config.in_channels, name, negative_prompt, height, width,
+                         default_steps, default_guidance, batch_size)
+        self.unet = self.denoiser
         self.is_xl = hasattr(pipe, "text_encoder_2")
-        scale = pipe.vae_scale_factor
-        size = self.unet.config.sample_size * scale
-        self.height, self.width = height or size, width or size
-        if self.height % scale or self.width % scale:
-            raise ValueError(f"height and width must be multiples of {scale}")
-        self.seed_shape = (self.unet.config.in_channels, self.height // scale, self.width // scale)
-        self.image_shape = (int(self.vae.config.in_channels), self.height, self.width)
         self.alphas_cumprod = pipe.scheduler.alphas_cumprod.float()
         self.prediction_type = pipe.scheduler.config.get("prediction_type", "epsilon")
-        self.default_steps, self.default_guidance, self.batch_size = default_steps, default_guidance, batch_size
-        self._embeddings: dict[tuple[str, str], tuple] = {}
 
-    @property
-    def device(self) -> torch.device:
-        return self.unet.device
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.unet.dtype
-
-    def class_index(self, condition) -> int | None:
-        """Prompt models have no classes: always a ValueError."""
-        raise ValueError(f"{self.name} takes text prompts, not classes")
-
-    def _embed(self, prompt: str):
-        """(cond, uncond[, pooled_cond, pooled_uncond]) text embeddings of one prompt, cached."""
-        key = (prompt, self.negative_prompt)
-        if key not in self._embeddings:
-            with torch.no_grad():
-                if self.is_xl:
-                    self._embeddings[key] = self.pipe.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
-                                                                    do_classifier_free_guidance=True,
-                                                                    negative_prompt=self.negative_prompt)
-                else:
-                    self._embeddings[key] = self.pipe.encode_prompt(prompt, self.device, 1, True, self.negative_prompt)
-        return self._embeddings[key]
+    def _encode_prompt(self, prompt: str, negative_prompt: str):
+        """(cond, uncond[, pooled_cond, pooled_uncond]); an empty negative prompt is the pipeline's default (None:
+        SDXL then uses zeros where its config says so)."""
+        if self.is_xl:
+            return self.pipe.encode_prompt(prompt, device=self.device, num_images_per_prompt=1,
+                                           do_classifier_free_guidance=True, negative_prompt=negative_prompt or None)
+        return self.pipe.encode_prompt(prompt, self.device, 1, True, negative_prompt)
 
     def noise_predictor(self, prompts: Sequence[str], guidance: float):
         """eps(x, t) = eps_u + g (eps_c - eps_u) from the UNet (v-prediction converted to epsilon)."""
-        embeds = [self._embed(p if p is not None else "") for p in prompts]
+        return self._guided(prompts, guidance, to_epsilon=True)
+
+    def model_prediction(self, prompts: Sequence[str], guidance: float):
+        """The raw guided UNet output (epsilon or v, as ``prediction_type`` says) at any scheduler timestep t."""
+        return self._guided(prompts, guidance, to_epsilon=False)
+
+    def _guided(self, prompts: Sequence[str], guidance: float, to_epsilon: bool):
+        embeds = [self._embed(p) for p in prompts]
         cond = torch.cat([e[0] for e in embeds])
         uncond = torch.cat([e[1] for e in embeds])
         extra_c = extra_u = None
@@ -125,7 +134,7 @@ class LatentDiffusionModel(DDIMModel):
 
         def unet(x, t, text, extra):
             out = self.unet(x.to(self.dtype), t, encoder_hidden_states=text, added_cond_kwargs=extra).sample.to(x.dtype)
-            if self.prediction_type == "v_prediction":
+            if to_epsilon and self.prediction_type == "v_prediction":
                 a = self.alphas_cumprod[t].to(x.dtype)
                 out = a.sqrt() * out + (1 - a).sqrt() * x
             return out
@@ -140,20 +149,3 @@ class LatentDiffusionModel(DDIMModel):
             return e_u + guidance * (e_c - e_u)
 
         return eps
-
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """Images in [0, 1] -> scaled VAE latents (posterior mean)."""
-        x = images.to(self.device, self.vae.dtype) * 2 - 1
-        return (self.vae.encode(x).latent_dist.mean * self.vae.config.scaling_factor).float()
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled VAE latents -> images in [0, 1]."""
-        x = self.vae.decode((latents / self.vae.config.scaling_factor).to(self.vae.dtype)).sample
-        return ((x.float() + 1) / 2).clamp(0, 1)
-
-    def prepare_image(self, image) -> np.ndarray:
-        """A PIL image -> float array (3, H, W) in [0, 1] at the model's size."""
-        image = image.convert("RGB")
-        if image.size != (self.width, self.height):
-            image = image.resize((self.width, self.height), Image.BICUBIC)
-        return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0

@@ -91,7 +91,8 @@ def run(args) -> int:
     with record.guard():
         settings = SeedSelectSettings(init=params["init"], steps=params["opt_steps"], lr=params["lr"],
                                       sampler_steps=params["steps"], inversion_steps=params["steps"],
-                                      guidance=params["guidance"], num_seeds=params["num_seeds"], seed=params["seed"])
+                                      guidance=params["guidance"], num_seeds=params["num_seeds"], seed=params["seed"],
+                                      scheduler=params.get("scheduler"))
         result = seedselect(model, images, cond, settings=settings, feature_fn=params.get("features"),
                             out_dir=folder / "steps", resume=args.resume is not None, progress=not args.quiet)
         meta = {"command": COMMAND, "model": params["model"]["id"], "init": params["init"],

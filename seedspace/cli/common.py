@@ -17,6 +17,7 @@ from ..apps.records import check_run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
+from ..backends.sampling import SCHEDULERS, check_scheduler
 from ..backends.testbed import WEIGHTS_DIR
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
@@ -53,6 +54,9 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
         g.add_argument("--guidance-scale", type=float, default=None,
                        help=f"classifier-free guidance scale, {GUIDANCE_RANGE[0]:g} to {GUIDANCE_RANGE[1]:g} "
                             "(default: the model's)")
+        g.add_argument("--scheduler", default=None,
+                       help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
+                            "flow-matching models such as SD3 and Flux)")
     g.add_argument("--device", default="cpu", choices=DEVICES, help="device; seeds are always drawn on the CPU")
     g.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES, help="model weights dtype")
     g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
@@ -246,6 +250,7 @@ def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
         "guidance": float(model.default_guidance if getattr(args, "guidance_scale", None) is None else args.guidance_scale),
         "dtype": args.dtype,
         "batch_size": int(args.batch_size),
+        "scheduler": check_scheduler(getattr(args, "scheduler", None), model.prediction_type, model.name),
     }
 
 

@@ -82,7 +82,7 @@ def render_plan(args, command: str, model, params: dict, plan: FramePlan, folder
 
     with tqdm(total=plan.seeds.shape[0], desc="frames", unit="frame", disable=args.quiet, file=sys.stderr) as bar:
         render_batches(model, plan, params["steps"], params["guidance"], params["batch_size"], on_batch, done,
-                       progress=not args.quiet, on_progress=bar.update)
+                       progress=not args.quiet, on_progress=bar.update, scheduler=params.get("scheduler"))
     return np.stack(out)
 
 
@@ -102,6 +102,6 @@ def regenerate(text: str, device: str = "cpu", model_override: str | None = None
         raise common.CLIError(f"frame index {index} is out of range")
     start, stop = plan.frames[index]["batch"]
     images = model.generate(plan.seeds[start:stop], list(plan.conditions[start:stop]), params["steps"],
-                            params["guidance"], progress=not quiet)
+                            params["guidance"], progress=not quiet, scheduler=params.get("scheduler"))
     image = outputs.to_uint8(images)[index - start]
     return image, frame_text(command, params, plan.frames[index], image.shape[:2])

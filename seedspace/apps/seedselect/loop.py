@@ -175,4 +175,6 @@ def _config(model, settings: SeedSelectSettings, conditions: list, n: int, sets:
             "sampler_steps": settings.sampler_steps, "guidance": settings.guidance,
             "conditions": [str(c) for c in conditions], "num_seeds": n,
             "num_references": [int(s.shape[0]) for s in sets], "model": model.name,
-            "target_checksum": target.checksum(), "format": FORMAT}
+            "target_checksum": target.checksum(), "format": FORMAT,
+            # the default sampler is left out so that runs recorded before schedulers existed still resume
+            **({"scheduler": settings.scheduler} if settings.scheduler not in (None, "ddim") else {})}

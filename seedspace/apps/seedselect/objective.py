@@ -55,7 +55,7 @@ def x0_predictions(model, seeds: torch.Tensor, conditions, settings: SeedSelectS
             preds.pop(0)
 
     x0 = model.generate_x0(seeds, conditions, settings.sampler_steps, settings.guidance, checkpoint=checkpoint,
-                           callback=keep_last)
+                           callback=keep_last, scheduler=settings.scheduler)
     return x0, preds
 
 

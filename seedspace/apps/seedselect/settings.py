@@ -26,7 +26,8 @@ class SeedSelectSettings:
       semantic_weight * semantic + appearance_weight * appearance, the semantic term weighted over the last
       len(step_weights) denoising steps (published 10, 1, (0.05, 0.25, 0.7)).
     - ``sampler_steps``: DDIM steps of the sampler inside the loop (None: the model's ``default_steps``); fewer
-      steps make each optimisation step proportionally cheaper. ``guidance``: classifier-free guidance (None:
+      steps make each optimisation step proportionally cheaper. ``scheduler``: the sampler inside the loop (None: the
+      model's default, DDIM; DDIM, Euler and DPM-Solver++ are tested). ``guidance``: classifier-free guidance (None:
       the model's).
     - ``num_seeds``, ``seed``: batch size and seed integers (``seed, seed+1, ...`` or a list) for 'random' (and
       the number of 'nao-paths' candidates kept) when there is one reference set.
@@ -45,6 +46,7 @@ class SeedSelectSettings:
     step_weights: Sequence[float] = SEMANTIC_STEP_WEIGHTS
     sampler_steps: int | None = None
     guidance: float | None = None
+    scheduler: str | None = None
     num_seeds: int = 1
     seed: Union[int, Sequence[int]] = 0
     inversion_steps: int | None = None
