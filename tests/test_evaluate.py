@@ -15,6 +15,7 @@ import torch
 from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
 from seedspace.apps.evaluation.config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS
 from seedspace.apps.evaluation.report import README_BEGIN, README_END, readme_section, update_marked_file
+from seedspace.backends.loading import load_model
 from seedspace.cli.main import main as cli_main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -187,3 +188,32 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
         assert section in md
     assert (tmp_path / "tb" / "norm_sweep.png").stat().st_size > 1000
     assert "old" not in readme.read_text() and "Norm sweep" in readme.read_text()
+
+
+def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
+    """The downstream benchmark end to end on the tiny model: every arm trains a classifier on the training split
+    plus the arm's extra images (the same number per augmented class), and the few-shot curve scores each cell."""
+    model = load_model(tiny_testbed_dir)
+    config = EvalConfig.quick_preset(experiments=("longtail", "fewshot"))
+    results = evaluate(model, config, out=tmp_path / "ev")
+    lt = results["experiments"]["longtail"]
+    rows = {r["label"]["arm"]: r for r in lt["tables"][0]["rows"]}
+    n_train = rows["real"]["n_images"]
+    augmented = len(model.class_names) - len(model.head_classes)
+    assert set(rows) == {"real", "balanced", "random (class)", "paths:nao (class)", "real + held-out real"}
+    for name in ("random (class)", "paths:nao (class)", "real + held-out real"):
+        assert rows[name]["n_images"] == n_train + augmented * config.lt_per_class
+    for r in rows.values():
+        assert all(0.0 <= r["metrics"][m]["mean"] <= 1.0 for m in ("lt_all", "lt_many", "lt_medium", "lt_few"))
+    assert {r["label"]["comparison"] for r in lt["tables"][1]["rows"]} >= {"paths:nao (class) − random (class)"}
+    # the synthetic data sets were written as ImageFolder trees under the run folder
+    pngs = list((tmp_path / "ev" / "datasets" / "longtail" / "class-paths-nao").rglob("*.png"))
+    assert len(pngs) == augmented * config.lt_per_class
+
+    fs = results["experiments"]["fewshot"]
+    cells = {(r["label"]["k"], r["label"]["arm"]) for r in fs["tables"][0]["rows"]}
+    assert cells == {(1, "random"), (2, "random"), (2, "paths:nao")}  # paths need two references
+    for r in fs["tables"][0]["rows"]:
+        assert 0.0 <= r["metrics"]["precision"]["mean"] <= 1.0 and "kid" in r["metrics"]
+    assert "paths:nao at k = 1" in " ".join(fs["notes"])
+    assert "Long-tail benchmark" in (tmp_path / "ev" / "report.md").read_text()

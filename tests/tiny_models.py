@@ -62,10 +62,28 @@ def write_tiny_testbed(folder: Path, num_classes: int = 3, size: int = 8) -> Pat
     gen = torch.Generator().manual_seed(0)
     save_file({"images": torch.randint(0, 256, (4 * num_classes, 28, 28), generator=gen, dtype=torch.uint8),
                "labels": torch.arange(num_classes).repeat_interleave(4)}, str(folder / "fewshot.safetensors"))
+    write_tiny_splits(folder, num_classes)
     (folder / "testbed.json").write_text(json.dumps({
         "name": "tiny-testbed", "classes": [f"class{i}" for i in range(num_classes)], "default_steps": 4,
         "default_guidance": 2.0, "head_classes": [0], "tail_classes": [num_classes - 1]}))
     return folder
+
+
+def write_tiny_splits(folder: Path, num_classes: int, train_counts=(40, 20, 12, 8, 6), test_per_class: int = 30) -> None:
+    """The long-tailed training split and the test references of a testbed folder (gzip'd safetensors of uint8
+    28x28 images and labels, as the embedded testbed ships them), random pixels."""
+    import gzip
+
+    from safetensors.torch import save
+
+    gen = torch.Generator().manual_seed(1)
+    counts = {"train-longtail": [train_counts[c % len(train_counts)] for c in range(num_classes)],
+              "test-references": [test_per_class] * num_classes}
+    for name, per_class in counts.items():
+        labels = torch.arange(num_classes).repeat_interleave(torch.tensor(per_class))
+        images = torch.randint(0, 256, (labels.shape[0], 28, 28), generator=gen, dtype=torch.uint8)
+        data = save({"images": images, "labels": labels, "source_indices": torch.arange(labels.shape[0])})
+        (folder / f"{name}.safetensors.gz").write_bytes(gzip.compress(data, mtime=0))
 
 
 def write_tiny_stable_diffusion(folder: Path) -> Path:

@@ -18,6 +18,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 from scipy import stats
+from scipy.spatial.distance import cdist
 
 INTERVAL_METHODS = ("BCa", "percentile", "basic", "recentred")
 
@@ -167,6 +168,37 @@ def mean_pairwise_distance(feats) -> float:
     sq = (x * x).sum(1)
     d2 = np.clip(sq[:, None] + sq[None, :] - 2 * x @ x.T, 0, None)
     return float(np.sqrt(d2[np.triu_indices(x.shape[0], 1)]).mean())
+
+
+def manifold_metrics(real, fake, k: int = 5) -> dict:
+    """Precision and recall (Kynkaanniemi et al. 2019) and density and coverage (Naeem et al. 2020) of ``fake``
+    against ``real`` features, with k-nearest-neighbour balls: radius(x) = distance to x's k-th neighbour in its
+    own set. precision = share of fakes inside some real ball; recall = share of reals inside some fake ball;
+    density = mean number of real balls holding a fake / k; coverage = share of real balls holding a fake.
+    (Written here because no dependency of the project implements them; they are a few lines of distances.)"""
+    real, fake = np.asarray(real, dtype=np.float64), np.asarray(fake, dtype=np.float64)
+    if real.shape[0] <= k or fake.shape[0] <= k:
+        raise ValueError(f"manifold metrics with k = {k} need more than {k} real and fake features, "
+                         f"got {real.shape[0]} and {fake.shape[0]}")
+    real_radius = np.sort(cdist(real, real), axis=1)[:, k]  # column 0 is the point itself
+    fake_radius = np.sort(cdist(fake, fake), axis=1)[:, k]
+    cross = cdist(fake, real)  # (fake, real)
+    inside = cross <= real_radius[None, :]
+    return {"precision": float(inside.any(axis=1).mean()),
+            "recall": float((cross <= fake_radius[:, None]).any(axis=0).mean()),
+            "density": float(inside.sum(axis=1).mean() / k),
+            "coverage": float(inside.any(axis=0).mean())}
+
+
+def t_interval(values, confidence: float = 0.95) -> dict:
+    """{mean, lo, hi, n}: the mean of a few independent values (e.g. classifier seeds) with its Student t
+    interval (a bootstrap is meaningless at n = 3); lo = hi = mean for a single value."""
+    x = np.asarray(values, dtype=np.float64).ravel()
+    mean = float(x.mean())
+    if x.size < 2 or np.allclose(x, x[0]):
+        return {"mean": mean, "lo": mean, "hi": mean, "n": int(x.size)}
+    lo, hi = stats.ttest_1samp(x, 0.0).confidence_interval(confidence)
+    return {"mean": mean, "lo": float(lo), "hi": float(hi), "n": int(x.size)}
 
 
 # -- bootstrap intervals -------------------------------------------------------------------------------------

@@ -33,7 +33,10 @@ def register(subparsers, formatter_class) -> None:
                     "PNGs. The default run takes about 25-30 min on 2 CPU cores; --quick about 2 min.",
         epilog="Example: seedspace evaluate --quick --out outputs/eval-quick")
     p.add_argument("--experiments", default="all",
-                   help=f"comma-separated subset of {','.join(EXPERIMENTS)} (default: all; 'paired' alone adds "
+                   help=f"comma-separated subset of {','.join(EXPERIMENTS)}; 'all' = the paper's claims (the first "
+                        "five); 'benchmark' = longtail,fewshot (synthetic training data: classifiers trained per "
+                        "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model) (default: all; "
+                        "'paired' alone adds "
                         "interpolation and centroid, whose per-item results it compares)")
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")

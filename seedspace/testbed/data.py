@@ -55,21 +55,26 @@ def load_fashion_mnist(split: str = "train", root: str | Path = FASHION_MNIST_DI
     return images, labels
 
 
-def _shipped_tensors(name: str) -> dict:
+def _shipped_tensors(name: str, folder: str | Path | None = None) -> dict:
     if name not in SHIPPED_SPLITS:
         raise ValueError(f"unknown shipped split {name!r}; choose from {', '.join(SHIPPED_SPLITS)}")
-    with gzip.open(SHIPPED_DIR / SHIPPED_SPLITS[name][0], "rb") as f:
+    path = Path(folder or SHIPPED_DIR) / SHIPPED_SPLITS[name][0]
+    if not path.is_file():
+        raise ValueError(f"{path.parent} has no {name} split ({path.name}); a testbed folder ships it for the "
+                         "long-tail benchmark and `augment --testbed-split`")
+    with gzip.open(path, "rb") as f:
         return load(f.read())
 
 
-def shipped_split(name: str) -> tuple[torch.Tensor, torch.Tensor]:
+def shipped_split(name: str, folder: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """A Fashion-MNIST split shipped in the package: uint8 images (N, 28, 28) and int64 labels (N,).
 
     ``"train-longtail"``: :func:`long_tail_indices` (imbalance 100, seed 0) of the training set, 6,000 down to 60
     images per class (14,891), the testbed's diffusion training data. ``"test-references"``: the 9,000 test images
-    not in the testbed's few-shot set. Rows are in source order (see :func:`shipped_source_indices`).
+    not in the testbed's few-shot set. Rows are in source order (see :func:`shipped_source_indices`). ``folder``: a
+    testbed folder holding its own splits (default: the embedded testbed's).
     """
-    data = _shipped_tensors(name)
+    data = _shipped_tensors(name, folder)
     return data["images"], data["labels"]
 
 

@@ -17,8 +17,8 @@ from safetensors.torch import load_file
 from tqdm.auto import tqdm
 
 from ... import outputs
+from ...backends.base import UNCONDITIONAL
 
-UNCONDITIONAL = "unconditional"  # the pixel backends' name for the null class
 REFERENCES_FILE = "references.safetensors"
 
 
@@ -132,9 +132,9 @@ def _image_shape(model):
 def model_condition(model, name: str, mode: str):
     """What ``model.generate`` gets for a class: the class itself (class models: name or index; text models: the
     name as prompt), or with ``mode='unconditional'`` the null class / empty prompt."""
-    if not hasattr(model, "class_index"):  # a text-to-image model
+    if model.conditioning == "prompt":
         return "" if mode == UNCONDITIONAL else name
-    if getattr(model, "num_classes", None) is None:
+    if model.conditioning == "none":
         if mode != UNCONDITIONAL:
             raise ValueError(f"{model.name} is unconditional: use condition 'unconditional'")
         return None

@@ -20,8 +20,10 @@ from typing import Callable
 import torch
 
 from .centroid import run_centroid
-from .config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
+from .fewshot import run_fewshot
+from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
 from .interpolation import run_interpolation
+from .longtail import run_longtail
 from .norm import run_norm
 from .paired import run_paired
 from .rare import run_rare
@@ -31,13 +33,17 @@ from .runner import Runner
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
            "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme", "write_outputs"]
 
-RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare}
+RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
+           "longtail": run_longtail, "fewshot": run_fewshot}
 
 
 def parse_experiments(text: str | None) -> tuple:
-    """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> every experiment."""
+    """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> the paper's claims (norm,
+    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot."""
     if text in (None, "", "all"):
-        return EXPERIMENTS
+        return CLAIM_EXPERIMENTS
+    if text == "benchmark":
+        return BENCHMARK_EXPERIMENTS
     names = [t.strip().lower() for t in str(text).split(",") if t.strip()]
     unknown = [n for n in names if n not in EXPERIMENTS]
     if unknown:
@@ -71,7 +77,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     if "paired" in experiments and not {"interpolation", "centroid", "rare"} & set(experiments):
         log("paired needs per-item results: adding interpolation and centroid")
         experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
-    runner = runner or Runner(model, config, log)
+    runner = runner or Runner(model, config, log, workdir=Path(out) / "datasets" if out is not None else None)
     sections = {}
     for name in experiments:
         log(f"== {name}")

@@ -37,7 +37,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")
+CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
+BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (trains classifiers): opt-in
+EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS
 INTERPOLATION_METHODS = ("lerp", "slerp", "cog", "nao")
 CENTROID_METHODS = ("euclidean", "normalized", "spherical", "cog", "nao")
 REFERENCE_METHOD = "reference"  # the slow full-dimensional NAO solver: run on a subset only
@@ -69,6 +71,15 @@ METRICS = {
     "p_fid": ("path FID-style", "lower"),
     "p_kid": ("path KID", "lower"),
     "p_norm_min": ("path norm/√d min", None),
+    "lt_all": ("accuracy, all", "higher"),
+    "lt_many": ("many-shot", "higher"),
+    "lt_medium": ("medium-shot", "higher"),
+    "lt_few": ("few-shot", "higher"),
+    "precision": ("precision", "higher"),
+    "recall": ("recall", "higher"),
+    "density": ("density", "higher"),
+    "coverage": ("coverage", "higher"),
+    "fs_acc": ("classifier acc.", "higher"),
 }
 
 
@@ -76,7 +87,7 @@ METRICS = {
 class EvalConfig:
     """Every knob of an evaluation run (all of it is written to results.json)."""
 
-    experiments: tuple = EXPERIMENTS
+    experiments: tuple = CLAIM_EXPERIMENTS
     seed: int = 0
     steps: int | None = None            # DDIM steps; None = the model's default
     guidance: float | None = None       # None = the model's default
@@ -111,6 +122,21 @@ class EvalConfig:
     rare_path_steps: int = 5            # points per path incl. both ends ...
     rare_path_take: tuple = (1, 2)      # ... of which these are generated (t = 0.25, 0.5: nearer the centroid)
     rare_methods: tuple = CENTROID_METHODS
+    # long-tail benchmark and few-shot curve (experiments 6 and 7; arms are strategy:geometry of `augment`)
+    lt_shots: int = 10                  # real training images per augmented class (10 allows 1,013 distinct centroids)
+    lt_per_class: int = 200             # synthetic (or held-out real) images added per medium / few-shot class
+    lt_arms: tuple = ("random", "centroid:nao", "paths:nao", "paths:slerp")
+    lt_conditions: tuple = ("class", "unconditional")
+    lt_classifier_seeds: tuple = (0, 1, 2)
+    lt_epochs: int = 4
+    lt_test_per_class: int = 500        # test images per class; the rest of the test references: held-out real pool
+    lt_steps: int | None = 20           # DDIM steps of the synthesis (None: the model's)
+    lt_dtype: str = "bfloat16"          # weights dtype of the synthesis (bf16 is 2.4x faster on CPUs with AMX)
+    fs_shots: tuple = (1, 2, 5, 10)
+    fs_per_class: int = 60
+    fs_arms: tuple = ("random", "centroid:nao", "paths:nao", "paths:slerp")
+    fs_manifold_k: int = 5              # neighbours of precision / recall / density / coverage
+    fs_classifier: bool = False         # also train a classifier per (k, arm, condition) (one seed)
     quick: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -119,7 +145,10 @@ class EvalConfig:
         cfg = cls(norm_scales=(0.5, 1.0, 1.5), norm_per_group=16, inversions_per_class=10, interp_pairs_per_class=1,
                   interp_points=3, interp_reference_paths=1, centroid_sets=1, centroid_path_inputs=2,
                   centroid_reference_sets=1, rare_sets=1, rare_path_take=(2,), n_boot=500, fid_boot=50,
-                  ref_per_class=200, quick=True)
+                  ref_per_class=200, lt_shots=3, lt_per_class=6, lt_arms=("random", "paths:nao"),
+                  lt_conditions=("class",), lt_classifier_seeds=(0,), lt_epochs=1, lt_test_per_class=20,
+                  fs_shots=(1, 2), fs_per_class=6, fs_arms=("random", "paths:nao"), fs_manifold_k=2,
+                  quick=True)
         return dataclasses.replace(cfg, **overrides)
 
     def to_dict(self) -> dict:

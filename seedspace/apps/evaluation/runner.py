@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import hashlib
 import math
+import tempfile
 import time
 import zlib
+from pathlib import Path
 from typing import Callable, Sequence
 
 import numpy as np
 import torch
 
 from ...backends.base import seeds_from_ints
+from ...backends.loading import load_model
 from ..metrics import bootstrap_ci, group_frechet, group_kid, index_bootstrap_ci, paired_bootstrap_ci
 from .config import EvalConfig
 from .judge import EvalJudge, load_references, resize_images
@@ -25,8 +28,11 @@ def stable_seed(*parts) -> int:
 class Runner:
     """Holds the model, the judge and the caches for one evaluation run."""
 
-    def __init__(self, model, config: EvalConfig, log: Callable[[str], None] | None = None, judge: EvalJudge | None = None):
+    def __init__(self, model, config: EvalConfig, log: Callable[[str], None] | None = None, judge: EvalJudge | None = None,
+                 workdir: Path | None = None):
         self.model, self.cfg = model, config
+        self._workdir = workdir
+        self._synthesis_model = None
         self.log = log or (lambda msg: None)
         self.steps = int(config.steps or model.default_steps)
         self.guidance = float(model.default_guidance if config.guidance is None else config.guidance)
@@ -39,6 +45,22 @@ class Runner:
         t0 = time.perf_counter()
         self.judge = judge or EvalJudge(model, load_references(model, config.references, config.ref_per_class, config.seed))
         self.counters["judge_setup_s"] = time.perf_counter() - t0
+
+    def workdir(self, name: str) -> Path:
+        """A folder for the data sets an experiment writes: ``<out>/datasets/<name>`` of the run, or a temporary
+        folder (removed when the process ends) without one."""
+        if self._workdir is None:
+            self._tmp = getattr(self, "_tmp", None) or tempfile.TemporaryDirectory(prefix="seedspace-eval-")
+            self._workdir = Path(self._tmp.name)
+        return self._workdir / name
+
+    def synthesis_model(self):
+        """The model in ``lt_dtype`` for the benchmark's synthesis (the evaluated model itself in float32)."""
+        if self.cfg.lt_dtype in (None, "float32") or getattr(self.model, "folder", None) is None:
+            return self.model
+        if self._synthesis_model is None:
+            self._synthesis_model = load_model(self.model.folder, device=self.model.device, dtype=self.cfg.lt_dtype)
+        return self._synthesis_model
 
     # -- class selections ----------------------------------------------------------------------------------
     def classes(self) -> list[int]:

@@ -1,0 +1,115 @@
+"""What the long-tail and few-shot benchmarks share: the model's own real data (its long-tailed training split, the
+test images, a held-out pool of extra real images), reference picks from the training split, and synthetic images
+made by :func:`seedspace.apps.augment.augment` for an arm (a strategy and a geometry)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ...outputs import read_png_pixels
+from ...testbed.data import shipped_split
+from ..augment import augment
+from .judge import resize_images
+from .runner import Runner
+
+ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry
+
+
+def parse_arm(arm: str) -> tuple[str, str]:
+    """'paths:nao' -> ('paths', 'nao'); 'random' -> ('random', 'nao') (random seeds ignore the geometry)."""
+    strategy, _, method = arm.partition(ARM_SEPARATOR)
+    return strategy, method or "nao"
+
+
+@dataclass
+class BenchmarkData:
+    """Real images (N, C, H, W) in [0, 1] at the model's size, with labels: the long-tailed training split, the
+    balanced test set, and a pool of extra real images per class (held out from the test set: the 'as many real
+    images as synthetic ones' upper bound). ``groups``: many / medium / few classes."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    extra_x: torch.Tensor
+    extra_y: torch.Tensor
+    groups: dict
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.groups["many"]) + len(self.groups["medium"]) + len(self.groups["few"])
+
+    def counts(self) -> list[int]:
+        return torch.bincount(self.train_y, minlength=self.num_classes).tolist()
+
+
+def _to_model_space(runner: Runner, images: torch.Tensor) -> torch.Tensor:
+    size = tuple(runner.model.image_shape[-2:])
+    return resize_images(images[:, None].float() / 255.0, size).clamp(0, 1)
+
+
+def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
+    """The model's splits (its folder's, else the embedded testbed's); the test images of each class are split by
+    a seeded permutation into ``test_per_class`` test images and the extra-real pool."""
+    folder = getattr(runner.model, "folder", None)
+    x, y = shipped_split("train-longtail", folder)
+    tx, ty = shipped_split("test-references", folder)
+    test_idx, extra_idx = [], []
+    for c in range(int(ty.max()) + 1):
+        members = torch.nonzero(ty == c).flatten().numpy()
+        order = runner.rng("benchmark-test-split", c).permutation(members)
+        test_idx += order[:test_per_class].tolist()
+        extra_idx += order[test_per_class:].tolist()
+    head, tail = runner.groups()["head"], runner.groups()["tail"]
+    classes = list(range(int(y.max()) + 1))
+    groups = {"many": head, "medium": [c for c in classes if c not in head + tail], "few": tail}
+    test_idx, extra_idx = torch.tensor(sorted(test_idx)), torch.tensor(sorted(extra_idx), dtype=torch.long)
+    return BenchmarkData(_to_model_space(runner, x), y.long(), _to_model_space(runner, tx[test_idx]), ty[test_idx].long(),
+                         _to_model_space(runner, tx[extra_idx]), ty[extra_idx].long(), groups)
+
+
+def pick_references(runner: Runner, data: BenchmarkData, classes, k: int, *names) -> dict[int, torch.Tensor]:
+    """k real images per class from the long-tailed *training* split (never from test images), seeded."""
+    refs = {}
+    for c in classes:
+        members = torch.nonzero(data.train_y == c).flatten().numpy()
+        if len(members) < k:
+            raise ValueError(f"class {c} has {len(members)} training images; {k} references were asked for")
+        pick = np.sort(runner.rng("benchmark-refs", c, k, *names).choice(members, k, replace=False))
+        refs[c] = data.train_x[torch.from_numpy(pick)]
+    return refs
+
+
+def extra_real(runner: Runner, data: BenchmarkData, classes, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """n held-out real images per class (the upper-bound arm), seeded."""
+    xs, ys = [], []
+    for c in classes:
+        members = torch.nonzero(data.extra_y == c).flatten().numpy()
+        if len(members) < n:
+            raise ValueError(f"class {c} has {len(members)} held-out real images; the upper bound needs {n}")
+        pick = np.sort(runner.rng("benchmark-extra", c).choice(members, n, replace=False))
+        xs.append(data.extra_x[torch.from_numpy(pick)])
+        ys.append(torch.full((n,), c, dtype=torch.long))
+    return torch.cat(xs), torch.cat(ys)
+
+
+def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class: int,
+               out: Path, steps: int | None) -> dict[int, torch.Tensor]:
+    """``per_class`` synthetic images per class (a data set written by ``augment`` into ``out``), read back as
+    {class: (n, C, H, W) in [0, 1]}."""
+    strategy, method = parse_arm(arm)
+    names = runner.model.class_names
+    result = augment(runner.synthesis_model(), {names[c]: refs for c, refs in references.items()}, out,
+                     per_class=per_class, strategy=strategy, method=method, condition=condition,
+                     seed=runner.cfg.seed, steps=steps, inversion_steps=runner.inversion_steps,
+                     shard_size=max(per_class, 1), batch_size=64, progress=False)
+    images: dict[int, list] = {c: [] for c in references}
+    by_name = {names[c]: c for c in references}
+    for entry in result.entries():
+        pixels = read_png_pixels(out / entry["file"])
+        images[by_name[entry["class"]]].append(torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0)
+    return {c: torch.stack(v) for c, v in images.items()}
