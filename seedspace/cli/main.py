@@ -63,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def given_options(command_parser: argparse.ArgumentParser, args) -> list[str]:
     """The destinations of the options given on the command line with a value other than their default."""
-    return sorted(k for k, v in vars(args).items() if v != command_parser.get_default(k))
+    return sorted(k for k, v in vars(args).items() if k != "command" and v != command_parser.get_default(k))
 
 
 def _one_line(exc: BaseException) -> str:
