@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
-from seedspace.apps.evaluation.config import CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS
+from seedspace.apps.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
 from seedspace.apps.evaluation.report import README_BEGIN, README_END, readme_section, update_marked_file
 from seedspace.backends.loading import load_model
 from seedspace.cli.main import main as cli_main
@@ -62,7 +62,7 @@ def test_quick_end_to_end(quick_run):
     assert rc == 0
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
-    assert set(results["experiments"]) == set(EXPERIMENTS)
+    assert set(results["experiments"]) == set(CLAIM_EXPERIMENTS)
     assert results["config"]["quick"] is True and results["config"]["seed"] == 0
     assert results["wall_time_s"] > 0 and results["environment"]["machine"]
     assert _check_numbers(results) > 100
@@ -118,7 +118,8 @@ def test_rerun_gives_the_same_numbers(tiny_testbed_dir, tmp_path):
 
 
 def test_experiment_selection_and_errors(tiny_testbed_dir, tmp_path):
-    assert parse_experiments("all") == EXPERIMENTS
+    assert parse_experiments("all") == CLAIM_EXPERIMENTS
+    assert parse_experiments("benchmark") == ("longtail", "fewshot")
     assert parse_experiments("paired,norm") == ("norm", "paired")
     with pytest.raises(ValueError, match="unknown experiment"):
         parse_experiments("norm,banana")

@@ -111,5 +111,5 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
     by_name = {names[c]: c for c in references}
     for entry in result.entries():
         pixels = read_png_pixels(out / entry["file"])
-        images[by_name[entry["class"]]].append(torch.from_numpy(pixels).permute(2, 0, 1).float() / 255.0)
+        images[by_name[entry["class"]]].append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0)
     return {c: torch.stack(v) for c, v in images.items()}
