@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 
 from . import planar
 from ._frame import angle_from_chord, pair_stats
 from ._tensors import as_tensor, check_choice, check_grid, check_norms, check_same_shape, flat_seeds, restore_values
-from .distance_table import table_for
+from .distance_table import TABLE_RTOL, table_for
 from .energy import segment_energies
 from .prior_io import resolve_prior
 
@@ -101,7 +103,7 @@ def pairwise_distances(X, Y=None, metric: str = "nao", *, grid: int = planar.DEF
     if metric == "euclidean":
         X64, Y64 = fx.to(torch.float64), fy.to(torch.float64)
         out = torch.cdist(X64[None], Y64[None], compute_mode="donot_use_mm_for_euclid_dist")[0].cpu().numpy()
-    else:
+    else:  # angular, nao
         D = fx.shape[1]
         prior = resolve_prior(prior, D) if metric == "nao" else None
         pairs = fx.shape[0] * fy.shape[0] // (2 if symmetric else 1)
@@ -123,7 +125,10 @@ def pairwise_distances(X, Y=None, metric: str = "nao", *, grid: int = planar.DEF
             table = table_for(prior, torch.cat([nx, ny]).cpu().numpy(), grid, span)
         if table is not None and table.ok:
             out = table.matrix(nx, ny, cos_block).cpu().numpy()
-        else:
+        elif table is not None:
+            warnings.warn(f"the NAO distance table reaches only {table.error:.1e} relative error on these norms "
+                          f"(bound {TABLE_RTOL:.0e}); solving all {pairs} pairs exactly, which is slow")
+        if table is None or not table.ok:
             out = _exact_matrix(fx, fy, nx, ny, symmetric, metric, grid, prior)
     if symmetric:
         np.fill_diagonal(out, 0.0)
