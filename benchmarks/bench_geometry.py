@@ -20,10 +20,11 @@ import time
 
 import torch
 
-from seedspace.geometry import ChiPrior, blend, centroid, centroid_objective, distance, interpolate, path_energy
+from seedspace.geometry import (ChiPrior, NormPrior, blend, centroid, centroid_objective, distance, interpolate,
+                                path_energy)
 
 
-SECTIONS = ("interpolation", "centroid", "blend", "batched")
+SECTIONS = ("interpolation", "centroid", "blend", "batched", "priors", "pairwise")
 
 
 def timed(fn, repeats: int):
@@ -53,6 +54,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=50, help="points per path")
     parser.add_argument("--k", type=int, default=5, help="seeds per centroid")
     parser.add_argument("--pairs", type=int, default=1000, help="pairs in the batched run (0 to skip)")
+    parser.add_argument("--matrix", type=int, default=10_000, help="rows and columns of the pairwise section")
     parser.add_argument("--repeats", type=int, default=5, help="repeats per timing (median reported)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     parser.add_argument("--only", nargs="*", default=SECTIONS, choices=SECTIONS, help="sections to run (default: all)")
@@ -76,6 +78,10 @@ def main() -> None:
         blend_section(args)
     if "batched" in args.only and args.pairs:
         batched_section(args, gen)
+    if "priors" in args.only:
+        priors_section(args)
+    if "pairwise" in args.only:
+        pairwise_section(args)
 
 
 def interpolation_section(args, gen) -> None:
@@ -143,6 +149,59 @@ def batched_section(args, gen) -> None:
         del paths
         print(f"| {method} | {secs:.2f} | {energy:.2f} |")
     gc.collect()
+
+
+def pairwise_section(args) -> None:
+    """A --matrix x --matrix NAO distance matrix (tabulated; the table's build timed apart) against torch.cdist of
+    the same float32 seeds, and the largest relative error over 300 pairs against the exact solver."""
+    from seedspace.geometry import pairwise_distances
+
+    n, d = args.matrix, args.d
+    gen = torch.Generator().manual_seed(3)
+    X, Y = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
+    build, _ = timed(lambda: pairwise_distances(X[:64], Y[:64], method="table"), 1)  # builds and caches the table
+    nao, D = timed(lambda: pairwise_distances(X, Y, method="table"), 1)
+    euclid, _ = timed(lambda: torch.cdist(X, Y), 1)
+    idx = torch.randint(0, n, (300, 2), generator=gen)
+    exact = distance(X[idx[:, 0]], Y[idx[:, 1]], batched=True)
+    err = float(((D[idx[:, 0], idx[:, 1]] - exact).abs() / exact).max())
+    print(f"\n### NAO distance matrix {n} x {n}, d = {d} (float32 seeds)\n")
+    print("| what | time (s) | / cdist |")
+    print("|---|---:|---:|")
+    print(f"| table build (once per prior and range) | {build:.2f} | |")
+    print(f"| NAO, tabulated | {nao:.2f} | {nao / euclid:.2f} |")
+    print(f"| torch.cdist (Euclidean) | {euclid:.2f} | 1.00 |")
+    print(f"\nlargest relative error against the exact solver (300 random pairs): {err:.1e}")
+
+
+class TabulatedChi(ChiPrior):
+    """A scaled chi through the generic code paths (tabulated primitive): stands for a density without closed forms."""
+
+    f_derivatives = NormPrior.f_derivatives
+    primitive_difference = NormPrior.primitive_difference
+
+    def __repr__(self):
+        return "tabulated " + super().__repr__()
+
+
+def priors_section(args) -> None:
+    """Every prior: interpolation time against chi's, the 50-point path's energy and the exact distance against the
+    optimum (the distance on a 16x finer solver grid), for endpoints at 0.93 sqrt(d) (own generator)."""
+    d, n = args.d, args.steps
+    gen = torch.Generator().manual_seed(2)
+    a, b = pair(gen, d, (0.93, 0.93))
+    priors = [ChiPrior(d), ChiPrior(d, 0.93), ChiPrior(d, 1.2, d / 2), TabulatedChi(d, 0.93)]
+    print(f"\n### Norm priors: endpoints at 0.93 sqrt(d), {n} points\n")
+    print("| prior | time (ms) | time / chi | path energy / distance | distance / optimum |")
+    print("|---|---:|---:|---:|---:|")
+    base = None
+    for prior in priors:
+        secs, path = timed(lambda: interpolate(a, b, steps=n, prior=prior), args.repeats)
+        base = secs if base is None else base
+        exact = distance(a, b, prior=prior)
+        optimum = distance(a, b, prior=prior, grid=2048)
+        print(f"| {prior!r} | {secs * 1e3:.1f} | {secs / base:.2f} | {path_energy(path, prior=prior) / exact:.4f} | "
+              f"{exact / optimum:.5f} |")
 
 
 if __name__ == "__main__":

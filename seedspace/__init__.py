@@ -18,8 +18,10 @@ from ._version import __version__
 
 # public name -> the module that defines it
 _EXPORTS = {
-    **dict.fromkeys(["CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "blend", "centroid",
-                     "distance", "interpolate", "norm_report", "pairwise_distances", "path_energy"], ".geometry"),
+    **dict.fromkeys(["CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "ClusterResult",
+                     "NormPrior", "blend", "centroid", "cluster", "distance", "fit_prior", "interpolate", "load_prior",
+                     "norm_report", "pairwise_distances", "path_energy", "prior_from_record", "prior_json"],
+                    ".geometry"),
     **dict.fromkeys(["SeedModel", "seeds_from_ints"], ".backends.base"),
     **dict.fromkeys(["load_model"], ".backends.loading"),
     **dict.fromkeys(["resolve_condition"], ".conditions"),
@@ -51,6 +53,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .backends.base import SeedModel, seeds_from_ints
     from .backends.loading import load_model
     from .conditions import resolve_condition
-    from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, blend, centroid,
-                           distance, interpolate, norm_report, pairwise_distances, path_energy)
+    from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, ClusterResult,
+                           NormPrior, blend, centroid, cluster, distance, fit_prior, interpolate, load_prior,
+                           norm_report, pairwise_distances, path_energy, prior_from_record, prior_json)
     from .seeds import LoadedSeeds, describe_seed, load_seeds, parse_seed_spec

@@ -17,7 +17,8 @@ from . import planar
 from ._tensors import as_tensor, check_choice, check_grid, check_steps, flat_seeds64, restore, work_dtype
 from .energy import segment_energies
 from .paths import DEFAULT_STEPS, nao_curve
-from .prior import ChiPrior
+from .prior import NormPrior
+from .prior_io import resolve_prior
 from .reference import reference_centroid
 
 CENTROID_METHODS = ("nao", "euclidean", "normalized", "spherical", "cog", "reference")
@@ -48,9 +49,9 @@ def _spherical_coefficients(G: np.ndarray, max_iter: int = 200) -> np.ndarray:
     return beta / nx
 
 
-def _baseline_coefficients(G: np.ndarray, method: str, prior: ChiPrior) -> np.ndarray:
-    """alpha with ``c = sum alpha_i x_i`` for: euclidean mean; normalized = mean rescaled to the chi
-    mode sqrt(d-1); spherical = Karcher mean of the directions rescaled to the mode; cog = sum / sqrt(k)."""
+def _baseline_coefficients(G: np.ndarray, method: str, prior: NormPrior) -> np.ndarray:
+    """alpha with ``c = sum alpha_i x_i`` for: euclidean mean; normalized = mean rescaled to the prior's
+    mode (chi: sqrt(d-1)); spherical = Karcher mean of the directions rescaled to the mode; cog = sum / sqrt(k)."""
     k = G.shape[0]
     if method == "euclidean":
         return np.full(k, 1.0 / k)
@@ -65,7 +66,7 @@ class _Objective:
     """``f = sum_i dist_nao(c, x_i) + w(|c|)`` (the NAO centroid) or, with ``weights``, ``f = sum_i weights_i
     dist_nao(c, x_i)^2`` (the weighted Frechet mean), from ``c . x_i``, ``|c|`` and the Gram matrix of the seeds."""
 
-    def __init__(self, G: np.ndarray, prior: ChiPrior, grid: int, weights: np.ndarray | None = None):
+    def __init__(self, G: np.ndarray, prior: NormPrior, grid: int, weights: np.ndarray | None = None):
         self.G, self.prior, self.grid, self.weights = G, prior, grid, weights
         self.nx = np.sqrt(np.diag(G))
         self.sol = None  # last 2-D solution: its grids and profiles warm-start the next solve
@@ -100,7 +101,7 @@ class _Objective:
         rc = np.sqrt(np.maximum((alphas * cx).sum(axis=1), 0.0))
         u0 = np.broadcast_to(np.log(rc)[:, None], cx.shape)
         um = np.broadcast_to(np.log(self.nx), cx.shape)
-        lower = np.abs(planar.primitive_difference(u0, um, self.prior)).sum(axis=1)
+        lower = np.abs(self.prior.primitive_difference(u0, um)).sum(axis=1)
         phi, _ = self._angles(cx, rc)
         tau = planar.uniform_grid(cx.size, self.grid)
         upper = planar.energy(planar.linear_profile(u0.ravel(), um.ravel(), tau), tau, phi.ravel(), self.prior)
@@ -158,7 +159,7 @@ class _Objective:
         return out
 
 
-def nao_coefficients(G: np.ndarray, prior: ChiPrior, grid: int = planar.DEFAULT_GRID, line=None) -> np.ndarray:
+def nao_coefficients(G: np.ndarray, prior: NormPrior, grid: int = planar.DEFAULT_GRID, line=None) -> np.ndarray:
     """alpha of the NAO centroid: start at the best baseline, optimise, keep whichever is better
     (so the NAO objective is never above any baseline's).  ``line``: the scalar seeds when d = 1."""
     obj = _Objective(G, prior, grid)
@@ -183,12 +184,13 @@ def _optimise_from_best(obj: _Objective, starts: np.ndarray, line) -> np.ndarray
     return alpha if obj.values_alpha(alpha[None])[0] <= vals[i] else best
 
 
-def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID):
+def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID, prior=None):
     """Weighted NAO blend of seeds (k, *seed_shape) -> seed_shape: the weighted Frechet mean
     ``argmin_c sum_i w_i dist_nao(c, x_i)^2`` (weights >= 0, normalised to sum 1), found in span(x_i).
 
     For two seeds it is the point at NAO arc-length fraction ``w_2`` along the geodesic from ``x_1`` to ``x_2``
     (the syntax ``1111:0.2|2222:0.8`` of seed-blending tools); a weight of 1 returns that seed exactly.
+    ``prior``: the norm prior of the NAO distance (chi(d) by default; anything :func:`load_prior` takes).
     """
     t, spec = as_tensor(seeds, "seeds")
     X = flat_seeds64(t, "seeds", batched=True)
@@ -205,6 +207,7 @@ def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID):
     if w.max() == 1.0:
         return restore(X[int(np.argmax(w))].reshape(t.shape[1:]), spec)
     grid = check_grid(grid)
+    prior = resolve_prior(prior, D)
     G = _gram(X)
     nx = np.sqrt(np.diag(G))
     norm = math.sqrt(max(w @ G @ w, 0.0))
@@ -215,12 +218,12 @@ def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID):
         for i in np.flatnonzero(w > 0):
             total += w[i]
             c = X[i:i + 1] if c is None else nao_curve(c, X[i:i + 1], 1, "nao", grid, torch.float64,
-                                                       fractions=np.array([[w[i] / total]]))[0]
+                                                       fractions=np.array([[w[i] / total]]), prior=prior)[0]
             used += 1
         if used == 2:
             return restore(c.reshape(t.shape[1:]), spec)
         starts.append(np.linalg.lstsq(G, (X @ c[0]).cpu().numpy(), rcond=None)[0])
-    alpha = _optimise_from_best(_Objective(G, ChiPrior(D), grid, w), np.stack(starts),
+    alpha = _optimise_from_best(_Objective(G, prior, grid, w), np.stack(starts),
                                 X[:, 0].cpu().numpy() if D == 1 else None)
     return restore((torch.from_numpy(alpha).to(X.device) @ X).reshape(t.shape[1:]), spec)
 
@@ -230,12 +233,13 @@ def _gram(X: torch.Tensor) -> np.ndarray:
 
 
 def centroid(seeds, method: str = "nao", return_paths: bool = False, steps: int = DEFAULT_STEPS, *,
-             grid: int = planar.DEFAULT_GRID):
+             grid: int = planar.DEFAULT_GRID, prior=None):
     """Centre of seeds (k, *seed_shape) -> seed_shape.
 
     ``nao``: argmin_c sum_i dist_nao(c, x_i) + w(|c|), found in span(x_i) by L-BFGS from the best
-    baseline (so its objective is never above theirs).  Baselines: ``euclidean`` mean; ``normalized``
-    mean rescaled to the chi mode sqrt(d-1); ``spherical`` Karcher mean of the directions at the
+    baseline (so its objective is never above theirs); ``w = -log p`` with p the ``prior`` (chi(d) by default;
+    anything :func:`load_prior` takes).  Baselines: ``euclidean`` mean; ``normalized``
+    mean rescaled to the prior's mode (chi: sqrt(d-1)); ``spherical`` Karcher mean of the directions at the
     mode; ``cog`` sum / sqrt(k); ``reference`` the published joint Adam optimisation (slow).
     ``return_paths=True`` also returns paths c -> x_i, shape (k, steps, *seed_shape): NAO geodesics,
     or the jointly optimised paths for ``reference``.
@@ -247,13 +251,13 @@ def centroid(seeds, method: str = "nao", return_paths: bool = False, steps: int 
     X = flat_seeds64(t, "seeds", batched=True)
     k, D = X.shape
     wd = work_dtype(spec.dtype)
+    prior = resolve_prior(prior, D)
     paths = None
     if method == "reference":
         c, paths = reference_centroid(X, steps)
         c = c.to(torch.float64)
     else:
         G = _gram(X)
-        prior = ChiPrior(D)
         if method == "nao":
             alpha = nao_coefficients(G, prior, grid, line=X[:, 0].cpu().numpy() if D == 1 else None)
         else:
@@ -265,13 +269,13 @@ def centroid(seeds, method: str = "nao", return_paths: bool = False, steps: int 
     if paths is None:
         if not bool(torch.linalg.vector_norm(c) > 0):
             raise ValueError("the centroid has zero norm; no paths from it exist")
-        paths = nao_curve(c.expand(k, D), X, steps, "euclidean", grid, wd).transpose(0, 1)
+        paths = nao_curve(c.expand(k, D), X, steps, "euclidean", grid, wd, prior=prior).transpose(0, 1)
         paths[:, 0] = c.to(wd)
         paths[:, -1] = X.to(wd)
     return out, restore(paths.reshape((k, steps, *t.shape[1:])), spec)
 
 
-def centroid_objective(seeds, c, *, grid: int = planar.DEFAULT_GRID) -> float:
+def centroid_objective(seeds, c, *, grid: int = planar.DEFAULT_GRID, prior=None) -> float:
     """NAO centroid objective ``sum_i dist_nao(c, x_i) + w(|c|)`` of a candidate centre ``c`` (seed_shape)."""
     t, _ = as_tensor(seeds, "seeds")
     tc, _ = as_tensor(c, "c")
@@ -279,6 +283,6 @@ def centroid_objective(seeds, c, *, grid: int = planar.DEFAULT_GRID) -> float:
     if tuple(tc.shape) != tuple(t.shape[1:]):
         raise ValueError(f"c must have the seed shape {tuple(t.shape[1:])}, got {tuple(tc.shape)}")
     C = flat_seeds64(tc.to(t.device), "c", batched=False)
-    obj = _Objective(_gram(X), ChiPrior(X.shape[1]), check_grid(grid))
+    obj = _Objective(_gram(X), resolve_prior(prior, X.shape[1]), check_grid(grid))
     cx = (C @ X.T).cpu().numpy()
     return float(obj.values(cx, torch.linalg.vector_norm(C, dim=1).cpu().numpy())[0])

@@ -6,7 +6,8 @@ import numpy as np
 import torch
 
 from ._tensors import as_tensor, restore_values
-from .prior import ChiPrior
+from .prior import ChiPrior, NormPrior
+from .prior_io import resolve_prior
 
 _SUB = 8  # graded sub-intervals on each side of a segment's closest approach to the origin
 _GRADE = (np.arange(_SUB + 1) / _SUB) ** 3
@@ -34,11 +35,12 @@ def _log_primitive(t: np.ndarray, p: np.ndarray, L: np.ndarray) -> np.ndarray:
     return tlog - 2 * t + at
 
 
-def segment_energies(sq_start: np.ndarray, cross: np.ndarray, sq_len: np.ndarray, prior: ChiPrior) -> np.ndarray:
+def segment_energies(sq_start: np.ndarray, cross: np.ndarray, sq_len: np.ndarray, prior: NormPrior) -> np.ndarray:
     """Energies of segments given ``|x_j|^2``, ``x_j . dx_j`` and ``|dx_j|^2`` (arrays of one shape).
 
     ``|x(s)|^2 = r_perp^2 + (s - s_c)^2 |dx|^2`` with ``s_c`` the closest approach to the origin.  Segments
-    passing close to the origin (where ``w`` has a log singularity) are integrated in closed form;
+    passing close to the origin (where ``w`` has a log singularity) are integrated in closed form for the chi
+    family (``w = c - a log r + b r^2/2``);
     the others with Gauss-Legendre on sub-intervals graded towards ``s* = clip(s_c, 0, 1)``.
     """
     length = np.sqrt(sq_len)
@@ -54,19 +56,21 @@ def segment_energies(sq_start: np.ndarray, cross: np.ndarray, sq_len: np.ndarray
             w = -prior._log_prob(r)
             total = total + np.where(side_len > 0, side_len * (w @ _TW), 0.0)
     near = (r_perp2 < sq_len) & (s_closest > -1.0) & (s_closest < 2.0) & (sq_len > 0)
-    if near.any():  # w = -(d-1)/2 log r^2 + r^2/2 + log Z, integrated exactly
+    if isinstance(prior, ChiPrior) and near.any():  # w = -a/2 log r^2 + b r^2/2 + c, integrated exactly
+        a, b, c = prior.weight_coefficients
         p, L, sc = np.sqrt(r_perp2[near]), length[near], s_closest[near]
         log_part = _log_primitive(1.0 - sc, p, L) - _log_primitive(-sc, p, L)
         mean_r2 = sq_start[near] + cross[near] + sq_len[near] / 3.0
-        total[near] = -(prior.d - 1) / 2.0 * log_part + mean_r2 / 2.0 + prior.log_normalizer
+        total[near] = -a / 2.0 * log_part + b * (mean_r2 / 2.0) + c
     return np.where(sq_len > 0, total * length, 0.0)
 
 
-def path_energy(path, batched: bool = False):
+def path_energy(path, batched: bool = False, *, prior=None):
     """NAO energy of a polyline, ``sum_j int w(|x|) ds`` over its straight segments (fine graded
     Gauss-Legendre quadrature; only O(n d) dot products touch the d-dimensional data).
 
     ``path``: (n, *seed_shape), or (n, B, *seed_shape) with ``batched=True`` -> one energy per column.
+    ``prior``: the norm prior of ``w = -log p`` (default chi(d); anything :func:`load_prior` takes).
     Returns a float, or float64 values of length B (numpy for numpy input, else a tensor on the input device).
     """
     t, spec = as_tensor(path, "path")
@@ -89,5 +93,5 @@ def path_energy(path, batched: bool = False):
     if not bool(torch.isfinite(sq_start).all() & torch.isfinite(sq_len).all()):
         raise ValueError("path contains non-finite values (nan or inf)")
     sq_start, cross, sq_len = sq_start.cpu().numpy(), cross.cpu().numpy(), sq_len.cpu().numpy()
-    values = segment_energies(sq_start, cross, sq_len, ChiPrior(D)).sum(axis=0)
+    values = segment_energies(sq_start, cross, sq_len, resolve_prior(prior, D)).sum(axis=0)
     return restore_values(values, spec) if batched else float(values[0])

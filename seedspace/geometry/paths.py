@@ -8,7 +8,7 @@ import torch
 from . import planar
 from ._frame import lift, lift_polar, pair_stats
 from ._tensors import as_tensor, check_choice, check_grid, check_same_shape, check_steps, flat_seeds, restore, work_dtype
-from .prior import ChiPrior
+from .prior_io import resolve_prior
 from .reference import reference_path
 
 INTERPOLATION_METHODS = ("nao", "slerp", "lerp", "cog", "reference")
@@ -43,22 +43,22 @@ def _slerp(a, b, steps, wd, stats, **_):
 
 
 def nao_curve(a: torch.Tensor, b: torch.Tensor, steps: int, spacing: str, grid: int, wd: torch.dtype,
-              stats=None, fractions: np.ndarray | None = None) -> torch.Tensor:
+              stats=None, fractions: np.ndarray | None = None, prior=None) -> torch.Tensor:
     """NAO geodesics for flat pairs (B, D): solve in each pair's plane, sample (evenly, or at ``fractions``
-    of the ``spacing`` length), lift -> (steps, B, D)."""
+    of the ``spacing`` length), lift -> (steps, B, D).  ``prior``: a NormPrior (None: chi(D))."""
     if a.shape[1] == 1:  # on the line the only path is the segment
         if fractions is not None:
             raise ValueError("fractions need d >= 2")
         return _lerp(a, b, steps, wd)
     stats = pair_stats(a, b) if stats is None else stats
-    prior = ChiPrior(a.shape[1])
+    prior = resolve_prior(prior, a.shape[1])
     sol = planar.solve(np.log(stats.norm_a), np.log(stats.norm_b), stats.phi, prior, grid=grid)
     r, theta = planar.sample(sol, steps, spacing, prior, fractions)
     return lift_polar(r, theta, a, b, stats, wd)
 
 
-def _nao(a, b, steps, wd, spacing, grid, stats):
-    return nao_curve(a, b, steps, spacing, grid, wd, stats)
+def _nao(a, b, steps, wd, spacing, grid, stats, prior):
+    return nao_curve(a, b, steps, spacing, grid, wd, stats, prior=prior)
 
 
 def _reference(a, b, steps, wd, **_):
@@ -70,11 +70,11 @@ _METHODS = {"nao": _nao, "slerp": _slerp, "lerp": _lerp, "cog": _cog, "reference
 
 
 def interpolate(a, b, steps: int = DEFAULT_STEPS, method: str = "nao", spacing: str = "euclidean",
-                batched: bool = False, *, grid: int = planar.DEFAULT_GRID):
+                batched: bool = False, *, grid: int = planar.DEFAULT_GRID, prior=None):
     """Path of ``steps`` seeds from ``a`` to ``b`` (shape (steps, *a.shape); ``path[0] == a``, ``path[-1] == b``).
 
-    ``nao``: geodesic of the metric ``w(|x|) |dx|`` with ``w = -log chi_d(|x|)`` (minimises
-    ``int w ds``), solved exactly in span(a, b); points evenly spaced by ``spacing`` ("euclidean"
+    ``nao``: geodesic of the metric ``w(|x|) |dx|`` with ``w = -log p(|x|)`` (minimises ``int w ds``; ``prior``
+    gives p: chi(d) by default, or a NormPrior, ``"scaled-chi:S"``, a prior file), solved exactly in span(a, b); points evenly spaced by ``spacing`` ("euclidean"
     arc length, "nao" energy, or "angle").  Baselines with t evenly spaced in [0, 1]:
     ``lerp`` (1-t) a + t b; ``slerp`` spherical interpolation; ``cog`` ((1-t) a + t b) / sqrt((1-t)^2 + t^2);
     ``reference`` the published Adam optimisation (slow).  ``batched=True``: a, b are (B, *seed_shape),
@@ -91,7 +91,8 @@ def interpolate(a, b, steps: int = DEFAULT_STEPS, method: str = "nao", spacing: 
     fa = flat_seeds(ta, "a", batched)
     fb = flat_seeds(tb, "b", batched)
     stats = pair_stats(fa, fb)  # also rejects zero-norm seeds
-    out = _METHODS[method](fa, fb, steps, work_dtype(spec.dtype), spacing=spacing, grid=grid, stats=stats)
+    prior = resolve_prior(prior, fa.shape[1])
+    out = _METHODS[method](fa, fb, steps, work_dtype(spec.dtype), spacing=spacing, grid=grid, stats=stats, prior=prior)
     out = out.to(spec.dtype)
     out[0] = ta.reshape(fa.shape)
     out[-1] = tb.reshape(fb.shape).to(spec.dtype)

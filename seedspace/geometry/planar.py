@@ -10,8 +10,9 @@ between grid nodes (a log-spiral piece in the plane).  Its energy is computed ex
     E(u) = sum_j  l_j * mean_{t in [0, 1]} F(u_j + t (u_{j+1} - u_j)),
     l_j  = sqrt((u_{j+1} - u_j)^2 + (theta_{j+1} - theta_j)^2),
 
-with the mean of ``F`` by 3-point Gauss-Legendre on short pieces and by the closed-form
-primitive ``int F du = int w dr`` on long ones (so a coarse piece cannot under-count).
+with the mean of ``F`` by 3-point Gauss-Legendre on short pieces and by the prior's primitive
+``int F du = int w dr`` on long ones (closed form for the chi family, else tabulated by high-order
+quadrature; so a coarse piece cannot under-count).  Any smooth norm density works (:class:`NormPrior`).
 Being the line integral of a concrete curve, it is an upper bound of the true distance
 that converges to it as the grid is refined.
 
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.linalg import solve_banded
 
-from .prior import ChiPrior
+from .prior import NormPrior
 
 DEFAULT_GRID = 128
 #: pairs whose angle is below this are treated as parallel (the radial path is optimal)
@@ -65,36 +66,11 @@ class PlanarSolution:
         return self.u.shape[1] - 1
 
 
-def _f_derivatives(u: np.ndarray, prior: ChiPrior, order: int):
-    """``F(u) = r w(r)`` with ``r = e^u``, ``w = -(d-1) u + r^2/2 + log Z``, and its u-derivatives up to ``order``:
-    ``F' = r (w + r^2 - (d-1))``, ``F'' = r (w + 4 r^2 - 2 (d-1))``."""
-    r = np.exp(u)
-    r2 = r * r
-    dm1 = prior.d - 1
-    w = (prior.log_normalizer - dm1 * u) + 0.5 * r2
-    out = [r * w]
-    if order >= 1:
-        out.append(r * (w + r2 - dm1))
-        if order >= 2:
-            out.append(r * (w + 4.0 * r2 - 2.0 * dm1))
-    return out
-
-
-#: pieces with |du| above this use the closed-form integral of F instead of Gauss-Legendre
+#: pieces with |du| above this use the primitive of F (closed form or tabulated) instead of Gauss-Legendre
 _CLOSED_FORM_DU = 0.02
 
 
-def primitive_difference(p: np.ndarray, q: np.ndarray, prior: ChiPrior) -> np.ndarray:
-    """``int_p^q F(u) du = W(e^q) - W(e^p)`` with ``W(r) = int w dr = -(d-1)(r log r - r) + r^3/6 + logZ r``,
-    arranged so that every term is proportional to ``e^q - e^p`` (no large cancellations)."""
-    rp = np.exp(p)
-    dr = rp * np.expm1(q - p)  # e^q - e^p
-    rq = rp + dr
-    dm1 = prior.d - 1
-    return dr * (prior.log_normalizer - dm1 * (q - 1.0)) - dm1 * rp * (q - p) + dr * (rq * rq + rq * rp + rp * rp) / 6.0
-
-
-def _segments(u: np.ndarray, h: np.ndarray, prior: ChiPrior, order: int) -> dict:
+def _segments(u: np.ndarray, h: np.ndarray, prior: NormPrior, order: int) -> dict:
     """Per-segment energy ``E_j`` (B, m) and its first/second derivatives in (u_j, u_{j+1}).
 
     ``E = l * M`` with ``l = sqrt(du^2 + h^2)`` and ``M`` the mean of ``F`` over ``[u_j, u_{j+1}]``:
@@ -104,13 +80,13 @@ def _segments(u: np.ndarray, h: np.ndarray, prior: ChiPrior, order: int) -> dict
     du = q - p
     ell = np.sqrt(du * du + h * h)
     nodes = p[..., None] + _S * du[..., None]
-    derivs = _f_derivatives(nodes, prior, order)
+    derivs = prior.f_derivatives(nodes, order)
     M = derivs[0] @ _G
     long = np.abs(du) > _CLOSED_FORM_DU
     any_long = bool(long.any())
     if any_long:
         du_safe = np.where(long, du, 1.0)
-        M = np.where(long, primitive_difference(p, q, prior) / du_safe, M)
+        M = np.where(long, prior.primitive_difference(p, q) / du_safe, M)
     seg = {"E": ell * M, "M": M, "ell": ell, "du": du}
     if order >= 1:
         safe = np.where(ell > 0, ell, 1.0)
@@ -118,8 +94,8 @@ def _segments(u: np.ndarray, h: np.ndarray, prior: ChiPrior, order: int) -> dict
         Mp = derivs[1] @ (_G * (1 - _S))
         Mq = derivs[1] @ (_G * _S)
         if any_long:
-            Fp = _f_derivatives(p, prior, order)
-            Fq = _f_derivatives(q, prior, order)
+            Fp = prior.f_derivatives(p, order)
+            Fq = prior.f_derivatives(q, order)
             Mp_c = (M - Fp[0]) / du_safe
             Mq_c = (Fq[0] - M) / du_safe
         if order >= 2:
@@ -158,7 +134,7 @@ def _steps(phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return phi[:, None] * np.diff(tau, axis=1)
 
 
-def energy(u: np.ndarray, tau: np.ndarray, phi: np.ndarray, prior: ChiPrior) -> np.ndarray:
+def energy(u: np.ndarray, tau: np.ndarray, phi: np.ndarray, prior: NormPrior) -> np.ndarray:
     """Exact energy of the piecewise log-spiral curve with nodes ``(u, phi * tau)``; shape (B,)."""
     return _segments(u, _steps(np.asarray(phi, dtype=np.float64), tau), prior, 0)["E"].sum(axis=1)
 
@@ -171,14 +147,14 @@ def _locate(cum: np.ndarray, target: np.ndarray):
     return j, target - cum[rows, j]
 
 
-def newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init=None, max_iter: int = 200,
+def newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u_init=None, max_iter: int = 200,
            step_tol: float = 1e-9) -> PlanarSolution:
     """See :func:`_newton`; overflowing trial steps just evaluate to inf/nan and are rejected."""
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         return _newton(u0, um, phi, prior, tau, u_init, max_iter, step_tol)
 
 
-def _newton(u0, um, phi, prior: ChiPrior, tau: np.ndarray, u_init, max_iter: int, step_tol: float) -> PlanarSolution:
+def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u_init, max_iter: int, step_tol: float) -> PlanarSolution:
     """Minimise the discrete energy on the fixed grid ``tau`` for B pairs at once.
 
     ``u0 = log|a|``, ``um = log|b|``, ``phi = angle(a, b)`` (shape (B,)); ``u_init`` (B, m+1)
@@ -287,19 +263,52 @@ def _pick(better: np.ndarray, new: PlanarSolution, old: PlanarSolution) -> Plana
     )
 
 
-def solve(u0, um, phi, prior: ChiPrior, grid: int = DEFAULT_GRID, rounds: int = DEFAULT_ROUNDS,
+def solve(u0, um, phi, prior: NormPrior, grid: int = DEFAULT_GRID, rounds: int = DEFAULT_ROUNDS,
           tau=None, u_init=None) -> PlanarSolution:
     """NAO geodesics for B endpoint pairs: Newton on a grid of ``grid`` pieces, then ``rounds`` of
     grid adaptation + warm re-solve (a round is kept per pair only if it lowers the energy).
 
     ``u0 = log|a|``, ``um = log|b|``, ``phi = angle(a, b)`` in [0, pi] (arrays of shape (B,)).
     ``tau``/``u_init`` (B, grid+1) warm-start from a previous solution (endpoint columns replaced).
+
+    The energy is not convex: for endpoints on one side of the cheapest norm ``u*`` the curve that stays
+    near them and the detour (radially to ``u*``, around, back) are separate local minima.  Pairs whose
+    solution costs more than that detour ``U = |W(u0) - W(u*)| + |W(um) - W(u*)| + F(u*) phi`` are
+    re-solved from it, so the result is never above ``U``.
     """
     u0 = np.atleast_1d(np.asarray(u0, dtype=np.float64))
     um = np.atleast_1d(np.asarray(um, dtype=np.float64))
     phi = np.atleast_1d(np.asarray(phi, dtype=np.float64))
     B = u0.shape[0]
     tau = uniform_grid(B, int(grid)) if tau is None else np.asarray(tau, dtype=np.float64)
+    sol = _solve_from(u0, um, phi, prior, tau, u_init, rounds)
+    detour = detour_energy(u0, um, phi, prior)
+    rows = np.flatnonzero((sol.energy > detour * (1 + 1e-9)) & (phi > PARALLEL_ANGLE))
+    if rows.size:
+        m = tau.shape[1] - 1
+        # the detour on a grid with a few nodes on each radial leg
+        legs = max(2, m // 8)
+        t = np.concatenate([np.linspace(0, 1e-6, legs + 1)[:-1], np.linspace(1e-6, 1 - 1e-6, m - 2 * legs + 1),
+                            np.linspace(1 - 1e-6, 1, legs + 1)[1:]])
+        st = np.broadcast_to(t, (rows.size, m + 1)).copy()
+        su = np.full((rows.size, m + 1), prior.cheapest_log_norm)
+        su[:, :legs] = u0[rows, None] + (prior.cheapest_log_norm - u0[rows, None]) * np.linspace(0, 1, legs)
+        su[:, -legs:] = prior.cheapest_log_norm + (um[rows, None] - prior.cheapest_log_norm) * np.linspace(0, 1, legs)
+        new = _solve_from(u0[rows], um[rows], phi[rows], prior, st, su, rounds)
+        part = take(sol, rows)
+        _put(sol, rows, _pick(new.energy < part.energy, new, part))
+    return sol
+
+
+def detour_energy(u0, um, phi, prior: NormPrior) -> np.ndarray:
+    """Energy of the path radially to the cheapest log-norm ``u*`` (where ``F = r w`` is smallest), along the
+    circle there, and radially back: an upper bound of the distance."""
+    us = np.full_like(u0, prior.cheapest_log_norm)
+    f_star = prior.f_derivatives(np.array(prior.cheapest_log_norm), 0)[0]
+    return np.abs(prior.primitive_difference(us, u0)) + np.abs(prior.primitive_difference(us, um)) + f_star * phi
+
+
+def _solve_from(u0, um, phi, prior: NormPrior, tau, u_init, rounds: int) -> PlanarSolution:
     sol = newton(u0, um, phi, prior, tau, u_init)
     ell = np.hypot(np.diff(sol.u, axis=1), _steps(phi, sol.tau))
     uneven = ell.max(axis=1) > _UNEVEN * ell.mean(axis=1)  # otherwise adapting the grid changes nothing
@@ -344,7 +353,7 @@ def _log1p_over(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(np.abs(x * y) < 1e-12, y, np.log1p(y * safe) / safe)
 
 
-def sample(sol: PlanarSolution, steps: int, spacing: str, prior: ChiPrior, fractions: np.ndarray | None = None):
+def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, fractions: np.ndarray | None = None):
     """Points on the solved curves: returns (r, theta), each of shape (steps, B).
 
     ``spacing``: "euclidean" (equal Euclidean arc length in R^d, closed form on log-spiral pieces),
@@ -374,8 +383,8 @@ def sample(sol: PlanarSolution, steps: int, spacing: str, prior: ChiPrior, fract
             Ej = piece[rows, j]
             t = np.where(Ej > 0, rem / np.where(Ej > 0, Ej, 1.0), 0.0)
             for _ in range(3):  # Newton on  l_j * int_0^t F(u_j + s du_j) ds = rem
-                Fq = _f_derivatives(pj[..., None] + (t[..., None] * _S) * dj[..., None], prior, 0)[0]
-                Fend = lj * _f_derivatives(pj + t * dj, prior, 0)[0]
+                Fq = prior.f_derivatives(pj[..., None] + (t[..., None] * _S) * dj[..., None], 0)[0]
+                Fend = lj * prior.f_derivatives(pj + t * dj, 0)[0]
                 ok = Fend > 0
                 t = t - np.where(ok, (lj * t * (Fq @ _G) - rem) / np.where(ok, Fend, 1.0), 0.0)
         t = np.where(lj > 0, t, 0.0)

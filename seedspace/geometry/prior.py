@@ -1,18 +1,21 @@
-"""The chi distribution of seed norms and the NAO weight ``w(r) = -log p(r)``.
+"""Norm priors: densities ``p(r)`` of seed norms and the NAO weight ``w(r) = -log p(r)``.
 
-If ``x ~ N(0, I_d)`` then ``|x| ~ chi(d)`` with
-``log p(r) = (d-1) log r - r^2/2 - (d/2 - 1) log 2 - lgamma(d/2)``.
+:class:`NormPrior` is the protocol every geometry function takes as ``prior=``: any smooth density of the
+norm, given by ``log p`` and its first two derivatives.  The solver needs ``F(u) = r w(r)`` (``r = e^u``),
+its u-derivatives and the primitive ``int F du = int w dr``; the base class tabulates that primitive by
+Gauss-Legendre quadrature, so a new density needs no closed form.  :class:`ChiPrior` is the family
+``|x| / s ~ chi(k)`` with closed forms everywhere: ``chi(d)`` (the paper's, the default), the scaled chi
+(``k = d``) and the generalised chi (``k`` free, a width parameter).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
-from typing import Any, List
+from typing import Any
 
 import numpy as np
 import torch
-from scipy import stats
+from scipy import integrate, optimize, stats
 
 from ._tensors import as_tensor
 
@@ -27,77 +30,142 @@ def _as_array(r: Any):
     return np.asarray(r, dtype=np.float64), lambda v: float(v) if np.ndim(v) == 0 else v
 
 
-class ChiPrior:
-    """Norm distribution chi(d) of a standard Gaussian seed in ``R^d``.
+_GL8_X, _GL8_W = np.polynomial.legendre.leggauss(8)
+_GL8_S, _GL8_G = (_GL8_X + 1.0) / 2.0, _GL8_W / 2.0  # nodes on [0, 1], weights summing to 1
+_TABLE_STEP = 1.0 / 64  # u-spacing of the tabulated primitive; 8-point Gauss-Legendre is exact to rounding on it
+_TABLE_SPAN = (-12.0, 5.0)  # table range in u around log(mode): norms mode * e^-12 .. mode * e^5
 
-    ``log_prob(r) = (d-1) log r - r^2/2 - log Z``, ``log Z = (d/2 - 1) log 2 + lgamma(d/2)``;
-    ``weight(r) = -log_prob(r)`` is the NAO conformal weight (always > 0).
+
+class NormPrior:
+    """A smooth density ``p(r)`` of seed norms in ``R^d`` with NAO weight ``w(r) = -log p(r)`` (must stay > 0).
+
+    Subclasses define ``d``, :meth:`_log_prob`, :meth:`_log_prob_derivatives`, :attr:`mode` and
+    :meth:`to_record`; moments, the CDF and the solver's primitive ``int w dr`` follow numerically.
     """
 
-    def __init__(self, d: int):
-        if isinstance(d, bool) or int(d) != d or d < 1:
-            raise ValueError(f"dimension d must be a positive integer, got {d!r}")
-        self.d = int(d)
-        self.log_normalizer = (self.d / 2.0 - 1.0) * math.log(2.0) + math.lgamma(self.d / 2.0)
+    d: int
 
-    def __repr__(self) -> str:
-        return f"ChiPrior(d={self.d})"
-
-    # --- densities --------------------------------------------------------------
+    # --- what a subclass provides (float64 ndarrays, no validation) ----------------------------------
     def _log_prob(self, r: np.ndarray) -> np.ndarray:
-        """float64 ndarray fast path (no validation); r <= 0 handled by numpy (-inf/nan)."""
-        with np.errstate(divide="ignore", invalid="ignore"):
-            if self.d == 1:
-                out = -0.5 * r * r - self.log_normalizer
-            else:
-                out = (self.d - 1) * np.log(r) - 0.5 * r * r - self.log_normalizer
-        return np.where(r < 0, -np.inf, out)
+        raise NotImplementedError
 
+    def _log_prob_derivatives(self, r: np.ndarray):
+        """``(d/dr log p, d^2/dr^2 log p)``."""
+        raise NotImplementedError
+
+    @property
+    def mode(self) -> float:
+        """Most likely norm."""
+        raise NotImplementedError
+
+    def to_record(self) -> dict:
+        """JSON-ready description that :func:`seedspace.geometry.prior_from_record` turns back into the prior."""
+        raise NotImplementedError(f"{type(self).__name__} cannot be recorded")
+
+    # --- densities -----------------------------------------------------------------------------------
     def log_prob(self, r):
-        """log density of the norm: ``(d-1) log r - r^2/2 - (d/2-1) log 2 - lgamma(d/2)`` (-inf for r < 0)."""
+        """log density of the norm (-inf for r < 0)."""
         arr, back = _as_array(r)
         return back(self._log_prob(arr))
 
     def weight(self, r):
-        """NAO weight ``w(r) = -log p(r)`` (> 0 everywhere, +inf at r = 0 for d > 1)."""
+        """NAO weight ``w(r) = -log p(r)``."""
         arr, back = _as_array(r)
         return back(-self._log_prob(arr))
 
     def weight_derivative(self, r):
-        """``w'(r) = -(d-1)/r + r``."""
+        """``w'(r) = -d/dr log p(r)``."""
         arr, back = _as_array(r)
-        with np.errstate(divide="ignore"):
-            return back(arr - (self.d - 1) / arr)
+        return back(-self._log_prob_derivatives(arr)[0])
 
-    # --- moments -------------------------------------------------------------------
+    def f_derivatives(self, u: np.ndarray, order: int) -> list:
+        """``F(u) = r w(r)`` (``r = e^u``) and its u-derivatives up to ``order``:
+        ``F' = r (w + r w')``, ``F'' = r (w + 3 r w' + r^2 w'')``."""
+        r = np.exp(u)
+        w = -self._log_prob(r)
+        out = [r * w]
+        if order >= 1:
+            l1, l2 = self._log_prob_derivatives(r)
+            rw1 = -r * l1
+            out.append(r * (w + rw1))
+            if order >= 2:
+                out.append(r * (w + 3.0 * rw1 - r * r * l2))
+        return out
+
+    def primitive_difference(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """``int_p^q F(u) du`` (``= int_{e^p}^{e^q} w dr``): a table of the primitive on a u-grid of step 1/64
+        (each cell by 8-point Gauss-Legendre) plus 8-point Gauss-Legendre from the nearest node below; exact to
+        rounding for norms within ``mode * e^-12 .. mode * e^5``, graceful outside."""
+        u0, table = self._primitive_table()
+
+        def primitive(u):
+            j = np.clip(np.floor((u - u0) / _TABLE_STEP), 0, table.size - 1)
+            node = u0 + j * _TABLE_STEP
+            length = u - node
+            part = self.f_derivatives(node[..., None] + length[..., None] * _GL8_S, 0)[0] @ _GL8_G
+            return table[j.astype(np.int64)] + length * part
+
+        return primitive(q) - primitive(p)
+
+    def _primitive_table(self):
+        if getattr(self, "_table", None) is None:
+            lo, hi = (math.log(self.mode) + s for s in _TABLE_SPAN)
+            nodes = lo + _TABLE_STEP * np.arange(int(round((hi - lo) / _TABLE_STEP)) + 1)
+            cells = self.f_derivatives(nodes[:-1, None] + _TABLE_STEP * _GL8_S, 0)[0] @ _GL8_G * _TABLE_STEP
+            self._table = (lo, np.concatenate([[0.0], np.cumsum(cells)]))
+        return self._table
+
     @property
-    def mode(self) -> float:
-        """Most likely norm, ``sqrt(d-1)``."""
-        return math.sqrt(self.d - 1)
+    def cheapest_log_norm(self) -> float:
+        """``u* = argmin_u F(u)``, ``F = r w(r)``, ``r = e^u``: the log-norm where travelling around costs least."""
+        if getattr(self, "_u_star", None) is None:
+            lm = math.log(self.mode)
+            self._u_star = float(optimize.minimize_scalar(
+                lambda u: float(self.f_derivatives(np.array(u), 0)[0]), bounds=(lm - 1.0, lm + 1.0),
+                method="bounded", options={"xatol": 1e-12}).x)
+        return self._u_star
+
+    # --- moments (numerical; subclasses with closed forms override) -------------------------------------
+    def _support(self):
+        """Interval holding all but a negligible part of the mass: 40 curvature widths around the mode."""
+        m = self.mode
+        width = 1.0 / math.sqrt(max(-float(self._log_prob_derivatives(np.array(m))[1]), 1e-12))
+        return max(m - 40 * width, 0.0), m + 40 * width
+
+    def _integral(self, fn, upper=None) -> float:
+        lo, hi = self._support()
+        hi = hi if upper is None else min(max(upper, lo), hi)
+        points = [self.mode] if lo < self.mode < hi else None
+        return integrate.quad(lambda r: fn(r) * math.exp(self._log_prob(np.array(r))), lo, hi, points=points,
+                              limit=200, epsabs=1e-13)[0]
 
     @property
     def mean(self) -> float:
-        """``E|x| = sqrt(2) Gamma((d+1)/2) / Gamma(d/2)`` (via lgamma)."""
-        return math.sqrt(2.0) * math.exp(math.lgamma((self.d + 1) / 2.0) - math.lgamma(self.d / 2.0))
+        """``E|x| = int r p(r) dr``."""
+        return self._integral(lambda r: r)
 
     @property
     def std(self) -> float:
-        """``sqrt(d - mean^2)``."""
-        return math.sqrt(max(self.d - self.mean**2, 0.0))
-
-    def typical_interval(self, prob: float = 0.99):
-        """Central interval of norms holding probability ``prob``: chi(d) quantiles (1-prob)/2, (1+prob)/2."""
-        if not 0.0 < prob < 1.0:
-            raise ValueError(f"prob must be in (0, 1), got {prob!r}")
-        lo, hi = stats.chi.ppf([(1 - prob) / 2, (1 + prob) / 2], self.d)
-        return float(lo), float(hi)
+        """``sqrt(E|x|^2 - mean^2)``."""
+        return math.sqrt(max(self._integral(lambda r: r * r) - self.mean**2, 0.0))
 
     def cdf(self, r):
-        """P(|x| <= r) under chi(d)."""
+        """``P(|x| <= r)``."""
         arr, back = _as_array(r)
-        return back(stats.chi.cdf(arr, self.d))
+        return back(np.vectorize(lambda v: self._integral(lambda _: 1.0, upper=v))(arr))
 
-    # --- per-seed statistics -----------------------------------------------------
+    def _ppf(self, probs) -> np.ndarray:
+        lo, hi = self._support()
+        return np.array([optimize.brentq(lambda r: float(self.cdf(r)) - p, lo, hi, xtol=1e-12) for p in probs])
+
+    def typical_interval(self, prob: float = 0.99):
+        """Central interval of norms holding probability ``prob``: quantiles (1-prob)/2 and (1+prob)/2."""
+        if not 0.0 < prob < 1.0:
+            raise ValueError(f"prob must be in (0, 1), got {prob!r}")
+        lo, hi = self._ppf([(1 - prob) / 2, (1 + prob) / 2])
+        return float(lo), float(hi)
+
+    # --- per-seed statistics -------------------------------------------------------------------------
     def _seed_norm(self, seed) -> float:
         t, _ = as_tensor(seed, "seed")
         if t.numel() != self.d:
@@ -109,55 +177,120 @@ class ChiPrior:
         return (self._seed_norm(seed) - self.mean) / self.std
 
     def percentile(self, seed) -> float:
-        """Percentile (0-100) of the seed's norm under chi(d): ``100 * cdf(|x|)``."""
-        return 100.0 * float(stats.chi.cdf(self._seed_norm(seed), self.d))
+        """Percentile (0-100) of the seed's norm: ``100 * cdf(|x|)``."""
+        return 100.0 * float(self.cdf(self._seed_norm(seed)))
+
+    def check_positive_weight(self) -> None:
+        """ValueError unless ``w = -log p > 0`` at the mode (where it is smallest): a density above 1 there would give
+        paths of negative cost."""
+        if not float(self._log_prob(np.array(self.mode))) < 0:
+            raise ValueError(f"{self!r} has density >= 1 at its mode (norms spread less than ~0.4): its NAO weight "
+                             f"-log p would not be positive")
 
 
-@dataclass
-class NormReport:
-    """Norm statistics of one seed (see :func:`norm_report`)."""
-
-    norm: float
-    norm_ratio: float  # norm / sqrt(d)
-    zscore: float
-    percentile: float  # 0..100 under chi(d)
-    ks_statistic: float  # entries vs N(0, 1)
-    ks_pvalue: float
-    atypical: bool  # norm outside the central 99.9% chi(d) interval
-
-    def as_dict(self) -> dict:
-        return asdict(self)
+def _positive_real(value, what: str) -> float:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not math.isfinite(v) or v <= 0:
+        raise ValueError(f"{what} must be a finite number > 0, got {value!r}")
+    return v
 
 
-def norm_report(seeds, typical_prob: float = 0.999) -> List[NormReport]:
-    """Per-seed report for a batch ``(N, *seed_shape)``: norm, norm/sqrt(d), z-score and percentile
-    under chi(d), Kolmogorov-Smirnov test of the entries against N(0, 1), and ``atypical`` when the
-    norm falls outside the central ``typical_prob`` interval of chi(d)."""
-    t, _ = as_tensor(seeds, "seeds")
-    if t.dim() < 2:
-        raise ValueError(f"seeds must have shape (N, *seed_shape), got {tuple(t.shape)}")
-    if t.shape[0] == 0 or t[0].numel() == 0:
-        raise ValueError("seeds is empty")
-    flat = t.reshape(t.shape[0], -1).to(torch.float64)
-    if not bool(torch.isfinite(flat).all()):
-        raise ValueError("seeds contain non-finite values (nan or inf)")
-    prior = ChiPrior(flat.shape[1])
-    lo, hi = prior.typical_interval(typical_prob)
-    entries = flat.cpu().numpy()
-    norms = np.linalg.norm(entries, axis=1)
-    pct = 100.0 * stats.chi.cdf(norms, prior.d)
-    reports = []
-    for i, n in enumerate(norms):
-        ks = stats.kstest(entries[i], "norm")
-        reports.append(
-            NormReport(
-                norm=float(n),
-                norm_ratio=float(n / math.sqrt(prior.d)),
-                zscore=float((n - prior.mean) / prior.std),
-                percentile=float(pct[i]),
-                ks_statistic=float(ks.statistic),
-                ks_pvalue=float(ks.pvalue),
-                atypical=bool(n < lo or n > hi),
-            )
-        )
-    return reports
+class ChiPrior(NormPrior):
+    """Norms with ``|x| / scale ~ chi(dof)`` (defaults: ``scale = 1``, ``dof = d``, the norm of a standard Gaussian
+    seed in ``R^d``, the paper's prior).  ``w(r) = c - (k-1) log r + r^2 / (2 s^2)`` with
+    ``c = (k/2 - 1) log 2 + lgamma(k/2) + k log s``; ``scale`` moves the mode to ``s sqrt(k-1)``, ``dof`` sets the
+    relative width (std ~ s / sqrt 2 whatever k).
+    """
+
+    def __init__(self, d: int, scale: float = 1.0, dof: float | None = None):
+        if isinstance(d, bool) or int(d) != d or d < 1:
+            raise ValueError(f"dimension d must be a positive integer, got {d!r}")
+        self.d = int(d)
+        self.scale = _positive_real(scale, "scale")
+        self.dof = float(self.d) if dof is None else _positive_real(dof, "dof")
+        if self.dof < 1:
+            raise ValueError(f"dof must be >= 1, got {dof!r}")
+        k = self.dof
+        self.log_normalizer = (k / 2.0 - 1.0) * math.log(2.0) + math.lgamma(k / 2.0)  # of chi(k)
+        #: ``w(r) = c - a log r + b r^2 / 2``
+        self.weight_coefficients = (k - 1.0, 1.0 / self.scale**2, self.log_normalizer + k * math.log(self.scale))
+        self.info: dict = {}  # how the prior was obtained (fit or calibration), kept in its record
+        self.check_positive_weight()
+
+    @property
+    def family(self) -> str:
+        if self.dof != self.d:
+            return "generalized-chi"
+        return "chi" if self.scale == 1.0 else "scaled-chi"
+
+    def __repr__(self) -> str:
+        extra = "" if self.scale == 1.0 else f", scale={self.scale:.6g}"
+        extra += "" if self.dof == self.d else f", dof={self.dof:.6g}"
+        return f"ChiPrior(d={self.d}{extra})"
+
+    def to_record(self) -> dict:
+        rec = {"family": self.family, "d": self.d}
+        if self.family != "chi":
+            rec["scale"] = self.scale
+        if self.family == "generalized-chi":
+            rec["dof"] = self.dof
+        return {**rec, **({"info": self.info} if self.info else {})}
+
+    def _log_prob(self, r: np.ndarray) -> np.ndarray:
+        a, b, c = self.weight_coefficients
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = -0.5 * (b * r * r) - c if a == 0 else a * np.log(r) - 0.5 * (b * r * r) - c
+        return np.where(r < 0, -np.inf, out)
+
+    def _log_prob_derivatives(self, r: np.ndarray):
+        a, b, _ = self.weight_coefficients
+        with np.errstate(divide="ignore"):
+            return a / r - b * r, -a / (r * r) - b
+
+    def f_derivatives(self, u: np.ndarray, order: int) -> list:
+        """Closed form: ``F = r w``, ``F' = r (w + b r^2 - a)``, ``F'' = r (w + 4 b r^2 - 2a)``."""
+        a, b, c = self.weight_coefficients
+        r = np.exp(u)
+        br2 = b * (r * r)
+        w = (c - a * u) + 0.5 * br2
+        out = [r * w]
+        if order >= 1:
+            out.append(r * (w + br2 - a))
+            if order >= 2:
+                out.append(r * (w + 4.0 * br2 - 2.0 * a))
+        return out
+
+    def primitive_difference(self, p: np.ndarray, q: np.ndarray) -> np.ndarray:
+        """``W(e^q) - W(e^p)``, ``W(r) = int w dr = -a (r log r - r) + b r^3/6 + c r``, arranged so that every term
+        is proportional to ``e^q - e^p`` (no large cancellations)."""
+        a, b, c = self.weight_coefficients
+        rp = np.exp(p)
+        dr = rp * np.expm1(q - p)  # e^q - e^p
+        rq = rp + dr
+        return dr * (c - a * (q - 1.0)) - a * rp * (q - p) + b * (dr * (rq * rq + rq * rp + rp * rp) / 6.0)
+
+    @property
+    def mode(self) -> float:
+        """``s sqrt(k-1)``."""
+        return self.scale * math.sqrt(self.dof - 1)
+
+    @property
+    def mean(self) -> float:
+        """``s sqrt(2) Gamma((k+1)/2) / Gamma(k/2)`` (via lgamma)."""
+        return self.scale * math.sqrt(2.0) * math.exp(math.lgamma((self.dof + 1) / 2.0) - math.lgamma(self.dof / 2.0))
+
+    @property
+    def std(self) -> float:
+        """``s sqrt(k - (mean/s)^2)``."""
+        return self.scale * math.sqrt(max(self.dof - (self.mean / self.scale) ** 2, 0.0))
+
+    def cdf(self, r):
+        """``P(|x| <= r)``."""
+        arr, back = _as_array(r)
+        return back(stats.chi.cdf(arr, self.dof, scale=self.scale))
+
+    def _ppf(self, probs) -> np.ndarray:
+        return stats.chi.ppf(probs, self.dof, scale=self.scale)
