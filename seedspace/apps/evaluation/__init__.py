@@ -89,8 +89,22 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
         sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
         sec["images"] = runner.counters["images"] - images1
         log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, {sec.get('images', 0)} images)")
-    results = {
-        "config": {**config.to_dict(), "experiments": list(experiments)},
+        if out is not None:  # what is finished survives a later failure or Ctrl-C
+            write_outputs({**collect_results(model, runner, experiments, sections),
+                           "wall_time_s": time.perf_counter() - t0}, out, figures=False)
+    results = collect_results(model, runner, experiments, sections)
+    results["wall_time_s"] = time.perf_counter() - t0
+    if out is not None:
+        write_outputs(results, out)
+        results["wall_time_s"] = time.perf_counter() - t0
+        write_outputs(results, out, figures=False)  # the final wall time includes the plots
+    return results
+
+
+def collect_results(model, runner: Runner, experiments: tuple, sections: dict) -> dict:
+    """The results of the experiments run so far, with the configuration, machine, model and judge."""
+    return {
+        "config": {**runner.cfg.to_dict(), "experiments": list(experiments)},
         "environment": environment(),
         "model": {"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", "")),
                   "seed_shape": list(model.seed_shape), "d": runner.d, "steps": runner.steps,
@@ -104,12 +118,6 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
         "experiments": sections,
         "counters": dict(runner.counters),
     }
-    results["wall_time_s"] = time.perf_counter() - t0
-    if out is not None:
-        write_outputs(results, out)
-        results["wall_time_s"] = time.perf_counter() - t0
-        write_outputs(results, out, figures=False)  # the final wall time includes the plots
-    return results
 
 
 def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:

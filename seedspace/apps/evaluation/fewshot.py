@@ -8,6 +8,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..augment.settings import MIN_REFERENCES
+from ..augment.strategies import max_distinct
 from ..classifier import ClassifierRecipe, per_class_accuracy, train_classifier
 from ..metrics import manifold_metrics
 from .experiment import row, section
@@ -15,7 +17,6 @@ from .runner import Runner
 from .synthesis import benchmark_data, parse_arm, pick_references, synthesize
 
 FS_METRICS = ["acc", "kid", "precision", "recall", "density", "coverage", "diversity"]
-MIN_REFERENCES = {"random": 1, "centroid": 2, "paths": 2, "seedselect": 2}
 
 
 def run_fewshot(runner: Runner) -> dict:
@@ -36,7 +37,8 @@ def run_fewshot(runner: Runner) -> dict:
         references = pick_references(runner, data, few, shots, "fewshot")
         for condition in cfg.lt_conditions:
             for arm in cfg.fs_arms:
-                if shots < MIN_REFERENCES[parse_arm(arm)[0]]:
+                strategy = parse_arm(arm)[0]
+                if shots < MIN_REFERENCES[strategy] or max_distinct(strategy, shots) < cfg.fs_per_class:
                     skipped.append(f"{arm} at k = {shots}")
                     continue
                 folder = runner.workdir("fewshot") / f"k{shots}-{condition}-{arm.replace(':', '-')}"
@@ -59,7 +61,9 @@ def run_fewshot(runner: Runner) -> dict:
                 sec["items"][f"k{shots} {arm} ({condition})"] = items
                 runner.log(f"fewshot: k = {shots}, {arm} ({condition}) done")
     if skipped:
-        sec["notes"].append("Not run (a centroid or a geodesic needs two references): " + ", ".join(skipped) + ".")
+        sec["notes"].append(f"Not run (the strategy cannot make {cfg.fs_per_class} distinct seeds from k references: a "
+                            "centroid of a subset needs two of them, a geodesic two endpoints): "
+                            + ", ".join(skipped) + ".")
     sec["tables"].append({"name": "fewshot", "title": "Synthetic images of the few-shot classes by number of real "
                           "references", "metrics": metrics, "rows": rows})
     return sec
