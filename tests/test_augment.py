@@ -199,15 +199,8 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tiny_testbed_dir, r
 
 
 # -- the command line -----------------------------------------------------------------------------------------
-def test_cli_testbed_split_unconditional(tmp_path, monkeypatch, capsys):
-    from seedspace.testbed import data
-
-    def shipped_split(name):  # a stand-in for the shipped long-tailed training split
-        assert name == "train-longtail"
-        gen = torch.Generator().manual_seed(0)
-        return torch.randint(0, 256, (40, 28, 28), generator=gen, dtype=torch.uint8), torch.arange(10).repeat(4)
-
-    monkeypatch.setattr(data, "shipped_split", shipped_split, raising=False)
+def test_cli_testbed_split_unconditional(tmp_path, capsys):
+    """References from the embedded testbed's own long-tailed training split (shipped in the package)."""
     out = tmp_path / "out"
     code = main(["augment", "--testbed-split", "2", "--out", str(out), "--per-class", "2", "--steps", "2",
                  "--condition", "unconditional", "--device", "cpu", "--quiet"])

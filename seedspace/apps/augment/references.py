@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends.base import UNCONDITIONAL
+from ...testbed.data import shipped_split
 
 REFERENCES_FILE = "references.safetensors"
 
@@ -84,13 +85,11 @@ def from_tensors(model, references: Mapping[str, torch.Tensor]) -> list[ClassRef
 
 
 def testbed_split(model, per_class: int, seed: int, split: str = "train-longtail") -> dict[str, torch.Tensor]:
-    """``per_class`` reference images of every class, drawn (seeded) from the testbed's shipped training split."""
-    # the shipped splits live in the testbed data module; imported here so that module loads only for this input
-    from ...testbed.data import shipped_split
-
+    """``per_class`` reference images of every class, drawn (seeded) from the training split the testbed folder
+    ships (the embedded testbed's, or a trained folder's own)."""
     if per_class < 1:
         raise ValueError(f"--testbed-split needs at least 1 reference per class, got {per_class}")
-    images, labels = shipped_split(split)
+    images, labels = shipped_split(split, getattr(model, "folder", None))
     names = getattr(model, "class_names", None)
     if not names:
         raise ValueError(f"{model.name} has no class names; --testbed-split needs a testbed model")
