@@ -84,16 +84,14 @@ def from_tensors(model, references: Mapping[str, torch.Tensor]) -> list[ClassRef
 
 
 def testbed_split(model, per_class: int, seed: int, split: str = "train-longtail") -> dict[str, torch.Tensor]:
-    """``per_class`` reference images of every class, drawn (seeded) from the testbed's shipped training split."""
-    # the shipped splits live in the testbed data module; imported here so that module loads only for this input
-    from ...testbed.data import shipped_split
-
+    """``per_class`` reference images of every class, drawn (seeded) from a split of the testbed model's own data
+    (by default the long-tailed split its UNet was trained on)."""
     if per_class < 1:
         raise ValueError(f"--testbed-split needs at least 1 reference per class, got {per_class}")
-    images, labels = shipped_split(split)
     names = getattr(model, "class_names", None)
-    if not names:
-        raise ValueError(f"{model.name} has no class names; --testbed-split needs a testbed model")
+    if not names or not hasattr(model, "data_split"):
+        raise ValueError(f"{model.name} has no class names or data splits; --testbed-split needs a testbed model")
+    images, labels = model.data_split(split)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
     out = {}
     for index, name in enumerate(names):
