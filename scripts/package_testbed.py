@@ -1,53 +1,38 @@
-"""Copy a finished testbed training run into the package (seedspace/testbed/weights) with its testbed.json.
+"""Copy a finished `seedspace testbed train` folder into the package (seedspace/testbed/weights), keeping the
+package's own MODEL_CARD.md and license notice.
 
-    python scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --encoder runs/encoder [--guidance 2.0 --steps 50]
+    seedspace testbed train --out runs/testbed --steps 4000 --threads 2
+    python scripts/package_testbed.py runs/testbed
 """
 
 import argparse
-import json
 import shutil
+import sys
 from pathlib import Path
 
 WEIGHTS = Path(__file__).resolve().parent.parent / "seedspace" / "testbed" / "weights"
+KEEP = {"MODEL_CARD.md", "LICENSE-fashion-mnist.txt"}  # written by hand for the embedded model
 
 
-def main() -> None:
+def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--diffusion", default="runs/testbed", help="run folder with unet/, scheduler/, training.json")
-    p.add_argument("--judge", default="runs/judge", help="run folder with judge.safetensors, fewshot.safetensors")
-    p.add_argument("--encoder", default="runs/encoder", help="run folder with encoder.safetensors, training.json")
-    p.add_argument("--guidance", type=float, default=2.0, help="default guidance scale of the shipped model")
-    p.add_argument("--steps", type=int, default=50, help="default DDIM steps of the shipped model")
-    args = p.parse_args()
-    diffusion, judge, encoder = Path(args.diffusion), Path(args.judge), Path(args.encoder)
-    training = json.loads((diffusion / "training.json").read_text())
-    judge_training = json.loads((judge / "training.json").read_text())
-    encoder_training = json.loads((encoder / "training.json").read_text())
-    WEIGHTS.mkdir(parents=True, exist_ok=True)
-    for sub in ("unet", "scheduler"):
-        shutil.rmtree(WEIGHTS / sub, ignore_errors=True)
-        shutil.copytree(diffusion / sub, WEIGHTS / sub)
-    for name in ("judge.safetensors", "fewshot.safetensors"):
-        shutil.copy(judge / name, WEIGHTS / name)
-    shutil.copy(encoder / "encoder.safetensors", WEIGHTS / "encoder.safetensors")
-    counts = training["train_counts"]
-    order = sorted(range(len(counts)), key=lambda c: -counts[c])
-    info = {
-        "name": "seedspace-testbed-fmnist-lt",
-        "classes": training["classes"],
-        "train_counts": counts,
-        "head_classes": sorted(order[:3]),
-        "tail_classes": sorted(order[-3:]),
-        "default_steps": args.steps,
-        "default_guidance": args.guidance,
-        "diffusion_training": {k: v for k, v in training["diffusion"].items() if k != "loss_history"},
-        "judge_training": judge_training["judge"],
-        "encoder_training": encoder_training["encoder"],
-    }
-    (WEIGHTS / "testbed.json").write_text(json.dumps(info, indent=1) + "\n")
-    (WEIGHTS / "loss_history.json").write_text(json.dumps(training["diffusion"]["loss_history"]) + "\n")
-    print(json.dumps({k: v for k, v in info.items() if k != "diffusion_training"}, indent=1))
+    p.add_argument("folder", help="a complete testbed folder (one with testbed.json)")
+    folder = Path(p.parse_args().folder)
+    if not (folder / "testbed.json").is_file():
+        print(f"package_testbed: {folder} is not a finished testbed folder (no testbed.json)", file=sys.stderr)
+        return 2
+    for item in sorted(folder.iterdir()):
+        if item.name in KEEP or item.name.startswith("."):
+            continue
+        target = WEIGHTS / item.name
+        if item.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(item, target)
+        else:
+            shutil.copy(item, target)
+    print(f"copied {folder} into {WEIGHTS}")
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

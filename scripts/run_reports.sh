@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 mkdir -p reports
 echo "== machine: $(uname -srm), $(nproc) cores, $(date -u)"
-$PY scripts/package_testbed.py --diffusion runs/testbed --judge runs/judge --encoder runs/encoder --guidance "${GUIDANCE:-2.0}" --steps 50
+$PY scripts/package_testbed.py runs/testbed  # a finished `seedspace testbed train --out runs/testbed --steps 4000` folder
 /usr/bin/time -f "testbed report: %e s" $PY scripts/report_testbed.py --out reports/testbed --per-class 50 --norm-per-group 30 --threads 2 --update README.md --update seedspace/testbed/weights/MODEL_CARD.md
 /usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme README.md --quiet
 /usr/bin/time -f "seedselect report (unconditional): %e s" $PY scripts/report_seedselect.py --unconditional --out reports/seedselect/unconditional --threads 2 --runs 6 --steps 30

@@ -7,9 +7,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from seedspace.testbed.data import (FASHION_MNIST_DIR, SHIPPED_DIR, SHIPPED_SPLITS, load_fashion_mnist,
-                                    long_tail_indices, shipped_source_indices, shipped_split)
-from seedspace.testbed.train import SCHEDULER_CONFIG, fewshot_indices, make_scheduler, write_shipped_splits
+from seedspace.testbed.build import TestbedRecipe, split_rows, write_references
+from seedspace.testbed.data import (FASHION_MNIST_CLASSES, FASHION_MNIST_DIR, SHIPPED_DIR, SHIPPED_SPLITS,
+                                    LabelledImages, fewshot_indices, load_dataset, load_fashion_mnist,
+                                    long_tail_indices, read_split, shipped_source_indices, shipped_split)
+from seedspace.testbed.train import SCHEDULER_CONFIG, make_scheduler
 
 HAVE_PACKAGE = (FASHION_MNIST_DIR / "train-images-idx3-ubyte.gz").exists()
 
@@ -29,7 +31,7 @@ def test_shipped_splits_are_the_long_tail_training_set_and_the_test_references()
     assert np.intersect1d(source, fewshot["test_indices"].numpy()).size == 0
     assert np.union1d(source, fewshot["test_indices"].numpy()).tolist() == list(range(10_000))
     assert not torch.equal(images[:1], fewshot["images"][:1])
-    with pytest.raises(ValueError, match="unknown shipped split"):
+    with pytest.raises(ValueError, match="unknown split"):
         shipped_split("train")
 
 
@@ -43,8 +45,26 @@ def test_shipped_splits_are_byte_identical_to_the_package(tmp_path):
     rest = np.setdiff1d(np.arange(len(test_labels)), fewshot_indices(test_labels, 100, seed=0))
     images, labels = shipped_split("test-references")
     assert np.array_equal(images.numpy(), test_images[rest]) and np.array_equal(labels.numpy(), test_labels[rest])
-    write_shipped_splits(tmp_path)  # rebuilding gives the shipped files, byte for byte
-    for file, _ in SHIPPED_SPLITS.values():
+    dataset = load_dataset(None)  # rebuilding with the default recipe gives the shipped files, byte for byte
+    write_references(tmp_path, dataset, split_rows(dataset, TestbedRecipe()))
+    for file in [f for f, _ in SHIPPED_SPLITS.values()] + ["fewshot.safetensors"]:
+        assert (tmp_path / file).read_bytes() == (SHIPPED_DIR / file).read_bytes()
+
+
+def test_default_recipe_rebuilds_the_shipped_references_from_the_test_set(tmp_path):
+    """The Fashion-MNIST test set is the shipped few-shot set plus the shipped test references: splitting it again
+    with the default recipe writes both files byte for byte (no system package needed)."""
+    refs, few = read_split(SHIPPED_DIR, "test-references"), load_file(str(SHIPPED_DIR / "fewshot.safetensors"))
+    images, labels = np.zeros((10_000, 28, 28), np.uint8), np.zeros(10_000, np.int64)
+    for data, key in ((refs, "source_indices"), (few, "test_indices")):
+        images[data[key].numpy()], labels[data[key].numpy()] = data["images"].numpy(), data["labels"].numpy()
+    train = read_split(SHIPPED_DIR, "train-longtail")
+    dataset = LabelledImages(train["images"].numpy(), train["labels"].numpy(), list(FASHION_MNIST_CLASSES),
+                             "fashion-mnist", test=(images, labels))
+    rows = split_rows(dataset, TestbedRecipe())
+    assert np.array_equal(rows["fewshot"], fewshot_indices(labels, 100, seed=0))
+    write_references(tmp_path, dataset, rows)
+    for file in ("fewshot.safetensors", SHIPPED_SPLITS["test-references"][0]):
         assert (tmp_path / file).read_bytes() == (SHIPPED_DIR / file).read_bytes()
 
 

@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
+from seedspace.cli.main import main as cli_main
 from seedspace.testbed.data import load_dataset, long_tail_indices, to_model_space
-from seedspace.testbed.train import main as train_main
 
 
 def test_long_tail_profile():
@@ -37,11 +37,13 @@ def _write_folder_dataset(root, per_class=6):
 
 def test_load_dataset_folder_and_npz(tmp_path):
     _write_folder_dataset(tmp_path / "data")
-    images, labels, classes = load_dataset(tmp_path / "data")
-    assert images.shape == (12, 28, 28) and classes == ["cats", "dogs"] and np.bincount(labels).tolist() == [6, 6]
+    data = load_dataset(tmp_path / "data")
+    images, labels, classes = data.images, data.labels, data.classes
+    # sizes other than 28x28 are resized to the full 32x32 frame (28x28 ones keep their size and are padded)
+    assert images.shape == (12, 32, 32) and classes == ["cats", "dogs"] and np.bincount(labels).tolist() == [6, 6]
     np.savez(tmp_path / "d.npz", images=images, labels=labels)
-    images2, labels2, _ = load_dataset(tmp_path / "d.npz")
-    assert np.array_equal(images, images2) and np.array_equal(labels, labels2)
+    again = load_dataset(tmp_path / "d.npz")
+    assert np.array_equal(images, again.images) and np.array_equal(labels, again.labels)
     with pytest.raises(ValueError):
         load_dataset(tmp_path / "d.txt")
 
@@ -49,21 +51,21 @@ def test_load_dataset_folder_and_npz(tmp_path):
 def test_train_command_on_a_folder(tmp_path):
     _write_folder_dataset(tmp_path / "data", per_class=10)
     out = tmp_path / "run"
-    assert train_main(["--data", str(tmp_path / "data"), "--out", str(out), "--steps", "2", "--batch-size", "4",
-                       "--imbalance", "1", "--threads", "1"]) == 0
-    card = json.loads((out / "training.json").read_text())
-    assert card["classes"] == ["cats", "dogs"] and np.isfinite(card["diffusion"]["loss_history"] or [0]).all()
+    tiny = ["--imbalance", "1", "--threads", "1", "--fewshot", "2", "--test-references", "2", "--classifier-epochs", "1",
+            "--image-size", "8", "--channels", "8,16", "--quiet"]
+    assert cli_main(["testbed", "train", "--data", str(tmp_path / "data"), "--out", str(out), "--steps", "2",
+                     "--batch-size", "4", *tiny]) == 0
+    card = json.loads((out / "testbed.json").read_text())
+    assert card["classes"] == ["cats", "dogs"] and np.isfinite(card["diffusion_training"]["final_loss"])
     assert (out / "unet" / "diffusion_pytorch_model.safetensors").exists() and (out / "judge.safetensors").exists()
-    assert card["judge"]["seed"] == 0 and card["encoder"]["seed"] == 1  # two networks, trained apart
-    from seedspace.backends.testbed import TestbedModel  # the run folder loads once it has a testbed.json
-    (out / "testbed.json").write_text(json.dumps({"classes": card["classes"]}))
-    (out / "fewshot.safetensors").write_bytes(b"")
+    assert card["judge_training"]["seed"] == 0 and card["encoder_training"]["seed"] == 1  # two networks, trained apart
+    from seedspace.backends.testbed import TestbedModel  # the run folder is a testbed folder as it is
     model = TestbedModel.from_folder(out)
-    assert model.generate(torch.randn(1, 1, 32, 32), "dogs", steps=2).shape == (1, 1, 32, 32)
+    assert model.generate(torch.randn(1, 1, 8, 8), "dogs", steps=2).shape == (1, 1, 8, 8)
     images = torch.rand(2, 1, 32, 32)
     assert not torch.allclose(model.features(images), model.judge_features(images))
 
     only = tmp_path / "encoder_only"
-    assert train_main(["--data", str(tmp_path / "data"), "--out", str(only), "--imbalance", "1", "--threads", "1",
-                       "--skip-judge", "--skip-diffusion"]) == 0
-    assert sorted(p.name for p in only.iterdir()) == ["encoder.safetensors", "training.json"]
+    assert cli_main(["testbed", "train", "--data", str(tmp_path / "data"), "--out", str(only), "--steps", "1",
+                     "--batch-size", "2", "--skip-judge", *tiny]) == 0
+    assert (only / "encoder.safetensors").exists() and not (only / "judge.safetensors").exists()

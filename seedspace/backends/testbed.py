@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ..testbed.data import IMAGE_SIZE, to_model_space
+from ..testbed.data import IMAGE_SIZE, read_split, to_model_space
 from ..testbed.judge import Encoder, Judge
 from .pixel import PixelUNetModel
 
@@ -23,19 +23,20 @@ class TestbedModel(PixelUNetModel):
     """Pixel UNet on 32x32 grey images (28x28 Fashion-MNIST padded), null class = the last class embedding."""
 
     __test__ = False  # not a pytest class
-    has_features = True  # the encoder's, or the judge's where a folder ships no encoder
-    has_judge = True
 
     def __init__(self, unet, alphas_cumprod, folder: Path, **kwargs):
         info = json.loads((folder / "testbed.json").read_text())
         super().__init__(unet, alphas_cumprod, name=info.get("name", "seedspace-testbed"),
-                         null_class=unet.config.num_class_embeds - 1, class_names=info["classes"],
+                         null_class=info.get("null_class", unet.config.num_class_embeds - 1), class_names=info["classes"],
                          default_steps=info.get("default_steps", 50), default_guidance=info.get("default_guidance", 2.0),
                          **kwargs)
         self.folder = folder
         self.info = info
         self.tail_classes = info.get("tail_classes", [])
+        self.medium_classes = info.get("medium_classes", [])
         self.head_classes = info.get("head_classes", [])
+        self.has_judge = (folder / "judge.safetensors").is_file()  # a folder trained with --skip-judge has none
+        self.has_features = self.has_judge or (folder / "encoder.safetensors").is_file()
 
     @classmethod
     def from_folder(cls, folder: str | Path, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
@@ -68,9 +69,15 @@ class TestbedModel(PixelUNetModel):
         net.load_state_dict(load_file(str(self.folder / filename)))
         return net.eval().requires_grad_(False)
 
+    def _missing(self, part: str) -> ValueError:
+        return ValueError(f"{self.name} has no {part}: {self.folder} was trained with --skip-{part} (no "
+                          f"{part}.safetensors); train it again without that option to use this")
+
     @cached_property
     def judge(self):
-        """The judge classifier (the evaluator)."""
+        """The judge classifier (the evaluator); ValueError for a folder trained without one."""
+        if not self.has_judge:
+            raise self._missing("judge")
         return self._load_network(Judge, "judge.safetensors")
 
     @cached_property
@@ -83,6 +90,8 @@ class TestbedModel(PixelUNetModel):
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Semantic features (the CLIP stand-in, used by SeedSelect) of images in [0, 1], differentiable: the
         encoder's 128-d features, or the judge's where the folder ships no encoder."""
+        if not self.has_features:
+            raise self._missing("encoder")
         net = self.encoder if self.encoder is not None else self.judge
         return net.features(self._network_input(images))
 
@@ -106,9 +115,18 @@ class TestbedModel(PixelUNetModel):
 
     def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped real test images (N, 1, 32, 32) in [0, 1] and labels, optionally of one class."""
+        if not (self.folder / "fewshot.safetensors").is_file():
+            raise ValueError(f"{self.name} has no few-shot images ({self.folder / 'fewshot.safetensors'})")
         data = load_file(str(self.folder / "fewshot.safetensors"))
         images, labels = (to_model_space(data["images"].numpy()) + 1) / 2, data["labels"].long()
         if class_index is not None:
             keep = labels == class_index
             images, labels = images[keep], labels[keep]
         return images, labels
+
+    def data_split(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """Real images of the folder's split ``name``: ``"train-longtail"`` (what the UNet was trained on) or
+        ``"test-references"`` (held out of all training): uint8 images (N, H, W), H = W = 28 (padded to 32 by
+        :func:`~seedspace.testbed.data.to_model_space`) or 32, and int64 labels; ValueError when it has none."""
+        data = read_split(self.folder, name)
+        return data["images"], data["labels"]

@@ -1,33 +1,40 @@
-"""Data for the embedded testbed: Fashion-MNIST (or any small labelled image set), long-tailed splits.
+"""Data for testbeds: Fashion-MNIST or the user's labelled images, their held-out and long-tailed splits, and the
+split files a testbed folder carries.
 
-Images are handled as float tensors in [-1, 1] of shape (N, 1, 32, 32): 28x28 digits/garments are padded
-by 2 background pixels on each side so the UNet sees a power-of-two size.
+Images are stored as uint8 grey arrays (N, H, W) of 28x28 (MNIST-style, padded by 2 background pixels on each side
+in model space) or 32x32; :func:`to_model_space` turns them into float tensors in [-1, 1] of shape (N, 1, 32, 32).
 
-Two Fashion-MNIST splits ship inside the package (gzip'd safetensors, uint8), so the evaluation needs no system
-package: :func:`shipped_split` ``"train-longtail"`` (the long-tailed training split the testbed was trained on)
-and ``"test-references"`` (the test set without the shipped few-shot images: the judge's real references).
+Every testbed folder holds two split files (gzip'd safetensors: uint8 ``images``, int64 ``labels`` and
+``source_indices``, the rows of the data set they come from): ``train-longtail`` (the long-tailed training split
+of the diffusion model) and ``test-references`` (real images held out from all training: the judge's
+references). :func:`read_split` reads them from any folder; :func:`shipped_split` from the embedded testbed.
 The Debian package ``dataset-fashion-mnist`` stays an option for training (:func:`load_fashion_mnist`).
 """
 
 from __future__ import annotations
 
 import gzip
+import hashlib
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
-from safetensors.torch import load
+from PIL import Image, UnidentifiedImageError
+from safetensors.torch import load, save
+
+from ..outputs import IMAGE_SUFFIXES, atomic_path
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
+SPLIT_FILES = {"train-longtail": "train-longtail.safetensors.gz", "test-references": "test-references.safetensors.gz"}
 # name -> (file, the Fashion-MNIST split its ``source_indices`` point into)
-SHIPPED_SPLITS = {"train-longtail": ("train-longtail.safetensors.gz", "train"),
-                  "test-references": ("test-references.safetensors.gz", "test")}
+SHIPPED_SPLITS = {name: (file, source) for (name, file), source in zip(SPLIT_FILES.items(), ("train", "test"))}
 FASHION_MNIST_CLASSES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
 IMAGE_SIZE = 32
+NATIVE_SIZE = 28  # MNIST-style images keep their size and are padded to IMAGE_SIZE
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -55,68 +62,189 @@ def load_fashion_mnist(split: str = "train", root: str | Path = FASHION_MNIST_DI
     return images, labels
 
 
-def _shipped_tensors(name: str, folder: str | Path | None = None) -> dict:
-    if name not in SHIPPED_SPLITS:
-        raise ValueError(f"unknown shipped split {name!r}; choose from {', '.join(SHIPPED_SPLITS)}")
-    path = Path(folder or SHIPPED_DIR) / SHIPPED_SPLITS[name][0]
+# -- split files --------------------------------------------------------------------------------------------------
+def read_split(folder: str | Path, name: str) -> dict[str, torch.Tensor]:
+    """A testbed folder's split ``name`` (``train-longtail`` or ``test-references``): uint8 ``images`` (N, H, W),
+    int64 ``labels`` and ``source_indices``; ValueError when the folder has no such split."""
+    if name not in SPLIT_FILES:
+        raise ValueError(f"unknown split {name!r}; choose from {', '.join(SPLIT_FILES)}")
+    path = Path(folder) / SPLIT_FILES[name]
     if not path.is_file():
-        raise ValueError(f"{path.parent} has no {name} split ({path.name}); a testbed folder ships it for the "
+        raise ValueError(f"{folder} has no {name} split ({SPLIT_FILES[name]}); a testbed folder ships it for the "
                          "long-tail benchmark and `augment --testbed-split`")
     with gzip.open(path, "rb") as f:
         return load(f.read())
 
 
-def shipped_split(name: str, folder: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """A Fashion-MNIST split shipped in the package: uint8 images (N, 28, 28) and int64 labels (N,).
+def write_split(path: str | Path, images: np.ndarray, labels: np.ndarray, source_indices: np.ndarray) -> None:
+    """A split file: gzip'd safetensors of uint8 images, int64 labels and source indices (fixed gzip header:
+    the same arrays always give the same bytes), written atomically."""
+    data = save({"images": torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8)),
+                 "labels": torch.from_numpy(np.asarray(labels, dtype=np.int64)),
+                 "source_indices": torch.from_numpy(np.asarray(source_indices, dtype=np.int64))})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
 
-    ``"train-longtail"``: :func:`long_tail_indices` (imbalance 100, seed 0) of the training set, 6,000 down to 60
-    images per class (14,891), the testbed's diffusion training data. ``"test-references"``: the 9,000 test images
-    not in the testbed's few-shot set. Rows are in source order (see :func:`shipped_source_indices`). ``folder``: a
-    testbed folder holding its own splits (default: the embedded testbed's).
+
+def shipped_split(name: str, folder: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """A split shipped with a testbed (default: the embedded one): uint8 images (N, H, W) and int64 labels (N,).
+
+    Embedded: ``"train-longtail"``: :func:`long_tail_indices` (imbalance 100, seed 0) of the Fashion-MNIST training
+    set, 6,000 down to 60 images per class (14,891), the testbed's diffusion training data. ``"test-references"``:
+    the 9,000 test images not in the testbed's few-shot set. Rows are in source order (see
+    :func:`shipped_source_indices`). ``folder``: a testbed folder holding its own splits (see :func:`read_split`).
     """
-    data = _shipped_tensors(name, folder)
+    data = read_split(folder or SHIPPED_DIR, name)
     return data["images"], data["labels"]
 
 
-def shipped_source_indices(name: str) -> torch.Tensor:
-    """int64 indices (N,) of a shipped split's rows in the Fashion-MNIST split they come from (train or test)."""
-    return _shipped_tensors(name)["source_indices"]
+def shipped_source_indices(name: str, folder: str | Path | None = None) -> torch.Tensor:
+    """int64 indices (N,) of a shipped split's rows in the data they come from (embedded: Fashion-MNIST train or
+    test)."""
+    return read_split(folder or SHIPPED_DIR, name)["source_indices"]
 
 
-def load_image_folder(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """A folder of class sub-folders of images -> uint8 grey images (N, H, W), labels, class names."""
-    classes = sorted(p.name for p in path.iterdir() if p.is_dir())
-    if not classes:
-        raise ValueError(f"{path} has no class sub-folders")
-    images, labels = [], []
-    for label, name in enumerate(classes):
-        for file in sorted((path / name).iterdir()):
-            if file.suffix.lower() in {".png", ".jpg", ".jpeg", ".bmp", ".webp"}:
-                images.append(np.asarray(Image.open(file).convert("L").resize((28, 28))))
-                labels.append(label)
-    if not images:
-        raise ValueError(f"no images found under {path}")
-    return np.stack(images), np.asarray(labels, dtype=np.int64), classes
+# -- loading a data set -------------------------------------------------------------------------------------------
+@dataclass
+class LabelledImages:
+    """A data set in testbed form: uint8 grey images (N, H, W) with H = W = 28 or 32, int64 labels, class names;
+    ``test`` (images, labels) where the data set has its own test split; ``notes`` say how images were converted."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    classes: list[str]
+    source: str
+    test: tuple[np.ndarray, np.ndarray] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the images, labels, class names and test split: what a resumed training must still get."""
+        h = hashlib.sha256()
+        for array in (self.images, self.labels, *(self.test or ())):
+            h.update(str(array.shape).encode())
+            h.update(np.ascontiguousarray(array).tobytes())
+        h.update("\n".join(self.classes).encode())
+        return h.hexdigest()
 
 
-def load_dataset(data: str | Path | None) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    """Training data: None -> Fashion-MNIST train set; an .npz (images, labels[, classes]); or a class folder."""
+def load_dataset(data: str | Path | None) -> LabelledImages:
+    """Training data: None -> Fashion-MNIST (train and test splits); an ``.npz`` with ``images`` and ``labels``
+    (optional ``classes``, ``test_images``, ``test_labels``); or a folder of class sub-folders of image files.
+    Colour images become grey and sizes other than 28x28 are resized to 32x32 (each said in ``notes``)."""
     if data is None:
         images, labels = load_fashion_mnist("train")
-        return images, labels, list(FASHION_MNIST_CLASSES)
-    path = Path(data)
+        return LabelledImages(images, labels, list(FASHION_MNIST_CLASSES), "fashion-mnist",
+                              test=load_fashion_mnist("test"))
+    path = Path(data).expanduser()
+    if not path.exists():
+        raise ValueError(f"--data {data} does not exist")
     if path.is_dir():
-        return load_image_folder(path)
-    if path.suffix == ".npz":
+        return _load_image_folder(path)
+    if path.suffix.lower() == ".npz":
+        return _load_npz(path)
+    raise ValueError(f"--data must be an .npz file or a folder of class sub-folders, got {data}")
+
+
+def _load_image_folder(path: Path) -> LabelledImages:
+    classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
+    if not classes:
+        raise ValueError(f"{path} has no class sub-folders (one folder of images per class)")
+    pictures, labels = [], []
+    for label, name in enumerate(classes):
+        files = sorted(f for f in (path / name).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise ValueError(f"class folder {path / name} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+        for file in files:
+            try:
+                with Image.open(file) as image:
+                    image.load()
+                    pictures.append(image.copy())
+            except (OSError, UnidentifiedImageError) as exc:
+                raise ValueError(f"cannot read image {file}: {exc}") from None
+            labels.append(label)
+    images, notes = _to_testbed_images(pictures)
+    return LabelledImages(images, np.asarray(labels, dtype=np.int64), classes, str(path), notes=notes)
+
+
+def _load_npz(path: Path) -> LabelledImages:
+    try:
         with np.load(path, allow_pickle=False) as npz:
-            images, labels = npz["images"], npz["labels"].astype(np.int64)
-            classes = [str(c) for c in npz["classes"]] if "classes" in npz else [str(i) for i in range(labels.max() + 1)]
-        if images.ndim == 4:  # (N, H, W, C) or (N, C, H, W) colour -> grey
-            images = images.mean(axis=-1 if images.shape[-1] in (1, 3) else 1)
-        return images.astype(np.uint8), labels, classes
-    raise ValueError(f"--data must be an .npz file or a folder of class sub-folders, got {path}")
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read {path} as an .npz of arrays: {' '.join(str(exc).split())}") from None
+    missing = {"images", "labels"} - set(arrays)
+    if missing:
+        raise ValueError(f"{path} has no {' or '.join(sorted(missing))} array (it has: {', '.join(arrays) or 'none'})")
+    if ("test_images" in arrays) != ("test_labels" in arrays):
+        raise ValueError(f"{path}: give both test_images and test_labels, or neither")
+    images, labels = _npz_images(arrays["images"], arrays["labels"], path, "images")
+    labels_max = int(labels.max())
+    classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(i) for i in range(labels_max + 1)]
+    if labels_max >= len(classes):
+        raise ValueError(f"{path}: labels go up to {labels_max} but there are {len(classes)} class names")
+    pictures = [Image.fromarray(a) for a in images]
+    images, notes = _to_testbed_images(pictures)
+    test = None
+    if "test_images" in arrays:
+        test_images, test_labels = _npz_images(arrays["test_images"], arrays["test_labels"], path, "test_images")
+        if int(test_labels.max()) >= len(classes):
+            raise ValueError(f"{path}: test_labels go up to {int(test_labels.max())} but there are {len(classes)} classes")
+        test = (_to_testbed_images([Image.fromarray(a) for a in test_images])[0], test_labels)
+    return LabelledImages(images, labels, classes, str(path), test=test, notes=notes)
 
 
+def _npz_images(images: np.ndarray, labels: np.ndarray, path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (N, H, W[, C]) uint8 images and int64 labels from an .npz's arrays."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.size == 0 or not (np.issubdtype(labels.dtype, np.integer) or (
+            np.issubdtype(labels.dtype, np.floating) and np.all(labels == np.round(labels)))):
+        raise ValueError(f"{path}: labels must be a non-empty 1-d array of integer class indices, got "
+                         f"{labels.dtype} of shape {labels.shape}")
+    if labels.min() < 0:
+        raise ValueError(f"{path}: labels must be class indices >= 0, got {labels.min()}")
+    if images.ndim == 4 and images.shape[1] in (1, 3) and images.shape[-1] not in (1, 3, 4):
+        images = images.transpose(0, 2, 3, 1)  # (N, C, H, W) -> (N, H, W, C)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.ndim not in (3, 4) or (images.ndim == 4 and images.shape[-1] not in (3, 4)):
+        raise ValueError(f"{path}: {key} must be (N, H, W) grey or (N, H, W, 3) colour images, got shape {images.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"{path}: {len(images)} {key} but {len(labels)} labels; they must match one to one")
+    if images.dtype != np.uint8:
+        if not (np.issubdtype(images.dtype, np.floating) or np.issubdtype(images.dtype, np.integer)):
+            raise ValueError(f"{path}: {key} must be numbers, got {images.dtype}")
+        low, high = float(images.min()), float(images.max())
+        if np.issubdtype(images.dtype, np.floating) and 0 <= low and high <= 1:
+            images = np.rint(images * 255.0)
+        elif not (np.issubdtype(images.dtype, np.integer) and 0 <= low and high <= 255):
+            raise ValueError(f"{path}: {key} must be uint8 (0-255) or floats in [0, 1], got {images.dtype} values "
+                             f"in [{low:g}, {high:g}]")
+        images = images.astype(np.uint8)
+    return images, labels.astype(np.int64)
+
+
+def _to_testbed_images(pictures: list[Image.Image]) -> tuple[np.ndarray, list[str]]:
+    """PIL images -> uint8 grey (N, S, S): S = 28 when every image is 28x28 (MNIST-style), else 32, resized
+    bicubically; the notes say what was converted."""
+    notes = []
+    colour = sum(p.mode not in ("L", "LA", "1", "I", "I;16", "F") for p in pictures)
+    if colour:
+        notes.append(f"{colour} colour images converted to grey (the testbed is one-channel)")
+    sizes = {p.size for p in pictures}
+    size = NATIVE_SIZE if sizes == {(NATIVE_SIZE, NATIVE_SIZE)} else IMAGE_SIZE
+    resized = sum(p.size != (size, size) for p in pictures)
+    if resized:
+        shown = ", ".join(f"{w}x{h}" for w, h in sorted(sizes)[:3]) + (", ..." if len(sizes) > 3 else "")
+        notes.append(f"{resized} images of {shown} resized to {size}x{size} (bicubic"
+                     f"{'; aspect ratio not kept' if any(w != h for w, h in sizes) else ''})")
+    out = np.empty((len(pictures), size, size), dtype=np.uint8)
+    for i, p in enumerate(pictures):
+        grey = p.convert("L")
+        out[i] = np.asarray(grey if grey.size == (size, size) else grey.resize((size, size), Image.BICUBIC))
+    return out, notes
+
+
+# -- splits -------------------------------------------------------------------------------------------------------
 def long_tail_indices(labels: np.ndarray, imbalance: float = 100.0, seed: int = 0) -> np.ndarray:
     """Indices of an exponentially long-tailed subset: class c keeps n_max * imbalance^(-c / (C - 1)) images.
 
@@ -127,10 +255,21 @@ def long_tail_indices(labels: np.ndarray, imbalance: float = 100.0, seed: int = 
     n_max = min(int((labels == c).sum()) for c in range(num_classes))
     keep = []
     for c in range(num_classes):
-        count = int(round(n_max * imbalance ** (-c / max(num_classes - 1, 1))))
         idx = np.flatnonzero(labels == c)
-        keep.append(rng.permutation(idx)[:count])
+        keep.append(rng.permutation(idx)[:long_tail_count(n_max, c, num_classes, imbalance)])
     return np.sort(np.concatenate(keep))
+
+
+def long_tail_count(n_max: int, c: int, num_classes: int, imbalance: float) -> int:
+    """Images class c keeps in :func:`long_tail_indices`: round(n_max * imbalance^(-c / (C - 1)))."""
+    return int(round(n_max * imbalance ** (-c / max(num_classes - 1, 1))))
+
+
+def fewshot_indices(labels: np.ndarray, per_class: int = 100, seed: int = 0) -> np.ndarray:
+    """Sorted indices of the few-shot set: ``per_class`` random images of each class (seeded)."""
+    rng = np.random.default_rng(seed)
+    classes = range(int(labels.max()) + 1)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]))
 
 
 def to_model_space(images: np.ndarray | torch.Tensor) -> torch.Tensor:

@@ -1,136 +1,242 @@
-"""Training recipes for the embedded testbed: a class-conditional pixel UNet (epsilon prediction, DDPM
-linear schedule, classifier-free guidance through a null class) and the judge classifier.
-
-Run as ``seedspace testbed train [--data PATH]`` (or ``python -m seedspace.testbed.train``); training is
-seeded, logs to stdout, and writes a diffusers-style folder (``unet/``, ``scheduler/``) plus ``judge.safetensors``.
+"""Training recipes of a testbed: the class-conditional pixel UNet (epsilon prediction, DDPM linear schedule,
+classifier-free guidance through a null class) with checkpoints that resume to the same bytes, and the judge and
+encoder classifiers. :func:`seedspace.testbed.build.train_testbed` puts them together into a testbed folder.
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
+import contextlib
 import json
 import math
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from diffusers import DDPMScheduler, UNet2DModel
-from safetensors.torch import save, save_file
+from safetensors import safe_open
+from safetensors.torch import save
+from tqdm import tqdm
 
 from ..outputs import atomic_path
-from .data import SHIPPED_SPLITS, load_dataset, load_fashion_mnist, long_tail_indices, to_model_space
 from .judge import Encoder, Judge
 
 SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
     "prediction_type": "epsilon", "clip_sample": False,
 }
+UNET_CHANNELS = (32, 64, 64)
+WARMUP_STEPS = 200
 
 
-def make_unet(num_classes: int):
-    """The testbed UNet: ~1.06 M parameters at 32x32, one extra class embedding as the null class."""
+def make_unet(num_classes: int, image_size: int = 32, channels=UNET_CHANNELS) -> UNet2DModel:
+    """The testbed UNet: one ResNet layer per level, attention only in the middle block, one extra class embedding
+    as the null class; ~1.06 M parameters at 32x32 with the default channels (32, 64, 64)."""
+    channels = tuple(int(c) for c in channels)
     return UNet2DModel(
-        sample_size=32, in_channels=1, out_channels=1, block_out_channels=(32, 64, 64), layers_per_block=1,
-        down_block_types=("DownBlock2D",) * 3, up_block_types=("UpBlock2D",) * 3,
-        num_class_embeds=num_classes + 1, norm_num_groups=16,
+        sample_size=image_size, in_channels=1, out_channels=1, block_out_channels=channels, layers_per_block=1,
+        down_block_types=("DownBlock2D",) * len(channels), up_block_types=("UpBlock2D",) * len(channels),
+        num_class_embeds=num_classes + 1, norm_num_groups=min(16, math.gcd(*channels)),
     )
 
 
-def make_scheduler():
+def make_scheduler() -> DDPMScheduler:
     """The testbed's DDPM noise schedule (linear betas): abar_t = prod_{s <= t} (1 - beta_s), from diffusers."""
     return DDPMScheduler(**SCHEDULER_CONFIG)
 
 
-def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, out: Path, steps: int = 7000,
+def learning_rate_factor(step: int, steps: int) -> float:
+    """Linear warm-up over 200 steps, then cosine decay to 2% of the base rate at ``steps``."""
+    return min(1.0, (step + 1) / WARMUP_STEPS) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
+
+
+def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path, steps: int = 4000,
                     batch_size: int = 128, lr: float = 1e-3, ema_decay: float = 0.999, cond_drop: float = 0.1,
-                    seed: int = 0, bf16: bool = True, log_every: int = 100) -> dict:
-    """Epsilon-prediction DDPM training: loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2."""
+                    seed: int = 0, bf16: bool = True, image_size: int = 32, channels=UNET_CHANNELS,
+                    checkpoint_every: int = 250, progress: bool = True) -> tuple[UNet2DModel, dict]:
+    """Epsilon-prediction DDPM training: loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, the
+    class dropped to the null class with probability ``cond_drop``; returns the EMA weights and a summary.
+
+    Images (N, 1, 32, 32) in [-1, 1] (resized to ``image_size`` when it differs). The full training state (weights,
+    EMA, optimiser, schedule, random generators, loss history) goes to ``checkpoint`` every ``checkpoint_every``
+    steps, at the end, and after Ctrl-C / SIGTERM (the running step is finished first); an existing checkpoint is
+    continued, and the result is the same bytes as an uninterrupted run on the CPU.
+    """
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    unet = make_unet(num_classes)
-    ema = make_unet(num_classes)
+    unet = make_unet(num_classes, image_size, channels)
+    ema = make_unet(num_classes, image_size, channels)
     ema.load_state_dict(unet.state_dict())
     ema.requires_grad_(False)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    warmup = 200
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warmup) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
-    )
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: learning_rate_factor(s, steps))
+    state = {"step": 0, "running": 0.0, "history": [], "seconds": 0.0}
+    if checkpoint.is_file():
+        state = load_checkpoint(checkpoint, unet, ema, opt, sched, gen)
+    if image_size != images.shape[-1]:
+        images = F.interpolate(images, size=(image_size, image_size), mode="area")
     abar = make_scheduler().alphas_cumprod
-    n = images.shape[0]
-    history, t0, running = [], time.time(), 0.0
-    for step in range(1, steps + 1):
-        idx = torch.randint(0, n, (batch_size,), generator=gen)
-        x0 = images[idx]
-        flip = torch.rand(batch_size, generator=gen) < 0.5
-        x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-        y = labels[idx].clone()
-        y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
-        t = torch.randint(0, abar.numel(), (batch_size,), generator=gen)
-        eps = torch.randn(x0.shape, generator=gen)
-        a = abar[t].view(-1, 1, 1, 1)
-        xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            pred = unet(xt, t, class_labels=y).sample
-        loss = F.mse_loss(pred.float(), eps)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        decay = min(ema_decay, (1 + step) / (10 + step))
-        with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
-                pe.lerp_(p, 1 - decay)
-        running += loss.item()
-        if step % log_every == 0:
-            history.append({"step": step, "loss": running / log_every, "seconds": round(time.time() - t0, 1)})
-            print(json.dumps(history[-1]), flush=True)
-            running = 0.0
-        if step % 1000 == 0 or step == steps:
-            save_unet(ema, out)
-    return {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "cond_drop": cond_drop,
-            "seed": seed, "bf16_autocast": bf16, "final_loss": history[-1]["loss"] if history else None,
-            "seconds": round(time.time() - t0, 1), "loss_history": history}
+    log_every = min(100, steps)
+    n, started = images.shape[0], time.time() - state["seconds"]
+    with tqdm(total=steps, initial=state["step"], desc="diffusion", unit="step", disable=not progress,
+              file=sys.stderr, dynamic_ncols=True) as bar, DeferredInterrupts() as interrupts:
+        for step in range(state["step"] + 1, steps + 1):
+            idx = torch.randint(0, n, (batch_size,), generator=gen)
+            x0 = images[idx]
+            flip = torch.rand(batch_size, generator=gen) < 0.5
+            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+            y = labels[idx].clone()
+            y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
+            t = torch.randint(0, abar.numel(), (batch_size,), generator=gen)
+            eps = torch.randn(x0.shape, generator=gen)
+            a = abar[t].view(-1, 1, 1, 1)
+            xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                pred = unet(xt, t, class_labels=y).sample
+            loss = F.mse_loss(pred.float(), eps)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            decay = min(ema_decay, (1 + step) / (10 + step))
+            with torch.no_grad():
+                for pe, p in zip(ema.parameters(), unet.parameters()):
+                    pe.lerp_(p, 1 - decay)
+            state["running"] += loss.item()
+            state["step"] = step
+            if step % log_every == 0:
+                state["history"].append({"step": step, "loss": state["running"] / log_every,
+                                         "seconds": round(time.time() - started, 1)})
+                state["running"] = 0.0
+            bar.set_postfix(loss=f"{loss.item():.4f}", refresh=False)
+            bar.update(1)
+            if step % checkpoint_every == 0 or step == steps or interrupts.pending:
+                state["seconds"] = time.time() - started
+                save_checkpoint(checkpoint, unet, ema, opt, sched, gen, state)
+            interrupts.raise_pending()
+    history = state["history"]
+    return ema, {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "cond_drop": cond_drop,
+                 "seed": seed, "bf16_autocast": bf16, "final_loss": history[-1]["loss"] if history else None,
+                 "seconds": round(time.time() - started, 1), "loss_history": history}
 
 
-def save_unet(unet, out: Path) -> None:
-    unet.save_pretrained(out / "unet", safe_serialization=True)
-    make_scheduler().save_pretrained(out / "scheduler")
+def save_checkpoint(path: Path, unet, ema, opt, sched, gen: torch.Generator, state: dict) -> None:
+    """The whole training state in one safetensors file (tensors, plus the rest as JSON in its metadata), written
+    atomically: weights, EMA weights, optimiser moments, lr schedule, both random generators, ``state``."""
+    tensors = {f"unet.{k}": v for k, v in unet.state_dict().items()}
+    tensors.update({f"ema.{k}": v for k, v in ema.state_dict().items()})
+    opt_state = opt.state_dict()
+    other = {}
+    for pid, entries in opt_state["state"].items():
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                tensors[f"opt.{pid}.{key}"] = value
+            else:
+                other[f"{pid}.{key}"] = value
+    tensors["generator"], tensors["torch_rng"] = gen.get_state(), torch.get_rng_state()
+    meta = {"state": state, "param_groups": opt_state["param_groups"], "opt_other": other,
+            "scheduler": sched.state_dict()}
+    data = save({k: v.detach().contiguous() for k, v in tensors.items()}, metadata={"training": json.dumps(meta)})
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def load_checkpoint(path: Path, unet, ema, opt, sched, gen: torch.Generator) -> dict:
+    """Restore what :func:`save_checkpoint` wrote into freshly built objects; returns the saved ``state``."""
+    with safe_open(str(path), "pt") as f:
+        meta = json.loads(f.metadata()["training"])
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    unet.load_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("unet.")})
+    ema.load_state_dict({k[4:]: v for k, v in tensors.items() if k.startswith("ema.")})
+    opt_state = {}
+    for key, value in tensors.items():
+        if key.startswith("opt."):
+            _, pid, name = key.split(".", 2)
+            opt_state.setdefault(int(pid), {})[name] = value
+    for key, value in meta["opt_other"].items():
+        pid, name = key.split(".", 1)
+        opt_state.setdefault(int(pid), {})[name] = value
+    for group in meta["param_groups"]:
+        group["betas"] = tuple(group["betas"])
+    opt.load_state_dict({"state": opt_state, "param_groups": meta["param_groups"]})
+    sched.load_state_dict(meta["scheduler"])
+    gen.set_state(tensors["generator"])
+    torch.set_rng_state(tensors["torch_rng"])
+    return meta["state"]
+
+
+class DeferredInterrupts(contextlib.AbstractContextManager):
+    """Ctrl-C / SIGTERM inside the block are held until :meth:`raise_pending` (between two training steps, so the
+    checkpoint is never taken mid-update); a second signal acts at once. Outside the main thread: no effect."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __enter__(self):
+        self.pending, self.previous = None, {}
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {sig: signal.signal(sig, self._hold) for sig in self.SIGNALS
+                             if signal.getsignal(sig) is not signal.SIG_IGN}
+        return self
+
+    def _hold(self, signum, frame):
+        if self.pending is not None:
+            self._deliver(signum, frame)
+        self.pending = (signum, frame)
+
+    def raise_pending(self) -> None:
+        """Let a held signal act now (its previous handler runs; KeyboardInterrupt where it had none)."""
+        if self.pending is not None:
+            self._deliver(*self.pending)
+
+    def _deliver(self, signum, frame):
+        handler = self.previous.get(signum)
+        self.__exit__(None, None, None)
+        if callable(handler):
+            handler(signum, frame)
+        raise KeyboardInterrupt
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous = {}
+        return None
 
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
-                     num_classes: int, out: Path, kind: str = "judge", epochs: int = 4, batch_size: int = 128,
-                     seed: int = 0) -> dict:
-    """Cross-entropy training (AdamW, one-cycle lr, horizontal flips) of the judge or the encoder
-    (``kind``) on a balanced set; writes ``<kind>.safetensors`` and returns its test accuracy."""
+                     num_classes: int, kind: str = "judge", epochs: int = 4, batch_size: int = 128,
+                     seed: int = 0, progress: bool = True) -> tuple[torch.nn.Module, dict]:
+    """Cross-entropy training (AdamW, one-cycle lr, horizontal flips) of the judge or the encoder (``kind``) on a
+    balanced set of images (N, 1, 32, 32) in [-1, 1]; returns the network (eval mode) and its test accuracy."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = {"judge": Judge, "encoder": Encoder}[kind](num_classes)
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
-    total = epochs * math.ceil(images.shape[0] / batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=total)
-    for epoch in range(epochs):
-        net.train()
-        perm = torch.randperm(images.shape[0], generator=gen)
-        for i in range(0, perm.numel(), batch_size):
-            idx = perm[i:i + batch_size]
-            x = images[idx]
-            flip = torch.rand(idx.numel(), generator=gen) < 0.5
-            x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-            loss = F.cross_entropy(net(x), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        acc = judge_accuracy(net, test_images, test_labels)
-        print(json.dumps({f"{kind}_epoch": epoch + 1, "test_accuracy": acc}), flush=True)
-    net.eval()
-    save_file(net.state_dict(), str(out / f"{kind}.safetensors"), metadata={"num_classes": str(num_classes)})
-    return {"epochs": epochs, "test_accuracy": acc, "seed": seed}
+    batches = math.ceil(images.shape[0] / batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * batches)
+    with tqdm(total=epochs * batches, desc=kind, unit="batch", disable=not progress, file=sys.stderr,
+              dynamic_ncols=True) as bar:
+        for _ in range(epochs):
+            net.train()
+            perm = torch.randperm(images.shape[0], generator=gen)
+            for i in range(0, perm.numel(), batch_size):
+                idx = perm[i:i + batch_size]
+                x = images[idx]
+                flip = torch.rand(idx.numel(), generator=gen) < 0.5
+                x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                loss = F.cross_entropy(net(x), labels[idx])
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.set_postfix(loss=f"{loss.item():.3f}", refresh=False)
+                bar.update(1)
+            accuracy = judge_accuracy(net, test_images, test_labels)
+            bar.set_postfix(test_accuracy=f"{accuracy:.3f}")
+    return net.eval(), {"epochs": epochs, "test_accuracy": accuracy, "seed": seed}
 
 
 @torch.no_grad()
@@ -139,84 +245,3 @@ def judge_accuracy(judge, images: torch.Tensor, labels: torch.Tensor) -> float:
     judge.eval()
     preds = torch.cat([judge(images[i:i + 1000]).argmax(1) for i in range(0, images.shape[0], 1000)])
     return float((preds == labels).float().mean())
-
-
-def fewshot_indices(labels: np.ndarray, per_class: int = 100, seed: int = 0) -> np.ndarray:
-    """Sorted indices of the few-shot set: ``per_class`` random images of each class (seeded)."""
-    rng = np.random.default_rng(seed)
-    classes = range(int(labels.max()) + 1)
-    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(labels == c))[:per_class] for c in classes]))
-
-
-def write_fewshot(out: Path, per_class: int = 100, seed: int = 0) -> None:
-    """The few-shot set: ``per_class`` random Fashion-MNIST test images of each class, as uint8 safetensors."""
-    images, labels = load_fashion_mnist("test")
-    keep = fewshot_indices(labels, per_class, seed)
-    save_file({"images": torch.from_numpy(images[keep].copy()), "labels": torch.from_numpy(labels[keep]),
-               "test_indices": torch.from_numpy(keep)}, str(out / "fewshot.safetensors"))
-
-
-def write_shipped_splits(out: Path, imbalance: float = 100.0, seed: int = 0, fewshot_per_class: int = 100) -> None:
-    """The splits :func:`~seedspace.testbed.data.shipped_split` reads, built from the Fashion-MNIST package:
-    the long-tailed training split (:func:`long_tail_indices`) and the test set minus the few-shot set, each as
-    gzip'd safetensors (uint8 images, int64 labels and source indices; fixed gzip header: same bytes each time)."""
-    train_images, train_labels = load_fashion_mnist("train")
-    test_images, test_labels = load_fashion_mnist("test")
-    rows = {"train": long_tail_indices(train_labels, imbalance, seed=seed),
-            "test": np.setdiff1d(np.arange(len(test_labels)), fewshot_indices(test_labels, fewshot_per_class, seed))}
-    sources = {"train": (train_images, train_labels), "test": (test_images, test_labels)}
-    for file, split in SHIPPED_SPLITS.values():
-        images, labels = sources[split]
-        keep = rows[split]
-        data = save({"images": torch.from_numpy(images[keep].copy()), "labels": torch.from_numpy(labels[keep]),
-                     "source_indices": torch.from_numpy(keep.astype(np.int64))})
-        with atomic_path(Path(out) / file) as tmp:
-            tmp.write_bytes(gzip.compress(data, compresslevel=9, mtime=0))
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="seedspace testbed train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", default=None, help="training data: .npz (images, labels) or class folder (default: Fashion-MNIST)")
-    p.add_argument("--out", default="runs/testbed", help="output folder (default: runs/testbed)")
-    p.add_argument("--steps", type=int, default=7000, help="diffusion training steps (default: 7000)")
-    p.add_argument("--batch-size", type=int, default=128, help="batch size (default: 128)")
-    p.add_argument("--imbalance", type=float, default=100.0, help="long-tail imbalance ratio, 1 = balanced (default: 100)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
-    p.add_argument("--skip-judge", action="store_true", help="do not train the judge")
-    p.add_argument("--skip-encoder", action="store_true", help="do not train the encoder (SeedSelect's features)")
-    p.add_argument("--skip-diffusion", action="store_true", help="do not train the diffusion model")
-    args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    raw, labels, classes = load_dataset(args.data)
-    keep = long_tail_indices(labels, args.imbalance, seed=args.seed) if args.imbalance > 1 else np.arange(len(labels))
-    counts = np.bincount(labels[keep], minlength=len(classes)).tolist()
-    card = {"classes": classes, "train_counts": counts, "imbalance": args.imbalance, "data": args.data or "fashion-mnist"}
-    print(json.dumps(card), flush=True)
-    if args.data is None:
-        write_fewshot(out, seed=args.seed)
-        write_shipped_splits(out, args.imbalance, seed=args.seed)
-    if not (args.skip_judge and args.skip_encoder):
-        if args.data is None:
-            test_raw, test_labels = load_fashion_mnist("test")
-        else:  # hold out 10% of the given set
-            perm = np.random.default_rng(args.seed).permutation(len(labels))
-            cut = len(labels) // 10
-            test_raw, test_labels = raw[perm[:cut]], labels[perm[:cut]]
-            raw, labels = raw[perm[cut:]], labels[perm[cut:]]
-            keep = long_tail_indices(labels, args.imbalance, seed=args.seed) if args.imbalance > 1 else np.arange(len(labels))
-        data = (to_model_space(raw), torch.as_tensor(labels), to_model_space(test_raw), torch.as_tensor(test_labels))
-        for kind, seed in (("judge", args.seed), ("encoder", args.seed + 1)):
-            if not getattr(args, f"skip_{kind}"):
-                card[kind] = train_classifier(*data, len(classes), out, kind, seed=seed)
-    if not args.skip_diffusion:
-        card["diffusion"] = train_diffusion(to_model_space(raw[keep]), torch.as_tensor(labels[keep]), len(classes), out,
-                                            steps=args.steps, batch_size=args.batch_size, seed=args.seed)
-    (out / "training.json").write_text(json.dumps(card, indent=1))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

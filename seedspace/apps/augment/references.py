@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends.base import UNCONDITIONAL
-from ...testbed.data import shipped_split
 
 REFERENCES_FILE = "references.safetensors"
 
@@ -85,14 +84,14 @@ def from_tensors(model, references: Mapping[str, torch.Tensor]) -> list[ClassRef
 
 
 def testbed_split(model, per_class: int, seed: int, split: str = "train-longtail") -> dict[str, torch.Tensor]:
-    """``per_class`` reference images of every class, drawn (seeded) from the training split the testbed folder
-    ships (the embedded testbed's, or a trained folder's own)."""
+    """``per_class`` reference images of every class, drawn (seeded) from a split of the testbed model's own data
+    (by default the long-tailed split its UNet was trained on)."""
     if per_class < 1:
         raise ValueError(f"--testbed-split needs at least 1 reference per class, got {per_class}")
-    images, labels = shipped_split(split, getattr(model, "folder", None))
     names = getattr(model, "class_names", None)
-    if not names:
-        raise ValueError(f"{model.name} has no class names; --testbed-split needs a testbed model")
+    if not names or not hasattr(model, "data_split"):
+        raise ValueError(f"{model.name} has no class names or data splits; --testbed-split needs a testbed model")
+    images, labels = model.data_split(split)
     rng = np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(7,)))
     out = {}
     for index, name in enumerate(names):

@@ -11,9 +11,9 @@ import numpy as np
 import torch
 
 from ...outputs import read_png_pixels
-from ...testbed.data import shipped_split
-from ..augment import augment
+from ...testbed.data import IMAGE_SIZE, to_model_space
 from .judge import resize_images
+from ..augment import augment
 from .runner import Runner
 
 ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry
@@ -47,17 +47,19 @@ class BenchmarkData:
         return torch.bincount(self.train_y, minlength=self.num_classes).tolist()
 
 
-def _to_model_space(runner: Runner, images: torch.Tensor) -> torch.Tensor:
-    size = tuple(runner.model.image_shape[-2:])
+def _to_model_space(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 (N, H, W) -> (N, 1, *size) in [0, 1]: 28x28 images padded to 32x32 as the testbed was trained on
+    them (not stretched), other sizes resized."""
+    if tuple(images.shape[-2:]) == (28, 28) and size == (IMAGE_SIZE, IMAGE_SIZE):
+        return (to_model_space(images) + 1) / 2
     return resize_images(images[:, None].float() / 255.0, size).clamp(0, 1)
 
 
 def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
-    """The model's splits (its folder's, else the embedded testbed's); the test images of each class are split by
-    a seeded permutation into ``test_per_class`` test images and the extra-real pool."""
-    folder = getattr(runner.model, "folder", None)
-    x, y = shipped_split("train-longtail", folder)
-    tx, ty = shipped_split("test-references", folder)
+    """The model's own splits (``model.data_split``); the test images of each class are split by a seeded
+    permutation into ``test_per_class`` test images and the extra-real pool."""
+    x, y = runner.model.data_split("train-longtail")
+    tx, ty = runner.model.data_split("test-references")
     test_idx, extra_idx = [], []
     for c in range(int(ty.max()) + 1):
         members = torch.nonzero(ty == c).flatten().numpy()
@@ -68,8 +70,9 @@ def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
     classes = list(range(int(y.max()) + 1))
     groups = {"many": head, "medium": [c for c in classes if c not in head + tail], "few": tail}
     test_idx, extra_idx = torch.tensor(sorted(test_idx)), torch.tensor(sorted(extra_idx), dtype=torch.long)
-    return BenchmarkData(_to_model_space(runner, x), y.long(), _to_model_space(runner, tx[test_idx]), ty[test_idx].long(),
-                         _to_model_space(runner, tx[extra_idx]), ty[extra_idx].long(), groups)
+    size = tuple(runner.model.image_shape[-2:])
+    return BenchmarkData(_to_model_space(x, size), y.long(), _to_model_space(tx[test_idx], size), ty[test_idx].long(),
+                         _to_model_space(tx[extra_idx], size), ty[extra_idx].long(), groups)
 
 
 def pick_references(runner: Runner, data: BenchmarkData, classes, k: int, *names) -> dict[int, torch.Tensor]:

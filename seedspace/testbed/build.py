@@ -1,0 +1,345 @@
+"""A complete, self-describing testbed folder from labelled images: ``seedspace testbed train``.
+
+    folder = train_testbed("runs/digits", "digits.npz", TestbedRecipe(imbalance=10, fewshot=20, test_references=40))
+    model = seedspace.load_model(folder)   # class names, null class and guidance, judge, encoder, few-shot images
+
+The folder has the embedded testbed's format: ``unet/`` and ``scheduler/`` (diffusers), ``judge.safetensors`` and
+``encoder.safetensors`` (unless skipped), ``fewshot.safetensors``, the split files ``train-longtail`` and
+``test-references`` (see :mod:`seedspace.testbed.data`), ``testbed.json``, ``loss_history.json``, ``MODEL_CARD.md``
+and ``training.json`` (the record a resumed training is checked against). ``testbed.json`` is written last: a
+folder without it is an unfinished training, which ``resume=True`` continues to the same bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import save_file
+
+from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check_number
+from ..outputs import atomic_path, read_json_object, write_json, write_text
+from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
+                   write_split, SPLIT_FILES)
+from .train import UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion
+
+RECORD = "training.json"
+CHECKPOINT = "checkpoint.safetensors"
+IMAGE_SIZES = (8, 16, 32)
+
+
+@dataclass(frozen=True)
+class TestbedRecipe:
+    """Everything that decides the bytes of a trained testbed (a resumed training must use the same).
+
+    ``fewshot`` and ``test_references`` images per class are held out of the data (seeded by ``seed``) and never
+    trained on; the diffusion model sees the long-tailed split of the rest (class c keeps n_max * imbalance^(-c / (C
+    - 1)) images; 1 = all), the judge and the encoder all of it. A data set with its own test split (Fashion-MNIST)
+    takes the few-shot images from it and keeps the rest of it as test references.
+    """
+
+    __test__ = False  # not a pytest class
+    steps: int = 4000
+    batch_size: int = 128
+    lr: float = 1e-3
+    imbalance: float = 100.0
+    seed: int = 0
+    fewshot: int = 100
+    test_references: int = 100
+    image_size: int = 32
+    channels: tuple[int, ...] = UNET_CHANNELS
+    judge: bool = True
+    encoder: bool = True
+    classifier_epochs: int = 4
+    ema_decay: float = 0.999
+    cond_drop: float = 0.1
+    bf16: bool = True
+    default_steps: int = 50
+    default_guidance: float = 2.0
+    name: str | None = None
+
+    def __post_init__(self):
+        object.__setattr__(self, "channels", tuple(self.channels))
+        check_int(self.steps, "steps", 1)
+        check_int(self.batch_size, "batch_size", 1, 65536)
+        check_number(self.lr, "lr", 0.0, 1.0, low_open=True)
+        check_number(self.imbalance, "imbalance", 1.0)
+        check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
+        check_int(self.fewshot, "fewshot", 1)
+        check_int(self.test_references, "test_references", 1)
+        check_int(self.classifier_epochs, "classifier_epochs", 1)
+        check_number(self.ema_decay, "ema_decay", 0.0, 1.0)
+        check_number(self.cond_drop, "cond_drop", 0.0, 1.0, low_open=True)
+        check_int(self.default_steps, "default_steps", 1, MAX_STEPS)
+        check_number(self.default_guidance, "default_guidance", *GUIDANCE_RANGE)
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {self.image_size}")
+        if not 1 <= len(self.channels) <= 4 or any(c < 4 or c % 4 for c in self.channels):
+            raise ValueError(f"channels must be 1 to 4 multiples of 4 (e.g. 32,64,64), got {self.channels}")
+        if self.image_size % 2 ** (len(self.channels) - 1):
+            raise ValueError(f"image_size {self.image_size} cannot be halved {len(self.channels) - 1} times "
+                             f"for {len(self.channels)} UNet levels")
+
+    def command_options(self) -> list[str]:
+        """The ``seedspace testbed train`` options that give this recipe (those that differ from the defaults)."""
+        options = []
+        for f in dataclasses.fields(self):
+            value, default = getattr(self, f.name), f.default
+            if value == default or f.name in ("ema_decay", "cond_drop", "bf16"):
+                continue
+            if f.name in ("judge", "encoder"):
+                options.append(f"--skip-{f.name}")
+            else:
+                shown = ",".join(map(str, value)) if f.name == "channels" else value
+                options += [f"--{f.name.replace('_', '-')}", str(shown)]
+        return options
+
+
+def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
+    """The recipe and the ``--data`` (None: Fashion-MNIST) of the training in ``out``; ValueError when ``out``
+    holds no testbed training."""
+    record = _read_record(Path(out))
+    return TestbedRecipe(**record["recipe"]), record["data"]["given"]
+
+
+def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
+                  resume: bool = False, progress: bool = True, checkpoint_every: int = 250, log=None) -> Path:
+    """Train a testbed on ``data`` (see :func:`~seedspace.testbed.data.load_dataset`) into the new folder ``out``,
+    or continue the unfinished training in ``out`` (``resume``: same recipe and data, else ValueError).
+
+    Every input is checked before anything is written; Ctrl-C leaves a folder that ``resume`` continues, and the
+    result is the same bytes as an uninterrupted training on the CPU. ``log(message)`` gets one-line notes.
+    """
+    log = log or (lambda message: None)
+    out = Path(out)
+    check_int(checkpoint_every, "checkpoint_every", 1)
+    record = None
+    if resume:
+        record = _read_record(out)
+        recorded = TestbedRecipe(**record["recipe"])
+        if recorded != recipe:
+            key = next(f.name for f in dataclasses.fields(recipe) if getattr(recipe, f.name) != getattr(recorded, f.name))
+            raise ValueError(f"cannot resume {out}: {key} was {getattr(recorded, key)!r}, now {getattr(recipe, key)!r}")
+    elif out.exists() or out.is_symlink():
+        raise FileExistsError(f"output folder {out} already exists; pass --resume to continue its training, or "
+                              "choose another --out")
+    dataset = load_dataset(data)
+    rows = split_rows(dataset, recipe)
+    if record is not None and record["data"]["fingerprint"] != dataset.fingerprint():
+        raise ValueError(f"cannot resume {out}: the data differ from the data it was trained on "
+                         f"({record['data']['source']})")
+    if record is not None and record["status"] == "complete":
+        log(f"{out} is complete; nothing to resume")
+        return out
+    for note in dataset.notes:
+        log(note)
+    if record is None:
+        out.mkdir(parents=True)
+        record = {"format": "seedspace-testbed-training", "status": "running", "recipe": asdict(recipe),
+                  "data": {"given": None if data is None else str(Path(data).expanduser().resolve()), "source": dataset.source,
+                           "fingerprint": dataset.fingerprint(), "notes": dataset.notes},
+                  "stages": {}}
+    try:
+        _train(out, dataset, rows, recipe, record, progress, checkpoint_every, log)
+    except BaseException:
+        if record["status"] != "complete":
+            record["status"] = "interrupted"
+            write_json(out / RECORD, record)
+        raise
+    return out
+
+
+def split_rows(dataset: LabelledImages, recipe: TestbedRecipe) -> dict[str, np.ndarray]:
+    """Row indices of the few-shot images, the test references (into the test split where the data set has one),
+    the pool the judge and encoder train on, and the long-tailed diffusion split (a subset of the pool); ValueError
+    when a class has too few images for them or the imbalance leaves the last class none."""
+    classes, labels = dataset.classes, dataset.labels
+    if len(classes) < 2:
+        raise ValueError(f"a testbed needs at least 2 classes, the data have {len(classes)}")
+    counts = np.bincount(labels, minlength=len(classes))
+    if dataset.test is not None:
+        test_labels = dataset.test[1]
+        test_counts = np.bincount(test_labels, minlength=len(classes))
+        for c in range(len(classes)):
+            if test_counts[c] < recipe.fewshot + 1 or counts[c] < 1:
+                raise ValueError(f"class {classes[c]!r} has {counts[c]} training and {test_counts[c]} test images; "
+                                 f"--fewshot {recipe.fewshot} needs {recipe.fewshot + 1} test images and training "
+                                 "at least 1 image")
+        fewshot = fewshot_indices(test_labels, recipe.fewshot, recipe.seed)
+        references = np.setdiff1d(np.arange(len(test_labels)), fewshot)
+        pool = np.arange(len(labels))
+    else:
+        held = recipe.fewshot + recipe.test_references
+        for c in range(len(classes)):
+            if counts[c] < held + 1:
+                raise ValueError(f"class {classes[c]!r} has {counts[c]} images; --fewshot {recipe.fewshot} and "
+                                 f"--test-references {recipe.test_references} hold out {held} per class and training "
+                                 f"needs at least 1 more")
+        rng = np.random.default_rng(recipe.seed)
+        order = [rng.permutation(np.flatnonzero(labels == c)) for c in range(len(classes))]
+        fewshot = np.sort(np.concatenate([o[:recipe.fewshot] for o in order]))
+        references = np.sort(np.concatenate([o[recipe.fewshot:held] for o in order]))
+        pool = np.sort(np.concatenate([o[held:] for o in order]))
+    if recipe.imbalance == 1:
+        longtail = pool
+    else:
+        pool_counts = np.bincount(labels[pool], minlength=len(classes))
+        last = long_tail_count(int(pool_counts.min()), len(classes) - 1, len(classes), recipe.imbalance)
+        if last < 1:
+            raise ValueError(f"--imbalance {recipe.imbalance:g} leaves the last class {classes[-1]!r} no training "
+                             f"image ({pool_counts.min()} / {recipe.imbalance:g} rounds to 0); lower it or add images")
+        longtail = pool[long_tail_indices(labels[pool], recipe.imbalance, seed=recipe.seed)]
+    return {"fewshot": fewshot, "test-references": references, "pool": pool, "train-longtail": longtail}
+
+
+def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict, progress: bool,
+           checkpoint_every: int, log) -> None:
+    write_json(out / RECORD, record)
+    test_images, test_labels = dataset.test if dataset.test is not None else (dataset.images, dataset.labels)
+    write_references(out, dataset, rows)
+    classes, labels = dataset.classes, dataset.labels
+    pool = to_model_space(dataset.images[rows["pool"]]), torch.from_numpy(labels[rows["pool"]])
+    refs = rows["test-references"]
+    test = to_model_space(test_images[refs]), torch.from_numpy(test_labels[refs])
+    for kind, seed in (("judge", recipe.seed), ("encoder", recipe.seed + 1)):
+        if getattr(recipe, kind) and kind not in record["stages"]:
+            net, summary = train_classifier(*pool, *test, len(classes), kind, recipe.classifier_epochs,
+                                            seed=seed, progress=progress)
+            with atomic_path(out / f"{kind}.safetensors") as tmp:
+                save_file(net.state_dict(), str(tmp), metadata={"num_classes": str(len(classes))})
+            record["stages"][kind] = summary
+            write_json(out / RECORD, record)
+            log(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
+    longtail = rows["train-longtail"]
+    ema, summary = train_diffusion(
+        to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]), len(classes), out / CHECKPOINT,
+        steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, ema_decay=recipe.ema_decay,
+        cond_drop=recipe.cond_drop, seed=recipe.seed, bf16=recipe.bf16, image_size=recipe.image_size,
+        channels=recipe.channels, checkpoint_every=checkpoint_every, progress=progress)
+    _save_unet(out, ema)
+    write_json(out / "loss_history.json", summary.pop("loss_history"))
+    info = testbed_info(out, dataset, rows, recipe, record, summary)
+    write_text(out / "MODEL_CARD.md", model_card(info, record))
+    write_json(out / "testbed.json", info)  # last: the folder is a testbed from here on
+    record["status"] = "complete"
+    write_json(out / RECORD, record)
+    (out / CHECKPOINT).unlink(missing_ok=True)
+
+
+def write_references(out: Path, dataset: LabelledImages, rows: dict) -> None:
+    """fewshot.safetensors (``test_indices`` into a test split, else ``source_indices`` into the data) and the
+    two split files of :func:`split_rows`' rows (for Fashion-MNIST: the files the embedded testbed ships)."""
+    test_images, test_labels = dataset.test if dataset.test is not None else (dataset.images, dataset.labels)
+    few = rows["fewshot"]
+    key = "test_indices" if dataset.test is not None else "source_indices"
+    with atomic_path(out / "fewshot.safetensors") as tmp:
+        save_file({"images": torch.from_numpy(test_images[few].copy()), "labels": torch.from_numpy(test_labels[few]),
+                   key: torch.from_numpy(few.astype(np.int64))}, str(tmp))
+    refs, longtail = rows["test-references"], rows["train-longtail"]
+    write_split(out / SPLIT_FILES["test-references"], test_images[refs], test_labels[refs], refs)
+    write_split(out / SPLIT_FILES["train-longtail"], dataset.images[longtail], dataset.labels[longtail], longtail)
+
+
+def _save_unet(out: Path, ema) -> None:
+    """unet/ and scheduler/ (diffusers folders), each saved under a temporary name and renamed into place."""
+    for name, component in (("unet", ema), ("scheduler", make_scheduler())):
+        tmp = out / f".{name}.partial"
+        shutil.rmtree(tmp, ignore_errors=True)
+        component.save_pretrained(tmp, **({"safe_serialization": True} if name == "unet" else {}))
+        shutil.rmtree(out / name, ignore_errors=True)
+        os.replace(tmp, out / name)
+
+
+def class_groups(counts: list[int]) -> dict[str, list[int]]:
+    """Head, medium and tail classes by training count: the k = max(1, floor(0.3 C)) largest and smallest classes
+    (ties by index) are head and tail, the rest medium (3 / 4 / 3 for 10 classes)."""
+    order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
+    k = max(1, len(counts) * 3 // 10)
+    return {"head_classes": sorted(order[:k]), "medium_classes": sorted(order[k:-k]), "tail_classes": sorted(order[-k:])}
+
+
+def testbed_info(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict,
+                 diffusion: dict) -> dict:
+    """The testbed.json of a trained folder: what the loader reads and what a reader of the folder needs."""
+    classes = dataset.classes
+    test_labels = dataset.test[1] if dataset.test is not None else dataset.labels
+
+    def counts(labels):
+        return np.bincount(labels, minlength=len(classes)).tolist()
+
+    train_counts = counts(dataset.labels[rows["train-longtail"]])
+    return {
+        "name": recipe.name or out.name, "classes": classes, "train_counts": train_counts, **class_groups(train_counts),
+        "null_class": len(classes), "default_steps": recipe.default_steps,
+        "default_guidance": float(recipe.default_guidance), "image_size": recipe.image_size,
+        "parts": {"judge": recipe.judge, "encoder": recipe.encoder},
+        "data": {"source": dataset.source, "fingerprint": record["data"]["fingerprint"], "notes": dataset.notes,
+                 "imbalance": recipe.imbalance, "seed": recipe.seed, "pool_counts": counts(dataset.labels[rows["pool"]]),
+                 "fewshot_counts": counts(test_labels[rows["fewshot"]]),
+                 "test_reference_counts": counts(test_labels[rows["test-references"]]),
+                 "held_out_from": "the data set's test split" if dataset.test is not None else "the data set"},
+        "diffusion_training": diffusion,
+        **{f"{kind}_training": record["stages"][kind] for kind in ("judge", "encoder") if kind in record["stages"]},
+    }
+
+
+def model_card(info: dict, record: dict) -> str:
+    """MODEL_CARD.md of a trained testbed: data, classes, files, how it was trained and how to use it."""
+    data, classes = info["data"], info["classes"]
+    group = {c: g for g in ("head", "medium", "tail") for c in info[f"{g}_classes"]}
+    rows = "\n".join(f"| {c} | {name} | {group[c]} | {info['train_counts'][c]} | {data['pool_counts'][c]} | "
+                     f"{data['fewshot_counts'][c]} | {data['test_reference_counts'][c]} |" for c, name in enumerate(classes))
+    parts = [f"`{k}.safetensors`" for k in ("judge", "encoder") if info["parts"][k]]
+    skipped = [f"--skip-{k}" for k in ("judge", "encoder") if not info["parts"][k]]
+    command = " ".join(["seedspace testbed train"] + (["--data", str(record["data"]["given"])] if record["data"]["given"]
+                                                      else []) + TestbedRecipe(**record["recipe"]).command_options())
+    d = info["diffusion_training"]
+    results = [f"diffusion: {d['steps']} steps, final loss {d['final_loss']:.4f}, {d['seconds']:.0f} s"
+               if d["final_loss"] is not None else f"diffusion: {d['steps']} steps"]
+    results += [f"{k}: test accuracy {info[f'{k}_training']['test_accuracy']:.3f} on the test references"
+                for k in ("judge", "encoder") if f"{k}_training" in info]
+    return f"""# {info['name']}: a seedspace testbed
+
+A class-conditional pixel diffusion model (diffusers `UNet2DModel`, {info['image_size']}x{info['image_size']} grey,
+epsilon prediction, linear DDPM schedule, null class {info['null_class']} for classifier-free guidance) trained by
+`seedspace testbed train` on {data['source']}, in the format of the embedded testbed: `--model FOLDER` and
+`seedspace.load_model(FOLDER)` use it like the embedded model (default {info['default_steps']} DDIM steps, guidance
+{info['default_guidance']:g}).{' Skipped parts: ' + ', '.join(skipped) + ' (the commands that need them say so).' if skipped else ''}
+
+## Data
+Held out of all training ({data['held_out_from']}, seed {data['seed']}): the few-shot images and the test
+references. The diffusion model sees a long-tailed split of the rest (imbalance {data['imbalance']:g}); the judge
+and the encoder see all of the rest.{' Conversion: ' + '; '.join(data['notes']) + '.' if data['notes'] else ''}
+
+| class | name | group | diffusion training | judge/encoder training | few-shot | test references |
+|---|---|---|---|---|---|---|
+{rows}
+
+## Files
+`unet/`, `scheduler/` (diffusers); {', '.join(parts) or 'no judge or encoder'}; `fewshot.safetensors` (uint8 images,
+labels, indices); `train-longtail.safetensors.gz` and `test-references.safetensors.gz` (gzip'd safetensors: uint8
+images, labels, source indices); `testbed.json`; `loss_history.json`; `training.json` (the training record).
+
+## Training
+`{command}`
+
+{chr(10).join('- ' + r for r in results)}
+
+## Use
+`seedspace evaluate --quick --model FOLDER`, `seedspace augment --model FOLDER --testbed-split K ...`,
+`seedspace interpolate --model FOLDER --seeds 1,2 --class 0`.
+"""
+
+
+def _read_record(out: Path) -> dict:
+    if not (out / RECORD).is_file():
+        raise ValueError(f"cannot resume {out}: it holds no {RECORD} of a testbed training")
+    record = read_json_object(out / RECORD)
+    if record.get("format") != "seedspace-testbed-training":
+        raise ValueError(f"cannot resume {out}: its {RECORD} is not a testbed training record")
+    return record

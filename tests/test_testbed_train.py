@@ -1,0 +1,212 @@
+"""`seedspace testbed train` on the user's own data: a complete testbed folder that every command takes, resumable
+to the same bytes, and one-line errors for bad input (tiny data set, tiny UNet, a few steps)."""
+
+import json
+import shutil
+import signal
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+import seedspace as ss
+from seedspace.cli.main import main
+from seedspace.testbed import build
+from seedspace.testbed.data import load_dataset, read_split
+
+CLASSES = ("ring", "bar", "cross")
+PER_CLASS = 40
+TINY = ["--image-size", "8", "--channels", "8,16", "--batch-size", "8", "--classifier-epochs", "1", "--fewshot", "3",
+        "--test-references", "4", "--imbalance", "4", "--default-steps", "2", "--threads", "1", "--quiet"]
+
+
+def _images(seed=0):
+    """PER_CLASS noisy 16x16 pictures of each of three shapes, uint8, with their labels."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:16, :16]
+    shapes = [(np.hypot(yy - 7.5, xx - 7.5) - 5).__abs__() < 1.5, abs(xx - 7.5) < 2, (abs(xx - 7.5) < 2) | (abs(yy - 7.5) < 2)]
+    images = np.stack([np.clip(shape * 200 + rng.integers(0, 50, (16, 16)), 0, 255).astype(np.uint8)
+                       for shape in shapes for _ in range(PER_CLASS)])
+    return images, np.repeat(np.arange(3), PER_CLASS)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """The data set as class folders; the ring pictures are saved as RGB (colour files are accepted)."""
+    root = tmp_path_factory.mktemp("data") / "shapes"
+    images, labels = _images()
+    for i, (image, label) in enumerate(zip(images, labels)):
+        (root / CLASSES[label]).mkdir(parents=True, exist_ok=True)
+        picture = Image.fromarray(image)
+        (picture.convert("RGB") if label == 0 else picture).save(root / CLASSES[label] / f"{i:03d}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def trained(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "shapes-testbed"
+    assert main(["testbed", "train", "--data", str(data_dir), "--out", str(out), "--steps", "4", *TINY]) == 0
+    return out
+
+
+def test_the_folder_is_a_complete_testbed(trained):
+    files = {p.name for p in trained.iterdir()}
+    assert {"unet", "scheduler", "judge.safetensors", "encoder.safetensors", "fewshot.safetensors", "testbed.json",
+            "train-longtail.safetensors.gz", "test-references.safetensors.gz", "MODEL_CARD.md", "loss_history.json",
+            "training.json"} <= files
+    assert build.CHECKPOINT not in files and not any(name.startswith(".") for name in files)
+    info = json.loads((trained / "testbed.json").read_text())
+    # class folders in sorted order; the long tail: 40 - 7 held out = 33 in the head, 33 / 4 in the tail
+    assert info["classes"] == ["bar", "cross", "ring"] and info["train_counts"] == [33, 16, 8]
+    assert (info["head_classes"], info["medium_classes"], info["tail_classes"]) == ([0], [1], [2])
+    assert info["data"]["fewshot_counts"] == [3, 3, 3] and info["data"]["test_reference_counts"] == [4, 4, 4]
+    assert any("40 colour images converted to grey" in n for n in info["data"]["notes"])
+    assert any("16x16 resized to 32x32" in n for n in info["data"]["notes"])
+    assert "bar" in (trained / "MODEL_CARD.md").read_text()
+
+    model = ss.load_model(trained)
+    assert model.class_names == ["bar", "cross", "ring"] and model.num_classes == 3 and model.null_class == 3
+    assert model.default_guidance == 2.0 and model.default_steps == 2 and model.tail_classes == [2]
+    assert model.has_judge and model.has_features
+    images = model.generate(ss.seeds_from_ints([1, 2], model.seed_shape), "ring")  # guidance 2: uses the null class
+    assert images.shape == (2, 1, 8, 8) and model.classify(images).shape == (2, 3)
+    fewshot, labels = model.fewshot(2)
+    assert fewshot.shape == (3, 1, 32, 32) and labels.tolist() == [2, 2, 2]
+
+    # the references are held out of all training: few-shot, test references and training rows are disjoint
+    train, tests = read_split(trained, "train-longtail"), read_split(trained, "test-references")
+    few = set(load_file(str(trained / "fewshot.safetensors"))["source_indices"].tolist())
+    rows = [set(train["source_indices"].tolist()), set(tests["source_indices"].tolist()), few]
+    assert sum(map(len, rows)) == len(set().union(*rows)) == 57 + 12 + 9
+    images, labels = model.data_split("train-longtail")
+    assert images.dtype == torch.uint8 and np.bincount(labels.numpy()).tolist() == info["train_counts"]
+
+
+def test_evaluate_and_augment_run_on_the_folder(trained, tmp_path, capsys):
+    assert main(["evaluate", "--quick", "--experiments", "norm", "--model", str(trained), "--out",
+                 str(tmp_path / "eval"), "--quiet"]) == 0, capsys.readouterr().err
+    assert (tmp_path / "eval" / "report.md").is_file()
+    out = tmp_path / "aug"
+    assert main(["augment", "--model", str(trained), "--testbed-split", "2", "--out", str(out), "--per-class", "2",
+                 "--strategy", "random", "--device", "cpu", "--quiet"]) == 0, capsys.readouterr().err
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert sorted({e["class"] for e in entries}) == ["bar", "cross", "ring"] and len(entries) == 6
+
+
+def test_npz_with_a_test_split_and_a_skipped_judge(tmp_path, capsys):
+    images, labels = _images(seed=1)
+    test_images, test_labels = _images(seed=2)
+    np.savez(tmp_path / "shapes.npz", images=images / 255.0, labels=labels, classes=np.array(CLASSES),
+             test_images=test_images, test_labels=test_labels)
+    out = tmp_path / "tb"
+    assert main(["testbed", "train", "--data", str(tmp_path / "shapes.npz"), "--out", str(out), "--steps", "2",
+                 "--skip-judge", "--skip-encoder", *TINY]) == 0
+    info = json.loads((out / "testbed.json").read_text())
+    # a data set with its own test split: few-shot images from it, the rest of it as test references
+    assert info["classes"] == list(CLASSES) and info["data"]["test_reference_counts"] == [PER_CLASS - 3] * 3
+    assert info["data"]["pool_counts"] == [PER_CLASS] * 3 and info["parts"] == {"judge": False, "encoder": False}
+    model = ss.load_model(out)
+    assert not model.has_judge and not model.has_features and model.fewshot()[0].shape == (9, 1, 32, 32)
+    with pytest.raises(ValueError, match="--skip-judge"):
+        model.classify(torch.rand(1, 1, 8, 8))
+    capsys.readouterr()
+    assert main(["evaluate", "--quick", "--model", str(out), "--out", str(tmp_path / "eval")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "judge" in err and not (tmp_path / "eval").exists()
+
+
+def _weights(folder):
+    names = ["unet/diffusion_pytorch_model.safetensors", "judge.safetensors", "fewshot.safetensors",
+             "train-longtail.safetensors.gz", "test-references.safetensors.gz"]
+    losses = [row["loss"] for row in json.loads((folder / "loss_history.json").read_text())]
+    return {name: (folder / name).read_bytes() for name in names}, losses
+
+
+def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp_path, monkeypatch, capsys):
+    args = ["testbed", "train", "--data", str(data_dir), "--steps", "6", "--checkpoint-every", "2", "--skip-encoder",
+            *TINY]
+    assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+
+    real_clip, calls = torch.nn.utils.clip_grad_norm_, []
+
+    def interrupting(*a, **k):  # called once per diffusion step
+        calls.append(1)
+        if len(calls) == 3:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C: step 3 is finished and checkpointed
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as if killed mid-step: the checkpoint of step 4 is what remains
+        return real_clip(*a, **k)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", interrupting)
+    out = tmp_path / "stopped"
+    assert main([*args, "--out", str(out)]) == 130
+    record = json.loads((out / "training.json").read_text())
+    assert record["status"] == "interrupted" and not (out / "testbed.json").exists()
+    assert (out / build.CHECKPOINT).is_file() and "--resume" in capsys.readouterr().err
+    with pytest.raises(ValueError):
+        ss.load_model(out)  # an unfinished training is not a model
+    resume = ["testbed", "train", "--out", str(out), "--resume", "--checkpoint-every", "2", "--quiet"]
+    assert main(resume) == 130  # stops again at call 5
+    assert main(resume) == 0
+    assert len(calls) == 3 + 2 + 2  # steps 1-3, 4-5 (5 not kept), then 5-6: nothing done twice but step 5
+    assert _weights(out) == _weights(tmp_path / "whole")
+    assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet"]) == 0  # complete: nothing to do
+
+
+def _bad_npz(tmp_path, case):
+    images, labels = _images()
+    path = tmp_path / "bad.npz"
+    arrays = {"labels that do not match": dict(images=images, labels=labels[:-1]),
+              "a class with too few images": dict(images=images[:PER_CLASS + 5], labels=labels[:PER_CLASS + 5]),
+              "pixel values out of range": dict(images=images * 3.0, labels=labels),
+              "one class": dict(images=images[:PER_CLASS], labels=labels[:PER_CLASS])}[case]
+    np.savez(path, **arrays)
+    return path
+
+
+@pytest.mark.parametrize("case,extra,message", [
+    ("labels that do not match", [], "must match one to one"),
+    ("a class with too few images", [], "has 5 images"),
+    ("pixel values out of range", [], "floats in [0, 1]"),
+    ("one class", [], "at least 2 classes"),
+    ("imbalance below 1", ["--imbalance", "0.5"], "imbalance must be"),
+    ("imbalance leaving the tail empty", ["--imbalance", "100"], "no training image"),
+    ("bad channels", ["--channels", "8,x"], "--channels"),
+])
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, extra, message):
+    data = _bad_npz(tmp_path, case) if case in ("labels that do not match", "a class with too few images",
+                                                "pixel values out of range", "one class") else None
+    if data is None:
+        images, labels = _images()
+        np.savez(tmp_path / "ok.npz", images=images, labels=labels)
+        data = tmp_path / "ok.npz"
+    out = tmp_path / "out"
+    assert main(["testbed", "train", "--data", str(data), "--out", str(out), "--steps", "1", *TINY, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("seedspace: error:") and message in err, err
+    assert not out.exists()
+
+
+def test_existing_folder_and_changed_settings_are_refused(trained, data_dir, tmp_path, capsys):
+    before = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
+    cases = [(["--data", str(data_dir), "--out", str(trained), "--steps", "4", *TINY], "--resume"),
+             (["--out", str(trained), "--resume", "--steps", "5", "--quiet"], "steps was 4, now 5"),
+             (["--out", str(trained), "--resume", "--data", str(tmp_path / "other"), "--quiet"], "data differ")]
+    shutil.copytree(data_dir, tmp_path / "other")
+    next((tmp_path / "other" / "bar").iterdir()).unlink()
+    for args, message in cases:
+        assert main(["testbed", "train", *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    assert {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()} == before
+    assert main(["testbed", "train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def test_class_folders_and_npz_give_the_same_data(data_dir, tmp_path):
+    folder = load_dataset(data_dir)
+    np.savez(tmp_path / "same.npz", images=folder.images, labels=folder.labels, classes=np.array(folder.classes))
+    npz = load_dataset(tmp_path / "same.npz")
+    assert np.array_equal(folder.images, npz.images) and folder.classes == npz.classes
+    assert folder.fingerprint() == npz.fingerprint() and npz.notes == []  # already 32x32 grey: nothing converted
