@@ -48,9 +48,10 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: --steps)")
     p.add_argument("--classes", default=None, help="comma-separated classes for interpolation and centroid "
                    "(default: all; with --quick: first, middle and last)")
-    p.add_argument("--references", default="auto", choices=["auto", "fashion-mnist", "fewshot"],
+    p.add_argument("--references", default="auto", choices=["auto", "fashion-mnist", "held-out", "fewshot"],
                    help="the judge's real reference images (default: auto = the Fashion-MNIST test set minus the "
-                        "few-shot images, shipped with the package, for the testbed, else the few-shot images)")
+                        "few-shot images, shipped with the package, for the testbed; a trained folder's own held-out "
+                        "test references; else the few-shot images)")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--update-readme", default=None, metavar="README",
@@ -95,8 +96,8 @@ def run(args) -> int:
     parse_experiments(args.experiments)
     model = common.load(common.model_ref(args.model), device=args.device)
     if not model.has_judge:
-        raise common.CLIError(f"{args.model} is not a testbed-format model: evaluate needs its judge classifier and "
-                              "few-shot images")
+        raise common.CLIError(f"{args.model} has no judge classifier, which evaluate needs (a testbed folder "
+                              "trained with --skip-judge, or a model that is not a testbed)")
     config = config_from_args(args, len(model.class_names))
     if args.threads:
         torch.set_num_threads(args.threads)

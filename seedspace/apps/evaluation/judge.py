@@ -81,21 +81,35 @@ def fashion_mnist_references(model, per_class: int = 500, seed: int = 0) -> Refe
     return References(per, f"Fashion-MNIST test images not in the few-shot set ({per_class} per class, seeded)")
 
 
+def held_out_references(model, per_class: int = 500, seed: int = 0) -> References:
+    """The test references a trained testbed folder holds out of all training (``model.data_split``),
+    ``per_class`` per class in a seeded random order."""
+    images, labels = (t.numpy() for t in model.data_split("test-references"))
+    rng = np.random.default_rng(seed)
+    per = {c: (to_model_space(images[np.sort(rng.permutation(np.flatnonzero(labels == c))[:per_class])]) + 1) / 2
+           for c in range(len(model.class_names)) if (labels == c).any()}
+    return References(per, f"the model's held-out test references ({per_class} per class at most, seeded)")
+
+
 def load_references(model, kind: str = "auto", per_class: int = 500, seed: int = 0) -> References:
     """'auto': Fashion-MNIST for a Fashion-MNIST testbed (its few-shot file records ``test_indices``), else the
-    few-shot images; 'fashion-mnist' or 'fewshot' to choose."""
+    folder's own held-out test references when it has them, else the few-shot images; 'fashion-mnist',
+    'held-out' or 'fewshot' to choose."""
     if not model.has_judge:
         raise ValueError(f"{getattr(model, 'name', model)} has no judge: `seedspace evaluate` needs a testbed-format "
                          "model (classifier, features and few-shot images)")
     if kind == "auto":
         with safe_open(str(Path(model.folder) / "fewshot.safetensors"), "pt") as f:
             has_indices = "test_indices" in f.keys()
-        kind = "fashion-mnist" if has_indices and tuple(model.class_names) == FASHION_MNIST_CLASSES else "fewshot"
+        kind = ("fashion-mnist" if has_indices and tuple(model.class_names) == FASHION_MNIST_CLASSES else
+                "held-out" if (Path(model.folder) / "test-references.safetensors.gz").is_file() else "fewshot")
+    if kind == "held-out":
+        return held_out_references(model, per_class, seed)
     if kind == "fashion-mnist":
         return fashion_mnist_references(model, per_class, seed)
     if kind == "fewshot":
         return fewshot_references(model)
-    raise ValueError(f"references must be 'auto', 'fashion-mnist' or 'fewshot', got {kind!r}")
+    raise ValueError(f"references must be 'auto', 'fashion-mnist', 'held-out' or 'fewshot', got {kind!r}")
 
 
 class EvalJudge:
