@@ -63,7 +63,7 @@ def run_fewshot(runner: Runner) -> dict:
     if skipped:
         sec["notes"].append(f"Not run (the strategy cannot make {cfg.fs_per_class} distinct seeds from k references: a "
                             "centroid of a subset needs two of them, a geodesic two endpoints): "
-                            + ", ".join(skipped) + ".")
+                            + ", ".join(dict.fromkeys(skipped)) + ".")
     sec["tables"].append({"name": "fewshot", "title": "Synthetic images of the few-shot classes by number of real "
                           "references", "metrics": metrics, "rows": rows})
     return sec

@@ -110,6 +110,8 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
                      per_class=per_class, strategy=strategy, method=method, condition=condition,
                      seed=runner.cfg.seed, steps=steps, inversion_steps=runner.inversion_steps,
                      shard_size=max(per_class, 1), batch_size=64, progress=False)
+    runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
+    runner.counters["generate_s"] += result.seconds
     images: dict[int, list] = {c: [] for c in references}
     by_name = {names[c]: c for c in references}
     for entry in result.entries():
