@@ -59,7 +59,7 @@ def _condition_field(model):
         return gr.Textbox(label="class (this model is unconditional)", value="", interactive=False)
     choices = names + ["unconditional"] if names else None
     if choices:
-        return gr.Dropdown(choices=choices, value=names[0], label="class")
+        return gr.Dropdown(choices=choices, value=names[0], label="class", elem_id="condition")
     return gr.Textbox(label="class (index)", value="0")
 
 
