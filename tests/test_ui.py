@@ -209,8 +209,8 @@ def test_page_in_headless_chromium(browser, explorer, fewshot_pngs, broken_png, 
 
         upload("upload-a", fewshot_pngs[0])
         upload("upload-b", fewshot_pngs[1])
-        slerp = browser.find_element(By.XPATH, "//*[@id='interpolate-methods']//label[.//span[text()='slerp']]")
-        slerp.click()  # lerp and nao stay checked: two methods
+        for method in ("lerp", "slerp"):  # lerp and nao are checked at first: nao and slerp then
+            browser.find_element(By.XPATH, f"//*[@id='interpolate-methods']//label[.//span[text()='{method}']]").click()
         run_button.click()
         status = browser.find_element(By.ID, "interpolate-status")
         wait.until(lambda d: "Wrote" in status.text or "Error" in status.text)
@@ -219,7 +219,7 @@ def test_page_in_headless_chromium(browser, explorer, fewshot_pngs, broken_png, 
         wait.until(lambda d: d.execute_script("return arguments[0].complete && arguments[0].naturalWidth", image))
         size = browser.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", image)
         folder = next(explorer.runs_dir.glob("interpolate-*[0-9]"))
-        assert json.loads((folder / "run.json").read_text())["parameters"]["methods"] == ["lerp", "nao"]
+        assert json.loads((folder / "run.json").read_text())["parameters"]["methods"] == ["nao", "slerp"]
         assert tuple(size) == Image.open(folder / "grid.png").size
         assert browser.save_screenshot(str(tmp_path / "interpolate.png"))
         assert Image.open(tmp_path / "interpolate.png").size[0] > 0

@@ -92,7 +92,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                     upload_b = gr.File(label="or upload image B (inverted)", file_types=UPLOAD_TYPES,
                                        elem_id="upload-b")
             with gr.Row():
-                methods = gr.CheckboxGroup(list(INTERPOLATION_METHODS), value=["lerp", "slerp", "nao"],
+                methods = gr.CheckboxGroup(list(INTERPOLATION_METHODS), value=["lerp", "nao"],
                                            label="methods (one row each)", elem_id="interpolate-methods")
                 frames = gr.Slider(2, MAX_PAGE_FRAMES, value=7, step=1, label="frames per path")
             go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-run")

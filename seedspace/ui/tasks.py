@@ -70,7 +70,7 @@ class Explorer:
 
     # -- the four tasks ------------------------------------------------------------------------------------
     def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,
-                    upload_b: str | None = None, methods=("lerp", "slerp", "nao"), frames: int = 7,
+                    upload_b: str | None = None, methods=("lerp", "nao"), frames: int = 7,
                     class_value: str | None = None, prompt: str | None = None, steps: int | None = None,
                     guidance: float | None = None, progress: Progress = _silent) -> TaskResult:
         """`seedspace interpolate --compare METHODS`: one grid row per method between endpoints A and B (a seed,
