@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import outputs
 from ..apps.provenance import model_record
+from ..conditions import condition_from_record
 from ..geometry import ChiPrior, norm_report
 from ..seeds import describe_seed, load_seeds
 from . import common
@@ -75,35 +76,14 @@ def run(args) -> int:
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
     common.check_job_size(args, len(items), 0, model)
     needs_condition = any("image" in it for it in items)
-    cond, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
-                         else (None, {}))
-    steps = int(args.steps or model.default_steps)
-    seeds, entries = load_seeds(items, model, cond, steps, progress=not args.quiet)
-    reports = norm_report(seeds, typical_prob=args.typical)
-    d = int(np.prod(model.seed_shape))
-    prior = ChiPrior(d)
-    rows = []
-    for entry, r in zip(entries, reports):
-        flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
-        rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
-
-    params = {"model": model_record(model, ref), "condition": cond_record, "steps": steps, "seeds": items,
-              "typical": args.typical, "dtype": args.dtype, "batch_size": args.batch_size}
-    with outputs.new_run_dir(COMMAND, args.out) as folder:
-        record = outputs.RunRecord(folder, COMMAND, params, model=params["model"])
-    with record.guard():
-        lo, hi = prior.typical_interval(args.typical)
-        summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,
-                                                           "typical_interval": [lo, hi], "typical_prob": args.typical},
-                   "ks_alpha": KS_ALPHA, "seeds": rows,
-                   "flagged": [r["seed"] for r in rows if r["flags"]]}
-        outputs.write_json(folder / "norms.json", summary)
-        ratios = np.array([r["norm_ratio"] for r in rows])
-        plot(folder / "norms.png", ratios, d, args.typical, np.array([bool(r["flags"]) for r in rows]))
-        outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds}, {"command": COMMAND, "model": ref})
-        for name in ("norms.json", "norms.png", "seeds.safetensors"):
-            record.add_file(folder / name)
-        record["flagged"] = summary["flagged"]
+    _, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
+                      else (None, {}))
+    params = {"model": model_record(model, ref), "condition": cond_record,
+              "steps": int(args.steps or model.default_steps), "seeds": items, "typical": args.typical,
+              "dtype": args.dtype, "batch_size": args.batch_size}
+    folder, summary = write_norms_run(params, model, args.out, progress=not args.quiet)
+    rows, d = summary["seeds"], summary["d"]
+    lo, hi = summary["chi"]["typical_interval"]
     width = max(len(r["seed"]) for r in rows + [{"seed": "seed"}])
     print(f"d = {d}, sqrt(d) = {math.sqrt(d):.2f}; typical |x|/sqrt(d) in [{lo / math.sqrt(d):.4f}, "
           f"{hi / math.sqrt(d):.4f}] ({100 * args.typical:g}%)")
@@ -113,3 +93,38 @@ def run(args) -> int:
               f"{r['ks_statistic']:6.3f}  {r['ks_pvalue']:8.2g}  {', '.join(r['flags'])}")
     print(f"wrote {folder}: norms.json, norms.png, run.json ({len(summary['flagged'])} flagged)")
     return 0
+
+
+def write_norms_run(params: dict, model, out=None, base="outputs", progress: bool = False) -> tuple[Path, dict]:
+    """Diagnose the seeds of ``params`` (as run.json records them: model, condition, steps, seeds, typical,
+    dtype, batch_size) and write the run folder (``out``, or the next ``<base>/norms-NNNNN``): norms.json,
+    norms.png, seeds.safetensors, run.json. Returns (folder, the norms.json summary). The command line and
+    ``seedspace ui`` share it."""
+    typical = params["typical"]
+    seeds, entries = load_seeds(params["seeds"], model, condition_from_record(params["condition"]),
+                                params["steps"], progress=progress)
+    reports = norm_report(seeds, typical_prob=typical)
+    d = int(np.prod(model.seed_shape))
+    prior = ChiPrior(d)
+    rows = []
+    for entry, r in zip(entries, reports):
+        flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
+        rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
+
+    with outputs.new_run_dir(COMMAND, out, base) as folder:
+        record = outputs.RunRecord(folder, COMMAND, params, model=params["model"])
+    with record.guard():
+        lo, hi = prior.typical_interval(typical)
+        summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,
+                                                           "typical_interval": [lo, hi], "typical_prob": typical},
+                   "ks_alpha": KS_ALPHA, "seeds": rows,
+                   "flagged": [r["seed"] for r in rows if r["flags"]]}
+        outputs.write_json(folder / "norms.json", summary)
+        ratios = np.array([r["norm_ratio"] for r in rows])
+        plot(folder / "norms.png", ratios, d, typical, np.array([bool(r["flags"]) for r in rows]))
+        outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
+                           {"command": COMMAND, "model": params["model"]["id"]})
+        for name in ("norms.json", "norms.png", "seeds.safetensors"):
+            record.add_file(folder / name)
+        record["flagged"] = summary["flagged"]
+    return folder, summary

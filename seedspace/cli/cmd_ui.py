@@ -1,0 +1,62 @@
+"""``seedspace ui``: the browser explorer (Gradio) on a model, bound to 127.0.0.1 unless --host says otherwise."""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from ..checks import check_int
+from ..ui.tasks import Explorer
+from . import common
+
+COMMAND = "ui"
+LOCAL_HOST = "127.0.0.1"
+
+
+def register(subparsers, formatter_class) -> None:
+    p = subparsers.add_parser(
+        COMMAND, formatter_class=formatter_class,
+        help="a seed explorer in the browser: interpolate, centroid, travel, norms; results as run folders",
+        description="Serve a Gradio page that explores the seed space of a model: interpolation between seeds or "
+                    "uploaded images, centroids, seed travel and norm diagnostics. Every result is a run folder "
+                    "like the command line's (under --runs-dir) and can be downloaded as a .zip. Needs the "
+                    "optional extra: pip install 'seedspace[ui]'.")
+    p.add_argument("--model", default="testbed",
+                   help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
+    p.add_argument("--host", default=LOCAL_HOST,
+                   help="address to bind; anything but a loopback address lets other machines use the page")
+    p.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
+    p.add_argument("--runs-dir", default="outputs", help="folder for the run folders and uploads")
+    p.add_argument("--device", default="cpu", choices=common.DEVICES, help="device; seeds are always drawn on the CPU")
+    p.add_argument("--dtype", default="float32", choices=common.DTYPE_CHOICES, help="model weights dtype")
+    p.add_argument("--batch-size", type=int, default=16, help="images per model call")
+    p.set_defaults(func=run)
+
+
+def is_loopback(host: str) -> bool:
+    """True for 'localhost' and loopback addresses (127.0.0.0/8, ::1)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def run(args) -> int:
+    check_int(args.port, "--port", 0, 65535)
+    common.check_batch_size(args.batch_size, "--batch-size")
+    try:
+        from ..ui.app import serve  # lazy: gradio is an optional dependency (the `ui` extra)
+    except ImportError as exc:
+        raise common.CLIError(f"seedspace ui needs gradio ({exc}); install it with: pip install 'seedspace[ui]'") \
+            from None
+
+    ref = common.model_ref(args.model)
+    model = common.load(ref, args.device, args.dtype, args.batch_size)
+    explorer = Explorer(model, ref, Path(args.runs_dir), args.dtype, args.batch_size)
+    if not is_loopback(args.host):
+        common.note(args, f"warning: serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "
+                          "can use the page and download its run folders")
+    serve(explorer, args.host, args.port or None)
+    return 0

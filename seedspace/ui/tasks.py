@@ -1,0 +1,219 @@
+"""The explorer's four tasks, as the page's buttons call them: each turns the page's inputs into the parameters
+the command line records, writes the same run folder through the command line's own run writers (so
+``seedspace regenerate --check`` accepts its frames), zips it for download and returns what the page shows.
+
+    explorer = Explorer(load_model(), "testbed", Path("outputs"))
+    result = explorer.interpolate("11", "42", methods=["slerp", "nao"], frames=7)
+    result.folder, result.archive, result.image   # run folder, its .zip, grid.png
+
+Bad input raises ValueError with one line that names the field.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .. import outputs
+from ..apps.frames import EASINGS, plan_frames
+from ..apps.provenance import model_record
+from ..checks import check_frames, check_guidance, check_int, check_number, check_steps
+from ..cli import cmd_centroid, cmd_interpolate, cmd_travel
+from ..cli.cmd_invert import psnr
+from ..cli.cmd_norms import write_norms_run
+from ..cli.common import check_methods, resolve_condition, sampling_params
+from ..cli.runs import write_frame_run
+from ..conditions import condition_from_record, is_class_conditional
+from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
+from ..seeds import describe_seed
+from .inputs import one_item, typed_items, upload_items
+from .plots import norm_plot, path_norm_ratios
+
+MAX_PAGE_FRAMES = 33  # frames per path (or travel segment) the page offers: each answer stays interactive
+MAX_PAGE_INPUTS = 32  # seeds or uploads per centroid, travel or norms request
+PSNR_GUIDANCE = 1.0  # inversions are made and checked with guidance 1, as `seedspace invert` does
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class TaskResult:
+    """What a task shows: the run folder, its zip, the main picture (grid.png or norms.png), a summary line, and
+    where the task has them a norm plot (matplotlib figure), videos and a table of rows."""
+
+    folder: Path
+    archive: Path
+    image: Path
+    text: str
+    plot: object = None
+    videos: dict = field(default_factory=dict)
+    table: list = field(default_factory=list)
+
+
+def _silent(fraction: float, text: str) -> None:
+    return None
+
+
+@dataclass
+class Explorer:
+    """The model the page explores (loaded once), how run.json names it, and the folder that takes run folders
+    (``<runs_dir>/<command>-NNNNN``) and uploads."""
+
+    model: object
+    ref: str
+    runs_dir: Path
+    dtype: str = "float32"
+    batch_size: int = 16
+
+    # -- the four tasks ------------------------------------------------------------------------------------
+    def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,
+                    upload_b: str | None = None, methods=("lerp", "nao"), frames: int = 7,
+                    class_value: str | None = None, prompt: str | None = None, steps: int | None = None,
+                    guidance: float | None = None, progress: Progress = _silent) -> TaskResult:
+        """`seedspace interpolate --compare METHODS`: one grid row per method between endpoints A and B (a seed,
+        a blend or an upload each); uploaded images are inverted and their reconstruction PSNR (guidance 1) is
+        reported; the plot shows |x| / sqrt(d) along each path."""
+        methods = check_methods(list(methods or []), INTERPOLATION_METHODS)
+        check_int(frames, "frames", 2, MAX_PAGE_FRAMES)
+        items = [one_item(seed_a, upload_a, self.model, self.runs_dir, "endpoint A"),
+                 one_item(seed_b, upload_b, self.model, self.runs_dir, "endpoint B")]
+        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "methods": methods,
+                  "frames": int(frames)}
+        folder, plan, _ = self._frame_run("interpolate", params, cmd_interpolate.finish, progress)
+        lines = [f"{len(methods)} paths of {frames} frames"]
+        endpoints = plan.seed_files["seeds.safetensors"][0]["endpoints"]
+        for label, item, seed in zip("AB", items, endpoints):
+            if "image" in item:
+                lines.append(f"endpoint {label} ({describe_seed(item)}): reconstruction PSNR "
+                             f"{self._reconstruction_psnr(item, seed, params):.1f} dB")
+        paths = plan.seeds.reshape(len(methods), frames, *plan.seeds.shape[1:])
+        return self._result(folder, folder / "grid.png", lines, plot=norm_plot(paths, methods, "t (A -> B)"))
+
+    def centroid(self, uploads=None, seeds: str | None = None, method: str = "nao", frames: int = 5,
+                 class_value: str | None = None, prompt: str | None = None, steps: int | None = None,
+                 guidance: float | None = None, progress: Progress = _silent) -> TaskResult:
+        """`seedspace centroid`: the centroid of k >= 2 uploaded images (inverted) or seed files, or typed seeds,
+        its image, the paths from it to each input and |x| / sqrt(d) along them."""
+        method = check_methods([method or ""], CENTROID_METHODS)[0]
+        check_int(frames, "frames", 2, MAX_PAGE_FRAMES)
+        items = self._inputs(uploads, seeds, "centroid inputs")
+        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
+                  "frames": int(frames)}
+        folder, plan, _ = self._frame_run("centroid", params, cmd_centroid.finish, progress)
+        k = len(plan.record["inputs"])
+        paths = plan.seeds[1:].reshape(k, frames, *plan.seeds.shape[1:])
+        labels = [describe_seed(e) for e in plan.record["inputs"]]
+        norm = float(path_norm_ratios(plan.seeds[None, :1])[0, 0])
+        return self._result(folder, folder / "grid.png",
+                            [f"{method} centroid of {k} inputs: |c| / sqrt(d) = {norm:.3f}",
+                             f"{k} paths of {frames} frames from the centroid to each input"],
+                            plot=norm_plot(paths, labels, "t (centroid -> input)"))
+
+    def travel(self, keyframes: str | None, uploads=None, method: str = "nao", frames: int = 8, loop: bool = False,
+               easing: str = "linear", fps: float = 12.0, class_value: str | None = None, prompt: str | None = None,
+               steps: int | None = None, guidance: float | None = None,
+               progress: Progress = _silent) -> TaskResult:
+        """`seedspace travel`: frames along the path of each segment between keyframes (typed seeds, then
+        uploads), eased, with an MP4 and a GIF."""
+        method = check_methods([method or ""], INTERPOLATION_METHODS)[0]
+        check_int(frames, "frames per segment", 2, MAX_PAGE_FRAMES)
+        if easing not in EASINGS:
+            raise ValueError(f"easing must be one of {', '.join(EASINGS)}, got {easing!r}")
+        check_number(fps, "fps", 1.0, 60.0)
+        items = self._inputs(uploads, keyframes, "keyframes")
+        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
+                  "frames": str(int(frames)), "loop": bool(loop), "easing": easing,
+                  "video": {"formats": ["mp4", "gif"], "fps": float(fps), "upscale": 0}}
+        folder, plan, images = self._frame_run("travel", params, cmd_travel.finish, progress)
+        segments = len(plan.record["frames_per_segment"])
+        return self._result(folder, folder / "grid.png",
+                            [f"{len(images)} frames over {segments} segments ({method}, {easing})"],
+                            videos={fmt: folder / f"travel.{fmt}" for fmt in ("mp4", "gif")})
+
+    def norms(self, uploads=None, seeds: str | None = None, class_value: str | None = None,
+              prompt: str | None = None, steps: int | None = None, typical: float = 0.999,
+              progress: Progress = _silent) -> TaskResult:
+        """`seedspace norms`: |x| / sqrt(d), chi z-score and percentile, KS test of the entries against N(0, 1)
+        for typed seeds and uploaded seed files or images (inverted), with a histogram against chi(d); seeds
+        outside the central ``typical`` interval or failing the KS test are flagged."""
+        check_number(typical, "typical", 0.0, 1.0, low_open=True)
+        if typical >= 1.0:
+            raise ValueError(f"typical must be below 1, got {typical}")
+        items = self._inputs(uploads, seeds, "seeds", minimum=1)
+        condition = (self._condition(class_value, prompt) if any("image" in it for it in items) else {})
+        params = {"model": model_record(self.model, self.ref), "condition": condition,
+                  "steps": self._steps(steps), "seeds": items, "typical": float(typical), "dtype": self.dtype,
+                  "batch_size": self.batch_size}
+        progress(0.0, "loading seeds (uploaded images are inverted)")
+        folder, summary = write_norms_run(params, self.model, base=self.runs_dir)
+        table = [[r["seed"], round(r["norm_ratio"], 4), round(r["zscore"], 2), round(r["percentile"], 2),
+                  float(f"{r['ks_pvalue']:.2g}"), ", ".join(r["flags"])] for r in summary["seeds"]]
+        return self._result(folder, folder / "norms.png",
+                            [f"{len(table)} seeds, {len(summary['flagged'])} flagged (d = {summary['d']})"],
+                            table=table)
+
+    # -- shared steps --------------------------------------------------------------------------------------
+    def _condition(self, class_value, prompt) -> dict:
+        if is_class_conditional(self.model):
+            prompt = None
+        else:
+            class_value = None
+            prompt = prompt or ""
+        return resolve_condition(self.model, class_value or None, prompt)[1]
+
+    def _steps(self, steps) -> int:
+        return check_steps(int(steps), "steps") if steps not in (None, "") else int(self.model.default_steps)
+
+    def _sampling(self, class_value, prompt, steps, guidance) -> dict:
+        """The sampling parameters the command line records, from the page's fields."""
+        if guidance not in (None, ""):
+            check_guidance(guidance, "guidance")
+        options = argparse.Namespace(steps=self._steps(steps), guidance_scale=guidance, dtype=self.dtype,
+                                     batch_size=self.batch_size, scheduler=None)
+        return sampling_params(options, self.model, self.ref, self._condition(class_value, prompt))
+
+    def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
+        items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)
+        if not minimum <= len(items) <= MAX_PAGE_INPUTS:
+            raise ValueError(f"{what}: give {minimum} to {MAX_PAGE_INPUTS} seeds or uploads, got {len(items)}")
+        return items
+
+    def _frame_run(self, command: str, params: dict, finish: Callable, progress: Progress):
+        """Plan, then write the run folder as the command line does; (folder, plan, images)."""
+        progress(0.0, "loading seeds (uploaded images are inverted)")
+        plan = plan_frames(command, params, self.model)
+        with outputs.new_run_dir(command, None, self.runs_dir) as folder:
+            record = outputs.RunRecord(folder, command, params, model=params["model"], **plan.record)
+        total, done = plan.seeds.shape[0], [0]
+
+        def on_frames(k: int) -> None:
+            done[0] += k
+            progress(done[0] / total, f"frames {done[0]}/{total}")
+
+        progress(0.0, f"frames 0/{total}")
+        images, _ = write_frame_run(folder, record, command, params, self.model, plan, finish, on_frames=on_frames)
+        return folder, plan, images
+
+    def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:
+        """PSNR (dB) of an uploaded image against the image regenerated from its inversion (guidance 1)."""
+        original = self.model.load_images([item["image"]])
+        again = self.model.generate(seed[None], condition_from_record(params["condition"]), params["steps"],
+                                    PSNR_GUIDANCE)
+        return psnr(original.numpy(), again.cpu().float().numpy())
+
+    def _result(self, folder: Path, image: Path, lines: list[str], **extra) -> TaskResult:
+        archive = zip_run(folder)
+        text = "\n".join([f"Wrote `{folder}` (download: `{archive.name}`)", *[f"- {line}" for line in lines]])
+        return TaskResult(folder, archive, image, text, **extra)
+
+
+def zip_run(folder: Path) -> Path:
+    """``<folder>.zip`` next to the run folder, holding the folder itself (written to a temporary name first)."""
+    folder = Path(folder)
+    archive = folder.with_suffix(".zip")
+    with outputs.atomic_path(archive) as tmp:
+        shutil.make_archive(str(tmp.with_suffix("")), "zip", root_dir=folder.parent, base_dir=folder.name)
+    return archive
