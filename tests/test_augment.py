@@ -263,3 +263,18 @@ def test_existing_output_and_changed_settings_are_refused(tiny_testbed_dir, refs
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == before
     assert main(args + ["--resume"]) == 0  # same settings: nothing left to do
     assert "0 generated now" in capsys.readouterr().out
+
+
+def test_tiny_stable_diffusion_prompts_from_folder_names(tiny_sd_dir, tmp_path):
+    """A diffusers text-to-image model: each class folder's name is the prompt; paths between the inversions."""
+    size = ss.load_model(tiny_sd_dir).image_shape[-1]
+    for name in ("a red cube", "a blue ball"):
+        (tmp_path / "refs" / name).mkdir(parents=True)
+        for i in range(2):
+            pixels = np.random.default_rng(i).integers(0, 255, (size, size, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(tmp_path / "refs" / name / f"{i}.png")
+    result = ss.augment(str(tiny_sd_dir), tmp_path / "refs", tmp_path / "out", per_class=2, strategy="paths",
+                        steps=2, progress=False, device="cpu")
+    entries = result.entries()
+    assert [e["model_condition"] for e in entries] == ["a blue ball"] * 2 + ["a red cube"] * 2
+    assert all((tmp_path / "out" / e["file"]).is_file() for e in entries)
