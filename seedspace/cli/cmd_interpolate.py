@@ -34,13 +34,7 @@ def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
     methods = common.check_methods((args.compare or args.method).split(","), INTERPOLATION_METHODS)
     check_frames(args.frames, "--frames")
-    items = common.seed_items_from_args(args)
-    ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
-    _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "methods": methods,
-              "frames": args.frames}
-    return params, model
+    return common.new_run_params(args, common.seed_items_from_args(args), methods=methods, frames=args.frames)
 
 
 def finish(folder, record, params, plan, images, model) -> Summary:

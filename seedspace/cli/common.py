@@ -241,6 +241,15 @@ def collect_images(tokens) -> list[Path]:
 
 
 # -- run records -----------------------------------------------------------------------------------------
+def new_run_params(args, items: list[dict], **settings) -> tuple[dict, object]:
+    """(parameters, model) of a new interpolate / centroid run: the model from the options, the condition from
+    --class / --prompt, the sampling parameters, the seed items and the command's own ``settings``."""
+    ref = model_ref(args.model)
+    model = load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    _, cond_record = resolve_condition(model, args.class_, args.prompt, args)
+    return {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings}, model
+
+
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
     """The parameters every generating command records."""
     return {
