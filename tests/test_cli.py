@@ -453,3 +453,25 @@ def test_interpolate_compare_runs_with_defaults_only(cli, tmp_path):
     run = json.loads((out / "run.json").read_text())
     assert run["endpoints"] == [{"int": 11}, {"int": 42}] and run["parameters"]["condition"]["class"] == 0
     assert (out / "grid.png").is_file() and "wrote" in stdout
+
+
+def test_prior_option_changes_nao_paths_and_is_recorded(cli, tmp_path):
+    """--prior scaled-chi:S: the NAO path follows |x| ~ S sqrt(d), run.json and every PNG record it, and a frame
+    regenerates from its PNG alone."""
+    args = ("interpolate", "--seeds", "1,2", "--frames", "5", "--steps", "2", "--class", "0")
+    rc, _, err = cli(*args, "--out", tmp_path / "chi")
+    assert rc == 0, err
+    rc, _, err = cli(*args, "--prior", "scaled-chi:0.8", "--out", tmp_path / "scaled")
+    assert rc == 0, err
+    chi = load_file(str(tmp_path / "chi" / "seeds.safetensors"))["seeds"]
+    scaled = load_file(str(tmp_path / "scaled" / "seeds.safetensors"))["seeds"]
+    mid_chi, mid_scaled = chi[2].norm().item(), scaled[2].norm().item()
+    assert mid_scaled < 0.9 * mid_chi  # the midpoint sits near the scaled prior's shell, not chi's
+    run = json.loads((tmp_path / "scaled" / "run.json").read_text())
+    assert run["parameters"]["prior"]["family"] == "scaled-chi" and "prior" not in json.loads(
+        (tmp_path / "chi" / "run.json").read_text())["parameters"]
+    rc, _, err = cli("regenerate", tmp_path / "scaled" / "frames" / "frame000002.png", "--out", tmp_path / "r.png",
+                     "--check", "--quiet", model=False)
+    assert rc == 0, err
+    rc, _, err = cli(*args, "--prior", "gaussian", "--out", tmp_path / "bad")
+    assert rc == 2 and not (tmp_path / "bad").exists()

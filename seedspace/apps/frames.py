@@ -55,7 +55,7 @@ def plan_interpolation(params: dict, model, progress: bool = False) -> FramePlan
         raise ValueError("--frames must be >= 2")
     rows, meta = [], []
     for r, method in enumerate(methods):
-        rows.append(interpolate(seeds[0], seeds[1], steps=n, method=method))
+        rows.append(interpolate(seeds[0], seeds[1], steps=n, method=method, prior=params.get("prior")))
         for j in range(n):
             index = r * n + j
             name = f"frame{j:06d}.png" if len(methods) == 1 else f"{method}/frame{j:06d}.png"
@@ -76,7 +76,7 @@ def plan_centroid(params: dict, model, progress: bool = False) -> FramePlan:
     k, n, method = seeds.shape[0], params["frames"], params["method"]
     if k < 2:
         raise ValueError(f"a centroid needs at least two inputs, got {k}")
-    c, paths = centroid(seeds, method=method, return_paths=True, steps=n)
+    c, paths = centroid(seeds, method=method, return_paths=True, steps=n, prior=params.get("prior"))
     c = c.reshape(1, *seeds.shape[1:]).float()
     paths = paths.float().reshape(k * n, *seeds.shape[1:])
     meta = [{"index": 0, "file": "centroid.png", "method": method, "t": 0.0, "inputs": entries,
@@ -117,7 +117,7 @@ def plan_travel(params: dict, model, progress: bool = False) -> FramePlan:
         n = counts[s]
         u = np.linspace(0.0, 1.0, n)
         pos = ease(u, params["easing"])
-        path = path_at(seeds[i], seeds[j], pos, params["method"])
+        path = path_at(seeds[i], seeds[j], pos, params["method"], params.get("prior"))
         keep = n if (s == segments - 1 and not loop) else n - 1
         for f in range(keep):
             index = len(meta)
@@ -157,15 +157,16 @@ def ease(u: np.ndarray, easing: str) -> np.ndarray:
     return u
 
 
-def path_at(a: torch.Tensor, b: torch.Tensor, positions: np.ndarray, method: str) -> torch.Tensor:
+def path_at(a: torch.Tensor, b: torch.Tensor, positions: np.ndarray, method: str, prior=None) -> torch.Tensor:
     """Seeds at path positions in [0, 1] (arc-length fractions for NAO): exact on a uniform grid, otherwise
-    resampled from a dense path (linear between neighbouring dense points, which are very close)."""
+    resampled from a dense path (linear between neighbouring dense points, which are very close). ``prior``: the
+    NAO norm prior (a record or object; None: chi(d))."""
     n = len(positions)
     uniform = np.linspace(0.0, 1.0, n)
     if n >= 2 and np.allclose(positions, uniform, rtol=0, atol=1e-12) and positions[0] == 0 and positions[-1] == 1:
-        return interpolate(a, b, steps=n, method=method)
+        return interpolate(a, b, steps=n, method=method, prior=prior)
     dense_n = DENSE_PER_FRAME * max(n - 1, 1) + 1
-    dense = interpolate(a, b, steps=dense_n, method=method).double()
+    dense = interpolate(a, b, steps=dense_n, method=method, prior=prior).double()
     x = np.clip(positions, 0.0, 1.0) * (dense_n - 1)
     k = np.minimum(np.floor(x).astype(int), dense_n - 2)
     frac = torch.from_numpy(x - k).reshape(-1, *([1] * a.dim()))

@@ -26,6 +26,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--method", default="nao", help="centroid method: nao, euclidean, normalized, spherical, cog")
     g.add_argument("--frames", type=common.positive_int, default=5,
                    help=f"images per path from the centroid to each input, both ends counted, 2 to {MAX_FRAMES}")
+    common.add_prior_option(g)
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 

@@ -26,6 +26,7 @@ def register(subparsers, formatter_class) -> None:
                    help=f"one grid row per method in one grid (bare --compare: {COMPARE_DEFAULT}); overrides --method")
     g.add_argument("--frames", type=common.positive_int, default=9,
                    help=f"frames per path, endpoints included, 2 to {MAX_FRAMES}")
+    common.add_prior_option(g)
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run)
 

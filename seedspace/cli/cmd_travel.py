@@ -40,6 +40,7 @@ def register(subparsers, formatter_class) -> None:
                    help=f"nearest-neighbour video upscaling factor up to {MAX_UPSCALE}; 0 = smallest factor giving "
                         f">= 256 px (videos are at most {MAX_VIDEO_SIDE} px wide and high)")
     g.add_argument("--formats", default="mp4,gif", help="videos to write: mp4, gif, both, or 'none'")
+    common.add_prior_option(g)
     common.add_model_options(p, resume=True)
     p.epilog = ("--class may be a comma list with one class per keyframe (and --prompt a '|'-separated list); "
                 "the condition switches at the middle of each segment.")
@@ -75,7 +76,7 @@ def new_params(args):
             cond_record = {"class": cond_record["class"][0], "class_name": cond_record["class_name"][0]}
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
               "frames": args.frames, "loop": bool(args.loop), "easing": args.easing,
-              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}}
+              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}, **common.prior_params(args, model)}
     return params, model
 
 

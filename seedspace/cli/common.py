@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from ..backends.loading import load_model
 from ..backends.sampling import SCHEDULERS, check_scheduler
 from ..backends.testbed import WEIGHTS_DIR
 from ..conditions import is_class_conditional
+from ..geometry import load_prior
 from ..conditions import resolve_condition as _resolve_condition
 from ..seeds import parse_seed_spec, random_seed_ints
 
@@ -247,7 +249,23 @@ def new_run_params(args, items: list[dict], **settings) -> tuple[dict, object]:
     ref = model_ref(args.model)
     model = load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
     _, cond_record = resolve_condition(model, args.class_, args.prompt, args)
-    return {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings}, model
+    return {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings,
+            **prior_params(args, model)}, model
+
+
+def add_prior_option(parser: argparse.ArgumentParser) -> None:
+    """``--prior``: the norm prior of NAO paths and centroids."""
+    parser.add_argument("--prior", default=None,
+                        help="norm prior of NAO paths and centroids: chi (the paper's), scaled-chi:S (|x|/S ~ chi(d)) "
+                             "or a prior JSON file (default: chi)")
+
+
+def prior_params(args, model) -> dict:
+    """``{"prior": record}`` for a --prior other than the default (absent otherwise, so that records made before
+    priors existed stay valid)."""
+    if getattr(args, "prior", None) in (None, "chi"):
+        return {}
+    return {"prior": load_prior(args.prior, math.prod(model.seed_shape)).to_record()}
 
 
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
