@@ -26,8 +26,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--k", type=common.positive_int, required=True, help="number of clusters")
     g.add_argument("--method", default="nao", help=f"distance and centre: {', '.join(CLUSTER_METRICS)}")
     g.add_argument("--seed", type=int, default=0, help="seed of the k-means++ initialisation")
-    g.add_argument("--prior", default=None,
-                   help="norm prior of the NAO metric: chi, scaled-chi:S or a prior JSON file (default: chi)")
+    common.add_prior_option(g)
     common.add_model_options(p)
     p.set_defaults(func=run)
 

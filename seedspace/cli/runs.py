@@ -107,9 +107,7 @@ def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path
 def regenerate(text: str, device: str = "cpu", model_override: str | None = None, quiet: bool = True):
     """(image (H, W, C) uint8, parameters text) of the frame described by a PNG ``parameters`` text."""
     rec = check_frame_record(outputs.parse_parameters(text), "the parameters record")
-    command, params, frame = rec.get("command"), rec.get("params"), rec.get("frame")
-    if not params or not frame or "index" not in frame:
-        raise common.CLIError("the parameters record has no frame to regenerate")
+    command, params, frame = rec["command"], rec["params"], rec["frame"]  # check_frame_record vouches for them
     if command not in PLANNERS:
         raise common.CLIError(f"cannot regenerate frames of command {command!r}")
     model = common.load_from_params(params, device=device, model_override=model_override)
