@@ -43,6 +43,9 @@ def register(subparsers, formatter_class) -> None:
                         "all of its other test images)")
     g.add_argument("--seed", type=int, default=0, help="seed of the held-out split, the initialisation and the noise")
     t = p.add_argument_group("training")
+    t.add_argument("--objective", default="epsilon", choices=("epsilon", "flow"),
+                   help="epsilon: DDPM noise prediction (the embedded testbed); flow: rectified-flow velocity "
+                        "prediction, sampled with flow-matching Euler (the testbed-flow model)")
     t.add_argument("--steps", type=int, default=4000, help="diffusion training steps")
     t.add_argument("--batch-size", type=int, default=128, help="diffusion batch size")
     t.add_argument("--lr", type=float, default=1e-3, help="diffusion peak learning rate (warm-up, then cosine decay)")
@@ -100,7 +103,8 @@ def recipe_options(args) -> dict:
             "seed": args.seed, "fewshot": args.fewshot, "test_references": args.test_references,
             "image_size": args.image_size, "channels": channels, "judge": not args.skip_judge,
             "encoder": not args.skip_encoder, "classifier_epochs": args.classifier_epochs,
-            "default_steps": args.default_steps, "default_guidance": args.default_guidance, "name": args.name}
+            "default_steps": args.default_steps, "default_guidance": args.default_guidance, "name": args.name,
+            "objective": args.objective}
 
 
 def _option_of(field: str) -> str:

@@ -26,7 +26,7 @@ from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check
 from ..outputs import atomic_path, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
-from .train import UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion
+from .train import OBJECTIVES, UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion
 
 RECORD = "training.json"
 CHECKPOINT = "checkpoint.safetensors"
@@ -62,6 +62,7 @@ class TestbedRecipe:
     default_steps: int = 50
     default_guidance: float = 2.0
     name: str | None = None
+    objective: str = "epsilon"
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -77,6 +78,8 @@ class TestbedRecipe:
         check_number(self.cond_drop, "cond_drop", 0.0, 1.0, low_open=True)
         check_int(self.default_steps, "default_steps", 1, MAX_STEPS)
         check_number(self.default_guidance, "default_guidance", *GUIDANCE_RANGE)
+        if self.objective not in OBJECTIVES:
+            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {self.image_size}")
         if not 1 <= len(self.channels) <= 4 or any(c < 4 or c % 4 for c in self.channels):
@@ -220,8 +223,8 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
         to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]), len(classes), out / CHECKPOINT,
         steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, ema_decay=recipe.ema_decay,
         cond_drop=recipe.cond_drop, seed=recipe.seed, bf16=recipe.bf16, image_size=recipe.image_size,
-        channels=recipe.channels, checkpoint_every=checkpoint_every, progress=progress)
-    _save_unet(out, ema)
+        channels=recipe.channels, checkpoint_every=checkpoint_every, progress=progress, objective=recipe.objective)
+    _save_unet(out, ema, recipe.objective)
     write_json(out / "loss_history.json", summary.pop("loss_history"))
     info = testbed_info(out, dataset, rows, recipe, record, summary)
     write_text(out / "MODEL_CARD.md", model_card(info, record))
@@ -245,9 +248,9 @@ def write_references(out: Path, dataset: LabelledImages, rows: dict) -> None:
     write_split(out / SPLIT_FILES["train-longtail"], dataset.images[longtail], dataset.labels[longtail], longtail)
 
 
-def _save_unet(out: Path, ema) -> None:
+def _save_unet(out: Path, ema, objective: str) -> None:
     """unet/ and scheduler/ (diffusers folders), each saved under a temporary name and renamed into place."""
-    for name, component in (("unet", ema), ("scheduler", make_scheduler())):
+    for name, component in (("unet", ema), ("scheduler", make_scheduler(objective))):
         tmp = out / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         component.save_pretrained(tmp, **({"safe_serialization": True} if name == "unet" else {}))
@@ -275,7 +278,7 @@ def testbed_info(out: Path, dataset: LabelledImages, rows: dict, recipe: Testbed
     train_counts = counts(dataset.labels[rows["train-longtail"]])
     return {
         "name": recipe.name or out.name, "classes": classes, "train_counts": train_counts, **class_groups(train_counts),
-        "null_class": len(classes), "default_steps": recipe.default_steps,
+        "null_class": len(classes), "prediction_type": recipe.objective, "default_steps": recipe.default_steps,
         "default_guidance": float(recipe.default_guidance), "image_size": recipe.image_size,
         "parts": {"judge": recipe.judge, "encoder": recipe.encoder},
         "data": {"source": dataset.source, "fingerprint": record["data"]["fingerprint"], "notes": dataset.notes,
@@ -303,12 +306,16 @@ def model_card(info: dict, record: dict) -> str:
                if d["final_loss"] is not None else f"diffusion: {d['steps']} steps"]
     results += [f"{k}: test accuracy {info[f'{k}_training']['test_accuracy']:.3f} on the test references"
                 for k in ("judge", "encoder") if f"{k}_training" in info]
+    flow = info.get("prediction_type") == "flow"
+    kind = ("rectified-flow velocity prediction, flow-matching Euler schedule" if flow
+            else "epsilon prediction, linear DDPM schedule")
+    sampler = "flow-matching Euler" if flow else "DDIM"
     return f"""# {info['name']}: a seedspace testbed
 
-A class-conditional pixel diffusion model (diffusers `UNet2DModel`, {info['image_size']}x{info['image_size']} grey,
-epsilon prediction, linear DDPM schedule, null class {info['null_class']} for classifier-free guidance) trained by
-`seedspace testbed train` on {data['source']}, in the format of the embedded testbed: `--model FOLDER` and
-`seedspace.load_model(FOLDER)` use it like the embedded model (default {info['default_steps']} DDIM steps, guidance
+A class-conditional pixel {'flow-matching' if flow else 'diffusion'} model (diffusers `UNet2DModel`,
+{info['image_size']}x{info['image_size']} grey, {kind}, null class {info['null_class']} for classifier-free guidance)
+trained by `seedspace testbed train` on {data['source']}, in the format of the embedded testbed: `--model FOLDER` and
+`seedspace.load_model(FOLDER)` use it like the embedded model (default {info['default_steps']} {sampler} steps, guidance
 {info['default_guidance']:g}).{' Skipped parts: ' + ', '.join(skipped) + ' (the commands that need them say so).' if skipped else ''}
 
 ## Data

@@ -1,5 +1,5 @@
-"""Training recipes of a testbed: the class-conditional pixel UNet (epsilon prediction, DDPM linear schedule,
-classifier-free guidance through a null class) with checkpoints that resume to the same bytes, and the judge and
+"""Training recipes of a testbed: the class-conditional pixel UNet (epsilon prediction on a DDPM linear schedule,
+or velocity prediction with a rectified-flow objective; classifier-free guidance through a null class) with checkpoints that resume to the same bytes, and the judge and
 encoder classifiers. :func:`seedspace.testbed.build.train_testbed` puts them together into a testbed folder.
 """
 
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from diffusers import DDPMScheduler, UNet2DModel
+from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 from safetensors import safe_open
 from safetensors.torch import save
 from tqdm import tqdm
@@ -28,6 +28,8 @@ SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
     "prediction_type": "epsilon", "clip_sample": False,
 }
+FLOW_SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "shift": 1.0}
+OBJECTIVES = ("epsilon", "flow")
 UNET_CHANNELS = (32, 64, 64)
 WARMUP_STEPS = 200
 
@@ -43,8 +45,12 @@ def make_unet(num_classes: int, image_size: int = 32, channels=UNET_CHANNELS) ->
     )
 
 
-def make_scheduler() -> DDPMScheduler:
-    """The testbed's DDPM noise schedule (linear betas): abar_t = prod_{s <= t} (1 - beta_s), from diffusers."""
+def make_scheduler(objective: str = "epsilon"):
+    """The testbed's schedule, from diffusers: for ``epsilon`` the DDPM noise schedule (linear betas,
+    abar_t = prod_{s <= t} (1 - beta_s)); for ``flow`` the flow-matching Euler schedule (x_sigma = (1 - sigma) x_0 +
+    sigma eps, timestep = 1000 sigma, no shift)."""
+    if objective == "flow":
+        return FlowMatchEulerDiscreteScheduler(**FLOW_SCHEDULER_CONFIG)
     return DDPMScheduler(**SCHEDULER_CONFIG)
 
 
@@ -56,15 +62,20 @@ def learning_rate_factor(step: int, steps: int) -> float:
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path, steps: int = 4000,
                     batch_size: int = 128, lr: float = 1e-3, ema_decay: float = 0.999, cond_drop: float = 0.1,
                     seed: int = 0, bf16: bool = True, image_size: int = 32, channels=UNET_CHANNELS,
-                    checkpoint_every: int = 250, progress: bool = True) -> tuple[UNet2DModel, dict]:
-    """Epsilon-prediction DDPM training: loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, the
-    class dropped to the null class with probability ``cond_drop``; returns the EMA weights and a summary.
+                    checkpoint_every: int = 250, progress: bool = True,
+                    objective: str = "epsilon") -> tuple[UNet2DModel, dict]:
+    """Epsilon-prediction DDPM training, loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, or
+    (``objective="flow"``) rectified flow, loss = |(eps - x0) - v_theta((1 - s) x0 + s eps, 1000 s, y)|^2 with
+    s ~ U(0, 1); the class dropped to the null class with probability ``cond_drop``; returns the EMA weights and a
+    summary.
 
     Images (N, 1, 32, 32) in [-1, 1] (resized to ``image_size`` when it differs). The full training state (weights,
     EMA, optimiser, schedule, random generators, loss history) goes to ``checkpoint`` every ``checkpoint_every``
     steps, at the end, and after Ctrl-C / SIGTERM (the running step is finished first); an existing checkpoint is
     continued, and the result is the same bytes as an uninterrupted run on the CPU.
     """
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     unet = make_unet(num_classes, image_size, channels)
@@ -90,13 +101,19 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             y = labels[idx].clone()
             y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
-            t = torch.randint(0, abar.numel(), (batch_size,), generator=gen)
-            eps = torch.randn(x0.shape, generator=gen)
-            a = abar[t].view(-1, 1, 1, 1)
-            xt = a.sqrt() * x0 + (1 - a).sqrt() * eps
+            if objective == "flow":
+                sigma = torch.rand(batch_size, generator=gen)
+                eps = torch.randn(x0.shape, generator=gen)
+                s = sigma.view(-1, 1, 1, 1)
+                xt, t, target = (1 - s) * x0 + s * eps, sigma * FLOW_SCHEDULER_CONFIG["num_train_timesteps"], eps - x0
+            else:
+                t = torch.randint(0, abar.numel(), (batch_size,), generator=gen)
+                eps = torch.randn(x0.shape, generator=gen)
+                a = abar[t].view(-1, 1, 1, 1)
+                xt, target = a.sqrt() * x0 + (1 - a).sqrt() * eps, eps
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 pred = unet(xt, t, class_labels=y).sample
-            loss = F.mse_loss(pred.float(), eps)
+            loss = F.mse_loss(pred.float(), target)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
@@ -119,7 +136,7 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
                 save_checkpoint(checkpoint, unet, ema, opt, sched, gen, state)
             interrupts.raise_pending()
     history = state["history"]
-    return ema, {"steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "cond_drop": cond_drop,
+    return ema, {"objective": objective, "steps": steps, "batch_size": batch_size, "lr": lr, "ema_decay": ema_decay, "cond_drop": cond_drop,
                  "seed": seed, "bf16_autocast": bf16, "final_loss": history[-1]["loss"] if history else None,
                  "seconds": round(time.time() - started, 1), "loss_history": history}
 
