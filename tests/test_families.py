@@ -15,7 +15,7 @@ from seedspace.backends.parity import pipeline_output
 from seedspace.cli.main import main
 
 VP_SCHEDULERS = ("ddim", "dpmpp-2m", "euler", "heun", "unipc", "deis")
-FAMILIES = {"sd": VP_SCHEDULERS, "sdxl": VP_SCHEDULERS, "sd3": ("flow-euler",), "flux": ("flow-euler",)}
+FAMILIES = {"sd": VP_SCHEDULERS, "sdxl": VP_SCHEDULERS, "sd3": ("flow-euler", "flow-heun"), "flux": ("flow-euler",)}
 LATENT_TOLERANCE = 2e-6  # max |x0 - x0_pipeline| / max |x0|: float32 rounding (measured <= 8e-7)
 IMAGE_TOLERANCE = 1e-5  # max |image - image_pipeline| on [0, 1] (measured <= 7.5e-7)
 
@@ -90,6 +90,14 @@ def test_family_protocol_and_inversion(models, family):
     wrong = "euler" if flow else "flow-euler"
     with pytest.raises(ValueError, match=f"scheduler '{wrong}' does not fit"):
         model.generate(seeds, "a cat", 3, scheduler=wrong)
+    if family == "flux":  # Flux shifts its schedule by resolution, which diffusers' flow-matching Heun cannot
+        with pytest.raises(ValueError, match="'flow-heun' does not fit"):
+            model.generate(seeds, "a cat", 3, scheduler="flow-heun")
+    if family == "sd3":  # reverse Heun inverts the Heun sampler closer than reverse Euler inverts Euler
+        again_heun = ss.backends.sampling.invert(model, model.generate_x0(seeds, "a cat", 20, model.inversion_guidance,
+                                                                          scheduler="flow-heun"),
+                                                 ["a cat"] * 2, 20, model.inversion_guidance, "flow-heun")
+        assert float((again_heun.cpu() - seeds).norm()) < float((again.cpu() - seeds).norm())
     no_inverse = "flow-euler" if flow else "dpmpp-2m"
     if not flow:
         with pytest.raises(ValueError, match="'dpmpp-2m' has no inversion"):

@@ -6,10 +6,14 @@ model kind.
 - ``dpmpp-2m``, ``euler``, ``heun``, ``unipc``, ``deis`` run the diffusers scheduler of that name on the model's
   training schedule, with trailing timesteps (sampling starts at the last training step, as DDIM does).
 - ``flow-euler`` (the default for flow-matching models such as SD3 and Flux) runs diffusers' flow-matching Euler
-  scheduler with the model's own shift settings.
+  scheduler with the model's own shift settings; ``flow-heun`` its second-order Heun scheduler (2 network
+  evaluations per step except the last, on the same sigma grid; only for a fixed shift: models that shift their
+  schedule by resolution, such as Flux, refuse it).
 
 Stochastic samplers (ancestral, SDE, DDPM) draw fresh noise at every step, so a seed would no longer fix its image:
-they are refused. Inversion: DDIM inversion for epsilon / v-prediction models, reverse Euler for flow models.
+they are refused. Inversion: DDIM inversion for epsilon / v-prediction models, reverse Euler for flow models
+(``flow-heun``: reverse Heun, the mirror of the Heun sampler). :func:`network_evaluations` counts what a sampler
+costs (NFE: one guided network evaluation per scheduled timestep).
 
 A model used here has ``prediction_type`` ('epsilon', 'v_prediction' or 'flow'), ``model_prediction(conditions,
 guidance) -> f(x, t)`` (the raw guided network output), ``scheduler_config`` (its training schedule as a diffusers
@@ -19,6 +23,7 @@ epsilon / v models also ``noise_predictor`` and ``alphas_cumprod`` for DDIM.
 
 from __future__ import annotations
 
+import inspect
 from typing import Callable, Sequence
 
 import torch
@@ -40,13 +45,14 @@ DIFFUSION_SCHEDULERS = {
 }
 FLOW_SCHEDULERS = {
     "flow-euler": ("FlowMatchEulerDiscreteScheduler", {"stochastic_sampling": False}),
+    "flow-heun": ("FlowMatchHeunDiscreteScheduler", {}),
 }
 STOCHASTIC_SCHEDULERS = ("ddpm", "euler-ancestral", "euler-a", "dpmpp-2s-ancestral", "dpmpp-sde", "dpmpp-2m-sde",
                          "dpmpp-3m-sde", "dpm2-ancestral", "lcm", "tcd")
 SCHEDULERS = tuple(DIFFUSION_SCHEDULERS) + tuple(FLOW_SCHEDULERS)
-INVERTIBLE = {"ddim": "DDIM inversion", "flow-euler": "reverse Euler"}
+INVERTIBLE = {"ddim": "DDIM inversion", "flow-euler": "reverse Euler", "flow-heun": "reverse Heun"}
 SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM++ 2M", "euler": "Euler", "heun": "Heun", "unipc": "UniPC",
-                  "deis": "DEIS", "flow-euler": "Euler (flow matching)"}
+                  "deis": "DEIS", "flow-euler": "Euler (flow matching)", "flow-heun": "Heun (flow matching)"}
 
 
 def default_scheduler(prediction_type: str) -> str:
@@ -97,8 +103,10 @@ def make_scheduler(name: str, config: dict, prediction_type: str):
         cls_name, settings = DIFFUSION_SCHEDULERS[name]
         settings = {**settings, "prediction_type": prediction_type, "timestep_spacing": "trailing",
                     "thresholding": False}
-    config = {k: v for k, v in dict(config).items() if not k.startswith("_")}
-    return getattr(diffusers, cls_name).from_config({**config, **settings})
+    cls = getattr(diffusers, cls_name)
+    takes = inspect.signature(cls.__init__).parameters  # a config of another scheduler class may hold more keys
+    config = {k: v for k, v in dict(config).items() if not k.startswith("_") and k in takes}
+    return cls.from_config({**config, **settings})
 
 
 def schedule_config(alphas_cumprod: torch.Tensor) -> dict:
@@ -150,15 +158,54 @@ def scheduler_sample(model, net: NetFn, seeds: torch.Tensor, scheduler, steps: i
 
 
 def flow_invert(net: NetFn, x0: torch.Tensor, scheduler, steps: int, timestep_options: dict,
-                progress: bool = False) -> torch.Tensor:
+                progress: bool = False, heun: bool = False) -> torch.Tensor:
     """Reverse Euler along the sampler's own sigma grid: x_{sigma_i} = x_{sigma_{i+1}} + (sigma_i - sigma_{i+1})
-    v(x_{sigma_{i+1}}, t_i), the velocity taken at the noise level being entered (as DDIM inversion does)."""
+    v(x_{sigma_{i+1}}, t_i), the velocity taken at the noise level being entered (as DDIM inversion does).
+
+    ``heun=True``: reverse Heun, the mirror of the Heun sampler (which ends with one Euler step): that first step as
+    above, then x~ = x + h v(x, t_{i+1}), x <- x + h (v(x, t_{i+1}) + v(x~, t_i)) / 2 with h = sigma_i - sigma_{i+1}
+    (2 steps - 1 network evaluations, as the sampler)."""
     scheduler.set_timesteps(steps, device=x0.device, **timestep_options)
     sigmas, timesteps = scheduler.sigmas.to(x0.device), scheduler.timesteps
     x = x0
     for i in tqdm(range(len(timesteps) - 1, -1, -1), desc="inverting", disable=not progress, leave=False):
-        x = x + (sigmas[i] - sigmas[i + 1]).to(x.dtype) * net(x, timesteps[i])
+        h = (sigmas[i] - sigmas[i + 1]).to(x.dtype)
+        if not heun or i == len(timesteps) - 1:
+            x = x + h * net(x, timesteps[i])
+            continue
+        d1 = net(x, timesteps[i + 1])
+        x = x + h * (d1 + net(x + h * d1, timesteps[i])) / 2
     return x
+
+
+def _check_flow_heun(model, steps: int) -> None:
+    """ValueError unless the flow-matching Heun scheduler's sigma grid is the model's own (Euler) grid: it has no
+    resolution shift (``mu``) nor custom sigmas, so models that use them (Flux, SD3.5) cannot run it."""
+    options = model.timestep_options(steps)
+    euler = make_scheduler("flow-euler", model.scheduler_config, "flow")
+    euler.set_timesteps(steps, **options)
+    grid = make_scheduler("flow-heun", model.scheduler_config, "flow")
+    grid.set_timesteps(steps)
+    own = torch.cat([grid.sigmas[:1], grid.sigmas[1:-1:2], grid.sigmas[-1:]])
+    if options or own.shape != euler.sigmas.shape or not torch.allclose(own.cpu().float(), euler.sigmas.cpu().float(),
+                                                                        atol=1e-6):
+        raise ValueError(f"scheduler 'flow-heun' does not fit {model.name}: its schedule shifts with the resolution "
+                         "or uses custom sigmas, which diffusers' flow-matching Heun does not take; use 'flow-euler'")
+
+
+def network_evaluations(model, scheduler: str | None, steps: int, inversion: bool = False) -> int:
+    """NFE: the guided network evaluations of the named sampler (or, with ``inversion``, its inversion) at ``steps``:
+    one per scheduled timestep, e.g. ``steps`` for DDIM, DPM++ 2M, Euler, UniPC; 2 steps - 1 for Heun (two per step
+    except the last)."""
+    name = (check_inversion if inversion else check_scheduler)(scheduler, model.prediction_type, model.name)
+    steps = int(steps)
+    if name == "ddim" or (inversion and name == "flow-euler"):
+        return steps
+    if inversion:  # flow-heun: one Euler step, then Heun
+        return 2 * steps - 1
+    sched = make_scheduler(name, model.scheduler_config, model.prediction_type)
+    sched.set_timesteps(steps, **({} if name == "flow-heun" else model.timestep_options(steps)))
+    return len(sched.timesteps)
 
 
 def sample(model, seeds: torch.Tensor, conditions: Sequence, steps: int, guidance: float,
@@ -169,6 +216,8 @@ def sample(model, seeds: torch.Tensor, conditions: Sequence, steps: int, guidanc
     if name == "ddim":
         eps = model.noise_predictor(conditions, guidance)
         return ddim_sample(eps, seeds, model.alphas_cumprod, steps, progress, checkpoint, callback)
+    if name == "flow-heun":
+        _check_flow_heun(model, steps)
     sched = make_scheduler(name, model.scheduler_config, model.prediction_type)
     return scheduler_sample(model, model.model_prediction(conditions, guidance), seeds, sched, steps, progress,
                             checkpoint, callback)
@@ -176,11 +225,13 @@ def sample(model, seeds: torch.Tensor, conditions: Sequence, steps: int, guidanc
 
 def invert(model, x0: torch.Tensor, conditions: Sequence, steps: int, guidance: float,
            scheduler: str | None = None, progress: bool = False) -> torch.Tensor:
-    """x_0 -> seeds with the inversion of the named sampler: DDIM inversion ('ddim') or reverse Euler
-    ('flow-euler'); ValueError for a sampler that has no inversion."""
+    """x_0 -> seeds with the inversion of the named sampler: DDIM inversion ('ddim'), reverse Euler ('flow-euler')
+    or reverse Heun ('flow-heun'), all on the sampler's own grid; ValueError for a sampler that has no inversion."""
     name = check_inversion(scheduler, model.prediction_type, model.name)
     if name == "ddim":
         return ddim_invert(model.noise_predictor(conditions, guidance), x0, model.alphas_cumprod, steps, progress)
-    sched = make_scheduler(name, model.scheduler_config, model.prediction_type)
+    if name == "flow-heun":
+        _check_flow_heun(model, steps)
+    sched = make_scheduler("flow-euler", model.scheduler_config, model.prediction_type)  # the sigma grid
     return flow_invert(model.model_prediction(conditions, guidance), x0, sched, steps, model.timestep_options(steps),
-                       progress)
+                       progress, heun=name == "flow-heun")
