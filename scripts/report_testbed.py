@@ -37,15 +37,10 @@ from seedspace.apps.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDE
                                               plot_grid, plot_norm, table_markdown, update_marked_file, write_json,
                                               write_text)
 from seedspace.apps.evaluation.runner import Runner  # noqa: E402
+from seedspace.apps.metrics import image_psnr  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN seedspace-testbed-report -->", "<!-- END seedspace-testbed-report -->"
 HEAD_TARGET, PSNR_TARGET = 0.85, 25.0
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
-    """Per-image PSNR in dB of images in [0, 1]."""
-    mse = ((a.float() - b.float()) ** 2).flatten(1).mean(1).clamp_min(1e-10)
-    return (10 * torch.log10(1.0 / mse)).double().numpy()
 
 
 def sample_accuracy(runner: Runner, per_class: int) -> dict:
@@ -112,7 +107,7 @@ def inversion_quality(runner: Runner, per_class: int, steps_list, bf16_model=Non
         t0 = time.perf_counter()
         recon = m.generate(seeds, condition=conds, steps=steps, guidance=1.0)
         t_gen = time.perf_counter() - t0
-        p = psnr(recon, real)
+        p = image_psnr(recon, real)
         norms = runner.norms(seeds)
         tag = (steps,) if dtype == "float32" else (steps, dtype)  # bootstrap seeds of the fp32 rows unchanged
         rows.append({"steps": steps, "dtype": dtype, "n": int(p.size), "psnr": runner.stat(p, "psnr", *tag),

@@ -218,3 +218,72 @@ def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
         assert 0.0 <= r["metrics"]["precision"]["mean"] <= 1.0 and "kid" in r["metrics"]
     assert "paths:nao at k = 1" in " ".join(fs["notes"])
     assert "Long-tail benchmark" in (tmp_path / "ev" / "report.md").read_text()
+
+
+def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
+    """The sampler study on the tiny model: every sampler has a row per method, Heun runs at equal steps and at equal
+    NFE (2 s - 1 <= B), the NFE column is what the sampler really evaluates, paired tables within each run and
+    against DDIM, and the README gets its own block (the evaluation's block is left alone)."""
+    from seedspace.apps.evaluation import readme_markers, update_readme
+    from seedspace.apps.evaluation.config import SCHEDULER_SAMPLERS
+    from seedspace.apps.evaluation.report import README_BLOCKS
+    from seedspace.apps.evaluation.schedulers import sampler_runs
+    from seedspace.backends.sampling import SAMPLER_LABELS
+
+    assert parse_experiments("schedulers") == ("schedulers",) and "schedulers" not in parse_experiments("all")
+    model = load_model(tiny_testbed_dir)
+    config = EvalConfig.quick_preset(experiments=("schedulers",), sched_k=2, sched_budgets=(5,), n_boot=200, fid_boot=20)
+    runs = sampler_runs(model, config.sched_samplers, config.sched_budgets)
+    assert [(r["sampler"], r["steps"], r["nfe"]) for r in runs] == [
+        ("ddim", 5, 5), ("dpmpp-2m", 5, 5), ("euler", 5, 5), ("heun", 5, 9), ("heun", 3, 5), ("unipc", 5, 5)]
+    assert [(r["steps"], r["nfe"]) for r in sampler_runs(model, ["heun"], [25])] == [(25, 49), (13, 25)]
+    assert [(r["steps"], r["nfe"]) for r in sampler_runs(model, ["heun"], [10])] == [(10, 19), (5, 9)]
+    with pytest.raises(ValueError, match="does not fit"):
+        sampler_runs(model, ["flow-euler"], [5])
+    with pytest.raises(ValueError, match="budgets"):
+        sampler_runs(model, ["ddim"], [0])
+
+    calls = []
+    generate = model.generate
+    model.generate = lambda seeds, **kw: calls.append((kw.get("scheduler"), kw["steps"])) or generate(seeds, **kw)
+    results = evaluate(model, config, out=tmp_path / "ev")
+    sec = results["experiments"]["schedulers"]
+    assert set(results["experiments"]) == {"schedulers"}
+    assert sorted(set(calls)) == sorted({(r["sampler"], r["steps"]) for r in runs})  # each run generated, once cached
+    tables = {t["name"]: t for t in sec["tables"]}
+    differences = ("schedulers_within", "schedulers_vs_ddim")  # a − b: rates may be negative
+    assert _check_numbers({"experiments": {"s": [t for t in sec["tables"] if t["name"] not in differences]}}) > 50
+    for name in differences:
+        assert all(math.isfinite(st["mean"]) and st["lo"] <= st["hi"] for r in tables[name]["rows"]
+                   for st in r["metrics"].values())
+    interp, centroid = tables["schedulers_interpolation"]["rows"], tables["schedulers_centroid"]["rows"]
+    labels = {SAMPLER_LABELS[s] for s in SCHEDULER_SAMPLERS}
+    assert {r["label"]["sampler"] for r in interp} == labels == {r["label"]["sampler"] for r in centroid}
+    assert {(r["label"]["sampler"], r["label"]["method"]) for r in interp} == {
+        (s, m) for s in labels for m in config.sched_interp_methods}
+    heun = {(r["label"]["steps"], r["label"]["NFE"], r["label"]["equal"]) for r in interp if r["label"]["sampler"] == "Heun"}
+    assert heun == {(5, 9, "steps (B = 5)"), (3, 5, "NFE (B = 5)")}
+    assert {r["label"]["equal"] for r in interp if r["label"]["sampler"] == "DDIM"} == {"steps, NFE (B = 5)"}
+    n_paths = len(model.class_names) * config.sched_pairs_per_class
+    assert all(r["n_images"] == n_paths * config.sched_points and "kid" in r["metrics"] for r in interp)
+    assert len(tables["schedulers_reconstruction"]["rows"]) == len(runs)
+    within = tables["schedulers_within"]["rows"]
+    assert {r["label"]["comparison"] for r in within} == {"nao − slerp", "nao − cog", "nao − normalized"}
+    assert all("verdict" in r for r in within)
+    versus = tables["schedulers_vs_ddim"]["rows"]
+    assert {(r["label"]["sampler"], r["label"]["steps"]) for r in versus} == {
+        ("DPM++ 2M", 5), ("Euler", 5), ("Heun", 5), ("Heun", 3), ("UniPC", 5)}
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "## Samplers" in report and "DDIM inversion" in report and "| verdict |" in report
+    assert (tmp_path / "ev" / "schedulers_examples.png").stat().st_size > 1000
+
+    begin, end = README_BLOCKS["schedulers"]
+    assert readme_markers(("schedulers",)) == [(begin, end)]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\nclaims\n{README_END}\n\n{begin}\nplaceholder\n{end}\n")
+    assert update_readme(json.loads((tmp_path / "ev" / "results.json").read_text()), readme, "ev/report.md")
+    text = readme.read_text()
+    assert "claims" in text and "placeholder" not in text and "#### Samplers" in text and "#### Judge" not in text
+    readme.write_text("no block\n")
+    assert cli_main(["evaluate", "--experiments", "schedulers", "--model", str(tiny_testbed_dir), "--out",
+                     str(tmp_path / "x"), "--update-readme", str(readme)]) == 2  # refused before any work

@@ -23,6 +23,18 @@ from scipy.spatial.distance import cdist
 INTERVAL_METHODS = ("BCa", "percentile", "basic", "recentred")
 
 
+def image_psnr(a, b, cap: float = 100.0) -> np.ndarray:
+    """Per-image PSNR in dB of images (N, ...) in [0, 1]: 10 log10(1 / mean (a - b)^2), capped at ``cap`` (identical
+    images)."""
+    a = a.detach().cpu().double().numpy() if isinstance(a, torch.Tensor) else np.asarray(a, np.float64)
+    b = b.detach().cpu().double().numpy() if isinstance(b, torch.Tensor) else np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim < 1:
+        raise ValueError(f"image_psnr needs two image batches of one shape, got {a.shape} and {b.shape}")
+    mse = ((a - b) ** 2).reshape(a.shape[0], -1).mean(axis=1)
+    with np.errstate(divide="ignore"):
+        return np.minimum(cap, 10.0 * np.log10(1.0 / np.maximum(mse, 0.0)))
+
+
 def _features(feats, name: str, min_rows: int = 2) -> np.ndarray:
     if isinstance(feats, torch.Tensor):
         feats = feats.detach().cpu().double().numpy()

@@ -13,8 +13,8 @@ import sys
 import torch
 
 from .. import checks, outputs
-from ..apps.evaluation import EXPERIMENTS, EvalConfig, evaluate, parse_experiments, update_readme
-from ..apps.evaluation.report import README_BEGIN, README_END, has_markers
+from ..apps.evaluation import EXPERIMENTS, EvalConfig, evaluate, parse_experiments, readme_markers, update_readme
+from ..apps.evaluation.report import has_markers
 from . import common
 
 COMMAND = "evaluate"
@@ -35,9 +35,10 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--experiments", default="all",
                    help=f"comma-separated subset of {','.join(EXPERIMENTS)}; 'all' = the paper's claims (the first "
                         "five); 'benchmark' = longtail,fewshot (synthetic training data: classifiers trained per "
-                        "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model) (default: all; "
-                        "'paired' alone adds "
-                        "interpolation and centroid, whose per-item results it compares)")
+                        "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model); 'schedulers' = the "
+                        "interpolation and centroid findings under DDIM, DPM++ 2M, Euler, Heun and UniPC at equal NFE "
+                        "and equal steps (about 10-15 min on 2 cores; its own README block) (default: all; 'paired' "
+                        "alone adds interpolation and centroid, whose per-item results it compares)")
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
     p.add_argument("--out", default=None, help="results folder, must not exist (default: outputs/evaluate-NNNNN)")
@@ -56,7 +57,8 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--update-readme", default=None, metavar="README",
                    help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"
-                        " of this file with the report")
+                        " of this file with the report (the sampler study: between <!-- BEGIN seedspace-schedulers --> "
+                        "and <!-- END seedspace-schedulers -->)")
     p.add_argument("--quiet", action="store_true", help="no progress notes")
     p.set_defaults(func=run)
 
@@ -86,8 +88,10 @@ def check_args(args) -> None:
     checks.check_int(args.seed, "--seed", 0, checks.SEED_INT_LIMIT - 1)
     if args.threads is not None:
         checks.check_int(args.threads, "--threads", 1, os.cpu_count() or 1)
-    if args.update_readme and not has_markers(args.update_readme):
-        raise common.CLIError(f"{args.update_readme} has no {README_BEGIN} ... {README_END} markers to replace")
+    if args.update_readme:
+        for begin, end in readme_markers(parse_experiments(args.experiments)):
+            if not has_markers(args.update_readme, begin, end):
+                raise common.CLIError(f"{args.update_readme} has no {begin} ... {end} markers to replace")
 
 
 def run(args) -> int:
@@ -111,8 +115,8 @@ def run(args) -> int:
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_readme:
         if not update_readme(results, args.update_readme, link=str(out / "report.md")):
-            raise ValueError(f"{args.update_readme} has no <!-- BEGIN seedspace-evaluate --> ... "
-                             "<!-- END seedspace-evaluate --> markers; it was not changed (the results are in "
-                             f"{out})")
+            raise ValueError(f"{args.update_readme} lacks the markers of "
+                             f"{' and '.join(b for b, _ in readme_markers(results['experiments']))}; it was not "
+                             f"changed (the results are in {out})")
         log(f"updated {args.update_readme}")
     return 0

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
 from .. import outputs
+from ..apps.metrics import image_psnr
 from ..apps.provenance import model_record
 from ..geometry import norm_report
 from . import common
@@ -30,9 +30,9 @@ def register(subparsers, formatter_class) -> None:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of images in [0, 1] (capped at 100 dB for identical images)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return 100.0 if mse <= 1e-10 else min(100.0, 10.0 * math.log10(1.0 / mse))
+    """PSNR in dB of one image pair in [0, 1] (capped at 100 dB for identical images); see
+    :func:`~seedspace.apps.metrics.image_psnr`."""
+    return float(image_psnr(np.asarray(a)[None], np.asarray(b)[None])[0])
 
 
 def run(args) -> int:

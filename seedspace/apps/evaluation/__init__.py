@@ -5,7 +5,8 @@
 
 See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge,
 :mod:`.experiment` for the skeleton every experiment follows (one module each: :mod:`.norm`,
-:mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`) and :mod:`.report` for the presentation.
+:mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`; opt-in: :mod:`.longtail`, :mod:`.fewshot`,
+:mod:`.schedulers`) and :mod:`.report` for the presentation.
 """
 
 from __future__ import annotations
@@ -27,19 +28,22 @@ from .longtail import run_longtail
 from .norm import run_norm
 from .paired import run_paired
 from .rare import run_rare
-from .report import plot_grid, plot_norm, readme_section, report_markdown, update_marked_file, write_json, write_text
+from .report import (README_BEGIN, README_BLOCKS, README_END, has_markers, plot_grid, plot_norm, readme_section,
+                     report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
+from .schedulers import run_schedulers
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme", "write_outputs"]
+           "Runner", "environment", "evaluate", "parse_experiments", "readme_markers", "run_norm", "update_readme",
+           "write_outputs"]
 
 RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
-           "longtail": run_longtail, "fewshot": run_fewshot}
+           "longtail": run_longtail, "fewshot": run_fewshot, "schedulers": run_schedulers}
 
 
 def parse_experiments(text: str | None) -> tuple:
     """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> the paper's claims (norm,
-    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot."""
+    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot; 'schedulers' (opt-in) by name."""
     if text in (None, "", "all"):
         return CLAIM_EXPERIMENTS
     if text == "benchmark":
@@ -141,6 +145,26 @@ def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
     return out
 
 
+def readme_markers(experiments) -> list[tuple[str, str]]:
+    """The README marker pairs (begin, end) that a run of these experiments replaces: its own block for each
+    experiment in :data:`~.report.README_BLOCKS` (the sampler study), the evaluation's block for the others."""
+    markers = [README_BLOCKS[e] for e in experiments if e in README_BLOCKS]
+    if any(e not in README_BLOCKS for e in experiments):
+        markers.insert(0, (README_BEGIN, README_END))
+    return markers
+
+
 def update_readme(results: dict, readme: str | Path, link: str | None = None) -> bool:
-    """Replace the README's results section (between the seedspace-evaluate markers) with this run's report."""
-    return update_marked_file(readme, readme_section(results, link))
+    """Replace the README's results sections with this run's report: the experiments of :data:`~.report.README_BLOCKS`
+    between their own markers, the others between the seedspace-evaluate markers. False (and nothing changed)
+    when a needed pair of markers is missing."""
+    experiments = list(results["experiments"])
+    markers = readme_markers(experiments)
+    if not all(has_markers(readme, *m) for m in markers):
+        return False
+    for begin, end in markers:
+        own = [e for e, m in README_BLOCKS.items() if m == (begin, end)]
+        keep = own or [e for e in experiments if e not in README_BLOCKS]
+        part = {**results, "experiments": {e: results["experiments"][e] for e in experiments if e in keep}}
+        update_marked_file(readme, readme_section(part, link, judge=not own), begin, end)
+    return True

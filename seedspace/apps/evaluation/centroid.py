@@ -21,16 +21,19 @@ def centroid_seeds(seeds: torch.Tensor, method: str, path_steps: int, inputs: in
     return cen.float(), pts, dt
 
 
-def _input_sets(runner: Runner, classes, inv, sec) -> list[tuple]:
-    """(class, k, set number, sorted input indices) for every class, k and set."""
+def input_sets(runner: Runner, classes, inv, sec, ks=None, per_class: int | None = None) -> list[tuple]:
+    """(class, k, set number, sorted input indices) for every class, k (default ``centroid_ks``) and set (the first
+    ``per_class``, default ``centroid_sets``; set s of (class, k) is the same in every experiment)."""
+    ks = runner.cfg.centroid_ks if ks is None else ks
+    per_class = runner.cfg.centroid_sets if per_class is None else int(per_class)
     sets = []
     for c in classes:
         m = inv[c][0].shape[0]
-        for k in runner.cfg.centroid_ks:
+        for k in ks:
             if k > m:
                 sec["notes"].append(f"class {c}: k = {k} skipped (only {m} few-shot images)")
                 continue
-            for s in range(runner.cfg.centroid_sets):
+            for s in range(per_class):
                 sets.append((c, k, s, sorted(runner.rng("centroid", c, k, s).choice(m, k, replace=False).tolist())))
     if not sets:
         raise ValueError("centroid: no class has enough few-shot images for any k")
@@ -46,7 +49,7 @@ def run_centroid(runner: Runner) -> dict:
                   f"({len(take)} per path), generated for that class. Claim (3).")
     classes = runner.classes()
     inv = runner.inversions(classes, max(cfg.inversions_per_class, max(cfg.centroid_ks)))
-    sets = _input_sets(runner, classes, inv, sec)
+    sets = input_sets(runner, classes, inv, sec)
     # reference subset: the first sets, spread over classes and k (class i starts with the i-th k, cyclically)
     kpos = {k: i for i, k in enumerate(cfg.centroid_ks)}
     order = sorted(range(len(sets)), key=lambda q: (

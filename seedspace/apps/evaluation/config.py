@@ -30,6 +30,22 @@ The FID-style bootstraps resample whole paths / input sets.
 ``--quick`` (what CI runs): 3 classes (first head, a middle class, last tail), 16 seeds per norm cell at 3 norms,
 1 pair per class, 1 input set per class and k, 1 tail class: ~330 images ~= 80 s + ~10 s reference on one path
 + model loading: about 1.5-2 min on the testbed; seconds on the tiny test model.
+
+Sampler study (opt-in, ``--experiments schedulers``), costed in network evaluations (NFE): one guided NFE of one
+image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run above measured 0.007 s on the loaded 2-core VM), an
+unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each; equal steps and
+equal NFE are the same run), Heun at 25 steps (49 NFE, equal steps) and 13 steps (25 NFE, equal NFE): 174 NFE per
+seed for all six runs.
+
+- seeds: interpolation 10 classes x 2 pairs x 5 frames x 2 methods (nao, slerp) = 200; centroids 10 classes x 10
+  sets of k = 5 x 3 methods (nao, cog, normalized) = 300 -> 500 x 174 x 0.005-0.007 s             ~= 435-610 s
+- endpoint reconstructions (guidance 1): ~40 inverted images x 174 x 0.0025-0.0035 s            ~=  17-25 s
+- inversions: 120 (shared with interpolation / centroid when they run too)                      ~=  14 s
+- statistics: 30 table rows + 43 paired rows, each with FID-style / KID bootstraps (~1-2 s)     ~= 75-150 s
+
+Total about 9-13 min on 2 cores (each cell: 100 frames or 100 centroid images per method and run). ``--quick``:
+3 classes, 1 pair, 3 frames, 2 sets, B = 9 (Heun at 9 and 5 steps: 62 NFE per seed), 36 seeds + 6
+reconstructions: ~15 s of sampling + judge set-up and statistics: about 1 min on the testbed.
 """
 
 from __future__ import annotations
@@ -39,10 +55,12 @@ from dataclasses import dataclass, field
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
 BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (trains classifiers): opt-in
-EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS
+SCHEDULER_EXPERIMENTS = ("schedulers",)  # the sampler study (claims 2 and 3 under five samplers): opt-in
+EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS + SCHEDULER_EXPERIMENTS
 INTERPOLATION_METHODS = ("lerp", "slerp", "cog", "nao")
 CENTROID_METHODS = ("euclidean", "normalized", "spherical", "cog", "nao")
 REFERENCE_METHOD = "reference"  # the slow full-dimensional NAO solver: run on a subset only
+SCHEDULER_SAMPLERS = ("ddim", "dpmpp-2m", "euler", "heun", "unipc")  # the sampler study's samplers, DDIM first
 
 # (experiment, method a, method b): the paired comparisons of a - b
 PAIRED_COMPARISONS = (
@@ -80,6 +98,7 @@ METRICS = {
     "density": ("density", "higher"),
     "coverage": ("coverage", "higher"),
     "fs_acc": ("classifier acc.", "higher"),
+    "psnr": ("recon. PSNR dB", "higher"),
 }
 
 
@@ -137,6 +156,15 @@ class EvalConfig:
     fs_arms: tuple = ("random", "centroid:nao", "paths:nao")
     fs_manifold_k: int = 5              # neighbours of precision / recall / density / coverage
     fs_classifier: bool = False         # also train a classifier per (k, arm, condition) (one seed)
+    # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler
+    sched_samplers: tuple = SCHEDULER_SAMPLERS
+    sched_budgets: tuple = (25,)        # per budget B: each sampler at B steps, and at the most steps within B NFE
+    sched_interp_methods: tuple = ("nao", "slerp")
+    sched_pairs_per_class: int = 2      # the first pairs of the interpolation experiment's (same seeded order)
+    sched_points: int = 5               # interior frames per path
+    sched_centroid_methods: tuple = ("nao", "cog", "normalized")
+    sched_k: int = 5
+    sched_sets: int = 10                # input sets per class at k = sched_k (the first sets of the centroid experiment's)
     quick: bool = False
     extra: dict = field(default_factory=dict)
 
@@ -148,6 +176,7 @@ class EvalConfig:
                   ref_per_class=200, lt_shots=3, lt_per_class=6, lt_arms=("random", "paths:nao"),
                   lt_conditions=("class",), lt_classifier_seeds=(0,), lt_epochs=1, lt_test_per_class=20,
                   fs_shots=(1, 2), fs_per_class=6, fs_arms=("random", "paths:nao"), fs_manifold_k=2,
+                  sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,
                   quick=True)
         return dataclasses.replace(cfg, **overrides)
 

@@ -62,9 +62,10 @@ class SeedPlan:
     def __len__(self) -> int:
         return len(self._classes)
 
-    def generate(self, runner: Runner) -> "Scored":
-        """Generate every seed (cached ones are not generated again) and score the images with the judge."""
-        images = runner.generate(torch.cat(self._seeds), self._classes)
+    def generate(self, runner: Runner, **sampling) -> "Scored":
+        """Generate every seed (cached ones are not generated again) and score the images with the judge;
+        ``sampling``: ``steps``, ``scheduler``, ``guidance`` of :meth:`Runner.generate` (default: the run's)."""
+        images = runner.generate(torch.cat(self._seeds), self._classes, **sampling)
         return Scored(images, runner.judge.score(images, self._classes), dict(self.spans), list(self._classes))
 
 

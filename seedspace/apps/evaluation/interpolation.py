@@ -14,8 +14,11 @@ ITEM_METRICS = ["acc", "conf", "fdist", "norm_mean", "norm_min", "smooth_mean", 
 TABLE_METRICS = ["acc", "conf", "fdist", "fid", "kid", "norm_mean", "norm_min", "smooth_mean", "smooth_max", "time_ms"]
 
 
-def _pairs(runner: Runner, classes, inv, sec) -> list[tuple]:
-    """(class, i, j, rank within class) for the sampled endpoint pairs of each class."""
+def endpoint_pairs(runner: Runner, classes, inv, sec, per_class: int | None = None) -> list[tuple]:
+    """(class, i, j, rank within class) for the sampled endpoint pairs of each class: the first ``per_class``
+    (default ``interp_pairs_per_class``) of a seeded order of its pairs of inverted images, so a smaller count
+    gives the first pairs of a larger one."""
+    per_class = runner.cfg.interp_pairs_per_class if per_class is None else int(per_class)
     pairs = []
     for c in classes:
         m = inv[c][0].shape[0]
@@ -23,11 +26,18 @@ def _pairs(runner: Runner, classes, inv, sec) -> list[tuple]:
         if not combos:
             sec["notes"].append(f"class {c}: fewer than 2 few-shot images, skipped")
             continue
-        pick = runner.rng("interp-pairs", c).permutation(len(combos))[: runner.cfg.interp_pairs_per_class]
+        pick = runner.rng("interp-pairs", c).permutation(len(combos))[:per_class]
         pairs += [(c, *combos[p], r) for r, p in enumerate(pick)]
     if not pairs:
         raise ValueError("interpolation: no class has two few-shot images")
     return pairs
+
+
+def path_seeds(A: torch.Tensor, B: torch.Tensor, method: str, points: int) -> tuple[torch.Tensor, float]:
+    """(seeds (n, points + 2, *shape) of the ``method`` path from each A to its B, both ends included, seconds of
+    geometry): ``points`` interior frames, evenly spaced as the method spaces them."""
+    p, dt = timed(geometry.interpolate, A, B, steps=points + 2, method=method, batched=True)
+    return p.transpose(0, 1).float(), dt
 
 
 def run_interpolation(runner: Runner) -> dict:
@@ -38,7 +48,7 @@ def run_interpolation(runner: Runner) -> dict:
                   "frames each (evenly spaced as each method spaces them), generated for that class. Claim (2).")
     classes = runner.classes()
     inv = runner.inversions(classes, cfg.inversions_per_class)
-    pairs = _pairs(runner, classes, inv, sec)
+    pairs = endpoint_pairs(runner, classes, inv, sec)
     P = len(pairs)
     A = torch.stack([inv[c][0][i] for c, i, j, r in pairs])
     B = torch.stack([inv[c][0][j] for c, i, j, r in pairs])
@@ -50,8 +60,8 @@ def run_interpolation(runner: Runner) -> dict:
         arms[REFERENCE_METHOD] = ref_idx
     paths, times = {}, {}
     for m, idx in arms.items():
-        p, dt = timed(geometry.interpolate, A[idx], B[idx], steps=T + 2, method=m, batched=True)
-        paths[m], times[m] = p.transpose(0, 1).float(), dt / len(idx)  # (n, T + 2, *shape)
+        paths[m], dt = path_seeds(A[idx], B[idx], m, T)  # (n, T + 2, *shape)
+        times[m] = dt / len(idx)
     pair_classes = [c for c, *_ in pairs]
     plan = SeedPlan()
     plan.add("A", A, pair_classes)  # endpoints once, then every method's interior frames

@@ -29,6 +29,26 @@ def verdict(st: dict, a: str, b: str, better: str | None, n: int) -> str:
     return text
 
 
+def paired_stats(runner: Runner, items_a: list, items_b: list, feats_a: list, feats_b: list, metrics, *names) -> tuple:
+    """({metric: stat of a − b}, n): paired bootstrap CIs over the items both arms share (matched by ``key``, whose
+    first entry is the class): per-item metrics by :meth:`Runner.paired`; 'fid' / 'kid' from the per-item feature
+    groups resampled jointly for both arms (:meth:`Runner.feature_stats`)."""
+    ia = {tuple(it["key"]): n for n, it in enumerate(items_a)}
+    ib = {tuple(it["key"]): n for n, it in enumerate(items_b)}
+    keys = [k for k in ia if k in ib]
+    if not keys:
+        return {}, 0
+    out = {}
+    if {"fid", "kid"} & set(metrics):
+        out = runner.feature_stats([feats_a[ia[k]] for k in keys], sorted({k[0] for k in keys}), *names,
+                                   paired_with=[feats_b[ib[k]] for k in keys])
+    for metric in metrics:
+        if metric not in out and metric not in ("fid", "kid"):
+            out[metric] = runner.paired([items_a[ia[k]][metric] for k in keys], [items_b[ib[k]][metric] for k in keys],
+                                        *names, metric)
+    return {m: out[m] for m in metrics if m in out}, len(keys)
+
+
 def run_paired(runner: Runner, sections: dict) -> dict:
     """Paired bootstrap CIs of a − b for :data:`PAIRED_COMPARISONS` over the items both methods share."""
     sec = section("Paired tests", "Paired bootstrap 95% CIs of the per-item difference a − b (item = the same "
@@ -40,22 +60,11 @@ def run_paired(runner: Runner, sections: dict) -> dict:
         s = sections.get(exp)
         if s is None or a not in s["items"] or b not in s["items"]:
             continue
-        ia = {tuple(it["key"]): n for n, it in enumerate(s["items"][a])}
-        ib = {tuple(it["key"]): n for n, it in enumerate(s["items"][b])}
-        keys = [k for k in ia if k in ib]
-        if not keys:
-            continue
-        names = ("paired", exp, a, b)
-        features = runner.feature_stats([s["_feats"][a][ia[k]] for k in keys], sorted({k[0] for k in keys}),
-                                        *names, paired_with=[s["_feats"][b][ib[k]] for k in keys])
-        for metric in PAIRED_METRICS[exp]:
-            if metric in features:
-                st = features[metric]
-            else:
-                st = runner.paired([s["items"][a][ia[k]][metric] for k in keys],
-                                   [s["items"][b][ib[k]][metric] for k in keys], *names, metric)
+        stats, n = paired_stats(runner, s["items"][a], s["items"][b], s["_feats"][a], s["_feats"][b],
+                                PAIRED_METRICS[exp], "paired", exp, a, b)
+        for metric, st in stats.items():
             rows.append(row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
-                            verdict=verdict(st, a, b, METRICS[metric][1], len(keys)), n_items=len(keys)))
+                            verdict=verdict(st, a, b, METRICS[metric][1], n), n_items=n))
     if not rows:
         sec["notes"].append("No paired comparison available: run interpolation, centroid or rare as well.")
     sec["tables"].append({"name": "paired", "title": "Paired differences (a − b)", "kind": "paired",

@@ -15,6 +15,8 @@ from .config import METRICS
 
 README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
 README_END = "<!-- END seedspace-evaluate -->"
+# experiments whose README section has its own marker block (the rest go between README_BEGIN and README_END)
+README_BLOCKS = {"schedulers": ("<!-- BEGIN seedspace-schedulers -->", "<!-- END seedspace-schedulers -->")}
 
 
 def _jsonable(obj):
@@ -116,17 +118,20 @@ def table_markdown(table: dict) -> str:
     metrics = table["metrics"]
     first = list(table["rows"][0]["label"]) if table["rows"] else []
     heads = [METRICS[m][0] + {"higher": " ↑", "lower": " ↓"}.get(METRICS[m][1], "") for m in metrics]
-    lines += ["| " + " | ".join(first + heads + ["n"]) + " |", "|" + "---|" * (len(first) + len(metrics) + 1)]
+    verdicts = any("verdict" in row for row in table["rows"])  # paired rows: which CIs exclude 0
+    lines += ["| " + " | ".join(first + heads + ["n"] + ["verdict"] * verdicts) + " |",
+              "|" + "---|" * (len(first) + len(metrics) + 1 + verdicts)]
     for row in table["rows"]:
         n = f"{row['n_items']} / {row['n_images']}" if "n_items" in row else str(
             next(iter(row["metrics"].values()))["n"])
         lines.append("| " + " | ".join(_label_text(row["label"]) + [fmt_stat(row["metrics"].get(m)) for m in metrics]
-                                       + [n]) + " |")
+                                       + [n] + [row.get("verdict", "")] * verdicts) + " |")
     return "\n".join(lines)
 
 
-def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
-    """report.md of an evaluation: machine, judge, then each experiment's tables and notes."""
+def report_markdown(results: dict, title: str = "seedspace evaluate", judge: bool = True) -> str:
+    """report.md of an evaluation: machine, judge (``judge=False``: one line), then each experiment's tables and
+    notes."""
     env, model, cfg = results["environment"], results["model"], results["config"]
     lines = [f"# {title}", "",
              f"- model: `{model['name']}` ({model.get('folder', '')}), seed shape {model['seed_shape']} (d = {model['d']}), "
@@ -137,18 +142,22 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
              f"({results['counters']['generate_s']:.0f} s), {results['counters']['inversions']} inversions "
              f"({results['counters']['invert_s']:.0f} s)",
              f"- run: experiments {', '.join(cfg['experiments'])}; seed {cfg['seed']}"
-             f"{'; --quick' if cfg['quick'] else ''}; the full configuration is in results.json",
-             "", "## Judge", "",
-             f"Fixed before any method is run and the same for all of them: the model's judge classifier "
-             f"(accuracy = share of images classified as the class they were generated for; conf. = its probability "
-             f"of that class), its {results['judge']['feature_dim']}-d penultimate features, and real reference "
-             f"images: {results['judge']['references']}. Feat. dist. = distance of an image's features to the mean of "
-             "the class's real images, in units of the real images' own mean distance (≈1 is as typical as a real "
-             "image). FID-style = Fréchet distance between Gaussians fitted to judge features of the generated images "
-             "and of the real references of the same classes; KID = the unbiased squared MMD between the same "
-             "feature sets with the kernel (x·y/d + 1)³. " + CI_METHODS + " n = items / images (items are the "
-             "resampled units: paths, input sets, images).", ""]
-    calib = results["judge"].get("calibration") or []
+             f"{'; --quick' if cfg['quick'] else ''}; the full configuration is in results.json", ""]
+    if not judge:
+        lines += [f"Judge: the model's classifier and its features against {results['judge']['references']}, as in "
+                  "the evaluation's judge section. " + CI_METHODS, ""]
+    else:
+        lines += ["## Judge", "",
+                  "Fixed before any method is run and the same for all of them: the model's judge classifier "
+                  "(accuracy = share of images classified as the class they were generated for; conf. = its "
+                  f"probability of that class), its {results['judge']['feature_dim']}-d penultimate features, and real "
+                  f"reference images: {results['judge']['references']}. Feat. dist. = distance of an image's features "
+                  "to the mean of the class's real images, in units of the real images' own mean distance (≈1 is as "
+                  "typical as a real image). FID-style = Fréchet distance between Gaussians fitted to judge features "
+                  "of the generated images and of the real references of the same classes; KID = the unbiased squared "
+                  "MMD between the same feature sets with the kernel (x·y/d + 1)³. " + CI_METHODS + " n = items / "
+                  "images (items are the resampled units: paths, input sets, images).", ""]
+    calib = (results["judge"].get("calibration") or []) if judge else []
     if calib:
         lines += ["Judge on the real reference images: " + ", ".join(
             f"{c['name']} {c['accuracy']:.2f}" for c in calib) + " (accuracy per class).", ""]
@@ -188,9 +197,9 @@ def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = RE
     return True
 
 
-def readme_section(results: dict, link: str | None = None) -> str:
+def readme_section(results: dict, link: str | None = None, judge: bool = True) -> str:
     """The README results section: the report with headings moved two levels down."""
-    md = report_markdown(results)
+    md = report_markdown(results, judge=judge)
     md = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", md, flags=re.M)
     md = re.sub(r"^!\[.*$\n?", "", md, flags=re.M)  # figures live next to the report, not the README
     if link:

@@ -90,18 +90,24 @@ class Runner:
         return seeds_from_ints(ints.tolist(), self.model.seed_shape)
 
     # -- generation (cached, batched) ------------------------------------------------------------------------
-    def _key(self, seed: torch.Tensor, c: int) -> bytes:
+    def _key(self, seed: torch.Tensor, c: int, steps: int, guidance: float, scheduler: str | None) -> bytes:
         h = hashlib.sha1(seed.detach().to(torch.float32).contiguous().numpy().tobytes())
-        h.update(f"|{c}|{self.steps}|{self.guidance}".encode())
+        h.update(f"|{c}|{steps}|{guidance}".encode())
+        if scheduler is not None:  # the model's default sampler keeps the keys it always had
+            h.update(f"|{scheduler}".encode())
         return h.digest()
 
-    def generate(self, seeds: torch.Tensor, classes: Sequence[int]) -> torch.Tensor:
-        """Images for seeds (N, *seed_shape) and classes (N,), in one batched call for the ones not cached."""
+    def generate(self, seeds: torch.Tensor, classes: Sequence[int], steps: int | None = None,
+                 scheduler: str | None = None, guidance: float | None = None) -> torch.Tensor:
+        """Images for seeds (N, *seed_shape) and classes (N,), in one batched call for the ones not cached; by
+        default with the run's steps, guidance and the model's default sampler, else the named ``scheduler``."""
         seeds = seeds.detach().to(torch.float32).cpu()
         classes = [int(c) for c in classes]
         if seeds.shape[0] != len(classes):
             raise ValueError("one class per seed")
-        keys = [self._key(s, c) for s, c in zip(seeds, classes)]
+        steps = int(steps or self.steps)
+        guidance = self.guidance if guidance is None else float(guidance)
+        keys = [self._key(s, c, steps, guidance, scheduler) for s, c in zip(seeds, classes)]
         todo, seen = [], set()
         for i, k in enumerate(keys):
             if k not in self._images and k not in seen:
@@ -110,8 +116,9 @@ class Runner:
         self.counters["cache_hits"] += len(keys) - len(todo)
         if todo:
             t0 = time.perf_counter()
-            out = self.model.generate(seeds[todo], condition=[classes[i] for i in todo], steps=self.steps,
-                                      guidance=self.guidance)
+            sampler = {} if scheduler is None else {"scheduler": scheduler}
+            out = self.model.generate(seeds[todo], condition=[classes[i] for i in todo], steps=steps,
+                                      guidance=guidance, **sampler)
             self.counters["generate_s"] += time.perf_counter() - t0
             self.counters["images"] += len(todo)
             for i, image in zip(todo, out):
