@@ -37,7 +37,7 @@ from seedspace.apps.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDE
                                               plot_grid, plot_norm, table_markdown, update_marked_file, write_json,
                                               write_text)
 from seedspace.apps.evaluation.runner import Runner  # noqa: E402
-from seedspace.apps.metrics import image_psnr  # noqa: E402
+from seedspace.apps.roundtrip import roundtrip  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN seedspace-testbed-report -->", "<!-- END seedspace-testbed-report -->"
 HEAD_TARGET, PSNR_TARGET = 0.85, 25.0
@@ -101,14 +101,8 @@ def inversion_quality(runner: Runner, per_class: int, steps_list, bf16_model=Non
         runs.append((bf16_model, steps_list[len(steps_list) // 2], "bfloat16"))
     rows = []
     for m, steps, dtype in runs:
-        t0 = time.perf_counter()
-        seeds = m.invert(real, condition=conds, steps=steps).float().cpu()
-        t_inv = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        recon = m.generate(seeds, condition=conds, steps=steps, guidance=1.0)
-        t_gen = time.perf_counter() - t0
-        p = image_psnr(recon, real)
-        norms = runner.norms(seeds)
+        trip = roundtrip(m, real, conds, steps)
+        p, norms, t_inv, t_gen = trip["psnr"], runner.norms(trip["seeds"]), trip["invert_s"], trip["regenerate_s"]
         tag = (steps,) if dtype == "float32" else (steps, dtype)  # bootstrap seeds of the fp32 rows unchanged
         rows.append({"steps": steps, "dtype": dtype, "n": int(p.size), "psnr": runner.stat(p, "psnr", *tag),
                      "norm": runner.stat(norms, "inv-norm", *tag), "norm_min": float(norms.min()),

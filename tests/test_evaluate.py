@@ -287,3 +287,35 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     readme.write_text("no block\n")
     assert cli_main(["evaluate", "--experiments", "schedulers", "--model", str(tiny_testbed_dir), "--out",
                      str(tmp_path / "x"), "--update-readme", str(readme)]) == 2  # refused before any work
+
+
+def test_report_inversion_quick(tiny_testbed_dir, tmp_path):
+    """The round-trip report on any model: the DDPM testbed format with DDIM inversion (from the command line, README
+    block updated), and a pixel flow model with reverse Euler and reverse Heun, whose NFE count both directions;
+    on the tiny flow model Heun's round trip is closer at fewer network evaluations."""
+    from tiny_models import tiny_pixel_flow_model
+
+    spec = importlib.util.spec_from_file_location("report_inversion", ROOT / "scripts" / "report_inversion.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n{module.BEGIN}\nplaceholder\n{module.END}\n")
+    assert module.main(["--quick", "--model", str(tiny_testbed_dir), "--out", str(tmp_path / "inv"),
+                        "--update", str(readme)]) == 0
+    rep = json.loads((tmp_path / "inv" / "report.json").read_text())
+    assert [(r["sampler"], r["steps"], r["nfe"], r["n"]) for r in rep["rows"]] == [("ddim", 5, 10, 6), ("ddim", 10, 20, 6)]
+    assert all(math.isfinite(r["psnr"]["mean"]) and r["guidance"] == 1.0 for r in rep["rows"])
+    md = (tmp_path / "inv" / "report.md").read_text()
+    assert "| tiny-testbed | DDIM inversion → DDIM | 5 | 10 |" in md and "--quick" in md and "wall time" in md
+    assert "placeholder" not in readme.read_text() and "Inversion round trips" in readme.read_text()
+    assert module.main(["--model", str(tiny_testbed_dir), "--samplers", "flow-euler", "--out", str(tmp_path / "x")]) == 2
+
+    flow = tiny_pixel_flow_model()
+    images = torch.rand(3, 1, 8, 8, generator=torch.Generator().manual_seed(0))
+    rep = module.report({"flow": flow}, (4, 12), images=images, condition=[0, 1, 2], n_boot=100)
+    rows = {(r["sampler"], r["steps"]): r for r in rep["rows"]}
+    assert {k: r["nfe"] for k, r in rows.items()} == {("flow-euler", 4): 8, ("flow-euler", 12): 24,
+                                                      ("flow-heun", 4): 14, ("flow-heun", 12): 46}
+    assert rows[("flow-euler", 4)]["inversion"] == "reverse Euler" and rows[("flow-heun", 4)]["inversion"] == "reverse Heun"
+    assert rows[("flow-heun", 4)]["psnr"]["mean"] > rows[("flow-euler", 12)]["psnr"]["mean"] + 10
+    assert rows[("flow-euler", 12)]["psnr"]["mean"] > rows[("flow-euler", 4)]["psnr"]["mean"]

@@ -46,6 +46,22 @@ def tiny_pixel_unet(num_classes: int = 3, size: int = 8, seed: int = 0):
                        num_class_embeds=num_classes + 1, norm_num_groups=4)
 
 
+def tiny_pixel_flow_model(num_classes: int = 3, size: int = 8):
+    """A tiny class-conditional pixel flow-matching model (random weights): the tiny UNet read as a velocity
+    predictor on the flow-matching Euler schedule of `seedspace testbed train --objective flow`."""
+    from diffusers import DDPMScheduler
+
+    from seedspace.backends.pixel import PixelUNetModel
+    from seedspace.testbed.train import SCHEDULER_CONFIG, make_scheduler
+
+    class TinyPixelFlowModel(PixelUNetModel):
+        prediction_type = "flow"  # model_prediction (the guided UNet output) is the velocity
+        scheduler_config = dict(make_scheduler("flow").config)
+
+    return TinyPixelFlowModel(tiny_pixel_unet(num_classes, size), DDPMScheduler(**SCHEDULER_CONFIG).alphas_cumprod,
+                              name="tiny-flow", null_class=num_classes, default_steps=4, default_guidance=2.0)
+
+
 def write_tiny_testbed(folder: Path, num_classes: int = 3, size: int = 8) -> Path:
     """A testbed-format folder (unet/, scheduler/, judge, encoder, few-shot set, testbed.json), random weights."""
     from diffusers import DDPMScheduler

@@ -193,6 +193,17 @@ def _check_flow_heun(model, steps: int) -> None:
                          "or uses custom sigmas, which diffusers' flow-matching Heun does not take; use 'flow-euler'")
 
 
+def sampler_fits(model, name: str) -> bool:
+    """True when the named sampler runs on the model: a deterministic one that fits its kind (epsilon / v or flow)
+    and, for 'flow-heun', its schedule (no resolution shift)."""
+    try:
+        if check_scheduler(name, model.prediction_type, model.name) == "flow-heun":
+            _check_flow_heun(model, 2)
+    except ValueError:
+        return False
+    return True
+
+
 def network_evaluations(model, scheduler: str | None, steps: int, inversion: bool = False) -> int:
     """NFE: the guided network evaluations of the named sampler (or, with ``inversion``, its inversion) at ``steps``:
     one per scheduled timestep, e.g. ``steps`` for DDIM, DPM++ 2M, Euler, UniPC; 2 steps - 1 for Heun (two per step
