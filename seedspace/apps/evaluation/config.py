@@ -32,20 +32,21 @@ The FID-style bootstraps resample whole paths / input sets.
 + model loading: about 1.5-2 min on the testbed; seconds on the tiny test model.
 
 Sampler study (opt-in, ``--experiments schedulers``), costed in network evaluations (NFE): one guided NFE of one
-image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run above measured 0.007 s on the loaded 2-core VM), an
-unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each; equal steps and
+image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run in the README measured 0.0074 s on the shared 2-core VM),
+an unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each; equal steps and
 equal NFE are the same run), Heun at 25 steps (49 NFE, equal steps) and 13 steps (25 NFE, equal NFE): 174 NFE per
 seed for all six runs.
 
 - seeds: interpolation 10 classes x 2 pairs x 5 frames x 2 methods (nao, slerp) = 200; centroids 10 classes x 10
-  sets of k = 5 x 3 methods (nao, cog, normalized) = 300 -> 500 x 174 x 0.005-0.007 s             ~= 435-610 s
-- endpoint reconstructions (guidance 1): ~40 inverted images x 174 x 0.0025-0.0035 s            ~=  17-25 s
-- inversions: 120 (shared with interpolation / centroid when they run too)                      ~=  14 s
-- statistics: 30 table rows + 43 paired rows, each with FID-style / KID bootstraps (~1-2 s)     ~= 75-150 s
+  sets of k = 5 x 3 methods (nao, cog, normalized) = 300 -> 500 x 174 x 0.005-0.0074 s            ~= 435-645 s
+- endpoint reconstructions (guidance 1): ~40 inverted images x 174 x 0.0025-0.0037 s            ~=  17-26 s
+- inversions: 120 x 50 unguided NFE (shared with interpolation / centroid when they run too)     ~=  15 s
+- judge set-up ~20 s; statistics: 30 table rows + 43 paired rows with FID-style / KID bootstraps ~= 75-150 s
 
-Total about 9-13 min on 2 cores (each cell: 100 frames or 100 centroid images per method and run). ``--quick``:
-3 classes, 1 pair, 3 frames, 2 sets, B = 9 (Heun at 9 and 5 steps: 62 NFE per seed), 36 seeds + 6
-reconstructions: ~15 s of sampling + judge set-up and statistics: about 1 min on the testbed.
+Total about 10-14 min on 2 quiet cores (each cell: 100 frames or 100 centroid images per method and run).
+``--quick``: 3 classes, 1 pair, 3 frames, 2 sets, B = 9 (Heun at 9 and 5 steps: 62 NFE per seed), 36 seeds + 6
+reconstructions + 30 inversions: ~20 s of sampling, about 1-1.5 min on 2 quiet cores (measured: 344 s with 1
+thread on the VM while two other jobs loaded both cores, where a guided NFE cost 0.1 s).
 """
 
 from __future__ import annotations
