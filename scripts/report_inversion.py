@@ -147,6 +147,7 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     from seedspace import load_model
 
+    t_start = time.perf_counter()
     log = lambda msg: print(f"[inversion] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     command = "python scripts/report_inversion.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     try:
@@ -162,6 +163,7 @@ def main(argv=None) -> int:
     except ValueError as exc:
         print(f"report_inversion: error: {exc}", file=sys.stderr)
         return 2
+    rep["wall_time_s"] = time.perf_counter() - t_start  # model loading included
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "report.json", rep)
