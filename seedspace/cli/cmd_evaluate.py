@@ -41,7 +41,7 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
     p.add_argument("--out", default=None, help="results folder, must not exist (default: outputs/evaluate-NNNNN)")
-    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model) or a testbed-format folder")
+    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model), 'testbed-flow' or a testbed-format folder")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")

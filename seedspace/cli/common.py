@@ -19,7 +19,7 @@ from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
 from ..backends.sampling import SCHEDULERS, check_scheduler
-from ..backends.testbed import WEIGHTS_DIR
+from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
 from ..geometry import load_prior
 from ..conditions import resolve_condition as _resolve_condition
@@ -45,7 +45,7 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
                       resume: bool = False) -> None:
     g = parser.add_argument_group("model and sampling")
     g.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
+                   help="'testbed' (the embedded model), 'testbed-flow' (its flow-matching twin), a testbed or diffusers folder, or a hub id in the local cache")
     g.add_argument("--class", dest="class_", default=None, metavar="CLASS",
                    help="class index or name for class-conditional models (default: class 0); 'unconditional' samples the model's unconditional distribution (its null class)")
     g.add_argument("--prompt", default=None, help="prompt for text-to-image models (default: empty prompt)")
@@ -135,14 +135,14 @@ def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int 
          negative_prompt: str = ""):
     """Load a model from its recorded reference; a missing model is a user error."""
     _quiet_libraries()
-    if ref not in ("testbed",) and not Path(ref).expanduser().exists() and (
+    if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
             ref.startswith((".", "/", "~")) or ref.count("/") != 1 or Path(ref).suffix):
         raise CLIError(f"model path {ref} does not exist")
-    if ref == "testbed" and not (WEIGHTS_DIR / "testbed.json").is_file():
-        raise CLIError(f"the embedded testbed weights are missing ({WEIGHTS_DIR}); train them with "
-                       f"`seedspace testbed train --out {WEIGHTS_DIR}` or pass --model")
+    if ref in EMBEDDED_MODELS and not (EMBEDDED_MODELS[ref] / "testbed.json").is_file():
+        raise CLIError(f"the embedded {ref} weights are missing ({EMBEDDED_MODELS[ref]}); train them with "
+                       f"`seedspace testbed train --out {EMBEDDED_MODELS[ref]}` or pass --model")
     try:
-        model = load_model(None if ref == "testbed" else ref, device=device, dtype=dtype)
+        model = load_model(ref, device=device, dtype=dtype)
     except (OSError, EnvironmentError) as exc:
         raise CLIError(f"cannot load model {ref}: {str(exc).splitlines()[0]}") from None
     if batch_size:
