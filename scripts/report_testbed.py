@@ -211,7 +211,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--marker", default=MARKER, help=f"the marked block --update replaces (default {MARKER})")
     p.add_argument("--update", action="append", default=[], metavar="FILE",
-                   help=f"replace the text between {BEGIN} and {END} in FILE (README, model card); repeatable")
+                   help="replace the text between the --marker block's BEGIN and END comments in FILE (README, model card); repeatable")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -169,7 +169,7 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     readme = tmp_path / "MODEL_CARD.md"
-    readme.write_text(f"card\n{module.BEGIN}\nold\n{module.END}\n")
+    readme.write_text(f"card\n<!-- BEGIN {module.MARKER} -->\nold\n<!-- END {module.MARKER} -->\n")
     threads = torch.get_num_threads()
     assert module.main(["--quick", "--model", str(tiny_testbed_dir), "--out", str(tmp_path / "tb"),
                         "--update", str(readme)]) == 0
@@ -185,8 +185,9 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
     bf16 = rep["speed"]["bf16"]  # bf16 sampling of the same seeds: close to fp32, not bit-identical
     assert bf16["generate_s"] > 0 and 0 < bf16["max_pixel_diff"] < 0.5 and 0 <= bf16["judge_agreement"] <= 1
     assert _check_numbers({"experiments": {"norm": rep["norm"], "samples": rep["samples"]}}) > 10
-    for section in ("## Samples from random seeds", "## DDIM inversion", "## Norm sweep", "## Speed"):
+    for section in ("## Samples from random seeds", "## Inversion (DDIM inversion)", "## Norm sweep", "## Speed"):
         assert section in md
+    assert "old" not in readme.read_text() and "### Testbed acceptance report" in readme.read_text()
     assert (tmp_path / "tb" / "norm_sweep.png").stat().st_size > 1000
     assert "old" not in readme.read_text() and "Norm sweep" in readme.read_text()
 
