@@ -19,6 +19,7 @@ from typing import Callable
 
 import torch
 
+from ...backends.sampling import INVERTIBLE, scheduler_label
 from .centroid import run_centroid
 from .fewshot import run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
@@ -109,6 +110,7 @@ def collect_results(model, runner: Runner, experiments: tuple, sections: dict) -
         "model": {"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", "")),
                   "seed_shape": list(model.seed_shape), "d": runner.d, "steps": runner.steps,
                   "guidance": runner.guidance, "inversion_steps": runner.inversion_steps,
+                  "sampler": scheduler_label(model.default_scheduler), "inversion": INVERTIBLE[model.default_scheduler],
                   "classes": list(getattr(model, "class_names", []) or []),
                   "head_classes": runner.groups()["head"], "tail_classes": runner.groups()["tail"]},
         "judge": {"references": runner.judge.references.source, "per_class": runner.judge.per_class,

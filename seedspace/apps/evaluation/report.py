@@ -130,8 +130,8 @@ def report_markdown(results: dict, title: str = "seedspace evaluate") -> str:
     env, model, cfg = results["environment"], results["model"], results["config"]
     lines = [f"# {title}", "",
              f"- model: `{model['name']}` ({model.get('folder', '')}), seed shape {model['seed_shape']} (d = {model['d']}), "
-             f"{model['steps']} DDIM steps, guidance {model['guidance']}, inversion {model['inversion_steps']} steps "
-             "(guidance 1)",
+             f"{model['steps']} {model.get('sampler', 'DDIM')} steps, guidance {model['guidance']}, "
+             f"{model.get('inversion', 'DDIM inversion')} {model['inversion_steps']} steps (guidance 1)",
              f"- machine: {env['machine']}; torch {env['torch']} with {env['threads']} threads",
              f"- wall time: {results['wall_time_s']:.0f} s; {results['counters']['images']} images generated "
              f"({results['counters']['generate_s']:.0f} s), {results['counters']['inversions']} inversions "
