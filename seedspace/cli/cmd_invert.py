@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -11,6 +9,7 @@ from tqdm.auto import tqdm
 from .. import outputs
 from ..apps.provenance import model_record
 from ..geometry import norm_report
+from ..apps.runs import psnr
 from . import common
 
 COMMAND = "invert"
@@ -27,12 +26,6 @@ def register(subparsers, formatter_class) -> None:
     common.add_model_options(p, generate=False)
     p.set_defaults(func=run)
 
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of images in [0, 1] (capped at 100 dB for identical images)."""
-    mse = float(np.mean((np.asarray(a, np.float64) - np.asarray(b, np.float64)) ** 2))
-    return 100.0 if mse <= 1e-10 else min(100.0, 10.0 * math.log10(1.0 / mse))
 
 
 def run(args) -> int:

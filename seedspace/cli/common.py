@@ -12,13 +12,13 @@ import torch
 from safetensors.torch import load_file
 
 from .. import outputs
-from ..apps.provenance import model_record
 from ..apps.provenance import model_reference as model_ref
 from ..apps.records import check_run_parameters
+from ..apps.runs import run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
-from ..backends.sampling import SCHEDULERS, check_scheduler
+from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
 from ..geometry import load_prior
@@ -178,19 +178,6 @@ def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = 
     return _resolve_condition(model, class_value, prompt, allow_list)
 
 
-def check_methods(names, allowed, what="method") -> list[str]:
-    """Method names from a list, each one of ``allowed`` and none twice."""
-    names = [m.strip() for m in names if m.strip()]
-    if not names:
-        raise CLIError(f"no {what} given")
-    for m in names:
-        if m not in allowed:
-            raise CLIError(f"unknown {what} {m!r}; choose from {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise CLIError(f"duplicate {what} in {','.join(names)}")
-    return names
-
-
 # -- seeds and images ------------------------------------------------------------------------------------
 def seed_items_from_args(args) -> list[dict]:
     """Parsed seed items from ``--seeds`` or ``--random-seeds`` (or the command's default seeds)."""
@@ -269,16 +256,9 @@ def prior_params(args, model) -> dict:
 
 
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
-    """The parameters every generating command records."""
-    return {
-        "model": model_record(model, ref),
-        "condition": condition_record,
-        "steps": int(args.steps or model.default_steps),
-        "guidance": float(model.default_guidance if getattr(args, "guidance_scale", None) is None else args.guidance_scale),
-        "dtype": args.dtype,
-        "batch_size": int(args.batch_size),
-        "scheduler": check_scheduler(getattr(args, "scheduler", None), model.prediction_type, model.name),
-    }
+    """The parameters every generating command records, from its options."""
+    return run_parameters(model, ref, condition_record, args.steps, getattr(args, "guidance_scale", None), args.dtype,
+                          args.batch_size, getattr(args, "scheduler", None))
 
 
 def resumed_run(args, command: str):
