@@ -5,11 +5,13 @@
 
 See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge,
 :mod:`.experiment` for the skeleton every experiment follows (one module each: :mod:`.norm`,
-:mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`) and :mod:`.report` for the presentation.
+:mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`; opt-in: :mod:`.longtail`, :mod:`.fewshot`,
+:mod:`.priors`) and :mod:`.report` for the presentation.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -27,20 +29,23 @@ from .interpolation import run_interpolation
 from .longtail import run_longtail
 from .norm import run_norm
 from .paired import run_paired
+from .priors import check_priors_config, run_priors
 from .rare import run_rare
-from .report import plot_grid, plot_norm, readme_section, report_markdown, update_marked_file, write_json, write_text
+from .report import (has_markers, plot_grid, plot_norm, readme_section, readme_targets, report_markdown,
+                     update_marked_file, write_json, write_text)
 from .runner import Runner
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme", "write_outputs"]
+           "Runner", "check_config", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme",
+           "write_outputs"]
 
 RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
-           "longtail": run_longtail, "fewshot": run_fewshot}
+           "longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors}
 
 
 def parse_experiments(text: str | None) -> tuple:
     """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> the paper's claims (norm,
-    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot."""
+    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot; 'priors' (opt-in) by name."""
     if text in (None, "", "all"):
         return CLAIM_EXPERIMENTS
     if text == "benchmark":
@@ -50,6 +55,15 @@ def parse_experiments(text: str | None) -> tuple:
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
     return tuple(e for e in EXPERIMENTS if e in names)
+
+
+def check_config(config: EvalConfig, d: int) -> None:
+    """ValueError for settings that would fail only later in the run (today: the priors experiment's prior file and
+    fit family, for seeds of dimension ``d``); nothing to check for experiments not selected."""
+    if "priors" in config.experiments:
+        check_priors_config(config, d)
+    elif config.prior_file is not None:
+        raise ValueError("--prior-file is used only by the priors experiment; add it to --experiments")
 
 
 def environment() -> dict:
@@ -72,6 +86,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
              log: Callable[[str], None] | None = None, runner: Runner | None = None) -> dict:
     """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs."""
     config = config or EvalConfig()
+    check_config(config, math.prod(model.seed_shape))
     log = log or (lambda msg: None)
     t0 = time.perf_counter()
     experiments = tuple(config.experiments)
@@ -144,5 +159,13 @@ def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
 
 
 def update_readme(results: dict, readme: str | Path, link: str | None = None) -> bool:
-    """Replace the README's results section (between the seedspace-evaluate markers) with this run's report."""
-    return update_marked_file(readme, readme_section(results, link))
+    """Replace the README's results sections with this run's report: the priors experiment between its own
+    seedspace-evaluate-priors markers, every other experiment between the seedspace-evaluate markers. Returns
+    False (and changes nothing) when a section the run needs has no markers."""
+    targets = readme_targets(results["experiments"])
+    if not all(has_markers(readme, begin, end) for begin, end, _ in targets):
+        return False
+    for begin, end, names in targets:
+        part = {**results, "experiments": {n: results["experiments"][n] for n in names}}
+        update_marked_file(readme, readme_section(part, link), begin, end)
+    return True

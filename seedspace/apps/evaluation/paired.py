@@ -29,6 +29,33 @@ def verdict(st: dict, a: str, b: str, better: str | None, n: int) -> str:
     return text
 
 
+def paired_rows(runner: Runner, exp: str, items: dict, feats: dict, a: str, b: str, metrics,
+                tag: str = "paired") -> list:
+    """Rows of paired differences a − b over the items (matched by their "key") both arms have, one per metric:
+    per-item metrics by :meth:`Runner.paired`; "fid" / "kid" from ``feats`` (per-item judge features), resampling
+    items jointly for both arms. ``tag`` names the random streams. No rows when an arm is missing."""
+    if a not in items or b not in items:
+        return []
+    ia = {tuple(it["key"]): n for n, it in enumerate(items[a])}
+    ib = {tuple(it["key"]): n for n, it in enumerate(items[b])}
+    keys = [k for k in ia if k in ib]
+    if not keys:
+        return []
+    names = (tag, exp, a, b)
+    features = runner.feature_stats([feats[a][ia[k]] for k in keys], sorted({k[0] for k in keys}),
+                                    *names, paired_with=[feats[b][ib[k]] for k in keys])
+    rows = []
+    for metric in metrics:
+        if metric in features:
+            st = features[metric]
+        else:
+            st = runner.paired([items[a][ia[k]][metric] for k in keys], [items[b][ib[k]][metric] for k in keys],
+                               *names, metric)
+        rows.append(row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
+                        verdict=verdict(st, a, b, METRICS[metric][1], len(keys)), n_items=len(keys)))
+    return rows
+
+
 def run_paired(runner: Runner, sections: dict) -> dict:
     """Paired bootstrap CIs of a − b for :data:`PAIRED_COMPARISONS` over the items both methods share."""
     sec = section("Paired tests", "Paired bootstrap 95% CIs of the per-item difference a − b (item = the same "
@@ -38,24 +65,8 @@ def run_paired(runner: Runner, sections: dict) -> dict:
     rows = []
     for exp, a, b in PAIRED_COMPARISONS:
         s = sections.get(exp)
-        if s is None or a not in s["items"] or b not in s["items"]:
-            continue
-        ia = {tuple(it["key"]): n for n, it in enumerate(s["items"][a])}
-        ib = {tuple(it["key"]): n for n, it in enumerate(s["items"][b])}
-        keys = [k for k in ia if k in ib]
-        if not keys:
-            continue
-        names = ("paired", exp, a, b)
-        features = runner.feature_stats([s["_feats"][a][ia[k]] for k in keys], sorted({k[0] for k in keys}),
-                                        *names, paired_with=[s["_feats"][b][ib[k]] for k in keys])
-        for metric in PAIRED_METRICS[exp]:
-            if metric in features:
-                st = features[metric]
-            else:
-                st = runner.paired([s["items"][a][ia[k]][metric] for k in keys],
-                                   [s["items"][b][ib[k]][metric] for k in keys], *names, metric)
-            rows.append(row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
-                            verdict=verdict(st, a, b, METRICS[metric][1], len(keys)), n_items=len(keys)))
+        if s is not None:
+            rows += paired_rows(runner, exp, s["items"], s["_feats"], a, b, PAIRED_METRICS[exp])
     if not rows:
         sec["notes"].append("No paired comparison available: run interpolation, centroid or rare as well.")
     sec["tables"].append({"name": "paired", "title": "Paired differences (a − b)", "kind": "paired",

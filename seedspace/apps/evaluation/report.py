@@ -15,6 +15,8 @@ from .config import METRICS
 
 README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
 README_END = "<!-- END seedspace-evaluate -->"
+#: experiments whose report goes into a README section of its own: name -> (begin marker, end marker)
+OWN_README_SECTIONS = {"priors": ("<!-- BEGIN seedspace-evaluate-priors -->", "<!-- END seedspace-evaluate-priors -->")}
 
 
 def _jsonable(obj):
@@ -186,6 +188,15 @@ def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = RE
         return False
     write_text(path, pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text))
     return True
+
+
+def readme_targets(experiments) -> list[tuple[str, str, tuple]]:
+    """(begin, end, experiments) of each README section a run with these experiments writes: the ones in
+    :data:`OWN_README_SECTIONS` each between their own markers, the rest together between the seedspace-evaluate
+    markers."""
+    rest = tuple(e for e in experiments if e not in OWN_README_SECTIONS)
+    own = [(*OWN_README_SECTIONS[e], (e,)) for e in experiments if e in OWN_README_SECTIONS]
+    return ([(README_BEGIN, README_END, rest)] if rest else []) + own
 
 
 def readme_section(results: dict, link: str | None = None) -> str:
