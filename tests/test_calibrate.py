@@ -197,3 +197,16 @@ def test_default_prior_path_is_outside_the_package():
     assert cal.default_prior_path("testbed").as_posix() == "outputs/calibrate/testbed.prior.json"
     assert cal.default_prior_path("org/model-x").name == "org--model-x.prior.json"
     assert cal.default_prior_path("/some/where/my run").name == "my-run.prior.json"
+
+
+def test_recorded_priors_are_checked_when_a_run_is_read_back():
+    from seedspace.apps.records import RecordError, check_run_parameters
+
+    params = {"model": {"id": "testbed", "seed_shape": [1, 8, 8]}, "condition": {"class": 0}, "steps": 2,
+              "guidance": 2.0, "seeds": [{"int": 1}, {"int": 2}], "methods": ["nao"], "frames": 3}
+    check_run_parameters("interpolate", {**params, "prior": {"family": "scaled-chi", "d": 64, "scale": 0.9}}, "r")
+    for prior, message in [({"family": "gamma", "d": 64}, "unknown prior family"),
+                           ({"family": "scaled-chi", "d": 64}, "lacks scale"),
+                           ({"family": "scaled-chi", "d": 32, "scale": 0.9}, "d=32")]:
+        with pytest.raises(RecordError, match=f"r: malformed record: .*{message}"):
+            check_run_parameters("interpolate", {**params, "prior": prior}, "r")

@@ -24,7 +24,7 @@ from ..checks import check_frames, check_guidance, check_int, check_number, chec
 from ..cli import cmd_centroid, cmd_interpolate, cmd_travel
 from ..cli.cmd_invert import psnr
 from ..cli.cmd_norms import write_norms_run
-from ..cli.common import check_methods, resolve_condition, sampling_params
+from ..cli.common import check_methods, prior_params, resolve_condition, sampling_params
 from ..cli.runs import write_frame_run
 from ..conditions import condition_from_record, is_class_conditional
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
@@ -59,14 +59,20 @@ def _silent(fraction: float, text: str) -> None:
 
 @dataclass
 class Explorer:
-    """The model the page explores (loaded once), how run.json names it, and the folder that takes run folders
-    (``<runs_dir>/<command>-NNNNN``) and uploads."""
+    """The model the page explores (loaded once), how run.json names it, the folder that takes run folders
+    (``<runs_dir>/<command>-NNNNN``) and uploads, and the norm prior of its NAO paths and centroids (``prior``:
+    None or 'chi', 'scaled-chi:S' or a prior file, as ``--prior`` takes; recorded in every run as the command line
+    records it)."""
 
     model: object
     ref: str
     runs_dir: Path
     dtype: str = "float32"
     batch_size: int = 16
+    prior: object = None
+
+    def __post_init__(self):
+        self.prior_record = prior_params(argparse.Namespace(prior=self.prior), self.model)  # checked once
 
     # -- the four tasks ------------------------------------------------------------------------------------
     def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,
@@ -168,12 +174,13 @@ class Explorer:
         return check_steps(int(steps), "steps") if steps not in (None, "") else int(self.model.default_steps)
 
     def _sampling(self, class_value, prompt, steps, guidance) -> dict:
-        """The sampling parameters the command line records, from the page's fields."""
+        """The sampling parameters (and the prior) the command line records, from the page's fields."""
         if guidance not in (None, ""):
             check_guidance(guidance, "guidance")
         options = argparse.Namespace(steps=self._steps(steps), guidance_scale=guidance, dtype=self.dtype,
                                      batch_size=self.batch_size, scheduler=None)
-        return sampling_params(options, self.model, self.ref, self._condition(class_value, prompt))
+        return {**sampling_params(options, self.model, self.ref, self._condition(class_value, prompt)),
+                **self.prior_record}
 
     def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
         items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)
