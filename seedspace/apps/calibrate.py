@@ -36,6 +36,7 @@ from .._version import __version__
 from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_int, check_number
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
 from .evaluation.judge import resize_images
+from .provenance import model_record
 
 DIRECTIONS = ("random", "inverted", "both")
 SCORES = ("auto", "conf", "accuracy", "features")
@@ -271,7 +272,7 @@ def calibrate(model, *, classes=None, directions: str = "both", norms=DEFAULT_NO
     needs_real = directions != "random" or score == "features"
     real = {c: _fewshot(model, c) for c in class_list} if needs_real else {}
     scorer = _Scorer(model, score, class_list, real)
-    kinds, used = {}, []
+    kinds = {}
     if directions in ("random", "both"):
         kinds["random"] = random_directions(model, class_list, per_norm, seed)
     if directions in ("inverted", "both"):
@@ -302,7 +303,7 @@ def calibrate(model, *, classes=None, directions: str = "both", norms=DEFAULT_NO
     quality = np.mean([curves[k][score]["mean"] for k in used], axis=0)
     prior = prior_from_quality(np.array(ratios) * math.sqrt(d), quality, d, family)
     prior.info["calibration"] = {
-        "model": {"id": model_id or model.name, "name": model.name, "seed_shape": list(model.seed_shape)},
+        "model": model_record(model, model_id or model.name),
         "score": score, "directions": directions, "directions_used": used, "classes": class_list,
         "per_norm": {k: int(kinds[k][0].shape[0]) for k in used}, "steps": steps, "guidance": guidance,
         "seed": int(seed), "curves": curves, "command": command, "seedspace": __version__}

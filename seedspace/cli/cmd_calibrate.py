@@ -94,7 +94,8 @@ def run(args) -> int:
     command = shlex.join(["seedspace", COMMAND, "--model", ref, *(["--class", *classes] if classes else []),
                           "--directions", args.directions, "--norms", ",".join(f"{s:g}" for s in norms),
                           "--per-norm", str(per_norm), "--steps", str(steps), "--guidance-scale", f"{guidance:g}",
-                          "--score", args.score, "--family", args.family, "--seed", str(args.seed)])
+                          "--score", args.score, "--family", args.family, "--seed", str(args.seed),
+                          "--dtype", args.dtype])
     result = calibrate(model, classes=classes, directions=args.directions, norms=norms, per_norm=per_norm,
                        steps=steps, guidance=guidance, score=args.score, family=args.family, seed=args.seed,
                        model_id=ref, command=command, progress=not args.quiet, log=lambda m: common.note(args, m))
