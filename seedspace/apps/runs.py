@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from .. import outputs
 from ..backends.sampling import check_scheduler
 from ..conditions import condition_from_record
-from ..geometry import ChiPrior, norm_report
+from ..geometry import ChiPrior, load_prior, norm_report
 from ..seeds import describe_seed, load_seeds
 from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
@@ -37,6 +37,14 @@ def run_parameters(model, ref: str, condition_record: dict, steps: int | None, g
         "batch_size": int(batch_size),
         "scheduler": check_scheduler(scheduler, model.prediction_type, model.name),
     }
+
+
+def prior_record(prior, model) -> dict:
+    """``{"prior": record}`` for a prior other than the default chi (a name, file or prior object; absent
+    otherwise, so that records made before priors existed stay valid)."""
+    if prior in (None, "chi"):
+        return {}
+    return {"prior": load_prior(prior, math.prod(model.seed_shape)).to_record()}
 
 
 def check_methods(names, allowed, what="method") -> list[str]:

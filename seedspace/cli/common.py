@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -14,14 +13,13 @@ from safetensors.torch import load_file
 from .. import outputs
 from ..apps.provenance import model_reference as model_ref
 from ..apps.records import check_run_parameters
-from ..apps.runs import run_parameters
+from ..apps.runs import prior_record, run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
-from ..geometry import load_prior
 from ..conditions import resolve_condition as _resolve_condition
 from ..seeds import parse_seed_spec, random_seed_ints
 
@@ -250,9 +248,7 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
 def prior_params(args, model) -> dict:
     """``{"prior": record}`` for a --prior other than the default (absent otherwise, so that records made before
     priors existed stay valid)."""
-    if getattr(args, "prior", None) in (None, "chi"):
-        return {}
-    return {"prior": load_prior(args.prior, math.prod(model.seed_shape)).to_record()}
+    return prior_record(getattr(args, "prior", None), model)
 
 
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:

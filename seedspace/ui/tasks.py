@@ -19,7 +19,7 @@ from typing import Callable
 from .. import outputs
 from ..apps.frames import EASINGS, plan_frames
 from ..apps.provenance import model_record
-from ..apps.runs import check_methods, psnr, run_parameters, write_frame_run, write_norms_run
+from ..apps.runs import check_methods, prior_record, psnr, run_parameters, write_frame_run, write_norms_run
 from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
@@ -54,14 +54,20 @@ def _silent(fraction: float, text: str) -> None:
 
 @dataclass
 class Explorer:
-    """The model the page explores (loaded once), how run.json names it, and the folder that takes run folders
-    (``<runs_dir>/<command>-NNNNN``) and uploads."""
+    """The model the page explores (loaded once), how run.json names it, the folder that takes run folders
+    (``<runs_dir>/<command>-NNNNN``) and uploads, and the norm prior of its NAO paths and centroids (``prior``:
+    None or 'chi', 'scaled-chi:S' or a prior file, as ``--prior`` takes; recorded in every run as the command line
+    records it)."""
 
     model: object
     ref: str
     runs_dir: Path
     dtype: str = "float32"
     batch_size: int = 16
+    prior: object = None
+
+    def __post_init__(self):
+        self.prior_record = prior_record(self.prior, self.model)  # checked once
 
     # -- the four tasks ------------------------------------------------------------------------------------
     def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,
@@ -163,11 +169,12 @@ class Explorer:
         return check_steps(int(steps), "steps") if steps not in (None, "") else int(self.model.default_steps)
 
     def _sampling(self, class_value, prompt, steps, guidance) -> dict:
-        """The sampling parameters the command line records, from the page's fields."""
+        """The sampling parameters (and the prior) the command line records, from the page's fields."""
         if guidance not in (None, ""):
             check_guidance(guidance, "guidance")
-        return run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
-                              None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
+        params = run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
+                                None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
+        return {**params, **self.prior_record}
 
     def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
         items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)
