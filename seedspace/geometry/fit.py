@@ -48,21 +48,23 @@ def _fit(r: np.ndarray, D: int, family: str, w: np.ndarray | None = None) -> tup
     """(prior, info) of the (weighted) maximum-likelihood fit of norms ``r`` in dimension ``D``."""
     scale, ll = _profile(r, float(D), w)
     info = {"log_likelihood": ll}
-    prior = ChiPrior(D, scale)
-    if family != "scaled-chi":
-        k_max = _max_dof(r, D, w)
-        res = optimize.minimize_scalar(lambda lk: -_profile(r, math.exp(lk), w)[1], bounds=(0.0, math.log(k_max)),
-                                       method="bounded", options={"xatol": 1e-10})
-        dof = math.exp(res.x)
-        g_scale, g_ll = _profile(r, dof, w)
-        lr = max(2.0 * (g_ll - ll), 0.0)
-        p = float(stats.chi2.sf(lr, 1))
-        if family == "generalized-chi" or p < AUTO_LEVEL:
-            prior = ChiPrior(D, g_scale, dof)
-            info["log_likelihood"] = g_ll
-        if family == "auto":
-            info["width_test"] = {"lr_statistic": lr, "p_value": p, "level": AUTO_LEVEL}
-    return prior, info
+    if family == "scaled-chi":
+        return ChiPrior(D, scale), info  # ValueError when the fit is too narrow for a positive NAO weight
+    k_max = _max_dof(r, D, w)
+    res = optimize.minimize_scalar(lambda lk: -_profile(r, math.exp(lk), w)[1], bounds=(0.0, math.log(k_max)),
+                                   method="bounded", options={"xatol": 1e-10})
+    dof = math.exp(res.x)
+    g_scale, g_ll = _profile(r, dof, w)
+    lr = max(2.0 * (g_ll - ll), 0.0)
+    p = float(stats.chi2.sf(lr, 1))
+    # the fixed width is usable only where chi(D) scaled by s keeps density < 1 at its mode (w = -log p > 0)
+    fixed_valid = float(stats.chi.logpdf(scale * math.sqrt(D - 1), D, scale=scale)) < 0
+    if family == "auto":
+        info["width_test"] = {"lr_statistic": lr, "p_value": p, "level": AUTO_LEVEL, "fixed_width_valid": fixed_valid}
+        if p >= AUTO_LEVEL and fixed_valid:
+            return ChiPrior(D, scale), info
+    info["log_likelihood"] = g_ll
+    return ChiPrior(D, g_scale, dof), info
 
 
 def fit_prior(seeds, family: str = "scaled-chi", d: int | None = None) -> ChiPrior:
@@ -70,8 +72,9 @@ def fit_prior(seeds, family: str = "scaled-chi", d: int | None = None) -> ChiPri
 
     ``scaled-chi``: ``|x| / s ~ chi(d)``, ``s^2 = mean |x|^2 / d`` (closed form).  ``generalized-chi``:
     ``|x| / s ~ chi(k)`` with the width ``k`` free too (profile likelihood in k, ``s^2 = mean |x|^2 / k``; k is kept
-    where the density stays below 1, so that ``w = -log p > 0``).  ``auto``: generalized-chi only if the likelihood
-    ratio test against scaled-chi rejects it (``2 dLL ~ chi2(1)``, p < 0.001).  The prior's ``info`` records n, the
+    where the density stays below 1, so that ``w = -log p > 0``).  ``auto``: generalized-chi if the likelihood
+    ratio test against scaled-chi rejects it (``2 dLL ~ chi2(1)``, p < 0.001) or the scaled-chi fit is too narrow
+    for a positive weight (norms spread less than about 0.4 around a small mean), else scaled-chi.  The prior's ``info`` records n, the
     log-likelihood and, for auto, the test.
     """
     check_choice(family, FIT_FAMILIES, "prior family")
