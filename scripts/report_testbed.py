@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Acceptance report of a testbed model: sample accuracy per class, DDIM inversion quality, the norm sweep and
+"""Acceptance report of a testbed model: sample accuracy per class, inversion quality (DDIM or reverse Euler), the norm sweep and
 speed on this machine. Writes report.json, report.md and PNGs into --out (numbers for the README and model card).
 
     .venv/bin/python scripts/report_testbed.py                      # the embedded testbed -> reports/testbed/
@@ -38,8 +38,9 @@ from seedspace.apps.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDE
                                               write_text)
 from seedspace.apps.evaluation.runner import Runner  # noqa: E402
 from seedspace.apps.roundtrip import roundtrip  # noqa: E402
+from seedspace.backends.sampling import INVERTIBLE, scheduler_label  # noqa: E402
 
-BEGIN, END = "<!-- BEGIN seedspace-testbed-report -->", "<!-- END seedspace-testbed-report -->"
+MARKER = "seedspace-testbed-report"  # README / model card block: <!-- BEGIN MARKER --> ... <!-- END MARKER -->
 HEAD_TARGET, PSNR_TARGET = 0.85, 25.0
 
 
@@ -70,7 +71,7 @@ def sample_accuracy(runner: Runner, per_class: int) -> dict:
     grid = {"rows": [list(images[c * per_class:c * per_class + 8]) for c in range(C)],
             "row_labels": [runner.model.class_names[c] for c in range(C)], "col_labels": []}
     return {"table": {"name": "samples", "title": f"Samples from random seeds, {per_class} per class "
-                      f"({runner.steps} DDIM steps, guidance {runner.guidance})",
+                      f"({runner.steps} {scheduler_label(runner.model.default_scheduler)} steps, guidance {runner.guidance})",
                       "metrics": ["acc", "conf", "fdist", "fid", "kid"], "rows": rows},
             "head_accuracy": head_acc, "tail_accuracy": tail_acc, "overall_accuracy": float(sc["correct"].mean()),
             "head_target": HEAD_TARGET, "head_pass": bool(head_acc >= HEAD_TARGET), "seconds": seconds,
@@ -86,7 +87,8 @@ def _train_counts(model):
 
 
 def inversion_quality(runner: Runner, per_class: int, steps_list, bf16_model=None) -> dict:
-    """DDIM inversion (guidance 1) then regeneration (guidance 1) of real few-shot images: PSNR per step count
+    """Inversion (the model's: DDIM, or reverse Euler for flow models; guidance 1) then regeneration (guidance 1)
+    of real few-shot images: PSNR per step count
     (fp32), plus one bf16 row at the middle step count when ``bf16_model`` is given."""
     model = runner.model
     images, conds = [], []
@@ -146,7 +148,7 @@ def markdown(rep: dict) -> str:
     s, inv, sp = rep["samples"], rep["inversion"], rep["speed"]
     ok = lambda b: "PASS" if b else "FAIL"  # noqa: E731
     lines = ["# Testbed acceptance report", "",
-             f"- model: `{m['name']}` ({m['folder']}), seed shape {m['seed_shape']}, default {m['steps']} DDIM steps, "
+             f"- model: `{m['name']}` ({m['folder']}), seed shape {m['seed_shape']}, default {m['steps']} {m['sampler']} steps, "
              f"guidance {m['guidance']}",
              f"- machine: {env['machine']}; torch {env['torch']} with {env['threads']} threads; "
              f"wall time {rep['wall_time_s']:.0f} s{' (--quick)' if rep['config']['quick'] else ''}",
@@ -159,7 +161,7 @@ def markdown(rep: dict) -> str:
              "Judge on real reference images (its own accuracy, for calibration): " + ", ".join(
                  f"{c['name']} {c['accuracy']:.2f}" for c in rep["judge"]["calibration"]) + ".", "",
              "![samples](samples.png)", "",
-             "## DDIM inversion", "",
+             f"## Inversion ({m['inversion']})", "",
              f"{inv['images']} real few-shot images inverted and regenerated with guidance 1 both ways.", "",
              "| steps | PSNR dB | norm/√d of the inversions | min – max | invert s | regenerate s |",
              "|---|---|---|---|---|---|"]
@@ -173,7 +175,7 @@ def markdown(rep: dict) -> str:
               "`seedspace evaluate --experiments norm`).", "", table_markdown(rep["norm"]["tables"][0]), "",
               "![norm sweep](norm_sweep.png)", "",
               "## Speed", "",
-              f"{sp['images']} images × {sp['steps']} DDIM steps (guidance {sp['guidance']}): "
+              f"{sp['images']} images × {sp['steps']} {m['sampler']} steps (guidance {sp['guidance']}): "
               f"**{sp['generate_s']:.1f} s**; inversion of {sp['images']} images ({sp['steps']} steps): "
               f"**{sp['invert_s']:.1f} s** (median of {sp['repeats']}, {sp['threads']} torch threads)."]
     if "bf16" in sp:
@@ -196,8 +198,9 @@ def main(argv=None) -> int:
     p.add_argument("--norm-per-group", type=int, default=None, help="seeds per norm and group (default 100; quick 8)")
     p.add_argument("--references", default="auto", choices=["auto", "fashion-mnist", "fewshot"])
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    p.add_argument("--marker", default=MARKER, help=f"the marked block --update replaces (default {MARKER})")
     p.add_argument("--update", action="append", default=[], metavar="FILE",
-                   help=f"replace the text between {BEGIN} and {END} in FILE (README, model card); repeatable")
+                   help="replace the text between the --marker block's BEGIN and END comments in FILE (README, model card); repeatable")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -230,7 +233,8 @@ def main(argv=None) -> int:
                       "norm_per_group": args.norm_per_group or (8 if q else 100), "model": args.model},
            "environment": environment(),
            "model": {"name": model.name, "folder": str(getattr(model, "folder", "")), "seed_shape": list(model.seed_shape),
-                     "steps": runner.steps, "guidance": runner.guidance},
+                     "steps": runner.steps, "guidance": runner.guidance,
+                     "sampler": scheduler_label(model.default_scheduler), "inversion": INVERTIBLE[model.default_scheduler]},
            "groups": runner.groups(),
            "judge": {"references": runner.judge.references.source, "calibration": runner.judge.calibration()},
            "samples": samples, "inversion": inversion, "norm": norm, "speed": sp}
@@ -245,7 +249,8 @@ def main(argv=None) -> int:
     for f in args.update:
         body = "\n".join(line for line in md.splitlines() if not line.startswith("![")).replace("\n# ", "\n### ")
         body = body.replace("# Testbed acceptance report", "### Testbed acceptance report", 1).replace("\n## ", "\n#### ")
-        log(f"{f}: {'updated' if update_marked_file(f, body, BEGIN, END) else 'no markers, not changed'}")
+        begin, end = f"<!-- BEGIN {args.marker} -->", f"<!-- END {args.marker} -->"
+        log(f"{f}: {'updated' if update_marked_file(f, body, begin, end) else 'no markers, not changed'}")
     log(f"done in {rep['wall_time_s']:.0f} s: {out / 'report.md'}")
     return 0
 

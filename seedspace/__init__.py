@@ -20,7 +20,8 @@ from ._version import __version__
 _EXPORTS = {
     **dict.fromkeys(["CENTROID_METHODS", "DISTANCE_METRICS", "INTERPOLATION_METHODS", "ChiPrior", "ClusterResult",
                      "NormPrior", "blend", "centroid", "cluster", "distance", "fit_prior", "interpolate", "load_prior",
-                     "norm_report", "pairwise_distances", "path_energy", "prior_from_record", "prior_json"],
+                     "norm_report", "pairwise_distances", "path_energy", "prior_from_quality", "prior_from_record",
+                     "prior_json"],
                     ".geometry"),
     **dict.fromkeys(["SeedModel", "seeds_from_ints"], ".backends.base"),
     **dict.fromkeys(["load_model"], ".backends.loading"),
@@ -28,6 +29,7 @@ _EXPORTS = {
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
     **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".apps.seedselect"),
     **dict.fromkeys(["AugmentSettings", "augment"], ".apps.augment"),
+    **dict.fromkeys(["CalibrationResult", "calibrate"], ".apps.calibrate"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -49,11 +51,13 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .apps.augment import AugmentSettings, augment
+    from .apps.calibrate import CalibrationResult, calibrate
     from .apps.seedselect import SeedSelectSettings, seedselect
     from .backends.base import SeedModel, seeds_from_ints
     from .backends.loading import load_model
     from .conditions import resolve_condition
     from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, ClusterResult,
                            NormPrior, blend, centroid, cluster, distance, fit_prior, interpolate, load_prior,
-                           norm_report, pairwise_distances, path_energy, prior_from_record, prior_json)
+                           norm_report, pairwise_distances, path_energy, prior_from_quality, prior_from_record,
+                           prior_json)
     from .seeds import LoadedSeeds, describe_seed, load_seeds, parse_seed_spec

@@ -221,6 +221,31 @@ def _write_refs(root: Path, counts: dict, bad: str | None = None) -> Path:
     return root
 
 
+def test_prior_moves_nao_seeds_only_and_is_recorded(tiny_testbed_dir, refs_dir, tmp_path):
+    """prior= changes the NAO paths' images (and not lerp's), is recorded in run.json and the manifest, is part of
+    what a resume must match, and 'chi' is the default itself."""
+    def pixels(result):
+        return [outputs.read_png_pixels(result.out / e["file"]).tobytes() for e in result.entries()]
+
+    chi = run(tiny_testbed_dir, refs_dir, tmp_path / "chi", per_class=3)
+    scaled = run(tiny_testbed_dir, refs_dir, tmp_path / "scaled", per_class=3, prior="scaled-chi:0.8")
+    record = {"family": "scaled-chi", "d": 64, "scale": 0.8}
+    assert scaled.settings.prior == record and chi.settings.prior is None
+    assert json.loads((scaled.out / "run.json").read_text())["parameters"]["settings"]["prior"] == record
+    assert all(e["prior"] == record for e in scaled.entries())
+    assert {e["prior"] for e in chi.entries()} == {writing.PRIOR}
+    assert all(a != b for a, b in zip(pixels(chi), pixels(scaled)))  # every NAO seed moved
+    lerp = [run(tiny_testbed_dir, refs_dir, tmp_path / name, per_class=2, method="lerp", **extra)
+            for name, extra in (("lerp", {}), ("lerp-scaled", {"prior": "scaled-chi:0.8"}))]
+    assert pixels(lerp[0]) == pixels(lerp[1])  # lerp and the euclidean centroid do not use a norm prior
+    explicit = run(tiny_testbed_dir, refs_dir, tmp_path / "explicit", per_class=3, prior="chi")
+    assert explicit.settings.prior is None and pixels(explicit) == pixels(chi)
+    with pytest.raises(ValueError, match="prior was .*scaled-chi.*, now None"):
+        run(tiny_testbed_dir, refs_dir, scaled.out, per_class=3, resume=True)
+    with pytest.raises(ValueError, match="prior must be"):
+        AugmentSettings(per_class=2, prior=0.8)
+
+
 @pytest.mark.parametrize("case,extra,message", [
     ("empty class folder", [], "holds no images"),
     ("one reference for paths", [], "needs at least 2"),
@@ -230,6 +255,7 @@ def _write_refs(root: Path, counts: dict, bad: str | None = None) -> Path:
     ("unknown method", ["--method", "bezier"], "invalid choice"),
     ("normalized paths", ["--method", "normalized"], "centroid only"),
     ("unknown class", [], "not a class of"),
+    ("unknown prior", ["--prior", "gaussian"], "unknown prior"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_path, capsys, case, extra, message):
     counts = {"class0": 2, "class1": 2}

@@ -169,7 +169,7 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     readme = tmp_path / "MODEL_CARD.md"
-    readme.write_text(f"card\n{module.BEGIN}\nold\n{module.END}\n")
+    readme.write_text(f"card\n<!-- BEGIN {module.MARKER} -->\nold\n<!-- END {module.MARKER} -->\n")
     threads = torch.get_num_threads()
     assert module.main(["--quick", "--model", str(tiny_testbed_dir), "--out", str(tmp_path / "tb"),
                         "--update", str(readme)]) == 0
@@ -185,8 +185,9 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
     bf16 = rep["speed"]["bf16"]  # bf16 sampling of the same seeds: close to fp32, not bit-identical
     assert bf16["generate_s"] > 0 and 0 < bf16["max_pixel_diff"] < 0.5 and 0 <= bf16["judge_agreement"] <= 1
     assert _check_numbers({"experiments": {"norm": rep["norm"], "samples": rep["samples"]}}) > 10
-    for section in ("## Samples from random seeds", "## DDIM inversion", "## Norm sweep", "## Speed"):
+    for section in ("## Samples from random seeds", "## Inversion (DDIM inversion)", "## Norm sweep", "## Speed"):
         assert section in md
+    assert "old" not in readme.read_text() and "### Testbed acceptance report" in readme.read_text()
     assert (tmp_path / "tb" / "norm_sweep.png").stat().st_size > 1000
     assert "old" not in readme.read_text() and "Norm sweep" in readme.read_text()
 
@@ -224,9 +225,9 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     """The sampler study on the tiny model: every sampler has a row per method, Heun runs at equal steps and at equal
     NFE (2 s - 1 <= B), the NFE column is what the sampler really evaluates, paired tables within each run and
     against DDIM, and the README gets its own block (the evaluation's block is left alone)."""
-    from seedspace.apps.evaluation import readme_markers, update_readme
+    from seedspace.apps.evaluation import update_readme
     from seedspace.apps.evaluation.config import SCHEDULER_SAMPLERS
-    from seedspace.apps.evaluation.report import README_BLOCKS
+    from seedspace.apps.evaluation.report import OWN_README_SECTIONS, readme_targets
     from seedspace.apps.evaluation.schedulers import sampler_runs
     from seedspace.backends.sampling import SAMPLER_LABELS
 
@@ -277,8 +278,12 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     assert "## Samplers" in report and "DDIM inversion" in report and "| verdict |" in report
     assert (tmp_path / "ev" / "schedulers_examples.png").stat().st_size > 1000
 
-    begin, end = README_BLOCKS["schedulers"]
-    assert readme_markers(("schedulers",)) == [(begin, end)]
+    begin, end = OWN_README_SECTIONS["schedulers"]
+    assert readme_targets(("schedulers",)) == [(begin, end, ("schedulers",))]
+    # each opt-in family into its own block, the claims together into the evaluation's
+    assert readme_targets(("norm", "paired", "priors", "schedulers")) == [
+        (README_BEGIN, README_END, ("norm", "paired")), (*OWN_README_SECTIONS["priors"], ("priors",)),
+        (begin, end, ("schedulers",))]
     readme = tmp_path / "README.md"
     readme.write_text(f"{README_BEGIN}\nclaims\n{README_END}\n\n{begin}\nplaceholder\n{end}\n")
     assert update_readme(json.loads((tmp_path / "ev" / "results.json").read_text()), readme, "ev/report.md")
@@ -319,3 +324,97 @@ def test_report_inversion_quick(tiny_testbed_dir, tmp_path):
     assert rows[("flow-euler", 4)]["inversion"] == "reverse Euler" and rows[("flow-heun", 4)]["inversion"] == "reverse Heun"
     assert rows[("flow-heun", 4)]["psnr"]["mean"] > rows[("flow-euler", 12)]["psnr"]["mean"] + 10
     assert rows[("flow-euler", 12)]["psnr"]["mean"] > rows[("flow-euler", 4)]["psnr"]["mean"]
+def _rescaled_runner(model, config, ratio: float):
+    """A Runner whose cached inversions are rescaled so their rms norm is ``ratio`` sqrt(d) (the tiny model's own
+    sit at ~0.3 sqrt(d), where no scaled-chi prior is valid); the experiments then use these seeds."""
+    from seedspace.apps.evaluation import Runner
+
+    runner = Runner(model, config)
+    n = max(config.inversions_per_class, max(config.centroid_ks))
+    inv = runner.inversions(runner.classes(), n)
+    rms = float(torch.cat([s for s, _ in inv.values()]).flatten(1).norm(dim=1).pow(2).mean().sqrt()) / runner.d ** 0.5
+    for c, (seeds, images) in inv.items():
+        runner._inversions[c] = (seeds * (ratio / rms), images)
+    return runner
+
+
+def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
+    """The opt-in priors experiment: its arms in every table, the fitted prior where the inversions are, NAO under it
+    pulling centroids and paths less far out than under chi, the README section of its own, bad prior files."""
+    from seedspace.apps.evaluation import update_readme
+    from seedspace.apps.evaluation.priors import CENTROID_ARMS, INTERPOLATION_ARMS
+    from seedspace.apps.evaluation.report import OWN_README_SECTIONS
+
+    assert parse_experiments("priors") == ("priors",) and "priors" not in parse_experiments("all")
+    model = load_model(tiny_testbed_dir)
+    d = math.prod(model.seed_shape)
+    prior_file = tmp_path / "prior.json"
+    prior_file.write_text(json.dumps({"family": "scaled-chi", "d": d, "scale": 0.95}))
+    # the tiny model has 4 few-shot images per class: every k and count within them, so the inversions are cached
+    config = EvalConfig.quick_preset(experiments=("priors",), prior_file=str(prior_file), inversions_per_class=4,
+                                     centroid_ks=(2, 4))
+    results = evaluate(model, config, out=tmp_path / "ev", runner=_rescaled_runner(model, config, 0.9))
+    sec = results["experiments"]["priors"]
+    assert _check_numbers({"experiments": {"priors": sec}}) > 50
+    tables = {t["name"]: t for t in sec["tables"]}
+    arms = lambda name: [r["label"]["arm"] for r in tables[name]["rows"]]
+    assert arms("priors_interpolation") == list(INTERPOLATION_ARMS)
+    assert [a for a in arms("priors_centroid") if a in CENTROID_ARMS] == list(CENTROID_ARMS) * 3  # k = 2, 4, all
+    assert arms("priors_centroid_paths") == arms("priors_centroid")
+    # the fitted scaled-chi prior: s^2 = mean |x|^2 / d, so s = the inversions' rms norm ratio, below 1
+    fit = sec["priors"]["nao-fit"]
+    assert fit["family"] == "scaled-chi" and fit["scale"] == pytest.approx(0.9, rel=1e-6)
+    assert sec["priors"]["nao-file"]["scale"] == 0.95 and sec["priors"]["nao-chi"] == {"family": "chi", "d": d}
+    prior_rows = {r["label"]["prior"]: r["metrics"] for r in tables["priors"]["rows"]}
+    assert prior_rows["inversions"]["prior_mean"]["mean"] < 0.95 < prior_rows["nao-chi"]["prior_mode"]["mean"]
+    assert prior_rows["nao-fit"]["prior_mode"]["mean"] < prior_rows["nao-file"]["prior_mode"]["mean"] < 1
+    # measured on the tiny model: NAO centroids sit at the prior's mode (chi ~0.99, fit ~0.89, file ~0.94 sqrt(d)) and
+    # its interpolation paths bend out less under the fitted prior than under chi
+    cen = {r["label"]["arm"]: r["metrics"]["norm"]["mean"] for r in tables["priors_centroid"]["rows"]
+           if r["label"]["k"] == "all"}
+    assert cen["nao-fit"] < cen["nao-file"] < cen["nao-chi"] < 1.0
+    assert abs(cen["nao-fit"] - prior_rows["nao-fit"]["prior_mode"]["mean"]) < 0.02
+    interp = {r["label"]["arm"]: r["metrics"]["norm_mean"]["mean"] for r in tables["priors_interpolation"]["rows"]}
+    assert interp["nao-fit"] < interp["nao-chi"]
+    comparisons = {(r["label"]["experiment"], r["label"]["comparison"]) for r in tables["priors_paired"]["rows"]}
+    for exp, base in (("interpolation", "slerp"), ("centroid", "normalized")):
+        assert {(exp, f"nao-fit − {b}") for b in (base, "cog", "nao-chi")} <= comparisons
+        assert (exp, "nao-file − nao-chi") in comparisons
+    report = (tmp_path / "ev" / "report.md").read_text()
+    assert "## Does a model-aware prior fix NAO?" in report and "| nao-fit |" in report
+    assert (tmp_path / "ev" / "priors_examples.png").read_bytes()[:4] == b"\x89PNG"
+    # --update-readme: the priors report goes between its own markers, the claims section stays as it was
+    begin, end = OWN_README_SECTIONS["priors"]
+    readme = tmp_path / "README.md"
+    readme.write_text(f"{README_BEGIN}\nclaims\n{README_END}\n## Priors\n{begin}\nplaceholder\n{end}\n")
+    assert update_readme(json.loads((tmp_path / "ev" / "results.json").read_text()), readme)
+    text = readme.read_text()
+    assert "\nclaims\n" in text and "placeholder" not in text and "#### Does a model-aware prior fix NAO?" in text
+    assert not update_readme({"experiments": {"priors": sec}}, tmp_path / "plain.md")
+
+    # the tiny model's own inversions (~0.3 sqrt(d)): no scaled-chi prior is valid there; the arm is left out
+    res = evaluate(model, EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid_ks=(2,)))
+    plain = res["experiments"]["priors"]
+    assert "nao-fit" not in plain["priors"] and "nao-file" not in plain["priors"]
+    assert any(n.startswith("nao-fit not run") and "density >= 1" in n for n in plain["notes"])
+    assert any(n.startswith("nao-file not run") for n in plain["notes"])
+    assert [r["label"]["arm"] for r in plain["tables"][1]["rows"]] == ["nao-chi", "slerp", "cog"]
+
+    # a bad --prior-file: one line, exit 2, before any work
+    bad_json = tmp_path / "bad.json"
+    bad_json.write_text("{not json")
+    wrong_d = tmp_path / "wrong_d.json"
+    wrong_d.write_text(json.dumps({"family": "scaled-chi", "d": d + 1, "scale": 0.9}))
+    cases = [(["--experiments", "priors", "--prior-file", str(tmp_path / "missing.json")], "missing.json"),
+             (["--experiments", "priors", "--prior-file", str(bad_json)], "not valid JSON"),
+             (["--experiments", "priors", "--prior-file", str(wrong_d)], f"d={d + 1}"),
+             (["--experiments", "interpolation", "--prior-file", str(prior_file)], "only by the priors experiment")]
+    capsys.readouterr()
+    for n, (args, message) in enumerate(cases):
+        out = tmp_path / f"cli{n}"
+        assert cli_main(["evaluate", "--quick", "--model", str(tiny_testbed_dir), "--out", str(out), *args]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err and err.startswith("seedspace"), err
+        assert not out.exists()
+    with pytest.raises(ValueError, match="not valid JSON"):
+        evaluate(model, EvalConfig.quick_preset(experiments=("priors",), prior_file=str(bad_json)))

@@ -160,3 +160,14 @@ def test_prior_keyword_moves_paths_and_centroids():
     assert abs(float(w.norm()) / math.sqrt(d) - 0.93) < 0.01
     rep = ss.norm_report(X.numpy(), prior="scaled-chi:0.93")
     assert all(not r.atypical for r in rep) and all(r.atypical for r in ss.norm_report(X.numpy()))
+
+
+def test_a_narrow_fixed_width_fit_is_refused_but_the_free_width_fit_works():
+    """Seeds at 0.3 sqrt(d) in d = 64: chi(64) scaled by 0.3 would have density > 1 at its mode (w = -log p < 0),
+    so scaled-chi is refused; generalized-chi (and auto, which needs the free width here) still fit."""
+    seeds = 0.3 * torch.randn(400, 64, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    with pytest.raises(ValueError):
+        ss.fit_prior(seeds)
+    for family in ("generalized-chi", "auto"):
+        fitted = ss.fit_prior(seeds, family=family)
+        assert fitted.family == "generalized-chi" and fitted.mode == pytest.approx(0.3 * 8, rel=0.05)

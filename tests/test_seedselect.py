@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file
 
 import seedspace as ss
 from seedspace.apps import seedselect as sel
@@ -282,3 +283,54 @@ def test_report_seedselect_quick(tiny_testbed_dir, tmp_path):
     assert (paired["a"], paired["b"], paired["n"]) == ("nao-centroid", "random", 2)
     assert set(paired["steps"]) == {"0", "1", "3"} and "## Paired differences" in report
     assert (out / "accuracy_vs_step.png").stat().st_size > 1000
+
+
+def test_nao_initialisations_follow_the_prior_and_record_it(model, refs, tmp_path):
+    """prior= (or settings.prior) is the NAO centroid's and paths' norm prior; history.json records it; a resume
+    under another prior is refused; 'chi' is the default itself."""
+    inverted = model.invert(refs, 2).double()
+    chi = sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=0))
+    scaled = sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=1), prior="scaled-chi:0.8",
+                            out_dir=tmp_path / "run")
+    expected = ss.centroid(inverted, prior="scaled-chi:0.8").reshape(1, *model.seed_shape).float()
+    torch.testing.assert_close(scaled.init_seed, expected, rtol=1e-4, atol=1e-4)
+    assert (scaled.init_seed - chi.init_seed).norm() > 1e-2 * chi.init_seed.norm()
+    assert scaled.config["prior"] == {"family": "scaled-chi", "d": 64, "scale": 0.8} and "prior" not in chi.config
+    assert json.loads((tmp_path / "run" / "history.json").read_text())["config"]["prior"]["scale"] == 0.8
+    with pytest.raises(ValueError, match="the prior was"):
+        sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=2), out_dir=tmp_path / "run",
+                       resume=True)
+    paths = sel.seedselect(model, refs, 2, settings=Settings(init="nao-paths", steps=0, prior="scaled-chi:0.8"))
+    assert paths.config["prior"]["scale"] == 0.8
+    explicit_chi = sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=0), prior="chi")
+    assert torch.equal(explicit_chi.init_seed, chi.init_seed) and "prior" not in explicit_chi.config
+    with pytest.raises(ValueError, match="prior must be"):
+        Settings(prior=0.8)
+    with pytest.raises(ValueError, match="unknown prior"):
+        sel.seedselect(model, refs, 2, settings=Settings(init="nao-centroid", steps=0), prior="gaussian")
+
+
+def test_cli_seedselect_prior_is_recorded_and_resumes(tiny_testbed_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from seedspace.cli.main import main
+
+    refs = tmp_path / "refs"
+    refs.mkdir()
+    gen = np.random.default_rng(0)
+    for i in range(3):
+        Image.fromarray(gen.integers(0, 256, (8, 8), dtype=np.uint8)).save(refs / f"r{i}.png")
+    base = ["seedselect", "--model", str(tiny_testbed_dir), "--class", "2", "--quiet", "--images", str(refs),
+            "--opt-steps", "1", "--steps", "2"]
+    assert main(base + ["--out", str(tmp_path / "chi")]) == 0
+    assert main(base + ["--prior", "scaled-chi:0.8", "--out", str(tmp_path / "scaled")]) == 0
+    params = json.loads((tmp_path / "scaled" / "run.json").read_text())["parameters"]
+    assert params["prior"] == {"family": "scaled-chi", "d": 64, "scale": 0.8}
+    assert "prior" not in json.loads((tmp_path / "chi" / "run.json").read_text())["parameters"]
+    init = {name: load_file(str(tmp_path / name / "init.safetensors"))["seeds"] for name in ("chi", "scaled")}
+    assert not torch.allclose(init["chi"], init["scaled"])
+    assert main(["seedselect", "--resume", str(tmp_path / "scaled"), "--opt-steps", "2", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(base + ["--prior", "gaussian", "--out", str(tmp_path / "bad")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "unknown prior" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()

@@ -2,6 +2,7 @@
 to the same bytes, and one-line errors for bad input (tiny data set, tiny UNet, a few steps)."""
 
 import json
+import os
 import shutil
 import signal
 
@@ -210,3 +211,51 @@ def test_class_folders_and_npz_give_the_same_data(data_dir, tmp_path):
     npz = load_dataset(tmp_path / "same.npz")
     assert np.array_equal(folder.images, npz.images) and folder.classes == npz.classes
     assert folder.fingerprint() == npz.fingerprint() and npz.notes == []  # already 32x32 grey: nothing converted
+
+
+@pytest.fixture(scope="module")
+def trained_flow(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("trained") / "shapes-flow"
+    assert main(["testbed", "train", "--objective", "flow", "--data", str(data_dir), "--out", str(out), "--steps", "4",
+                 "--skip-judge", "--skip-encoder", *TINY]) == 0
+    return out
+
+
+def test_flow_objective_gives_a_velocity_model_sampled_by_the_rectified_flow_ode(trained_flow):
+    info = json.loads((trained_flow / "testbed.json").read_text())
+    config = json.loads((trained_flow / "scheduler" / "scheduler_config.json").read_text())
+    assert info["prediction_type"] == "flow" and info["diffusion_training"]["objective"] == "flow"
+    assert config["_class_name"] == "FlowMatchEulerDiscreteScheduler" and config["shift"] == 1.0
+    assert "flow-matching" in (trained_flow / "MODEL_CARD.md").read_text()
+    model = ss.load_model(trained_flow)
+    assert model.prediction_type == "flow" and model.default_scheduler == "flow-euler"
+    seeds = torch.randn(2, *model.seed_shape, generator=torch.Generator().manual_seed(3))
+    images = model.generate(seeds, condition=1, steps=5, guidance=2.0)
+    # by hand: Euler on dx/dsigma = v from sigma = 1 to 0 on diffusers' default grid linspace(1, 1/1000, steps)
+    sigmas = list(np.linspace(1.0, 1 / 1000, 5)) + [0.0]
+    x, labels = seeds.clone(), torch.tensor([1, 1])
+    with torch.no_grad():
+        for s, s_next in zip(sigmas[:-1], sigmas[1:]):
+            t = torch.tensor(s * 1000, dtype=torch.float32)
+            v_c = model.unet(x, t, class_labels=labels).sample
+            v_u = model.unet(x, t, class_labels=torch.full_like(labels, 3)).sample
+            x = x + (s_next - s) * (v_u + 2.0 * (v_c - v_u))
+    torch.testing.assert_close(images, ((x + 1) / 2).clamp(0, 1), atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="does not fit"):
+        model.generate(seeds, condition=1, steps=2, scheduler="ddim")
+    assert model.invert(images, condition=1, steps=3).shape == seeds.shape  # reverse Euler, its own inversion
+
+
+def test_a_folder_can_share_judge_and_data_files(trained, trained_flow, tmp_path):
+    """A flow folder holding only its UNet, scheduler and testbed.json finds the judge, encoder, few-shot and
+    split files in its shared_folder (as the embedded testbed-flow shares the testbed's)."""
+    folder = tmp_path / "flow-sharing"
+    for part in ("unet", "scheduler"):
+        shutil.copytree(trained_flow / part, folder / part)
+    info = json.loads((trained_flow / "testbed.json").read_text())
+    (folder / "testbed.json").write_text(json.dumps({**info, "shared_folder": os.path.relpath(trained, folder)}))
+    model = ss.load_model(folder)
+    assert model.has_judge and model.has_features and model.prediction_type == "flow"
+    assert model.classify(torch.rand(2, 1, 8, 8)).shape == (2, 3)
+    torch.testing.assert_close(model.fewshot()[0], ss.load_model(trained).fewshot()[0])
+    assert model.data_split("train-longtail")[0].shape == read_split(trained, "train-longtail")["images"].shape

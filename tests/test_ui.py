@@ -79,6 +79,21 @@ def test_interpolate_writes_the_command_lines_run_folder(explorer, tiny_testbed_
     assert lerp[1] < min(lerp[0], lerp[2]) and nao[1] > lerp[1]  # LERP's midpoint leaves the shell inwards
 
 
+def test_the_pages_prior_is_recorded_as_the_command_line_records_it(model, tiny_testbed_dir, tmp_path):
+    """Explorer(prior=...) (``seedspace ui --prior``): NAO paths under that prior, the same run.json as
+    ``interpolate --prior``; a bad prior fails when the page starts."""
+    explorer = Explorer(model, str(tiny_testbed_dir), tmp_path / "runs", prior="scaled-chi:0.8")
+    result = explorer.interpolate("11", "42", methods=["nao"], frames=3, class_value="class1")
+    assert main(["interpolate", "--seeds", "11,42", "--method", "nao", "--frames", "3", "--class", "class1",
+                 "--prior", "scaled-chi:0.8", "--model", str(tiny_testbed_dir), "--out", str(tmp_path / "cli"),
+                 "--quiet"]) == 0
+    ui_run, cli_run = (json.loads((f / "run.json").read_text()) for f in (result.folder, tmp_path / "cli"))
+    assert ui_run["parameters"] == cli_run["parameters"] and ui_run["parameters"]["prior"]["scale"] == 0.8
+    assert (result.folder / "seeds.safetensors").read_bytes() == (tmp_path / "cli" / "seeds.safetensors").read_bytes()
+    with pytest.raises(ValueError, match="unknown prior"):
+        Explorer(model, str(tiny_testbed_dir), tmp_path / "runs", prior="gaussian")
+
+
 def test_interpolate_inverts_uploads_and_reports_psnr(explorer, fewshot_pngs, tmp_path):
     progress = []
     result = explorer.interpolate(None, None, fewshot_pngs[0], fewshot_pngs[1], methods=["slerp"], frames=2,

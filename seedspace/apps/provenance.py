@@ -8,6 +8,7 @@ from pathlib import Path
 
 from .._version import __version__
 from ..backends.sampling import scheduler_label
+from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import condition_label
 from ..outputs import file_sha256, format_parameters
 
@@ -15,9 +16,12 @@ LARGE_WEIGHTS = 512 * 2 ** 20  # above this, hash the config instead of gigabyte
 
 
 def model_reference(name) -> str:
-    """How a model is recorded (and loaded again, e.g. by workers): 'testbed', an absolute folder, or a hub id."""
-    if name in (None, "", "testbed"):
+    """How a model is recorded (and loaded again, e.g. by workers): an embedded model's name ('testbed',
+    'testbed-flow'), an absolute folder, or a hub id."""
+    if name in (None, ""):
         return "testbed"
+    if name in EMBEDDED_MODELS:
+        return name
     path = Path(name).expanduser()
     return str(path.resolve()) if path.exists() else str(name)
 

@@ -4,11 +4,12 @@ hand-edited or damaged record fails with one line naming the file and the key.""
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 from ..checks import (MAX_BATCH_SIZE, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps, check_frames,
                       check_guidance, check_int, check_number, check_steps)
-from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
+from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .frames import EASINGS
 from .seedselect.settings import INIT_METHODS
 
@@ -65,6 +66,11 @@ def _check_common(params: dict) -> None:
     if params.get("dtype", "float32") not in DTYPE_NAMES:
         raise ValueError(f"'dtype' must be one of {', '.join(DTYPE_NAMES)}, got {params.get('dtype')!r}")
     check_batch_size(params.get("batch_size", 1), "'batch_size'")
+    if params.get("prior") is not None:  # absent: chi(d)
+        prior = prior_from_record(params["prior"])
+        shape = model.get("seed_shape")
+        if isinstance(shape, list) and shape and all(isinstance(v, int) for v in shape) and math.prod(shape) != prior.d:
+            raise ValueError(f"'prior' is for d={prior.d}, not for the model's seed shape {shape}")
 
 
 def _check_condition(condition) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .latent import LatentPromptModel
+from .sampling import eps_from_velocity
 
 
 class FlowMatchingModel(LatentPromptModel):
@@ -23,14 +24,8 @@ class FlowMatchingModel(LatentPromptModel):
 
     def noise_predictor(self, conditions: Sequence, guidance: float):
         """eps(x, t) = x + (1 - sigma) v(x, t) with sigma = t / T (the protocol's noise predictor)."""
-        velocity = self.model_prediction(conditions, guidance)
-        num_train = self.scheduler_config.get("num_train_timesteps", 1000)
-
-        def eps(x: torch.Tensor, t) -> torch.Tensor:
-            t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
-            return x + (1 - t / num_train).to(x.dtype) * velocity(x, t)
-
-        return eps
+        return eps_from_velocity(self.model_prediction(conditions, guidance),
+                                 self.scheduler_config.get("num_train_timesteps", 1000))
 
     def _shift_mu(self, image_seq_len: int) -> float:
         """The resolution-dependent shift of schedulers with dynamic shifting (diffusers' ``calculate_shift``)."""

@@ -13,7 +13,7 @@ from ..checks import MAX_STEPS
 from ..outputs import read_json_object
 from .base import SeedModel
 from .diffusers_backend import load_diffusers_model
-from .testbed import TestbedModel
+from .testbed import EMBEDDED_MODELS, TestbedModel
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -56,18 +56,20 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
 
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
                dtype: str | torch.dtype | None = None, **kwargs) -> SeedModel:
-    """Load a model: None or 'testbed' -> the embedded testbed; a testbed-format folder (one with a
-    ``testbed.json``, e.g. from `seedspace testbed train`); any other local folder or hub id -> diffusers.
+    """Load a model: None or 'testbed' -> the embedded testbed, 'testbed-flow' -> the embedded flow-matching
+    testbed; a testbed-format folder (one with a ``testbed.json``, e.g. from `seedspace testbed train`); any other
+    local folder or hub id -> diffusers.
 
     Hub ids are only read from the local Hugging Face cache (no network at run time).
     """
     device, dtype = resolve_device(device), resolve_dtype(dtype)
-    folder = None if name in (None, "testbed") else Path(name).expanduser()
+    name = "testbed" if name is None else name
+    folder = None if name in EMBEDDED_MODELS else Path(name).expanduser()
     if folder is not None and folder.is_dir():
         check_model_folder(folder)
     try:
         if folder is None:
-            return TestbedModel.from_package(device=device, dtype=dtype, **kwargs)
+            return TestbedModel.from_package(name, device=device, dtype=dtype, **kwargs)
         if (folder / "testbed.json").is_file():
             return TestbedModel.from_folder(folder, device=device, dtype=dtype, **kwargs)
         return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)

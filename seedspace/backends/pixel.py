@@ -1,4 +1,5 @@
-"""Pixel-space diffusion models: any diffusers ``UNet2DModel`` (unconditional or class-conditional)."""
+"""Pixel-space diffusion and flow-matching models: any diffusers ``UNet2DModel`` (unconditional or
+class-conditional) that predicts noise (DDPM-style schedule) or velocity (flow-matching schedule)."""
 
 from __future__ import annotations
 
@@ -11,20 +12,27 @@ from PIL import Image
 
 from .base import UNCONDITIONAL
 from .ddim_model import DDIMModel
+from .sampling import eps_from_velocity
 
 
 class PixelUNetModel(DDIMModel):
-    """A ``UNet2DModel`` with epsilon prediction, sampled by DDIM with optional classifier-free guidance.
+    """A ``UNet2DModel`` with epsilon prediction, sampled by DDIM, or (``flow_config``: a flow-matching scheduler
+    config) with velocity prediction, sampled by flow-matching Euler; optional classifier-free guidance.
 
     Class-conditional models take class indices; guidance != 1 needs a null class (``null_class``), the index
     trained as "no class". Images in [0, 1] map to the model's [-1, 1] pixel space.
     """
 
-    def __init__(self, unet, alphas_cumprod: torch.Tensor, name: str, null_class: int | None = None,
+    def __init__(self, unet, alphas_cumprod: torch.Tensor | None, name: str, null_class: int | None = None,
                  class_names: Sequence[str] | None = None, default_steps: int = 50, default_guidance: float = 1.0,
-                 batch_size: int = 64):
+                 batch_size: int = 64, flow_config: dict | None = None):
+        if (alphas_cumprod is None) == (flow_config is None):
+            raise ValueError("give a pixel model either alphas_cumprod (noise prediction) or flow_config (velocity)")
         self.unet = unet.eval().requires_grad_(False)
-        self.alphas_cumprod = alphas_cumprod.float()
+        self.alphas_cumprod = None if alphas_cumprod is None else alphas_cumprod.float()
+        self.flow_config = None if flow_config is None else dict(flow_config)
+        if flow_config is not None:
+            self.prediction_type = "flow"
         self.name = name
         cfg = unet.config
         self.seed_shape = (cfg.in_channels, *((cfg.sample_size,) * 2 if isinstance(cfg.sample_size, int) else cfg.sample_size))
@@ -67,14 +75,28 @@ class PixelUNetModel(DDIMModel):
             raise ValueError(f"class must be in 0..{self.num_classes - 1}, got {index}")
         return index
 
+    @property
+    def scheduler_config(self) -> dict:
+        """The training schedule as a diffusers scheduler config: the flow config, or one rebuilt from
+        ``alphas_cumprod``."""
+        return self.flow_config if self.flow_config is not None else super().scheduler_config
+
     def noise_predictor(self, conditions: Sequence, guidance: float):
-        """eps(x, t) with classifier-free guidance: eps_u + g (eps_c - eps_u) (one pass when g == 1)."""
+        """eps(x, t): the guided network output, or for flow models x + (1 - sigma) v(x, t)."""
+        out = self.model_prediction(conditions, guidance)
+        if self.prediction_type == "flow":
+            return eps_from_velocity(out, self.flow_config.get("num_train_timesteps", 1000))
+        return out
+
+    def model_prediction(self, conditions: Sequence, guidance: float):
+        """The network output (epsilon or velocity) with classifier-free guidance: f_u + g (f_c - f_u) (one pass
+        when g == 1)."""
         labels = [self.class_index(c) for c in conditions]
         labels = None if labels[0] is None else torch.tensor(labels, device=self.device)
         if guidance != 1.0 and (labels is None or self.null_class is None):
             raise ValueError(f"{self.name} has no null class: guidance must be 1")
 
-        def eps(x: torch.Tensor, t: int) -> torch.Tensor:
+        def net(x: torch.Tensor, t) -> torch.Tensor:
             xin = x.to(self.dtype)
             if guidance == 1.0:
                 return self.unet(xin, t, class_labels=labels).sample.to(x.dtype)
@@ -83,7 +105,7 @@ class PixelUNetModel(DDIMModel):
             cond, uncond = out.chunk(2)
             return uncond + guidance * (cond - uncond)
 
-        return eps
+        return net
 
     # -- images ----------------------------------------------------------------------------------------
     def encode(self, images: torch.Tensor) -> torch.Tensor:

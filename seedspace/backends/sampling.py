@@ -55,6 +55,17 @@ SAMPLER_LABELS = {"ddim": "DDIM", "dpmpp-2m": "DPM++ 2M", "euler": "Euler", "heu
                   "deis": "DEIS", "flow-euler": "Euler (flow matching)", "flow-heun": "Heun (flow matching)"}
 
 
+def eps_from_velocity(velocity: NetFn, num_train_timesteps: int) -> NetFn:
+    """The noise predictor of a flow model: eps(x, t) = x + (1 - sigma) v(x, t), sigma = t / T (from
+    x_sigma = (1 - sigma) x_0 + sigma eps and v = eps - x_0)."""
+
+    def eps(x: torch.Tensor, t) -> torch.Tensor:
+        t = torch.as_tensor(t, device=x.device, dtype=torch.float32)
+        return x + (1 - t / num_train_timesteps).to(x.dtype) * velocity(x, t)
+
+    return eps
+
+
 def default_scheduler(prediction_type: str) -> str:
     """'flow-euler' for flow-matching models, 'ddim' for epsilon / v-prediction models."""
     return "flow-euler" if prediction_type == "flow" else "ddim"

@@ -1,5 +1,7 @@
-"""The embedded testbed: a class-conditional pixel UNet trained by the project on long-tailed Fashion-MNIST,
-shipped inside the package with its judge classifier and a few-shot set of real images (see MODEL_CARD.md)."""
+"""The embedded testbeds: class-conditional pixel UNets trained by the project on long-tailed Fashion-MNIST, shipped
+inside the package with their judge classifier and a few-shot set of real images (see MODEL_CARD.md):
+``testbed`` (DDPM noise prediction, the default) and ``testbed-flow`` (rectified-flow velocity prediction, the same
+UNet, data and recipe otherwise; it shares the DDPM testbed's judge, encoder and data files)."""
 
 from __future__ import annotations
 
@@ -12,15 +14,20 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from ..testbed.data import IMAGE_SIZE, read_split, to_model_space
+from ..testbed.data import IMAGE_SIZE, SPLIT_FILES, read_split, to_model_space
 from ..testbed.judge import Encoder, Judge
 from .pixel import PixelUNetModel
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "testbed" / "weights"
+FLOW_WEIGHTS_DIR = WEIGHTS_DIR / "flow"
+EMBEDDED_MODELS = {"testbed": WEIGHTS_DIR, "testbed-flow": FLOW_WEIGHTS_DIR}
 
 
 class TestbedModel(PixelUNetModel):
-    """Pixel UNet on 32x32 grey images (28x28 Fashion-MNIST padded), null class = the last class embedding."""
+    """Pixel UNet on 32x32 grey images (28x28 Fashion-MNIST padded), null class = the last class embedding.
+
+    ``testbed.json`` may name a ``shared_folder`` (relative to the folder) where the judge, encoder, few-shot and
+    split files are found when the folder itself has none (the flow testbed shares the DDPM testbed's)."""
 
     __test__ = False  # not a pytest class
 
@@ -32,30 +39,42 @@ class TestbedModel(PixelUNetModel):
                          **kwargs)
         self.folder = folder
         self.info = info
+        self.shared_folder = (folder / info["shared_folder"]).resolve() if info.get("shared_folder") else None
         self.tail_classes = info.get("tail_classes", [])
         self.medium_classes = info.get("medium_classes", [])
         self.head_classes = info.get("head_classes", [])
-        self.has_judge = (folder / "judge.safetensors").is_file()  # a folder trained with --skip-judge has none
-        self.has_features = self.has_judge or (folder / "encoder.safetensors").is_file()
+        self.has_judge = self._file("judge.safetensors").is_file()  # a folder trained with --skip-judge has none
+        self.has_features = self.has_judge or self._file("encoder.safetensors").is_file()
+
+    def _file(self, name: str) -> Path:
+        """``folder / name``, or the shared folder's file of that name where the folder has none."""
+        own = self.folder / name
+        if own.exists() or self.shared_folder is None:
+            return own
+        return self.shared_folder / name
 
     @classmethod
     def from_folder(cls, folder: str | Path, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
-        """Load a testbed-format folder (unet/, scheduler/, judge, encoder, few-shot set, testbed.json)."""
+        """Load a testbed-format folder (unet/, scheduler/, judge, encoder, few-shot set, testbed.json); a
+        flow-matching scheduler in scheduler/ makes it a velocity-prediction (flow) model."""
         # diffusers takes seconds to import: only when a model is loaded
-        from diffusers import DDPMScheduler, UNet2DModel
+        from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
         from diffusers.utils import logging as diffusers_logging
 
         folder = Path(folder)
         diffusers_logging.set_verbosity_error()  # no advice about `accelerate` for a 4 MB model
         unet = UNet2DModel.from_pretrained(folder / "unet", use_safetensors=True, low_cpu_mem_usage=False)
         unet = unet.to(device=device, dtype=dtype)
-        scheduler = DDPMScheduler.from_pretrained(folder / "scheduler")
-        return cls(unet, scheduler.alphas_cumprod, folder, **kwargs)
+        config = DDPMScheduler.load_config(folder / "scheduler")
+        if config.get("_class_name") == FlowMatchEulerDiscreteScheduler.__name__:
+            flow = FlowMatchEulerDiscreteScheduler.from_config(config)
+            return cls(unet, None, folder, flow_config=dict(flow.config), **kwargs)
+        return cls(unet, DDPMScheduler.from_config(config).alphas_cumprod, folder, **kwargs)
 
     @classmethod
-    def from_package(cls, device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
-        """The testbed shipped inside the package."""
-        return cls.from_folder(WEIGHTS_DIR, device=device, dtype=dtype, **kwargs)
+    def from_package(cls, name: str = "testbed", device="cpu", dtype=torch.float32, **kwargs) -> "TestbedModel":
+        """A testbed shipped inside the package: ``testbed`` or ``testbed-flow``."""
+        return cls.from_folder(EMBEDDED_MODELS[name], device=device, dtype=dtype, **kwargs)
 
     def prepare_image(self, image) -> np.ndarray:
         """28x28 images are padded with background to 32x32 (as in training); other sizes are resized."""
@@ -66,7 +85,7 @@ class TestbedModel(PixelUNetModel):
     def _load_network(self, cls, filename: str):
         """A testbed CNN (judge or encoder) from its safetensors file: eval mode, CPU, float32, no gradients."""
         net = cls(len(self.class_names))
-        net.load_state_dict(load_file(str(self.folder / filename)))
+        net.load_state_dict(load_file(str(self._file(filename))))
         return net.eval().requires_grad_(False)
 
     def _missing(self, part: str) -> ValueError:
@@ -83,7 +102,7 @@ class TestbedModel(PixelUNetModel):
     @cached_property
     def encoder(self):
         """The encoder (the testbed's stand-in for CLIP), or None in folders that have no ``encoder.safetensors``."""
-        if not (self.folder / "encoder.safetensors").is_file():
+        if not self._file("encoder.safetensors").is_file():
             return None
         return self._load_network(Encoder, "encoder.safetensors")
 
@@ -115,9 +134,10 @@ class TestbedModel(PixelUNetModel):
 
     def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped real test images (N, 1, 32, 32) in [0, 1] and labels, optionally of one class."""
-        if not (self.folder / "fewshot.safetensors").is_file():
-            raise ValueError(f"{self.name} has no few-shot images ({self.folder / 'fewshot.safetensors'})")
-        data = load_file(str(self.folder / "fewshot.safetensors"))
+        path = self._file("fewshot.safetensors")
+        if not path.is_file():
+            raise ValueError(f"{self.name} has no few-shot images ({path})")
+        data = load_file(str(path))
         images, labels = (to_model_space(data["images"].numpy()) + 1) / 2, data["labels"].long()
         if class_index is not None:
             keep = labels == class_index
@@ -128,5 +148,6 @@ class TestbedModel(PixelUNetModel):
         """Real images of the folder's split ``name``: ``"train-longtail"`` (what the UNet was trained on) or
         ``"test-references"`` (held out of all training): uint8 images (N, H, W), H = W = 28 (padded to 32 by
         :func:`~seedspace.testbed.data.to_model_space`) or 32, and int64 labels; ValueError when it has none."""
-        data = read_split(self.folder, name)
+        folder = self._file(SPLIT_FILES[name]).parent if name in SPLIT_FILES else self.folder
+        data = read_split(folder, name)
         return data["images"], data["labels"]

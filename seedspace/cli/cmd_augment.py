@@ -40,6 +40,7 @@ def register(subparsers, formatter_class) -> None:
                         "(the class given only by the references)")
     g.add_argument("--seed", type=int, default=0, help="the integer every random choice of the plan derives from")
     g.add_argument("--seedselect-steps", type=int, default=3, help="SeedSelect steps of --strategy seedselect")
+    common.add_prior_option(g)
     g.add_argument("--resume", action="store_true", help="continue the run in --out, keeping its finished shards")
 
     m = p.add_argument_group("model and sampling")
@@ -70,7 +71,7 @@ def run(args) -> int:
         per_class=args.per_class, strategy=args.strategy, method=args.method, condition=args.condition, seed=args.seed,
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
-        dtype=args.dtype)
+        dtype=args.dtype, prior=args.prior)
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from .. import outputs
+from ..apps.runs import check_methods
 from ..checks import MAX_FRAMES, check_frames
 from ..geometry import CENTROID_METHODS
-from ..seeds import describe_seed
 from . import common
-from .runs import Summary, run_frames_command
+from .runs import run_frames_command
 
 COMMAND = "centroid"
 
@@ -33,26 +32,10 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    method = common.check_methods([args.method], CENTROID_METHODS)[0]
+    method = check_methods([args.method], CENTROID_METHODS)[0]
     check_frames(args.frames, "--frames")
     return common.new_run_params(args, common.seed_or_image_items(args), method=method, frames=args.frames)
 
 
-def finish(folder, record, params, plan, images, model) -> Summary:
-    """One grid row per input: the path from the centroid to it, then the input image itself."""
-    entries = plan.record["inputs"]
-    k, n = len(entries), params["frames"]
-    rows = [list(images[1 + i * n: 1 + (i + 1) * n]) for i in range(k)]
-    image_entries = [i for i, e in enumerate(entries) if "image" in e]
-    if image_entries:
-        originals = outputs.to_uint8(model.load_images([entries[i]["image"] for i in image_entries]))
-        for row, original in zip(image_entries, originals):
-            rows[row].append(original)
-    cols = ["centroid"] + [f"t={j / (n - 1):.2f}" for j in range(1, n - 1)] + ["input"] + \
-        (["image"] if image_entries else [])
-    grid = outputs.make_grid(rows, [describe_seed(e) for e in entries], cols)
-    return Summary(grid, f"centroid.png, {k} paths of {n} frames, grid.png, seeds, run.json")
-
-
 def run(args) -> int:
-    return run_frames_command(args, COMMAND, new_params, finish)
+    return run_frames_command(args, COMMAND, new_params)

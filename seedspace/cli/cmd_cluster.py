@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from .. import outputs
+from ..apps.runs import check_methods
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
 from ..seeds import describe_seed, load_seeds
 from . import common
@@ -34,7 +35,7 @@ def register(subparsers, formatter_class) -> None:
 def run(args) -> int:
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
-    method = common.check_methods([args.method], CLUSTER_METRICS)[0]
+    method = check_methods([args.method], CLUSTER_METRICS)[0]
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)

@@ -3,18 +3,22 @@
 
     seedspace evaluate --quick --out runs/eval-quick
     seedspace evaluate --experiments norm,interpolation --model runs/testbed --seed 0 --out runs/eval
+    seedspace evaluate --experiments priors --prior-file prior.json --out runs/eval-priors
+    seedspace evaluate --experiments schedulers --out runs/eval-samplers
 """
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 
 import torch
 
 from .. import checks, outputs
-from ..apps.evaluation import EXPERIMENTS, EvalConfig, evaluate, parse_experiments, readme_markers, update_readme
-from ..apps.evaluation.report import has_markers
+from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_readme
+from ..apps.evaluation.report import has_markers, readme_targets
+from ..geometry import FIT_FAMILIES
 from . import common
 
 COMMAND = "evaluate"
@@ -35,14 +39,16 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--experiments", default="all",
                    help=f"comma-separated subset of {','.join(EXPERIMENTS)}; 'all' = the paper's claims (the first "
                         "five); 'benchmark' = longtail,fewshot (synthetic training data: classifiers trained per "
-                        "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model); 'schedulers' = the "
-                        "interpolation and centroid findings under DDIM, DPM++ 2M, Euler, Heun and UniPC at equal NFE "
-                        "and equal steps (about 10-15 min on 2 cores; its own README block) (default: all; 'paired' "
-                        "alone adds interpolation and centroid, whose per-item results it compares)")
+                        "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model); 'priors' (opt-in, "
+                        "about 12-14 min on 2 CPU cores) = NAO under the chi, a fitted and a --prior-file prior "
+                        "against SLERP / COG / the normalized mean (its own README block); 'schedulers' (opt-in) = "
+                        "the interpolation and centroid findings under DDIM, DPM++ 2M, Euler, Heun and UniPC at equal "
+                        "NFE and equal steps (about 10-15 min on 2 cores; its own README block) (default: all; "
+                        "'paired' alone adds interpolation and centroid, whose per-item results it compares)")
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
     p.add_argument("--out", default=None, help="results folder, must not exist (default: outputs/evaluate-NNNNN)")
-    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model) or a testbed-format folder")
+    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model), 'testbed-flow' or a testbed-format folder")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
@@ -53,12 +59,19 @@ def register(subparsers, formatter_class) -> None:
                    help="the judge's real reference images (default: auto = the Fashion-MNIST test set minus the "
                         "few-shot images, shipped with the package, for the testbed; a trained folder's own held-out "
                         "test references; else the few-shot images)")
+    p.add_argument("--prior-file", default=None, metavar="FILE",
+                   help="priors experiment: a calibrated norm prior (a prior JSON file, as `seedspace calibrate` "
+                        "writes, or scaled-chi:S) for the nao-file arm (default: that arm is skipped with a note)")
+    p.add_argument("--prior-fit", default="scaled-chi", choices=list(FIT_FAMILIES),
+                   help="priors experiment: the family of the prior fitted to the inversions for the nao-fit arm "
+                        "(default: scaled-chi, |x|/s ~ chi(d))")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--update-readme", default=None, metavar="README",
                    help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"
-                        " of this file with the report (the sampler study: between <!-- BEGIN seedspace-schedulers --> "
-                        "and <!-- END seedspace-schedulers -->)")
+                        " of this file with the report (the priors experiment and the sampler study each between their "
+                        "own markers: <!-- BEGIN seedspace-evaluate-priors --> ... <!-- END seedspace-evaluate-priors "
+                        "-->, <!-- BEGIN seedspace-schedulers --> ... <!-- END seedspace-schedulers -->)")
     p.add_argument("--quiet", action="store_true", help="no progress notes")
     p.set_defaults(func=run)
 
@@ -66,7 +79,8 @@ def register(subparsers, formatter_class) -> None:
 def config_from_args(args, num_classes: int) -> EvalConfig:
     """The evaluation's configuration from parsed arguments (bad --experiments or --classes: ValueError)."""
     overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
-                 "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references}
+                 "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references,
+                 "prior_file": args.prior_file, "prior_fit": args.prior_fit}
     if args.classes:
         try:
             overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
@@ -88,21 +102,23 @@ def check_args(args) -> None:
     checks.check_int(args.seed, "--seed", 0, checks.SEED_INT_LIMIT - 1)
     if args.threads is not None:
         checks.check_int(args.threads, "--threads", 1, os.cpu_count() or 1)
-    if args.update_readme:
-        for begin, end in readme_markers(parse_experiments(args.experiments)):
-            if not has_markers(args.update_readme, begin, end):
-                raise common.CLIError(f"{args.update_readme} has no {begin} ... {end} markers to replace")
+    experiments = parse_experiments(args.experiments)
+    if args.prior_file is not None and "priors" not in experiments:
+        raise common.CLIError("--prior-file is used only by the priors experiment; add it to --experiments")
+    for begin, end, _ in readme_targets(experiments) if args.update_readme else ():
+        if not has_markers(args.update_readme, begin, end):
+            raise common.CLIError(f"{args.update_readme} has no {begin} ... {end} markers to replace")
 
 
 def run(args) -> int:
     outputs.check_out_available(args.out)  # before the slow part
     check_args(args)
-    parse_experiments(args.experiments)
     model = common.load(common.model_ref(args.model), device=args.device)
     if not model.has_judge:
         raise common.CLIError(f"{args.model} has no judge classifier, which evaluate needs (a testbed folder "
                               "trained with --skip-judge, or a model that is not a testbed)")
     config = config_from_args(args, len(model.class_names))
+    check_config(config, math.prod(model.seed_shape))  # a bad --prior-file before any work
     if args.threads:
         torch.set_num_threads(args.threads)
 
@@ -115,8 +131,8 @@ def run(args) -> int:
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_readme:
         if not update_readme(results, args.update_readme, link=str(out / "report.md")):
-            raise ValueError(f"{args.update_readme} lacks the markers of "
-                             f"{' and '.join(b for b, _ in readme_markers(results['experiments']))}; it was not "
-                             f"changed (the results are in {out})")
+            raise ValueError(f"{args.update_readme} lost the markers of "
+                             f"{' and '.join(b for b, _, _ in readme_targets(results['experiments']))} during the run; "
+                             f"it was not changed (the results are in {out})")
         log(f"updated {args.update_readme}")
     return 0

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .. import outputs
+from ..apps.runs import check_methods
 from ..checks import MAX_FRAMES, check_frames
 from ..geometry import INTERPOLATION_METHODS
 from . import common
-from .runs import Summary, run_frames_command
+from .runs import run_frames_command
 
 COMMAND = "interpolate"
 COMPARE_DEFAULT = "lerp,slerp,cog,nao"
@@ -33,18 +33,10 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    methods = common.check_methods((args.compare or args.method).split(","), INTERPOLATION_METHODS)
+    methods = check_methods((args.compare or args.method).split(","), INTERPOLATION_METHODS)
     check_frames(args.frames, "--frames")
     return common.new_run_params(args, common.seed_items_from_args(args), methods=methods, frames=args.frames)
 
 
-def finish(folder, record, params, plan, images, model) -> Summary:
-    """One grid row per method."""
-    methods, n = params["methods"], params["frames"]
-    grid = outputs.make_grid([list(images[r * n:(r + 1) * n]) for r in range(len(methods))], methods,
-                             [f"t={j / (n - 1):.2f}" for j in range(n)])
-    return Summary(grid, f"grid.png, {len(images)} frames, seeds.safetensors, run.json")
-
-
 def run(args) -> int:
-    return run_frames_command(args, COMMAND, new_params, finish)
+    return run_frames_command(args, COMMAND, new_params)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -29,12 +28,6 @@ def register(subparsers, formatter_class) -> None:
 
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of one image pair in [0, 1] (capped at 100 dB for identical images); see
-    :func:`~seedspace.apps.metrics.image_psnr`."""
-    return float(image_psnr(np.asarray(a)[None], np.asarray(b)[None])[0])
-
-
 def run(args) -> int:
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
@@ -55,7 +48,7 @@ def run(args) -> int:
             seeds.append(s)
             bar.update(stop - start)
     seeds, recon = torch.cat(seeds), torch.cat(recon)
-    scores = [psnr(a, b) for a, b in zip(images.numpy(), recon.numpy())]
+    scores = [float(s) for s in image_psnr(images, recon)]
     reports = norm_report(seeds)
     names = [p.name for p in paths]
     params = {"model": model_record(model, ref), "condition": cond_record, "steps": steps, "guidance": 1.0,

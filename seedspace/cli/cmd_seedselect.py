@@ -40,6 +40,7 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--features", default=None,
                    help="a local CLIP folder (transformers or open_clip) for the semantic term; default: the model's "
                         "own features (the testbed's encoder, trained apart from the judge)")
+    common.add_prior_option(g)
     common.add_model_options(p, resume=True)
     p.set_defaults(func=run, resume_may_change=("opt_steps",))
 
@@ -82,7 +83,10 @@ def run(args) -> int:
         params = {**common.sampling_params(args, model, ref, cond_record), "init": args.init,
                   "opt_steps": 30 if args.opt_steps is None else args.opt_steps, "lr": args.lr, "seed": args.seed,
                   "num_seeds": args.num_seeds, "features": args.features,
-                  "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
+                  "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths],
+                  **common.prior_params(args, model)}
+        if "prior" in params and args.init not in ("nao-centroid", "nao-paths"):
+            common.note(args, f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
         paths = [item["image"] for item in params["images"]]
 
     images = model.load_images(paths)
@@ -92,7 +96,7 @@ def run(args) -> int:
         settings = SeedSelectSettings(init=params["init"], steps=params["opt_steps"], lr=params["lr"],
                                       sampler_steps=params["steps"], inversion_steps=params["steps"],
                                       guidance=params["guidance"], num_seeds=params["num_seeds"], seed=params["seed"],
-                                      scheduler=params.get("scheduler"))
+                                      scheduler=params.get("scheduler"), prior=params.get("prior"))
         result = seedselect(model, images, cond, settings=settings, feature_fn=params.get("features"),
                             out_dir=folder / "steps", resume=args.resume is not None, progress=not args.quiet)
         meta = {"command": COMMAND, "model": params["model"]["id"], "init": params["init"],

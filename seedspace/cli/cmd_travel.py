@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import math
-
-import numpy as np
-
 from .. import outputs
 from ..apps.frames import EASINGS
 from ..apps.records import VIDEO_FORMATS, check_travel_frames
+from ..apps.runs import check_methods
 from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE, check_fps, check_int
 from ..conditions import is_class_conditional
 from ..geometry import INTERPOLATION_METHODS
 from . import common
-from .runs import Summary, run_frames_command
+from .runs import run_frames_command
 
 COMMAND = "travel"
 MAX_VIDEO_SIDE = 4096  # pixels; H.264 encoders and players stop around here
@@ -49,9 +46,9 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    method = common.check_methods([args.method], INTERPOLATION_METHODS)[0]
+    method = check_methods([args.method], INTERPOLATION_METHODS)[0]
     spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
-    formats = common.check_methods(spec.split(","), VIDEO_FORMATS, "format") if spec else []
+    formats = check_methods(spec.split(","), VIDEO_FORMATS, "format") if spec else []
     check_fps(args.fps, "--fps")  # before any frame is rendered: the video writer comes last
     check_int(args.upscale, "--upscale", 0, MAX_UPSCALE)
     check_travel_frames(args.frames, "--frames")
@@ -80,30 +77,5 @@ def new_params(args):
     return params, model
 
 
-def finish(folder, record, params, plan, images, model) -> Summary:
-    """The MP4 / GIF (upscaled, padded to even sizes for yuv420p) and a grid with one row per segment."""
-    rows, current = [], None
-    for frame, image in zip(plan.frames, images):
-        if frame["segment"] != current:
-            rows.append([])
-            current = frame["segment"]
-        rows[-1].append(image)
-    video_opts = params["video"]
-    factor = video_opts["upscale"] or outputs.auto_upscale(min(images.shape[1:3]), 256)
-    video = outputs.upscale(images, factor)
-    if video.shape[1] % 2 or video.shape[2] % 2:  # yuv420p needs even sizes
-        video = np.pad(video, ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0)), mode="edge")
-    formats, fps = video_opts["formats"], video_opts["fps"]
-    for fmt in formats:
-        path = folder / f"travel.{fmt}"
-        (outputs.save_mp4 if fmt == "mp4" else outputs.save_gif)(path, video, fps)
-        record.add_file(path)
-    record["video"] = {"fps": fps, "upscale": factor, "size": [int(video.shape[2]), int(video.shape[1])],
-                       "duration_s": math.ceil(1000 * len(images) / fps) / 1000}
-    grid = outputs.make_grid(rows, [f"segment {s}" for s in range(len(rows))])
-    videos = ", ".join(f"travel.{f}" for f in formats) or "no video"
-    return Summary(grid, f"{len(images)} frames, {videos}, grid.png, seeds.safetensors, run.json")
-
-
 def run(args) -> int:
-    return run_frames_command(args, COMMAND, new_params, finish)
+    return run_frames_command(args, COMMAND, new_params)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 from pathlib import Path
 
@@ -12,16 +11,15 @@ import torch
 from safetensors.torch import load_file
 
 from .. import outputs
-from ..apps.provenance import model_record
 from ..apps.provenance import model_reference as model_ref
 from ..apps.records import check_run_parameters
+from ..apps.runs import prior_record, run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
-from ..backends.sampling import SCHEDULERS, check_scheduler
-from ..backends.testbed import WEIGHTS_DIR
+from ..backends.sampling import SCHEDULERS
+from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
-from ..geometry import load_prior
 from ..conditions import resolve_condition as _resolve_condition
 from ..seeds import parse_seed_spec, random_seed_ints
 
@@ -45,7 +43,7 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
                       resume: bool = False) -> None:
     g = parser.add_argument_group("model and sampling")
     g.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
+                   help="'testbed' (the embedded model), 'testbed-flow' (its flow-matching twin), a testbed or diffusers folder, or a hub id in the local cache")
     g.add_argument("--class", dest="class_", default=None, metavar="CLASS",
                    help="class index or name for class-conditional models (default: class 0); 'unconditional' samples the model's unconditional distribution (its null class)")
     g.add_argument("--prompt", default=None, help="prompt for text-to-image models (default: empty prompt)")
@@ -135,14 +133,14 @@ def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int 
          negative_prompt: str = ""):
     """Load a model from its recorded reference; a missing model is a user error."""
     _quiet_libraries()
-    if ref not in ("testbed",) and not Path(ref).expanduser().exists() and (
+    if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
             ref.startswith((".", "/", "~")) or ref.count("/") != 1 or Path(ref).suffix):
         raise CLIError(f"model path {ref} does not exist")
-    if ref == "testbed" and not (WEIGHTS_DIR / "testbed.json").is_file():
-        raise CLIError(f"the embedded testbed weights are missing ({WEIGHTS_DIR}); train them with "
-                       f"`seedspace testbed train --out {WEIGHTS_DIR}` or pass --model")
+    if ref in EMBEDDED_MODELS and not (EMBEDDED_MODELS[ref] / "testbed.json").is_file():
+        raise CLIError(f"the embedded {ref} weights are missing ({EMBEDDED_MODELS[ref]}); train them with "
+                       f"`seedspace testbed train --out {EMBEDDED_MODELS[ref]}` or pass --model")
     try:
-        model = load_model(None if ref == "testbed" else ref, device=device, dtype=dtype)
+        model = load_model(ref, device=device, dtype=dtype)
     except (OSError, EnvironmentError) as exc:
         raise CLIError(f"cannot load model {ref}: {str(exc).splitlines()[0]}") from None
     if batch_size:
@@ -176,19 +174,6 @@ def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = 
         names = getattr(model, "class_names", None)
         note(args, f"no --class given; using class 0{f' ({names[0]})' if names else ''}")
     return _resolve_condition(model, class_value, prompt, allow_list)
-
-
-def check_methods(names, allowed, what="method") -> list[str]:
-    """Method names from a list, each one of ``allowed`` and none twice."""
-    names = [m.strip() for m in names if m.strip()]
-    if not names:
-        raise CLIError(f"no {what} given")
-    for m in names:
-        if m not in allowed:
-            raise CLIError(f"unknown {what} {m!r}; choose from {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise CLIError(f"duplicate {what} in {','.join(names)}")
-    return names
 
 
 # -- seeds and images ------------------------------------------------------------------------------------
@@ -263,22 +248,13 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
 def prior_params(args, model) -> dict:
     """``{"prior": record}`` for a --prior other than the default (absent otherwise, so that records made before
     priors existed stay valid)."""
-    if getattr(args, "prior", None) in (None, "chi"):
-        return {}
-    return {"prior": load_prior(args.prior, math.prod(model.seed_shape)).to_record()}
+    return prior_record(getattr(args, "prior", None), model)
 
 
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
-    """The parameters every generating command records."""
-    return {
-        "model": model_record(model, ref),
-        "condition": condition_record,
-        "steps": int(args.steps or model.default_steps),
-        "guidance": float(model.default_guidance if getattr(args, "guidance_scale", None) is None else args.guidance_scale),
-        "dtype": args.dtype,
-        "batch_size": int(args.batch_size),
-        "scheduler": check_scheduler(getattr(args, "scheduler", None), model.prediction_type, model.name),
-    }
+    """The parameters every generating command records, from its options."""
+    return run_parameters(model, ref, condition_record, args.steps, getattr(args, "guidance_scale", None), args.dtype,
+                          args.batch_size, getattr(args, "scheduler", None))
 
 
 def resumed_run(args, command: str):

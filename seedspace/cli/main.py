@@ -19,7 +19,7 @@ from .._version import __version__
 
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
 COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate",
-                   "augment", "cluster", "ui"]
+                   "augment", "cluster", "calibrate", "ui"]
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130

@@ -12,7 +12,7 @@ from .centroids import CENTROID_METHODS, blend, centroid, centroid_objective
 from .cluster import CLUSTER_METRICS, ClusterResult, cluster
 from .distances import DISTANCE_METRICS, PAIRWISE_METHODS, distance, pairwise_distances
 from .energy import path_energy
-from .fit import FIT_FAMILIES, fit_prior
+from .fit import FIT_FAMILIES, QUALITY_FAMILIES, fit_prior, prior_from_quality
 from .norms import NormReport, norm_report
 from .paths import INTERPOLATION_METHODS, SPACINGS, interpolate
 from .prior import ChiPrior, NormPrior
@@ -26,6 +26,7 @@ __all__ = [
     "INTERPOLATION_METHODS",
     "PAIRWISE_METHODS",
     "PRIOR_FAMILIES",
+    "QUALITY_FAMILIES",
     "SPACINGS",
     "ChiPrior",
     "ClusterResult",
@@ -42,6 +43,7 @@ __all__ = [
     "norm_report",
     "pairwise_distances",
     "path_energy",
+    "prior_from_quality",
     "prior_from_record",
     "prior_json",
 ]

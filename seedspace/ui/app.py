@@ -14,7 +14,7 @@ import gradio as gr
 from ..apps.frames import EASINGS
 from ..checks import GUIDANCE_RANGE
 from ..conditions import is_class_conditional
-from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
+from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .inputs import SEED_FILE_SUFFIX
 from .tasks import MAX_PAGE_FRAMES, Explorer, TaskResult
 
@@ -75,7 +75,9 @@ def build_app(explorer: Explorer) -> gr.Blocks:
     with gr.Blocks(title="seedspace explorer", analytics_enabled=False) as app:
         gr.Markdown(INTRO)
         with gr.Row():
-            gr.Markdown(f"model: `{model.name}` ({explorer.ref}), seeds of shape {tuple(model.seed_shape)}")
+            prior = explorer.prior_record.get("prior")
+            gr.Markdown(f"model: `{model.name}` ({explorer.ref}), seeds of shape {tuple(model.seed_shape)}; NAO "
+                        f"prior: {'chi(d)' if prior is None else repr(prior_from_record(prior))}")
             condition = _condition_field(model)
             steps = gr.Slider(1, MAX_PAGE_STEPS, value=int(model.default_steps), step=1, label="DDIM steps")
             guidance = gr.Slider(GUIDANCE_RANGE[0], 20.0, value=float(model.default_guidance), step=0.1,

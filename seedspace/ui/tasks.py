@@ -1,6 +1,6 @@
 """The explorer's four tasks, as the page's buttons call them: each turns the page's inputs into the parameters
-the command line records, writes the same run folder through the command line's own run writers (so
-``seedspace regenerate --check`` accepts its frames), zips it for download and returns what the page shows.
+the command line records, writes the same run folder through the same run writers (:mod:`seedspace.apps.runs`,
+so ``seedspace regenerate --check`` accepts its frames), zips it for download and returns what the page shows.
 
     explorer = Explorer(load_model(), "testbed", Path("outputs"))
     result = explorer.interpolate("11", "42", methods=["slerp", "nao"], frames=7)
@@ -11,7 +11,6 @@ Bad input raises ValueError with one line that names the field.
 
 from __future__ import annotations
 
-import argparse
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,14 +18,11 @@ from typing import Callable
 
 from .. import outputs
 from ..apps.frames import EASINGS, plan_frames
+from ..apps.metrics import image_psnr
 from ..apps.provenance import model_record
-from ..checks import check_frames, check_guidance, check_int, check_number, check_steps
-from ..cli import cmd_centroid, cmd_interpolate, cmd_travel
-from ..cli.cmd_invert import psnr
-from ..cli.cmd_norms import write_norms_run
-from ..cli.common import check_methods, resolve_condition, sampling_params
-from ..cli.runs import write_frame_run
-from ..conditions import condition_from_record, is_class_conditional
+from ..apps.runs import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
+from ..checks import check_guidance, check_int, check_number, check_steps
+from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
 from ..seeds import describe_seed
 from .inputs import one_item, typed_items, upload_items
@@ -59,14 +55,20 @@ def _silent(fraction: float, text: str) -> None:
 
 @dataclass
 class Explorer:
-    """The model the page explores (loaded once), how run.json names it, and the folder that takes run folders
-    (``<runs_dir>/<command>-NNNNN``) and uploads."""
+    """The model the page explores (loaded once), how run.json names it, the folder that takes run folders
+    (``<runs_dir>/<command>-NNNNN``) and uploads, and the norm prior of its NAO paths and centroids (``prior``:
+    None or 'chi', 'scaled-chi:S' or a prior file, as ``--prior`` takes; recorded in every run as the command line
+    records it)."""
 
     model: object
     ref: str
     runs_dir: Path
     dtype: str = "float32"
     batch_size: int = 16
+    prior: object = None
+
+    def __post_init__(self):
+        self.prior_record = prior_record(self.prior, self.model)  # checked once
 
     # -- the four tasks ------------------------------------------------------------------------------------
     def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,
@@ -82,7 +84,7 @@ class Explorer:
                  one_item(seed_b, upload_b, self.model, self.runs_dir, "endpoint B")]
         params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "methods": methods,
                   "frames": int(frames)}
-        folder, plan, _ = self._frame_run("interpolate", params, cmd_interpolate.finish, progress)
+        folder, plan, _ = self._frame_run("interpolate", params, progress)
         lines = [f"{len(methods)} paths of {frames} frames"]
         endpoints = plan.seed_files["seeds.safetensors"][0]["endpoints"]
         for label, item, seed in zip("AB", items, endpoints):
@@ -102,7 +104,7 @@ class Explorer:
         items = self._inputs(uploads, seeds, "centroid inputs")
         params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
                   "frames": int(frames)}
-        folder, plan, _ = self._frame_run("centroid", params, cmd_centroid.finish, progress)
+        folder, plan, _ = self._frame_run("centroid", params, progress)
         k = len(plan.record["inputs"])
         paths = plan.seeds[1:].reshape(k, frames, *plan.seeds.shape[1:])
         labels = [describe_seed(e) for e in plan.record["inputs"]]
@@ -127,7 +129,7 @@ class Explorer:
         params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
                   "frames": str(int(frames)), "loop": bool(loop), "easing": easing,
                   "video": {"formats": ["mp4", "gif"], "fps": float(fps), "upscale": 0}}
-        folder, plan, images = self._frame_run("travel", params, cmd_travel.finish, progress)
+        folder, plan, images = self._frame_run("travel", params, progress)
         segments = len(plan.record["frames_per_segment"])
         return self._result(folder, folder / "grid.png",
                             [f"{len(images)} frames over {segments} segments ({method}, {easing})"],
@@ -168,12 +170,12 @@ class Explorer:
         return check_steps(int(steps), "steps") if steps not in (None, "") else int(self.model.default_steps)
 
     def _sampling(self, class_value, prompt, steps, guidance) -> dict:
-        """The sampling parameters the command line records, from the page's fields."""
+        """The sampling parameters (and the prior) the command line records, from the page's fields."""
         if guidance not in (None, ""):
             check_guidance(guidance, "guidance")
-        options = argparse.Namespace(steps=self._steps(steps), guidance_scale=guidance, dtype=self.dtype,
-                                     batch_size=self.batch_size, scheduler=None)
-        return sampling_params(options, self.model, self.ref, self._condition(class_value, prompt))
+        params = run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
+                                None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
+        return {**params, **self.prior_record}
 
     def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
         items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)
@@ -181,7 +183,7 @@ class Explorer:
             raise ValueError(f"{what}: give {minimum} to {MAX_PAGE_INPUTS} seeds or uploads, got {len(items)}")
         return items
 
-    def _frame_run(self, command: str, params: dict, finish: Callable, progress: Progress):
+    def _frame_run(self, command: str, params: dict, progress: Progress):
         """Plan, then write the run folder as the command line does; (folder, plan, images)."""
         progress(0.0, "loading seeds (uploaded images are inverted)")
         plan = plan_frames(command, params, self.model)
@@ -194,7 +196,7 @@ class Explorer:
             progress(done[0] / total, f"frames {done[0]}/{total}")
 
         progress(0.0, f"frames 0/{total}")
-        images, _ = write_frame_run(folder, record, command, params, self.model, plan, finish, on_frames=on_frames)
+        images, _ = write_frame_run(folder, record, command, params, self.model, plan, on_frames=on_frames)
         return folder, plan, images
 
     def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:
@@ -202,7 +204,7 @@ class Explorer:
         original = self.model.load_images([item["image"]])
         again = self.model.generate(seed[None], condition_from_record(params["condition"]), params["steps"],
                                     PSNR_GUIDANCE)
-        return psnr(original.numpy(), again.cpu().float().numpy())
+        return float(image_psnr(original, again.cpu().float())[0])
 
     def _result(self, folder: Path, image: Path, lines: list[str], **extra) -> TaskResult:
         archive = zip_run(folder)

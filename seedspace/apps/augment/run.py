@@ -47,7 +47,7 @@ def _load(model, device: str, dtype: str):
         return model, None
     ref = model_reference(model)
     try:
-        return load_model(None if ref == "testbed" else ref, device=device, dtype=dtype), ref
+        return load_model(ref, device=device, dtype=dtype), ref
     except OSError as exc:
         raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 

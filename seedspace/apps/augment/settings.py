@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
+from pathlib import Path
+
+from ...geometry import NormPrior, load_prior
 
 STRATEGIES = ("random", "centroid", "paths", "seedselect")
 CONDITIONS = ("class", "unconditional")
@@ -36,6 +40,10 @@ class AugmentSettings:
     - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming);
       ``batch_size``: images per model call inside a shard (fixed, so workers and executors give the same bytes).
     - ``dtype``: model weights dtype (float32, float16, bfloat16).
+    - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'scaled-chi:S', a prior file
+      such as ``seedspace calibrate`` writes, a record or a prior object); :meth:`resolved` turns it into the prior's
+      record (JSON, what run.json keeps and the shards use). NAO centroids and paths follow it; the normalized and
+      spherical centroids sit at its mode; lerp, slerp and cog ignore it.
     """
 
     per_class: int
@@ -50,6 +58,7 @@ class AugmentSettings:
     shard_size: int = 64
     batch_size: int = 16
     dtype: str = "float32"
+    prior: object = None
 
     def __post_init__(self):
         def positive(name):
@@ -79,6 +88,13 @@ class AugmentSettings:
             positive("seedselect_steps")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
+        if isinstance(self.prior, NormPrior):
+            object.__setattr__(self, "prior", self.prior.to_record())
+        elif isinstance(self.prior, Path):
+            object.__setattr__(self, "prior", str(self.prior))
+        elif self.prior is not None and not isinstance(self.prior, (str, dict)):
+            raise ValueError(f"prior must be 'chi', 'scaled-chi:S', a prior file, a record or a prior, got "
+                             f"{self.prior!r}")
 
     @property
     def centroid_method(self) -> str:
@@ -93,11 +109,16 @@ class AugmentSettings:
         return MIN_REFERENCES[self.strategy]
 
     def resolved(self, model) -> "AugmentSettings":
-        """The settings with the model's defaults filled in (what run.json records)."""
+        """The settings with the model's defaults filled in and the prior as its record for the model's seed
+        dimension (None for chi(d)): what run.json records."""
         steps = int(self.steps or model.default_steps)
+        prior = None
+        if self.prior is not None:
+            prior = load_prior(self.prior, math.prod(model.seed_shape)).to_record()
+            prior = None if prior == {"family": "chi", "d": prior["d"]} else prior
         return dataclasses.replace(
             self, steps=steps, inversion_steps=int(self.inversion_steps or steps),
-            guidance=float(model.default_guidance if self.guidance is None else self.guidance))
+            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior)
 
     def to_record(self) -> dict:
         return dataclasses.asdict(self)

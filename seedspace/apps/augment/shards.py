@@ -42,7 +42,7 @@ class ShardRunner:
         if hasattr(self.model, "batch_size"):  # generate() must not split the fixed batches further
             self.model.batch_size = max(int(self.model.batch_size), s.batch_size)
         seeds = strategies.seeds_from_recipe(s.strategy, c.recipe, self.inversions.get(c.folder), self.model.seed_shape,
-                                             s.centroid_method, s.interpolation_method)
+                                             s.centroid_method, s.interpolation_method, s.prior)
         images = []
         for start in range(0, n, s.batch_size):
             batch = seeds[start:start + s.batch_size]

@@ -110,22 +110,24 @@ def recipe_length(recipe: dict) -> int:
 
 
 def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | None, seed_shape, centroid_method: str,
-                      interpolation_method: str | None) -> torch.Tensor:
-    """Seeds (n, *seed_shape) float32 of a recipe slice; every seed depends only on its own recipe entry."""
+                      interpolation_method: str | None, prior=None) -> torch.Tensor:
+    """Seeds (n, *seed_shape) float32 of a recipe slice; every seed depends only on its own recipe entry.
+    ``prior``: the norm prior of the centroids and paths (a record; None: chi(d))."""
     if strategy == "random":
         return seeds_from_ints(recipe["int"].tolist(), seed_shape)
     X = inversions.double()
+    prior = None if prior is None else geometry.load_prior(prior, math.prod(seed_shape))  # resolved once
     if strategy == "centroid":
-        return torch.stack([geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method)
+        return torch.stack([geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method, prior=prior)
                             for mask in recipe["subset"]]).float()
-    centre = geometry.centroid(X, method=centroid_method)
+    centre = geometry.centroid(X, method=centroid_method, prior=prior)
     steps = 2 ** int(recipe["t_bits"]) + 1
     out = torch.empty((recipe_length(recipe), *X.shape[1:]), dtype=torch.float64)
     pairs = np.stack([recipe["source"], recipe["target"]], axis=1)
     for source, target in np.unique(pairs, axis=0):  # one geodesic per segment, its grid points picked out
         rows = np.flatnonzero((pairs[:, 0] == source) & (pairs[:, 1] == target))
         start = centre if source < 0 else X[source]
-        path = geometry.interpolate(start, X[target], steps=steps, method=interpolation_method)
+        path = geometry.interpolate(start, X[target], steps=steps, method=interpolation_method, prior=prior)
         out[torch.from_numpy(rows)] = path[torch.from_numpy(recipe["t_num"][rows])]
     return out.float()
 

@@ -16,7 +16,7 @@ from .settings import AugmentSettings
 COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
 RUN_JSON = "run.json"
-PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes
+PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes unless the settings name another norm prior
 SAMPLER = "DDIM"
 
 
@@ -40,8 +40,13 @@ def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, mod
     """One manifest line: where the image is, its class and how it was made."""
     return {"file": image_name(c, index, s.per_class), "class": c.name, "class_index": c.position, "index": index,
             "strategy": s.strategy, "method": s.method, "condition": s.condition, "model_condition": c.condition,
-            "model": model_id, "prior": PRIOR, "sampler": SAMPLER, "steps": s.steps, "guidance": s.guidance,
+            "model": model_id, "prior": manifest_prior(s.prior), "sampler": SAMPLER, "steps": s.steps, "guidance": s.guidance,
             "references": c.references, "seed": seed}
+
+
+def manifest_prior(record: dict | None):
+    """The manifest's prior: ``N(0, I)`` (chi norms), or the norm prior's parameters (its record without ``info``)."""
+    return PRIOR if record is None else {k: v for k, v in record.items() if k != "info"}
 
 
 def write_shard(out: Path, work: ShardWork, images: np.ndarray, entries: list[dict]) -> None:

@@ -6,11 +6,12 @@
 See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge,
 :mod:`.experiment` for the skeleton every experiment follows (one module each: :mod:`.norm`,
 :mod:`.interpolation`, :mod:`.centroid`, :mod:`.rare`, :mod:`.paired`; opt-in: :mod:`.longtail`, :mod:`.fewshot`,
-:mod:`.schedulers`) and :mod:`.report` for the presentation.
+:mod:`.priors`, :mod:`.schedulers`) and :mod:`.report` for the presentation.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -20,6 +21,7 @@ from typing import Callable
 
 import torch
 
+from ...backends.sampling import INVERTIBLE, scheduler_label
 from .centroid import run_centroid
 from .fewshot import run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
@@ -27,23 +29,25 @@ from .interpolation import run_interpolation
 from .longtail import run_longtail
 from .norm import run_norm
 from .paired import run_paired
+from .priors import check_priors_config, run_priors
 from .rare import run_rare
-from .report import (README_BEGIN, README_BLOCKS, README_END, has_markers, plot_grid, plot_norm, readme_section,
+from .report import (README_BEGIN, README_END, has_markers, plot_grid, plot_norm, readme_section, readme_targets,
                      report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
 from .schedulers import run_schedulers
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "environment", "evaluate", "parse_experiments", "readme_markers", "run_norm", "update_readme",
+           "Runner", "check_config", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme",
            "write_outputs"]
 
 RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
-           "longtail": run_longtail, "fewshot": run_fewshot, "schedulers": run_schedulers}
+           "longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
 
 
 def parse_experiments(text: str | None) -> tuple:
     """'norm,paired' -> ('norm', 'paired') in canonical order; 'all' or None -> the paper's claims (norm,
-    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot; 'schedulers' (opt-in) by name."""
+    interpolation, centroid, rare, paired); 'benchmark' -> longtail and fewshot; 'priors' and 'schedulers' (opt-in)
+    by name."""
     if text in (None, "", "all"):
         return CLAIM_EXPERIMENTS
     if text == "benchmark":
@@ -53,6 +57,15 @@ def parse_experiments(text: str | None) -> tuple:
     if unknown:
         raise ValueError(f"unknown experiment(s) {', '.join(unknown)}; choose from {', '.join(EXPERIMENTS)}")
     return tuple(e for e in EXPERIMENTS if e in names)
+
+
+def check_config(config: EvalConfig, d: int) -> None:
+    """ValueError for settings that would fail only later in the run (today: the priors experiment's prior file and
+    fit family, for seeds of dimension ``d``); nothing to check for experiments not selected."""
+    if "priors" in config.experiments:
+        check_priors_config(config, d)
+    elif config.prior_file is not None:
+        raise ValueError("--prior-file is used only by the priors experiment; add it to --experiments")
 
 
 def environment() -> dict:
@@ -75,6 +88,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
              log: Callable[[str], None] | None = None, runner: Runner | None = None) -> dict:
     """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs."""
     config = config or EvalConfig()
+    check_config(config, math.prod(model.seed_shape))
     log = log or (lambda msg: None)
     t0 = time.perf_counter()
     experiments = tuple(config.experiments)
@@ -113,6 +127,7 @@ def collect_results(model, runner: Runner, experiments: tuple, sections: dict) -
         "model": {"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", "")),
                   "seed_shape": list(model.seed_shape), "d": runner.d, "steps": runner.steps,
                   "guidance": runner.guidance, "inversion_steps": runner.inversion_steps,
+                  "sampler": scheduler_label(model.default_scheduler), "inversion": INVERTIBLE[model.default_scheduler],
                   "classes": list(getattr(model, "class_names", []) or []),
                   "head_classes": runner.groups()["head"], "tail_classes": runner.groups()["tail"]},
         "judge": {"references": runner.judge.references.source, "per_class": runner.judge.per_class,
@@ -145,26 +160,16 @@ def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
     return out
 
 
-def readme_markers(experiments) -> list[tuple[str, str]]:
-    """The README marker pairs (begin, end) that a run of these experiments replaces: its own block for each
-    experiment in :data:`~.report.README_BLOCKS` (the sampler study), the evaluation's block for the others."""
-    markers = [README_BLOCKS[e] for e in experiments if e in README_BLOCKS]
-    if any(e not in README_BLOCKS for e in experiments):
-        markers.insert(0, (README_BEGIN, README_END))
-    return markers
-
-
 def update_readme(results: dict, readme: str | Path, link: str | None = None) -> bool:
-    """Replace the README's results sections with this run's report: the experiments of :data:`~.report.README_BLOCKS`
-    between their own markers, the others between the seedspace-evaluate markers. False (and nothing changed)
-    when a needed pair of markers is missing."""
-    experiments = list(results["experiments"])
-    markers = readme_markers(experiments)
-    if not all(has_markers(readme, *m) for m in markers):
+    """Replace the README's results sections with this run's report: each experiment of
+    :data:`~.report.OWN_README_SECTIONS` (priors, schedulers) between its own markers, with a one-line judge note,
+    every other experiment between the seedspace-evaluate markers, with the judge section. Returns False (and
+    changes nothing) when a section the run needs has no markers."""
+    targets = readme_targets(results["experiments"])
+    if not all(has_markers(readme, begin, end) for begin, end, _ in targets):
         return False
-    for begin, end in markers:
-        own = [e for e, m in README_BLOCKS.items() if m == (begin, end)]
-        keep = own or [e for e in experiments if e not in README_BLOCKS]
-        part = {**results, "experiments": {e: results["experiments"][e] for e in experiments if e in keep}}
-        update_marked_file(readme, readme_section(part, link, judge=not own), begin, end)
+    for begin, end, names in targets:
+        part = {**results, "experiments": {n: results["experiments"][n] for n in names}}
+        update_marked_file(readme, readme_section(part, link, judge=(begin, end) == (README_BEGIN, README_END)),
+                           begin, end)
     return True

@@ -31,11 +31,26 @@ The FID-style bootstraps resample whole paths / input sets.
 1 pair per class, 1 input set per class and k, 1 tail class: ~330 images ~= 80 s + ~10 s reference on one path
 + model loading: about 1.5-2 min on the testbed; seconds on the tiny test model.
 
-Sampler study (opt-in, ``--experiments schedulers``), costed in network evaluations (NFE): one guided NFE of one
-image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run in the README measured 0.0074 s on the shared 2-core VM),
-an unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each; equal steps and
-equal NFE are the same run), Heun at 25 steps (49 NFE, equal steps) and 13 steps (25 NFE, equal NFE): 174 NFE per
-seed for all six runs.
+``--experiments priors`` (opt-in, experiment 8: does a model-aware prior fix NAO?), on the interpolation
+experiment's 40 paths and the first 3 of the centroid experiment's 4 input sets per class and k, same inversions:
+
+- interpolation: 40 paths x 5 frames x 5 arms (nao-chi, nao-fit, nao-file, slerp, cog) + 80 endpoints = 1080
+- centroids: 10 classes x k in {2, 5, 10} x 3 sets = 90 sets x 5 arms (nao-chi, nao-fit, nao-file, normalized, cog)
+  x (the centroid + 1 point on its path to its first input) = 900
+
+Total 1980 images ~= 455 s (without --prior-file 4 arms: 1600 ~= 370 s), + 120 inversions ~= 14 s, geometry
+(270-360 NAO centroids with their paths, ~0.1 s each) ~= 45 s, judge setup and statistics ~= 40 s: about 9-10 min
+on 2 cores; at the 0.37 s per image the last README run measured on the shared 2-core VM, about 12 (without
+--prior-file) to 14 min. Run in one evaluation with interpolation and centroid, the nao-chi, slerp, cog and
+normalized images are cache hits: priors then adds 380 images (760 with --prior-file). Cells: 40 paths (200
+frames) per arm; 90 centroid images per arm (30 per k). ``--quick``: 3 paths x 3 frames and 9 input sets,
+~140 images ~= 35-55 s: about 1-1.5 min with model loading.
+
+Sampler study (opt-in, ``--experiments schedulers``, experiment 9), costed in network evaluations (NFE): one guided
+NFE of one image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run in the README measured 0.0074 s on the shared
+2-core VM), an unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each;
+equal steps and equal NFE are the same run), Heun at 25 steps (49 NFE, equal steps) and 13 steps (25 NFE, equal
+NFE): 174 NFE per seed for all six runs.
 
 - seeds: interpolation 10 classes x 2 pairs x 5 frames x 2 methods (nao, slerp) = 200; centroids 10 classes x 10
   sets of k = 5 x 3 methods (nao, cog, normalized) = 300 -> 500 x 174 x 0.005-0.0074 s            ~= 435-645 s
@@ -56,8 +71,9 @@ from dataclasses import dataclass, field
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
 BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (trains classifiers): opt-in
+PRIORS_EXPERIMENTS = ("priors",)  # does a model-aware prior fix NAO? (NAO under fitted / calibrated priors): opt-in
 SCHEDULER_EXPERIMENTS = ("schedulers",)  # the sampler study (claims 2 and 3 under five samplers): opt-in
-EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS + SCHEDULER_EXPERIMENTS
+EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS + PRIORS_EXPERIMENTS + SCHEDULER_EXPERIMENTS
 INTERPOLATION_METHODS = ("lerp", "slerp", "cog", "nao")
 CENTROID_METHODS = ("euclidean", "normalized", "spherical", "cog", "nao")
 REFERENCE_METHOD = "reference"  # the slow full-dimensional NAO solver: run on a subset only
@@ -100,6 +116,9 @@ METRICS = {
     "coverage": ("coverage", "higher"),
     "fs_acc": ("classifier acc.", "higher"),
     "psnr": ("recon. PSNR dB", "higher"),
+    "prior_mode": ("mode/√d", None),
+    "prior_mean": ("mean/√d", None),
+    "prior_sd": ("sd/√d", None),
 }
 
 
@@ -157,6 +176,11 @@ class EvalConfig:
     fs_arms: tuple = ("random", "centroid:nao", "paths:nao")
     fs_manifold_k: int = 5              # neighbours of precision / recall / density / coverage
     fs_classifier: bool = False         # also train a classifier per (k, arm, condition) (one seed)
+    # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
+    prior_fit: str = "scaled-chi"       # family of the prior fitted to the inversions (geometry.fit_prior)
+    prior_file: str | None = None       # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: skipped
+    prior_centroid_sets: int = 3        # the first of the centroid experiment's input sets per class and k
+    prior_path_inputs: int = 1          # paths from each centroid to at most this many inputs (the first ones)
     # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler
     sched_samplers: tuple = SCHEDULER_SAMPLERS
     sched_budgets: tuple = (25,)        # per budget B: each sampler at B steps, and at the most steps within B NFE
@@ -177,7 +201,7 @@ class EvalConfig:
                   ref_per_class=200, lt_shots=3, lt_per_class=6, lt_arms=("random", "paths:nao"),
                   lt_conditions=("class",), lt_classifier_seeds=(0,), lt_epochs=1, lt_test_per_class=20,
                   fs_shots=(1, 2), fs_per_class=6, fs_arms=("random", "paths:nao"), fs_manifold_k=2,
-                  sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,
+                  prior_centroid_sets=1, sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,
                   quick=True)
         return dataclasses.replace(cfg, **overrides)
 

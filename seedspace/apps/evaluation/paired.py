@@ -30,9 +30,9 @@ def verdict(st: dict, a: str, b: str, better: str | None, n: int) -> str:
 
 
 def paired_stats(runner: Runner, items_a: list, items_b: list, feats_a: list, feats_b: list, metrics, *names) -> tuple:
-    """({metric: stat of a − b}, n): paired bootstrap CIs over the items both arms share (matched by ``key``, whose
+    """({metric: stat of a − b}, n): paired bootstrap CIs over the n items both arms share (matched by ``key``, whose
     first entry is the class): per-item metrics by :meth:`Runner.paired`; 'fid' / 'kid' from the per-item feature
-    groups resampled jointly for both arms (:meth:`Runner.feature_stats`)."""
+    groups resampled jointly for both arms (:meth:`Runner.feature_stats`). ``names`` name the random streams."""
     ia = {tuple(it["key"]): n for n, it in enumerate(items_a)}
     ib = {tuple(it["key"]): n for n, it in enumerate(items_b)}
     keys = [k for k in ia if k in ib]
@@ -49,6 +49,17 @@ def paired_stats(runner: Runner, items_a: list, items_b: list, feats_a: list, fe
     return {m: out[m] for m in metrics if m in out}, len(keys)
 
 
+def paired_rows(runner: Runner, exp: str, items: dict, feats: dict, a: str, b: str, metrics,
+                tag: str = "paired") -> list:
+    """Rows of paired differences a − b (:func:`paired_stats` of the arms' items and features), one per metric, with
+    the verdict. ``tag`` names the random streams. No rows when an arm is missing or they share no item."""
+    if a not in items or b not in items:
+        return []
+    stats, n = paired_stats(runner, items[a], items[b], feats[a], feats[b], metrics, tag, exp, a, b)
+    return [row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
+                verdict=verdict(st, a, b, METRICS[metric][1], n), n_items=n) for metric, st in stats.items()]
+
+
 def run_paired(runner: Runner, sections: dict) -> dict:
     """Paired bootstrap CIs of a − b for :data:`PAIRED_COMPARISONS` over the items both methods share."""
     sec = section("Paired tests", "Paired bootstrap 95% CIs of the per-item difference a − b (item = the same "
@@ -58,13 +69,8 @@ def run_paired(runner: Runner, sections: dict) -> dict:
     rows = []
     for exp, a, b in PAIRED_COMPARISONS:
         s = sections.get(exp)
-        if s is None or a not in s["items"] or b not in s["items"]:
-            continue
-        stats, n = paired_stats(runner, s["items"][a], s["items"][b], s["_feats"][a], s["_feats"][b],
-                                PAIRED_METRICS[exp], "paired", exp, a, b)
-        for metric, st in stats.items():
-            rows.append(row({"experiment": exp, "comparison": f"{a} − {b}", "metric": metric}, {"diff": st},
-                            verdict=verdict(st, a, b, METRICS[metric][1], n), n_items=n))
+        if s is not None:
+            rows += paired_rows(runner, exp, s["items"], s["_feats"], a, b, PAIRED_METRICS[exp])
     if not rows:
         sec["notes"].append("No paired comparison available: run interpolation, centroid or rare as well.")
     sec["tables"].append({"name": "paired", "title": "Paired differences (a − b)", "kind": "paired",

@@ -15,8 +15,11 @@ from .config import METRICS
 
 README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
 README_END = "<!-- END seedspace-evaluate -->"
-# experiments whose README section has its own marker block (the rest go between README_BEGIN and README_END)
-README_BLOCKS = {"schedulers": ("<!-- BEGIN seedspace-schedulers -->", "<!-- END seedspace-schedulers -->")}
+#: experiments whose report goes into a README section of its own: name -> (begin marker, end marker)
+OWN_README_SECTIONS = {
+    "priors": ("<!-- BEGIN seedspace-evaluate-priors -->", "<!-- END seedspace-evaluate-priors -->"),
+    "schedulers": ("<!-- BEGIN seedspace-schedulers -->", "<!-- END seedspace-schedulers -->"),
+}
 
 
 def _jsonable(obj):
@@ -135,8 +138,8 @@ def report_markdown(results: dict, title: str = "seedspace evaluate", judge: boo
     env, model, cfg = results["environment"], results["model"], results["config"]
     lines = [f"# {title}", "",
              f"- model: `{model['name']}` ({model.get('folder', '')}), seed shape {model['seed_shape']} (d = {model['d']}), "
-             f"{model['steps']} DDIM steps, guidance {model['guidance']}, inversion {model['inversion_steps']} steps "
-             "(guidance 1)",
+             f"{model['steps']} {model.get('sampler', 'DDIM')} steps, guidance {model['guidance']}, "
+             f"{model.get('inversion', 'DDIM inversion')} {model['inversion_steps']} steps (guidance 1)",
              f"- machine: {env['machine']}; torch {env['torch']} with {env['threads']} threads",
              f"- wall time: {results['wall_time_s']:.0f} s; {results['counters']['images']} images generated "
              f"({results['counters']['generate_s']:.0f} s), {results['counters']['inversions']} inversions "
@@ -195,6 +198,15 @@ def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = RE
         return False
     write_text(path, pattern.sub(lambda _: f"{begin}\n{body.rstrip()}\n{end}", text))
     return True
+
+
+def readme_targets(experiments) -> list[tuple[str, str, tuple]]:
+    """(begin, end, experiments) of each README section a run with these experiments writes: the ones in
+    :data:`OWN_README_SECTIONS` each between their own markers, the rest together between the seedspace-evaluate
+    markers."""
+    rest = tuple(e for e in experiments if e not in OWN_README_SECTIONS)
+    own = [(*OWN_README_SECTIONS[e], (e,)) for e in experiments if e in OWN_README_SECTIONS]
+    return ([(README_BEGIN, README_END, rest)] if rest else []) + own
 
 
 def readme_section(results: dict, link: str | None = None, judge: bool = True) -> str:

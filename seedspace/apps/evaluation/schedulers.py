@@ -1,8 +1,8 @@
-"""Experiment 8 (opt-in, ``--experiments schedulers``), samplers: do the interpolation and centroid findings hold
+"""Experiment 9 (opt-in, ``--experiments schedulers``), samplers: do the interpolation and centroid findings hold
 when the same seeds are rendered by another deterministic sampler?
 
-The seeds are those of experiments 2 and 3 (:func:`.interpolation.endpoint_pairs`, :func:`.interpolation.path_seeds`,
-:func:`.centroid.input_sets`, :func:`.centroid.centroid_seeds`): DDIM inversions of real few-shot images, the NAO and
+The seeds are those of experiments 2 and 3 (:func:`.interpolation.endpoints`, :func:`.interpolation.arm_paths`,
+:func:`.centroid.centroid_input_sets`, :func:`.centroid.centroid_seeds`): DDIM inversions of real few-shot images, the NAO and
 SLERP paths between two of them, and the NAO, COG and normalized centroids of k of them. They are generated once per
 *run* (a sampler at a number of steps) and scored by the same judge (:class:`.experiment.SeedPlan`).
 
@@ -18,10 +18,10 @@ import torch
 
 from ...backends.sampling import check_scheduler, network_evaluations, scheduler_label
 from ..metrics import image_psnr
-from .centroid import centroid_seeds, input_sets
+from .centroid import centroid_input_sets, centroid_seeds
 from .config import METRICS
 from .experiment import SeedPlan, arm_metrics, row, section
-from .interpolation import endpoint_pairs, path_seeds
+from .interpolation import arm_paths, endpoints
 from .paired import MIN_PAIRED_ITEMS, paired_stats, verdict
 from .runner import Runner
 
@@ -93,17 +93,17 @@ def run_schedulers(runner: Runner) -> dict:
         + ("; Heun costs 2 NFE per step except the last (2s − 1), so it runs at "
            + ", ".join(f"{r['steps']} steps = {r['nfe']} NFE" for r in heun) if heun else "")
         + f". Guidance {runner.guidance:g}; endpoint reconstructions at guidance 1."))
+    # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
     classes = runner.classes()
     inv = runner.inversions(classes, max(cfg.inversions_per_class, k))
-    pairs = endpoint_pairs(runner, classes, inv, sec, cfg.sched_pairs_per_class)
-    sets = input_sets(runner, classes, inv, sec, ks=(k,), per_class=cfg.sched_sets)
-    A = torch.stack([inv[c][0][i] for c, i, j, _ in pairs])
-    B = torch.stack([inv[c][0][j] for c, i, j, _ in pairs])
+    sets = centroid_input_sets(runner, classes, inv, sec["notes"], cfg.sched_sets, ks=(k,))
+    _, _, pairs, A, B = endpoints(runner, sec["notes"], cfg.sched_pairs_per_class)
     plan, recon = SeedPlan(), SeedPlan()  # the same seeds for every run
+    all_pairs = list(range(len(pairs)))
+    paths, _ = arm_paths(A, B, T, {m: (m, None, all_pairs) for m in cfg.sched_interp_methods})
     for m in cfg.sched_interp_methods:
-        paths, _ = path_seeds(A, B, m, T)
         for q, (c, *_rest) in enumerate(pairs):
-            plan.add(("interpolation", m, q), paths[q, 1:-1].reshape(-1, *model.seed_shape), c)
+            plan.add(("interpolation", m, q), paths[m][q, 1:-1].reshape(-1, *model.seed_shape), c)
     for q, (c, _, _, idx) in enumerate(sets):
         for m in cfg.sched_centroid_methods:
             cen, _, _ = centroid_seeds(inv[c][0][idx], m, 2, 0, ())

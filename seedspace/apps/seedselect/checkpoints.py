@@ -96,6 +96,9 @@ def open_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> tupl
     for key in CONFIG_KEYS_MUST_MATCH:
         if key in old and old[key] != config[key]:
             raise ValueError(f"cannot resume {out}: {key} was {old[key]!r}, now {config[key]!r}")
+    if old.get("prior") != config.get("prior"):  # absent: chi(d)
+        raise ValueError(f"cannot resume {out}: the prior was {old.get('prior') or 'chi'}, now "
+                         f"{config.get('prior') or 'chi'}")
     if not math.isclose(old.get("target_checksum", config["target_checksum"]), config["target_checksum"], rel_tol=1e-4):
         raise ValueError(f"cannot resume {out}: the reference images differ from the saved run's")
     saved = dict(load_step(out, last), config=old)

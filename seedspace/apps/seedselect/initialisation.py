@@ -26,7 +26,8 @@ def initial_seeds(model, settings: SeedSelectSettings, sets: list[torch.Tensor],
     - a tensor ``settings.init``: used as is ((*seed_shape) or (N, *seed_shape)).
     - 'random': N(0, I) from the seed integers ``seed, seed+1, ...`` (or the list given).
     - 'nao-centroid' / 'cog-centroid': each set is DDIM-inverted (``model.invert``, guidance 1,
-      ``inversion_steps``) and the centroid of its inversions taken (``ss.centroid(method='nao'|'cog')``).
+      ``inversion_steps``) and the centroid of its inversions taken (``ss.centroid(method='nao'|'cog')``, the NAO
+      one under ``settings.prior``).
     - 'nao-paths': the NAO centroid plus the interior points of the NAO paths from the centroid to each
       inversion (``path_points`` points per path, endpoints excluded), all scored by the SeedSelect loss
       (``target``, ``feature_fn``; ``settings`` as from ``for_model``) without gradients; the lowest-loss
@@ -51,9 +52,9 @@ def initial_seeds(model, settings: SeedSelectSettings, sets: list[torch.Tensor],
         cond = conditions[j] if len(sets) > 1 else conditions[0]
         inverted = model.invert(refs, cond, settings.inversion_steps).float().cpu()
         if init in ("nao-centroid", "cog-centroid"):
-            out.append(_centroid(inverted, init.split("-")[0]).reshape(1, *shape))
+            out.append(_centroid(inverted, init.split("-")[0], prior=settings.prior).reshape(1, *shape))
             continue
-        candidates = _path_candidates(inverted, settings.path_points, shape)
+        candidates = _path_candidates(inverted, settings.path_points, shape, settings.prior)
         scores = _score(model, candidates, target.repeat_row(j, candidates.shape[0]), cond, feature_fn, settings)
         if len(sets) == 1 and n > candidates.shape[0]:
             raise ValueError(f"num_seeds={n} but 'nao-paths' has only {candidates.shape[0]} candidates; raise "
@@ -75,11 +76,12 @@ def _given_seeds(init: torch.Tensor, shape: tuple[int, ...], num_sets: int) -> t
     return seeds
 
 
-def _path_candidates(inverted: torch.Tensor, path_points: int, shape: tuple[int, ...]) -> torch.Tensor:
-    """The NAO centroid of the inversions, then the interior points of the NAO path to each inversion."""
+def _path_candidates(inverted: torch.Tensor, path_points: int, shape: tuple[int, ...], prior=None) -> torch.Tensor:
+    """The NAO centroid of the inversions, then the interior points of the NAO path to each inversion (under
+    ``prior``; None: chi(d))."""
     if path_points < 3:
         raise ValueError("path_points must be >= 3 (the path endpoints are not candidates)")
-    centre, paths = _centroid(inverted, "nao", return_paths=True, steps=path_points)
+    centre, paths = _centroid(inverted, "nao", return_paths=True, steps=path_points, prior=prior)
     paths = torch.as_tensor(paths).float().reshape(inverted.shape[0], path_points, *shape)
     return torch.cat([torch.as_tensor(centre).float().reshape(1, *shape), paths[:, 1:-1].reshape(-1, *shape)])
 

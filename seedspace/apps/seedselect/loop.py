@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -61,7 +62,7 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
                settings: SeedSelectSettings | None = None, feature_fn: FeatureFn | str | Path | None = None,
                out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                save_images: bool = True, progress: bool = False,
-               callback: StepCallback | None = None) -> SeedSelectResult:
+               callback: StepCallback | None = None, prior=None) -> SeedSelectResult:
     """Optimise seeds so the model's images match ``reference_images`` (>= 2 real images in [0, 1]), minimising
     semantic_weight * (1 - cos of features) + appearance_weight * MSE to the mean encoded reference.
 
@@ -81,8 +82,12 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
         save_images: also write ``step_XXXX.png`` into ``out_dir``.
         progress: show a tqdm bar with the loss.
         callback: ``callback(step, record, seeds, images)`` after each step's forward pass (before the update).
+        prior: the norm prior of the NAO initialisations (overrides ``settings.prior``; None keeps it): 'chi',
+            'scaled-chi:S', a prior file (``seedspace calibrate``), a record or a prior object.
     """
     settings = settings or SeedSelectSettings()
+    if prior is not None:
+        settings = dataclasses.replace(settings, prior=prior)
     sets = reference_sets(model, reference_images)
     init = settings.init
     batch_of_seeds = isinstance(init, torch.Tensor) and init.ndim == len(model.seed_shape) + 1
@@ -176,5 +181,6 @@ def _config(model, settings: SeedSelectSettings, conditions: list, n: int, sets:
             "conditions": [str(c) for c in conditions], "num_seeds": n,
             "num_references": [int(s.shape[0]) for s in sets], "model": model.name,
             "target_checksum": target.checksum(), "format": FORMAT,
-            # the default sampler is left out so that runs recorded before schedulers existed still resume
-            **({"scheduler": settings.scheduler} if settings.scheduler not in (None, "ddim") else {})}
+            # the default sampler and prior are left out so that runs recorded before they existed still resume
+            **({"scheduler": settings.scheduler} if settings.scheduler not in (None, "ddim") else {}),
+            **({"prior": settings.prior.to_record()} if settings.prior is not None else {})}

@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Sequence, Union
 
 import torch
+
+from ...geometry import NormPrior, load_prior
 
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
@@ -33,6 +36,9 @@ class SeedSelectSettings:
       the number of 'nao-paths' candidates kept) when there is one reference set.
     - ``inversion_steps``: DDIM steps of the inversion for the centroid inits (None: the model's).
     - ``path_points``: points per NAO path for 'nao-paths' (endpoints excluded from the candidates).
+    - ``prior``: the norm prior of the NAO centroid and paths of 'nao-centroid' / 'nao-paths' (None: chi(d), the
+      paper's; anything :func:`seedspace.geometry.load_prior` takes: 'scaled-chi:S', a prior file such as
+      ``seedspace calibrate`` writes, a record, a prior object); :meth:`for_model` resolves it to a prior object.
     """
 
     init: Union[str, torch.Tensor] = "nao-centroid"
@@ -51,6 +57,7 @@ class SeedSelectSettings:
     seed: Union[int, Sequence[int]] = 0
     inversion_steps: int | None = None
     path_points: int = 7
+    prior: object = None
 
     def __post_init__(self):
         if isinstance(self.init, str) and self.init not in INIT_METHODS:
@@ -66,12 +73,21 @@ class SeedSelectSettings:
         if len(weights) < 1 or any(w < 0 for w in weights) or sum(weights) <= 0:
             raise ValueError(f"step_weights must be non-negative with a positive sum, got {self.step_weights}")
         object.__setattr__(self, "step_weights", weights)
+        if self.prior is not None and not isinstance(self.prior, (str, Path, dict, NormPrior)):
+            raise ValueError(f"prior must be 'chi', 'scaled-chi:S', a prior file, a record or a prior, got "
+                             f"{self.prior!r}")
 
     def for_model(self, model) -> "SeedSelectSettings":
-        """These settings with the model's defaults filled in for ``sampler_steps`` and ``guidance``."""
+        """These settings with the model's defaults filled in for ``sampler_steps`` and ``guidance``, and ``prior``
+        as a prior object for the model's seed dimension (None, and chi(d) itself, become None)."""
+        prior = self.prior
+        if prior is not None:
+            prior = load_prior(prior, math.prod(model.seed_shape))
+            if prior.to_record() == {"family": "chi", "d": prior.d}:
+                prior = None  # chi(d), the default
         return dataclasses.replace(
             self, sampler_steps=int(self.sampler_steps or model.default_steps),
-            guidance=float(model.default_guidance if self.guidance is None else self.guidance))
+            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior)
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the update after ``step``: lr, times lr_decay once step >= lr_decay_after."""

@@ -1,0 +1,181 @@
+"""Experiment 8 (opt-in, ``--experiments priors``), does a model-aware prior fix NAO?
+
+The claims run finds DDIM inversions of real images sitting below the chi shell (about 0.93 sqrt(d) on the testbed),
+where the model renders them well, and NAO's chi(d) prior pulling paths and centroids out to about 1.0 sqrt(d),
+where images are worse. This experiment reruns NAO on the *same* endpoint pairs and input sets as the
+interpolation and centroid experiments (their helpers, so the same inversions and draws, and cached images are
+shared when they run in the same evaluation) under three priors, next to the baselines:
+
+- ``nao-chi``: the paper's chi(d) prior;
+- ``nao-fit``: :func:`seedspace.geometry.fit_prior` (family ``prior_fit``) fitted to all inversions in play, pooled
+  over the classes (one prior per model, as a calibrated prior is; see :func:`fit_inversions`);
+- ``nao-file``: a prior read from ``prior_file`` (``--prior-file``, e.g. written by ``seedspace calibrate``);
+  skipped with a note when none is given;
+- interpolation: ``slerp`` and ``cog``; centroids: ``normalized`` (the mean rescaled to the chi mode) and ``cog``.
+
+Tables: the priors themselves against the inversions' norms; the interpolation metrics per arm; the centroid and
+centroid-path metrics per k and arm; paired bootstrap differences of nao-fit (and nao-file) minus the baselines
+and minus nao-chi over the same paths / input sets.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ... import geometry
+from ...geometry import FIT_FAMILIES
+from .centroid import CENTROID_TABLE_METRICS, PATH_TABLE_METRICS, centroid_inputs, centroid_rows, score_centroids
+from .experiment import row, section
+from .interpolation import arm_paths, endpoints, path_examples, path_table, score_paths
+from .paired import MIN_PAIRED_ITEMS, paired_rows
+from .runner import Runner
+
+NAO_ARMS = ("nao-chi", "nao-fit", "nao-file")  # NAO under: chi(d), the fitted prior, the prior file
+INTERPOLATION_ARMS = NAO_ARMS + ("slerp", "cog")
+CENTROID_ARMS = NAO_ARMS + ("normalized", "cog")
+# (a, b) of the paired differences a − b; comparisons with an arm that did not run are left out
+COMPARISONS = {
+    "interpolation": (("nao-fit", "slerp"), ("nao-fit", "cog"), ("nao-fit", "nao-chi"),
+                      ("nao-file", "slerp"), ("nao-file", "nao-chi")),
+    "centroid": (("nao-fit", "normalized"), ("nao-fit", "cog"), ("nao-fit", "nao-chi"),
+                 ("nao-file", "normalized"), ("nao-file", "nao-chi")),
+}
+PAIRED_METRICS = {"interpolation": ["acc", "conf", "fid", "kid", "norm_mean"],
+                  "centroid": ["acc", "conf", "p_acc", "fid", "kid", "norm"]}
+
+
+def check_priors_config(config, d: int) -> None:
+    """ValueError unless ``prior_fit`` is a :data:`FIT_FAMILIES` family and ``prior_file`` (when given) loads as a
+    prior for dimension ``d``: checked before any image is generated."""
+    if config.prior_fit not in FIT_FAMILIES:
+        raise ValueError(f"unknown prior fit family {config.prior_fit!r}; choose from {', '.join(FIT_FAMILIES)}")
+    if config.prior_file is not None:
+        spec = str(config.prior_file)
+        if spec != "chi" and not spec.startswith("scaled-chi:") and not Path(spec).expanduser().is_file():
+            raise ValueError(f"--prior-file {spec}: no such file (a prior JSON file, or scaled-chi:S)")
+        try:
+            geometry.load_prior(str(config.prior_file), d)
+        except ValueError as exc:
+            raise ValueError(f"--prior-file {config.prior_file}: {exc}") from None
+
+
+def fit_inversions(inv: dict, family: str):
+    """The prior fitted by maximum likelihood to every class's inversions pooled (``geometry.fit_prior``; for
+    scaled-chi ``s^2 = mean |x|^2 / d``). Pooled rather than per class: a prior describes the model (like a
+    calibrated one, against which it is compared), and 10x more norms make its scale all but noise-free.
+    Raises ValueError when no valid prior fits (e.g. norms so small that the density would exceed 1)."""
+    return geometry.fit_prior(torch.cat([seeds for seeds, _ in inv.values()]), family=family)
+
+
+def _exact(value: float, n: int = 1) -> dict:
+    """A stat without an interval (lo = hi = mean): an exact number, or one not worth a CI."""
+    return {"mean": float(value), "lo": float(value), "hi": float(value), "n": int(n)}
+
+
+def _prior_row(name: str, prior, description: str, d: int) -> dict:
+    """A row of the priors table: the prior's mode, mean and sd of the norm, over sqrt(d) (n: the norms it was
+    fitted to, when its record says)."""
+    n = (getattr(prior, "info", None) or {}).get("n")
+    sd, n = math.sqrt(d), n if isinstance(n, int) and n >= 1 else 1
+    return row({"prior": name, "what": description}, {"prior_mode": _exact(prior.mode / sd, n),
+                                                      "prior_mean": _exact(prior.mean / sd, n),
+                                                      "prior_sd": _exact(prior.std / sd, n)})
+
+
+def _describe(prior) -> str:
+    text = prior.family
+    if prior.family != "chi":
+        text += f", s = {prior.scale:.4g}"
+    if prior.family == "generalized-chi":
+        text += f", k = {prior.dof:.4g}"
+    return text
+
+
+def run_priors(runner: Runner) -> dict:
+    """NAO under the chi, fitted and file priors against SLERP / COG / normalized on the interpolation pairs and
+    centroid input sets: per-arm tables, the priors against the inversions' norms, paired differences."""
+    cfg = runner.cfg
+    T, d = int(cfg.interp_points), runner.d
+    sec = section("Does a model-aware prior fix NAO?", (
+        "NAO under three norm priors on the same endpoint pairs and centroid input sets as the Interpolation and "
+        "Centroids experiments: nao-chi (the paper's chi(d)), nao-fit (the maximum-likelihood "
+        f"{cfg.prior_fit} prior of all inversions in play, pooled over classes: a prior describes the model, like "
+        "the calibrated one, and the pooled fit's scale is all but noise-free; it is in-sample, since it is fitted "
+        "to the very inversions whose paths are scored), nao-file (a calibrated prior from --prior-file), next to "
+        "SLERP and COG (interpolation) and the normalized mean and COG (centroids). "
+        f"Interpolation: {T} interior frames per path; centroids: the centroid and the interior points of the paths "
+        f"from it to its first {cfg.prior_path_inputs} input(s), which are NAO paths under the arm's prior (chi for "
+        f"normalized and cog, as in the Centroids experiment), on the first {cfg.prior_centroid_sets} of that "
+        "experiment's input sets per class and k."))
+    # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
+    classes, inv, sets = centroid_inputs(runner, sec["notes"], cfg.prior_centroid_sets)
+    _, _, pairs, A, B = endpoints(runner, sec["notes"])
+    chi = geometry.ChiPrior(d)
+    priors = {"nao-chi": chi}
+    try:
+        priors["nao-fit"] = fit_inversions(inv, cfg.prior_fit)
+    except ValueError as exc:
+        sec["notes"].append(f"nao-fit not run: no valid {cfg.prior_fit} prior fits these inversions ({exc}).")
+    if cfg.prior_file is not None:
+        priors["nao-file"] = geometry.load_prior(str(cfg.prior_file), d)
+    else:
+        sec["notes"].append("nao-file not run: no --prior-file given (a calibrated prior, e.g. from `seedspace "
+                            "calibrate`).")
+    sec["priors"] = {arm: p.to_record() for arm, p in priors.items()}
+
+    # the priors against the data
+    all_seeds = torch.cat([seeds for seeds, _ in inv.values()])
+    norms = runner.norms(all_seeds)
+    rows = [row({"prior": "inversions", "what": f"{norms.size} inverted few-shot images ({len(classes)} classes)"},
+                {"prior_mean": runner.stat(norms, "priors", "inversion-norms"),
+                 "prior_sd": _exact(norms.std(ddof=1), norms.size)})]
+    what = {"nao-chi": "the paper's prior", "nao-fit": f"ML fit to the {norms.size} inversions",
+            "nao-file": f"from {cfg.prior_file}"}
+    rows += [_prior_row(arm, p, f"{_describe(p)}: {what[arm]}", d) for arm, p in priors.items()]
+    sec["tables"].append({"name": "priors", "title": "The priors (norm over √d) against the inversions' norms",
+                          "metrics": ["prior_mode", "prior_mean", "prior_sd"], "rows": rows})
+    rms = {c: float(np.sqrt(np.mean(runner.norms(inv[c][0]) ** 2))) for c in classes}
+    lo, hi = min(rms, key=rms.get), max(rms, key=rms.get)
+    sec["notes"].append(f"Per class, a scaled-chi fit would give s = rms norm/√d from {rms[lo]:.3f} (class {lo}) to "
+                        f"{rms[hi]:.3f} (class {hi}); the pooled fit uses every class's inversions.")
+
+    # interpolation
+    iarms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a), list(range(len(pairs))))
+             for a in INTERPOLATION_ARMS if a not in NAO_ARMS or a in priors}
+    runner.log(f"priors: {len(pairs)} paths x {len(iarms)} arms")
+    paths, times = arm_paths(A, B, T, iarms)
+    scored, items, feats = score_paths(runner, pairs, A, B, paths, iarms, times)
+    label = {a: {"arm": a} for a in INTERPOLATION_ARMS + CENTROID_ARMS}
+    sec["tables"].append(path_table(runner, items, feats, iarms, times, list(iarms), None, "priors_interpolation",
+                                    f"Interpolation: {len(pairs)} paths, {len(pairs) * T} frames per arm", T, label))
+
+    # centroids
+    carms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a, chi), None)
+             for a in CENTROID_ARMS if a not in NAO_ARMS or a in priors}
+    runner.log(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
+    _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.prior_path_inputs)
+    ks = sorted({k for _, k, _, _ in sets})
+    sec["tables"].append({"name": "priors_centroid", "title": "Centroid images (one per input set)",
+                          "metrics": CENTROID_TABLE_METRICS,
+                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(carms), ks, None,
+                                                "priors_centroid", label)})
+    sec["tables"].append({"name": "priors_centroid_paths", "title": "Images on the paths from the centroid to the "
+                          "inputs", "metrics": PATH_TABLE_METRICS,
+                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(carms), ks, None,
+                                                "priors_centroid_paths", label)})
+
+    # paired differences over the same paths / input sets
+    found = {"interpolation": (items, feats), "centroid": (citems, cfeats)}
+    paired = [r for exp, comps in COMPARISONS.items() for a, b in comps
+              for r in paired_rows(runner, exp, *found[exp], a, b, PAIRED_METRICS[exp], tag="priors")]
+    sec["tables"].append({"name": "priors_paired", "title": "Paired differences (a − b) over the same paths / input "
+                          "sets", "kind": "paired", "metrics": ["diff"], "rows": paired})
+    sec["items"] = {"interpolation": items, "centroid": citems}
+    sec["notes"].append("Paired: bootstrap 95% CIs of the per-item difference (item = endpoint pair or input set; "
+                        f"FID-style and KID resample items jointly); no verdict below {MIN_PAIRED_ITEMS} items.")
+    sec["_examples"] = path_examples(scored, paths, iarms, T)
+    return sec

@@ -1,0 +1,253 @@
+"""Run folders shared by the command line and the browser explorer: the frame commands' writer (seed files ->
+rendered frames with their metadata -> each command's own summary outputs) and the norms diagnosis. The
+interfaces turn their inputs into the recorded parameters and call these.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from .. import outputs
+from ..backends.sampling import check_scheduler
+from ..conditions import condition_from_record
+from ..geometry import ChiPrior, load_prior, norm_report
+from ..seeds import describe_seed, load_seeds
+from .frames import FramePlan, render_batches
+from .provenance import frame_text, model_record
+
+NORMS_COMMAND = "norms"
+KS_ALPHA = 0.01  # entries failing a KS test against N(0, 1) at this level are flagged
+
+
+def run_parameters(model, ref: str, condition_record: dict, steps: int | None, guidance: float | None,
+                   dtype: str, batch_size: int, scheduler: str | None = None) -> dict:
+    """The parameters every generating run records (None: the model's default steps, guidance, sampler)."""
+    return {
+        "model": model_record(model, ref),
+        "condition": condition_record,
+        "steps": int(steps or model.default_steps),
+        "guidance": float(model.default_guidance if guidance is None else guidance),
+        "dtype": dtype,
+        "batch_size": int(batch_size),
+        "scheduler": check_scheduler(scheduler, model.prediction_type, model.name),
+    }
+
+
+def prior_record(prior, model) -> dict:
+    """``{"prior": record}`` for a prior other than the default chi (a name, file or prior object; absent
+    otherwise, so that records made before priors existed stay valid)."""
+    if prior in (None, "chi"):
+        return {}
+    return {"prior": load_prior(prior, math.prod(model.seed_shape)).to_record()}
+
+
+def check_methods(names, allowed, what="method") -> list[str]:
+    """Method names from a list, each one of ``allowed`` and none twice."""
+    names = [m.strip() for m in names if m.strip()]
+    if not names:
+        raise ValueError(f"no {what} given")
+    for m in names:
+        if m not in allowed:
+            raise ValueError(f"unknown {what} {m!r}; choose from {', '.join(allowed)}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"duplicate {what} in {','.join(names)}")
+    return names
+
+
+
+class Summary(NamedTuple):
+    """What a command's ``finish`` returns: the grid image (PIL) and the line printed at the end."""
+
+    grid: object
+    text: str
+
+
+def write_frame_run(folder: Path, record: outputs.RunRecord, command: str, params: dict, model, plan: FramePlan,
+                    progress: bool = False,
+                    on_frames: Callable[[int], None] | None = None) -> tuple[np.ndarray, Summary]:
+    """Fill an open run folder: the plan's seed files, every frame (:func:`render_plan`), then the command's
+    finisher (``FINISHERS[command](folder, record, params, plan, images (N, H, W, C) uint8, model) -> Summary``)
+    writes what else the command writes and returns the grid, saved as grid.png; run.json follows every step and
+    ends completed (interrupted or failed on an error). Returns (images, summary)."""
+    with record.guard():
+        for name, (tensors, meta) in plan.seed_files.items():
+            outputs.save_seeds(folder / name, tensors, meta)
+            record.add_file(folder / name)
+        images = render_plan(command, model, params, plan, folder, record, progress, on_frames)
+        summary = FINISHERS[command](folder, record, params, plan, images, model)
+        save_grid_png(folder, record, command, params, summary.grid)
+    return images, summary
+
+
+def save_grid_png(folder: Path, record: outputs.RunRecord, command: str, params: dict, grid) -> None:
+    """grid.png with the run's parameters as its metadata."""
+    outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(
+        {"command": command, "params": params}))
+    record.add_file(folder / "grid.png")
+
+
+def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path, record: outputs.RunRecord,
+                progress: bool = False, on_frames: Callable[[int], None] | None = None) -> np.ndarray:
+    """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
+    batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
+    back from their PNGs instead (a batch renders the same pixels whenever it is rendered). ``progress`` shows
+    progress bars; ``on_frames(k)`` is called as each batch of k frames is done."""
+    plan.attach_batches(params["batch_size"])
+    out: list = [None] * plan.seeds.shape[0]
+    finished = record.finished_frames()
+
+    def done(start, stop):
+        if not all(i in finished for i in range(start, stop)):
+            return False
+        for i in range(start, stop):
+            out[i] = outputs.read_png_pixels(folder / plan.frames[i]["file"])
+        return True
+
+    def on_batch(start, stop, images):
+        images = outputs.to_uint8(images)
+        for k, image in enumerate(images):
+            frame = plan.frames[start + k]
+            outputs.save_png(folder / frame["file"], image, frame_text(command, params, frame, images.shape[1:3]))
+            out[start + k] = image
+        record.add_frames([dict(plan.frames[i]) for i in range(start, stop)])
+
+    with tqdm(total=plan.seeds.shape[0], desc="frames", unit="frame", disable=not progress, file=sys.stderr) as bar:
+        def advanced(k: int) -> None:
+            bar.update(k)
+            if on_frames is not None:
+                on_frames(k)
+
+        render_batches(model, plan, params["steps"], params["guidance"], params["batch_size"], on_batch, done,
+                       progress=progress, on_progress=advanced, scheduler=params.get("scheduler"))
+    return np.stack(out)
+
+
+
+def finish_interpolate(folder, record, params, plan, images, model) -> Summary:
+    """One grid row per method."""
+    methods, n = params["methods"], params["frames"]
+    grid = outputs.make_grid([list(images[r * n:(r + 1) * n]) for r in range(len(methods))], methods,
+                             [f"t={j / (n - 1):.2f}" for j in range(n)])
+    return Summary(grid, f"grid.png, {len(images)} frames, seeds.safetensors, run.json")
+
+
+
+def finish_centroid(folder, record, params, plan, images, model) -> Summary:
+    """One grid row per input: the path from the centroid to it, then the input image itself."""
+    entries = plan.record["inputs"]
+    k, n = len(entries), params["frames"]
+    rows = [list(images[1 + i * n: 1 + (i + 1) * n]) for i in range(k)]
+    image_entries = [i for i, e in enumerate(entries) if "image" in e]
+    if image_entries:
+        originals = outputs.to_uint8(model.load_images([entries[i]["image"] for i in image_entries]))
+        for row, original in zip(image_entries, originals):
+            rows[row].append(original)
+    cols = ["centroid"] + [f"t={j / (n - 1):.2f}" for j in range(1, n - 1)] + ["input"] + \
+        (["image"] if image_entries else [])
+    grid = outputs.make_grid(rows, [describe_seed(e) for e in entries], cols)
+    return Summary(grid, f"centroid.png, {k} paths of {n} frames, grid.png, seeds, run.json")
+
+
+
+def finish_travel(folder, record, params, plan, images, model) -> Summary:
+    """The MP4 / GIF (upscaled, padded to even sizes for yuv420p) and a grid with one row per segment."""
+    rows, current = [], None
+    for frame, image in zip(plan.frames, images):
+        if frame["segment"] != current:
+            rows.append([])
+            current = frame["segment"]
+        rows[-1].append(image)
+    video_opts = params["video"]
+    factor = video_opts["upscale"] or outputs.auto_upscale(min(images.shape[1:3]), 256)
+    video = outputs.upscale(images, factor)
+    if video.shape[1] % 2 or video.shape[2] % 2:  # yuv420p needs even sizes
+        video = np.pad(video, ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0)), mode="edge")
+    formats, fps = video_opts["formats"], video_opts["fps"]
+    for fmt in formats:
+        path = folder / f"travel.{fmt}"
+        (outputs.save_mp4 if fmt == "mp4" else outputs.save_gif)(path, video, fps)
+        record.add_file(path)
+    record["video"] = {"fps": fps, "upscale": factor, "size": [int(video.shape[2]), int(video.shape[1])],
+                       "duration_s": math.ceil(1000 * len(images) / fps) / 1000}
+    grid = outputs.make_grid(rows, [f"segment {s}" for s in range(len(rows))])
+    videos = ", ".join(f"travel.{f}" for f in formats) or "no video"
+    return Summary(grid, f"{len(images)} frames, {videos}, grid.png, seeds.safetensors, run.json")
+
+
+
+FINISHERS = {"interpolate": finish_interpolate, "centroid": finish_centroid, "travel": finish_travel}
+
+
+def write_norms_run(params: dict, model, out=None, base="outputs", progress: bool = False) -> tuple[Path, dict]:
+    """Diagnose the seeds of ``params`` (as run.json records them: model, condition, steps, seeds, typical,
+    dtype, batch_size) and write the run folder (``out``, or the next ``<base>/norms-NNNNN``): norms.json,
+    norms.png, seeds.safetensors, run.json. Returns (folder, the norms.json summary). The command line and
+    ``seedspace ui`` share it."""
+    typical = params["typical"]
+    seeds, entries = load_seeds(params["seeds"], model, condition_from_record(params["condition"]),
+                                params["steps"], progress=progress)
+    reports = norm_report(seeds, typical_prob=typical)
+    d = int(np.prod(model.seed_shape))
+    prior = ChiPrior(d)
+    rows = []
+    for entry, r in zip(entries, reports):
+        flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
+        rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
+
+    with outputs.new_run_dir(NORMS_COMMAND, out, base) as folder:
+        record = outputs.RunRecord(folder, NORMS_COMMAND, params, model=params["model"])
+    with record.guard():
+        lo, hi = prior.typical_interval(typical)
+        summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,
+                                                           "typical_interval": [lo, hi], "typical_prob": typical},
+                   "ks_alpha": KS_ALPHA, "seeds": rows,
+                   "flagged": [r["seed"] for r in rows if r["flags"]]}
+        outputs.write_json(folder / "norms.json", summary)
+        ratios = np.array([r["norm_ratio"] for r in rows])
+        plot_norms(folder / "norms.png", ratios, d, typical, np.array([bool(r["flags"]) for r in rows]))
+        outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
+                           {"command": NORMS_COMMAND, "model": params["model"]["id"]})
+        for name in ("norms.json", "norms.png", "seeds.safetensors"):
+            record.add_file(folder / name)
+        record["flagged"] = summary["flagged"]
+    return folder, summary
+
+
+def plot_norms(path: Path, ratios: np.ndarray, d: int, prob: float, flagged: np.ndarray) -> None:
+    """norms.png: a histogram of |x| / sqrt(d) against the chi(d) density, its typical interval shaded."""
+    import matplotlib  # lazy: plotting is heavy to import and only this command's last step needs it
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    prior = ChiPrior(d)
+    lo, hi = prior.typical_interval(prob)
+    lo, hi = lo / math.sqrt(d), hi / math.sqrt(d)
+    span = max(hi - lo, 1e-3)
+    x_min = max(0.0, min(lo - span, float(ratios.min()) - 0.1 * span))
+    x_max = max(hi + span, float(ratios.max()) + 0.1 * span)
+    x = np.linspace(x_min, x_max, 600)
+    density = np.exp(prior.log_prob(x * math.sqrt(d))) * math.sqrt(d)  # density of |x| / sqrt(d)
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    ax.axvspan(lo, hi, color="tab:green", alpha=0.12, label=f"typical ({100 * prob:g}%)")
+    bins = np.linspace(x_min, x_max, max(10, min(60, 4 * int(math.sqrt(len(ratios))) + 10)))
+    ax.hist(ratios, bins=bins, density=True, color="tab:blue", alpha=0.6, label=f"seeds (n={len(ratios)})")
+    ax.plot(x, density, color="black", lw=1.5, label=f"chi({d}) density")
+    if len(ratios) <= 50:
+        ax.plot(ratios, np.zeros_like(ratios), "|", color="tab:blue", ms=14)
+    if flagged.any():
+        ax.plot(ratios[flagged], np.zeros(int(flagged.sum())), "x", color="tab:red", ms=9, label="flagged")
+    ax.set_xlabel("|x| / sqrt(d)")
+    ax.set_ylabel("density")
+    ax.set_title(f"seed norms against the chi({d}) prior")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    with outputs.atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", metadata={"Software": None})
+    plt.close(fig)
