@@ -48,6 +48,8 @@ DEFAULT_ROUNDS = 3
 _SCALES = (1.0, 0.5, 0.2, 0.05)
 #: grids whose largest piece of the monitor exceeds this multiple of the mean piece are adapted
 _UNEVEN = 3.0
+#: adapted grids still this uneven are adapted again (a looser test: a second round mostly gains ~1e-5 relative)
+_STILL_UNEVEN = 6.0
 #: share of the monitor given to the turning angle (the rest to (u, theta)-arc length)
 _TURN_SHARE = 0.5
 #: curves turning less than this in total (radians) are adapted by arc length alone
@@ -336,9 +338,7 @@ def detour_energy(u0, um, phi, prior: NormPrior) -> np.ndarray:
 
 def _solve_from(u0, um, phi, prior: NormPrior, tau, u_init, rounds: int) -> PlanarSolution:
     sol = newton(u0, um, phi, prior, tau, u_init)
-    mon = grid_monitor(sol.u, sol.tau, phi)
-    uneven = mon.max(axis=1) > _UNEVEN * mon.mean(axis=1)  # otherwise adapting the grid changes little
-    rows = np.flatnonzero((phi > PARALLEL_ANGLE) & uneven)
+    rows = np.flatnonzero((phi > PARALLEL_ANGLE) & _uneven(sol, _UNEVEN))
     for _ in range(rounds):
         if rows.size == 0:
             break
@@ -347,8 +347,15 @@ def _solve_from(u0, um, phi, prior: NormPrior, tau, u_init, rounds: int) -> Plan
         new = newton(u0[rows], um[rows], phi[rows], prior, new_tau, new_u)
         gain = part.energy - new.energy
         _put(sol, rows, _pick(gain > 0, new, part))
-        rows = rows[gain > 1e-6 * part.energy]  # rows whose grid still matters
+        rows = rows[(gain > 1e-6 * part.energy) & _uneven(new, _STILL_UNEVEN)]  # rows whose grid still matters
     return sol
+
+
+def _uneven(sol: PlanarSolution, ratio: float) -> np.ndarray:
+    """Rows whose largest piece of :func:`grid_monitor` exceeds ``ratio`` times the mean (otherwise adapting the grid
+    changes little)."""
+    mon = grid_monitor(sol.u, sol.tau, sol.phi)
+    return mon.max(axis=1) > ratio * mon.mean(axis=1)
 
 
 def take(sol: PlanarSolution, rows: np.ndarray) -> PlanarSolution:
