@@ -2,7 +2,8 @@
 
     python benchmarks/bench_geometry.py            # full run (the published optimisation takes minutes)
     python benchmarks/bench_geometry.py --quick    # skip the reference (published) method
-    python benchmarks/bench_geometry.py --only blend   # one section (interpolation, centroid, blend, batched)
+    python benchmarks/bench_geometry.py --only blend   # one section (interpolation, centroid, blend, batched, priors,
+                                                   # table, pairwise)
 
 Prints Markdown tables.  Energies are the true line integrals ``int w(|x|) ds`` of the returned
 polylines (``path_energy``), so all methods are compared on the same footing; lower is better.

@@ -19,6 +19,7 @@ PAIRWISE_METHODS = ("auto", "exact", "table")
 #: with method="auto", matrices with more pairs than this use the table (its build costs ~10^4 exact solves)
 TABLE_MIN_PAIRS = 40_000
 _SOLVE_CHUNK = 8192
+_NORM_ROWS = 1024
 
 
 def nao_distances(norm_a: np.ndarray, norm_b: np.ndarray, phi: np.ndarray, dim: int, grid: int = planar.DEFAULT_GRID,
@@ -76,7 +77,10 @@ def _flat_pair_input(X, Y):
 
 
 def _norms(F: torch.Tensor, name: str) -> torch.Tensor:
-    n = torch.linalg.vector_norm(F.to(torch.float64), dim=1)
+    """float64 norms of the rows, a block of rows at a time (no float64 copy of a whole float32 matrix)."""
+    n = torch.empty(F.shape[0], dtype=torch.float64, device=F.device)
+    for s in range(0, F.shape[0], _NORM_ROWS):
+        n[s:s + _NORM_ROWS] = torch.linalg.vector_norm(F[s:s + _NORM_ROWS].to(torch.float64), dim=1)
     check_norms(n, name)
     return n
 
