@@ -2,7 +2,8 @@
 
     python benchmarks/bench_geometry.py            # full run (the published optimisation takes minutes)
     python benchmarks/bench_geometry.py --quick    # skip the reference (published) method
-    python benchmarks/bench_geometry.py --only blend   # one section (interpolation, centroid, blend, batched)
+    python benchmarks/bench_geometry.py --only blend   # one section (interpolation, centroid, blend, batched, priors,
+                                                   # table, pairwise)
 
 Prints Markdown tables.  Energies are the true line integrals ``int w(|x|) ds`` of the returned
 polylines (``path_energy``), so all methods are compared on the same footing; lower is better.
@@ -18,13 +19,14 @@ import platform
 import statistics
 import time
 
+import numpy as np
 import torch
 
 from seedspace.geometry import (ChiPrior, NormPrior, blend, centroid, centroid_objective, distance, interpolate,
                                 path_energy)
 
 
-SECTIONS = ("interpolation", "centroid", "blend", "batched", "priors", "pairwise")
+SECTIONS = ("interpolation", "centroid", "blend", "batched", "priors", "table", "pairwise")
 
 
 def timed(fn, repeats: int):
@@ -80,6 +82,8 @@ def main() -> None:
         batched_section(args, gen)
     if "priors" in args.only:
         priors_section(args)
+    if "table" in args.only:
+        table_section(args)
     if "pairwise" in args.only:
         pairwise_section(args)
 
@@ -152,14 +156,15 @@ def batched_section(args, gen) -> None:
 
 
 def pairwise_section(args) -> None:
-    """A --matrix x --matrix NAO distance matrix (tabulated; the table's build timed apart) against torch.cdist of
-    the same float32 seeds, and the largest relative error over 300 pairs against the exact solver."""
+    """A --matrix x --matrix NAO distance matrix (tabulated) against torch.cdist of the same float32 seeds: the first
+    call builds the table (cached per prior and range), the second reuses it; and the largest relative error over
+    300 pairs against the exact solver."""
     from seedspace.geometry import pairwise_distances
 
     n, d = args.matrix, args.d
     gen = torch.Generator().manual_seed(3)
     X, Y = torch.randn(n, d, generator=gen), torch.randn(n, d, generator=gen)
-    build, _ = timed(lambda: pairwise_distances(X[:64], Y[:64], method="table"), 1)  # builds and caches the table
+    first = timed(lambda: pairwise_distances(X, Y, method="table"), 1)[0]  # its matrix is dropped at once
     nao, D = timed(lambda: pairwise_distances(X, Y, method="table"), 1)
     euclid, _ = timed(lambda: torch.cdist(X, Y), 1)
     idx = torch.randint(0, n, (300, 2), generator=gen)
@@ -168,10 +173,61 @@ def pairwise_section(args) -> None:
     print(f"\n### NAO distance matrix {n} x {n}, d = {d} (float32 seeds)\n")
     print("| what | time (s) | / cdist |")
     print("|---|---:|---:|")
-    print(f"| table build (once per prior and range) | {build:.2f} | |")
-    print(f"| NAO, tabulated | {nao:.2f} | {nao / euclid:.2f} |")
+    print(f"| NAO, tabulated, first call (builds the table) | {first:.2f} | {first / euclid:.2f} |")
+    print(f"| NAO, tabulated, table cached | {nao:.2f} | {nao / euclid:.2f} |")
     print(f"| torch.cdist (Euclidean) | {euclid:.2f} | 1.00 |")
     print(f"\nlargest relative error against the exact solver (300 random pairs): {err:.1e}")
+
+
+def table_section(args) -> None:
+    """The tabulated NAO distance (DistanceTable) against the exact solver, per prior, norm range and angles: the
+    table's own check (256 points) and 300 fresh uniform points of its box; the build's CPU time."""
+    from seedspace.geometry import planar
+    from seedspace.geometry.distance_table import DistanceTable, table_for
+
+    def seeds_box(prior, n):  # the box pairwise_distances takes for n N(0, I) seeds: their norms and sampled angles
+        gen = torch.Generator().manual_seed(4)
+        X = torch.randn(n, prior.d, generator=gen, dtype=torch.float64)
+        norms = X.norm(dim=1)
+        cos = (X[:64] @ X.T) / norms[:64, None] / norms[None, :]
+        phi = torch.arccos(cos.clamp(-1, 1))
+        phi = phi[phi > 1e-3]
+        table = table_for(prior, norms.numpy(), planar.DEFAULT_GRID, (float(phi.min()) * 0.9, float(phi.max()) * 1.1))
+        return table, f"norms of {n} N(0, I) seeds ({float(norms.min()):.1f}-{float(norms.max()):.1f})"
+
+    def sigmas(prior, k):
+        return prior.mean - k * prior.std, prior.mean + k * prior.std
+
+    chi, root = ChiPrior(16384), math.sqrt(16384)
+    rows = [(ChiPrior(d), "mean +- 5 std", sigmas(ChiPrior(d), 5), (0.3, math.pi / 2 + 0.3)) for d in (1024, 4096, 16384)]
+    rows += [(chi, "mean +- 5 std", sigmas(chi, 5), (0.1, math.pi)),
+             (chi, "0.85-1.1 sqrt(d)", (0.85 * root, 1.1 * root), (0.4, 1.8)),
+             (ChiPrior(784), "0.8-1.2 sqrt(d)", (0.8 * 28, 1.2 * 28), (0.4, 1.8)),
+             (ChiPrior(784, 1.5, 196.0), "0.8-1.2 sqrt(d)", (0.8 * 28, 1.2 * 28), (0.4, 1.8)),
+             (ChiPrior(16384, 1.5, 4096.0), "0.85-1.1 sqrt(d)", (0.85 * root, 1.1 * root), (0.4, 1.8)),
+             (ChiPrior(64), "mode +- 5%", (ChiPrior(64).mode * 0.95, ChiPrior(64).mode * 1.05), (0.4, 2.0)),
+             (chi, None, None, None)]
+    print("\n### Tabulated NAO distances against the exact solver\n")
+    print("| prior | norms | angles | envelope | nodes (u x u x phi) | build CPU (s) | checked | fresh max | fresh median |")
+    print("|---|---|---|---|---|---:|---:|---:|---:|")
+    rng = np.random.default_rng(5)
+    for prior, what, radii, phis in rows:
+        start = time.process_time()
+        if what is None:
+            table, what = seeds_box(prior, 2000)
+            phis = (table.phi_lo, table.phi_hi)
+        else:
+            what = f"{what} ({radii[0]:.1f}-{radii[1]:.1f})"
+            table = DistanceTable(prior, math.log(radii[0]), math.log(radii[1]), planar.DEFAULT_GRID, *phis)
+        build = time.process_time() - start
+        ua, ub = rng.uniform(table.u_lo, table.u_hi, (2, 300))
+        phi = rng.uniform(table.phi_lo, table.phi_hi, 300)
+        exact = planar.solve(ua, ub, phi, prior).energy
+        got = table.evaluate(*(torch.from_numpy(v) for v in (ua, ub, phi))).numpy()
+        err = np.abs(got - exact) / exact
+        n_u, _, n_phi = table.coef.shape
+        print(f"| {prior!r} | {what} | {phis[0]:.2f}-{phis[1]:.2f} | {table.envelope} | {n_u} x {n_u} x {n_phi} | "
+              f"{build:.1f} | {table.error:.1e} | {err.max():.1e} | {np.median(err):.1e} |")
 
 
 class TabulatedChi(ChiPrior):
