@@ -96,6 +96,71 @@ def test_centroid_strategy_refuses_more_images_than_distinct_subsets():
         make_plan(fake_classes(3), AugmentSettings(per_class=5, strategy="centroid"))
 
 
+def two_groups(d: int = 64, per_group: int = 4, seed: int = 0):
+    """Inversions in two well-separated groups (around two orthogonal directions, norms ~ chi(d)), interleaved:
+    reference i is in group truth[i]."""
+    gen = torch.Generator().manual_seed(seed)
+    centres = torch.linalg.qr(torch.randn(d, 2, generator=gen, dtype=torch.float64))[0].T * d ** 0.5
+    truth = np.array([0, 1] * per_group)
+    X = centres[truth] + 0.3 * torch.randn(len(truth), d, generator=gen, dtype=torch.float64)
+    return X.float().reshape(len(truth), 1, 8, 8), truth
+
+
+def test_clusters_strategy_finds_planted_groups_and_takes_them_round_robin():
+    inversions, truth = two_groups()
+    settings = AugmentSettings(per_class=14, strategy="clusters", clusters=2, seed=4, shard_size=5)
+    plan = make_plan([references.ClassReferences("c", "c", inversions)], settings, {"c": inversions})
+    recipe = plan.classes[0].recipe
+    assert recipe["labels"] == tuple(truth)  # clusters numbered by their smallest member: reference 0's is 0
+    assert recipe["cluster"].tolist() == [0, 1] * 7
+    seeds = strategies.seeds_from_recipe("clusters", recipe, inversions, (1, 8, 8), "nao", "nao")
+    centres = [ss.centroid(inversions[truth == j].double(), method="nao") for j in (0, 1)]
+    for i in range(14):
+        p = strategies.provenance("clusters", recipe, i, "nao", "nao", 0)
+        j = p["cluster"]
+        assert p["members"] == np.flatnonzero(truth == j).tolist() and p["clusters"] == 2
+        assert set(p["references"]) <= set(p["members"]) and len(p["references"]) >= 2
+        expected = ss.centroid(inversions[p["references"]].double(), method="nao")
+        assert torch.allclose(seeds[i].double(), expected.float().double(), atol=1e-6)
+        near, far = (ss.distance(seeds[i].double(), centres[c]) for c in (j, 1 - j))
+        assert near < 0.5 * far  # a seed lies near its own cluster's centroid
+    assert all(torch.allclose(seeds[j].double(), centres[j].float().double(), atol=1e-6) for j in (0, 1))
+    assert len({tuple(s.flatten().tolist()) for s in seeds}) == 14
+    again = make_plan([references.ClassReferences("c", "c", inversions)], settings, {"c": inversions})
+    assert all(np.array_equal(v, again.classes[0].recipe[k]) for k, v in recipe.items())
+
+
+def test_clusters_strategy_capacity_singletons_and_one_cluster():
+    inversions, _ = two_groups(per_group=2)  # 4 references
+    one = references.ClassReferences("c", "c", inversions)
+    # M = 1 is the centroid strategy's recipe (the same stream), without clustering
+    single = make_plan([one], AugmentSettings(per_class=6, strategy="clusters", clusters=1, seed=2), {"c": inversions})
+    centroid = make_plan([one], AugmentSettings(per_class=6, strategy="centroid", seed=2))
+    assert np.array_equal(single.classes[0].recipe["subset"], centroid.classes[0].recipe["subset"])
+    # two clusters of 2: one centroid each, so at most 2 images
+    with pytest.raises(ValueError, match="class 'c': .*at most 2 distinct seeds from clusters of 2, 2 references"):
+        make_plan([one], AugmentSettings(per_class=3, strategy="clusters", clusters=2), {"c": inversions})
+    # M = k: every reference a singleton, whose seed is its inversion itself (capacity 1 each)
+    plan = make_plan([one], AugmentSettings(per_class=4, strategy="clusters", clusters=4), {"c": inversions})
+    recipe = plan.classes[0].recipe
+    seeds = strategies.seeds_from_recipe("clusters", recipe, inversions, (1, 8, 8), "nao", "nao")
+    assert recipe["labels"] == (0, 1, 2, 3) and torch.equal(seeds, inversions)
+    p = strategies.provenance("clusters", recipe, 2, "nao", "nao", 0)
+    assert p == {"centroid": None, "references": [2], "cluster": 2, "clusters": 4, "members": [2]}
+    with pytest.raises(ValueError, match=r"at most 4 distinct seeds from 4 references in 4 clusters"):
+        make_plan([one], AugmentSettings(per_class=5, strategy="clusters", clusters=4), {"c": inversions})
+    with pytest.raises(ValueError, match=r"class 'c': .*1 <= clusters <= the number of references \(4\), got 5"):
+        make_plan([one], AugmentSettings(per_class=2, strategy="clusters", clusters=5), {"c": inversions})
+    with pytest.raises(ValueError, match="clusters must be a positive integer"):
+        AugmentSettings(per_class=2, strategy="clusters", clusters=0)
+    with pytest.raises(ValueError, match="applies to the clusters strategy only"):
+        AugmentSettings(per_class=2, strategy="centroid", clusters=2)
+    with pytest.raises(ValueError, match="plans from the references' inversions"):
+        make_plan([one], AugmentSettings(per_class=2, strategy="clusters"))
+    assert [strategies.default_clusters(k) for k in (2, 3, 4, 6, 10)] == [1, 1, 2, 3, 3]
+    assert strategies.max_distinct("clusters", 10, 3) == 2 ** 8 - 8 - 1 + 2
+
+
 # -- the local executor ---------------------------------------------------------------------------------------
 def test_local_run_writes_an_image_folder_with_manifest(tiny_testbed_dir, refs_dir, tmp_path):
     result = run(tiny_testbed_dir, refs_dir, tmp_path / "out")
@@ -125,8 +190,12 @@ def test_every_strategy_makes_distinct_images(tiny_testbed_dir, refs_dir, tmp_pa
         assert entries[0]["seed"]["seedselect_steps"] == 1 and entries[0]["seed"]["init"]["to"] in range(3)
 
 
-def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_path):
-    first = run(tiny_testbed_dir, refs_dir, tmp_path / "a")
+CLUSTERS_RUN = {"strategy": "clusters", "clusters": 2, "per_class": 2, "shard_size": 1}  # k = 3: clusters of 2 and 1
+
+
+@pytest.mark.parametrize("options", [{}, CLUSTERS_RUN])
+def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_path, options):
+    first = run(tiny_testbed_dir, refs_dir, tmp_path / "a", **options)
     other = tmp_path / "b"
     shutil.copytree(first.out, other)
     for name in CLASSES:
@@ -134,7 +203,8 @@ def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_
     (other / "manifest.jsonl").unlink()
     model = ss.load_model(str(tiny_testbed_dir))
     settings = first.settings
-    plan = make_plan(references.resolve_classes(model, refs_dir, "class", 2), settings)
+    inversions = references.load_references(first.out / references.REFERENCES_FILE)[1]
+    plan = make_plan(references.resolve_classes(model, refs_dir, "class", 2), settings, inversions)
     executors.LocalExecutor(model).run(plan, other, plan.shards[::-1], str(tiny_testbed_dir), lambda n: None)
     writing.assemble_manifest(other, plan)
     assert data_files(other) == data_files(first.out)
@@ -168,6 +238,40 @@ def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs
     assert again.shards_run == 1 and data_files(out) == data_files(full.out)
 
 
+def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversions(tiny_testbed_dir, refs_dir,
+                                                                                  tmp_path, monkeypatch):
+    """The clusters are found from the inversions before anything is written; the manifest names each image's
+    cluster and members (the clustering of the stored inversions); a resumed run plans from the stored inversions
+    and gives the same bytes."""
+    full = run(tiny_testbed_dir, refs_dir, tmp_path / "full", **CLUSTERS_RUN)
+    entries = full.entries()
+    _, inversions = references.load_references(full.out / references.REFERENCES_FILE)
+    for position, name in enumerate(CLASSES):
+        labels = strategies.cluster_labels(inversions[name], 2, None, strategies.cluster_seed(0, position))
+        seeds = [e["seed"] for e in entries if e["class"] == name]
+        assert [s["cluster"] for s in seeds] == [0, 1] and all(s["clusters"] == 2 for s in seeds)
+        for s in seeds:
+            assert s["members"] == np.flatnonzero(labels == s["cluster"]).tolist()
+            assert s["references"] == s["members"] and s["centroid"] == ("nao" if len(s["members"]) > 1 else None)
+    assert json.loads((full.out / "run.json").read_text())["parameters"]["settings"]["clusters"] == 2
+
+    out, calls, original = tmp_path / "partial", [], executors.ShardRunner.run
+
+    def interrupted(self, work):  # Ctrl-C while the third shard runs
+        calls.append(work.shard)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, work)
+
+    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(tiny_testbed_dir, refs_dir, out, **CLUSTERS_RUN)
+    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    monkeypatch.setattr(references, "invert_classes", None)  # resuming must not invert again
+    resumed = run(tiny_testbed_dir, refs_dir, out, resume=True, **CLUSTERS_RUN)
+    assert resumed.shards_run == 4 and data_files(out) == data_files(full.out)
+
+
 # -- Ray ------------------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def ray_cluster():
@@ -177,12 +281,13 @@ def ray_cluster():
     ray.shutdown()
 
 
+@pytest.mark.parametrize("options", [{"per_class": 3}, CLUSTERS_RUN])
 def test_ray_output_is_byte_identical_and_a_killed_workers_shard_is_redone(tiny_testbed_dir, refs_dir, tmp_path,
-                                                                          ray_cluster):
-    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local", per_class=3)
+                                                                          ray_cluster, options):
+    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local", **options)
     marker = tmp_path / "crashed"  # the first shard's worker exits the process; Ray restarts it and retries
-    result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", per_class=3, executor="ray", workers=2,
-                 ray_options={"runtime_env": {"env_vars": {executors.CRASH_MARKER_ENV: str(marker)}}})
+    result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", executor="ray", workers=2,
+                 ray_options={"runtime_env": {"env_vars": {executors.CRASH_MARKER_ENV: str(marker)}}}, **options)
     assert marker.exists() and result.shards_run == 6
     assert data_files(result.out) == data_files(local.out)
     assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
@@ -256,6 +361,10 @@ def test_prior_moves_nao_seeds_only_and_is_recorded(tiny_testbed_dir, refs_dir, 
     ("normalized paths", ["--method", "normalized"], "centroid only"),
     ("unknown class", [], "not a class of"),
     ("unknown prior", ["--prior", "gaussian"], "unknown prior"),
+    ("more clusters than references", ["--strategy", "clusters", "--clusters", "3"],
+     "1 <= clusters <= the number of references (2), got 3"),
+    ("zero clusters", ["--strategy", "clusters", "--clusters", "0"], "clusters must be a positive integer"),
+    ("clusters without the strategy", ["--clusters", "2"], "applies to the clusters strategy only"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_path, capsys, case, extra, message):
     counts = {"class0": 2, "class1": 2}

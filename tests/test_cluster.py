@@ -73,3 +73,13 @@ def test_cluster_is_deterministic_and_checks_k():
     for k in (0, X.shape[0] + 1, 2.5):
         with pytest.raises(ValueError, match="k must be an integer from 1"):
             ss.cluster(X, k)
+
+
+def test_singleton_clusters_have_a_nao_centroid():
+    """The NAO centroid of one seed (equal lower and upper bounds of every start, rounded apart) is defined: a
+    point on its ray, and k-means with a singleton cluster runs (seed 0 below made one and crashed)."""
+    X = torch.randn(10, 1, 32, 32, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    c = ss.centroid(X[:1], "nao")
+    assert torch.nn.functional.cosine_similarity(c.flatten(), X[0].flatten(), dim=0) > 1 - 1e-9
+    res = ss.cluster(X, 3, "nao", seed=0)
+    assert sorted(np.bincount(res.labels, minlength=3) > 0) == [True] * 3

@@ -18,7 +18,8 @@ def register(subparsers, formatter_class) -> None:
         description="From k reference images per class, generate N images per class and write an ImageFolder data "
                     "set OUT/<class>/<class>_<index>.png with manifest.jsonl (one line per image: class, strategy, "
                     "method, sampler, steps, guidance and where its seed came from) and run.json. Strategies: random "
-                    "(random seeds), centroid (centroids of subsets of the references' DDIM inversions), paths "
+                    "(random seeds), centroid (centroids of subsets of the references' DDIM inversions), clusters "
+                    "(the inversions split into --clusters NAO clusters, centroids of subsets within each), paths "
                     "(points on the geodesics between their centroid and the inversions and between inversions, t "
                     "by a Sobol sequence), seedselect (paths refined by a few SeedSelect steps); --method picks the "
                     "geometry. The plan is fixed by the inputs and --seed: the bytes do not depend on the executor, "
@@ -39,6 +40,8 @@ def register(subparsers, formatter_class) -> None:
                    help="generate with the class (folder names are the model's classes or prompts) or unconditionally "
                         "(the class given only by the references)")
     g.add_argument("--seed", type=int, default=0, help="the integer every random choice of the plan derives from")
+    g.add_argument("--clusters", type=int, default=None, metavar="M",
+                   help="clusters of --strategy clusters, 1 <= M <= references per class (default: min(3, k // 2))")
     g.add_argument("--seedselect-steps", type=int, default=3, help="SeedSelect steps of --strategy seedselect")
     common.add_prior_option(g)
     g.add_argument("--resume", action="store_true", help="continue the run in --out, keeping its finished shards")
@@ -71,7 +74,7 @@ def run(args) -> int:
         per_class=args.per_class, strategy=args.strategy, method=args.method, condition=args.condition, seed=args.seed,
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
-        dtype=args.dtype, prior=args.prior)
+        dtype=args.dtype, prior=args.prior, clusters=args.clusters)
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

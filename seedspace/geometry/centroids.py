@@ -169,7 +169,9 @@ def nao_coefficients(G: np.ndarray, prior: NormPrior, grid: int = planar.DEFAULT
         # skip baselines that provably cannot be best: lower bound (radial part of every path) above
         # an upper bound of another (the un-optimised log-spiral paths)
         lower, upper = obj.bounds(starts)
-        starts = starts[lower <= upper.min()]
+        keep = lower <= upper.min()
+        keep[np.argmin(upper)] = True  # lower <= upper: never drop them all (equal bounds of one seed round apart)
+        starts = starts[keep]
     return _optimise_from_best(obj, starts, line)
 
 

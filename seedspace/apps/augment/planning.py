@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Mapping, Sequence
 
 import numpy as np
+import torch
 
 from . import strategies
 from .settings import AugmentSettings
@@ -65,20 +66,28 @@ class ShardWork:
     shard: Shard
 
 
-def make_plan(classes: Sequence, settings: AugmentSettings) -> Plan:
+def make_plan(classes: Sequence, settings: AugmentSettings, inversions: Mapping[str, torch.Tensor] | None = None) -> Plan:
     """The plan for ``classes`` (objects with ``name``, ``folder``, ``condition`` and ``images`` (k, ...)).
 
     Each class draws from its own stream, ``SeedSequence(seed, spawn_key=(class position, strategy))``, so a
     class's seeds do not depend on the other classes; ValueError when a strategy cannot give ``per_class``
-    distinct seeds from a class's references.
+    distinct seeds from a class's references. The clusters strategy plans from the classes' DDIM inversions
+    (``inversions``: {folder: (k, *seed_shape)}); its clusterings draw from ``spawn_key=(class position, 3)``.
     """
+    check_capacity(classes, settings)
+    if settings.strategy in strategies.PLANNED_FROM_INVERSIONS and inversions is None:
+        raise ValueError(f"the {settings.strategy} strategy plans from the references' inversions: pass them")
     n, size = settings.per_class, settings.shard_size
     plans, shards = [], []
     for position, c in enumerate(classes):
         k = len(c.images)
         rng = strategies.class_rng(settings.seed, position, settings.strategy)
+        extra = {}
+        if settings.strategy in strategies.PLANNED_FROM_INVERSIONS:
+            extra = {"inversions": inversions.get(c.folder), "clusters": settings.clusters, "prior": settings.prior,
+                     "cluster_seed": strategies.cluster_seed(settings.seed, position)}
         try:
-            recipe = strategies.plan_recipe(settings.strategy, n, k, rng)
+            recipe = strategies.plan_recipe(settings.strategy, n, k, rng, **extra)
         except ValueError as exc:
             raise ValueError(f"class {c.name!r}: {exc}") from None
         plans.append(ClassPlan(position, c.name, c.folder, c.condition, k, recipe))
@@ -87,6 +96,16 @@ def make_plan(classes: Sequence, settings: AugmentSettings) -> Plan:
     plan = Plan(settings, plans, shards)
     check_distinct(plan)
     return plan
+
+
+def check_capacity(classes: Sequence, settings: AugmentSettings) -> None:
+    """ValueError naming the first class of which the strategy cannot give ``per_class`` distinct seeds (for the
+    clusters strategy: at best, or a bad number of clusters), before anything is inverted or written."""
+    for c in classes:
+        try:
+            strategies.check_capacity(settings.strategy, settings.per_class, len(c.images), settings.clusters)
+        except ValueError as exc:
+            raise ValueError(f"class {c.name!r}: {exc}") from None
 
 
 def check_distinct(plan: Plan) -> None:

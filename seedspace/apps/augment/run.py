@@ -17,9 +17,10 @@ from ..provenance import model_reference
 from . import references as refs
 from . import writing
 from .executors import make_executor
-from .planning import make_plan
+from .planning import check_capacity, make_plan
 from .settings import AugmentSettings
 from .shards import check_refinable
+from .strategies import PLANNED_FROM_INVERSIONS
 
 
 @dataclass
@@ -74,10 +75,12 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         resume: continue the run in ``out``: finished shards are kept; the settings, model and references must be
             the saved run's (ValueError naming the first difference).
 
-    Every seed is fixed by the plan (settings, classes, number of references): image i of a class is the same
-    bytes whatever the shard order, executor or number of workers. Seeds: random -> N(0, I) from distinct
-    integers; centroid -> c(S_i) for distinct subsets S_i of the inversions; paths -> gamma_ij(t) on the geodesics
-    between the centroid and the inversions and between inversions, t on a Sobol grid.
+    Every seed is fixed by the plan (settings, classes, number of references; for clusters also the inversions):
+    image i of a class is the same bytes whatever the shard order, executor or number of workers. Seeds: random
+    -> N(0, I) from distinct integers; centroid -> c(S_i) for distinct subsets S_i of the inversions; clusters ->
+    c(S_i) for distinct subsets S_i within each of M NAO clusters of the inversions (``clusters=M``, the clusters
+    taken round robin); paths -> gamma_ij(t) on the geodesics between the centroid and the inversions and between
+    inversions, t on a Sobol grid.
     """
     t0 = time.perf_counter()
     if settings is None:
@@ -92,7 +95,7 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
     if settings.strategy == "seedselect":
         check_refinable(loaded)
-    plan = make_plan(classes, settings)
+    check_capacity(classes, settings)
     model_id = ref or getattr(loaded, "name", type(loaded).__name__)
     parameters = {"settings": settings.to_record(),
                   "model": {"id": model_id, "name": loaded.name, "seed_shape": list(loaded.seed_shape),
@@ -100,13 +103,18 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
                   "classes": [c.record() for c in classes]}
     if resuming:
         writing.check_resumable(out, parameters)
+    references_file = out / refs.REFERENCES_FILE
+    inversions = None
+    if settings.strategy in PLANNED_FROM_INVERSIONS:  # planned from the inversions: invert before writing anything
+        inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
+                      refs.invert_classes(loaded, classes, settings.inversion_steps, progress))
+    plan = make_plan(classes, settings, inversions)
 
     record = writing.open_record(out, parameters, resuming, runner.describe())
     with record.guard():
-        references_file = out / refs.REFERENCES_FILE
         if not references_file.is_file():
-            inversions = (None if settings.strategy == "random" else
-                          refs.invert_classes(loaded, classes, settings.inversion_steps, progress))
+            if inversions is None and settings.strategy != "random":
+                inversions = refs.invert_classes(loaded, classes, settings.inversion_steps, progress)
             refs.save_references(references_file, classes, inversions)
         pending = [s for s in plan.shards if not writing.shard_finished(out, plan, s)]
         generated = sum(s.size for s in pending)

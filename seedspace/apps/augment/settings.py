@@ -9,7 +9,7 @@ from pathlib import Path
 
 from ...geometry import NormPrior, load_prior
 
-STRATEGIES = ("random", "centroid", "paths", "seedselect")
+STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
 CONDITIONS = ("class", "unconditional")
 # One --method name per geometry, as (centroid method, interpolation method) of seedspace.geometry: the centroid
 # strategy uses the first, the paths use the second for every geodesic (from the first's centroid).
@@ -20,7 +20,7 @@ METHODS = {
     "cog": ("cog", "cog"),
     "normalized": ("normalized", None),  # a centroid only: there is no "normalized" interpolation
 }
-MIN_REFERENCES = {"random": 1, "centroid": 2, "paths": 2, "seedselect": 2}
+MIN_REFERENCES = {"random": 1, "centroid": 2, "clusters": 2, "paths": 2, "seedselect": 2}
 
 
 @dataclass(frozen=True)
@@ -29,12 +29,15 @@ class AugmentSettings:
 
     - ``per_class``: images per class (N).
     - ``strategy``: ``random`` (plain sampling from random seeds), ``centroid`` (centroids of subsets of the k
-      inversions; the first image is the centroid of all k), ``paths`` (points on the geodesics centroid ->
+      inversions; the first image is the centroid of all k), ``clusters`` (the inversions split into ``clusters``
+      NAO clusters, then centroids of subsets within each cluster, the clusters taken round robin), ``paths`` (points on the geodesics centroid ->
       inversion and inversion <-> inversion, t by a scrambled Sobol sequence), ``seedselect`` (the ``paths`` seeds
       refined by ``seedselect_steps`` SeedSelect steps).
     - ``method``: the geometry, see ``METHODS`` (nao, slerp, lerp, cog; normalized for centroids only).
     - ``condition``: ``class`` (generate with the class / prompt) or ``unconditional`` (the class given only by the
       references' inversions; the model's null class or empty prompt).
+    - ``clusters``: M of the clusters strategy, 1 <= M <= k for every class (None: min(3, k // 2), at least 1);
+      only with that strategy.
     - ``seed``: the one integer all randomness of the plan derives from.
     - ``steps``, ``guidance``, ``inversion_steps``: DDIM sampling / inversion (None: the model's defaults).
     - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming);
@@ -59,6 +62,7 @@ class AugmentSettings:
     batch_size: int = 16
     dtype: str = "float32"
     prior: object = None
+    clusters: int | None = None
 
     def __post_init__(self):
         def positive(name):
@@ -86,6 +90,10 @@ class AugmentSettings:
             raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
         if self.strategy == "seedselect":
             positive("seedselect_steps")
+        if self.clusters is not None:
+            if self.strategy != "clusters":
+                raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
+            positive("clusters")
         if self.dtype not in ("float32", "float16", "bfloat16"):
             raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
         if isinstance(self.prior, NormPrior):

@@ -6,6 +6,13 @@ A recipe is a dict of per-image numpy arrays of one class (plus the scalar ``t_b
 - ``random``: ``int`` (N,) seed integers, distinct, for ``seeds_from_ints``.
 - ``centroid``: ``subset`` (N, k) bool, distinct subsets of >= 2 of the k inversions (row 0: all of them); the
   seed is ``ss.centroid`` of the inversions in the subset.
+- ``clusters``: the k inversions split into M clusters by ``ss.cluster`` in the NAO metric (with the run's prior;
+  the best of ``CLUSTER_RESTARTS`` seeded k-means++ starts), ``labels`` (a tuple, kept whole in slices) the
+  partition; ``cluster`` (N,) the image's cluster, ``subset`` (N, k) bool as for ``centroid`` but within that
+  cluster. Images go round robin over the clusters (0, 1, ..., M-1, 0, ...; a cluster whose distinct subsets are
+  used up is skipped), so images 0..M-1 are the M clusters' own centroids; within a cluster the subsets are drawn
+  as the centroid strategy draws them. A singleton cluster gives one seed, its inversion itself (a centroid of one
+  point is that point). With M = 1 the recipe is the centroid strategy's.
 - ``paths`` (and ``seedselect``, which starts from them): ``source`` (N,) (-1 = the centroid of all k, else an
   inversion), ``target`` (N,) an inversion, ``t_num`` (N,): the seed is the point at t = t_num / 2^t_bits of
   ``ss.interpolate(source, target, steps=2^t_bits + 1)``. Segments (centroid -> each inversion, then every pair
@@ -34,31 +41,115 @@ def class_rng(seed: int, class_position: int, strategy: str) -> np.random.Genera
     return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(class_position, _KEYS[strategy])))
 
 
-_KEYS = {"random": 0, "centroid": 1, "paths": 2, "seedselect": 2}  # seedselect refines the paths' seeds
+# seedselect refines the paths' seeds; clusters draws its subsets from the centroid's stream (M = 1: the same recipe)
+_KEYS = {"random": 0, "centroid": 1, "paths": 2, "seedselect": 2, "clusters": 1}
+_CLUSTER_KEY = 3  # the clusterings' own stream
+CLUSTER_RESTARTS = 4  # k-means++ starts of the clusters strategy; the lowest NAO objective wins
+PLANNED_FROM_INVERSIONS = ("clusters",)  # strategies whose plan needs the references' inversions
 
 
-def max_distinct(strategy: str, k: int) -> float:
-    """How many distinct seeds a strategy can give from k references."""
+def cluster_seed(seed: int, class_position: int) -> int:
+    """The integer the clusterings of one class start from (its own stream, apart from the subsets')."""
+    state = np.random.SeedSequence(seed, spawn_key=(class_position, _CLUSTER_KEY)).generate_state(1, np.uint32)
+    return int(state[0])
+
+
+def default_clusters(k: int) -> int:
+    """The clusters strategy's M when none is given: min(3, k // 2), at least 1."""
+    return max(1, min(3, k // 2))
+
+
+def cluster_capacity(size: int) -> int:
+    """Distinct seeds of one cluster of ``size`` inversions: 2^s - s - 1 subsets of >= 2, or 1 (the inversion)."""
+    return 1 if size == 1 else 2 ** size - size - 1
+
+
+def check_clusters(k: int, clusters: int | None) -> int:
+    """M for k references (None: :func:`default_clusters`); ValueError unless 1 <= M <= k."""
+    m = default_clusters(k) if clusters is None else clusters
+    if isinstance(m, bool) or not isinstance(m, (int, np.integer)) or not 1 <= m <= k:
+        raise ValueError(f"the clusters strategy needs 1 <= clusters <= the number of references ({k}), got {m!r}")
+    return int(m)
+
+
+def max_distinct(strategy: str, k: int, clusters: int | None = None) -> float:
+    """How many distinct seeds a strategy can give from k references (``clusters``: at best, over the partitions
+    into M clusters: one cluster of k - M + 1 and M - 1 singletons, cluster_capacity(k - M + 1) + M - 1)."""
     if strategy == "centroid":
         return 2.0 ** k - k - 1  # subsets of >= 2 references
+    if strategy == "clusters":
+        m = check_clusters(k, clusters)
+        return float(cluster_capacity(k - m + 1) + m - 1)
     return math.inf
 
 
-def plan_recipe(strategy: str, n: int, k: int, rng: np.random.Generator) -> dict:
-    """The recipe arrays of n images of one class with k references (see the module docstring)."""
+def check_capacity(strategy: str, n: int, k: int, clusters: int | None = None) -> None:
+    """ValueError when ``strategy`` cannot give n distinct seeds from k references (or M is out of range)."""
+    most = max_distinct(strategy, k, clusters)
+    if n <= most:
+        return
+    if strategy == "centroid":
+        raise ValueError(f"the centroid strategy gives at most {int(most)} distinct seeds from {k} references "
+                         "(centroids of subsets of >= 2); lower the images per class or use the paths strategy")
+    raise ValueError(f"the clusters strategy gives at most {int(most)} distinct seeds from {k} references in "
+                     f"{check_clusters(k, clusters)} clusters; lower the images per class or the clusters")
+
+
+def plan_recipe(strategy: str, n: int, k: int, rng: np.random.Generator, *, inversions: torch.Tensor | None = None,
+                clusters: int | None = None, prior=None, cluster_seed: int = 0) -> dict:
+    """The recipe arrays of n images of one class with k references (see the module docstring). The clusters
+    strategy also needs the class's ``inversions`` (k, *seed_shape), ``clusters`` (M; None: the default),
+    ``prior`` (the NAO metric's) and ``cluster_seed`` (its k-means++ starts)."""
+    check_capacity(strategy, n, k, clusters)
     if strategy == "random":
         return {"int": rng.choice(2 ** 63 - 1, size=n, replace=False).astype(np.int64)}
     if strategy == "centroid":
         return {"subset": _subsets(n, k, rng)}
+    if strategy == "clusters":
+        if inversions is None or len(inversions) != k:
+            raise ValueError("the clusters strategy plans from the class's k inversions; none (or a wrong number) given")
+        labels = cluster_labels(inversions, check_clusters(k, clusters), prior, cluster_seed)
+        return _cluster_subsets(n, labels, rng)
     return _path_points(n, k, rng)
 
 
+def cluster_labels(inversions: torch.Tensor, m: int, prior=None, seed: int = 0) -> np.ndarray:
+    """(k,) cluster labels of the inversions in the NAO metric: of ``CLUSTER_RESTARTS`` runs of ``ss.cluster``
+    (k-means++ drawn from seed + r), the one with the lowest objective sum_i d_NAO(x_i, c_l(i)) + sum_j w(|c_j|)
+    (the first on ties); clusters numbered by their smallest member."""
+    if m == 1:
+        return np.zeros(len(inversions), dtype=np.int64)
+    X = inversions.double()
+    runs = [geometry.cluster(X, m, metric="nao", prior=prior, seed=seed + r) for r in range(CLUSTER_RESTARTS)]
+    return np.asarray(min(runs, key=lambda run: run.objective).labels, dtype=np.int64)
+
+
+def _cluster_subsets(n: int, labels: np.ndarray, rng: np.random.Generator) -> dict:
+    k, m = len(labels), int(labels.max()) + 1
+    members = [np.flatnonzero(labels == j) for j in range(m)]
+    capacity = [cluster_capacity(len(g)) for g in members]
+    if n > sum(capacity):
+        sizes = ", ".join(str(len(g)) for g in members)
+        raise ValueError(f"the clusters strategy gives at most {sum(capacity)} distinct seeds from clusters of "
+                         f"{sizes} references; lower the images per class or the clusters")
+    order, counts = [], [0] * m
+    while len(order) < n:  # round robin, skipping used-up clusters
+        for j in range(m):
+            if counts[j] < capacity[j] and len(order) < n:
+                order.append(j)
+                counts[j] += 1
+    order = np.asarray(order, dtype=np.int64)
+    subset = np.zeros((n, k), dtype=bool)
+    for j, group in enumerate(members):  # each cluster's subsets from the shared stream, in cluster order
+        rows = np.ones((1, 1), dtype=bool) if len(group) == 1 else _subsets(counts[j], len(group), rng)
+        picked = np.zeros((counts[j], k), dtype=bool)
+        picked[:, group] = rows[:counts[j]]
+        subset[order == j] = picked
+    return {"cluster": order, "subset": subset, "labels": tuple(int(v) for v in labels)}
+
+
 def _subsets(n: int, k: int, rng: np.random.Generator) -> np.ndarray:
-    if n > max_distinct("centroid", k):
-        raise ValueError(f"the centroid strategy gives at most {int(max_distinct('centroid', k))} distinct seeds from "
-                         f"{k} references (centroids of subsets of >= 2); lower the images per class or use the "
-                         "paths strategy")
-    rows = np.ones((1, k), dtype=bool)  # row 0: all references
+    rows = np.ones((1, k), dtype=bool)  # row 0: all references (n <= 2^k - k - 1: see check_capacity)
     while True:  # rounds of candidates (a size uniform in [2, k], then a uniform subset of it); the first of equals kept
         sizes = rng.integers(2, k + 1, size=2 * n)
         ranks = rng.random((2 * n, k)).argsort(axis=1).argsort(axis=1)
@@ -117,8 +208,9 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
         return seeds_from_ints(recipe["int"].tolist(), seed_shape)
     X = inversions.double()
     prior = None if prior is None else geometry.load_prior(prior, math.prod(seed_shape))  # resolved once
-    if strategy == "centroid":
-        return torch.stack([geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method, prior=prior)
+    if strategy in ("centroid", "clusters"):  # a one-member subset (a singleton cluster) is that inversion
+        return torch.stack([X[torch.from_numpy(mask)][0] if mask.sum() == 1 else
+                            geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method, prior=prior)
                             for mask in recipe["subset"]]).float()
     centre = geometry.centroid(X, method=centroid_method, prior=prior)
     steps = 2 ** int(recipe["t_bits"]) + 1
@@ -139,6 +231,11 @@ def provenance(strategy: str, recipe: dict, i: int, centroid_method: str, interp
         return {"int": int(recipe["int"][i])}
     if strategy == "centroid":
         return {"centroid": centroid_method, "references": np.flatnonzero(recipe["subset"][i]).tolist()}
+    if strategy == "clusters":
+        j, used = int(recipe["cluster"][i]), np.flatnonzero(recipe["subset"][i]).tolist()
+        return {"centroid": centroid_method if len(used) > 1 else None, "references": used, "cluster": j,
+                "clusters": max(recipe["labels"]) + 1,
+                "members": [r for r, label in enumerate(recipe["labels"]) if label == j]}
     source, denominator = int(recipe["source"][i]), 2 ** int(recipe["t_bits"])
     point = {"from": "centroid" if source < 0 else source, "to": int(recipe["target"][i]),
              "t": int(recipe["t_num"][i]) / denominator, "t_grid": [int(recipe["t_num"][i]), denominator],
