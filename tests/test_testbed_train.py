@@ -259,3 +259,13 @@ def test_a_folder_can_share_judge_and_data_files(trained, trained_flow, tmp_path
     assert model.classify(torch.rand(2, 1, 8, 8)).shape == (2, 3)
     torch.testing.assert_close(model.fewshot()[0], ss.load_model(trained).fewshot()[0])
     assert model.data_split("train-longtail")[0].shape == read_split(trained, "train-longtail")["images"].shape
+
+
+def test_the_embedded_flow_testbed_shares_the_testbed_files_and_renders_its_classes():
+    flow, ddpm = ss.load_model("testbed-flow"), ss.load_model("testbed")
+    assert flow.prediction_type == "flow" and flow.default_scheduler == "flow-euler" and flow.has_judge
+    assert flow.class_names == ddpm.class_names and flow.seed_shape == ddpm.seed_shape
+    torch.testing.assert_close(flow.fewshot(9)[0], ddpm.fewshot(9)[0])
+    seeds = torch.randn(4, *flow.seed_shape, generator=torch.Generator().manual_seed(0))
+    images = flow.generate(seeds, condition=[0, 1, 7, 9], steps=20)
+    assert flow.classify(images).argmax(1).tolist() == [0, 1, 7, 9]
