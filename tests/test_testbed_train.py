@@ -13,6 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import seedspace as ss
+from seedspace.apps.evaluation.judge import load_references
 from seedspace.cli.main import main
 from seedspace.testbed import build
 from seedspace.testbed.data import load_dataset, read_split
@@ -259,6 +260,7 @@ def test_a_folder_can_share_judge_and_data_files(trained, trained_flow, tmp_path
     assert model.classify(torch.rand(2, 1, 8, 8)).shape == (2, 3)
     torch.testing.assert_close(model.fewshot()[0], ss.load_model(trained).fewshot()[0])
     assert model.data_split("train-longtail")[0].shape == read_split(trained, "train-longtail")["images"].shape
+    assert "held-out" in load_references(model, per_class=2).source  # the evaluation finds the shared references
 
 
 def test_the_embedded_flow_testbed_shares_the_testbed_files_and_renders_its_classes():

@@ -43,11 +43,12 @@ class TestbedModel(PixelUNetModel):
         self.tail_classes = info.get("tail_classes", [])
         self.medium_classes = info.get("medium_classes", [])
         self.head_classes = info.get("head_classes", [])
-        self.has_judge = self._file("judge.safetensors").is_file()  # a folder trained with --skip-judge has none
-        self.has_features = self.has_judge or self._file("encoder.safetensors").is_file()
+        self.has_judge = self.data_file("judge.safetensors").is_file()  # a folder trained with --skip-judge has none
+        self.has_features = self.has_judge or self.data_file("encoder.safetensors").is_file()
 
-    def _file(self, name: str) -> Path:
-        """``folder / name``, or the shared folder's file of that name where the folder has none."""
+    def data_file(self, name: str) -> Path:
+        """Where the folder's file ``name`` is (judge, encoder, few-shot or split file): ``folder / name``, or the
+        shared folder's file of that name where the folder has none."""
         own = self.folder / name
         if own.exists() or self.shared_folder is None:
             return own
@@ -85,7 +86,7 @@ class TestbedModel(PixelUNetModel):
     def _load_network(self, cls, filename: str):
         """A testbed CNN (judge or encoder) from its safetensors file: eval mode, CPU, float32, no gradients."""
         net = cls(len(self.class_names))
-        net.load_state_dict(load_file(str(self._file(filename))))
+        net.load_state_dict(load_file(str(self.data_file(filename))))
         return net.eval().requires_grad_(False)
 
     def _missing(self, part: str) -> ValueError:
@@ -102,7 +103,7 @@ class TestbedModel(PixelUNetModel):
     @cached_property
     def encoder(self):
         """The encoder (the testbed's stand-in for CLIP), or None in folders that have no ``encoder.safetensors``."""
-        if not self._file("encoder.safetensors").is_file():
+        if not self.data_file("encoder.safetensors").is_file():
             return None
         return self._load_network(Encoder, "encoder.safetensors")
 
@@ -134,7 +135,7 @@ class TestbedModel(PixelUNetModel):
 
     def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped real test images (N, 1, 32, 32) in [0, 1] and labels, optionally of one class."""
-        path = self._file("fewshot.safetensors")
+        path = self.data_file("fewshot.safetensors")
         if not path.is_file():
             raise ValueError(f"{self.name} has no few-shot images ({path})")
         data = load_file(str(path))
@@ -148,6 +149,6 @@ class TestbedModel(PixelUNetModel):
         """Real images of the folder's split ``name``: ``"train-longtail"`` (what the UNet was trained on) or
         ``"test-references"`` (held out of all training): uint8 images (N, H, W), H = W = 28 (padded to 32 by
         :func:`~seedspace.testbed.data.to_model_space`) or 32, and int64 labels; ValueError when it has none."""
-        folder = self._file(SPLIT_FILES[name]).parent if name in SPLIT_FILES else self.folder
+        folder = self.data_file(SPLIT_FILES[name]).parent if name in SPLIT_FILES else self.folder
         data = read_split(folder, name)
         return data["images"], data["labels"]

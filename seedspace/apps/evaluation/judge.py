@@ -19,7 +19,6 @@ The real references of a Fashion-MNIST testbed ship with the package (:func:`~se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -69,7 +68,7 @@ def fashion_mnist_references(model, per_class: int = 500, seed: int = 0) -> Refe
     ``per_class`` per class in a seeded random order (rows in test-set order, so the choice is the same as from
     the full test set)."""
     images, labels = (t.numpy() for t in shipped_split("test-references"))
-    data = load_file(str(Path(model.folder) / "fewshot.safetensors"))
+    data = load_file(str(model.data_file("fewshot.safetensors")))
     exclude = np.zeros(len(labels), dtype=bool)
     if "test_indices" in data:
         exclude = np.isin(shipped_source_indices("test-references").numpy(), data["test_indices"].numpy())
@@ -99,10 +98,10 @@ def load_references(model, kind: str = "auto", per_class: int = 500, seed: int =
         raise ValueError(f"{getattr(model, 'name', model)} has no judge: `seedspace evaluate` needs a testbed-format "
                          "model (classifier, features and few-shot images)")
     if kind == "auto":
-        with safe_open(str(Path(model.folder) / "fewshot.safetensors"), "pt") as f:
+        with safe_open(str(model.data_file("fewshot.safetensors")), "pt") as f:
             has_indices = "test_indices" in f.keys()
         kind = ("fashion-mnist" if has_indices and tuple(model.class_names) == FASHION_MNIST_CLASSES else
-                "held-out" if (Path(model.folder) / "test-references.safetensors.gz").is_file() else "fewshot")
+                "held-out" if model.data_file("test-references.safetensors.gz").is_file() else "fewshot")
     if kind == "held-out":
         return held_out_references(model, per_class, seed)
     if kind == "fashion-mnist":
