@@ -59,6 +59,22 @@ def learning_rate_factor(step: int, steps: int) -> float:
     return min(1.0, (step + 1) / WARMUP_STEPS) * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * min(step, steps) / steps)))
 
 
+def noisy_batch(x0: torch.Tensor, abar: torch.Tensor | None, gen: torch.Generator):
+    """One training batch (x_t, timestep, target). DDPM (``abar`` given): t ~ U{0..T-1}, x_t = sqrt(abar_t) x0 +
+    sqrt(1 - abar_t) eps, target eps. Rectified flow (``abar`` None): s ~ U(0, 1), x_s = (1 - s) x0 + s eps,
+    timestep 1000 s, target eps - x0."""
+    n = x0.shape[0]
+    if abar is None:
+        sigma = torch.rand(n, generator=gen)
+        eps = torch.randn(x0.shape, generator=gen)
+        s = sigma.view(-1, 1, 1, 1)
+        return (1 - s) * x0 + s * eps, sigma * FLOW_SCHEDULER_CONFIG["num_train_timesteps"], eps - x0
+    t = torch.randint(0, abar.numel(), (n,), generator=gen)
+    eps = torch.randn(x0.shape, generator=gen)
+    a = abar[t].view(-1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps
+
+
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path, steps: int = 4000,
                     batch_size: int = 128, lr: float = 1e-3, ema_decay: float = 0.999, cond_drop: float = 0.1,
                     seed: int = 0, bf16: bool = True, image_size: int = 32, channels=UNET_CHANNELS,
@@ -89,7 +105,7 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
         state = load_checkpoint(checkpoint, unet, ema, opt, sched, gen)
     if image_size != images.shape[-1]:
         images = F.interpolate(images, size=(image_size, image_size), mode="area")
-    abar = make_scheduler().alphas_cumprod
+    abar = None if objective == "flow" else make_scheduler().alphas_cumprod
     log_every = min(100, steps)
     n, started = images.shape[0], time.time() - state["seconds"]
     with tqdm(total=steps, initial=state["step"], desc="diffusion", unit="step", disable=not progress,
@@ -101,16 +117,7 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             y = labels[idx].clone()
             y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
-            if objective == "flow":
-                sigma = torch.rand(batch_size, generator=gen)
-                eps = torch.randn(x0.shape, generator=gen)
-                s = sigma.view(-1, 1, 1, 1)
-                xt, t, target = (1 - s) * x0 + s * eps, sigma * FLOW_SCHEDULER_CONFIG["num_train_timesteps"], eps - x0
-            else:
-                t = torch.randint(0, abar.numel(), (batch_size,), generator=gen)
-                eps = torch.randn(x0.shape, generator=gen)
-                a = abar[t].view(-1, 1, 1, 1)
-                xt, target = a.sqrt() * x0 + (1 - a).sqrt() * eps, eps
+            xt, t, target = noisy_batch(x0, abar, gen)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
                 pred = unet(xt, t, class_labels=y).sample
             loss = F.mse_loss(pred.float(), target)
