@@ -210,7 +210,7 @@ def write_norms_run(params: dict, model, out=None, base="outputs", progress: boo
                    "flagged": [r["seed"] for r in rows if r["flags"]]}
         outputs.write_json(folder / "norms.json", summary)
         ratios = np.array([r["norm_ratio"] for r in rows])
-        plot_norms(folder / "norms.png", ratios, d, typical, np.array([bool(r["flags"]) for r in rows]))
+        plot_norms(folder / "norms.png", ratios, prior, typical, np.array([bool(r["flags"]) for r in rows]))
         outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
                            {"command": NORMS_COMMAND, "model": params["model"]["id"]})
         for name in ("norms.json", "norms.png", "seeds.safetensors"):
@@ -219,14 +219,14 @@ def write_norms_run(params: dict, model, out=None, base="outputs", progress: boo
     return folder, summary
 
 
-def plot_norms(path: Path, ratios: np.ndarray, d: int, prob: float, flagged: np.ndarray) -> None:
+def plot_norms(path: Path, ratios: np.ndarray, prior: ChiPrior, prob: float, flagged: np.ndarray) -> None:
     """norms.png: a histogram of |x| / sqrt(d) against the chi(d) density, its typical interval shaded."""
     import matplotlib  # lazy: plotting is heavy to import and only this command's last step needs it
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    prior = ChiPrior(d)
+    d = prior.d
     lo, hi = prior.typical_interval(prob)
     lo, hi = lo / math.sqrt(d), hi / math.sqrt(d)
     span = max(hi - lo, 1e-3)
