@@ -67,6 +67,41 @@ def test_weighted_kid_leaves_out_the_pairs_of_an_image_with_its_own_copies():
     assert np.allclose(polynomial_kernel(x, x), kernel)
 
 
+def test_group_kid_counts_a_groups_own_pairs_once_per_copy():
+    rng = np.random.default_rng(7)
+    ref = FeatureReference(rng.normal(size=(60, 4)))
+    groups = [rng.normal(size=(n, 4)) for n in (3, 1, 2, 4)]
+    stat = group_kid(ref, groups)
+    assert stat(np.arange(4)) == pytest.approx(ref.kid(np.concatenate(groups)))
+    idx = np.array([0, 0, 2, 3, 3, 3])  # group 0 twice, group 3 three times, group 1 not at all
+    rows = [(copy, g, i) for copy, g in enumerate(idx) for i in range(len(groups[g]))]
+    feats = np.stack([groups[g][i] for _, g, i in rows])
+    kernel, cross = ref.kid_terms(feats)
+    pairs = [(a, b) for a in range(len(rows)) for b in range(len(rows))
+             if a != b and (rows[a][1] != rows[b][1] or rows[a][0] == rows[b][0])]  # no pair across copies of one group
+    expected = np.mean([kernel[a, b] for a, b in pairs]) + ref.kernel_mean() - 2 * cross.mean()
+    assert stat(idx) == pytest.approx(expected)
+    singletons = list(rng.normal(size=(5, 1, 4)))
+    kernel, cross = ref.kid_terms(np.concatenate(singletons))
+    counts = np.array([2, 0, 1, 3, 0])
+    assert group_kid(ref, singletons)(np.repeat(np.arange(5), counts)) == pytest.approx(
+        weighted_kid(kernel, cross, ref.kernel_mean(), counts))
+
+
+def test_group_kid_replicates_are_not_inflated_by_correlated_groups():
+    # 30 "paths" of 5 strongly correlated frames each, from the reference distribution: bootstrap replicates that
+    # counted the pairs across copies of a path would sit far above the estimate (and the interval exclude it).
+    rng = np.random.default_rng(8)
+    ref = FeatureReference(rng.normal(size=(2000, 6)))
+    groups = [rng.normal(size=(1, 6)) + 0.05 * rng.normal(size=(5, 6)) for _ in range(30)]
+    stat = group_kid(ref, groups)
+    point = stat(np.arange(30))
+    replicates = np.array([stat(rng.integers(0, 30, 30)) for _ in range(300)])
+    assert abs(replicates.mean() - point) < 3 * replicates.std() / math.sqrt(replicates.size) + 0.05 * replicates.std()
+    kid, lo, hi = index_bootstrap_ci(30, stat, n_boot=300, method="BCa")
+    assert lo <= kid <= hi
+
+
 def test_bca_interval_covers_a_known_mean_at_the_nominal_rate():
     rng = np.random.default_rng(4)
     hits = []

@@ -310,10 +310,27 @@ def group_frechet(reference: FeatureReference, groups: Sequence[np.ndarray]) -> 
 
 
 def group_kid(reference: FeatureReference, groups: Sequence[np.ndarray]) -> Callable[[np.ndarray], float]:
-    """statistic(indices) = KID to ``reference`` of the pooled feature groups at those indices, each image's
-    pairs with its own copies left out (:func:`weighted_kid`); the kernel matrix is computed once."""
-    sizes = [len(g) for g in groups]
+    """statistic(indices) = KID to ``reference`` of the pooled feature groups at those indices. A group drawn m
+    times keeps its own pairs m times, not m^2: the pairs between different copies of one group (an image with
+    its copy, or two correlated frames of one path) are left out, so a resample has the data's share of
+    within-group pairs and its KID stays (nearly) unbiased; with one image per group this is :func:`weighted_kid`.
+    For counts m_g, block sums G_gh = sum_{i in g, j in h} K_ij and diagonals D_g: pairs sum = m'Gm - sum m_g^2 G_gg
+    + sum m_g (G_gg - D_g), over (m.n)^2 - sum m_g^2 n_g^2 + sum m_g (n_g^2 - n_g) pairs."""
+    sizes = np.array([len(g) for g in groups], dtype=np.float64)
     kernel, cross = reference.kid_terms(np.concatenate(groups))
-    owner = np.repeat(np.arange(len(groups)), sizes)
-    ref_mean = reference.kernel_mean()
-    return lambda idx: weighted_kid(kernel, cross, ref_mean, np.bincount(idx, minlength=len(groups))[owner])
+    owner = np.repeat(np.arange(len(groups)), sizes.astype(np.int64))
+    member = np.zeros((len(owner), len(groups)))
+    member[np.arange(len(owner)), owner] = 1.0
+    blocks = member.T @ kernel @ member
+    own, diag = np.diag(blocks).copy(), member.T @ np.diag(kernel)
+    cross_sums, ref_mean = member.T @ cross, reference.kernel_mean()
+
+    def statistic(idx: np.ndarray) -> float:
+        m = np.bincount(idx, minlength=len(groups)).astype(np.float64)
+        pairs = (m @ sizes) ** 2 - (m * m) @ (sizes * sizes) + m @ (sizes * sizes - sizes)
+        if pairs <= 0:
+            return float("nan")
+        within = (m @ blocks @ m - (m * m) @ own + m @ (own - diag)) / pairs
+        return float(within + ref_mean - 2.0 * (m @ cross_sums) / (m @ sizes))
+
+    return statistic
