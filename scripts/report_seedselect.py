@@ -177,6 +177,17 @@ def reach_ci(correct: np.ndarray, threshold: float, n_boot=1000, seed=0):
     return back(math.floor(lo)), back(math.ceil(hi))
 
 
+def first_correct_median(correct: np.ndarray, n_boot=2000, seed=0):
+    """Median over runs of the first step at which a run's image is judged correct, with its percentile bootstrap
+    CI (runs resampled; BCa misbehaves on a median of a few distinct integers). A run never correct counts as one
+    step past the end, so the estimate and the interval come from the same sample, and maps back to inf."""
+    never = correct.shape[0]
+    first = np.array([min(first_reach(correct[:, i], 1.0), never) for i in range(correct.shape[1])])
+    median, lo, hi = bootstrap_ci(first, statistic=np.median, n_boot=n_boot, seed=seed, method="percentile")
+    back = lambda v: math.inf if v >= never else float(v)  # noqa: E731
+    return back(median), back(math.floor(lo)), back(math.ceil(hi))
+
+
 def fmt(mean, lo, hi, digits=2):
     if not np.isfinite(mean):
         return "n/a"
@@ -203,7 +214,7 @@ def summarise(runs, classes, references, args):
         kid = feature_per_step(run, classes, references, "kid")
         reach = first_reach(acc.mean(1), args.threshold)
         lo, hi = reach_ci(acc, args.threshold)
-        per_run_first = [first_reach(acc[:, i], 1.0) for i in range(acc.shape[1])]
+        first_median, first_lo, first_hi = first_correct_median(acc)
         t_init, t_step = run["init_seconds_per_run"], run["step_seconds_per_run"]
         wall = t_init + reach * t_step if np.isfinite(reach) else math.inf
         summary[init] = {
@@ -215,10 +226,9 @@ def summarise(runs, classes, references, args):
             "wall_seconds_to_threshold": wall,
             "wall_seconds_to_threshold_ci": [t_init + lo * t_step if np.isfinite(lo) else math.inf,
                                              t_init + hi * t_step if np.isfinite(hi) else math.inf],
-            "per_run_first_correct_median": float(np.median(per_run_first)),
-            "per_run_first_correct_ci": list(bootstrap_ci(np.array(per_run_first)[np.isfinite(per_run_first)],
-                                                          statistic=np.median)[1:]),
-            "per_run_never_correct": int(np.sum(~np.isfinite(per_run_first))),
+            "per_run_first_correct_median": first_median,
+            "per_run_first_correct_ci": [first_lo, first_hi],
+            "per_run_never_correct": int((acc.max(0) < 1).sum()),
             "init_seconds_per_run": t_init, "step_seconds_per_run": t_step, "batch_total_seconds": run["total_seconds"],
         }
     return summary
