@@ -167,14 +167,18 @@ def feature_per_step(run, classes, references, kind):
     return np.array(out)
 
 
+def past_end_as_inf(step: float, never: int) -> float:
+    """A step count at or past ``never`` (the stand-in for 'never reached': one step past the end) -> inf."""
+    return math.inf if step >= never else float(step)
+
+
 def reach_ci(correct: np.ndarray, threshold: float, n_boot=1000, seed=0):
     """Percentile bootstrap CI (runs resampled) of the first step at which mean accuracy >= threshold, widened
     to whole steps. 'Never' counts as one step past the end (so the interval is ordered) and maps back to inf."""
     never = correct.shape[0]
     reach = lambda idx: min(first_reach(correct[:, idx].mean(1), threshold), never)  # noqa: E731
     _, lo, hi = index_bootstrap_ci(correct.shape[1], reach, n_boot=n_boot, seed=seed)
-    back = lambda v: math.inf if v >= never else float(v)  # noqa: E731
-    return back(math.floor(lo)), back(math.ceil(hi))
+    return past_end_as_inf(math.floor(lo), never), past_end_as_inf(math.ceil(hi), never)
 
 
 def first_correct_median(correct: np.ndarray, n_boot=2000, seed=0):
@@ -184,8 +188,7 @@ def first_correct_median(correct: np.ndarray, n_boot=2000, seed=0):
     never = correct.shape[0]
     first = np.array([min(first_reach(correct[:, i], 1.0), never) for i in range(correct.shape[1])])
     median, lo, hi = bootstrap_ci(first, statistic=np.median, n_boot=n_boot, seed=seed, method="percentile")
-    back = lambda v: math.inf if v >= never else float(v)  # noqa: E731
-    return back(median), back(math.floor(lo)), back(math.ceil(hi))
+    return tuple(past_end_as_inf(v, never) for v in (median, math.floor(lo), math.ceil(hi)))
 
 
 def fmt(mean, lo, hi, digits=2):
