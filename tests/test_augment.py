@@ -201,8 +201,8 @@ def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_
     for name in CLASSES:
         shutil.rmtree(other / name)
     (other / "manifest.jsonl").unlink()
-    model = ss.load_model(str(tiny_testbed_dir))
     settings = first.settings
+    model = ss.load_model(str(tiny_testbed_dir), dtype=settings.dtype)
     inversions = references.load_references(first.out / references.REFERENCES_FILE)[1]
     plan = make_plan(references.resolve_classes(model, refs_dir, "class", 2), settings, inversions)
     executors.LocalExecutor(model).run(plan, other, plan.shards[::-1], str(tiny_testbed_dir), lambda n: None)

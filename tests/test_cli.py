@@ -77,7 +77,7 @@ def test_help_lists_commands_and_defaults(capsys):
         assert "--model" in text and "--device" in text and "--out" in text and "--quiet" in text
         assert "--num-inference-steps" in text and "--batch-size" in text
         # every option line carries its default
-        assert "(default: cpu)" in text and "(default: float32)" in text and "(default: testbed)" in text
+        assert "(default: cpu)" in text and "(default: auto)" in text and "(default: testbed)" in text
     main(["interpolate", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "(default: 9)" in text and "(default: nao)" in text

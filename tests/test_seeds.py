@@ -62,8 +62,8 @@ def test_seed_file_of_another_shape_is_refused(tiny, tmp_path):
 
 def test_library_calls_give_the_frames_of_interpolate_compare(tiny_testbed_dir, tmp_path):
     """The README's claim: `interpolate --compare` with two images is ss.load_seeds + ss.interpolate +
-    model.generate, pixel for pixel."""
-    model = ss.load_model(tiny_testbed_dir)
+    model.generate, pixel for pixel, in the command's default dtype ('auto')."""
+    model = ss.load_model(tiny_testbed_dir, dtype="auto")
     for i, seed in enumerate((3, 4)):
         image = model.generate(ss.seeds_from_ints([seed], model.seed_shape), condition=1, steps=3)
         outputs.save_png(tmp_path / f"ref{i}.png", outputs.to_uint8(image)[0])

@@ -26,7 +26,7 @@ CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
 @pytest.fixture(scope="module")
 def model(tiny_testbed_dir):
-    return load_model(str(tiny_testbed_dir))
+    return load_model(str(tiny_testbed_dir), dtype="auto")  # as `seedspace ui` loads it
 
 
 @pytest.fixture

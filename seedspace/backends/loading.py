@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 
 from ..checks import MAX_STEPS
+from ..hardware import cpu_has_native_bf16
 from ..outputs import read_json_object
 from .base import SeedModel
 from .diffusers_backend import load_diffusers_model
@@ -43,15 +44,35 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return resolved
 
 
-def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
-    """None -> float32; a torch dtype as given; a name from ``DTYPES``; ValueError for anything else."""
+def native_dtype(device: str | torch.device | None = "cpu") -> torch.dtype:
+    """The fast dtype of ``device``: bfloat16 where the hardware computes it natively (a CUDA GPU that supports
+    it; a CPU with AMX or AVX-512 BF16), else float32 (other CPUs, MPS)."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cpu":
+        return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+    return torch.float32
+
+
+def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device | None = "cpu") -> torch.dtype:
+    """None -> float32; 'auto' -> :func:`native_dtype` of ``device``; a torch dtype as given; a name from
+    ``DTYPES``; ValueError for anything else."""
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
+    if dtype == "auto":
+        return native_dtype(device)
     if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of {', '.join(DTYPES)}")
+        raise ValueError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
+
+
+def dtype_name(dtype: str | torch.dtype | None, device: str | torch.device | None = "cpu") -> str:
+    """The record name ('float32', 'float16', 'bfloat16') of a dtype, 'auto' resolved for ``device``: what run
+    records keep, so that a run regenerates with the dtype it ran in on any machine."""
+    return str(resolve_dtype(dtype, device)).removeprefix("torch.")
 
 
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
@@ -62,7 +83,8 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
 
     Hub ids are only read from the local Hugging Face cache (no network at run time).
     """
-    device, dtype = resolve_device(device), resolve_dtype(dtype)
+    dtype = resolve_dtype(dtype, device)
+    device = resolve_device(device)
     name = "testbed" if name is None else name
     folder = None if name in EMBEDDED_MODELS else Path(name).expanduser()
     if folder is not None and folder.is_dir():

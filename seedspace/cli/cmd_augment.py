@@ -54,7 +54,7 @@ def register(subparsers, formatter_class) -> None:
     m.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: --steps)")
     m.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
     m.add_argument("--device", default="auto", choices=common.DEVICES, help="device of the model (auto: a GPU if any)")
-    m.add_argument("--dtype", default="float32", choices=common.DTYPE_CHOICES, help="model weights dtype")
+    m.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
     m.add_argument("--shard-size", type=int, default=64, help="images per shard (the unit of work and of resuming)")
     m.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -62,7 +62,7 @@ def register(subparsers, formatter_class) -> None:
                    help="DDIM steps of sampling and inversion (default: the model's)")
     m.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
     m.add_argument("--device", default="cpu", choices=common.DEVICES, help="device; directions are drawn on the CPU")
-    m.add_argument("--dtype", default="float32", choices=common.DTYPE_CHOICES, help="model weights dtype")
+    m.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
     m.add_argument("--quiet", action="store_true", help="no progress bar or notes")
     p.set_defaults(func=run)

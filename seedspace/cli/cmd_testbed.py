@@ -57,6 +57,9 @@ def register(subparsers, formatter_class) -> None:
                    help="no judge (then `seedspace evaluate` cannot run on the folder)")
     t.add_argument("--skip-encoder", action="store_true", help="no encoder (SeedSelect then uses the judge's features)")
     t.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
+    t.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                   help="training precision: bfloat16 autocast or float32; auto = bfloat16 where the CPU computes it "
+                        "natively (AMX or AVX-512 BF16), else float32 (emulated bf16 is many times slower)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     s = p.add_argument_group("the model's defaults")
@@ -104,9 +107,9 @@ def recipe_options(args) -> dict:
             "image_size": args.image_size, "channels": channels, "judge": not args.skip_judge,
             "encoder": not args.skip_encoder, "classifier_epochs": args.classifier_epochs,
             "default_steps": args.default_steps, "default_guidance": args.default_guidance, "name": args.name,
-            "objective": args.objective}
+            "objective": args.objective, "bf16": args.dtype == "bfloat16"}
 
 
 def _option_of(field: str) -> str:
     """The parser destination that sets a recipe field."""
-    return {"judge": "skip_judge", "encoder": "skip_encoder"}.get(field, field)
+    return {"judge": "skip_judge", "encoder": "skip_encoder", "bf16": "dtype"}.get(field, field)

@@ -28,7 +28,7 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
     p.add_argument("--runs-dir", default="outputs", help="folder for the run folders and uploads")
     p.add_argument("--device", default="cpu", choices=common.DEVICES, help="device; seeds are always drawn on the CPU")
-    p.add_argument("--dtype", default="float32", choices=common.DTYPE_CHOICES, help="model weights dtype")
+    p.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     p.add_argument("--batch-size", type=int, default=16, help="images per model call")
     common.add_prior_option(p)
     p.set_defaults(func=run)
@@ -55,7 +55,7 @@ def run(args) -> int:
 
     ref = common.model_ref(args.model)
     model = common.load(ref, args.device, args.dtype, args.batch_size)
-    explorer = Explorer(model, ref, Path(args.runs_dir), args.dtype, args.batch_size, args.prior)
+    explorer = Explorer(model, ref, Path(args.runs_dir), args.batch_size, args.prior)
     if not is_loopback(args.host):
         common.note(args, f"warning: serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "
                           "can use the page and download its run folders")

@@ -24,7 +24,9 @@ from ..conditions import resolve_condition as _resolve_condition
 from ..seeds import parse_seed_spec, random_seed_ints
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
-DTYPE_CHOICES = ("float32", "float16", "bfloat16")
+DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
+DTYPE_HELP = ("model weights dtype; auto = bfloat16 where the device computes it natively (a CPU with AMX or "
+              "AVX-512 BF16, a GPU that supports it), else float32; run.json records the one used")
 LARGE_JOB_BYTES = 256 * 2 ** 20  # runs that would write more need --allow-large
 
 
@@ -58,7 +60,7 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
                        help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
                             "flow-matching models such as SD3 and Flux)")
     g.add_argument("--device", default="cpu", choices=DEVICES, help="device; seeds are always drawn on the CPU")
-    g.add_argument("--dtype", default="float32", choices=DTYPE_CHOICES, help="model weights dtype")
+    g.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
     if out:
         g.add_argument("--out", default=None,

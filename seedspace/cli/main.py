@@ -121,6 +121,9 @@ def _run(argv: list[str]) -> int:
         if getattr(args, "resume", None):
             args.given_options = given_options(parser.commands[args.command], args)
         try:
+            if getattr(args, "dtype", None) == "auto":  # records keep the dtype that ran, never 'auto'
+                from ..backends.loading import dtype_name
+                args.dtype = dtype_name("auto", getattr(args, "device", "cpu"))
             return int(args.func(args) or 0)
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE

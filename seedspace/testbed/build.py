@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from safetensors.torch import save_file
 
+from ..hardware import cpu_has_native_bf16
 from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check_number
 from ..outputs import atomic_path, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
@@ -58,7 +59,7 @@ class TestbedRecipe:
     classifier_epochs: int = 4
     ema_decay: float = 0.999
     cond_drop: float = 0.1
-    bf16: bool = True
+    bf16: bool | None = None  # bf16 autocast; None: where the CPU computes bf16 natively (hardware.py)
     default_steps: int = 50
     default_guidance: float = 2.0
     name: str | None = None
@@ -66,6 +67,10 @@ class TestbedRecipe:
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
+        if self.bf16 is None:
+            object.__setattr__(self, "bf16", cpu_has_native_bf16())
+        if not isinstance(self.bf16, bool):
+            raise ValueError(f"bf16 must be True, False or None (auto), got {self.bf16!r}")
         check_int(self.steps, "steps", 1)
         check_int(self.batch_size, "batch_size", 1, 65536)
         check_number(self.lr, "lr", 0.0, 1.0, low_open=True)
@@ -93,7 +98,10 @@ class TestbedRecipe:
         options = []
         for f in dataclasses.fields(self):
             value, default = getattr(self, f.name), f.default
-            if value == default or f.name in ("ema_decay", "cond_drop", "bf16"):
+            if f.name == "bf16":  # always written: its default depends on the machine
+                options += ["--dtype", "bfloat16" if value else "float32"]
+                continue
+            if value == default or f.name in ("ema_decay", "cond_drop"):
                 continue
             if f.name in ("judge", "encoder"):
                 options.append(f"--skip-{f.name}")

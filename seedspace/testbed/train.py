@@ -77,7 +77,7 @@ def noisy_batch(x0: torch.Tensor, abar: torch.Tensor | None, gen: torch.Generato
 
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path, steps: int = 4000,
                     batch_size: int = 128, lr: float = 1e-3, ema_decay: float = 0.999, cond_drop: float = 0.1,
-                    seed: int = 0, bf16: bool = True, image_size: int = 32, channels=UNET_CHANNELS,
+                    seed: int = 0, bf16: bool = False, image_size: int = 32, channels=UNET_CHANNELS,
                     checkpoint_every: int = 250, progress: bool = True,
                     objective: str = "epsilon") -> tuple[UNet2DModel, dict]:
     """Epsilon-prediction DDPM training, loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, or

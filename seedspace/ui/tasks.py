@@ -21,6 +21,7 @@ from ..apps.frames import EASINGS, plan_frames
 from ..apps.metrics import image_psnr
 from ..apps.provenance import model_record
 from ..apps.runs import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
+from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
@@ -63,12 +64,16 @@ class Explorer:
     model: object
     ref: str
     runs_dir: Path
-    dtype: str = "float32"
     batch_size: int = 16
     prior: object = None
 
     def __post_init__(self):
         self.prior_record = prior_record(self.prior, self.model)  # checked once
+
+    @property
+    def dtype(self) -> str:
+        """The loaded model's dtype, as run.json records it."""
+        return dtype_name(getattr(self.model, "dtype", None))
 
     # -- the four tasks ------------------------------------------------------------------------------------
     def interpolate(self, seed_a: str | None, seed_b: str | None, upload_a: str | None = None,

@@ -12,7 +12,7 @@ from typing import Mapping
 import torch
 from tqdm.auto import tqdm
 
-from ...backends.loading import load_model
+from ...backends.loading import dtype_name, load_model
 from ..provenance import model_reference
 from . import references as refs
 from . import writing
@@ -89,7 +89,9 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         settings = dataclasses.replace(settings, **options)
     out = Path(out).expanduser()
     resuming = writing.check_new_out(out, resume)
-    loaded, ref = _load(model, device, settings.dtype)
+    loaded, ref = _load(model, device, dtype_name(settings.dtype, device))
+    ran_in = getattr(loaded, "dtype", None) or dtype_name(settings.dtype, device)
+    settings = dataclasses.replace(settings, dtype=dtype_name(ran_in))  # what runs, never 'auto'
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     settings = settings.resolved(loaded)
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)

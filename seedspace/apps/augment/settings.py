@@ -42,7 +42,8 @@ class AugmentSettings:
     - ``steps``, ``guidance``, ``inversion_steps``: DDIM sampling / inversion (None: the model's defaults).
     - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming);
       ``batch_size``: images per model call inside a shard (fixed, so workers and executors give the same bytes).
-    - ``dtype``: model weights dtype (float32, float16, bfloat16).
+    - ``dtype``: model weights dtype (float32, float16, bfloat16; auto: bfloat16 where the device computes it
+      natively, else float32); run.json records the one that ran.
     - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'scaled-chi:S', a prior file
       such as ``seedspace calibrate`` writes, a record or a prior object); :meth:`resolved` turns it into the prior's
       record (JSON, what run.json keeps and the shards use). NAO centroids and paths follow it; the normalized and
@@ -60,7 +61,7 @@ class AugmentSettings:
     seedselect_steps: int = 3
     shard_size: int = 64
     batch_size: int = 16
-    dtype: str = "float32"
+    dtype: str = "auto"
     prior: object = None
     clusters: int | None = None
 
@@ -94,8 +95,8 @@ class AugmentSettings:
             if self.strategy != "clusters":
                 raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
             positive("clusters")
-        if self.dtype not in ("float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype must be float32, float16 or bfloat16, got {self.dtype!r}")
+        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
+            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
         if isinstance(self.prior, NormPrior):
             object.__setattr__(self, "prior", self.prior.to_record())
         elif isinstance(self.prior, Path):

@@ -22,6 +22,7 @@ from typing import Callable
 import torch
 
 from ...backends.sampling import INVERTIBLE, scheduler_label
+from ...hardware import cpu_has_native_bf16, cpu_model
 from .centroid import run_centroid
 from .fewshot import run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
@@ -70,18 +71,11 @@ def check_config(config: EvalConfig, d: int) -> None:
 
 def environment() -> dict:
     """The machine a run happened on (for the report and the README)."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"machine": f"{cpu}, {cores} cores available, {platform.system()} {platform.machine()}",
             "cpu": cpu, "cores": cores, "threads": torch.get_num_threads(), "torch": torch.__version__,
-            "python": sys.version.split()[0], "platform": platform.platform()}
+            "native_bf16": cpu_has_native_bf16(), "python": sys.version.split()[0], "platform": platform.platform()}
 
 
 def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None,

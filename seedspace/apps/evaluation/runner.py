@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from ...backends.base import seeds_from_ints
-from ...backends.loading import load_model
+from ...backends.loading import load_model, resolve_dtype
 from ..metrics import bootstrap_ci, group_frechet, group_kid, index_bootstrap_ci, paired_bootstrap_ci
 from .config import EvalConfig
 from .judge import EvalJudge, load_references, resize_images
@@ -55,11 +55,13 @@ class Runner:
         return self._workdir / name
 
     def synthesis_model(self):
-        """The model in ``lt_dtype`` for the benchmark's synthesis (the evaluated model itself in float32)."""
-        if self.cfg.lt_dtype in (None, "float32") or getattr(self.model, "folder", None) is None:
+        """The model in ``lt_dtype`` for the benchmark's synthesis (the evaluated model itself when that is its
+        dtype or it cannot be reloaded)."""
+        dtype = resolve_dtype(self.cfg.lt_dtype, self.model.device)
+        if dtype == getattr(self.model, "dtype", torch.float32) or getattr(self.model, "folder", None) is None:
             return self.model
         if self._synthesis_model is None:
-            self._synthesis_model = load_model(self.model.folder, device=self.model.device, dtype=self.cfg.lt_dtype)
+            self._synthesis_model = load_model(self.model.folder, device=self.model.device, dtype=dtype)
         return self._synthesis_model
 
     # -- class selections ----------------------------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""What the machine computes natively: the CPU's model and whether it has bfloat16 arithmetic in hardware.
+
+Read from ``/proc/cpuinfo`` (Linux); elsewhere the CPU counts as one without native bf16.
+"""
+
+from __future__ import annotations
+
+import platform
+from pathlib import Path
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``; ``platform.processor()`` elsewhere)."""
+    for line in _cpuinfo().splitlines():
+        if line.startswith("model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU multiplies bfloat16 in hardware: x86 with AMX (``amx_bf16``) or AVX-512 BF16
+    (``avx512_bf16``). Without them PyTorch emulates bf16 and is many times slower than float32: the testbed's
+    sampling measured 28x slower on an AVX2-only AMD EPYC, against 2.4x faster on an AMX Xeon and 2.8x faster on
+    an AMD EPYC with AVX-512 BF16 (64 images x 5 guided steps, 2 threads: 1.57 s against 4.36 s)."""
+    flags = next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")), [])
+    return bool({"amx_bf16", "avx512_bf16"} & set(flags))
+
+
+def _cpuinfo() -> str:
+    try:
+        return Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return ""
