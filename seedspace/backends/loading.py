@@ -75,6 +75,15 @@ def dtype_name(dtype: str | torch.dtype | None, device: str | torch.device | Non
     return str(resolve_dtype(dtype, device)).removeprefix("torch.")
 
 
+def model_prior(model):
+    """The norm prior NAO should use with ``model``: its own (``model.prior``: a testbed folder's calibrated
+    ``prior.json``) where it has one, else chi(d), the paper's."""
+    from ..geometry import ChiPrior
+
+    own = getattr(model, "prior", None)
+    return own if own is not None else ChiPrior(math.prod(model.seed_shape))
+
+
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
                dtype: str | torch.dtype | None = None, **kwargs) -> SeedModel:
     """Load a model: None or 'testbed' -> the embedded testbed, 'testbed-flow' -> the embedded flow-matching
