@@ -215,3 +215,26 @@ def test_shipped_testbed_generates():
     image = model.generate(seeds_from_ints([0], model.seed_shape), "Trouser", steps=10)
     assert image.shape == (1, 1, 32, 32)
     assert model.classify(image).shape == (1, 10)
+
+
+def test_a_model_folder_carries_its_prior(tiny_testbed_dir, tmp_path):
+    """The shipped testbed has its calibrated prior; a folder without one means chi(d); a malformed or
+    wrong-dimension prior file is an error naming the file, never a silent chi."""
+    import shutil
+
+    from seedspace.backends.loading import model_prior
+    from seedspace.geometry import ChiPrior
+
+    shipped = ss.load_model("testbed")
+    assert isinstance(shipped.prior, ChiPrior) and 0.9 < shipped.prior.scale < 0.95 and shipped.prior.d == 1024
+    assert model_prior(shipped) is not None and model_prior(shipped).scale == shipped.prior.scale
+    folder = tmp_path / "tb"
+    shutil.copytree(tiny_testbed_dir, folder)
+    model = ss.load_model(str(folder))
+    assert model.prior is None and model_prior(model).to_record() == ChiPrior(64).to_record()
+    (folder / "prior.json").write_text('{"family": "scaled-chi", "d": 64, "scale": 0.9}')
+    assert model_prior(ss.load_model(str(folder))).scale == 0.9
+    for text in ('{"family": "scaled-chi", "d": 1024, "scale": 0.9}', "{not json"):
+        (folder / "prior.json").write_text(text)
+        with pytest.raises(ValueError, match="prior.json"):
+            ss.load_model(str(folder)).prior
