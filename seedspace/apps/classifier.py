@@ -8,6 +8,11 @@ scratch) applied to every arm, so that the only thing that differs between arms 
 Images are float tensors (N, 1, 32, 32) in [0, 1]. Training is deterministic on the CPU for a given seed: the
 initialisation, the data order (uniform or class-balanced resampling) and the augmentation all come from CPU
 generators seeded from ``seed``.
+
+The long-tail treatments: class-balanced resampling (``balanced=True``), balanced softmax (``recipe.loss =
+"balanced-softmax"``: the training loss sees logits + log pi_c, pi the class prior, so the network's own logits
+estimate the balanced posterior; Ren et al. 2020) and post-hoc logit adjustment (``adjust=log pi`` at prediction:
+argmax of logits - log pi_c; Menon et al. 2021), both with pi from the *real* class counts.
 """
 
 from __future__ import annotations
@@ -19,24 +24,33 @@ import torch.nn.functional as F
 from torch import nn
 
 
+LOSSES = ("ce", "balanced-softmax")
+
+
 @dataclass(frozen=True)
 class ClassifierRecipe:
     """Epochs, optimiser and augmentation shared by every arm (AdamW with a one-cycle learning rate, random
     2-pixel shifts and horizontal flips)."""
 
     epochs: int = 6
+    steps: int | None = None  # optimiser steps; None: epochs x ceil(N / batch_size). Set: the same for every data size
     batch_size: int = 128
     lr: float = 3e-3
     weight_decay: float = 5e-4
     width: int = 16
     shift: int = 2
     flip: bool = True
+    loss: str = "ce"  # "ce" or "balanced-softmax"
 
     def __post_init__(self):
         if self.epochs < 1 or self.batch_size < 1 or self.width < 1 or self.shift < 0:
             raise ValueError(f"classifier recipe values must be positive: {self}")
         if not (self.lr > 0 and self.weight_decay >= 0):
             raise ValueError(f"classifier recipe needs lr > 0 and weight_decay >= 0: {self}")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"classifier recipe steps must be positive: {self}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"classifier loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -91,44 +105,75 @@ def epoch_order(labels: torch.Tensor, num_classes: int, balanced: bool, gen: tor
     return torch.multinomial(weights, n, replacement=True, generator=gen)
 
 
+def log_prior(counts: torch.Tensor) -> torch.Tensor:
+    """log pi_c of class counts (num_classes,): the offset of balanced softmax and logit adjustment."""
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    if (counts <= 0).any():
+        raise ValueError("every class needs at least one real image for its prior")
+    return (counts / counts.sum()).log().float()
+
+
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, num_classes: int,
-                     recipe: ClassifierRecipe = ClassifierRecipe(), seed: int = 0, balanced: bool = False) -> nn.Module:
-    """Train :class:`SmallCNN` by cross-entropy on (images (N, 1, H, W) in [0, 1], labels (N,)); returns it in
-    eval mode. Deterministic on the CPU for a given seed."""
+                     recipe: ClassifierRecipe = ClassifierRecipe(), seed: int = 0, balanced: bool = False,
+                     prior_counts: torch.Tensor | None = None) -> nn.Module:
+    """Train :class:`SmallCNN` on (images (N, 1, H, W) in [0, 1], labels (N,)); returns it in eval mode.
+    ``balanced``: class-balanced resampling; ``prior_counts``: the class counts whose prior balanced softmax uses
+    (default: the labels' own counts). Deterministic on the CPU for a given seed."""
     if images.dim() != 4 or images.shape[0] != labels.shape[0] or images.shape[0] == 0:
         raise ValueError(f"need images (N, C, H, W) and N labels, got {tuple(images.shape)} and {tuple(labels.shape)}")
     labels = labels.long()
     if labels.min() < 0 or labels.max() >= num_classes:
         raise ValueError(f"labels must be in 0..{num_classes - 1}")
+    offset = None
+    if recipe.loss == "balanced-softmax":
+        offset = log_prior(class_counts(labels, num_classes) if prior_counts is None else prior_counts)
     gen = torch.Generator().manual_seed(int(seed))
     torch.manual_seed(int(seed))  # the layers' initialisation draws from the global CPU generator
     net = SmallCNN(num_classes, recipe.width)
-    steps_per_epoch = -(-images.shape[0] // recipe.batch_size)
+    steps = recipe.steps or recipe.epochs * -(-images.shape[0] // recipe.batch_size)
     opt = torch.optim.AdamW(net.parameters(), lr=recipe.lr, weight_decay=recipe.weight_decay)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=recipe.epochs * steps_per_epoch)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=recipe.lr, total_steps=steps)
     net.train()
-    for _ in range(recipe.epochs):
-        order = epoch_order(labels, num_classes, balanced, gen)
-        for start in range(0, order.shape[0], recipe.batch_size):
-            idx = order[start:start + recipe.batch_size]
-            batch = _augment(images[idx].float(), recipe, gen)
-            loss = F.cross_entropy(net(batch), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            schedule.step()
+    for idx in batches(labels, num_classes, balanced, recipe.batch_size, steps, gen):
+        batch = _augment(images[idx].float(), recipe, gen)
+        logits = net(batch)
+        loss = F.cross_entropy(logits if offset is None else logits + offset, labels[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        schedule.step()
     return net.eval()
 
 
+def batches(labels: torch.Tensor, num_classes: int, balanced: bool, batch_size: int, steps: int,
+            gen: torch.Generator):
+    """``steps`` index batches: epochs of :func:`epoch_order` one after another, each cut into batches (an
+    epoch's last, shorter batch included)."""
+    done = 0
+    while done < steps:
+        order = epoch_order(labels, num_classes, balanced, gen)
+        for start in range(0, order.shape[0], batch_size):
+            yield order[start:start + batch_size]
+            done += 1
+            if done == steps:
+                return
+
+
 @torch.no_grad()
-def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 1000) -> torch.Tensor:
-    """Predicted class of each image, (N,) int64."""
-    return torch.cat([net(images[i:i + batch_size].float()).argmax(1) for i in range(0, images.shape[0], batch_size)])
+def predict(net: nn.Module, images: torch.Tensor, batch_size: int = 1000, adjust: torch.Tensor | None = None) -> torch.Tensor:
+    """Predicted class of each image, (N,) int64; ``adjust`` (num_classes,) is subtracted from the logits first
+    (post-hoc logit adjustment with ``adjust = log pi``)."""
+    out = []
+    for i in range(0, images.shape[0], batch_size):
+        logits = net(images[i:i + batch_size].float())
+        out.append((logits if adjust is None else logits - adjust).argmax(1))
+    return torch.cat(out)
 
 
-def per_class_accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int) -> torch.Tensor:
+def per_class_accuracy(net: nn.Module, images: torch.Tensor, labels: torch.Tensor, num_classes: int,
+                       adjust: torch.Tensor | None = None) -> torch.Tensor:
     """Accuracy on each class's test images, (num_classes,) float64 (NaN for a class without test images)."""
-    correct = (predict(net, images) == labels).double()
+    correct = (predict(net, images, adjust=adjust) == labels).double()
     totals = class_counts(labels, num_classes).double()
     hits = torch.zeros(num_classes, dtype=torch.float64).index_add_(0, labels, correct)
     return torch.where(totals > 0, hits / totals.clamp(min=1), torch.full_like(hits, float("nan")))
