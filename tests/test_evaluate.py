@@ -13,6 +13,7 @@ import pytest
 import torch
 
 from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
+from seedspace.apps.evaluation import longtail
 from seedspace.apps.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
 from seedspace.apps.evaluation.report import README_BEGIN, README_END, readme_section, update_marked_file
 from seedspace.backends.loading import load_model
@@ -193,24 +194,35 @@ def test_report_testbed_quick(tiny_testbed_dir, tmp_path):
 
 
 def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
-    """The downstream benchmark end to end on the tiny model: every arm trains a classifier on the training split
-    plus the arm's extra images (the same number per augmented class), and the few-shot curve scores each cell."""
+    """The downstream benchmark end to end on the tiny model: per replicate a long-tailed draw with the profile's
+    counts, every (data, dose, treatment) cell with one accuracy per replicate, the count-matched control, the
+    primary comparison; and the few-shot curve scores each cell."""
     model = load_model(tiny_testbed_dir)
     config = EvalConfig.quick_preset(experiments=("longtail", "fewshot"))
+    lt_cfg = config.longtail
     results = evaluate(model, config, out=tmp_path / "ev")
     lt = results["experiments"]["longtail"]
-    rows = {r["label"]["arm"]: r for r in lt["tables"][0]["rows"]}
-    n_train = rows["real"]["n_images"]
-    augmented = len(model.class_names) - len(model.head_classes)
-    assert set(rows) == {"real", "balanced", "random (class)", "paths:nao (class)", "real + held-out real"}
-    for name in ("random (class)", "paths:nao (class)", "real + held-out real"):
-        assert rows[name]["n_images"] == n_train + augmented * config.lt_per_class
-    for r in rows.values():
+    tables = {t["name"]: t for t in lt["tables"]}
+    cells = {tuple(r["label"].values()): r for r in tables["longtail"]["rows"]}
+    data = {"oversample", "random (class)", "paths:nao (class)", "oracle"}
+    expected = {("real", "none", t) for t in lt_cfg.treatments} | {(longtail.CEILING, "none", "ce")}
+    expected |= {(d, dose, t) for d in data for dose in lt_cfg.doses for t in lt_cfg.treatments
+                 if (dose, t) != ("fill", "cb")}  # the fill dose is balanced: cb = plain resampling
+    assert set(cells) == expected
+    for r in cells.values():
+        assert r["n_items"] == lt_cfg.replicates
         assert all(0.0 <= r["metrics"][m]["mean"] <= 1.0 for m in ("lt_all", "lt_many", "lt_medium", "lt_few"))
-    assert {r["label"]["comparison"] for r in lt["tables"][1]["rows"]} >= {"paths:nao (class) − random (class)"}
-    # the synthetic data sets were written as ImageFolder trees under the run folder
-    pngs = list((tmp_path / "ev" / "datasets" / "longtail" / "class-paths-nao").rglob("*.png"))
-    assert len(pngs) == augmented * config.lt_per_class
+    # the post-hoc adjusted cell is the CE model's, so only the prediction rule differs; items are per replicate
+    assert len(lt["items"]["real / none / ce"]) == lt_cfg.replicates
+    comparisons = {r["label"]["comparison"] for r in tables["longtail-paired"]["rows"]}
+    assert "paths:nao (class) fill bs − oversample fill bs" in comparisons and "oracle tail ce − real ce" in comparisons
+    primary = tables["longtail-primary"]["rows"]
+    assert [r["label"]["metric"] for r in primary] == ["lt_all", "lt_few"]
+    assert primary[0]["label"]["comparison"].split(" − ")[1] in {f"real {t}" for t in ("la", "cb", "bs")}
+    # each synthetic arm wrote one augment data set per class it fills: head - n_c images of each
+    counts = lt_cfg.counts(len(model.class_names))
+    pngs = list((tmp_path / "ev" / "datasets" / "longtail" / "r0" / "paths-nao(class)").rglob("*.png"))
+    assert len(pngs) == sum(lt_cfg.head - n for n in counts)
 
     fs = results["experiments"]["fewshot"]
     cells = {(r["label"]["k"], r["label"]["arm"]) for r in fs["tables"][0]["rows"]}

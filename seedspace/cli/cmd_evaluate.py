@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import sys
@@ -17,6 +18,8 @@ import torch
 
 from .. import checks, outputs
 from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_readme
+from ..apps.evaluation.longtail import check_longtail
+from ..apps.evaluation.longtail_settings import ORDERS, LongtailSettings
 from ..apps.evaluation.report import has_markers, readme_targets
 from ..geometry import FIT_FAMILIES
 from . import common
@@ -65,7 +68,31 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--prior-fit", default="scaled-chi", choices=list(FIT_FAMILIES),
                    help="priors experiment: the family of the prior fitted to the inversions for the nao-fit arm "
                         "(default: scaled-chi, |x|/s ~ chi(d))")
+    b = p.add_argument_group("long-tail benchmark (--experiments longtail)")
+    b.add_argument("--lt-arms", default=None, help="comma-separated data arms: oversample, oracle, random and "
+                   "augment's strategy[:geometry][@prior] (prior: model, the model's own, or chi) (default: "
+                   f"{','.join(LongtailSettings.arms)})")
+    b.add_argument("--lt-conditions", default=None, help="class and / or unconditional, for the arms that start "
+                   "from the references (default: class,unconditional)")
+    b.add_argument("--lt-treatments", default=None, help="comma-separated subset of ce, la (post-hoc logit "
+                   "adjustment of the ce models), cb (class-balanced resampling), bs (balanced softmax) (default: all)")
+    b.add_argument("--lt-doses", default=None, help="tail (+--lt-tail-dose per medium / few-shot class) and / or "
+                   "fill (every class up to --lt-head) (default: tail,fill)")
+    b.add_argument("--lt-replicates", type=int, default=None, help=f"replicates (default: {LongtailSettings.replicates})")
+    b.add_argument("--lt-head", type=int, default=None, help=f"images of the largest class (default: {LongtailSettings.head})")
+    b.add_argument("--lt-imbalance", type=float, default=None,
+                   help=f"largest / smallest class count (default: {LongtailSettings.imbalance:g})")
+    b.add_argument("--lt-tail-dose", type=int, default=None,
+                   help=f"images the tail dose adds per medium / few-shot class (default: {LongtailSettings.tail_dose})")
+    b.add_argument("--lt-shots", type=int, default=None, help=f"references per class (default: {LongtailSettings.shots})")
+    b.add_argument("--lt-order", default=None, choices=ORDERS, help="class order of the profile: the model's own "
+                   "long-tail order, or a seeded permutation (rare is then not easy) (default: model)")
+    b.add_argument("--lt-classifier-steps", type=int, default=None,
+                   help=f"optimiser steps of every classifier (default: {LongtailSettings.classifier_steps})")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
+    p.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES,
+                   help="weights dtype of the benchmark's synthesis (the claims run in float32, comparable "
+                        "with the recorded results); auto = bfloat16 where the device computes it natively, else float32")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--update-readme", default=None, metavar="README",
                    help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"
@@ -80,7 +107,7 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
     """The evaluation's configuration from parsed arguments (bad --experiments or --classes: ValueError)."""
     overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
                  "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references,
-                 "prior_file": args.prior_file, "prior_fit": args.prior_fit}
+                 "prior_file": args.prior_file, "prior_fit": args.prior_fit, "lt_dtype": args.dtype}
     if args.classes:
         try:
             overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
@@ -89,7 +116,22 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
         bad = [c for c in overrides["classes"] if not 0 <= c < num_classes]
         if bad:
             raise ValueError(f"--classes {bad} out of range 0..{num_classes - 1}")
-    return EvalConfig.quick_preset(**overrides) if args.quick else EvalConfig(**overrides)
+    base = EvalConfig.quick_preset() if args.quick else EvalConfig()
+    overrides["longtail"] = dataclasses.replace(base.longtail, **longtail_options(args))
+    return dataclasses.replace(base, **overrides)
+
+
+def longtail_options(args) -> dict:
+    """The long-tail settings given on the command line (ValueError from the settings names the bad value)."""
+    out = {}
+    for name in ("arms", "conditions", "treatments", "doses"):
+        text = getattr(args, f"lt_{name}")
+        if text is not None:
+            out[name] = tuple(v.strip() for v in text.split(",") if v.strip())
+    for name in ("replicates", "head", "imbalance", "tail_dose", "shots", "order", "classifier_steps"):
+        if getattr(args, f"lt_{name}") is not None:
+            out[name] = getattr(args, f"lt_{name}")
+    return out
 
 
 def check_args(args) -> None:
@@ -119,6 +161,8 @@ def run(args) -> int:
                               "trained with --skip-judge, or a model that is not a testbed)")
     config = config_from_args(args, len(model.class_names))
     check_config(config, math.prod(model.seed_shape))  # a bad --prior-file before any work
+    if "longtail" in config.experiments:
+        check_longtail(model, config.longtail)  # a profile the model's data cannot give, before any work
     if args.threads:
         torch.set_num_threads(args.threads)
 

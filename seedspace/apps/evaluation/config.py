@@ -69,6 +69,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from .longtail_settings import LongtailSettings
+
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
 BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (trains classifiers): opt-in
 PRIORS_EXPERIMENTS = ("priors",)  # does a model-aware prior fix NAO? (NAO under fitted / calibrated priors): opt-in
@@ -161,16 +163,14 @@ class EvalConfig:
     rare_path_steps: int = 5            # points per path incl. both ends ...
     rare_path_take: tuple = (1, 2)      # ... of which these are generated (t = 0.25, 0.5: nearer the centroid)
     rare_methods: tuple = CENTROID_METHODS
-    # long-tail benchmark and few-shot curve (experiments 6 and 7; arms are strategy:geometry of `augment`)
-    lt_shots: int = 10                  # real training images per augmented class (10 allows 1,013 distinct centroids)
-    lt_per_class: int = 100             # synthetic (or held-out real) images added per medium / few-shot class
-    lt_arms: tuple = ("random", "paths:nao", "paths:slerp")
+    # long-tail benchmark (experiment 6: its own settings) and few-shot curve (experiment 7)
+    longtail: LongtailSettings = field(default_factory=LongtailSettings)
     lt_conditions: tuple = ("class", "unconditional")
     lt_classifier_seeds: tuple = (0, 1)
     lt_epochs: int = 3
     lt_test_per_class: int = 500        # test images per class; the rest of the test references: held-out real pool
     lt_steps: int | None = 20           # DDIM steps of the synthesis (None: the model's)
-    lt_dtype: str = "bfloat16"          # weights dtype of the synthesis (bf16 is 2.4x faster on CPUs with AMX)
+    lt_dtype: str = "auto"              # weights dtype of the synthesis (auto: bf16 where the device has it natively)
     fs_shots: tuple = (2, 5, 10)
     fs_per_class: int = 30
     fs_arms: tuple = ("random", "centroid:nao", "paths:nao")
@@ -198,7 +198,7 @@ class EvalConfig:
         cfg = cls(norm_scales=(0.5, 1.0, 1.5), norm_per_group=16, inversions_per_class=10, interp_pairs_per_class=1,
                   interp_points=3, interp_reference_paths=1, centroid_sets=1, centroid_path_inputs=2,
                   centroid_reference_sets=1, rare_sets=1, rare_path_take=(2,), n_boot=500, fid_boot=50,
-                  ref_per_class=200, lt_shots=3, lt_per_class=6, lt_arms=("random", "paths:nao"),
+                  ref_per_class=200, longtail=LongtailSettings.quick(),
                   lt_conditions=("class",), lt_classifier_seeds=(0,), lt_epochs=1, lt_test_per_class=20,
                   fs_shots=(1, 2), fs_per_class=6, fs_arms=("random", "paths:nao"), fs_manifold_k=2,
                   prior_centroid_sets=1, sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,

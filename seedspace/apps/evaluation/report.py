@@ -126,8 +126,8 @@ def table_markdown(table: dict) -> str:
     lines += ["| " + " | ".join(first + heads + ["n"] + ["verdict"] * verdicts) + " |",
               "|" + "---|" * (len(first) + len(metrics) + 1 + verdicts)]
     for row in table["rows"]:
-        n = f"{row['n_items']} / {row['n_images']}" if "n_items" in row else str(
-            next(iter(row["metrics"].values()))["n"])
+        n = (f"{row['n_items']}" + (f" / {row['n_images']}" if "n_images" in row else "")) if "n_items" in row \
+            else str(next(iter(row["metrics"].values()))["n"])
         lines.append("| " + " | ".join(_label_text(row["label"]) + [fmt_stat(row["metrics"].get(m)) for m in metrics]
                                        + [n] + [row.get("verdict", "")] * verdicts) + " |")
     return "\n".join(lines)

@@ -10,11 +10,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ...backends.loading import dtype_name
 from ...outputs import read_png_pixels
 from ...testbed.data import IMAGE_SIZE, to_model_space
 from .judge import resize_images
 from ..augment import augment
-from .runner import Runner
+from .runner import Runner, stable_seed
 
 ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry
 
@@ -100,16 +101,28 @@ def extra_real(runner: Runner, data: BenchmarkData, classes, n: int) -> tuple[to
     return torch.cat(xs), torch.cat(ys)
 
 
-def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class: int,
-               out: Path, steps: int | None) -> dict[int, torch.Tensor]:
-    """``per_class`` synthetic images per class (a data set written by ``augment`` into ``out``), read back as
-    {class: (n, C, H, W) in [0, 1]}."""
+def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class, out: Path,
+               steps: int | None, seed: int | None = None, prior=None, model=None) -> dict[int, torch.Tensor]:
+    """Synthetic images per class (data sets written by ``augment`` into ``out``), read back as {class: (n, C, H,
+    W) in [0, 1]}. ``per_class``: one count for every class of ``references`` (one augment run), or {class:
+    count} (one augment run per class, in ``out/<class>``, seeded by ``seed`` and the class). ``seed``: the
+    augment seed (default: the run's); ``prior``: the NAO prior (default: chi); ``model``: default the runner's
+    synthesis model."""
+    model = model or runner.synthesis_model()
+    seed = runner.cfg.seed if seed is None else seed
+    if isinstance(per_class, dict):
+        images = {}
+        for c, n in per_class.items():
+            if n > 0:
+                images.update(synthesize(runner, arm, condition, {c: references[c]}, n, out / str(c),
+                                         steps, stable_seed(seed, "class", c), prior, model))
+        return images
     strategy, method = parse_arm(arm)
     names = runner.model.class_names
-    result = augment(runner.synthesis_model(), {names[c]: refs for c, refs in references.items()}, out,
+    result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
                      per_class=per_class, strategy=strategy, method=method, condition=condition,
-                     seed=runner.cfg.seed, steps=steps, inversion_steps=runner.inversion_steps,
-                     shard_size=max(per_class, 1), batch_size=64, progress=False)
+                     seed=seed, steps=steps, inversion_steps=runner.inversion_steps, prior=prior,
+                     dtype=dtype_name(model.dtype), shard_size=max(per_class, 1), batch_size=64, progress=False)
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
     images: dict[int, list] = {c: [] for c in references}

@@ -1,0 +1,135 @@
+"""The settings of the long-tail benchmark (experiment 6): the data profile, the grid of data x treatment x dose,
+the replicates and the classifier recipe. One frozen dataclass, checked up front, recorded in results.json.
+
+Cost (2 CPU cores, the embedded testbed, synthesis in bf16 where the CPU has it natively): the synthesis makes
+sum_c (head - n_c) images per synthetic arm and replicate (659 at head 100, imbalance 20), at 20 guided DDIM steps
+about 10 images/s (bf16, AVX-512 BF16) or 3.7 images/s (float32); each classifier costs ``classifier_steps`` x
+``batch_size`` augmented images (``width`` 16: about 1,250 images/s). The report states the measured times.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from ..augment.settings import METHODS, STRATEGIES
+
+ORDERS = ("model", "permuted")  # the model's own long-tail order of classes, or a seeded permutation of it
+DOSES = ("tail", "fill")  # +tail_dose per medium / few-shot class; every class filled up to the head count
+TREATMENTS = ("ce", "la", "cb", "bs")  # cross-entropy, + post-hoc logit adjustment, class-balanced resampling, balanced softmax
+TREATMENT_TITLES = {"ce": "cross-entropy", "la": "CE + post-hoc logit adj.", "cb": "class-balanced resampling",
+                    "bs": "balanced softmax"}
+REBALANCING = ("la", "cb", "bs")
+CONTROL_ARMS = ("oversample", "oracle")  # the references repeated (no generation); held-out real images
+CONDITIONS = ("class", "unconditional")
+PRIOR_TAGS = ("model", "chi")  # 'paths:nao@chi': NAO under chi(d); '@model' (the default): the model's own prior
+
+
+def split_condition(arm: str) -> tuple[str, str | None]:
+    """'paths:slerp/unconditional' -> ('paths:slerp', 'unconditional'); 'paths:nao' -> ('paths:nao', None)."""
+    body, _, condition = arm.partition("/")
+    if condition and condition not in CONDITIONS:
+        raise ValueError(f"arm {arm!r}: unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
+    return body, condition or None
+
+
+def parse_arm(arm: str) -> tuple[str, str | None, str]:
+    """'paths:nao@chi' -> ('paths', 'nao', 'chi'); 'random' -> ('random', None, 'model'); 'oversample' ->
+    ('oversample', None, 'model'); a '/condition' suffix is ignored here. ValueError for an unknown strategy,
+    geometry, prior tag or condition."""
+    body, _, prior = split_condition(arm)[0].partition("@")
+    strategy, _, method = body.partition(":")
+    prior = prior or "model"
+    if strategy in CONTROL_ARMS + ("random",):
+        if method or prior != "model":
+            raise ValueError(f"arm {arm!r}: {strategy} takes no geometry or prior")
+        return strategy, None, prior
+    if strategy not in STRATEGIES:
+        raise ValueError(f"unknown arm {arm!r}: a strategy of augment ({', '.join(STRATEGIES)}), optionally "
+                         f":geometry and @prior, or one of {', '.join(CONTROL_ARMS)}")
+    method = method or "nao"
+    if method not in METHODS:
+        raise ValueError(f"arm {arm!r}: unknown geometry {method!r}; choose one of {', '.join(METHODS)}")
+    if prior not in PRIOR_TAGS:
+        raise ValueError(f"arm {arm!r}: unknown prior {prior!r}; choose one of {', '.join(PRIOR_TAGS)}")
+    return strategy, method, prior
+
+
+@dataclass(frozen=True)
+class LongtailSettings:
+    """What the long-tail benchmark runs.
+
+    - ``head``, ``imbalance``: the training set of every replicate is drawn from the model's real images with
+      n_c = round(head * imbalance^(-rank_c / (C - 1))) images of the class of rank c (CIFAR-LT's exponential
+      profile); ``order``: ranks by the model's own long-tail order, or by a seeded permutation so that "rare" is
+      not "easy".
+    - ``shots``: k real references per class for the synthesis, drawn from that class's training images.
+    - ``arms``: data arms added to the real training set: ``oversample`` (the k references repeated to the dose:
+      the count-matched control), ``oracle`` (held-out real images), and synthetic arms ``strategy[:geometry][@prior]``
+      of ``augment`` (``random`` is plain sampling with the label; ``@chi`` = the paper's prior, the default
+      ``@model`` = the model's calibrated prior), each crossed with ``conditions`` (class and / or
+      unconditional) unless it names its own (``paths:slerp/unconditional``); ``random`` runs with the label only
+      (without it, it is label noise).
+    - ``doses``: ``tail`` adds ``tail_dose`` images to each medium and few-shot class, ``fill`` fills every class
+      up to ``head``.
+    - ``treatments``: ``ce``, ``la`` (the CE model with post-hoc logit adjustment: no training), ``cb``
+      (class-balanced resampling), ``bs`` (balanced softmax); the prior of ``la`` and ``bs`` comes from the real counts.
+    - ``replicates``: each with its own training draw, references, synthesis seed and classifier seed.
+    - the classifier: ``classifier_steps`` optimiser steps of ``batch_size`` (the same for every data size), ``width``;
+      ``plateau_steps``: the steps of the plateau check (replicate 0, real data, CE and CB).
+    - ``steps``, ``dtype``: the synthesis's DDIM steps and weights dtype ('auto': bf16 where native).
+    """
+
+    head: int = 100
+    imbalance: float = 20.0
+    order: str = "model"
+    shots: int = 5
+    tail_dose: int = 50
+    arms: tuple = ("oversample", "random", "paths:nao", "paths:nao@chi/unconditional", "paths:slerp/unconditional",
+                   "oracle")
+    conditions: tuple = CONDITIONS
+    doses: tuple = DOSES
+    treatments: tuple = TREATMENTS
+    replicates: int = 5
+    test_per_class: int = 300
+    classifier_steps: int = 400
+    batch_size: int = 128
+    width: int = 16
+    plateau_steps: tuple = (100, 200, 400, 800)
+    steps: int | None = 20
+    dtype: str = "auto"
+
+    def __post_init__(self):
+        for name in ("head", "shots", "tail_dose", "replicates", "test_per_class", "classifier_steps", "batch_size",
+                     "width"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"longtail {name} must be a positive integer, got {value!r}")
+        if not self.imbalance >= 1:
+            raise ValueError(f"longtail imbalance must be >= 1, got {self.imbalance!r}")
+        if self.order not in ORDERS:
+            raise ValueError(f"longtail order must be one of {', '.join(ORDERS)}, got {self.order!r}")
+        for name, allowed in (("doses", DOSES), ("treatments", TREATMENTS), ("conditions", CONDITIONS)):
+            bad = [v for v in getattr(self, name) if v not in allowed]
+            if bad or not getattr(self, name):
+                raise ValueError(f"longtail {name}: unknown {bad or 'none given'}; choose from {', '.join(allowed)}")
+        if "la" in self.treatments and "ce" not in self.treatments:
+            raise ValueError("longtail treatment la adjusts the ce models: add ce")
+        for arm in self.arms:
+            parse_arm(arm)
+        if self.tail_dose > self.head:
+            raise ValueError(f"longtail tail_dose ({self.tail_dose}) is more than the head count ({self.head})")
+
+    @classmethod
+    def quick(cls, **overrides) -> "LongtailSettings":
+        """Seconds on the tiny test model: 2 replicates, a small profile, two synthetic arms."""
+        base = cls(head=12, imbalance=4.0, shots=2, tail_dose=4, arms=("oversample", "random", "paths:nao", "oracle"),
+                   conditions=("class",), replicates=2, test_per_class=20, classifier_steps=6, batch_size=16,
+                   width=4, plateau_steps=(3, 6), steps=2)
+        return dataclasses.replace(base, **overrides)
+
+    def counts(self, num_classes: int) -> list[int]:
+        """n_c by rank: head * imbalance^(-rank / (C - 1)), rounded, at least 1."""
+        if num_classes == 1:
+            return [self.head]
+        return [max(1, round(self.head * self.imbalance ** (-r / (num_classes - 1)))) for r in range(num_classes)]
