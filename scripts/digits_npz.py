@@ -1,5 +1,5 @@
 """Write scikit-learn's handwritten digits (1,797 8x8 images, 10 classes, shipped inside the scikit-learn wheel) as
-an .npz that `seedspace testbed train --data` reads: the README's second data set.
+an .npz that `seedspace testbed train --data` reads: the documentation's second data set.
 
     pip install scikit-learn && python scripts/digits_npz.py --out data/digits.npz
 """

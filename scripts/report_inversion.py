@@ -4,7 +4,7 @@ PSNR at 20 / 50 / 100 steps. Both directions at the model's inversion guidance (
 Writes report.json and report.md (machine, command, wall time, one table) into --out.
 
     .venv/bin/python scripts/report_inversion.py                                   # the embedded DDPM testbed
-    .venv/bin/python scripts/report_inversion.py --model testbed --model runs/testbed-flow --update README.md
+    .venv/bin/python scripts/report_inversion.py --model testbed --model runs/testbed-flow --update docs/results.md
     .venv/bin/python scripts/report_inversion.py --model models/sd15 --images refs/*.png --condition "a photo"
 
 Samplers (--samplers, default auto): each model's default, i.e. DDIM inversion for epsilon / v-prediction models

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
 """Acceptance report of a testbed model: sample accuracy per class, inversion quality (DDIM or reverse Euler), the norm sweep and
-speed on this machine. Writes report.json, report.md and PNGs into --out (numbers for the README and model card).
+speed on this machine. Writes report.json, report.md and PNGs into --out (numbers for docs/models.md and the model card).
 
     .venv/bin/python scripts/report_testbed.py                      # the embedded testbed -> reports/testbed/
     .venv/bin/python scripts/report_testbed.py --model runs/testbed --out reports/testbed
@@ -40,7 +40,7 @@ from seedspace.apps.evaluation.runner import Runner  # noqa: E402
 from seedspace.apps.roundtrip import roundtrip  # noqa: E402
 from seedspace.backends.sampling import INVERTIBLE, scheduler_label  # noqa: E402
 
-MARKER = "seedspace-testbed-report"  # README / model card block: <!-- BEGIN MARKER --> ... <!-- END MARKER -->
+MARKER = "seedspace-testbed-report"  # docs/models.md / model card block: <!-- BEGIN MARKER --> ... <!-- END MARKER -->
 HEAD_TARGET, PSNR_TARGET = 0.85, 25.0
 
 
@@ -200,7 +200,7 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     p.add_argument("--marker", default=MARKER, help=f"the marked block --update replaces (default {MARKER})")
     p.add_argument("--update", action="append", default=[], metavar="FILE",
-                   help="replace the text between the --marker block's BEGIN and END comments in FILE (README, model card); repeatable")
+                   help="replace the text between the --marker block's BEGIN and END comments in FILE (docs/models.md, model card); repeatable")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)

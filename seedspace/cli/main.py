@@ -115,6 +115,10 @@ def _run(argv: list[str]) -> int:
             args = parser.parse_args(argv)
         except SystemExit as exc:  # --help, --version, usage errors
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
+        except ModuleNotFoundError as exc:  # a core install (the geometry alone) has no model stack
+            print(f"seedspace: error: the command line needs the models extra ({exc}): "
+                  "pip install 'seedspace[models]'", file=sys.stderr)
+            return EXIT_USAGE
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
