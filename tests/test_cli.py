@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
+import seedspace as ss
 from seedspace import outputs
 from seedspace.cli.main import main
 
@@ -107,21 +108,24 @@ def test_interpolate_compare_writes_everything_and_round_trips(cli, tmp_path):
     assert rc == 0, err
     assert (out / "grid.png").is_file() and (out / "run.json").is_file()
     files = frame_files(out)
-    assert len(files) == 20 and {p.parent.name for p in files} == {"lerp", "slerp", "cog", "nao"}
+    methods = ["lerp", "slerp", "cog", "nao", "nao@chi"]
+    assert len(files) == 25 and {p.parent.name for p in files} == set(methods)
     seeds = load_file(str(out / "seeds.safetensors"))
-    assert seeds["seeds"].shape == (20, 1, 8, 8) and seeds["endpoints"].shape == (2, 1, 8, 8)
+    assert seeds["seeds"].shape == (25, 1, 8, 8) and seeds["endpoints"].shape == (2, 1, 8, 8)
     assert torch.equal(seeds["seeds"][15], seeds["endpoints"][0]) and torch.equal(seeds["seeds"][19], seeds["endpoints"][1])
+    # the tiny model carries no prior: --prior model is chi there, so both NAO rows agree
+    assert torch.equal(seeds["seeds"][15:20], seeds["seeds"][20:25])
     run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "completed" and run["methods"] == ["lerp", "slerp", "cog", "nao"]
+    assert run["status"] == "completed" and run["methods"] == methods and "prior" not in run["parameters"]
     assert run["parameters"]["model"]["revision"] and run["parameters"]["steps"] == 4
-    assert [f["t"] for f in run["frames"][15:]] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert [f["t"] for f in run["frames"][15:20]] == [0.0, 0.25, 0.5, 0.75, 1.0]
     assert run["frames"][17]["endpoints"] == [{"int": 11}, {"int": 42}] and run["frames"][17]["method"] == "nao"
     # PNG metadata: web-UI style parameters plus the seedspace record
     frame = out / "frames" / "nao" / "frame000002.png"
     text = Image.open(frame).text["parameters"]
     assert "Seed: 11" in text and "Variation seed: 42" in text and "Seed method: nao" in text
     record = outputs.parse_parameters(text)
-    assert record["frame"]["t"] == 0.5 and record["params"]["methods"] == ["lerp", "slerp", "cog", "nao"]
+    assert record["frame"]["t"] == 0.5 and record["params"]["methods"] == methods
     # regenerate from the PNG alone: identical bytes
     rc, stdout, err = cli("regenerate", frame, "--out", tmp_path / "again.png", "--check", "--quiet", model=False)
     assert rc == 0, err
@@ -475,3 +479,22 @@ def test_prior_option_changes_nao_paths_and_is_recorded(cli, tmp_path):
     assert rc == 0, err
     rc, _, err = cli(*args, "--prior", "gaussian", "--out", tmp_path / "bad")
     assert rc == 2 and not (tmp_path / "bad").exists()
+
+
+def test_prior_model_is_the_default_and_the_papers_row_stands_beside_it(tmp_path, capsys, tiny):
+    """--prior model (the default): the embedded testbed's calibrated prior, recorded; 'nao@chi' is NAO under chi
+    beside it; a model without a prior says so in one line and runs chi, recording no prior (as before priors)."""
+    out = tmp_path / "tb"
+    assert main(["interpolate", "--seeds", "1,2", "--compare", "nao,nao@chi", "--frames", "3", "--steps", "2",
+                 "--dtype", "float32", "--out", str(out), "--quiet"]) == 0
+    run = json.loads((out / "run.json").read_text())
+    shipped = ss.load_model("testbed").prior.to_record()
+    assert run["parameters"]["prior"] == shipped
+    seeds = load_file(str(out / "seeds.safetensors"))["seeds"]
+    nao, paper = seeds[1].flatten().norm() / 32, seeds[4].flatten().norm() / 32
+    assert abs(float(nao) - shipped["scale"]) < 0.02 and abs(float(paper) - 1.0) < 0.02  # NAO sits at its prior's mode
+    capsys.readouterr()
+    assert main(["interpolate", "--seeds", "1,2", "--frames", "3", "--model", str(tiny), "--out", str(tmp_path / "t")]) == 0
+    err = capsys.readouterr().err
+    assert "carries no norm prior; NAO uses chi(d)" in err
+    assert "prior" not in json.loads((tmp_path / "t" / "run.json").read_text())["parameters"]

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from ..conditions import condition_from_record
-from ..geometry import centroid, interpolate
+from ..geometry import INTERPOLATION_METHODS, centroid, interpolate
 from ..seeds import load_seeds
 
 EASINGS = ("linear", "ease-in-out")
@@ -43,6 +43,15 @@ class FramePlan:
             frame["batch"] = [start, min(n, start + batch_size)]
 
 
+PAPER_NAO = "nao@chi"  # NAO under the paper's chi prior, whatever the run's prior: a row beside the model's NAO
+FRAME_METHODS = (*INTERPOLATION_METHODS, PAPER_NAO)
+
+
+def geometry_of(method: str, prior):
+    """(geometry method, prior) of a frame method: 'nao@chi' is NAO under chi(d)."""
+    return ("nao", None) if method == PAPER_NAO else (method, prior)
+
+
 def plan_interpolation(params: dict, model, progress: bool = False) -> FramePlan:
     """Two endpoint seeds -> ``frames`` seeds along the path of each method (one row per method); t = j / (n - 1)
     (the arc-length fraction for NAO)."""
@@ -55,7 +64,8 @@ def plan_interpolation(params: dict, model, progress: bool = False) -> FramePlan
         raise ValueError("--frames must be >= 2")
     rows, meta = [], []
     for r, method in enumerate(methods):
-        rows.append(interpolate(seeds[0], seeds[1], steps=n, method=method, prior=params.get("prior")))
+        geometry, prior = geometry_of(method, params.get("prior"))
+        rows.append(interpolate(seeds[0], seeds[1], steps=n, method=geometry, prior=prior))
         for j in range(n):
             index = r * n + j
             name = f"frame{j:06d}.png" if len(methods) == 1 else f"{method}/frame{j:06d}.png"

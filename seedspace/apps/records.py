@@ -10,7 +10,7 @@ from typing import Callable
 from ..checks import (MAX_BATCH_SIZE, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps, check_frames,
                       check_guidance, check_int, check_number, check_steps)
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
-from .frames import EASINGS
+from .frames import EASINGS, FRAME_METHODS
 from .seedselect.settings import INIT_METHODS
 
 VIDEO_FORMATS = ("mp4", "gif")
@@ -124,7 +124,7 @@ def _check_interpolation(params: dict) -> None:
     if not isinstance(methods, list) or not methods:
         raise ValueError("'methods' must be a non-empty list")
     for method in methods:
-        _check_choice(method, INTERPOLATION_METHODS, "'methods'")
+        _check_choice(method, FRAME_METHODS, "'methods'")
     check_frames(params["frames"], "'frames'")
 
 

@@ -14,6 +14,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from .. import outputs
+from ..backends.loading import resolve_model_prior
 from ..backends.sampling import check_scheduler
 from ..conditions import condition_from_record
 from ..geometry import ChiPrior, load_prior, norm_report
@@ -40,9 +41,10 @@ def run_parameters(model, ref: str, condition_record: dict, steps: int | None, g
 
 
 def prior_record(prior, model) -> dict:
-    """``{"prior": record}`` for a prior other than the default chi (a name, file or prior object; absent
-    otherwise, so that records made before priors existed stay valid)."""
-    if prior in (None, "chi"):
+    """``{"prior": record}`` for a prior other than chi (a name, file, record or prior object; 'model': the
+    model's own, chi where it has none); absent for chi, so that records made before priors existed stay valid."""
+    prior = resolve_model_prior(prior, model)
+    if prior is None or isinstance(prior, str) and prior == "chi":
         return {}
     return {"prior": load_prior(prior, math.prod(model.seed_shape)).to_record()}
 
@@ -129,10 +131,21 @@ def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path
 
 
 
+def row_label(method: str, prior: dict | None) -> str:
+    """A grid row's label: the method, and for NAO the prior it ran under ('nao@chi': the paper's)."""
+    if method == "nao@chi" or method == "nao" and prior is None:
+        return "nao, chi (paper)"
+    if method == "nao":
+        scale = prior.get("scale")
+        return f"nao, {prior.get('family', 'prior')}" + (f" {scale:.3g}" if isinstance(scale, (int, float)) else "")
+    return method
+
+
 def finish_interpolate(folder, record, params, plan, images, model) -> Summary:
     """One grid row per method."""
     methods, n = params["methods"], params["frames"]
-    grid = outputs.make_grid([list(images[r * n:(r + 1) * n]) for r in range(len(methods))], methods,
+    labels = [row_label(m, params.get("prior")) for m in methods]
+    grid = outputs.make_grid([list(images[r * n:(r + 1) * n]) for r in range(len(methods))], labels,
                              [f"t={j / (n - 1):.2f}" for j in range(n)])
     return Summary(grid, f"grid.png, {len(images)} frames, seeds.safetensors, run.json")
 

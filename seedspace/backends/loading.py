@@ -84,6 +84,15 @@ def model_prior(model):
     return own if own is not None else ChiPrior(math.prod(model.seed_shape))
 
 
+def resolve_model_prior(spec, model):
+    """A ``prior=`` spec with 'model' replaced by the model's own prior (its record), or None (chi(d)) when the
+    model carries none; any other spec as given."""
+    if not (isinstance(spec, str) and spec == "model"):
+        return spec
+    own = getattr(model, "prior", None)
+    return None if own is None else own.to_record()
+
+
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
                dtype: str | torch.dtype | None = None, **kwargs) -> SeedModel:
     """Load a model: None or 'testbed' -> the embedded testbed, 'testbed-flow' -> the embedded flow-matching

@@ -6,6 +6,7 @@ import torch
 
 from .. import outputs
 from ..apps.runs import check_methods
+from ..backends.loading import resolve_model_prior
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
 from ..seeds import describe_seed, load_seeds
 from . import common
@@ -43,7 +44,8 @@ def run(args) -> int:
     seeds = load_seeds(items, model, condition, args.steps, progress=not args.quiet).seeds
     if args.k > seeds.shape[0]:
         raise common.CLIError(f"--k {args.k} is more than the {seeds.shape[0]} inputs")
-    prior = load_prior(args.prior, seeds[0].numel()) if method == "nao" else None
+    common.note_model_prior(args, model)
+    prior = load_prior(resolve_model_prior(args.prior, model), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "k": args.k,
               "method": method, "seed": args.seed, "prior": prior.to_record() if prior is not None else None}

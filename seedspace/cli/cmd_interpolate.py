@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from ..apps.runs import check_methods
 from ..checks import MAX_FRAMES, check_frames
-from ..geometry import INTERPOLATION_METHODS
+from ..apps.frames import FRAME_METHODS
 from . import common
 from .runs import run_frames_command
 
 COMMAND = "interpolate"
-COMPARE_DEFAULT = "lerp,slerp,cog,nao"
+COMPARE_DEFAULT = "lerp,slerp,cog,nao,nao@chi"  # nao under --prior (the model's) beside the paper's
 
 
 def register(subparsers, formatter_class) -> None:
@@ -21,7 +21,8 @@ def register(subparsers, formatter_class) -> None:
                     "the arc-length fraction.")
     common.add_seed_options(p, "exactly two endpoints, e.g. --seeds 11,42", default="11,42")
     g = p.add_argument_group("path")
-    g.add_argument("--method", default="nao", help="interpolation method: lerp, slerp, cog, nao (or reference)")
+    g.add_argument("--method", default="nao", help="interpolation method: lerp, slerp, cog, nao (under --prior), "
+                   "nao@chi (NAO under the paper's chi prior) or reference")
     g.add_argument("--compare", nargs="?", const=COMPARE_DEFAULT, default=None, metavar="METHODS",
                    help=f"one grid row per method in one grid (bare --compare: {COMPARE_DEFAULT}); overrides --method")
     g.add_argument("--frames", type=common.positive_int, default=9,
@@ -33,7 +34,7 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    methods = check_methods((args.compare or args.method).split(","), INTERPOLATION_METHODS)
+    methods = check_methods((args.compare or args.method).split(","), FRAME_METHODS)
     check_frames(args.frames, "--frames")
     return common.new_run_params(args, common.seed_items_from_args(args), methods=methods, frames=args.frames)
 

@@ -242,14 +242,23 @@ def new_run_params(args, items: list[dict], **settings) -> tuple[dict, object]:
 
 def add_prior_option(parser: argparse.ArgumentParser) -> None:
     """``--prior``: the norm prior of NAO paths and centroids."""
-    parser.add_argument("--prior", default=None,
-                        help="norm prior of NAO paths and centroids: chi (the paper's), scaled-chi:S (|x|/S ~ chi(d)) "
-                             "or a prior JSON file (default: chi)")
+    parser.add_argument("--prior", default="model",
+                        help="norm prior of NAO paths and centroids: model (the model's own calibrated prior, e.g. "
+                             "the testbed's prior.json; chi where it has none), chi (the paper's), scaled-chi:S "
+                             "(|x|/S ~ chi(d)) or a prior JSON file (default: model)")
+
+
+def note_model_prior(args, model) -> None:
+    """One line when --prior model meets a model that carries no prior (NAO then uses chi, the paper's)."""
+    if getattr(args, "prior", None) == "model" and getattr(model, "prior", None) is None:
+        note(args, f"{getattr(model, 'name', 'this model')} carries no norm prior; NAO uses chi(d), the paper's "
+                   "(`seedspace calibrate` makes one)")
 
 
 def prior_params(args, model) -> dict:
     """``{"prior": record}`` for a --prior other than the default (absent otherwise, so that records made before
     priors existed stay valid)."""
+    note_model_prior(args, model)
     return prior_record(getattr(args, "prior", None), model)
 
 

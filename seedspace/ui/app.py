@@ -14,6 +14,7 @@ import gradio as gr
 from ..apps.frames import EASINGS
 from ..checks import GUIDANCE_RANGE
 from ..conditions import is_class_conditional
+from ..apps.frames import FRAME_METHODS
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .inputs import SEED_FILE_SUFFIX
 from .tasks import MAX_PAGE_FRAMES, Explorer, TaskResult
@@ -94,7 +95,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                     upload_b = gr.File(label="or upload image B (inverted)", file_types=UPLOAD_TYPES,
                                        elem_id="upload-b")
             with gr.Row():
-                methods = gr.CheckboxGroup(list(INTERPOLATION_METHODS), value=["lerp", "nao"],
+                methods = gr.CheckboxGroup(list(FRAME_METHODS), value=["slerp", "nao", "nao@chi"],
                                            label="methods (one row each)", elem_id="interpolate-methods")
                 frames = gr.Slider(2, MAX_PAGE_FRAMES, value=7, step=1, label="frames per path")
             go = gr.Button("Interpolate", variant="primary", elem_id="interpolate-run")

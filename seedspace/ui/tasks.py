@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from .. import outputs
-from ..apps.frames import EASINGS, plan_frames
+from ..apps.frames import EASINGS, FRAME_METHODS, plan_frames
 from ..apps.metrics import image_psnr
 from ..apps.provenance import model_record
 from ..apps.runs import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
@@ -83,7 +83,7 @@ class Explorer:
         """`seedspace interpolate --compare METHODS`: one grid row per method between endpoints A and B (a seed,
         a blend or an upload each); uploaded images are inverted and their reconstruction PSNR (guidance 1) is
         reported; the plot shows |x| / sqrt(d) along each path."""
-        methods = check_methods(list(methods or []), INTERPOLATION_METHODS)
+        methods = check_methods(list(methods or []), FRAME_METHODS)
         check_int(frames, "frames", 2, MAX_PAGE_FRAMES)
         items = [one_item(seed_a, upload_a, self.model, self.runs_dir, "endpoint A"),
                  one_item(seed_b, upload_b, self.model, self.runs_dir, "endpoint B")]

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
+from ...backends.loading import resolve_model_prior
 from ...geometry import NormPrior, load_prior
 
 STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
@@ -44,7 +45,8 @@ class AugmentSettings:
       ``batch_size``: images per model call inside a shard (fixed, so workers and executors give the same bytes).
     - ``dtype``: model weights dtype (float32, float16, bfloat16; auto: bfloat16 where the device computes it
       natively, else float32); run.json records the one that ran.
-    - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'scaled-chi:S', a prior file
+    - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'model': the model's own,
+      chi where it has none; 'scaled-chi:S', a prior file
       such as ``seedspace calibrate`` writes, a record or a prior object); :meth:`resolved` turns it into the prior's
       record (JSON, what run.json keeps and the shards use). NAO centroids and paths follow it; the normalized and
       spherical centroids sit at its mode; lerp, slerp and cog ignore it.
@@ -121,9 +123,9 @@ class AugmentSettings:
         """The settings with the model's defaults filled in and the prior as its record for the model's seed
         dimension (None for chi(d)): what run.json records."""
         steps = int(self.steps or model.default_steps)
-        prior = None
-        if self.prior is not None:
-            prior = load_prior(self.prior, math.prod(model.seed_shape)).to_record()
+        prior = resolve_model_prior(self.prior, model)
+        if prior is not None:
+            prior = load_prior(prior, math.prod(model.seed_shape)).to_record()
             prior = None if prior == {"family": "chi", "d": prior["d"]} else prior
         return dataclasses.replace(
             self, steps=steps, inversion_steps=int(self.inversion_steps or steps),

@@ -10,6 +10,7 @@ from typing import Sequence, Union
 
 import torch
 
+from ...backends.loading import resolve_model_prior
 from ...geometry import NormPrior, load_prior
 
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
@@ -80,7 +81,7 @@ class SeedSelectSettings:
     def for_model(self, model) -> "SeedSelectSettings":
         """These settings with the model's defaults filled in for ``sampler_steps`` and ``guidance``, and ``prior``
         as a prior object for the model's seed dimension (None, and chi(d) itself, become None)."""
-        prior = self.prior
+        prior = resolve_model_prior(self.prior, model)
         if prior is not None:
             prior = load_prior(prior, math.prod(model.seed_shape))
             if prior.to_record() == {"family": "chi", "d": prior.d}:
