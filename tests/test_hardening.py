@@ -530,3 +530,60 @@ def test_evaluate_checks_its_options_before_any_work(cli, tmp_path, args, messag
     rc, _, err = cli("evaluate", "--quick", "--out", tmp_path / "ev", *args)
     one_line(rc, err, message)
     nothing_written(tmp_path, "NO_MARKERS.md")
+
+
+# -- the newer commands: augment's options, extreme priors, the API ---------------------------------------------------
+@pytest.fixture
+def aug_refs(tmp_path) -> Path:
+    """Two classes of the tiny testbed with two references each, outside the working directory's listing."""
+    root = tmp_path / "refs"
+    rng = np.random.default_rng(0)
+    for name in ("class0", "class1"):
+        (root / name).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray(rng.integers(0, 256, (8, 8), dtype=np.uint8)).save(root / name / f"r{i}.png")
+    return root
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--guidance-scale", "nan"], "guidance"), (["--guidance-scale", "inf"], "guidance"),
+    (["--guidance-scale", "-5"], "guidance"), (["--guidance-scale", "1e9"], "guidance"),
+    (["--steps", "1001"], "steps"), (["--inversion-steps", "5000"], "inversion_steps"),
+    (["--strategy", "seedselect", "--seedselect-steps", "100000"], "seedselect_steps"),
+    (["--per-class", "100000000"], "per_class"), (["--batch-size", "100000"], "batch_size"),
+    (["--prior", "scaled-chi:1e-300"], "scale"), (["--prior", "scaled-chi:1e300"], "scale"),
+])
+def test_augment_options_are_checked_before_any_folder(cli, tmp_path, aug_refs, args, message):
+    defaults = {"--per-class": "2", "--steps": "2"}
+    for flag, value in defaults.items():
+        if flag not in args:
+            args = args + [flag, value]
+    rc, _, err = cli("augment", "--references", aug_refs, "--out", tmp_path / "aug", *args)
+    one_line(rc, err, message)
+    nothing_written(tmp_path, "refs")
+
+
+@pytest.mark.parametrize("command", [["interpolate", "--seeds", "1,2", *CHEAP], ["cluster", "--seeds", "1,2,3", "--k", "2"]])
+@pytest.mark.parametrize("scale", ["1e-300", "1e300"])
+def test_extreme_prior_scales_are_one_line(cli, tmp_path, command, scale):
+    rc, _, err = cli(*command, "--prior", f"scaled-chi:{scale}")
+    one_line(rc, err, "scale must be in")
+    nothing_written(tmp_path)
+
+
+def test_cluster_refuses_fewer_distinct_seeds_than_clusters(cli, tmp_path):
+    rc, _, err = cli("cluster", "--seeds", "5,5,5", "--k", "2")
+    one_line(rc, err, "distinct")
+    nothing_written(tmp_path)
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda x: ss.cluster(x, 2, max_iter=0), "max_iter"), (lambda x: ss.cluster(x, 2, seed=-1), "seed"),
+    (lambda x: ss.centroid([x[0], x[0, :, :2]]), "one shape"), (lambda x: ss.centroid([[1.0, 2.0], [3.0]]), "one shape"),
+    (lambda x: ss.cluster(torch.stack([x[0]] * 3), 2), "distinct"),
+    (lambda x: ss.ChiPrior(16, scale=1e-300), "scale must be in"),
+])
+def test_api_errors_speak_of_parameters(call, message):
+    x = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match=message):
+        call(x)

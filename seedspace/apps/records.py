@@ -7,15 +7,14 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from ..checks import (MAX_BATCH_SIZE, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps, check_frames,
-                      check_guidance, check_int, check_number, check_steps)
+from ..checks import (MAX_BATCH_SIZE, MAX_OPT_STEPS, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps,
+                      check_frames, check_guidance, check_int, check_number, check_steps)
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .frames import EASINGS, FRAME_METHODS
 from .seedselect.settings import INIT_METHODS
 
 VIDEO_FORMATS = ("mp4", "gif")
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
-MAX_OPT_STEPS = 10_000
 
 
 class RecordError(ValueError):

@@ -5,8 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..apps.records import MAX_OPT_STEPS
-from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_int, check_number
+from ..checks import MAX_BATCH_SIZE, MAX_OPT_STEPS, SEED_INT_LIMIT, check_int, check_number
 from ..conditions import condition_from_record
 from ..apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
 from . import common

@@ -33,8 +33,16 @@ def as_tensor(x: Any, name: str) -> Tuple[torch.Tensor, Spec]:
     """
     if isinstance(x, torch.Tensor):
         t, is_numpy = x, False
+    elif isinstance(x, (list, tuple)) and x and all(isinstance(e, torch.Tensor) for e in x):
+        shapes = {tuple(e.shape) for e in x}
+        if len(shapes) > 1:
+            raise ValueError(f"{name} must all have one shape, got {', '.join(map(str, sorted(shapes)))}")
+        t, is_numpy = torch.stack(list(x)), False
     else:
-        arr = np.asarray(x)
+        try:
+            arr = np.asarray(x)
+        except ValueError:  # ragged nested lists
+            raise ValueError(f"{name} must all have one shape (a ragged list was given)") from None
         if arr.dtype == object:
             raise ValueError(f"{name} must be a numeric tensor or array, got {type(x).__name__}")
         t, is_numpy = torch.from_numpy(np.ascontiguousarray(arr)), True

@@ -71,6 +71,13 @@ def cluster(seeds, k: int, metric: str = "nao", *, prior=None, seed: int = 0, ma
     if isinstance(k, bool) or int(k) != k or not 1 <= k <= n:
         raise ValueError(f"k must be an integer from 1 to the number of seeds ({n}), got {k!r}")
     k = int(k)
+    if isinstance(max_iter, bool) or int(max_iter) != max_iter or max_iter < 1:
+        raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+    if isinstance(seed, bool) or int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    distinct = torch.unique(X, dim=0).shape[0]
+    if distinct < k:
+        raise ValueError(f"k = {k} clusters need k distinct seeds; the {n} seeds hold {distinct} distinct ones")
     prior = resolve_prior(prior, X.shape[1]) if metric == "nao" else None
 
     def dist(A, B):

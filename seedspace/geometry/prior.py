@@ -198,6 +198,9 @@ def _positive_real(value, what: str) -> float:
     return v
 
 
+SCALE_RANGE = (1e-6, 1e6)  # the norm scales a chi prior accepts (a seed's norm is s sqrt(d) at the mode)
+
+
 class ChiPrior(NormPrior):
     """Norms with ``|x| / scale ~ chi(dof)`` (defaults: ``scale = 1``, ``dof = d``, the norm of a standard Gaussian
     seed in ``R^d``, the paper's prior).  ``w(r) = c - (k-1) log r + r^2 / (2 s^2)`` with
@@ -210,6 +213,8 @@ class ChiPrior(NormPrior):
             raise ValueError(f"dimension d must be a positive integer, got {d!r}")
         self.d = int(d)
         self.scale = _positive_real(scale, "scale")
+        if not SCALE_RANGE[0] <= self.scale <= SCALE_RANGE[1]:  # beyond it w(r)'s coefficients under- or overflow
+            raise ValueError(f"scale must be in [{SCALE_RANGE[0]:g}, {SCALE_RANGE[1]:g}], got {scale!r}")
         self.dof = float(self.d) if dof is None else _positive_real(dof, "dof")
         if self.dof < 1:
             raise ValueError(f"dof must be >= 1, got {dof!r}")

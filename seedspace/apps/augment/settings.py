@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...backends.loading import resolve_model_prior
+from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, check_batch_size, check_guidance, check_int, check_steps
 from ...geometry import NormPrior, load_prior
 
 STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
@@ -73,12 +74,15 @@ class AugmentSettings:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
-        positive("per_class")
+        # the checks every generating command makes (interpolate's), here before any folder exists
+        check_int(self.per_class, "per_class", 1, MAX_PER_CLASS)
         positive("shard_size")
-        positive("batch_size")
+        check_batch_size(self.batch_size)
         for name in ("steps", "inversion_steps"):
             if getattr(self, name) is not None:
-                positive(name)
+                check_steps(getattr(self, name), name)
+        if self.guidance is not None:
+            check_guidance(self.guidance)
         if self.strategy not in STRATEGIES:
             raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
         if self.method not in METHODS:
@@ -92,7 +96,7 @@ class AugmentSettings:
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
             raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
         if self.strategy == "seedselect":
-            positive("seedselect_steps")
+            check_int(self.seedselect_steps, "seedselect_steps", 1, MAX_OPT_STEPS)
         if self.clusters is not None:
             if self.strategy != "clusters":
                 raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
