@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -73,3 +75,19 @@ def test_grid_and_video_writers(tmp_path):
     with Image.open(gif) as im:
         assert im.n_frames == 3
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.gif", "v.mp4"]
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_atomic_files_follow_the_umask(tmp_path, umask):
+    """mkstemp's 0600 must not leak into finished files: they get 0666 & ~umask, like run.log."""
+    from seedspace.outputs.files import atomic_path
+
+    old = os.umask(umask)
+    try:
+        with atomic_path(tmp_path / "a.json") as tmp:
+            tmp.write_text("{}")
+        plain = tmp_path / "plain.txt"
+        plain.write_text("x")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask

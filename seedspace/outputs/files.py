@@ -58,6 +58,13 @@ def new_run_dir(command: str, out: str | Path | None = None, base: str | Path = 
 PARTIAL_MARK = ".partial"
 
 
+def _umask() -> int:
+    """The process's umask (os.umask can only be read by setting it; set it straight back)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path next to ``path`` (same extension, ``.partial`` in its name); rename it to
@@ -69,6 +76,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the finished file follows the umask like any other
         os.replace(tmp, path)
     finally:
         if tmp.exists():
