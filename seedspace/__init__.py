@@ -23,8 +23,10 @@ _EXPORTS = {
                      "norm_report", "pairwise_distances", "path_energy", "prior_from_quality", "prior_from_record",
                      "prior_json"],
                     ".geometry"),
-    **dict.fromkeys(["SeedModel", "seeds_from_ints"], ".backends.base"),
+    **dict.fromkeys(["SeedModel"], ".backends.base"),
+    **dict.fromkeys(["seeds_from_ints"], ".noise"),
     **dict.fromkeys(["load_model"], ".backends.loading"),
+    **dict.fromkeys(["latent_shape", "pipeline_latents"], ".backends.pipeline_latents"),
     **dict.fromkeys(["resolve_condition"], ".conditions"),
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
     **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".apps.seedselect"),
@@ -53,7 +55,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .apps.augment import AugmentSettings, augment
     from .apps.calibrate import CalibrationResult, calibrate
     from .apps.seedselect import SeedSelectSettings, seedselect
-    from .backends.base import SeedModel, seeds_from_ints
+    from .backends.base import SeedModel
+    from .backends.pipeline_latents import latent_shape, pipeline_latents
+    from .noise import seeds_from_ints
     from .backends.loading import load_model
     from .conditions import resolve_condition
     from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, ClusterResult,

@@ -142,3 +142,23 @@ def test_cli_on_each_family(family_dirs, family, tmp_path, capsys):
     message = "is stochastic" if wrong == "euler-ancestral" else "does not fit"
     last_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert last_line.startswith(f"seedspace: error: scheduler '{wrong}' ") and message in last_line
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_pipeline_latents_are_what_the_pipeline_draws_for_a_seed(models, family):
+    """ss.pipeline_latents(pipe, ss.seeds_from_ints([s], ss.latent_shape(pipe, H, W))) as latents= gives the
+    pipeline's own output for generator=torch.Generator('cpu').manual_seed(s): shape, packing (Flux) and the
+    init_noise_sigma convention agree with diffusers'."""
+    model = models[family]
+    pipe = model.pipe
+    options = dict(height=model.height, width=model.width, num_inference_steps=2, guidance_scale=5.0,
+                   output_type="latent", **({} if family == "flux" else {"negative_prompt": None}))
+    drawn = pipe("a cat", generator=torch.Generator("cpu").manual_seed(42), **options).images
+    shape = ss.latent_shape(pipe, model.height, model.width)
+    assert shape == tuple(model.seed_shape)
+    given = pipe("a cat", latents=ss.pipeline_latents(pipe, seeds_from_ints([42], shape)), **options).images
+    assert torch.equal(drawn, given)
+    with pytest.raises(ValueError, match="latents for"):
+        ss.pipeline_latents(pipe, torch.zeros(1, shape[0] + 1, *shape[1:]))
+    with pytest.raises(ValueError, match="multiples of"):
+        ss.latent_shape(pipe, model.height + 1, model.width)

@@ -7,6 +7,7 @@ from typing import Protocol, Sequence, Union, runtime_checkable
 
 import torch
 
+from ..noise import seeds_from_ints  # noqa: F401  (re-exported: models draw their seeds here)
 from .ddim import EpsFn, StepCallback
 
 Condition = Union[int, str, Sequence[int], Sequence[str], None]
@@ -105,17 +106,6 @@ class SeedModel(Protocol):
     def fewshot(self, class_index: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The shipped real images (N, *image_shape) in [0, 1] and their labels (when ``has_judge``)."""
         ...
-
-
-def seeds_from_ints(seed_ints: Sequence[int], shape: Sequence[int], dtype: torch.dtype = torch.float32,
-                    device: torch.device | str = "cpu") -> torch.Tensor:
-    """One N(0, I) seed per integer, drawn with a CPU ``torch.Generator`` (so every device gets the same noise)."""
-    seeds = []
-    for s in seed_ints:
-        if not 0 <= int(s) < 2 ** 63:
-            raise ValueError(f"seed integers must be in [0, 2^63), got {s}")
-        seeds.append(torch.randn(tuple(shape), generator=torch.Generator().manual_seed(int(s)), dtype=torch.float32))
-    return torch.stack(seeds).to(device=device, dtype=dtype)
 
 
 def conditions_list(condition: Condition, n: int) -> list:

