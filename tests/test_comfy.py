@@ -45,6 +45,10 @@ def test_nodes_are_the_library_calls(shape):
     (frames,) = Interpolate().run(a, b, "nao", 5, "euclidean", "scaled-chi:0.9")
     expected = ss.interpolate(seeds[0], seeds[1], steps=5, prior=ss.ChiPrior(math.prod(shape[1:]), scale=0.9))
     assert torch.equal(frames["samples"], expected)
+    (at,) = Interpolate().run(a, b, "slerp", 2, "euclidean", "chi", "0, 0.25, 1")
+    assert torch.equal(at["samples"][[0, 2]], seeds) and at["samples"].shape[0] == 3
+    torch.testing.assert_close(at["samples"][1], ss.interpolate(seeds[0], seeds[1], steps=5, method="slerp")[1],
+                               rtol=0, atol=1e-3)  # off-grid t: resampled from a dense path
     (c,) = Centroid().run({"samples": seeds}, "nao", "chi")
     assert torch.equal(c["samples"][0], ss.centroid(seeds))
     (m,) = Blend().run({"samples": seeds}, "0.2,0.8", "chi")
@@ -60,6 +64,7 @@ def test_nodes_are_the_library_calls(shape):
     (lambda: Interpolate().run({"samples": torch.full((1, 4, 8, 8), math.nan)}, latent(1, 4, 8, 8), "nao", 3), "NaN"),
     (lambda: Interpolate().run(latent(1, 4, 8, 8), latent(1, 4, 8, 8), "nao", 3, "euclidean", "gaussian"), "prior"),
     (lambda: Centroid().run(latent(1, 4, 8, 8), "nao", "chi"), "at least two"),
+    (lambda: Interpolate().run(latent(1, 4, 8, 8), latent(1, 4, 8, 8), "nao", 3, "euclidean", "chi", "0,2"), "in \\[0, 1\\]"),
     (lambda: Blend().run(latent(2, 4, 8, 8), "0.5", "chi"), "1 weights for 2"),
     (lambda: NoiseFromSeeds().run(latent(1, 4, 8, 8), "boot.png"), "seed integer"),
     (lambda: NoiseFromSeeds().run({"x": 1}, "1"), "LATENT"),

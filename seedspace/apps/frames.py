@@ -16,11 +16,10 @@ import numpy as np
 import torch
 
 from ..conditions import condition_from_record
-from ..geometry import INTERPOLATION_METHODS, centroid, interpolate
+from ..geometry import INTERPOLATION_METHODS, centroid, interpolate, path_at
 from ..seeds import load_seeds
 
 EASINGS = ("linear", "ease-in-out")
-DENSE_PER_FRAME = 32  # dense path samples per frame interval when easing needs off-grid positions
 
 
 @dataclass
@@ -165,23 +164,6 @@ def ease(u: np.ndarray, easing: str) -> np.ndarray:
     if easing == "ease-in-out":
         return (1.0 - np.cos(np.pi * u)) / 2.0
     return u
-
-
-def path_at(a: torch.Tensor, b: torch.Tensor, positions: np.ndarray, method: str, prior=None) -> torch.Tensor:
-    """Seeds at path positions in [0, 1] (arc-length fractions for NAO): exact on a uniform grid, otherwise
-    resampled from a dense path (linear between neighbouring dense points, which are very close). ``prior``: the
-    NAO norm prior (a record or object; None: chi(d))."""
-    n = len(positions)
-    uniform = np.linspace(0.0, 1.0, n)
-    if n >= 2 and np.allclose(positions, uniform, rtol=0, atol=1e-12) and positions[0] == 0 and positions[-1] == 1:
-        return interpolate(a, b, steps=n, method=method, prior=prior)
-    dense_n = DENSE_PER_FRAME * max(n - 1, 1) + 1
-    dense = interpolate(a, b, steps=dense_n, method=method, prior=prior).double()
-    x = np.clip(positions, 0.0, 1.0) * (dense_n - 1)
-    k = np.minimum(np.floor(x).astype(int), dense_n - 2)
-    frac = torch.from_numpy(x - k).reshape(-1, *([1] * a.dim()))
-    out = dense[k] * (1 - frac) + dense[k + 1] * frac
-    return out.to(a.dtype)
 
 
 def keyframe_conditions(cond, k: int) -> list:

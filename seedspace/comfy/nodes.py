@@ -12,7 +12,8 @@ from __future__ import annotations
 import math
 import torch
 
-from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, blend, centroid, interpolate, load_prior, norm_report
+from ..geometry import (CENTROID_METHODS, INTERPOLATION_METHODS, blend, centroid, interpolate, load_prior, norm_report,
+                        path_at)
 from ..noise import seeds_from_ints
 
 CATEGORY = "seedspace"
@@ -103,17 +104,25 @@ class Interpolate:
                              "method": (list(NODE_PATHS), {"default": "nao"}),
                              "frames": ("INT", {"default": 9, "min": 2, "max": 10000}),
                              "spacing": (["euclidean", "nao", "angle"], {"default": "euclidean"}),
-                             "prior": ("STRING", {"default": "chi", "tooltip": PRIOR_HELP})}}
+                             "prior": ("STRING", {"default": "chi", "tooltip": PRIOR_HELP}),
+                             "t": ("STRING", {"default": "", "tooltip": "comma list of t in [0, 1] (arc-length "
+                                              "fractions for NAO); empty: `frames` evenly spaced"})}}
 
-    def run(self, a, b, method, frames, spacing="euclidean", prior="chi"):
+    def run(self, a, b, method, frames, spacing="euclidean", prior="chi", t=""):
         xa, xb = samples(a, "a"), samples(b, "b")
         if xa.shape != xb.shape or xa.shape[0] != 1:
             raise ValueError(f"a and b must be single latents of one shape, got {tuple(xa.shape)} and {tuple(xb.shape)}")
+        prior = prior_for(prior, xa[0].numel()) if method == "nao" else None
+        if str(t).strip():
+            try:
+                positions = [float(v) for v in str(t).split(",") if v.strip()]
+            except ValueError:
+                raise ValueError(f"t must be comma-separated numbers in [0, 1], got {t!r}") from None
+            return (latent_like(a, path_at(xa[0], xb[0], positions, method, prior)),)
         if int(frames) < 2:
             raise ValueError(f"frames must be at least 2, got {frames}")
-        path = interpolate(xa[0], xb[0], steps=int(frames), method=method, spacing=spacing,
-                           prior=prior_for(prior, xa[0].numel()) if method == "nao" else None)
-        return (latent_like(a, path),)
+        return (latent_like(a, interpolate(xa[0], xb[0], steps=int(frames), method=method, spacing=spacing,
+                                           prior=prior)),)
 
 
 class Centroid:

@@ -14,7 +14,7 @@ from .distances import DISTANCE_METRICS, PAIRWISE_METHODS, distance, pairwise_di
 from .energy import path_energy
 from .fit import FIT_FAMILIES, QUALITY_FAMILIES, fit_prior, prior_from_quality
 from .norms import NormReport, norm_report
-from .paths import INTERPOLATION_METHODS, SPACINGS, interpolate
+from .paths import INTERPOLATION_METHODS, SPACINGS, interpolate, path_at
 from .prior import ChiPrior, NormPrior
 from .prior_io import PRIOR_FAMILIES, load_prior, prior_from_record, prior_json
 
@@ -39,6 +39,7 @@ __all__ = [
     "distance",
     "fit_prior",
     "interpolate",
+    "path_at",
     "load_prior",
     "norm_report",
     "pairwise_distances",

@@ -97,3 +97,27 @@ def interpolate(a, b, steps: int = DEFAULT_STEPS, method: str = "nao", spacing: 
     out[0] = ta.reshape(fa.shape)
     out[-1] = tb.reshape(fb.shape).to(spec.dtype)
     return restore(out.reshape((steps, *ta.shape)), spec)
+
+
+DENSE_PER_FRAME = 32  # dense path samples per frame interval when positions are off the uniform grid
+
+
+def path_at(a: torch.Tensor, b: torch.Tensor, positions: np.ndarray, method: str, prior=None) -> torch.Tensor:
+    """Seeds at path positions t in [0, 1] (arc-length fractions for NAO; any order, repeats allowed) of the path
+    ``interpolate(a, b, method=method)``: exact on a uniform grid, otherwise
+    resampled from a dense path (linear between neighbouring dense points, which are very close). ``prior``: the
+    NAO norm prior (a record or object; None: chi(d))."""
+    positions = np.asarray(positions, dtype=np.float64).ravel()
+    if positions.size == 0 or not np.isfinite(positions).all() or (positions < 0).any() or (positions > 1).any():
+        raise ValueError(f"path positions must be numbers in [0, 1], got {positions.tolist()}")
+    n = len(positions)
+    uniform = np.linspace(0.0, 1.0, n)
+    if n >= 2 and np.allclose(positions, uniform, rtol=0, atol=1e-12) and positions[0] == 0 and positions[-1] == 1:
+        return interpolate(a, b, steps=n, method=method, prior=prior)
+    dense_n = DENSE_PER_FRAME * max(n - 1, 1) + 1
+    dense = interpolate(a, b, steps=dense_n, method=method, prior=prior).double()
+    x = np.clip(positions, 0.0, 1.0) * (dense_n - 1)
+    k = np.minimum(np.floor(x).astype(int), dense_n - 2)
+    frac = torch.from_numpy(x - k).reshape(-1, *([1] * a.dim()))
+    out = dense[k] * (1 - frac) + dense[k + 1] * frac
+    return out.to(a.dtype)
