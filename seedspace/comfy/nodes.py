@@ -69,13 +69,18 @@ def noise_for_seeds(text: str, shape: tuple[int, ...]) -> torch.Tensor:
     return torch.stack(out).float()
 
 
-class NoiseFromSeeds:
-    """Seed integers (and weighted NAO blends of them) -> a batch of noise latents of the input latent's shape."""
+class _LatentNode:
+    """What ComfyUI reads from every node here: its menu category, the method it calls, a LATENT out."""
 
     CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
-    RETURN_NAMES = ("noise",)
     FUNCTION = "run"
+    RETURN_TYPES = ("LATENT",)
+
+
+class NoiseFromSeeds(_LatentNode):
+    """Seed integers (and weighted NAO blends of them) -> a batch of noise latents of the input latent's shape."""
+
+    RETURN_NAMES = ("noise",)
     DESCRIPTION = "KSampler's noise for each seed (batch-1 latents), or the NAO blend of several with weights."
 
     @classmethod
@@ -89,14 +94,11 @@ class NoiseFromSeeds:
         return (latent_like(latent, noise),)
 
 
-class Interpolate:
+class Interpolate(_LatentNode):
     """The path between two latents (or noises): NAO (the likelihood-maximising path under a norm prior), SLERP,
     COG or LERP; frames as a batch, t = 0 the first input."""
 
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("frames",)
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -125,14 +127,11 @@ class Interpolate:
                                            prior=prior)),)
 
 
-class Centroid:
+class Centroid(_LatentNode):
     """The centroid of a batch of latents: NAO (the Fréchet mean in the NAO metric), normalized, spherical, COG
     or the Euclidean mean."""
 
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("centroid",)
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -148,13 +147,10 @@ class Centroid:
         return (latent_like(latents, c[None]),)
 
 
-class Blend:
+class Blend(_LatentNode):
     """The weighted NAO blend of a batch of latents: argmin_c sum_i w_i dist(c, x_i)^2."""
 
-    CATEGORY = CATEGORY
-    RETURN_TYPES = ("LATENT",)
     RETURN_NAMES = ("blend",)
-    FUNCTION = "run"
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -173,14 +169,12 @@ class Blend:
         return (latent_like(latents, blend(x, w, prior=prior_for(prior, x[0].numel()))[None]),)
 
 
-class NormReport:
+class NormReport(_LatentNode):
     """Each latent's norm / sqrt(d), its z-score under the prior and a flag when it is off the shell: why a frame
     comes out washed out or burnt. Passes the latent through."""
 
-    CATEGORY = CATEGORY
     RETURN_TYPES = ("LATENT", "STRING")
     RETURN_NAMES = ("latent", "report")
-    FUNCTION = "run"
     OUTPUT_NODE = True
 
     @classmethod
