@@ -163,7 +163,11 @@ def _bad_npz(tmp_path, case):
     arrays = {"labels that do not match": dict(images=images, labels=labels[:-1]),
               "a class with too few images": dict(images=images[:PER_CLASS + 5], labels=labels[:PER_CLASS + 5]),
               "pixel values out of range": dict(images=images * 3.0, labels=labels),
-              "one class": dict(images=images[:PER_CLASS], labels=labels[:PER_CLASS])}[case]
+              "one class": dict(images=images[:PER_CLASS], labels=labels[:PER_CLASS]),
+              "a class name with a slash": dict(images=images, labels=labels,
+                                                classes=np.array(["../up", *CLASSES[1:]])),
+              "the same class name twice": dict(images=images, labels=labels,
+                                                classes=np.array([CLASSES[0].upper(), CLASSES[0], *CLASSES[2:]]))}[case]
     np.savez(path, **arrays)
     return path
 
@@ -173,13 +177,17 @@ def _bad_npz(tmp_path, case):
     ("a class with too few images", [], "has 5 images"),
     ("pixel values out of range", [], "floats in [0, 1]"),
     ("one class", [], "at least 2 classes"),
+    ("a class name with a slash", [], "cannot name a folder"),
+    ("the same class name twice", [], "are the same name"),
+    ("an empty model name", ["--name", " "], "name"),
     ("imbalance below 1", ["--imbalance", "0.5"], "imbalance must be"),
     ("imbalance leaving the tail empty", ["--imbalance", "100"], "no training image"),
     ("bad channels", ["--channels", "8,x"], "--channels"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, extra, message):
     data = _bad_npz(tmp_path, case) if case in ("labels that do not match", "a class with too few images",
-                                                "pixel values out of range", "one class") else None
+                                                "pixel values out of range", "one class", "a class name with a slash",
+                                                "the same class name twice") else None
     if data is None:
         images, labels = _images()
         np.savez(tmp_path / "ok.npz", images=images, labels=labels)

@@ -83,6 +83,8 @@ class TestbedRecipe:
         check_number(self.cond_drop, "cond_drop", 0.0, 1.0, low_open=True)
         check_int(self.default_steps, "default_steps", 1, MAX_STEPS)
         check_number(self.default_guidance, "default_guidance", *GUIDANCE_RANGE)
+        if self.name is not None and (not str(self.name).strip() or any(ord(c) < 32 for c in str(self.name))):
+            raise ValueError(f"name must be a non-empty line of text, got {self.name!r}")
         if self.objective not in OBJECTIVES:
             raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
         if self.image_size not in IMAGE_SIZES:

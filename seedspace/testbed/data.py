@@ -145,10 +145,27 @@ def load_dataset(data: str | Path | None) -> LabelledImages:
     raise ValueError(f"--data must be an .npz file or a folder of class sub-folders, got {data}")
 
 
+def check_class_names(names, source: str) -> None:
+    """Class names become folder names, labels on the command line and keys of ``--class``: each must be
+    non-empty, free of path separators, control characters and '.' / '..', and unique ignoring case (folders
+    'Bag' and 'bag' are one folder on a case-folding file system). ValueError naming the first offender."""
+    seen: dict[str, str] = {}
+    for name in names:
+        if not name.strip() or name in (".", "..") or any(c in name for c in "/\\") or \
+                any(ord(c) < 32 or ord(c) == 127 for c in name):
+            raise ValueError(f"{source}: class name {name!r} cannot name a folder (empty, '.', '..', a path "
+                             "separator or a control character)")
+        key = name.casefold()
+        if key in seen:
+            raise ValueError(f"{source}: class names {seen[key]!r} and {name!r} are the same name")
+        seen[key] = name
+
+
 def _load_image_folder(path: Path) -> LabelledImages:
     classes = sorted(p.name for p in path.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not classes:
         raise ValueError(f"{path} has no class sub-folders (one folder of images per class)")
+    check_class_names(classes, str(path))
     pictures, labels = [], []
     for label, name in enumerate(classes):
         files = sorted(f for f in (path / name).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
@@ -182,6 +199,7 @@ def _load_npz(path: Path) -> LabelledImages:
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(i) for i in range(labels_max + 1)]
     if labels_max >= len(classes):
         raise ValueError(f"{path}: labels go up to {labels_max} but there are {len(classes)} class names")
+    check_class_names(classes, str(path))
     pictures = [Image.fromarray(a) for a in images]
     images, notes = _to_testbed_images(pictures)
     test = None
