@@ -413,3 +413,18 @@ def test_tiny_stable_diffusion_prompts_from_folder_names(tiny_sd_dir, tmp_path):
     entries = result.entries()
     assert [e["model_condition"] for e in entries] == ["a blue ball"] * 2 + ["a red cube"] * 2
     assert all((tmp_path / "out" / e["file"]).is_file() for e in entries)
+
+
+def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
+    """A flow-matching model samples with flow Euler: the manifest and each PNG say so (not DDIM)."""
+    from tiny_models import tiny_pixel_flow_model
+
+    from seedspace.backends.sampling import scheduler_label
+
+    model = tiny_pixel_flow_model()
+    result = augment(model, refs_dir, tmp_path / "flow", per_class=2, steps=2, shard_size=2, batch_size=2,
+                     strategy="random", condition="unconditional", progress=False)
+    label = scheduler_label(model.default_scheduler)
+    assert label != "DDIM" and {e["sampler"] for e in result.entries()} == {label}
+    first = result.entries()[0]
+    assert f"Sampler: {label}" in Image.open(tmp_path / "flow" / first["file"]).text["parameters"]

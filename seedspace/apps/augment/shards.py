@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import outputs
+from ...backends.sampling import scheduler_label
 from ..seedselect import SeedSelectSettings, seedselect
 from . import strategies, writing
 from .planning import ShardWork
@@ -52,7 +53,7 @@ class ShardRunner:
         entries = [writing.manifest_entry(s, c, work.shard.start + i,
                                           strategies.provenance(s.strategy, c.recipe, i, s.centroid_method,
                                                                 s.interpolation_method, s.seedselect_steps),
-                                          self.model_id)
+                                          self.model_id, scheduler_label(getattr(self.model, "default_scheduler", None)))
                    for i in range(n)]
         writing.write_shard(self.out, work, np.concatenate(images), entries)
         return n

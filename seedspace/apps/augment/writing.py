@@ -17,7 +17,6 @@ COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
 RUN_JSON = "run.json"
 PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes unless the settings name another norm prior
-SAMPLER = "DDIM"
 
 
 def image_name(c: ClassPlan, index: int, per_class: int) -> str:
@@ -36,11 +35,12 @@ def shard_finished(out: Path, plan: Plan, shard: Shard) -> bool:
         (out / image_name(c, i, plan.settings.per_class)).is_file() for i in range(shard.start, shard.stop))
 
 
-def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, model_id: str) -> dict:
-    """One manifest line: where the image is, its class and how it was made."""
+def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, model_id: str, sampler: str) -> dict:
+    """One manifest line: where the image is, its class and how it was made (``sampler``: the label of the
+    sampler that ran, e.g. DDIM, or flow Euler for flow-matching models)."""
     return {"file": image_name(c, index, s.per_class), "class": c.name, "class_index": c.position, "index": index,
             "strategy": s.strategy, "method": s.method, "condition": s.condition, "model_condition": c.condition,
-            "model": model_id, "prior": manifest_prior(s.prior), "sampler": SAMPLER, "steps": s.steps, "guidance": s.guidance,
+            "model": model_id, "prior": manifest_prior(s.prior), "sampler": sampler, "steps": s.steps, "guidance": s.guidance,
             "references": c.references, "seed": seed}
 
 
@@ -54,7 +54,7 @@ def write_shard(out: Path, work: ShardWork, images: np.ndarray, entries: list[di
     c = work.cls
     for image, entry in zip(images, entries):
         summary = {"_condition": f"class: {c.name}" if entry["condition"] == "class" else "unconditional",
-                   "Steps": entry["steps"], "Sampler": SAMPLER, "CFG scale": entry["guidance"],
+                   "Steps": entry["steps"], "Sampler": entry["sampler"], "CFG scale": entry["guidance"],
                    "Seed": entry["seed"].get("int"), "Seed method": f"{entry['strategy']}/{entry['method']}",
                    "Model": entry["model"]}
         outputs.save_png(out / entry["file"], image, outputs.format_parameters(dict(entry), summary))
