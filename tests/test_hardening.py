@@ -587,3 +587,13 @@ def test_api_errors_speak_of_parameters(call, message):
     x = torch.randn(6, 1, 4, 4, generator=torch.Generator().manual_seed(0))
     with pytest.raises(ValueError, match=message):
         call(x)
+
+
+def test_a_ray_address_where_nothing_answers_is_one_line_at_once(cli, tmp_path, aug_refs):
+    pytest.importorskip("ray")
+    t0 = time.perf_counter()
+    rc, _, err = cli("augment", "--references", aug_refs, "--out", tmp_path / "aug", "--per-class", "2", "--steps", "2",
+                     "--executor", "ray", "--ray-address", "127.0.0.1:1")
+    one_line(rc, err, "nothing answers at ray address 127.0.0.1:1")
+    assert time.perf_counter() - t0 < 30
+    nothing_written(tmp_path, "refs")

@@ -8,6 +8,7 @@ file system that every node sees (workers write into it)."""
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -83,6 +84,8 @@ class RayExecutor:
         if not isinstance(model_ref, (str, Path)):
             raise ValueError("the ray executor loads the model in every worker: pass a model reference ('testbed', "
                              "a folder or a cached hub id), not a loaded model")
+        if address not in (None, "auto", "local"):
+            check_reachable(address)
         self.model_ref, self.workers, self.address, self.device = str(model_ref), workers, address, device
         self.dtype, self.cpus, self.retries, self.runtime_env = dtype, cpus_per_worker, retries, runtime_env
 
@@ -121,6 +124,23 @@ class RayExecutor:
                 ray.kill(a)
             if started:
                 ray.shutdown()
+
+
+ADDRESS_TIMEOUT_S = 3.0
+
+
+def check_reachable(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
+    """ValueError unless something answers at a Ray address ``HOST:PORT`` (or ``ray://HOST:PORT``) within
+    ``timeout`` seconds: ``ray.init`` would otherwise retry for minutes with its own log lines."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    host = host.strip("[]")  # [::1]:6379
+    if not host or not port.isdigit():
+        raise ValueError(f"ray address must be HOST:PORT (e.g. 10.0.0.5:6379), got {address!r}")
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ValueError(f"nothing answers at ray address {address} ({exc.strerror or type(exc).__name__}, "
+                         f"{timeout:g} s); start the cluster there or leave out the address") from None
 
 
 def make_executor(name: str, model, model_ref: str | None, workers: int = 1, address: str | None = None,
