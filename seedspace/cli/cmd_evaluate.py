@@ -77,7 +77,7 @@ def register(subparsers, formatter_class) -> None:
     b.add_argument("--lt-treatments", default=None, help="comma-separated subset of ce, la (post-hoc logit "
                    "adjustment of the ce models), cb (class-balanced resampling), bs (balanced softmax) (default: all)")
     b.add_argument("--lt-doses", default=None, help="tail (+--lt-tail-dose per medium / few-shot class) and / or "
-                   "fill (every class up to --lt-head) (default: tail,fill)")
+                   "fill (every class up to --lt-head) (default: fill)")
     b.add_argument("--lt-replicates", type=int, default=None, help=f"replicates (default: {LongtailSettings.replicates})")
     b.add_argument("--lt-head", type=int, default=None, help=f"images of the largest class (default: {LongtailSettings.head})")
     b.add_argument("--lt-imbalance", type=float, default=None,

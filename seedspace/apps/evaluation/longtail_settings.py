@@ -88,7 +88,7 @@ class LongtailSettings:
     arms: tuple = ("oversample", "random", "paths:nao", "paths:nao@chi/unconditional", "paths:slerp/unconditional",
                    "oracle")
     conditions: tuple = CONDITIONS
-    doses: tuple = DOSES
+    doses: tuple = ("fill",)  # the default run fits 90 min on 2 cores; --lt-doses tail,fill adds the tail dose
     treatments: tuple = TREATMENTS
     replicates: int = 5
     test_per_class: int = 300
@@ -124,7 +124,7 @@ class LongtailSettings:
     def quick(cls, **overrides) -> "LongtailSettings":
         """Seconds on the tiny test model: 2 replicates, a small profile, two synthetic arms."""
         base = cls(head=12, imbalance=4.0, shots=2, tail_dose=4, arms=("oversample", "random", "paths:nao", "oracle"),
-                   conditions=("class",), replicates=2, test_per_class=20, classifier_steps=6, batch_size=16,
+                   doses=DOSES, conditions=("class",), replicates=2, test_per_class=20, classifier_steps=6, batch_size=16,
                    width=4, plateau_steps=(3, 6), steps=2)
         return dataclasses.replace(base, **overrides)
 
