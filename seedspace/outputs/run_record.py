@@ -13,10 +13,20 @@ from typing import Sequence
 from filelock import FileLock, Timeout
 
 from .._version import __version__
+from ..hardware import cpu_has_native_bf16, cpu_model
 from .files import PARTIAL_MARK, write_text
 
 LOCK_NAME = ".lock"
 LOG_NAME = "run.log"
+
+
+def machine() -> str:
+    """The CPU, whether it computes bf16 natively, torch and its threads, for run.log: what can change a run's
+    floating-point rounding (run.json holds only what the inputs decide, the dtype that ran included)."""
+    import torch  # already loaded by every command that writes a run
+
+    return (f"{cpu_model()} (native bf16: {'yes' if cpu_has_native_bf16() else 'no'}), torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads")
 
 
 class RunRecord:
@@ -31,7 +41,7 @@ class RunRecord:
         self._lock = _acquire(self.folder)
         self.data = {"command": command, "status": "running", "seedspace_version": __version__,
                      "parameters": parameters, **extra, "frames": [], "files": []}
-        self.log("started")
+        self.log(f"started on {machine()}")
         self.write()
 
     @classmethod
@@ -55,7 +65,7 @@ class RunRecord:
         self.data["status"] = "running"
         self.data.pop("error", None)
         self.data["files"] = []
-        self.log("resumed")
+        self.log(f"resumed on {machine()}")
         self.write()
         return self
 
