@@ -35,6 +35,7 @@ from ..augment.strategies import max_distinct
 from ..classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
 from ..metrics import t_interval
 from .experiment import row, section
+from .paired import verdict
 from .longtail_settings import (CONTROL_ARMS, REBALANCING, TREATMENT_TITLES, LongtailSettings, parse_arm,
                                 split_condition)
 from .runner import Runner, stable_seed
@@ -43,6 +44,7 @@ from .synthesis import benchmark_data, synthesize
 GROUPS = ("all", "many", "medium", "few")
 LT_METRICS = [f"lt_{g}" for g in GROUPS]
 CEILING = "balanced real (ceiling)"
+MIN_REPLICATES = 3  # paired rows below this carry no verdict
 
 
 @dataclass
@@ -333,13 +335,8 @@ def paired(results: dict, a: tuple, b: tuple, groups: dict, metric: str) -> dict
 
 
 def paired_verdict(st: dict, a: str, b: str) -> str:
-    if st["n"] < 3:
-        return "too few replicates for a verdict"
-    if st["lo"] > 0:
-        return f"{a} better"
-    if st["hi"] < 0:
-        return f"{b} better"
-    return "no clear difference"
+    """The shared verdict (accuracy: higher is better), from 3 replicates on: a t interval needs no more."""
+    return verdict(st, a, b, "higher", st["n"], min_items=MIN_REPLICATES)
 
 
 def paired_table(cfg: LongtailSettings, results: dict, groups: dict, arms: list) -> dict:
@@ -359,8 +356,8 @@ def paired_table(cfg: LongtailSettings, results: dict, groups: dict, arms: list)
                     for g in ("all", "few"):
                         st = paired(results, a, b, groups, f"lt_{g}")
                         name_a, name_b = f"{label} {dose} {treatment}", f"{b[0]} {b[1]} {b[2]}".replace(" none", "")
-                        rows.append(row({"experiment": "longtail", "comparison": f"{name_a} − {name_b}", "metric": f"lt_{g}"},
-                                        {"diff": st},
+                        rows.append(row({"experiment": "longtail", "comparison": f"{name_a} − {name_b}",
+                                         "metric": f"lt_{g}"}, {"diff": st},
                                         verdict=paired_verdict(st, name_a, name_b), n_items=st["n"]))
     return {"name": "longtail-paired", "title": "Paired differences over replicates (a − b; secondary comparisons)",
             "kind": "paired", "metrics": ["diff"], "rows": rows}
@@ -384,8 +381,7 @@ def primary_comparison(cfg: LongtailSettings, results: dict, groups: dict) -> di
     for g in ("all", "few"):
         st = paired(results, a, b, groups, f"lt_{g}")
         rows.append(row({"experiment": "longtail", "comparison": f"{name_a} − {name_b}", "metric": f"lt_{g}"},
-                                        {"diff": st},
-                        verdict=paired_verdict(st, name_a, name_b), n_items=st["n"]))
+                        {"diff": st}, verdict=paired_verdict(st, name_a, name_b), n_items=st["n"]))
     return {"name": "longtail-primary", "title": "Primary comparison: the best synthetic arm with rebalancing − the "
             "best rebalancing alone (best by mean overall accuracy)", "kind": "paired", "metrics": ["diff"],
             "rows": rows}

@@ -14,10 +14,10 @@ PAIRED_METRICS = {
 MIN_PAIRED_ITEMS = 10  # below this a bootstrap CI is not worth a verdict
 
 
-def verdict(st: dict, a: str, b: str, better: str | None, n: int) -> str:
-    """Whether the CI of a − b excludes 0, and which method that favours."""
-    if n < MIN_PAIRED_ITEMS:
-        return f"too few items for a verdict (n < {MIN_PAIRED_ITEMS})"
+def verdict(st: dict, a: str, b: str, better: str | None, n: int, min_items: int = MIN_PAIRED_ITEMS) -> str:
+    """Whether the CI of a − b excludes 0, and which method that favours (no verdict below ``min_items`` items)."""
+    if n < min_items:
+        return f"too few items for a verdict (n < {min_items})"
     if st["lo"] > 0:
         text = f"{a} higher"
     elif st["hi"] < 0:
