@@ -116,7 +116,7 @@ def path_at(a: torch.Tensor, b: torch.Tensor, positions: np.ndarray, method: str
         return interpolate(a, b, steps=n, method=method, prior=prior)
     dense_n = DENSE_PER_FRAME * max(n - 1, 1) + 1
     dense = interpolate(a, b, steps=dense_n, method=method, prior=prior).double()
-    x = np.clip(positions, 0.0, 1.0) * (dense_n - 1)
+    x = positions * (dense_n - 1)
     k = np.minimum(np.floor(x).astype(int), dense_n - 2)
     frac = torch.from_numpy(x - k).reshape(-1, *([1] * a.dim()))
     out = dense[k] * (1 - frac) + dense[k + 1] * frac

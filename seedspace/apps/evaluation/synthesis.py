@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ...backends.loading import dtype_name
 from ...outputs import read_png_pixels
 from ...testbed.data import IMAGE_SIZE, to_model_space
 from .judge import resize_images
@@ -88,19 +87,6 @@ def pick_references(runner: Runner, data: BenchmarkData, classes, k: int, *names
     return refs
 
 
-def extra_real(runner: Runner, data: BenchmarkData, classes, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """n held-out real images per class (the upper-bound arm), seeded."""
-    xs, ys = [], []
-    for c in classes:
-        members = torch.nonzero(data.extra_y == c).flatten().numpy()
-        if len(members) < n:
-            raise ValueError(f"class {c} has {len(members)} held-out real images; the upper bound needs {n}")
-        pick = np.sort(runner.rng("benchmark-extra", c).choice(members, n, replace=False))
-        xs.append(data.extra_x[torch.from_numpy(pick)])
-        ys.append(torch.full((n,), c, dtype=torch.long))
-    return torch.cat(xs), torch.cat(ys)
-
-
 def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class, out: Path,
                steps: int | None, seed: int | None = None, prior=None, model=None) -> dict[int, torch.Tensor]:
     """Synthetic images per class (data sets written by ``augment`` into ``out``), read back as {class: (n, C, H,
@@ -122,7 +108,7 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
     result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
                      per_class=per_class, strategy=strategy, method=method, condition=condition,
                      seed=seed, steps=steps, inversion_steps=runner.inversion_steps, prior=prior,
-                     dtype=dtype_name(model.dtype), shard_size=max(per_class, 1), batch_size=64, progress=False)
+                     shard_size=max(per_class, 1), batch_size=64, progress=False)
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
     images: dict[int, list] = {c: [] for c in references}
