@@ -89,9 +89,9 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         settings = dataclasses.replace(settings, **options)
     out = Path(out).expanduser()
     resuming = writing.check_new_out(out, resume)
-    loaded, ref = _load(model, device, dtype_name(settings.dtype, device))
-    ran_in = getattr(loaded, "dtype", None) or dtype_name(settings.dtype, device)
-    settings = dataclasses.replace(settings, dtype=dtype_name(ran_in))  # what runs, never 'auto'
+    loaded, ref = _load(model, device, settings.dtype)
+    ran_in = getattr(loaded, "dtype", None) or settings.dtype  # a loaded model runs in its own dtype
+    settings = dataclasses.replace(settings, dtype=dtype_name(ran_in, device))  # what runs, never 'auto'
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     settings = settings.resolved(loaded)
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ...backends.loading import model_prior
+from ...backends.loading import resolve_model_prior
 from ..augment.strategies import max_distinct
 from ..classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
 from ..metrics import t_interval
@@ -180,10 +180,9 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
     if strategy == "oversample":
         return {c: rep.references[c][torch.arange(n) % cfg.shots] for c, n in fill.items()}
     model = runner.synthesis_model()
-    prior_spec = model_prior(runner.model).to_record() if prior == "model" else "chi"
     folder = workdir / f"r{rep.index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
     return synthesize(runner, f"{strategy}:{method}" if method else strategy, condition, rep.references, fill, folder,
-                      cfg.steps, seed=rep.seed, prior=prior_spec, model=model)
+                      cfg.steps, seed=rep.seed, prior=resolve_model_prior(prior, runner.model), model=model)
 
 
 def train_and_test(runner: Runner, cfg: LongtailSettings, xs, ys, real_counts, treatments, seed: int, data,
