@@ -597,3 +597,17 @@ def test_a_ray_address_where_nothing_answers_is_one_line_at_once(cli, tmp_path, 
     one_line(rc, err, "nothing answers at ray address 127.0.0.1:1")
     assert time.perf_counter() - t0 < 30
     nothing_written(tmp_path, "refs")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lt-arms", "oversample,foo"], "unknown arm 'foo'"),
+    (["--lt-arms", "paths:nao@gauss"], "unknown prior 'gauss'"),
+    (["--lt-treatments", "ce,zz"], "unknown ['zz']"),
+    (["--lt-doses", "half"], "unknown ['half']"),
+    (["--lt-shots", "50"], "fewer than the 50 references"),
+    (["--lt-head", "100000"], "needs that many"),
+])
+def test_long_tail_benchmark_options_are_checked_before_any_folder(cli, tmp_path, args, message):
+    rc, _, err = cli("evaluate", "--experiments", "longtail", "--quick", "--out", tmp_path / "ev", *args)
+    one_line(rc, err, message)
+    nothing_written(tmp_path)

@@ -216,13 +216,13 @@ def group_accuracy(per_class: np.ndarray, groups: dict) -> dict:
 def run_longtail(runner: Runner) -> dict:
     """Classifier accuracy per (data, dose, treatment), over replicates; paired comparisons; the primary one."""
     cfg: LongtailSettings = runner.cfg.longtail
+    check_longtail(runner.model, cfg)
     data = benchmark_data(runner, cfg.test_per_class)
     k = data.num_classes
     ranks = class_ranks(runner, cfg, k)
     groups = rank_groups(runner, ranks)
     counts = cfg.counts(k)
     pools = real_pools(data, k)
-    check_longtail(runner.model, cfg)
     counts_of = {c: counts[ranks[c]] for c in range(k)}
     real_counts = torch.tensor([counts_of[c] for c in range(k)])
     fill = dose_counts(cfg, "fill", counts_of, groups)
