@@ -224,7 +224,8 @@ def test_page_in_headless_chromium(browser, explorer, fewshot_pngs, broken_png, 
 
         upload("upload-a", fewshot_pngs[0])
         upload("upload-b", fewshot_pngs[1])
-        for method in ("lerp", "slerp"):  # lerp and nao are checked at first: nao and slerp then
+        # slerp, nao and nao@chi are checked at first: nao alone after two clicks, then nao and slerp
+        for method in ("slerp", "nao@chi", "slerp"):
             browser.find_element(By.XPATH, f"//*[@id='interpolate-methods']//label[.//span[text()='{method}']]").click()
         run_button.click()
         status = browser.find_element(By.ID, "interpolate-status")
