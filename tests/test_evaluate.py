@@ -225,11 +225,22 @@ def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
     assert len(pngs) == sum(lt_cfg.head - n for n in counts)
 
     fs = results["experiments"]["fewshot"]
-    cells = {(r["label"]["k"], r["label"]["arm"]) for r in fs["tables"][0]["rows"]}
-    assert cells == {(1, "random"), (2, "random"), (2, "paths:nao")}  # paths need two references
-    for r in fs["tables"][0]["rows"]:
-        assert 0.0 <= r["metrics"]["precision"]["mean"] <= 1.0 and "kid" in r["metrics"]
+    fs_cfg = config.fewshot
+    rows = {(r["label"]["k"], r["label"]["arm"]): r for r in fs["tables"][0]["rows"]}
+    arms = ("real",) + fs_cfg.arms
+    assert set(rows) == {(k, a) for k in fs_cfg.shots for a in arms} - {(1, "paths:nao")}  # a path needs two ends
     assert "paths:nao at k = 1" in " ".join(fs["notes"])
+    for (k, arm), r in rows.items():
+        assert r["n_items"] == fs_cfg.replicates
+        assert all(0.0 <= r["metrics"][m]["mean"] <= 1.0 for m in ("fs_ce", "fs_la", "fs_all"))
+        # image scores for the images an arm adds; random's images are the same at every k: scored once
+        scored = arm != "real" and (arm != "random" or k == min(fs_cfg.shots))
+        assert ("kid" in r["metrics"]) == scored and ("precision" in r["metrics"]) == scored
+    few = len(model.tail_classes)
+    root = tmp_path / "ev" / "datasets" / "fewshot"
+    assert len(list((root / "k2" / "r0" / "paths-nao(class)").rglob("*.png"))) == few * (lt_cfg.head - 2)
+    assert len(list((root / "r0" / "random(class)").rglob("*.png"))) == few * (lt_cfg.head - 1)  # made once
+    assert not (root / "k2" / "r0" / "random(class)").exists()
     assert "Long-tail benchmark" in (tmp_path / "ev" / "report.md").read_text()
 
 

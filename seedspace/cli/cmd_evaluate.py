@@ -19,7 +19,7 @@ import torch
 from .. import checks, outputs
 from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_readme
 from ..apps.evaluation.longtail import check_longtail
-from ..apps.evaluation.longtail_settings import ORDERS, LongtailSettings
+from ..apps.evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..apps.evaluation.report import has_markers, readme_targets
 from ..geometry import FIT_FAMILIES
 from . import common
@@ -87,8 +87,19 @@ def register(subparsers, formatter_class) -> None:
     b.add_argument("--lt-shots", type=int, default=None, help=f"references per class (default: {LongtailSettings.shots})")
     b.add_argument("--lt-order", default=None, choices=ORDERS, help="class order of the profile: the model's own "
                    "long-tail order, or a seeded permutation (rare is then not easy) (default: model)")
+    b.add_argument("--lt-test-per-class", type=int, default=None,
+                   help="balanced test images per class, drawn from the model's test references; the rest join the "
+                        f"pool of real images the training draws use (default: {LongtailSettings.test_per_class})")
     b.add_argument("--lt-classifier-steps", type=int, default=None,
                    help=f"optimiser steps of every classifier (default: {LongtailSettings.classifier_steps})")
+    f = p.add_argument_group("few-shot curve (--experiments fewshot; the profile and classifier are the long-tail "
+                             "benchmark's)")
+    f.add_argument("--fs-shots", default=None, help="comma-separated k: real images each few-shot class keeps "
+                   f"(default: {','.join(map(str, FewshotSettings.shots))})")
+    f.add_argument("--fs-arms", default=None, help="comma-separated arms that fill the few-shot classes (default: "
+                   f"{','.join(FewshotSettings.arms)})")
+    f.add_argument("--fs-replicates", type=int, default=None,
+                   help=f"replicates: the long-tail benchmark's first draws (default: {FewshotSettings.replicates})")
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
     p.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES,
                    help="weights dtype of the benchmark's synthesis (the claims run in float32, comparable "
@@ -107,7 +118,7 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
     """The evaluation's configuration from parsed arguments (bad --experiments or --classes: ValueError)."""
     overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
                  "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references,
-                 "prior_file": args.prior_file, "prior_fit": args.prior_fit, "lt_dtype": args.dtype}
+                 "prior_file": args.prior_file, "prior_fit": args.prior_fit}
     if args.classes:
         try:
             overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
@@ -117,7 +128,8 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
         if bad:
             raise ValueError(f"--classes {bad} out of range 0..{num_classes - 1}")
     base = EvalConfig.quick_preset() if args.quick else EvalConfig()
-    overrides["longtail"] = dataclasses.replace(base.longtail, **longtail_options(args))
+    overrides["longtail"] = dataclasses.replace(base.longtail, dtype=args.dtype, **longtail_options(args))
+    overrides["fewshot"] = dataclasses.replace(base.fewshot, **fewshot_options(args))
     return dataclasses.replace(base, **overrides)
 
 
@@ -128,9 +140,25 @@ def longtail_options(args) -> dict:
         text = getattr(args, f"lt_{name}")
         if text is not None:
             out[name] = tuple(v.strip() for v in text.split(",") if v.strip())
-    for name in ("replicates", "head", "imbalance", "tail_dose", "shots", "order", "classifier_steps"):
+    for name in ("replicates", "head", "imbalance", "tail_dose", "shots", "order", "test_per_class",
+                 "classifier_steps"):
         if getattr(args, f"lt_{name}") is not None:
             out[name] = getattr(args, f"lt_{name}")
+    return out
+
+
+def fewshot_options(args) -> dict:
+    """The few-shot curve's settings given on the command line."""
+    out = {}
+    if args.fs_shots is not None:
+        try:
+            out["shots"] = tuple(int(v) for v in args.fs_shots.split(",") if v.strip())
+        except ValueError:
+            raise ValueError(f"--fs-shots must be comma-separated integers, got {args.fs_shots!r}") from None
+    if args.fs_arms is not None:
+        out["arms"] = tuple(v.strip() for v in args.fs_arms.split(",") if v.strip())
+    if args.fs_replicates is not None:
+        out["replicates"] = args.fs_replicates
     return out
 
 
@@ -161,7 +189,7 @@ def run(args) -> int:
                               "trained with --skip-judge, or a model that is not a testbed)")
     config = config_from_args(args, len(model.class_names))
     check_config(config, math.prod(model.seed_shape))  # a bad --prior-file before any work
-    if "longtail" in config.experiments:
+    if {"longtail", "fewshot"} & set(config.experiments):
         check_longtail(model, config.longtail)  # a profile the model's data cannot give, before any work
     if args.threads:
         torch.set_num_threads(args.threads)

@@ -24,7 +24,7 @@ import torch
 from ...backends.sampling import INVERTIBLE, scheduler_label
 from ...hardware import cpu_has_native_bf16, cpu_model
 from .centroid import run_centroid
-from .fewshot import run_fewshot
+from .fewshot import check_fewshot, run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
 from .interpolation import run_interpolation
 from .longtail import run_longtail
@@ -61,12 +61,15 @@ def parse_experiments(text: str | None) -> tuple:
 
 
 def check_config(config: EvalConfig, d: int) -> None:
-    """ValueError for settings that would fail only later in the run (today: the priors experiment's prior file and
-    fit family, for seeds of dimension ``d``); nothing to check for experiments not selected."""
+    """ValueError for settings that would fail only later in the run (the priors experiment's prior file and fit
+    family, for seeds of dimension ``d``; the few-shot curve's k against the head count); nothing to check for
+    experiments not selected."""
     if "priors" in config.experiments:
         check_priors_config(config, d)
     elif config.prior_file is not None:
         raise ValueError("--prior-file is used only by the priors experiment; add it to --experiments")
+    if "fewshot" in config.experiments:
+        check_fewshot(config.longtail, config.fewshot)
 
 
 def environment() -> dict:

@@ -69,7 +69,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from .longtail_settings import LongtailSettings
+from .longtail_settings import FewshotSettings, LongtailSettings
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
 BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (trains classifiers): opt-in
@@ -116,7 +116,9 @@ METRICS = {
     "recall": ("recall", "higher"),
     "density": ("density", "higher"),
     "coverage": ("coverage", "higher"),
-    "fs_acc": ("classifier acc.", "higher"),
+    "fs_ce": ("few-shot acc. CE", "higher"),
+    "fs_la": ("few-shot acc. LA", "higher"),
+    "fs_all": ("all classes LA", "higher"),
     "psnr": ("recon. PSNR dB", "higher"),
     "prior_mode": ("mode/√d", None),
     "prior_mean": ("mean/√d", None),
@@ -165,17 +167,7 @@ class EvalConfig:
     rare_methods: tuple = CENTROID_METHODS
     # long-tail benchmark (experiment 6: its own settings) and few-shot curve (experiment 7)
     longtail: LongtailSettings = field(default_factory=LongtailSettings)
-    lt_conditions: tuple = ("class", "unconditional")
-    lt_classifier_seeds: tuple = (0, 1)
-    lt_epochs: int = 3
-    lt_test_per_class: int = 500        # test images per class; the rest of the test references: held-out real pool
-    lt_steps: int | None = 20           # DDIM steps of the synthesis (None: the model's)
-    lt_dtype: str = "auto"              # weights dtype of the synthesis (auto: bf16 where the device has it natively)
-    fs_shots: tuple = (2, 5, 10)
-    fs_per_class: int = 30
-    fs_arms: tuple = ("random", "centroid:nao", "paths:nao")
-    fs_manifold_k: int = 5              # neighbours of precision / recall / density / coverage
-    fs_classifier: bool = False         # also train a classifier per (k, arm, condition) (one seed)
+    fewshot: FewshotSettings = field(default_factory=FewshotSettings)
     # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
     prior_fit: str = "scaled-chi"       # family of the prior fitted to the inversions (geometry.fit_prior)
     prior_file: str | None = None       # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: skipped
@@ -199,8 +191,7 @@ class EvalConfig:
                   interp_points=3, interp_reference_paths=1, centroid_sets=1, centroid_path_inputs=2,
                   centroid_reference_sets=1, rare_sets=1, rare_path_take=(2,), n_boot=500, fid_boot=50,
                   ref_per_class=200, longtail=LongtailSettings.quick(),
-                  lt_conditions=("class",), lt_classifier_seeds=(0,), lt_epochs=1, lt_test_per_class=20,
-                  fs_shots=(1, 2), fs_per_class=6, fs_arms=("random", "paths:nao"), fs_manifold_k=2,
+                  fewshot=FewshotSettings.quick(),
                   prior_centroid_sets=1, sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,
                   quick=True)
         return dataclasses.replace(cfg, **overrides)

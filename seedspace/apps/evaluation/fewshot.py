@@ -1,78 +1,133 @@
-"""Experiment 7, the paper's shots curve: for the few-shot classes, k = 1, 2, 5, 10 real references (from the
-training split), the synthetic images of each strategy: their quality and diversity in the judge's feature space
-against real test images (judge accuracy, KID, precision / recall, density / coverage, diversity), and (with
-``fs_classifier``) the accuracy on those classes of a classifier trained on the training split plus them."""
+"""Experiment 7, the paper's shots curve with a classifier (settings: :class:`.longtail_settings.FewshotSettings`):
+how many real images of a rare class does a strategy need, and does it beat simply repeating them?
+
+Per replicate, the long-tail benchmark's draw of the same index (training set, class order, seeds), except that
+each few-shot class keeps only k real images, its references (k = 1, 2, 5, 10). Every arm fills the few-shot
+classes up to the head count: ``oversample`` repeats the k references, a synthetic arm makes head - k images from
+them, ``oracle`` adds held-out real images (k references + the oracle = every real image the class could have:
+the matched real row and the curve's "all" point); ``real`` adds nothing. One classifier per (k, arm) with the
+long-tail benchmark's recipe and seed; its accuracy on the few-shot classes with cross-entropy (``fs_ce``) and with
+post-hoc logit adjustment by the real counts (``fs_la``), its overall accuracy with the adjustment (``fs_all``),
+beside the judge's view of the added images of the few-shot classes: judge accuracy, KID against the class's real
+references, precision / recall with ``manifold_k`` neighbours, and diversity (mean pairwise judge-feature distance
+in units of the class's real spread). ``random`` ignores the references: its images are made once per replicate
+(the first head - k of them at each k) and its image scores are reported once, at the smallest k. Cells: mean
+over replicates of the few-shot classes' mean, 95% t interval.
+"""
 
 from __future__ import annotations
+
+import dataclasses
 
 import numpy as np
 import torch
 
 from ..augment.settings import MIN_REFERENCES
 from ..augment.strategies import max_distinct
-from ..classifier import ClassifierRecipe, per_class_accuracy, train_classifier
-from ..metrics import manifold_metrics
+from ..metrics import kernel_inception_distance, manifold_metrics, t_interval
 from .experiment import row, section
-from .runner import Runner
-from .synthesis import benchmark_data, parse_arm, pick_references, synthesize
+from .longtail import (added_images, check_longtail, class_ranks, draw_replicate, labelled,
+                       rank_groups, real_pools, train_and_test)
+from .longtail_settings import CONTROL_ARMS, parse_arm, split_condition
+from .runner import Runner, stable_seed
+from .synthesis import benchmark_data
 
-FS_METRICS = ["acc", "kid", "precision", "recall", "density", "coverage", "diversity"]
+FS_ACCURACY = ["fs_ce", "fs_la", "fs_all"]
+FS_IMAGES = ["acc", "kid", "precision", "recall", "diversity"]
 
 
 def run_fewshot(runner: Runner) -> dict:
-    """One row per (k, arm, condition): the synthetic images' scores, averaged over the few-shot classes."""
-    cfg = runner.cfg
-    data = benchmark_data(runner, cfg.lt_test_per_class)
-    few, k_classes = data.groups["few"], data.num_classes
-    metrics = FS_METRICS + (["fs_acc"] if cfg.fs_classifier else [])
-    sec = section("Few-shot curve", f"Few-shot classes {few}: {cfg.fs_per_class} synthetic images per class from k "
-                  f"real training images, per strategy and condition; scored by the judge against its real "
-                  f"references (KID; precision / recall and density / coverage with k = {cfg.fs_manifold_k} neighbours; "
-                  "diversity = mean pairwise judge-feature distance in units of the class's real spread). Items = "
-                  "classes; KID resamples classes whole."
-                  + (" fs_acc: accuracy on these classes of the fixed classifier (one seed) trained on the training "
-                     "split plus the synthetic images." if cfg.fs_classifier else ""))
-    rows, skipped = [], []
-    for shots in cfg.fs_shots:
-        references = pick_references(runner, data, few, shots, "fewshot")
-        for condition in cfg.lt_conditions:
-            for arm in cfg.fs_arms:
-                strategy = parse_arm(arm)[0]
-                if shots < MIN_REFERENCES[strategy] or max_distinct(strategy, shots) < cfg.fs_per_class:
+    """One row per (k, arm): the classifier's accuracies and the added images' scores, over replicates."""
+    lt, fs = runner.cfg.longtail, runner.cfg.fewshot
+    check_longtail(runner.model, lt)
+    check_fewshot(lt, fs)
+    data = benchmark_data(runner, lt.test_per_class)
+    num_classes = data.num_classes
+    ranks = class_ranks(runner, lt, num_classes)
+    groups = rank_groups(runner, ranks)
+    few, counts = groups["few"], lt.counts(num_classes)
+    sec = section("Few-shot curve", description(runner, fs, few))
+    cells: dict[tuple, list[dict]] = {}
+    skipped = []
+    for index in range(fs.replicates):
+        rep = draw_replicate(runner, lt, index, real_pools(data, num_classes), counts, ranks)
+        seed = stable_seed(rep.seed, "classifier")
+        cached_random = None
+        for shots in fs.shots:
+            kept = {c: shots if c in few else counts[ranks[c]] for c in range(num_classes)}
+            train_x, train_y = labelled({c: rep.drawn[c][:n] for c, n in kept.items()})
+            fill = {c: lt.head - shots for c in few}
+            at_k = dataclasses.replace(rep, references={c: rep.drawn[c][:shots] for c in few},
+                                       extras={c: rep.drawn[c][shots:] for c in few})
+            for arm in ("real",) + tuple(fs.arms):
+                if arm != "real" and not producible(arm, shots, max(fill.values())):
                     skipped.append(f"{arm} at k = {shots}")
                     continue
-                folder = runner.workdir("fewshot") / f"k{shots}-{condition}-{arm.replace(':', '-')}"
-                synth = synthesize(runner, arm, condition, references, cfg.fs_per_class, folder, cfg.lt_steps)
-                items = [class_scores(runner, c, synth[c]) for c in few]
-                stats = {m: runner.stat([it[m] for it in items], "fewshot", shots, condition, arm, m)
-                         for m in FS_METRICS if m != "kid"}
-                stats.update(runner.feature_stats([runner.judge.features(synth[c]) for c in few], few, "fewshot",
-                                                  shots, condition, arm))
-                if cfg.fs_classifier:
-                    xs = torch.cat([data.train_x] + [synth[c] for c in few])
-                    ys = torch.cat([data.train_y] + [torch.full((len(synth[c]),), c) for c in few])
-                    net = train_classifier(xs, ys, k_classes, ClassifierRecipe(epochs=cfg.lt_epochs),
-                                           cfg.lt_classifier_seeds[0])
-                    acc = per_class_accuracy(net, data.test_x, data.test_y, k_classes).numpy()[few]
-                    stats["fs_acc"] = runner.stat(acc, "fewshot-classifier", shots, condition, arm)
-                rows.append(row({"k": shots, "arm": arm, "condition": condition},
-                                {m: stats[m] for m in metrics if m in stats},
-                                n_items=len(few), n_images=int(sum(len(v) for v in synth.values()))))
-                sec["items"][f"k{shots} {arm} ({condition})"] = items
-                runner.log(f"fewshot: k = {shots}, {arm} ({condition}) done")
+                if arm == "real":
+                    added = {}
+                elif parse_arm(arm)[0] == "random":
+                    if cached_random is None:
+                        most = {c: lt.head - min(fs.shots) for c in few}
+                        cached_random = added_images(runner, lt, at_k, arm, "class", most, runner.workdir("fewshot"))
+                    added = {c: images[:fill[c]] for c, images in cached_random.items()}
+                else:
+                    body, condition = split_condition(arm)
+                    added = added_images(runner, lt, at_k, body, condition or "class", fill,
+                                         runner.workdir("fewshot") / f"k{shots}")
+                add_x, add_y = labelled(added) if added else (train_x[:0], train_y[:0])
+                accs = train_and_test(runner, lt, torch.cat([train_x, add_x]), torch.cat([train_y, add_y]),
+                                      torch.tensor([kept[c] for c in range(num_classes)]), ("ce", "la"), seed, data,
+                                      num_classes)
+                cell = {"fs_ce": float(accs["ce"][few].mean()), "fs_la": float(accs["la"][few].mean()),
+                        "fs_all": float(accs["la"].mean())}
+                if added and (parse_arm(arm)[0] != "random" or shots == min(fs.shots)):
+                    cell.update(image_scores(runner, added, fs.manifold_k))
+                cells.setdefault((shots, arm), []).append(cell)
+            runner.log(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")
+    rows = []
+    for (shots, arm), per_rep in cells.items():
+        metrics = {m: t_interval([c[m] for c in per_rep]) for m in FS_ACCURACY + FS_IMAGES if m in per_rep[0]}
+        rows.append(row({"k": shots, "arm": arm}, metrics, n_items=len(per_rep)))
+        sec["items"][f"k{shots} {arm}"] = [{"key": [r], **c} for r, c in enumerate(per_rep)]
     if skipped:
-        sec["notes"].append(f"Not run (the strategy cannot make {cfg.fs_per_class} distinct seeds from k references: a "
-                            "centroid of a subset needs two of them, a geodesic two endpoints): "
-                            + ", ".join(dict.fromkeys(skipped)) + ".")
-    sec["tables"].append({"name": "fewshot", "title": "Synthetic images of the few-shot classes by number of real "
-                          "references", "metrics": metrics, "rows": rows})
+        sec["notes"].append("Not run (a centroid of a subset needs two references, a geodesic two endpoints, and "
+                            "the fill needs that many distinct seeds): " + ", ".join(dict.fromkeys(skipped)) + ".")
+    sec["tables"].append({"name": "fewshot", "title": "Few-shot classes with k real images, filled to the head "
+                          "count by each arm", "metrics": FS_ACCURACY + FS_IMAGES, "rows": rows})
     return sec
 
 
-def class_scores(runner: Runner, c: int, images: torch.Tensor) -> dict:
-    """The judge's accuracy, the manifold metrics and the diversity of one class's synthetic images."""
-    scores = runner.judge.score(images, [c] * images.shape[0])
-    feats = scores["feats"]
-    return {"key": [c], "class": c, "acc": float(np.mean(scores["correct"])),
-            **manifold_metrics(runner.judge.ref_feats[c], feats, runner.cfg.fs_manifold_k),
-            "diversity": runner.judge.diversity(feats, c)}
+def check_fewshot(lt, fs) -> None:
+    """ValueError before any work when a k leaves nothing to fill or is more than the profile's head count."""
+    if max(fs.shots) >= lt.head:
+        raise ValueError(f"fewshot shots {max(fs.shots)} must be below the long-tail head count {lt.head}")
+
+
+def producible(arm: str, shots: int, need: int) -> bool:
+    strategy = parse_arm(arm)[0]
+    return strategy in CONTROL_ARMS + ("random",) or (shots >= MIN_REFERENCES[strategy]
+                                                       and max_distinct(strategy, shots) >= need)
+
+
+def image_scores(runner: Runner, added: dict, manifold_k: int) -> dict:
+    """The judge's accuracy, KID, precision / recall and diversity of the added images, averaged over classes."""
+    per_class = []
+    for c, images in added.items():
+        scores = runner.judge.score(images, [c] * images.shape[0])
+        feats, real = scores["feats"], runner.judge.ref_feats[c]
+        manifold = manifold_metrics(real, feats, manifold_k)
+        per_class.append({"acc": float(np.mean(scores["correct"])), "kid": kernel_inception_distance(real, feats),
+                          "precision": manifold["precision"], "recall": manifold["recall"],
+                          "diversity": runner.judge.diversity(feats, c)})
+    return {m: float(np.mean([p[m] for p in per_class])) for m in FS_IMAGES}
+
+
+def description(runner: Runner, fs, few: list[int]) -> str:
+    lt = runner.cfg.longtail
+    return (f"Per replicate ({fs.replicates}; the long-tail benchmark's draws), the few-shot classes {few} keep k "
+            f"real images (k = {', '.join(map(str, fs.shots))}), filled up to {lt.head} by each arm; one classifier "
+            f"per cell ({lt.classifier_steps} steps, the long-tail recipe). fs_ce / fs_la: few-shot classes' "
+            "accuracy with cross-entropy / with post-hoc logit adjustment by the real counts; fs_all: all classes, "
+            "adjusted. Image scores of the added images by the judge (KID against the class's real "
+            f"references; precision / recall with {fs.manifold_k} neighbours). oracle = held-out real images: "
+            "the matched real row. Cells: mean over replicates, 95% t interval.")

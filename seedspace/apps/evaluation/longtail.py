@@ -57,6 +57,7 @@ class Replicate:
     train_y: torch.Tensor
     extras: dict        # class -> held-out real images (head - n_c of them), in drawn order
     references: dict    # class -> k references (the first k of its training images)
+    drawn: dict         # class -> the first ``head`` images of its pool in drawn order (all of the above are prefixes)
     ceiling_x: torch.Tensor
     ceiling_y: torch.Tensor
 
@@ -145,17 +146,19 @@ def producible_arms(cfg: LongtailSettings, arms: list, fill: dict) -> tuple[list
 def draw_replicate(runner: Runner, cfg: LongtailSettings, index: int, pools: dict, counts: list[int],
                    ranks: list[int]) -> Replicate:
     seed = stable_seed(runner.cfg.seed, "longtail-replicate", index)
-    xs, ys, extras, refs, cx, cy = [], [], {}, {}, [], []
-    for c, pool in pools.items():
-        order = torch.from_numpy(runner.rng("longtail-draw", index, c).permutation(len(pool)))
-        n = counts[ranks[c]]
-        xs.append(pool[order[:n]])
-        ys.append(torch.full((n,), c, dtype=torch.long))
-        extras[c] = pool[order[n:cfg.head]]
-        refs[c] = pool[order[:cfg.shots]]
-        cx.append(pool[order[:cfg.head]])
-        cy.append(torch.full((cfg.head,), c, dtype=torch.long))
-    return Replicate(index, seed, torch.cat(xs), torch.cat(ys), extras, refs, torch.cat(cx), torch.cat(cy))
+    drawn = {c: pool[torch.from_numpy(runner.rng("longtail-draw", index, c).permutation(len(pool))[:cfg.head])]
+             for c, pool in pools.items()}
+    n_of = {c: counts[ranks[c]] for c in pools}
+    train_x, train_y = labelled({c: drawn[c][:n] for c, n in n_of.items()})
+    ceiling_x, ceiling_y = labelled(drawn)
+    return Replicate(index, seed, train_x, train_y, {c: drawn[c][n:] for c, n in n_of.items()},
+                     {c: drawn[c][:cfg.shots] for c in pools}, drawn, ceiling_x, ceiling_y)
+
+
+def labelled(images: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """{class: images} -> (all images, their labels), classes in the dict's order."""
+    return (torch.cat(list(images.values())),
+            torch.cat([torch.full((len(x),), c, dtype=torch.long) for c, x in images.items()]))
 
 
 def dose_counts(cfg: LongtailSettings, dose: str, counts_of: dict, groups: dict) -> dict:
@@ -178,7 +181,7 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
     if strategy == "oracle":
         return {c: rep.extras[c][:n] for c, n in fill.items()}
     if strategy == "oversample":
-        return {c: rep.references[c][torch.arange(n) % cfg.shots] for c, n in fill.items()}
+        return {c: rep.references[c][torch.arange(n) % len(rep.references[c])] for c, n in fill.items()}
     model = runner.synthesis_model()
     folder = workdir / f"r{rep.index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
     return synthesize(runner, f"{strategy}:{method}" if method else strategy, condition, rep.references, fill, folder,
@@ -257,8 +260,8 @@ def run_longtail(runner: Runner) -> dict:
             timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm)[0] not in CONTROL_ARMS else 0
             for dose in cfg.doses:
                 take = dose_counts(cfg, dose, counts_of, groups)
-                xs = torch.cat([rep.train_x] + [added[c][:n] for c, n in take.items()])
-                ys = torch.cat([rep.train_y] + [torch.full((n,), c, dtype=torch.long) for c, n in take.items()])
+                add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})
+                xs, ys = torch.cat([rep.train_x, add_x]), torch.cat([rep.train_y, add_y])
                 treatments = dose_treatments(cfg, dose)
                 t0 = time.perf_counter()
                 for key, acc in train_and_test(runner, cfg, xs, ys, real_counts, treatments, seed, data, k).items():

@@ -133,3 +133,39 @@ class LongtailSettings:
         if num_classes == 1:
             return [self.head]
         return [max(1, round(self.head * self.imbalance ** (-r / (num_classes - 1)))) for r in range(num_classes)]
+
+
+@dataclass(frozen=True)
+class FewshotSettings:
+    """What the few-shot curve (experiment 7) runs; the profile, the class order, the classifier recipe, the test
+    set and the synthesis steps are the long-tail benchmark's (:class:`LongtailSettings`).
+
+    - ``shots``: k, the real images each few-shot class keeps (its references); every arm fills the class up to
+      the head count.
+    - ``arms``: ``oversample`` (the k references repeated), ``oracle`` (held-out real images: with the k references
+      every real image the class could have, the matched real row) and synthetic arms ``strategy[:geometry][@prior]``
+      with the label; a ``real`` row (the k images alone) is always run.
+    - ``replicates``: the long-tail benchmark's first draws (training set, seeds), so its rows pair with them.
+    - ``manifold_k``: neighbours of precision / recall / density / coverage.
+    """
+
+    shots: tuple = (1, 2, 5, 10)
+    arms: tuple = ("oversample", "random", "centroid:nao", "paths:nao", "oracle")
+    replicates: int = 3
+    manifold_k: int = 5
+
+    def __post_init__(self):
+        if not self.shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.shots):
+            raise ValueError(f"fewshot shots must be positive integers, got {self.shots!r}")
+        for name in ("replicates", "manifold_k"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"fewshot {name} must be a positive integer, got {value!r}")
+        for arm in self.arms:
+            parse_arm(arm)
+
+    @classmethod
+    def quick(cls, **overrides) -> "FewshotSettings":
+        """Seconds on the tiny test model."""
+        return dataclasses.replace(cls(shots=(1, 2), arms=("oversample", "random", "paths:nao", "oracle"),
+                                       replicates=2, manifold_k=2), **overrides)

@@ -55,9 +55,9 @@ class Runner:
         return self._workdir / name
 
     def synthesis_model(self):
-        """The model in ``lt_dtype`` for the benchmark's synthesis (the evaluated model itself when that is its
+        """The model in the long-tail settings' dtype for the benchmark's synthesis (the evaluated model itself when that is its
         dtype or it cannot be reloaded)."""
-        dtype = resolve_dtype(self.cfg.lt_dtype, self.model.device)
+        dtype = resolve_dtype(self.cfg.longtail.dtype, self.model.device)
         if dtype == getattr(self.model, "dtype", torch.float32) or getattr(self.model, "folder", None) is None:
             return self.model
         if self._synthesis_model is None:
