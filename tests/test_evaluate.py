@@ -7,6 +7,7 @@ are identical; they never assert which method wins (the tiny model's numbers mea
 import importlib.util
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -422,6 +423,17 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     assert any(n.startswith("nao-fit not run") and "density >= 1" in n for n in plain["notes"])
     assert any(n.startswith("nao-file not run") for n in plain["notes"])
     assert [r["label"]["arm"] for r in plain["tables"][1]["rows"]] == ["nao-chi", "slerp", "cog"]
+
+    # without --prior-file the model's own prior (prior.json in its folder) is the nao-file arm
+    own = tmp_path / "own-prior"
+    shutil.copytree(tiny_testbed_dir, own)
+    shutil.copy(prior_file, own / "prior.json")
+    config = EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid_ks=(2,))
+    own_model = load_model(own)
+    owned = evaluate(own_model, config, runner=_rescaled_runner(own_model, config, 0.9))
+    sec = owned["experiments"]["priors"]
+    assert sec["priors"]["nao-file"] == {"family": "scaled-chi", "d": d, "scale": 0.95}
+    assert any("the model's own" in r["label"]["what"] for r in sec["tables"][0]["rows"])
 
     # a bad --prior-file: one line, exit 2, before any work
     bad_json = tmp_path / "bad.json"

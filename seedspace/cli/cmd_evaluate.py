@@ -64,7 +64,8 @@ def register(subparsers, formatter_class) -> None:
                         "test references; else the few-shot images)")
     p.add_argument("--prior-file", default=None, metavar="FILE",
                    help="priors experiment: a calibrated norm prior (a prior JSON file, as `seedspace calibrate` "
-                        "writes, or scaled-chi:S) for the nao-file arm (default: that arm is skipped with a note)")
+                        "writes, or scaled-chi:S) for the nao-file arm (default: the model's own prior; a model without one "
+                        "skips that arm with a note)")
     p.add_argument("--prior-fit", default="scaled-chi", choices=list(FIT_FAMILIES),
                    help="priors experiment: the family of the prior fitted to the inversions for the nao-fit arm "
                         "(default: scaled-chi, |x|/s ~ chi(d))")

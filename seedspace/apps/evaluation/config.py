@@ -170,7 +170,7 @@ class EvalConfig:
     fewshot: FewshotSettings = field(default_factory=FewshotSettings)
     # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
     prior_fit: str = "scaled-chi"       # family of the prior fitted to the inversions (geometry.fit_prior)
-    prior_file: str | None = None       # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: skipped
+    prior_file: str | None = None       # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own
     prior_centroid_sets: int = 3        # the first of the centroid experiment's input sets per class and k
     prior_path_inputs: int = 1          # paths from each centroid to at most this many inputs (the first ones)
     # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler

@@ -9,8 +9,8 @@ shared when they run in the same evaluation) under three priors, next to the bas
 - ``nao-chi``: the paper's chi(d) prior;
 - ``nao-fit``: :func:`seedspace.geometry.fit_prior` (family ``prior_fit``) fitted to all inversions in play, pooled
   over the classes (one prior per model, as a calibrated prior is; see :func:`fit_inversions`);
-- ``nao-file``: a prior read from ``prior_file`` (``--prior-file``, e.g. written by ``seedspace calibrate``);
-  skipped with a note when none is given;
+- ``nao-file``: a prior read from ``prior_file`` (``--prior-file``, e.g. written by ``seedspace calibrate``), else
+  the model's own calibrated prior (``model.prior``); skipped with a note when there is neither;
 - interpolation: ``slerp`` and ``cog``; centroids: ``normalized`` (the mean rescaled to the chi mode) and ``cog``.
 
 Tables: the priors themselves against the inversions' norms; the interpolation metrics per arm; the centroid and
@@ -105,7 +105,7 @@ def run_priors(runner: Runner) -> dict:
         "Centroids experiments: nao-chi (the paper's chi(d)), nao-fit (the maximum-likelihood "
         f"{cfg.prior_fit} prior of all inversions in play, pooled over classes: a prior describes the model, like "
         "the calibrated one, and the pooled fit's scale is all but noise-free; it is in-sample, since it is fitted "
-        "to the very inversions whose paths are scored), nao-file (a calibrated prior from --prior-file), next to "
+        "to the very inversions whose paths are scored), nao-file (a calibrated prior: --prior-file, else the model's own), next to "
         "SLERP and COG (interpolation) and the normalized mean and COG (centroids). "
         f"Interpolation: {T} interior frames per path; centroids: the centroid and the interior points of the paths "
         f"from it to its first {cfg.prior_path_inputs} input(s), which are NAO paths under the arm's prior (chi for "
@@ -120,11 +120,14 @@ def run_priors(runner: Runner) -> dict:
         priors["nao-fit"] = fit_inversions(inv, cfg.prior_fit)
     except ValueError as exc:
         sec["notes"].append(f"nao-fit not run: no valid {cfg.prior_fit} prior fits these inversions ({exc}).")
+    own = getattr(runner.model, "prior", None)
     if cfg.prior_file is not None:
-        priors["nao-file"] = geometry.load_prior(str(cfg.prior_file), d)
+        priors["nao-file"], source = geometry.load_prior(str(cfg.prior_file), d), f"from {cfg.prior_file}"
+    elif own is not None:
+        priors["nao-file"], source = own, "the model's own (prior.json in its folder)"
     else:
-        sec["notes"].append("nao-file not run: no --prior-file given (a calibrated prior, e.g. from `seedspace "
-                            "calibrate`).")
+        sec["notes"].append("nao-file not run: no --prior-file given and the model carries no prior (a calibrated "
+                            "prior, e.g. from `seedspace calibrate`).")
     sec["priors"] = {arm: p.to_record() for arm, p in priors.items()}
 
     # the priors against the data
@@ -134,7 +137,7 @@ def run_priors(runner: Runner) -> dict:
                 {"prior_mean": runner.stat(norms, "priors", "inversion-norms"),
                  "prior_sd": _exact(norms.std(ddof=1), norms.size)})]
     what = {"nao-chi": "the paper's prior", "nao-fit": f"ML fit to the {norms.size} inversions",
-            "nao-file": f"from {cfg.prior_file}"}
+            "nao-file": source if "nao-file" in priors else ""}
     rows += [_prior_row(arm, p, f"{_describe(p)}: {what[arm]}", d) for arm, p in priors.items()]
     sec["tables"].append({"name": "priors", "title": "The priors (norm over √d) against the inversions' norms",
                           "metrics": ["prior_mode", "prior_mean", "prior_sd"], "rows": rows})
