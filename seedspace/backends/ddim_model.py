@@ -3,6 +3,7 @@ defaults of the protocol's optional parts (no classes, no feature extractor, no 
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import Sequence, Union
@@ -49,6 +50,22 @@ class DDIMModel:
     def timestep_options(self, steps: int) -> dict:
         """Extra ``set_timesteps`` arguments of the diffusers schedulers (none here)."""
         return {}
+
+    prior_path: Path | None = None  # where the calibrated norm prior is read (and `calibrate --out model` writes)
+
+    @property
+    def prior(self):
+        """The norm prior calibrated for this model (the file at ``prior_path``: ``prior.json`` in a testbed
+        folder, the per-model cache for diffusers models), or None when it has none. ValueError naming the file when
+        it is malformed or made for another dimension: never a silent fallback to chi."""
+        if self.prior_path is None or not Path(self.prior_path).is_file():
+            return None
+        from ..geometry import load_prior  # the geometry only when a prior is asked for
+
+        try:
+            return load_prior(self.prior_path, math.prod(self.seed_shape))
+        except ValueError as exc:
+            raise ValueError(f"{self.prior_path}: {exc}") from None
 
     class_names: list[str] | None = None
     num_classes: int | None = None

@@ -14,6 +14,7 @@ import torch
 from .flow_backend import FLOW_PIPELINES
 from .latent import LatentPromptModel
 from .pixel import PixelUNetModel
+from .prior_store import cached_prior_path
 
 SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", *FLOW_PIPELINES, "DDPMPipeline",
                        "DDIMPipeline")
@@ -28,7 +29,20 @@ def _not_found(name: str) -> ValueError:
 
 def load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **kwargs):
     """A local diffusers folder or cached hub id -> ``LatentDiffusionModel``, ``SD3Model``, ``FluxModel`` or
-    ``PixelUNetModel``; ValueError for an unsupported pipeline class or a missing component."""
+    ``PixelUNetModel``, whose calibrated prior is looked up in the per-model cache
+    (:mod:`~seedspace.backends.prior_store`); ValueError for an unsupported pipeline class or a missing component."""
+    model = _load_diffusers_model(name, device, dtype, **kwargs)
+    path = Path(name).expanduser()
+    if path.is_dir():
+        model.prior_path = cached_prior_path(name, path)
+    else:  # a hub id, loaded from the local cache: its snapshot folder names the revision
+        from huggingface_hub import snapshot_download
+
+        model.prior_path = cached_prior_path(name, snapshot_download(name, local_files_only=True))
+    return model
+
+
+def _load_diffusers_model(name: str, device: torch.device, dtype: torch.dtype, **kwargs):
     # diffusers takes seconds to import: only when a model is loaded
     from diffusers import DDPMScheduler, DiffusionPipeline, UNet2DModel
 

@@ -6,7 +6,6 @@ UNet, data and recipe otherwise; it shares the DDPM testbed's judge, encoder and
 from __future__ import annotations
 
 import json
-import math
 from functools import cached_property
 from pathlib import Path
 
@@ -18,13 +17,13 @@ from safetensors.torch import load_file
 from ..testbed.data import IMAGE_SIZE, SPLIT_FILES, read_split, to_model_space
 from ..testbed.judge import Encoder, Judge
 from .pixel import PixelUNetModel
+from .prior_store import PRIOR_FILE
 
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "testbed" / "weights"
 FLOW_WEIGHTS_DIR = WEIGHTS_DIR / "flow"
 EMBEDDED_MODELS = {"testbed": WEIGHTS_DIR, "testbed-flow": FLOW_WEIGHTS_DIR}
 
 
-PRIOR_FILE = "prior.json"  # a model folder's calibrated norm prior
 
 
 class TestbedModel(PixelUNetModel):
@@ -42,6 +41,7 @@ class TestbedModel(PixelUNetModel):
                          default_steps=info.get("default_steps", 50), default_guidance=info.get("default_guidance", 2.0),
                          **kwargs)
         self.folder = folder
+        self.prior_path = folder / PRIOR_FILE
         self.info = info
         self.shared_folder = (folder / info["shared_folder"]).resolve() if info.get("shared_folder") else None
         self.tail_classes = info.get("tail_classes", [])
@@ -49,21 +49,6 @@ class TestbedModel(PixelUNetModel):
         self.head_classes = info.get("head_classes", [])
         self.has_judge = self.data_file("judge.safetensors").is_file()  # a folder trained with --skip-judge has none
         self.has_features = self.has_judge or self.data_file("encoder.safetensors").is_file()
-
-    @property
-    def prior(self):
-        """The norm prior calibrated for this model (``prior.json`` in its folder, as ``seedspace calibrate``
-        writes it), or None when it has none. ValueError naming the file when it is malformed or made for
-        another dimension: never a silent fallback to chi."""
-        path = self.folder / PRIOR_FILE
-        if not path.is_file():
-            return None
-        from ..geometry import load_prior  # the geometry only when a prior is asked for
-
-        try:
-            return load_prior(path, math.prod(self.seed_shape))
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
 
     def data_file(self, name: str) -> Path:
         """Where the folder's file ``name`` is (judge, encoder, few-shot or split file): ``folder / name``, or the

@@ -31,7 +31,10 @@ def register(subparsers, formatter_class) -> None:
                "outputs/calibrate/testbed.prior.json)")
     g = p.add_argument_group("calibration")
     g.add_argument("--out", default=None, metavar="FILE",
-                   help="the prior file to write, must not exist (default: outputs/calibrate/<model>.prior.json)")
+                   help="the prior file to write, must not exist; 'model': where the model's own prior lives, so that "
+                        "--prior model (every command's default) uses it: prior.json in a testbed folder, the "
+                        "per-model cache ($SEEDSPACE_CACHE, default ~/.cache/seedspace) for a diffusers model "
+                        "(default: outputs/calibrate/<model>.prior.json)")
     g.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     g.add_argument("--directions", default="both", choices=DIRECTIONS,
                    help="seed directions: random, the inversions of the model's few-shot real images, or both "
@@ -75,6 +78,17 @@ def _classes(values) -> list[str] | None:
     return [v.strip() for value in values for v in value.split(",") if v.strip()]
 
 
+def prior_destination(out: str | None, ref: str, model) -> Path:
+    """The file --out names: 'model' -> the model's own prior file (``model.prior_path``)."""
+    if out is None:
+        return default_prior_path(ref)
+    if out == "model":
+        if getattr(model, "prior_path", None) is None:
+            raise common.CLIError(f"{ref} has no place for its own prior; give --out FILE")
+        return Path(model.prior_path)
+    return Path(out).expanduser()
+
+
 def run(args) -> int:
     common.check_sampling_args(args)
     norms = parse_norms(args.norms) if args.norms is not None else (QUICK["norms"] if args.quick else DEFAULT_NORMS)
@@ -84,10 +98,10 @@ def run(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(check_int(args.threads, "--threads", 1, 1024))
     ref = common.model_ref(args.model)
-    out = default_prior_path(ref) if args.out is None else args.out
-    if Path(out).expanduser().exists() and not args.overwrite:  # refused before any work
-        raise common.CLIError(f"{out} already exists; choose another --out or pass --overwrite")
     model = common.load(ref, args.device, args.dtype, args.batch_size)
+    out = prior_destination(args.out, ref, model)
+    if out.exists() and not args.overwrite:  # refused before any work
+        raise common.CLIError(f"{out} already exists; choose another --out or pass --overwrite")
     steps = args.steps or (min(QUICK["steps"], model.default_steps) if args.quick else model.default_steps)
     guidance = float(model.default_guidance if args.guidance_scale is None else args.guidance_scale)
     classes = _classes(args.class_)
@@ -102,6 +116,7 @@ def run(args) -> int:
     if result.prior.info.get("peak_at_edge"):
         common.note(args, f"the best measured norm ({result.prior.info['best_measured_ratio']:g} sqrt(d)) is an end of "
                           "the grid: measure a wider --norms range")
+    out.parent.mkdir(parents=True, exist_ok=True)
     path = save_prior(out, result.prior, overwrite=args.overwrite)
     print(f"wrote {path}: {result.prior!r}, mode {result.mode_ratio:.4f} sqrt(d) ({result.score}: "
           + ", ".join(f"{s:g}: {q:.3f}" for s, q in zip(result.norm_ratios, result.quality))

@@ -252,7 +252,7 @@ def note_model_prior(args, model) -> None:
     """One line when --prior model meets a model that carries no prior (NAO then uses chi, the paper's)."""
     if getattr(args, "prior", None) == "model" and getattr(model, "prior", None) is None:
         note(args, f"{getattr(model, 'name', 'this model')} carries no norm prior; NAO uses chi(d), the paper's "
-                   "(`seedspace calibrate` makes one)")
+                   "(`seedspace calibrate --out model` makes one)")
 
 
 def prior_params(args, model) -> dict:

@@ -1,0 +1,54 @@
+"""Where a model's own norm prior lives: prior.json in a testbed folder, a per-model cache for diffusers models."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import pytest
+
+from seedspace.backends.loading import load_model
+from seedspace.backends.prior_store import CACHE_ENV, cached_prior_path, folder_revision
+from seedspace.cli.main import main
+
+
+def test_calibrate_out_model_writes_the_prior_the_model_then_carries(tiny_testbed_dir, tmp_path, capsys):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_testbed_dir, folder)
+    assert load_model(folder).prior is None
+    args = ["calibrate", "--model", str(folder), "--norms", "0.9,1.0,1.1", "--per-norm", "2", "--steps", "2",
+            "--quiet", "--threads", "1", "--out", "model"]
+    assert main(args) == 0, capsys.readouterr().err
+    written = json.loads((folder / "prior.json").read_text())
+    assert load_model(folder).prior.scale == written["scale"]
+    assert main(args) == 2 and "already exists" in capsys.readouterr().err  # never replaced silently
+
+
+def test_diffusers_models_keep_their_prior_in_a_cache_keyed_by_name_and_revision(tiny_sd_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path / "cache"))
+    model = load_model(tiny_sd_dir)
+    assert model.prior_path == cached_prior_path(str(tiny_sd_dir), tiny_sd_dir)
+    assert model.prior_path.is_relative_to(tmp_path / "cache" / "priors") and model.prior is None
+    model.prior_path.parent.mkdir(parents=True)
+    d = math.prod(model.seed_shape)
+    model.prior_path.write_text(json.dumps({"family": "scaled-chi", "d": d, "scale": 0.9}))
+    assert model.prior.scale == 0.9 and model.prior.d == d
+    model.prior_path.write_text(json.dumps({"family": "scaled-chi", "d": d + 1, "scale": 0.9}))
+    with pytest.raises(ValueError, match=str(model.prior_path.name)):
+        model.prior  # a prior made for another dimension is an error naming the file, never chi in silence
+
+
+def test_the_revision_follows_the_weights_and_configs_not_the_place(tiny_sd_dir, tmp_path):
+    copy = tmp_path / "copy"
+    shutil.copytree(tiny_sd_dir, copy)
+    assert folder_revision(copy) == folder_revision(tiny_sd_dir)
+    weights = next(copy.rglob("*.safetensors"))
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1  # a fine-tune: same configs, other weights
+    weights.write_bytes(bytes(data))
+    assert folder_revision(copy) != folder_revision(tiny_sd_dir)
+    snapshot = tmp_path / "models--org--x" / "snapshots" / ("ab" * 20)
+    snapshot.mkdir(parents=True)
+    assert folder_revision(snapshot) == "ab" * 20
+    assert cached_prior_path("org/x", snapshot).parent.name == "org--x"
