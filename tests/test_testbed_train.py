@@ -57,7 +57,9 @@ def test_the_folder_is_a_complete_testbed(trained):
     files = {p.name for p in trained.iterdir()}
     assert {"unet", "scheduler", "judge.safetensors", "encoder.safetensors", "fewshot.safetensors", "testbed.json",
             "train-longtail.safetensors.gz", "test-references.safetensors.gz", "MODEL_CARD.md", "loss_history.json",
-            "training.json"} <= files
+            "training.json", "prior.json"} <= files
+    prior = ss.load_model(trained).prior  # calibrated at the end of training: what --prior model uses
+    assert prior.family == "scaled-chi" and prior.info["calibration"]["command"].endswith("--out model")
     assert build.CHECKPOINT not in files and not any(name.startswith(".") for name in files)
     info = json.loads((trained / "testbed.json").read_text())
     # class folders in sorted order; the long tail: 40 - 7 held out = 33 in the head, 33 / 4 in the tail
@@ -111,6 +113,7 @@ def test_npz_with_a_test_split_and_a_skipped_judge(tmp_path, capsys):
     assert info["data"]["pool_counts"] == [PER_CLASS] * 3 and info["parts"] == {"judge": False, "encoder": False}
     model = ss.load_model(out)
     assert not model.has_judge and not model.has_features and model.fewshot()[0].shape == (9, 1, 32, 32)
+    assert model.prior is None  # nothing to score a calibration with: no prior.json, NAO uses chi
     with pytest.raises(ValueError, match="--skip-judge"):
         model.classify(torch.rand(1, 1, 8, 8))
     capsys.readouterr()
@@ -128,8 +131,9 @@ def _weights(folder):
 
 def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp_path, monkeypatch, capsys):
     args = ["testbed", "train", "--data", str(data_dir), "--steps", "6", "--checkpoint-every", "2", "--skip-encoder",
-            *TINY]
+            "--skip-calibrate", *TINY]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
+    assert not (tmp_path / "whole" / "prior.json").exists()
 
     real_clip, calls = torch.nn.utils.clip_grad_norm_, []
 

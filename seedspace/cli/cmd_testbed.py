@@ -56,6 +56,10 @@ def register(subparsers, formatter_class) -> None:
     t.add_argument("--skip-judge", action="store_true",
                    help="no judge (then `seedspace evaluate` cannot run on the folder)")
     t.add_argument("--skip-encoder", action="store_true", help="no encoder (SeedSelect then uses the judge's features)")
+    t.add_argument("--skip-calibrate", action="store_true",
+                   help="no norm prior: by default the finished model is calibrated (`seedspace calibrate` with its "
+                        "defaults, a few minutes) and its prior.json written into the folder, which --prior model "
+                        "(every command's default) then uses")
     t.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
     t.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="training precision: bfloat16 autocast or float32; auto = bfloat16 where the CPU computes it "
@@ -92,8 +96,29 @@ def run(args) -> int:
             print(f"seedspace: training stopped; continue it with `seedspace testbed train --out {args.out} --resume`",
                   file=sys.stderr)
         raise
+    if not args.skip_calibrate:
+        calibrate_into_folder(out, args)
     print(f"wrote {out}: a testbed folder (testbed.json, MODEL_CARD.md); use it with --model {out}", file=sys.stdout)
     return 0
+
+
+def calibrate_into_folder(folder: Path, args) -> None:
+    """The trained model's norm prior (``seedspace calibrate`` with its defaults) as ``prior.json`` in its folder;
+    a folder with one already (a finished run resumed) keeps it, one without judge or encoder gets a note."""
+    from ..apps.calibrate import calibrate, save_prior
+    from ..backends.loading import load_model
+
+    model = load_model(folder)
+    if model.prior_path.is_file():
+        return
+    if not model.has_features:
+        common.note(args, "no norm prior: the folder has neither judge nor encoder to score images with "
+                          "(NAO uses chi(d) on it)")
+        return
+    common.note(args, "calibrating the norm prior (--skip-calibrate skips it)")
+    command = f"seedspace calibrate --model {folder} --out model"
+    result = calibrate(model, model_id=str(folder), command=command, progress=not args.quiet)
+    save_prior(model.prior_path, result.prior)
 
 
 def recipe_options(args) -> dict:
