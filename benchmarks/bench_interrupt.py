@@ -1,0 +1,131 @@
+"""How fast each long-running command honours Ctrl-C (SIGINT) and SIGTERM, and what it leaves behind.
+
+    python benchmarks/bench_interrupt.py                       # every command, both signals
+    python benchmarks/bench_interrupt.py --commands augment --signals INT --out reports/bench_interrupt.md
+
+Each command runs as its own process (the real CLI, ``python -m seedspace``) into a fresh temporary folder; after
+``--after`` seconds (by then it is inside its main loop: training steps, synthesis batches, the calibration grid,
+the evaluation) the signal is sent, and the latency is the time from the signal to the process's exit. The table
+gives the exit code (130 for SIGINT, 143 for SIGTERM), the latency and what is left: a resumable checkpoint, a run
+folder whose run.json says "interrupted", or nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from seedspace.hardware import cpu_model  # noqa: E402
+
+SIGNALS = {"INT": (signal.SIGINT, 130), "TERM": (signal.SIGTERM, 143)}
+
+
+def shapes_npz(path: Path) -> Path:
+    """A 3-class data set of 60 noisy 28x28 pictures per class (bright squares at three places)."""
+    rng = np.random.default_rng(0)
+    images, labels = [], []
+    for c in range(3):
+        for _ in range(60):
+            image = rng.integers(0, 60, (28, 28))
+            image[4 + 7 * c:12 + 7 * c, 8:20] += 180
+            images.append(image.clip(0, 255).astype(np.uint8))
+            labels.append(c)
+    np.savez(path, images=np.stack(images), labels=np.array(labels))
+    return path
+
+
+def commands(tmp: Path, threads: int) -> dict[str, list[str]]:
+    """Name -> arguments of ``seedspace`` (the output goes to tmp / name)."""
+    t = ["--threads", str(threads)]
+    return {
+        "testbed train": ["testbed", "train", "--data", str(shapes_npz(tmp / "shapes.npz")), "--out",
+                          str(tmp / "testbed train"), "--fewshot", "5", "--test-references", "5", "--imbalance", "1",
+                          "--skip-judge", "--skip-encoder", "--skip-calibrate", "--steps", "2000", "--quiet", *t],
+        "augment": ["augment", "--testbed-split", "5", "--out", str(tmp / "augment"), "--per-class", "400",
+                    "--strategy", "paths", "--quiet"],  # augment runs with torch's threads
+        "calibrate": ["calibrate", "--model", "testbed", "--out", str(tmp / "calibrate" / "prior.json"), "--quiet", *t],
+        "evaluate": ["evaluate", "--quick", "--out", str(tmp / "evaluate"), "--quiet", *t],
+        "interpolate": ["interpolate", "--seeds", "1,2", "--frames", "2000", "--out", str(tmp / "interpolate"),
+                        "--quiet"],
+    }
+
+
+def left_behind(folder: Path) -> str:
+    if not folder.exists():
+        return "nothing"
+    record = folder / "run.json"
+    if record.is_file():
+        return f"run.json status {json.loads(record.read_text()).get('status')!r}"
+    if (folder / "checkpoint.safetensors").is_file() or (folder / "training.json").is_file():
+        return "a resumable checkpoint"
+    if folder.is_file() or folder.suffix == ".json":
+        return "a file"
+    return f"a folder of {sum(1 for _ in folder.rglob('*'))} entries"
+
+
+def measure(name: str, args: list[str], sig_name: str, after: float, tmp: Path) -> dict:
+    sig, expected = SIGNALS[sig_name]
+    out = Path(args[args.index("--out") + 1])
+    proc = subprocess.Popen([sys.executable, "-m", "seedspace", *args], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    time.sleep(after)
+    if proc.poll() is not None:
+        return {"command": name, "signal": sig_name, "rc": proc.returncode, "latency": None,
+                "left": "finished before the signal", "message": proc.stderr.read().strip()[-200:]}
+    sent = time.perf_counter()
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=300)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    latency = time.perf_counter() - sent
+    message = proc.stderr.read().strip().splitlines()
+    row = {"command": name, "signal": sig_name, "rc": proc.returncode, "expected_rc": expected,
+           "latency": latency, "left": left_behind(out.parent if out.suffix == ".json" else out),
+           "message": message[-1] if message else ""}
+    for path in sorted(out.parent.glob(f"{out.name}*")):  # the next signal starts from nothing
+        subprocess.run(["rm", "-rf", str(path)], check=True)
+    return row
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--commands", default=None, help="comma-separated subset of the commands (default: all)")
+    p.add_argument("--signals", default="INT,TERM", help="INT and / or TERM")
+    p.add_argument("--after", type=float, default=25.0, help="seconds before the signal")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--out", default=None, help="write the table (Markdown) here too")
+    args = p.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench_interrupt_") as tmp:
+        tmp = Path(tmp)
+        table = commands(tmp, args.threads)
+        chosen = [c.strip() for c in args.commands.split(",")] if args.commands else list(table)
+        rows = [measure(name, table[name], s.strip(), args.after, tmp) for name in chosen
+                for s in args.signals.split(",")]
+    lines = ["| command | signal | exit code | latency s | left behind | last line |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        latency = "-" if r["latency"] is None else f"{r['latency']:.2f}"
+        ok = "" if r.get("expected_rc") in (None, r["rc"]) else f" (expected {r['expected_rc']})"
+        lines.append(f"| {r['command']} | SIG{r['signal']} | {r['rc']}{ok} | {latency} | {r['left']} | "
+                     f"{r['message'].replace('|', '/')} |")
+    text = (f"Machine: {cpu_model()}, {platform.system()} {platform.machine()}; {args.threads} torch threads; signal "
+            f"after {args.after:g} s; command: `python benchmarks/{Path(__file__).name} "
+            f"{' '.join(sys.argv[1:])}`\n\n" + "\n".join(lines) + "\n")
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text)
+
+
+if __name__ == "__main__":
+    main()
