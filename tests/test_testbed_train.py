@@ -283,3 +283,26 @@ def test_the_embedded_flow_testbed_shares_the_testbed_files_and_renders_its_clas
     seeds = torch.randn(4, *flow.seed_shape, generator=torch.Generator().manual_seed(0))
     images = flow.generate(seeds, condition=[0, 1, 7, 9], steps=20)
     assert flow.classify(images).argmax(1).tolist() == [0, 1, 7, 9]
+
+
+def test_an_error_before_the_first_checkpoint_leaves_nothing_and_after_it_a_resumable_folder(data_dir, tmp_path,
+                                                                                            monkeypatch):
+    recipe = build.TestbedRecipe(steps=2, batch_size=8, image_size=8, channels=(8, 16), classifier_epochs=1,
+                                 fewshot=3, test_references=4, imbalance=4, default_steps=2, encoder=False)
+
+    def out_of_memory(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: not enough memory")
+
+    with monkeypatch.context() as m:
+        m.setattr(build, "train_diffusion", out_of_memory)
+        with pytest.raises(RuntimeError, match="not enough memory"):
+            build.train_testbed(tmp_path / "early", data_dir, recipe, progress=False)
+    assert not (tmp_path / "early").exists()  # judge, references and record were written, then removed
+
+    with monkeypatch.context() as m:
+        m.setattr(build, "_save_unet", out_of_memory)  # fails after the checkpoint exists
+        with pytest.raises(RuntimeError):
+            build.train_testbed(tmp_path / "late", data_dir, recipe, progress=False)
+    assert json.loads((tmp_path / "late" / build.RECORD).read_text())["status"] == "interrupted"
+    assert build.train_testbed(tmp_path / "late", data_dir, recipe, resume=True, progress=False) == tmp_path / "late"
+    assert (tmp_path / "late" / "testbed.json").is_file()

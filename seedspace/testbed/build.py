@@ -125,7 +125,8 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
     """Train a testbed on ``data`` (see :func:`~seedspace.testbed.data.load_dataset`) into the new folder ``out``,
     or continue the unfinished training in ``out`` (``resume``: same recipe and data, else ValueError).
 
-    Every input is checked before anything is written; Ctrl-C leaves a folder that ``resume`` continues, and the
+    Every input is checked before anything is written; an error before the first diffusion checkpoint of a new
+    folder removes it (nothing half-written stays); Ctrl-C leaves a folder that ``resume`` continues, and the
     result is the same bytes as an uninterrupted training on the CPU. ``log(message)`` gets one-line notes.
     """
     log = log or (lambda message: None)
@@ -151,7 +152,8 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
         return out
     for note in dataset.notes:
         log(note)
-    if record is None:
+    fresh = record is None
+    if fresh:
         out.mkdir(parents=True)
         record = {"format": "seedspace-testbed-training", "status": "running", "recipe": asdict(recipe),
                   "data": {"given": None if data is None else str(Path(data).expanduser().resolve()), "source": dataset.source,
@@ -159,7 +161,14 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
                   "stages": {}}
     try:
         _train(out, dataset, rows, recipe, record, progress, checkpoint_every, log)
-    except BaseException:
+    except Exception:
+        if fresh and not (out / CHECKPOINT).is_file():  # failed before any training state: leave nothing
+            shutil.rmtree(out, ignore_errors=True)
+        elif record["status"] != "complete":
+            record["status"] = "interrupted"
+            write_json(out / RECORD, record)
+        raise
+    except BaseException:  # Ctrl-C / SIGTERM: a folder that --resume continues
         if record["status"] != "complete":
             record["status"] = "interrupted"
             write_json(out / RECORD, record)
