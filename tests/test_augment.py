@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import sys
@@ -170,7 +171,9 @@ def test_local_run_writes_an_image_folder_with_manifest(tiny_testbed_dir, refs_d
     assert {e["strategy"] for e in entries} == {"paths"} and {e["steps"] for e in entries} == {2}
     assert all(e["model_condition"] == e["class"] and e["references"] == 3 for e in entries)
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == CLASSES
-    assert outputs.parse_parameters(outputs.read_png_parameters(out / entries[7]["file"])) == entries[7]
+    # the PNG carries its manifest line; the manifest adds the PNG's own hash
+    embedded = outputs.parse_parameters(outputs.read_png_parameters(out / entries[7]["file"]))
+    assert {**embedded, "sha256": hashlib.sha256((out / entries[7]["file"]).read_bytes()).hexdigest()} == entries[7]
     pixels = {outputs.read_png_pixels(out / e["file"]).tobytes() for e in entries}
     assert len(pixels) == 15
     record = json.loads((out / "run.json").read_text())
@@ -236,6 +239,11 @@ def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs
     (out / "class1" / "class1_00002.png").unlink()
     again = run(tiny_testbed_dir, refs_dir, out, resume=True)
     assert again.shards_run == 1 and data_files(out) == data_files(full.out)
+
+    (out / "class2" / "class2_00004.png").write_bytes(b"not a png")  # a damaged image: its shard is made again
+    (out / "class0" / "class0_00000.png").write_bytes((out / "class0" / "class0_00001.png").read_bytes())
+    again = run(tiny_testbed_dir, refs_dir, out, resume=True)
+    assert again.shards_run == 2 and data_files(out) == data_files(full.out)
 
 
 def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversions(tiny_testbed_dir, refs_dir,

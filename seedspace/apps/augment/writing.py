@@ -1,9 +1,11 @@
 """The data set on disk: ``OUT/<class folder>/<class folder>_<index>.png`` (ImageFolder), a manifest part per shard
-(written after its images: a shard is finished when its part exists), ``manifest.jsonl`` assembled from the parts
+(written after its images, with each image's sha256: a shard is finished when its part exists and its images
+match), ``manifest.jsonl`` assembled from the parts
 in plan order, ``references.safetensors`` and ``run.json``. Every file is written atomically (outputs.py)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -30,9 +32,25 @@ def part_path(out: Path, c: ClassPlan, shard: Shard) -> Path:
 
 
 def shard_finished(out: Path, plan: Plan, shard: Shard) -> bool:
+    """The shard's part exists and each of its images is the file the part's ``sha256`` names (a damaged or
+    replaced image makes the shard unfinished, so ``resume`` makes it again)."""
     c = plan.classes[shard.class_position]
-    return part_path(out, c, shard).is_file() and all(
-        (out / image_name(c, i, plan.settings.per_class)).is_file() for i in range(shard.start, shard.stop))
+    part = part_path(out, c, shard)
+    if not part.is_file():
+        return False
+    try:
+        entries = [json.loads(line) for line in part.read_text(encoding="utf-8").splitlines()]
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    names = [image_name(c, i, plan.settings.per_class) for i in range(shard.start, shard.stop)]
+    if [e.get("file") if isinstance(e, dict) else None for e in entries] != names:
+        return False
+    return all((out / e["file"]).is_file() and ("sha256" not in e or file_sha256(out / e["file"]) == e["sha256"])
+               for e in entries)  # parts of runs before hashes were recorded: existence only
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, model_id: str, sampler: str) -> dict:
@@ -58,7 +76,8 @@ def write_shard(out: Path, work: ShardWork, images: np.ndarray, entries: list[di
                    "Seed": entry["seed"].get("int"), "Seed method": f"{entry['strategy']}/{entry['method']}",
                    "Model": entry["model"]}
         outputs.save_png(out / entry["file"], image, outputs.format_parameters(dict(entry), summary))
-    outputs.write_text(part_path(out, c, work.shard), "".join(outputs.canonical_json(e) + "\n" for e in entries))
+    hashed = [{**e, "sha256": file_sha256(out / e["file"])} for e in entries]  # the PNG's bytes, for resume
+    outputs.write_text(part_path(out, c, work.shard), "".join(outputs.canonical_json(e) + "\n" for e in hashed))
 
 
 def assemble_manifest(out: Path, plan: Plan) -> Path:
