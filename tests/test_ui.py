@@ -4,7 +4,11 @@ against the command line's; the page's error handling; and the page itself in he
 from __future__ import annotations
 
 import json
+import signal
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
 import zipfile
 from pathlib import Path
@@ -176,6 +180,33 @@ def test_ui_command_warns_when_bound_beyond_loopback(tiny_testbed_dir, tmp_path,
     assert served[-1] == ("127.0.0.1", 7860) and "warning" not in capsys.readouterr().err
     assert is_loopback("127.0.0.2") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.2")
+    for host in ("::1", "[::1]", ""):  # Gradio's start-up check fails on IPv6 literals after binding
+        assert main(["ui", "--model", str(tiny_testbed_dir), "--host", host, "--runs-dir", str(tmp_path)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "--host" in err
+    assert len(served) == 2
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_ui_ends_on_ctrl_c_and_sigterm_with_their_exit_codes(tiny_testbed_dir, tmp_path, sig, code):
+    pytest.importorskip("gradio")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "seedspace", "ui", "--model", str(tiny_testbed_dir), "--port",
+                             str(port), "--runs-dir", str(tmp_path)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2)
+                break
+            except OSError:
+                time.sleep(0.5)
+        proc.send_signal(sig)
+        assert proc.wait(timeout=60) == code
+        assert proc.stderr.read().strip().splitlines()[-1] in ("seedspace: interrupted", "seedspace: terminated")
+    finally:
+        proc.kill()
 
 
 # -- the page in a real browser ------------------------------------------------------------------------------

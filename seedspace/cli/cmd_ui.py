@@ -44,7 +44,22 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str) -> None:
+    """CLIError for a host the server cannot bind: an IPv6 literal (Gradio's start-up check builds its URL without
+    brackets and fails after binding) or an empty name."""
+    if not host.strip():
+        raise common.CLIError("--host must name an address, e.g. 127.0.0.1")
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return
+    if address.version == 6:
+        raise common.CLIError(f"--host {host}: the explorer's server (Gradio) cannot serve on an IPv6 address; use "
+                              f"{LOCAL_HOST}, localhost or 0.0.0.0")
+
+
 def run(args) -> int:
+    check_host(args.host)
     check_int(args.port, "--port", 0, 65535)
     common.check_batch_size(args.batch_size, "--batch-size")
     try:

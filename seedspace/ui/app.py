@@ -6,6 +6,7 @@ server keeps serving)."""
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -179,10 +180,17 @@ def build_app(explorer: Explorer) -> gr.Blocks:
 
 def serve(explorer: Explorer, host: str = "127.0.0.1", port: int | None = None, block: bool = True) -> gr.Blocks:
     """Start the page on ``host:port`` (Gradio prints the address); ``block=False`` returns with the server
-    running in the background (``app.close()`` stops it)."""
+    running in the background (``app.close()`` stops it). Blocking, Ctrl-C and SIGTERM stop the server and
+    propagate (Gradio's own wait swallows them, which made the command exit 0)."""
     app = build_app(explorer)
     app.queue()
     app.launch(server_name=host, server_port=port, share=False, ssr_mode=False, mcp_server=False,
-               prevent_thread_lock=not block, allowed_paths=[str(Path(explorer.runs_dir).resolve())],
+               prevent_thread_lock=True, allowed_paths=[str(Path(explorer.runs_dir).resolve())],
                footer_links=[], quiet=not block)
+    if block:
+        try:
+            while True:
+                time.sleep(0.5)
+        finally:
+            app.close()
     return app
