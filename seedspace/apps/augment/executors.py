@@ -7,8 +7,11 @@ file system that every node sees (workers write into it)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -99,8 +102,9 @@ class RayExecutor:
 
         started = not ray.is_initialized()
         if started:
-            ray.init(address=self.address, num_cpus=None if self.address else self.workers * self.cpus,
-                     include_dashboard=False, log_to_driver=False, configure_logging=False)
+            with own_signal_handlers():
+                ray.init(address=self.address, num_cpus=None if self.address else self.workers * self.cpus,
+                         include_dashboard=False, log_to_driver=False, configure_logging=False)
         gpus = float(ray.cluster_resources().get("GPU", 0))
         per_worker = min(1.0, gpus / self.workers) if gpus and self.device != "cpu" else 0
         actor = ray.remote(num_cpus=self.cpus, num_gpus=per_worker, max_restarts=self.retries,
@@ -124,6 +128,22 @@ class RayExecutor:
                 ray.kill(a)
             if started:
                 ray.shutdown()
+
+
+@contextlib.contextmanager
+def own_signal_handlers():
+    """Keep the process's SIGINT / SIGTERM handlers over the block: ``ray.init`` installs its own, under which
+    SIGTERM aborted the driver (exit 134, run.json "failed") instead of unwinding like Ctrl-C (143, "interrupted")."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in saved.items():
+            if handler is not None:
+                signal.signal(sig, handler)
 
 
 ADDRESS_TIMEOUT_S = 3.0
