@@ -22,13 +22,11 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..augment.settings import MIN_REFERENCES
-from ..augment.strategies import max_distinct
 from ..metrics import kernel_inception_distance, manifold_metrics, t_interval
 from .experiment import row, section
-from .longtail import (added_images, check_longtail, class_ranks, draw_replicate, labelled,
+from .longtail import (added_images, can_produce, check_longtail, class_ranks, draw_replicate, labelled,
                        rank_groups, real_pools, train_and_test)
-from .longtail_settings import CONTROL_ARMS, parse_arm, split_condition
+from .longtail_settings import parse_arm, split_condition
 from .runner import Runner, stable_seed
 from .synthesis import benchmark_data
 
@@ -60,7 +58,7 @@ def run_fewshot(runner: Runner) -> dict:
             at_k = dataclasses.replace(rep, references={c: rep.drawn[c][:shots] for c in few},
                                        extras={c: rep.drawn[c][shots:] for c in few})
             for arm in ("real",) + tuple(fs.arms):
-                if arm != "real" and not producible(arm, shots, max(fill.values())):
+                if arm != "real" and not can_produce(arm, shots, max(fill.values())):
                     skipped.append(f"{arm} at k = {shots}")
                     continue
                 if arm == "real":
@@ -101,12 +99,6 @@ def check_fewshot(lt, fs) -> None:
     """ValueError before any work when a k leaves nothing to fill or is more than the profile's head count."""
     if max(fs.shots) >= lt.head:
         raise ValueError(f"fewshot shots {max(fs.shots)} must be below the long-tail head count {lt.head}")
-
-
-def producible(arm: str, shots: int, need: int) -> bool:
-    strategy = parse_arm(arm)[0]
-    return strategy in CONTROL_ARMS + ("random",) or (shots >= MIN_REFERENCES[strategy]
-                                                       and max_distinct(strategy, shots) >= need)
 
 
 def image_scores(runner: Runner, added: dict, manifold_k: int) -> dict:

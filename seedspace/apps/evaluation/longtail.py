@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from ...backends.loading import resolve_model_prior
+from ..augment.settings import MIN_REFERENCES
 from ..augment.strategies import max_distinct
 from ..classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
 from ..metrics import t_interval
@@ -128,16 +129,22 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
                          f"({cfg.head - counts[min(n_many, k - 1)]} images up to the head count {cfg.head})")
 
 
+def can_produce(arm: str, shots: int, need: int) -> bool:
+    """Whether the arm's strategy can make ``need`` distinct seeds from ``shots`` references (a centroid of a
+    subset needs two of them, a geodesic two endpoints); the controls and random seeds always can."""
+    strategy = parse_arm(arm)[0]
+    return strategy in CONTROL_ARMS or (shots >= MIN_REFERENCES[strategy] and max_distinct(strategy, shots) >= need)
+
+
 def producible_arms(cfg: LongtailSettings, arms: list, fill: dict) -> tuple[list, list[str]]:
     """The arms whose strategy can make the fill dose's distinct seeds from k references, and a note for the rest."""
     need = max(fill.values(), default=0)
     keep, skipped = [], []
     for arm, condition in arms:
-        strategy = parse_arm(arm)[0]
-        if strategy not in CONTROL_ARMS and max_distinct(strategy, cfg.shots) < need:
-            skipped.append(arm_label(arm, condition))
-        else:
+        if can_produce(arm, cfg.shots, need):
             keep.append((arm, condition))
+        else:
+            skipped.append(arm_label(arm, condition))
     notes = [f"Not run (the strategy cannot make {need} distinct seeds from {cfg.shots} references): "
              + ", ".join(skipped) + "."] if skipped else []
     return keep, notes

@@ -1,13 +1,12 @@
 """What the long-tail and few-shot benchmarks share: the model's own real data (its long-tailed training split, the
-test images, a held-out pool of extra real images), reference picks from the training split, and synthetic images
-made by :func:`seedspace.apps.augment.augment` for an arm (a strategy and a geometry)."""
+test images, a held-out pool of extra real images) and synthetic images made by
+:func:`seedspace.apps.augment.augment` for an arm (a strategy and a geometry)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from ...outputs import read_png_pixels
@@ -73,18 +72,6 @@ def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
     size = tuple(runner.model.image_shape[-2:])
     return BenchmarkData(_to_model_space(x, size), y.long(), _to_model_space(tx[test_idx], size), ty[test_idx].long(),
                          _to_model_space(tx[extra_idx], size), ty[extra_idx].long(), groups)
-
-
-def pick_references(runner: Runner, data: BenchmarkData, classes, k: int, *names) -> dict[int, torch.Tensor]:
-    """k real images per class from the long-tailed *training* split (never from test images), seeded."""
-    refs = {}
-    for c in classes:
-        members = torch.nonzero(data.train_y == c).flatten().numpy()
-        if len(members) < k:
-            raise ValueError(f"class {c} has {len(members)} training images; {k} references were asked for")
-        pick = np.sort(runner.rng("benchmark-refs", c, k, *names).choice(members, k, replace=False))
-        refs[c] = data.train_x[torch.from_numpy(pick)]
-    return refs
 
 
 def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class, out: Path,
