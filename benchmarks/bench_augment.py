@@ -9,8 +9,8 @@ The data set job is the embedded testbed's tail classes, k real few-shot images 
 executor runs the whole ``augment`` call (model load, inversions, planning, generation, writing) into a fresh
 folder; images/s = images / wall time of the call. Ray runs on a local cluster started once before the runs (its
 start-up is reported apart), so its times include starting the actors and loading the model in each (an actor per
-worker, the model loaded once per actor, shards handed out by a fixed-size pool). Planning uses synthetic stand-in classes (random tensors
-as references: the planner only needs their number), so it is measured alone.
+worker, the model loaded once per actor, shards handed out by a fixed-size pool). Planning uses synthetic stand-in
+classes (random tensors as references: the planner only needs their number), so it is measured alone.
 """
 
 from __future__ import annotations

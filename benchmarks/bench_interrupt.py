@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shutil
 import signal
 import subprocess
 import sys
@@ -94,8 +95,8 @@ def measure(name: str, args: list[str], sig_name: str, after: float, tmp: Path) 
     row = {"command": name, "signal": sig_name, "rc": proc.returncode, "expected_rc": expected,
            "latency": latency, "left": left_behind(out.parent if out.suffix == ".json" else out),
            "message": message[-1] if message else ""}
-    for path in sorted(out.parent.glob(f"{out.name}*")):  # the next signal starts from nothing
-        subprocess.run(["rm", "-rf", str(path)], check=True)
+    for path in out.parent.glob(f"{out.name}*"):  # the next signal starts from nothing
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     return row
 
 

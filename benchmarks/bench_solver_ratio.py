@@ -1,30 +1,70 @@
 """NAO interpolation time as a ratio to SLERP's, in one run: the solver before (uniform grid of 128 with adaptation
-rounds) and now (Chebyshev-Lobatto grid of 192, adaptation only for very uneven grids), median of 31 calls.
+rounds) and now (Chebyshev-Lobatto grid of 192, adaptation only for very uneven grids), median of ``--repeats``.
 
-    python benchmarks/bench_solver_ratio.py
+    python benchmarks/bench_solver_ratio.py --threads 2
 """
-import torch, time, statistics, math
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import math
+import statistics
+import time
+
+import torch
+
 from seedspace.geometry import interpolate, planar
 from seedspace.hardware import cpu_model
-torch.set_num_threads(2)
-def med(f, n=31):
-    ts=[]
-    for _ in range(n):
-        t0=time.perf_counter(); f(); ts.append(time.perf_counter()-t0)
-    return statistics.median(ts)*1e3
-new_grid, new_uneven = planar.lobatto_grid, planar._UNEVEN
-def old():
+
+
+def median_ms(fn, repeats: int) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+@contextlib.contextmanager
+def previous_solver():
+    """The solver as it was: a uniform initial grid, adapted whenever its monitor is 3x uneven (grid 128 is passed
+    by the caller)."""
+    grid, uneven = planar.lobatto_grid, planar._UNEVEN
     planar.lobatto_grid, planar._UNEVEN = planar.uniform_grid, 3.0
-def new():
-    planar.lobatto_grid, planar._UNEVEN = new_grid, new_uneven
-print(cpu_model())
-for d in (16384, 65536):
-    g=torch.Generator().manual_seed(0); a,b=torch.randn(2,d,generator=g)
-    a2=a/a.norm()*0.9*math.sqrt(d); b2=b/b.norm()*1.1*math.sqrt(d)
-    for kind,(x,y) in (("typical",(a,b)),("atypical",(a2,b2))):
-        s=med(lambda: interpolate(x,y,50,"slerp"))
-        old(); o=med(lambda: interpolate(x,y,50,"nao",grid=128)); new(); n=med(lambda: interpolate(x,y,50,"nao"))
-        print(f"d={d} {kind}: slerp {s:.2f} ms, nao before {o:.2f} ms ({o/s:.2f}x), nao now {n:.2f} ms ({n/s:.2f}x)")
-A,B=torch.randn(2,1000,16384,generator=g)
-s=med(lambda: interpolate(A,B,50,"slerp",batched=True),3); old(); o=med(lambda: interpolate(A,B,50,"nao",batched=True,grid=128),3); new(); n=med(lambda: interpolate(A,B,50,"nao",batched=True),3)
-print(f"1000 pairs d=16384: slerp {s:.0f} ms, nao before {o:.0f} ms ({o/s:.2f}x), now {n:.0f} ms ({n/s:.2f}x)")
+    try:
+        yield
+    finally:
+        planar.lobatto_grid, planar._UNEVEN = grid, uneven
+
+
+def compare(label: str, a, b, repeats: int, **kwargs) -> None:
+    slerp = median_ms(lambda: interpolate(a, b, 50, "slerp", **kwargs), repeats)
+    with previous_solver():
+        before = median_ms(lambda: interpolate(a, b, 50, "nao", grid=128, **kwargs), repeats)
+    now = median_ms(lambda: interpolate(a, b, 50, "nao", **kwargs), repeats)
+    print(f"| {label} | {slerp:.2f} | {before:.2f} ({before / slerp:.2f}x) | {now:.2f} ({now / slerp:.2f}x) |")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=31, help="calls per single-pair timing (batched: 3)")
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    print(f"{cpu_model()}, {args.threads} torch threads, 50 points per path, median ms\n")
+    print("| case | slerp | nao before (ratio) | nao now (ratio) |\n|---|---|---|---|")
+    gen = torch.Generator().manual_seed(0)
+    for d in (16384, 65536):
+        a, b = torch.randn(2, d, generator=gen)
+        compare(f"typical pair, d = {d}", a, b, args.repeats)
+        scale = math.sqrt(d)
+        compare(f"atypical pair (0.9 and 1.1 sqrt(d)), d = {d}", a / a.norm() * 0.9 * scale,
+                b / b.norm() * 1.1 * scale, args.repeats)
+    a, b = torch.randn(2, 1000, 16384, generator=gen)
+    compare("1000 batched pairs, d = 16384", a, b, 3, batched=True)
+
+
+if __name__ == "__main__":
+    main()
