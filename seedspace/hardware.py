@@ -5,6 +5,7 @@ Read from ``/proc/cpuinfo`` (Linux); elsewhere the CPU counts as one without nat
 
 from __future__ import annotations
 
+import contextlib
 import platform
 from pathlib import Path
 
@@ -24,6 +25,23 @@ def cpu_has_native_bf16() -> bool:
     an AMD EPYC with AVX-512 BF16 (64 images x 5 guided steps, 2 threads: 1.57 s against 4.36 s)."""
     flags = next((line.split(":", 1)[1].split() for line in _cpuinfo().splitlines() if line.startswith("flags")), [])
     return bool({"amx_bf16", "avx512_bf16"} & set(flags))
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """Compute with ``threads`` torch CPU threads inside the block (None: leave the count as it is), then restore
+    the count. CPU kernels split their reductions by thread, so the count can change the last bit of a result:
+    whatever promises identical bytes fixes it."""
+    import torch  # the hardware facts above need no torch
+
+    before = torch.get_num_threads()
+    if threads is not None and threads != before:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        if torch.get_num_threads() != before:
+            torch.set_num_threads(before)
 
 
 def _cpuinfo() -> str:

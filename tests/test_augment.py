@@ -21,6 +21,7 @@ from seedspace import outputs
 from seedspace.apps.augment import AugmentSettings, augment, executors, references, strategies, writing
 from seedspace.apps.augment.planning import make_plan
 from seedspace.cli.main import main
+from seedspace.hardware import torch_threads
 
 CLASSES = ["class0", "class1", "class2"]  # the tiny testbed's classes
 
@@ -112,7 +113,7 @@ def two_groups(d: int = 64, per_group: int = 4, seed: int = 0):
 
 def test_clusters_strategy_finds_planted_groups_and_takes_them_round_robin():
     inversions, truth = two_groups()
-    settings = AugmentSettings(per_class=14, strategy="clusters", clusters=2, seed=4, shard_size=5)
+    settings = AugmentSettings(per_class=14, strategy="clusters", clusters=2, seed=4, shard_size=5, batch_size=5)
     plan = make_plan([references.ClassReferences("c", "c", inversions)], settings, {"c": inversions})
     recipe = plan.classes[0].recipe
     assert recipe["labels"] == tuple(truth)  # clusters numbered by their smallest member: reference 0's is 0
@@ -196,7 +197,7 @@ def test_every_strategy_makes_distinct_images(tiny_testbed_dir, refs_dir, tmp_pa
         assert entries[0]["seed"]["seedselect_steps"] == 1 and entries[0]["seed"]["init"]["to"] in range(3)
 
 
-CLUSTERS_RUN = {"strategy": "clusters", "clusters": 2, "per_class": 2, "shard_size": 1}  # k = 3: clusters of 2 and 1
+CLUSTERS_RUN = {"strategy": "clusters", "clusters": 2, "per_class": 2, "shard_size": 1, "batch_size": 1}  # k = 3: clusters of 2 and 1
 
 
 @pytest.mark.parametrize("options", [{}, CLUSTERS_RUN])
@@ -247,6 +248,48 @@ def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs
     (out / "class0" / "class0_00000.png").write_bytes((out / "class0" / "class0_00001.png").read_bytes())
     again = run(tiny_testbed_dir, refs_dir, out, resume=True)
     assert again.shards_run == 2 and data_files(out) == data_files(full.out)
+
+
+def test_every_image_is_computed_with_the_recorded_thread_count(tiny_testbed_dir, refs_dir, tmp_path, monkeypatch):
+    """CPU kernels split their sums by thread, so the thread count is part of what fixes the bytes: a run computes
+    every inversion and image with its ``threads`` whatever the caller's count, records it, and a resumed run
+    (started with another count) keeps it; the shard size never changes the bytes."""
+    counts = []
+    model_class = type(ss.load_model(str(tiny_testbed_dir)))
+    for name in ("generate", "invert"):
+        def spy(self, *args, _original=getattr(model_class, name), **kwargs):
+            counts.append(torch.get_num_threads())
+            return _original(self, *args, **kwargs)
+        monkeypatch.setattr(model_class, name, spy)
+    with torch_threads(1):
+        full = run(tiny_testbed_dir, refs_dir, tmp_path / "full", threads=2, shard_size=4)
+        assert torch.get_num_threads() == 1 and set(counts) == {2}
+    assert json.loads((full.out / "run.json").read_text())["parameters"]["settings"]["threads"] == 2
+
+    out, calls, original = tmp_path / "partial", [], executors.ShardRunner.run
+
+    def interrupted(self, work):  # Ctrl-C while the third shard runs
+        calls.append(work.shard)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, work)
+
+    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
+    with torch_threads(2), pytest.raises(KeyboardInterrupt):
+        run(tiny_testbed_dir, refs_dir, out, threads=2)
+    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    counts.clear()
+    with torch_threads(1):
+        resumed = run(tiny_testbed_dir, refs_dir, out, resume=True)  # threads: the recorded 2, not the caller's 1
+    assert resumed.shards_run > 0 and set(counts) == {2} and resumed.settings.threads == 2
+
+    def without_parts(files):  # the per-shard manifest parts follow the shard size; the images and manifest do not
+        return {name: data for name, data in files.items() if "/shard-" not in name}
+    assert without_parts(data_files(out)) == without_parts(data_files(full.out))
+    with pytest.raises(ValueError, match="threads was 2, now 1"):
+        run(tiny_testbed_dir, refs_dir, out, resume=True, threads=1)
+    with pytest.raises(ValueError, match="shard_size must be a multiple of batch_size"):
+        AugmentSettings(per_class=4, shard_size=5, batch_size=2)
 
 
 def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversions(tiny_testbed_dir, refs_dir,
@@ -311,7 +354,7 @@ def test_sigterm_on_the_ray_executor_unwinds_like_ctrl_c(tiny_testbed_dir, refs_
     out = tmp_path / "ray"
     proc = subprocess.Popen([sys.executable, "-m", "seedspace", "augment", "--model", str(tiny_testbed_dir),
                              "--references", str(refs_dir), "--out", str(out), "--per-class", "2000", "--steps", "2",
-                             "--shard-size", "2", "--executor", "ray", "--workers", "1", "--quiet"],
+                             "--shard-size", "2", "--batch-size", "2", "--executor", "ray", "--workers", "1", "--quiet"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.time() + 180
@@ -389,7 +432,7 @@ def test_prior_moves_nao_seeds_only_and_is_recorded(tiny_testbed_dir, refs_dir, 
     ("empty class folder", [], "holds no images"),
     ("one reference for paths", [], "needs at least 2"),
     ("unreadable image", [], "cannot read image"),
-    ("per class zero", ["--per-class", "0"], "per_class must be an integer in [1, 1e+06], got 0"),
+    ("per class zero", ["--per-class", "0"], "--per-class must be an integer in [1, 1e+06], got 0"),
     ("unknown strategy", ["--strategy", "clusterz"], "invalid choice"),
     ("unknown method", ["--method", "bezier"], "invalid choice"),
     ("normalized paths", ["--method", "normalized"], "centroid only"),
@@ -421,7 +464,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_p
 def test_existing_output_and_changed_settings_are_refused(tiny_testbed_dir, refs_dir, tmp_path, capsys):
     out = tmp_path / "out"
     args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--out", str(out),
-            "--per-class", "2", "--steps", "2", "--shard-size", "2", "--quiet"]
+            "--per-class", "2", "--steps", "2", "--shard-size", "2", "--batch-size", "2", "--quiet"]
     assert main(args) == 0
     before = {p: p.stat().st_mtime_ns for p in out.rglob("*")}
     capsys.readouterr()
@@ -460,5 +503,6 @@ def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
                      strategy="random", condition="unconditional", progress=False)
     label = scheduler_label(model.default_scheduler)
     assert label != "DDIM" and {e["sampler"] for e in result.entries()} == {label}
+    assert {(e["dtype"], e["threads"]) for e in result.entries()} == {(result.settings.dtype, torch.get_num_threads())}
     first = result.entries()[0]
     assert f"Sampler: {label}" in Image.open(tmp_path / "flow" / first["file"]).text["parameters"]

@@ -22,8 +22,9 @@ def register(subparsers, formatter_class) -> None:
                     "(the inversions split into --clusters NAO clusters, centroids of subsets within each), paths "
                     "(points on the geodesics between their centroid and the inversions and between inversions, t "
                     "by a Sobol sequence), seedselect (paths refined by a few SeedSelect steps); --method picks the "
-                    "geometry. The plan is fixed by the inputs and --seed: the bytes do not depend on the executor, "
-                    "the workers or the shard order; --resume continues an interrupted run.",
+                    "geometry. The plan is fixed by the inputs and --seed, the arithmetic by --batch-size, --threads and "
+                    "--dtype: on one machine the bytes do not depend on the executor, the workers, the shard size or "
+                    "order; --resume continues an interrupted run with the recorded settings.",
         epilog="Example: seedspace augment --testbed-split 5 --out data/paths --per-class 100 --strategy paths "
                "--method nao --condition unconditional")
     g = p.add_argument_group("data set")
@@ -56,7 +57,12 @@ def register(subparsers, formatter_class) -> None:
     m.add_argument("--device", default="auto", choices=common.DEVICES, help="device of the model (auto: a GPU if any)")
     m.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
-    m.add_argument("--shard-size", type=int, default=64, help="images per shard (the unit of work and of resuming)")
+    m.add_argument("--shard-size", type=int, default=64,
+                   help="images per shard (the unit of work and of resuming), a multiple of --batch-size")
+    m.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads every inversion and image is computed with, in this process and in each "
+                        "Ray worker (default: the resumed run's; else --cpus-per-worker with Ray, torch's without). "
+                        "Part of what fixes the bytes: run.json records it")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
 
     x = p.add_argument_group("execution")
@@ -64,9 +70,16 @@ def register(subparsers, formatter_class) -> None:
                    help="local: in this process; ray: Ray actors (pip install seedspace[ray])")
     x.add_argument("--workers", type=int, default=1, help="Ray workers (actors), each loading the model once")
     x.add_argument("--ray-address", default=None, help="join this running Ray cluster (default: start a local one)")
-    x.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs (torch threads) per Ray worker")
+    x.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs Ray reserves for each worker")
     x.add_argument("--retries", type=int, default=3, help="times a shard is retried when its Ray worker dies")
     p.set_defaults(func=run)
+
+
+def default_threads(args) -> int | None:
+    """--threads, else None (the resumed run's, or torch's count) or, for a new Ray run, --cpus-per-worker."""
+    if args.threads is None and args.executor == "ray" and not args.resume:
+        return args.cpus_per_worker
+    return args.threads
 
 
 def run(args) -> int:
@@ -74,7 +87,8 @@ def run(args) -> int:
         per_class=args.per_class, strategy=args.strategy, method=args.method, condition=args.condition, seed=args.seed,
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
-        dtype=args.dtype, prior=args.prior, clusters=args.clusters)
+        dtype=args.dtype, prior=args.prior, clusters=args.clusters,
+        threads=default_threads(args))
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

@@ -13,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...backends.loading import dtype_name, load_model
+from ...hardware import torch_threads
 from ..provenance import model_reference
 from . import references as refs
 from . import writing
@@ -75,8 +76,10 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         resume: continue the run in ``out``: finished shards are kept; the settings, model and references must be
             the saved run's (ValueError naming the first difference).
 
-    Every seed is fixed by the plan (settings, classes, number of references; for clusters also the inversions):
-    image i of a class is the same bytes whatever the shard order, executor or number of workers. Seeds: random
+    The bytes are fixed by the settings (the thread count and dtype included), the classes and the references:
+    image i of a class is the same file whatever the shard size, shard order, executor or number of workers.
+    Every seed is fixed by the plan (settings, classes, number of references; for clusters also the inversions),
+    every batch by ``batch_size`` and every kernel's arithmetic by ``threads`` and ``dtype``. Seeds: random
     -> N(0, I) from distinct integers; centroid -> c(S_i) for distinct subsets S_i of the inversions; clusters ->
     c(S_i) for distinct subsets S_i within each of M NAO clusters of the inversions (``clusters=M``, the clusters
     taken round robin); paths -> gamma_ij(t) on the geodesics between the centroid and the inversions and between
@@ -89,11 +92,21 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         settings = dataclasses.replace(settings, **options)
     out = Path(out).expanduser()
     resuming = writing.check_new_out(out, resume)
+    saved = writing.read_saved_run(out) if resuming else None
+    if saved is not None and settings.threads is None:  # a resumed run computes with the recorded thread count
+        settings = dataclasses.replace(settings, threads=saved["parameters"]["settings"].get("threads"))
     loaded, ref = _load(model, device, settings.dtype)
     ran_in = getattr(loaded, "dtype", None) or settings.dtype  # a loaded model runs in its own dtype
     settings = dataclasses.replace(settings, dtype=dtype_name(ran_in, device))  # what runs, never 'auto'
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     settings = settings.resolved(loaded)
+    with torch_threads(settings.threads):
+        return _run(loaded, ref, references, out, settings, runner, saved, progress, t0)
+
+
+def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, saved: dict | None, progress: bool,
+         t0: float) -> AugmentResult:
+    resuming = saved is not None
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
     if settings.strategy == "seedselect":
         check_refinable(loaded)
@@ -104,7 +117,7 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
                             "default_steps": loaded.default_steps, "default_guidance": loaded.default_guidance},
                   "classes": [c.record() for c in classes]}
     if resuming:
-        writing.check_resumable(out, parameters)
+        writing.check_resumable(saved, out, parameters)
     references_file = out / refs.REFERENCES_FILE
     inversions = None
     if settings.strategy in PLANNED_FROM_INVERSIONS:  # planned from the inversions: invert before writing anything

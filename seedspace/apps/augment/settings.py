@@ -11,6 +11,7 @@ from ...backends.loading import resolve_model_prior
 from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, check_batch_size, check_guidance, check_int, check_steps
 from ...geometry import NormPrior, load_prior
 
+MAX_THREADS = 1024
 STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
 CONDITIONS = ("class", "unconditional")
 # One --method name per geometry, as (centroid method, interpolation method) of seedspace.geometry: the centroid
@@ -42,8 +43,13 @@ class AugmentSettings:
       only with that strategy.
     - ``seed``: the one integer all randomness of the plan derives from.
     - ``steps``, ``guidance``, ``inversion_steps``: DDIM sampling / inversion (None: the model's defaults).
-    - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming);
-      ``batch_size``: images per model call inside a shard (fixed, so workers and executors give the same bytes).
+    - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming), a multiple of
+      ``batch_size``: images per model call. Image i of a class is always in batch i // batch_size, whatever the
+      shard size, executor or worker, so those never change the bytes.
+    - ``threads``: the torch CPU threads every inversion and image is computed with, in the driver and in every
+      worker (None: this process's count when the run starts; a resumed run keeps the recorded count). CPU
+      kernels split their sums by thread, so the count can change the last bit of an image: it is part of what
+      decides the bytes, like the dtype.
     - ``dtype``: model weights dtype (float32, float16, bfloat16; auto: bfloat16 where the device computes it
       natively, else float32); run.json records the one that ran.
     - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'model': the model's own,
@@ -67,6 +73,7 @@ class AugmentSettings:
     dtype: str = "auto"
     prior: object = None
     clusters: int | None = None
+    threads: int | None = None
 
     def __post_init__(self):
         def positive(name):
@@ -78,6 +85,10 @@ class AugmentSettings:
         check_int(self.per_class, "per_class", 1, MAX_PER_CLASS)
         positive("shard_size")
         check_batch_size(self.batch_size)
+        if self.shard_size % self.batch_size:
+            raise ValueError(f"shard_size must be a multiple of batch_size, got {self.shard_size} and {self.batch_size}")
+        if self.threads is not None:
+            check_int(self.threads, "threads", 1, MAX_THREADS)
         for name in ("steps", "inversion_steps"):
             if getattr(self, name) is not None:
                 check_steps(getattr(self, name), name)
@@ -124,8 +135,10 @@ class AugmentSettings:
         return MIN_REFERENCES[self.strategy]
 
     def resolved(self, model) -> "AugmentSettings":
-        """The settings with the model's defaults filled in and the prior as its record for the model's seed
-        dimension (None for chi(d)): what run.json records."""
+        """The settings with the model's defaults filled in, the thread count fixed (this process's when unset)
+        and the prior as its record for the model's seed dimension (None for chi(d)): what run.json records."""
+        import torch  # settings are plain data until resolved against a loaded model
+
         steps = int(self.steps or model.default_steps)
         prior = resolve_model_prior(self.prior, model)
         if prior is not None:
@@ -133,7 +146,8 @@ class AugmentSettings:
             prior = None if prior == {"family": "chi", "d": prior["d"]} else prior
         return dataclasses.replace(
             self, steps=steps, inversion_steps=int(self.inversion_steps or steps),
-            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior)
+            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior,
+            threads=self.threads or torch.get_num_threads())
 
     def to_record(self) -> dict:
         return dataclasses.asdict(self)

@@ -10,6 +10,7 @@ import numpy as np
 
 from ... import outputs
 from ...backends.sampling import scheduler_label
+from ...hardware import torch_threads
 from ..seedselect import SeedSelectSettings, seedselect
 from . import strategies, writing
 from .planning import ShardWork
@@ -38,7 +39,12 @@ class ShardRunner:
         self.references, self.inversions = load_references(self.out / REFERENCES_FILE)
 
     def run(self, work: ShardWork) -> int:
-        """Generate and write a shard (overwriting any half-written attempt); returns its number of images."""
+        """Generate and write a shard (overwriting any half-written attempt) with the settings' thread count;
+        returns its number of images."""
+        with torch_threads(work.settings.threads):
+            return self._run(work)
+
+    def _run(self, work: ShardWork) -> int:
         s, c, n = work.settings, work.cls, work.shard.size
         if hasattr(self.model, "batch_size"):  # generate() must not split the fixed batches further
             self.model.batch_size = max(int(self.model.batch_size), s.batch_size)

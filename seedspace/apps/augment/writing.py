@@ -18,6 +18,7 @@ from .settings import AugmentSettings
 COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
 RUN_JSON = "run.json"
+NEWER_SETTINGS = ("threads",)  # absent from older records: such a run resumes with this process's count
 PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes unless the settings name another norm prior
 
 
@@ -55,11 +56,12 @@ def file_sha256(path: Path) -> str:
 
 def manifest_entry(s: AugmentSettings, c: ClassPlan, index: int, seed: dict, model_id: str, sampler: str) -> dict:
     """One manifest line: where the image is, its class and how it was made (``sampler``: the label of the
-    sampler that ran, e.g. DDIM, or flow Euler for flow-matching models)."""
+    sampler that ran, e.g. DDIM, or flow Euler for flow-matching models; ``dtype`` and ``threads``: the
+    arithmetic it ran with, which the bytes depend on)."""
     return {"file": image_name(c, index, s.per_class), "class": c.name, "class_index": c.position, "index": index,
             "strategy": s.strategy, "method": s.method, "condition": s.condition, "model_condition": c.condition,
             "model": model_id, "prior": manifest_prior(s.prior), "sampler": sampler, "steps": s.steps, "guidance": s.guidance,
-            "references": c.references, "seed": seed}
+            "dtype": s.dtype, "threads": s.threads, "references": c.references, "seed": seed}
 
 
 def manifest_prior(record: dict | None):
@@ -97,23 +99,36 @@ def check_new_out(out: Path, resume: bool) -> bool:
     return True
 
 
-def check_resumable(out: Path, parameters: dict) -> None:
-    """ValueError naming the first setting, class or model that differs from the saved run's."""
+def read_saved_run(out: Path) -> dict:
+    """The run.json of the augment run in ``out``; ValueError when it cannot be read or is another command's."""
     try:
         old = json.loads((out / RUN_JSON).read_text())
-    except (OSError, json.JSONDecodeError) as exc:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"cannot read {out / RUN_JSON}: {exc}") from None
+    if not isinstance(old, dict) or not isinstance(old.get("parameters"), dict) or \
+            not isinstance(old["parameters"].get("settings"), dict):
+        raise ValueError(f"cannot resume {out}: {out / RUN_JSON} is not the record of an augment run")
     if old.get("command") != COMMAND:
         raise ValueError(f"cannot resume {out}: it is a `{old.get('command')}` run, not an augment run")
-    saved = old.get("parameters", {})
+    return old
+
+
+def check_resumable(old: dict, out: Path, parameters: dict) -> None:
+    """ValueError naming the first setting, class or model that differs from the saved run's (``old``, its
+    run.json). Settings added after a run was made (absent from its record) are not compared."""
+    saved = old["parameters"]
     for key, value in parameters["settings"].items():
-        if saved.get("settings", {}).get(key) != value:
-            raise ValueError(f"cannot resume {out}: {key} was {saved.get('settings', {}).get(key)!r}, now {value!r}")
+        if key in NEWER_SETTINGS and key not in saved["settings"]:
+            continue
+        if saved["settings"].get(key) != value:
+            raise ValueError(f"cannot resume {out}: {key} was {saved['settings'].get(key)!r}, now {value!r}")
     for key in ("id", "name", "seed_shape"):
-        if saved.get("model", {}).get(key) != parameters["model"][key]:
-            raise ValueError(f"cannot resume {out}: the model differs ({key} was {saved.get('model', {}).get(key)!r}, "
-                             f"now {parameters['model'][key]!r})")
-    old_classes = [(c["name"], c["sha256"]) for c in saved.get("classes", [])]
+        if not isinstance(saved.get("model"), dict) or saved["model"].get(key) != parameters["model"][key]:
+            raise ValueError(f"cannot resume {out}: the model differs ({key} was "
+                             f"{(saved.get('model') or {}).get(key)!r}, now {parameters['model'][key]!r})")
+    classes = saved.get("classes")
+    old_classes = [(c.get("name"), c.get("sha256")) for c in classes if isinstance(c, dict)] \
+        if isinstance(classes, list) else None
     new_classes = [(c["name"], c["sha256"]) for c in parameters["classes"]]
     if old_classes != new_classes:
         raise ValueError(f"cannot resume {out}: its classes or reference images differ from the ones given now")

@@ -95,7 +95,7 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
     result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
                      per_class=per_class, strategy=strategy, method=method, condition=condition,
                      seed=seed, steps=steps, inversion_steps=runner.inversion_steps, prior=prior,
-                     shard_size=max(per_class, 1), batch_size=64, progress=False)
+                     shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64, progress=False)  # one shard per class
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
     images: dict[int, list] = {c: [] for c in references}
