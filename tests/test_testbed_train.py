@@ -187,6 +187,7 @@ def _bad_npz(tmp_path, case):
     ("imbalance below 1", ["--imbalance", "0.5"], "imbalance must be"),
     ("imbalance leaving the tail empty", ["--imbalance", "100"], "no training image"),
     ("bad channels", ["--channels", "8,x"], "--channels"),
+    ("channels too large to train", ["--channels", "100000,100000"], "GiB"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, extra, message):
     data = _bad_npz(tmp_path, case) if case in ("labels that do not match", "a class with too few images",
@@ -306,3 +307,33 @@ def test_an_error_before_the_first_checkpoint_leaves_nothing_and_after_it_a_resu
     assert json.loads((tmp_path / "late" / build.RECORD).read_text())["status"] == "interrupted"
     assert build.train_testbed(tmp_path / "late", data_dir, recipe, resume=True, progress=False) == tmp_path / "late"
     assert (tmp_path / "late" / "testbed.json").is_file()
+
+
+@pytest.mark.parametrize("damage, message", [
+    (("checkpoint", b"not a checkpoint"), "not a readable training checkpoint"),
+    (("checkpoint", "truncate"), "not a readable training checkpoint"),
+    (("record", {"recipe": None}), "malformed"),
+    (("record", {"recipe": {"steps": "many"}}), "no valid recipe"),
+    (("record", {"data": None}), "malformed"),
+])
+def test_resuming_a_damaged_training_is_one_line(data_dir, tmp_path, capsys, damage, message):
+    recipe = build.TestbedRecipe(steps=2, batch_size=8, image_size=8, channels=(8, 16), classifier_epochs=1,
+                                 fewshot=3, test_references=4, imbalance=4, default_steps=2, encoder=False,
+                                 judge=False)
+    out = tmp_path / "run"
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(build, "_save_unet", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+        with pytest.raises(KeyboardInterrupt):  # stopped after the checkpoint, as Ctrl-C would
+            build.train_testbed(out, data_dir, recipe, progress=False)
+    what, change = damage
+    if what == "checkpoint":
+        path = out / build.CHECKPOINT
+        path.write_bytes(path.read_bytes()[:1000] if change == "truncate" else change)
+    else:
+        record = json.loads((out / build.RECORD).read_text())
+        (out / build.RECORD).write_text(json.dumps({**record, **change}))
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet", "--skip-calibrate"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("seedspace: error:") and message in err, err
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

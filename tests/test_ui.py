@@ -185,6 +185,16 @@ def test_ui_command_warns_when_bound_beyond_loopback(tiny_testbed_dir, tmp_path,
         err = capsys.readouterr().err.strip()
         assert len(err.splitlines()) == 1 and "--host" in err
     assert len(served) == 2
+    with socket.socket() as busy:  # a port in use, or a host that is not this machine: one line before loading
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        for args, message in ((["--port", str(port)], f"127.0.0.1:{port} (in use)"),
+                              (["--host", "no-such-host.invalid"], "cannot serve on no-such-host.invalid:7860")):
+            assert main(["ui", "--model", str(tiny_testbed_dir), "--runs-dir", str(tmp_path), *args]) == 2
+            err = capsys.readouterr().err.strip()
+            assert len(err.splitlines()) == 1 and message in err, err
+    assert len(served) == 2
 
 
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])

@@ -146,6 +146,10 @@ def _check_testbed_config(path: Path, config: dict) -> None:
     classes = config["classes"]
     if not classes or not all(isinstance(c, str) for c in classes):
         raise ValueError(f"{path}: 'classes' must be a non-empty list of class names")
+    folded = [c.casefold() for c in classes]
+    twice = next((c for i, c in enumerate(classes) if folded[i] in folded[:i]), None)
+    if twice is not None:  # a class is looked up by name, case-insensitively: a second one could never be asked for
+        raise ValueError(f"{path}: class name {twice!r} appears twice in 'classes' (case-insensitively)")
     if not 1 <= config.get("default_steps", 1) <= MAX_STEPS or not math.isfinite(config.get("default_guidance", 0)):
         raise ValueError(f"{path}: 'default_steps' must be in [1, {MAX_STEPS}] and 'default_guidance' finite")
     for key in ("head_classes", "tail_classes"):

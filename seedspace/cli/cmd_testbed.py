@@ -66,6 +66,9 @@ def register(subparsers, formatter_class) -> None:
                         "natively (AMX or AVX-512 BF16), else float32 (emulated bf16 is many times slower)")
     t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or notes")
+    t.add_argument("--allow-large", action="store_true",
+                   help="train even when the recipe's estimated memory (weights, optimiser, activations) is over "
+                        "8 GiB (refused without it)")
     s = p.add_argument_group("the model's defaults")
     s.add_argument("--name", default=None, help="model name in testbed.json (default: the folder's name)")
     s.add_argument("--default-steps", type=int, default=50, help="DDIM steps the model samples with by default")
@@ -90,7 +93,8 @@ def run(args) -> int:
         torch.set_num_threads(common.check_int(args.threads, "--threads", 1))
     try:
         out = train_testbed(args.out, data, recipe, resume=args.resume, progress=not args.quiet,
-                            checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message))
+                            checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message),
+                            allow_large=args.allow_large)
     except KeyboardInterrupt:
         if (Path(args.out) / RECORD).is_file():
             print(f"seedspace: training stopped; continue it with `seedspace testbed train --out {args.out} --resume`",

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import ipaddress
+import socket
 from pathlib import Path
 
 from ..checks import check_int
@@ -58,9 +60,22 @@ def check_host(host: str) -> None:
                               f"{LOCAL_HOST}, localhost or 0.0.0.0")
 
 
+def check_bindable(host: str, port: int) -> None:
+    """CLIError at once (before the model loads) when ``host:port`` cannot be bound: a port in use, or a host name
+    that does not resolve to an address of this machine. The socket is closed again for the server to take."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as exc:
+        reason = "in use" if exc.errno == errno.EADDRINUSE else (exc.strerror or str(exc))
+        raise common.CLIError(f"cannot serve on {host}:{port} ({reason}); choose another --port (0: any free port) "
+                              "or --host") from None
+
+
 def run(args) -> int:
     check_host(args.host)
     check_int(args.port, "--port", 0, 65535)
+    check_bindable(args.host, args.port)
     common.check_batch_size(args.batch_size, "--batch-size")
     try:
         from ..ui.app import serve  # lazy: gradio is an optional dependency (the `ui` extra)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -52,7 +53,11 @@ def image_files(folder: str | Path) -> list[Path]:
         raise ValueError(f"image folder {folder} does not exist")
     if not folder.is_dir():
         raise ValueError(f"{folder} is not a folder")
-    images = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    named = sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    broken = next((p for p in named if p.is_symlink() and not p.exists()), None)
+    if broken is not None:  # skipping it would quietly leave an image out
+        raise ValueError(f"{broken} is a link to {os.readlink(broken)}, which does not exist")
+    images = [p for p in named if p.is_file()]
     if not images:
         raise ValueError(f"image folder {folder} holds no images ({', '.join(IMAGE_SUFFIXES)})")
     return images

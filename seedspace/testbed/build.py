@@ -27,9 +27,10 @@ from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check
 from ..outputs import atomic_path, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
-from .train import OBJECTIVES, UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion
+from .train import OBJECTIVES, UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion, training_bytes
 
 RECORD = "training.json"
+LARGE_TRAINING_BYTES = 8 * 2 ** 30  # larger trainings need allow_large
 CHECKPOINT = "checkpoint.safetensors"
 IMAGE_SIZES = (8, 16, 32)
 
@@ -121,13 +122,16 @@ def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
 
 
 def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
-                  resume: bool = False, progress: bool = True, checkpoint_every: int = 250, log=None) -> Path:
+                  resume: bool = False, progress: bool = True, checkpoint_every: int = 250, log=None,
+                  allow_large: bool = False) -> Path:
     """Train a testbed on ``data`` (see :func:`~seedspace.testbed.data.load_dataset`) into the new folder ``out``,
     or continue the unfinished training in ``out`` (``resume``: same recipe and data, else ValueError).
 
     Every input is checked before anything is written; an error before the first diffusion checkpoint of a new
     folder removes it (nothing half-written stays); Ctrl-C leaves a folder that ``resume`` continues, and the
     result is the same bytes as an uninterrupted training on the CPU. ``log(message)`` gets one-line notes.
+    A recipe whose training would hold more than ``LARGE_TRAINING_BYTES`` (:func:`training_bytes`, estimated) is
+    refused unless ``allow_large``.
     """
     log = log or (lambda message: None)
     out = Path(out)
@@ -144,6 +148,11 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
                               "choose another --out")
     dataset = load_dataset(data)
     rows = split_rows(dataset, recipe)
+    needed = training_bytes(len(dataset.classes), recipe.image_size, recipe.channels, recipe.batch_size)
+    if needed > LARGE_TRAINING_BYTES and not allow_large:
+        raise ValueError(f"this recipe's training would hold about {needed / 2 ** 30:.0f} GiB (channels "
+                         f"{','.join(map(str, recipe.channels))}, batch_size {recipe.batch_size}), over "
+                         f"{LARGE_TRAINING_BYTES >> 30} GiB; lower them, or pass allow_large to go ahead")
     if record is not None and record["data"]["fingerprint"] != dataset.fingerprint():
         raise ValueError(f"cannot resume {out}: the data differ from the data it was trained on "
                          f"({record['data']['source']})")
@@ -368,4 +377,11 @@ def _read_record(out: Path) -> dict:
     record = read_json_object(out / RECORD)
     if record.get("format") != "seedspace-testbed-training":
         raise ValueError(f"cannot resume {out}: its {RECORD} is not a testbed training record")
+    if not isinstance(record.get("recipe"), dict) or not isinstance(record.get("data"), dict) or \
+            "given" not in record["data"]:
+        raise ValueError(f"cannot resume {out}: its {RECORD} is malformed ('recipe' and 'data' must be objects)")
+    try:
+        TestbedRecipe(**record["recipe"])
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"cannot resume {out}: its {RECORD} holds no valid recipe ({exc})") from None
     return record

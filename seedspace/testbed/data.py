@@ -23,7 +23,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from safetensors.torch import load, save
 
-from ..outputs import IMAGE_SUFFIXES, atomic_path
+from ..outputs import atomic_path, image_files
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
@@ -168,10 +168,7 @@ def _load_image_folder(path: Path) -> LabelledImages:
     check_class_names(classes, str(path))
     pictures, labels = [], []
     for label, name in enumerate(classes):
-        files = sorted(f for f in (path / name).iterdir() if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ValueError(f"class folder {path / name} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-        for file in files:
+        for file in image_files(path / name):
             try:
                 with Image.open(file) as image:
                     image.load()

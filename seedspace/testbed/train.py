@@ -32,6 +32,7 @@ FLOW_SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "shift": 1.0}
 OBJECTIVES = ("epsilon", "flow")
 UNET_CHANNELS = (32, 64, 64)
 WARMUP_STEPS = 200
+ACTIVATION_FLOATS = 32  # activations kept per channel and pixel of a UNet level (norms, convolutions, skips)
 
 
 def make_unet(num_classes: int, image_size: int = 32, channels=UNET_CHANNELS) -> UNet2DModel:
@@ -43,6 +44,17 @@ def make_unet(num_classes: int, image_size: int = 32, channels=UNET_CHANNELS) ->
         down_block_types=("DownBlock2D",) * len(channels), up_block_types=("UpBlock2D",) * len(channels),
         num_class_embeds=num_classes + 1, norm_num_groups=min(16, math.gcd(*channels)),
     )
+
+
+def training_bytes(num_classes: int, image_size: int, channels, batch_size: int) -> int:
+    """A rough upper estimate of the memory a training of this size holds, before anything is allocated: the
+    UNet's parameters counted on the meta device, five float32 copies of them (weights, EMA, gradients, two Adam
+    moments), plus ACTIVATION_FLOATS float32 activations per channel and pixel of each level per image kept for
+    the backward pass. Exact counting would need the allocator; this only has to catch absurd recipes."""
+    with torch.device("meta"):
+        params = sum(p.numel() for p in make_unet(num_classes, image_size, channels).parameters())
+    pixels_per_image = sum(c * (image_size // 2 ** level) ** 2 for level, c in enumerate(channels))
+    return 4 * (5 * params + ACTIVATION_FLOATS * batch_size * pixels_per_image)
 
 
 def make_scheduler(objective: str = "epsilon"):
@@ -170,7 +182,17 @@ def save_checkpoint(path: Path, unet, ema, opt, sched, gen: torch.Generator, sta
 
 
 def load_checkpoint(path: Path, unet, ema, opt, sched, gen: torch.Generator) -> dict:
-    """Restore what :func:`save_checkpoint` wrote into freshly built objects; returns the saved ``state``."""
+    """Restore what :func:`save_checkpoint` wrote into freshly built objects; returns the saved ``state``.
+    ValueError for a file that is not such a checkpoint (truncated, damaged, or of another recipe)."""
+    try:
+        return _restore(path, unet, ema, opt, sched, gen)
+    except Exception as exc:  # safetensors, JSON, key and shape errors alike: the file is not what was saved
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"cannot resume from {path}: it is not a readable training checkpoint ({reason}); "
+                         "delete it to train again from step 0") from None
+
+
+def _restore(path: Path, unet, ema, opt, sched, gen: torch.Generator) -> dict:
     with safe_open(str(path), "pt") as f:
         meta = json.loads(f.metadata()["training"])
         tensors = {k: f.get_tensor(k) for k in f.keys()}

@@ -119,6 +119,14 @@ def resolve_classes(model, references, condition: str, min_references: int) -> l
             raise ValueError(f"class {c.name!r} has {len(c.images)} reference image(s); this strategy needs at least "
                              f"{min_references} (a centroid or a geodesic needs two inversions)")
         c.condition = model_condition(model, c.name, condition)
+    if condition != UNCONDITIONAL and model.conditioning == "class":
+        by_index = {}
+        for c in classes:  # "8" and "Bag" are one class of Fashion-MNIST: two folders would mix into one label
+            index = model.class_index(c.name)
+            if index in by_index:
+                raise ValueError(f"class folders {by_index[index]!r} and {c.name!r} both name class {index} of "
+                                 f"{model.name}; merge them or rename one")
+            by_index[index] = c.name
     return classes
 
 
