@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 
 import seedspace as ss
 from seedspace import outputs
-from seedspace.cli.main import main
+from seedspace.cli.main import as_flags, build_parser, main
 
 torch.set_num_threads(1)
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,6 +355,18 @@ def test_prompt_model_interpolate(cli, tmp_path_factory, tmp_path):
 
 
 # -- bad input -------------------------------------------------------------------------------------------
+def test_library_errors_read_as_flags_on_the_command_line():
+    augment = build_parser().commands["augment"]
+    assert as_flags("per_class must be an integer in [1, 100000], got 0", augment) == \
+        "--per-class must be an integer in [1, 100000], got 0"
+    assert as_flags("steps must be an integer in [1, 1000], got 1001", augment).startswith("--steps must")
+    assert as_flags("shard_size must be a multiple of batch_size, got 5 and 2", augment) == \
+        "--shard-size must be a multiple of --batch-size, got 5 and 2"
+    for untouched in ("run.json: 'batch_size' must be an integer", "the steps of a run must match",
+                      "cannot resume out: per_class_x was 2"):
+        assert as_flags(untouched, augment) == untouched
+
+
 def test_unknown_method(cli, tmp_path):
     rc, _, err = cli("interpolate", "--seeds", "1,2", "--method", "bogus", "--out", tmp_path / "o")
     assert_user_error(rc, err, tmp_path / "o", "unknown method 'bogus'")

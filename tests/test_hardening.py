@@ -523,7 +523,7 @@ def test_sigterm_mid_run_then_resume_gives_the_bytes_of_an_uninterrupted_run(cli
 
 @pytest.mark.parametrize("args, message", [
     (("--guidance", "nan"), "--guidance"), (("--steps", "0"), "--steps"), (("--inversion-steps", "5000"), "--inversion"),
-    (("--seed", "-1"), "--seed"), (("--threads", "0"), "--threads"), (("--update-readme", "NO_MARKERS.md"), "markers"),
+    (("--seed", "-1"), "--seed"), (("--threads", "0"), "--threads"), (("--update-results", "NO_MARKERS.md"), "markers"),
 ])
 def test_evaluate_checks_its_options_before_any_work(cli, tmp_path, args, message):
     (tmp_path / "NO_MARKERS.md").write_text("# a readme without the results markers\n")
@@ -548,9 +548,11 @@ def aug_refs(tmp_path) -> Path:
 @pytest.mark.parametrize("args, message", [
     (["--guidance-scale", "nan"], "guidance"), (["--guidance-scale", "inf"], "guidance"),
     (["--guidance-scale", "-5"], "guidance"), (["--guidance-scale", "1e9"], "guidance"),
-    (["--steps", "1001"], "steps"), (["--inversion-steps", "5000"], "inversion_steps"),
-    (["--strategy", "seedselect", "--seedselect-steps", "100000"], "seedselect_steps"),
-    (["--per-class", "100000000"], "per_class"), (["--batch-size", "100000"], "batch_size"),
+    (["--steps", "1001"], "--steps"), (["--inversion-steps", "5000"], "--inversion-steps"),
+    (["--strategy", "seedselect", "--seedselect-steps", "100000"], "--seedselect-steps"),
+    (["--per-class", "100000000"], "--per-class"), (["--batch-size", "100000"], "--batch-size"),
+    (["--shard-size", "5", "--batch-size", "2"], "--shard-size must be a multiple of --batch-size"),
+    (["--threads", "0"], "--threads"),
     (["--prior", "scaled-chi:1e-300"], "scale"), (["--prior", "scaled-chi:1e300"], "scale"),
 ])
 def test_augment_options_are_checked_before_any_folder(cli, tmp_path, aug_refs, args, message):
@@ -561,6 +563,39 @@ def test_augment_options_are_checked_before_any_folder(cli, tmp_path, aug_refs, 
     rc, _, err = cli("augment", "--references", aug_refs, "--out", tmp_path / "aug", *args)
     one_line(rc, err, message)
     nothing_written(tmp_path, "refs")
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "\"text\"", "{not json", "{\"command\": \"augment\", \"parameters\": null}",
+                                     "{\"command\": \"augment\", \"parameters\": {\"settings\": 3}}"])
+def test_augment_resume_of_a_run_json_that_is_not_a_record(cli, tmp_path, aug_refs, content):
+    out = tmp_path / "aug"
+    args = ("augment", "--references", aug_refs, "--out", out, "--per-class", "2", "--steps", "2")
+    rc, _, err = cli(*args)
+    assert rc == 0, err
+    (out / "run.json").write_text(content)
+    before = tree_bytes(out)
+    rc, _, err = cli(*args, "--resume")
+    one_line(rc, err, ("cannot", "run.json"))
+    assert tree_bytes(out) == before
+
+
+def test_surprises_in_reference_folders_are_refused_not_skipped(cli, tmp_path, aug_refs, tiny_testbed_dir):
+    args = ("augment", "--references", aug_refs, "--per-class", "2", "--steps", "2")
+    (aug_refs / "class0" / "r9.png").symlink_to(tmp_path / "gone.png")  # a dangling link is not silently left out
+    rc, _, err = cli(*args, "--out", tmp_path / "a")
+    one_line(rc, err, ("r9.png", "does not exist"))
+    (aug_refs / "class0" / "r9.png").unlink()
+    shutil.copytree(aug_refs / "class1", aug_refs / "1")  # "1" and "class1" are one class of the model
+    rc, _, err = cli(*args, "--out", tmp_path / "a")
+    one_line(rc, err, ("'1' and 'class1' both name class 1",))
+    rc, _, err = cli(*args, "--out", tmp_path / "a", "--condition", "unconditional")  # no labels: nothing mixes
+    assert rc == 0, err
+    config = json.loads((tiny_testbed_dir / "testbed.json").read_text())
+    twice = tmp_path / "twice"
+    shutil.copytree(tiny_testbed_dir, twice)
+    (twice / "testbed.json").write_text(json.dumps({**config, "classes": ["a", "A"] + config["classes"][2:]}))
+    rc, _, err = cli("interpolate", "--seeds", "1,2", *CHEAP, "--model", twice, model=False)
+    one_line(rc, err, "'A' appears twice")
 
 
 @pytest.mark.parametrize("command", [["interpolate", "--seeds", "1,2", *CHEAP], ["cluster", "--seeds", "1,2,3", "--k", "2"]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
+import re
 import signal
 import sys
 import warnings
@@ -71,6 +72,21 @@ def _one_line(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.filename and exc.strerror:
         text = f"{exc.filename}: {exc.strerror}"
     return " ".join(text.split())
+
+
+def as_flags(message: str, command_parser: argparse.ArgumentParser) -> str:
+    """A library message as the command line says it: the library names parameters (``per_class must be ...``,
+    ``pass allow_large``), the command line its flags (``--per-class``). Translated: names with an underscore
+    wherever they stand alone (not quoted: quoted names are record fields), one-word names only as the subject of
+    a ``must``."""
+    for action in command_parser._actions:
+        flag = next((o for o in action.option_strings if o.startswith("--")), None)
+        if flag is None or flag == "--help":
+            continue
+        name = re.escape(action.dest)
+        pattern = rf"(?<![\w'\"./-]){name}(?![\w'\"/-])" if "_" in action.dest else rf"^{name}(?= must )"
+        message = re.sub(pattern, flag, message)
+    return message
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None):
@@ -134,7 +150,7 @@ def _run(argv: list[str]) -> int:
         except (ValueError, OSError) as exc:  # bad input, or the environment (missing file, full disk, permissions)
             if os.environ.get("SEEDSPACE_DEBUG"):
                 raise
-            print(f"seedspace: error: {_one_line(exc)}", file=sys.stderr)
+            print(f"seedspace: error: {as_flags(_one_line(exc), parser.commands[args.command])}", file=sys.stderr)
             return EXIT_USAGE
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("SEEDSPACE_DEBUG"):
