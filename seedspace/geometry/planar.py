@@ -54,6 +54,7 @@ _SCALES = (1.0, 0.5, 0.2, 0.05)
 _UNEVEN = 30.0
 #: adapted grids still this uneven are adapted again (a looser test: a second round mostly gains ~1e-5 relative)
 _STILL_UNEVEN = 6.0
+_FLAT = 1e-13  # relative Newton decrement at which the solve has converged
 #: share of the monitor given to the turning angle (the rest to (u, theta)-arc length)
 _TURN_SHARE = 0.5
 #: curves turning less than this in total (radians) are adapted by arc length alone
@@ -223,6 +224,7 @@ def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u_init, max_iter: in
         tiny = size < step_tol  # converged: the step is at rounding level, take it without checking
         # backtracking on the others: the largest of a few step scales that does not increase the energy
         chosen = np.where(tiny, 1.0, 0.0)
+        E_before, lam_used = E[idx], lam[idx]
         todo = np.flatnonzero(~tiny)
         for scale in _SCALES:
             if todo.size == 0:
@@ -242,7 +244,11 @@ def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u_init, max_iter: in
         lam[idx[none]] = np.maximum(lam[idx[none]] * 10.0, 1e-3)
         # a full, nearly undamped Newton step this small leaves an error of order its square
         quadratic = full & (size < 1e-6) & (lam[idx] < 1e-4)
-        done = tiny | quadratic | (lam[idx] > 1e8)
+        # the Newton decrement -g.step of an undamped step (what it promises to gain) at rounding level:
+        # converged, even where rounding makes the step's own energy come out a hair higher and it is rejected
+        decrement = -(g * step).sum(axis=1)  # negative where the Hessian is indefinite: not a minimum yet
+        flat = (lam_used < 1e-6) & (size < 1e-4) & (decrement >= 0) & (decrement <= _FLAT * np.abs(E_before))
+        done = tiny | quadratic | flat | (lam[idx] > 1e8)
         active[idx[done]] = False
     seg = _segments(u, h, prior, 1)
     return PlanarSolution(
