@@ -9,7 +9,7 @@ mkdir -p reports
 echo "== machine: $(uname -srm), $(nproc) cores, $(date -u)"
 $PY scripts/package_testbed.py runs/testbed  # a finished `seedspace testbed train --out runs/testbed --steps 4000` folder
 /usr/bin/time -f "testbed report: %e s" $PY scripts/report_testbed.py --out reports/testbed --per-class 50 --norm-per-group 30 --threads 2 --update docs/models.md --update seedspace/testbed/weights/MODEL_CARD.md
-/usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-readme docs/results.md --quiet
+/usr/bin/time -f "evaluate: %e s" .venv/bin/seedspace evaluate --out reports/evaluate --threads 2 --update-results docs/results.md --quiet
 /usr/bin/time -f "evaluate (flow testbed): %e s" .venv/bin/seedspace evaluate --model testbed-flow --experiments norm,interpolation,centroid,paired --classes 0,3,5,7,9 --out reports/evaluate-flow --threads 2 --quiet
 /usr/bin/time -f "inversion report: %e s" $PY scripts/report_inversion.py --model testbed --model testbed-flow --per-class 5 --threads 2 --out reports/inversion --update docs/results.md
 /usr/bin/time -f "seedselect report (unconditional): %e s" $PY scripts/report_seedselect.py --unconditional --out reports/seedselect/unconditional --threads 2 --runs 6 --steps 30

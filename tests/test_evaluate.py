@@ -16,7 +16,7 @@ import torch
 from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
 from seedspace.apps.evaluation import longtail
 from seedspace.apps.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
-from seedspace.apps.evaluation.report import README_BEGIN, README_END, readme_section, update_marked_file
+from seedspace.apps.evaluation.report import RESULTS_BEGIN, RESULTS_END, results_section, update_marked_file
 from seedspace.backends.loading import load_model
 from seedspace.cli.main import main as cli_main
 
@@ -138,12 +138,12 @@ def test_experiment_selection_and_errors(tiny_testbed_dir, tmp_path):
     assert set(res["experiments"]) == {"interpolation", "centroid", "paired"}
 
 
-def test_readme_section(quick_run, tmp_path):
+def test_results_section(quick_run, tmp_path):
     _, out = quick_run
     results = json.loads((out / "results.json").read_text())
     readme = tmp_path / "README.md"
-    readme.write_text(f"# x\n\n## Results\n{README_BEGIN}\nold\n{README_END}\n\nrest\n")
-    assert update_marked_file(readme, readme_section(results, link="outputs/x/report.md"))
+    readme.write_text(f"# x\n\n## Results\n{RESULTS_BEGIN}\nold\n{RESULTS_END}\n\nrest\n")
+    assert update_marked_file(readme, results_section(results, link="outputs/x/report.md"))
     text = readme.read_text()
     assert "old" not in text and "rest" in text and "#### Interpolation" in text and "wall time" in text
     plain = tmp_path / "plain.md"
@@ -249,9 +249,9 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     """The sampler study on the tiny model: every sampler has a row per method, Heun runs at equal steps and at equal
     NFE (2 s - 1 <= B), the NFE column is what the sampler really evaluates, paired tables within each run and
     against DDIM, and the README gets its own block (the evaluation's block is left alone)."""
-    from seedspace.apps.evaluation import update_readme
+    from seedspace.apps.evaluation import update_results_page
     from seedspace.apps.evaluation.config import SCHEDULER_SAMPLERS
-    from seedspace.apps.evaluation.report import OWN_README_SECTIONS, readme_targets
+    from seedspace.apps.evaluation.report import OWN_SECTIONS, results_targets
     from seedspace.apps.evaluation.schedulers import sampler_runs
     from seedspace.backends.sampling import SAMPLER_LABELS
 
@@ -302,20 +302,20 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     assert "## Samplers" in report and "DDIM inversion" in report and "| verdict |" in report
     assert (tmp_path / "ev" / "schedulers_examples.png").stat().st_size > 1000
 
-    begin, end = OWN_README_SECTIONS["schedulers"]
-    assert readme_targets(("schedulers",)) == [(begin, end, ("schedulers",))]
+    begin, end = OWN_SECTIONS["schedulers"]
+    assert results_targets(("schedulers",)) == [(begin, end, ("schedulers",))]
     # each opt-in family into its own block, the claims together into the evaluation's
-    assert readme_targets(("norm", "paired", "priors", "schedulers")) == [
-        (README_BEGIN, README_END, ("norm", "paired")), (*OWN_README_SECTIONS["priors"], ("priors",)),
+    assert results_targets(("norm", "paired", "priors", "schedulers")) == [
+        (RESULTS_BEGIN, RESULTS_END, ("norm", "paired")), (*OWN_SECTIONS["priors"], ("priors",)),
         (begin, end, ("schedulers",))]
     readme = tmp_path / "README.md"
-    readme.write_text(f"{README_BEGIN}\nclaims\n{README_END}\n\n{begin}\nplaceholder\n{end}\n")
-    assert update_readme(json.loads((tmp_path / "ev" / "results.json").read_text()), readme, "ev/report.md")
+    readme.write_text(f"{RESULTS_BEGIN}\nclaims\n{RESULTS_END}\n\n{begin}\nplaceholder\n{end}\n")
+    assert update_results_page(json.loads((tmp_path / "ev" / "results.json").read_text()), readme, "ev/report.md")
     text = readme.read_text()
     assert "claims" in text and "placeholder" not in text and "#### Samplers" in text and "#### Judge" not in text
     readme.write_text("no block\n")
     assert cli_main(["evaluate", "--experiments", "schedulers", "--model", str(tiny_testbed_dir), "--out",
-                     str(tmp_path / "x"), "--update-readme", str(readme)]) == 2  # refused before any work
+                     str(tmp_path / "x"), "--update-results", str(readme)]) == 2  # refused before any work
 
 
 def test_report_inversion_quick(tiny_testbed_dir, tmp_path):
@@ -365,9 +365,9 @@ def _rescaled_runner(model, config, ratio: float):
 def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     """The opt-in priors experiment: its arms in every table, the fitted prior where the inversions are, NAO under it
     pulling centroids and paths less far out than under chi, the README section of its own, bad prior files."""
-    from seedspace.apps.evaluation import update_readme
+    from seedspace.apps.evaluation import update_results_page
     from seedspace.apps.evaluation.priors import CENTROID_ARMS, INTERPOLATION_ARMS
-    from seedspace.apps.evaluation.report import OWN_README_SECTIONS
+    from seedspace.apps.evaluation.report import OWN_SECTIONS
 
     assert parse_experiments("priors") == ("priors",) and "priors" not in parse_experiments("all")
     model = load_model(tiny_testbed_dir)
@@ -407,14 +407,14 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     report = (tmp_path / "ev" / "report.md").read_text()
     assert "## Does a model-aware prior fix NAO?" in report and "| nao-fit |" in report
     assert (tmp_path / "ev" / "priors_examples.png").read_bytes()[:4] == b"\x89PNG"
-    # --update-readme: the priors report goes between its own markers, the claims section stays as it was
-    begin, end = OWN_README_SECTIONS["priors"]
+    # --update-results: the priors report goes between its own markers, the claims section stays as it was
+    begin, end = OWN_SECTIONS["priors"]
     readme = tmp_path / "README.md"
-    readme.write_text(f"{README_BEGIN}\nclaims\n{README_END}\n## Priors\n{begin}\nplaceholder\n{end}\n")
-    assert update_readme(json.loads((tmp_path / "ev" / "results.json").read_text()), readme)
+    readme.write_text(f"{RESULTS_BEGIN}\nclaims\n{RESULTS_END}\n## Priors\n{begin}\nplaceholder\n{end}\n")
+    assert update_results_page(json.loads((tmp_path / "ev" / "results.json").read_text()), readme)
     text = readme.read_text()
     assert "\nclaims\n" in text and "placeholder" not in text and "#### Does a model-aware prior fix NAO?" in text
-    assert not update_readme({"experiments": {"priors": sec}}, tmp_path / "plain.md")
+    assert not update_results_page({"experiments": {"priors": sec}}, tmp_path / "plain.md")
 
     # the tiny model's own inversions (~0.3 sqrt(d)): no scaled-chi prior is valid there; the arm is left out
     res = evaluate(model, EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid_ks=(2,)))

@@ -9,7 +9,7 @@ the command line: :mod:`seedspace.cli.cmd_evaluate`).
 from __future__ import annotations
 
 from .evaluation import (CENTROID_METHODS, EXPERIMENTS, INTERPOLATION_METHODS, EvalConfig, evaluate, parse_experiments,
-                         update_readme)
+                         update_results_page)
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "EvalConfig", "evaluate", "parse_experiments",
-           "update_readme"]
+           "update_results_page"]

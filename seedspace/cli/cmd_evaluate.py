@@ -17,10 +17,10 @@ import sys
 import torch
 
 from .. import checks, outputs
-from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_readme
+from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_results_page
 from ..apps.evaluation.longtail import check_longtail
 from ..apps.evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
-from ..apps.evaluation.report import has_markers, readme_targets
+from ..apps.evaluation.report import has_markers, results_targets
 from ..geometry import FIT_FAMILIES
 from . import common
 
@@ -44,9 +44,9 @@ def register(subparsers, formatter_class) -> None:
                         "five); 'benchmark' = longtail,fewshot (synthetic training data: classifiers trained per "
                         "arm, about an hour on 2 CPU cores; with --quick seconds on a tiny model); 'priors' (opt-in, "
                         "about 12-14 min on 2 CPU cores) = NAO under the chi, a fitted and a --prior-file prior "
-                        "against SLERP / COG / the normalized mean (its own README block); 'schedulers' (opt-in) = "
+                        "against SLERP / COG / the normalized mean (its own results section); 'schedulers' (opt-in) = "
                         "the interpolation and centroid findings under DDIM, DPM++ 2M, Euler, Heun and UniPC at equal "
-                        "NFE and equal steps (about 10-15 min on 2 cores; its own README block) (default: all; "
+                        "NFE and equal steps (about 10-15 min on 2 cores; its own results section) (default: all; "
                         "'paired' alone adds interpolation and centroid, whose per-item results it compares)")
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
@@ -106,7 +106,7 @@ def register(subparsers, formatter_class) -> None:
                    help="weights dtype of the benchmark's synthesis (the claims run in float32, comparable "
                         "with the recorded results); auto = bfloat16 where the device computes it natively, else float32")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
-    p.add_argument("--update-readme", default=None, metavar="README",
+    p.add_argument("--update-results", default=None, metavar="PAGE",
                    help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"
                         " of this file with the report (the priors experiment and the sampler study each between their "
                         "own markers: <!-- BEGIN seedspace-evaluate-priors --> ... <!-- END seedspace-evaluate-priors "
@@ -176,9 +176,9 @@ def check_args(args) -> None:
     experiments = parse_experiments(args.experiments)
     if args.prior_file is not None and "priors" not in experiments:
         raise common.CLIError("--prior-file is used only by the priors experiment; add it to --experiments")
-    for begin, end, _ in readme_targets(experiments) if args.update_readme else ():
-        if not has_markers(args.update_readme, begin, end):
-            raise common.CLIError(f"{args.update_readme} has no {begin} ... {end} markers to replace")
+    for begin, end, _ in results_targets(experiments) if args.update_results else ():
+        if not has_markers(args.update_results, begin, end):
+            raise common.CLIError(f"{args.update_results} has no {begin} ... {end} markers to replace")
 
 
 def run(args) -> int:
@@ -202,10 +202,10 @@ def run(args) -> int:
     with outputs.new_run_dir(COMMAND, args.out) as out:
         results = evaluate(model, config, out=out, log=log)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
-    if args.update_readme:
-        if not update_readme(results, args.update_readme, link=str(out / "report.md")):
-            raise ValueError(f"{args.update_readme} lost the markers of "
-                             f"{' and '.join(b for b, _, _ in readme_targets(results['experiments']))} during the run; "
+    if args.update_results:
+        if not update_results_page(results, args.update_results, link=str(out / "report.md")):
+            raise ValueError(f"{args.update_results} lost the markers of "
+                             f"{' and '.join(b for b, _, _ in results_targets(results['experiments']))} during the run; "
                              f"it was not changed (the results are in {out})")
-        log(f"updated {args.update_readme}")
+        log(f"updated {args.update_results}")
     return 0

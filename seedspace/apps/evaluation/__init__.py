@@ -32,13 +32,13 @@ from .norm import run_norm
 from .paired import run_paired
 from .priors import check_priors_config, run_priors
 from .rare import run_rare
-from .report import (README_BEGIN, README_END, has_markers, plot_grid, plot_norm, readme_section, readme_targets,
+from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_norm, results_section, results_targets,
                      report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
 from .schedulers import run_schedulers
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "check_config", "environment", "evaluate", "parse_experiments", "run_norm", "update_readme",
+           "Runner", "check_config", "environment", "evaluate", "parse_experiments", "run_norm", "update_results_page",
            "write_outputs"]
 
 RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
@@ -73,7 +73,7 @@ def check_config(config: EvalConfig, d: int) -> None:
 
 
 def environment() -> dict:
-    """The machine a run happened on (for the report and the README)."""
+    """The machine a run happened on (for the report and the results page)."""
     cpu = cpu_model()
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return {"machine": f"{cpu}, {cores} cores available, {platform.system()} {platform.machine()}",
@@ -157,16 +157,16 @@ def write_outputs(results: dict, out: str | Path, figures: bool = True) -> Path:
     return out
 
 
-def update_readme(results: dict, readme: str | Path, link: str | None = None) -> bool:
-    """Replace the README's results sections with this run's report: each experiment of
-    :data:`~.report.OWN_README_SECTIONS` (priors, schedulers) between its own markers, with a one-line judge note,
+def update_results_page(results: dict, page: str | Path, link: str | None = None) -> bool:
+    """Replace the results sections of a Markdown page (docs/results.md) with this run's report: each experiment of
+    :data:`~.report.OWN_SECTIONS` (priors, schedulers) between its own markers, with a one-line judge note,
     every other experiment between the seedspace-evaluate markers, with the judge section. Returns False (and
     changes nothing) when a section the run needs has no markers."""
-    targets = readme_targets(results["experiments"])
-    if not all(has_markers(readme, begin, end) for begin, end, _ in targets):
+    targets = results_targets(results["experiments"])
+    if not all(has_markers(page, begin, end) for begin, end, _ in targets):
         return False
     for begin, end, names in targets:
         part = {**results, "experiments": {n: results["experiments"][n] for n in names}}
-        update_marked_file(readme, readme_section(part, link, judge=(begin, end) == (README_BEGIN, README_END)),
+        update_marked_file(page, results_section(part, link, judge=(begin, end) == (RESULTS_BEGIN, RESULTS_END)),
                            begin, end)
     return True

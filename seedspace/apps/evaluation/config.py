@@ -40,14 +40,14 @@ experiment's 40 paths and the first 3 of the centroid experiment's 4 input sets 
 
 Total 1980 images ~= 455 s (without --prior-file 4 arms: 1600 ~= 370 s), + 120 inversions ~= 14 s, geometry
 (270-360 NAO centroids with their paths, ~0.1 s each) ~= 45 s, judge setup and statistics ~= 40 s: about 9-10 min
-on 2 cores; at the 0.37 s per image the last README run measured on the shared 2-core VM, about 12 (without
+on 2 cores; at the 0.37 s per image the last recorded run measured on the shared 2-core VM, about 12 (without
 --prior-file) to 14 min. Run in one evaluation with interpolation and centroid, the nao-chi, slerp, cog and
 normalized images are cache hits: priors then adds 380 images (760 with --prior-file). Cells: 40 paths (200
 frames) per arm; 90 centroid images per arm (30 per k). ``--quick``: 3 paths x 3 frames and 9 input sets,
 ~140 images ~= 35-55 s: about 1-1.5 min with model loading.
 
 Sampler study (opt-in, ``--experiments schedulers``, experiment 9), costed in network evaluations (NFE): one guided
-NFE of one image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run in the README measured 0.0074 s on the shared
+NFE of one image ~= 0.3 s / 64 ~= 0.005 s (the 2,062 s evaluation run on the results page measured 0.0074 s on the shared
 2-core VM), an unguided one half that. Budget B = 25: DDIM, DPM++ 2M, Euler and UniPC at 25 steps (25 NFE each;
 equal steps and equal NFE are the same run), Heun at 25 steps (49 NFE, equal steps) and 13 steps (25 NFE, equal
 NFE): 174 NFE per seed for all six runs.

@@ -13,10 +13,10 @@ import numpy as np
 from ...outputs import atomic_path, write_text
 from .config import METRICS
 
-README_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
-README_END = "<!-- END seedspace-evaluate -->"
-#: experiments whose report goes into a README section of its own: name -> (begin marker, end marker)
-OWN_README_SECTIONS = {
+RESULTS_BEGIN = "<!-- BEGIN seedspace-evaluate -->"
+RESULTS_END = "<!-- END seedspace-evaluate -->"
+#: experiments whose report goes into a results section of its own: name -> (begin marker, end marker)
+OWN_SECTIONS = {
     "priors": ("<!-- BEGIN seedspace-evaluate-priors -->", "<!-- END seedspace-evaluate-priors -->"),
     "schedulers": ("<!-- BEGIN seedspace-schedulers -->", "<!-- END seedspace-schedulers -->"),
 }
@@ -182,15 +182,15 @@ def report_markdown(results: dict, title: str = "seedspace evaluate", judge: boo
     return text + f"\n{EXCLUDED_NOTE}\n" if EXCLUDED_MARK in text else text
 
 
-def has_markers(path, begin: str = README_BEGIN, end: str = README_END) -> bool:
+def has_markers(path, begin: str = RESULTS_BEGIN, end: str = RESULTS_END) -> bool:
     """True when the file exists and holds the begin marker followed by the end marker."""
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     return re.search(re.escape(begin) + r".*?" + re.escape(end), text, re.S) is not None
 
 
-def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = README_END) -> bool:
-    """Replace the text between the begin/end markers of a file (e.g. the README's results section).
+def update_marked_file(path, body: str, begin: str = RESULTS_BEGIN, end: str = RESULTS_END) -> bool:
+    """Replace the text between the begin/end markers of a file (e.g. a results section of docs/results.md).
     Returns False (and changes nothing) when the markers are missing."""
     path = Path(path)
     text = path.read_text(encoding="utf-8") if path.exists() else ""
@@ -201,20 +201,20 @@ def update_marked_file(path, body: str, begin: str = README_BEGIN, end: str = RE
     return True
 
 
-def readme_targets(experiments) -> list[tuple[str, str, tuple]]:
-    """(begin, end, experiments) of each README section a run with these experiments writes: the ones in
-    :data:`OWN_README_SECTIONS` each between their own markers, the rest together between the seedspace-evaluate
+def results_targets(experiments) -> list[tuple[str, str, tuple]]:
+    """(begin, end, experiments) of each results section a run with these experiments writes: the ones in
+    :data:`OWN_SECTIONS` each between their own markers, the rest together between the seedspace-evaluate
     markers."""
-    rest = tuple(e for e in experiments if e not in OWN_README_SECTIONS)
-    own = [(*OWN_README_SECTIONS[e], (e,)) for e in experiments if e in OWN_README_SECTIONS]
-    return ([(README_BEGIN, README_END, rest)] if rest else []) + own
+    rest = tuple(e for e in experiments if e not in OWN_SECTIONS)
+    own = [(*OWN_SECTIONS[e], (e,)) for e in experiments if e in OWN_SECTIONS]
+    return ([(RESULTS_BEGIN, RESULTS_END, rest)] if rest else []) + own
 
 
-def readme_section(results: dict, link: str | None = None, judge: bool = True) -> str:
-    """The README results section: the report with headings moved two levels down."""
+def results_section(results: dict, link: str | None = None, judge: bool = True) -> str:
+    """A results section: the report with headings moved two levels down."""
     md = report_markdown(results, judge=judge)
     md = re.sub(r"^(#+) ", lambda m: "#" * min(len(m.group(1)) + 2, 6) + " ", md, flags=re.M)
-    md = re.sub(r"^!\[.*$\n?", "", md, flags=re.M)  # figures live next to the report, not the README
+    md = re.sub(r"^!\[.*$\n?", "", md, flags=re.M)  # figures live next to the report, not on the results page
     if link:
         md += f"\nFull report and plots: `{link}`.\n"
     return md
