@@ -54,6 +54,7 @@ _SCALES = (1.0, 0.5, 0.2, 0.05)
 _UNEVEN = 30.0
 #: adapted grids still this uneven are adapted again (a looser test: a second round mostly gains ~1e-5 relative)
 _STILL_UNEVEN = 6.0
+_SHELL_LEG = 0.003  # theta-scale of the radial legs of shell_profile (0.01 and 0.03 converge more slowly)
 _FLAT = 1e-13  # relative Newton decrement at which the solve has converged
 #: share of the monitor given to the turning angle (the rest to (u, theta)-arc length)
 _TURN_SHARE = 0.5
@@ -156,6 +157,23 @@ def linear_profile(u0: np.ndarray, um: np.ndarray, tau: np.ndarray) -> np.ndarra
     return u0[:, None] + (um - u0)[:, None] * tau
 
 
+def shell_profile(u0: np.ndarray, um: np.ndarray, tau: np.ndarray, u_star: float) -> np.ndarray:
+    """``u`` that leaves each endpoint for the cheapest log-norm ``u_star`` within a few hundredths of theta and
+    follows it in between: the shape of the optimum when the endpoints lie off a sharp shell."""
+    return (u_star + (u0 - u_star)[:, None] * np.exp(-tau / _SHELL_LEG)
+            + (um - u_star)[:, None] * np.exp(-(1 - tau) / _SHELL_LEG))
+
+
+def initial_profile(u0, um, tau, phi, prior: NormPrior) -> np.ndarray:
+    """Per pair, the lower-energy of :func:`linear_profile` and :func:`shell_profile`: endpoints off the shell
+    start near the curve that hugs it (a few Newton iterations fewer), the others where they always did."""
+    linear = linear_profile(u0, um, tau)
+    shell = shell_profile(u0, um, tau, prior.cheapest_log_norm)
+    shell[:, 0], shell[:, -1] = u0, um
+    better = energy(shell, tau, phi, prior) < energy(linear, tau, phi, prior)
+    return np.where(better[:, None], shell, linear)
+
+
 def _steps(phi: np.ndarray, tau: np.ndarray) -> np.ndarray:
     return phi[:, None] * np.diff(tau, axis=1)
 
@@ -189,7 +207,7 @@ def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u_init, max_iter: in
     """
     B, m1 = tau.shape
     m = m1 - 1
-    u = linear_profile(u0, um, tau) if u_init is None else np.array(u_init, dtype=np.float64, copy=True)
+    u = initial_profile(u0, um, tau, phi, prior) if u_init is None else np.array(u_init, dtype=np.float64, copy=True)
     u[:, 0], u[:, -1] = u0, um
     h = _steps(phi, tau)
     n = m - 1  # interior unknowns per pair
