@@ -26,9 +26,9 @@ from pathlib import Path
 
 import torch
 
-from seedspace.apps.augment import AugmentSettings, augment
-from seedspace.apps.augment.planning import make_plan
-from seedspace.apps.augment.references import ClassReferences
+from seedspace.methods.augment import AugmentSettings, augment
+from seedspace.methods.augment.planning import make_plan
+from seedspace.methods.augment.references import ClassReferences
 from seedspace.backends.loading import load_model
 from seedspace.hardware import cpu_model
 

@@ -18,7 +18,7 @@ number of images (Fréchet distance, recall and coverage depend on it).
 Scores (the judge's 128-d features; real = ``--real`` Fashion-MNIST test images of the class not in the few-shot
 set, as in ``seedspace evaluate``): judge accuracy; KID (unbiased MMD^2) and the Fréchet distance ("FID-style",
 biased upwards at small n: compare within the table only), per class, averaged over classes; precision / recall
-and density / coverage (``apps.metrics.manifold_metrics``, ``--manifold-k`` neighbours), per class on its pooled
+and density / coverage (``scoring.metrics.manifold_metrics``, ``--manifold-k`` neighbours), per class on its pooled
 images, averaged; diversity (mean pairwise feature distance in units of the class's real spread). 95% bootstrap
 intervals: accuracy over the (class, set) groups; KID and Fréchet distance with the sets resampled within each
 class (a reference set's images move together; Fréchet intervals recentred for its resampling bias); the manifold
@@ -46,10 +46,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seedspace.apps.augment import augment
-from seedspace.apps.augment.strategies import cluster_capacity
-from seedspace.apps.evaluation.judge import EvalJudge, load_references
-from seedspace.apps.metrics import (
+from seedspace.methods.augment import augment
+from seedspace.methods.augment.strategies import cluster_capacity
+from seedspace.scoring.judge import EvalJudge, load_references
+from seedspace.scoring.metrics import (
     FeatureReference,
     group_frechet,
     group_kid,

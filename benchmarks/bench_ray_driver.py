@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from seedspace.apps.augment import augment
+from seedspace.methods.augment import augment
 from seedspace.hardware import cpu_model
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))

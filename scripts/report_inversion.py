@@ -33,12 +33,12 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seedspace.apps.evaluation import environment  # noqa: E402
-from seedspace.apps.evaluation.judge import resize_images  # noqa: E402
-from seedspace.apps.evaluation.report import fmt_stat, update_marked_file, write_json, write_text  # noqa: E402
-from seedspace.apps.evaluation.runner import stable_seed  # noqa: E402
-from seedspace.apps.metrics import bootstrap_ci  # noqa: E402
-from seedspace.apps.roundtrip import roundtrip, roundtrip_samplers  # noqa: E402
+from seedspace.evaluation import environment  # noqa: E402
+from seedspace.scoring.judge import resize_images  # noqa: E402
+from seedspace.evaluation.report import fmt_stat, update_marked_file, write_json, write_text  # noqa: E402
+from seedspace.evaluation.runner import stable_seed  # noqa: E402
+from seedspace.scoring.metrics import bootstrap_ci  # noqa: E402
+from seedspace.evaluation.roundtrip import roundtrip, roundtrip_samplers  # noqa: E402
 from seedspace.backends.sampling import INVERTIBLE, check_inversion, scheduler_label  # noqa: E402
 
 BEGIN, END = "<!-- BEGIN seedspace-inversion-report -->", "<!-- END seedspace-inversion-report -->"
@@ -103,7 +103,7 @@ def markdown(rep: dict) -> str:
 def report(models: dict, steps_list=STEPS, samplers: str = "auto", per_class: int = 20, images=None,
            condition=None, seed: int = 0, n_boot: int = 1000, command: str = "", log=lambda msg: None) -> dict:
     """Round trips of every model (``{label: model}``): rows of :func:`measure` for each model's samplers ('auto':
-    :func:`~seedspace.apps.roundtrip.roundtrip_samplers`, else a comma list applied where it fits) on ``images``
+    :func:`~seedspace.evaluation.roundtrip.roundtrip_samplers`, else a comma list applied where it fits) on ``images``
     (with one ``condition``) or the model's few-shot images."""
     t0 = time.perf_counter()
     rows, described = [], []

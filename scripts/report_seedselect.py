@@ -35,10 +35,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from seedspace.apps.evaluation.judge import JUDGE_SIZE, resize_images  # noqa: E402
-from seedspace.apps.metrics import (FeatureReference, bootstrap_ci, group_frechet, group_kid,  # noqa: E402
+from seedspace.scoring.judge import JUDGE_SIZE, resize_images  # noqa: E402
+from seedspace.scoring.metrics import (FeatureReference, bootstrap_ci, group_frechet, group_kid,  # noqa: E402
                                     index_bootstrap_ci, paired_bootstrap_ci)
-from seedspace.apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect  # noqa: E402
+from seedspace.methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
 

@@ -31,13 +31,13 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seedspace.apps.evaluation import EvalConfig, environment, run_norm  # noqa: E402
-from seedspace.apps.evaluation.judge import resize_images  # noqa: E402
-from seedspace.apps.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDED_NOTE, fmt_stat,  # noqa: E402
+from seedspace.evaluation import EvalConfig, environment, run_norm  # noqa: E402
+from seedspace.scoring.judge import resize_images  # noqa: E402
+from seedspace.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDED_NOTE, fmt_stat,  # noqa: E402
                                               plot_grid, plot_norm, table_markdown, update_marked_file, write_json,
                                               write_text)
-from seedspace.apps.evaluation.runner import Runner  # noqa: E402
-from seedspace.apps.roundtrip import roundtrip  # noqa: E402
+from seedspace.evaluation.runner import Runner  # noqa: E402
+from seedspace.evaluation.roundtrip import roundtrip  # noqa: E402
 from seedspace.backends.sampling import INVERTIBLE, scheduler_label  # noqa: E402
 
 MARKER = "seedspace-testbed-report"  # docs/models.md / model card block: <!-- BEGIN MARKER --> ... <!-- END MARKER -->

@@ -29,9 +29,9 @@ _EXPORTS = {
     **dict.fromkeys(["latent_shape", "pipeline_latents"], ".backends.pipeline_latents"),
     **dict.fromkeys(["resolve_condition"], ".conditions"),
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
-    **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".apps.seedselect"),
-    **dict.fromkeys(["AugmentSettings", "augment"], ".apps.augment"),
-    **dict.fromkeys(["CalibrationResult", "calibrate"], ".apps.calibrate"),
+    **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".methods.seedselect"),
+    **dict.fromkeys(["AugmentSettings", "augment"], ".methods.augment"),
+    **dict.fromkeys(["CalibrationResult", "calibrate"], ".methods.calibrate"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -52,9 +52,9 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from .apps.augment import AugmentSettings, augment
-    from .apps.calibrate import CalibrationResult, calibrate
-    from .apps.seedselect import SeedSelectSettings, seedselect
+    from .methods.augment import AugmentSettings, augment
+    from .methods.calibrate import CalibrationResult, calibrate
+    from .methods.seedselect import SeedSelectSettings, seedselect
     from .backends.base import SeedModel
     from .backends.pipeline_latents import latent_shape, pipeline_latents
     from .noise import seeds_from_ints

@@ -18,8 +18,8 @@ from PIL import Image
 
 import seedspace as ss
 from seedspace import outputs
-from seedspace.apps.augment import AugmentSettings, augment, executors, references, strategies, writing
-from seedspace.apps.augment.planning import make_plan
+from seedspace.methods.augment import AugmentSettings, augment, executors, references, strategies, writing
+from seedspace.methods.augment.planning import make_plan
 from seedspace.cli.main import main
 from seedspace.hardware import torch_threads
 

@@ -13,7 +13,7 @@ import torch
 from safetensors.torch import load_file
 
 import seedspace as ss
-from seedspace.apps import calibrate as cal
+from seedspace.methods import calibrate as cal
 from seedspace.cli.main import main
 
 torch.set_num_threads(1)
@@ -200,7 +200,7 @@ def test_default_prior_path_is_outside_the_package():
 
 
 def test_recorded_priors_are_checked_when_a_run_is_read_back():
-    from seedspace.apps.records import RecordError, check_run_parameters
+    from seedspace.runs.records import RecordError, check_run_parameters
 
     params = {"model": {"id": "testbed", "seed_shape": [1, 8, 8]}, "condition": {"class": 0}, "steps": 2,
               "guidance": 2.0, "seeds": [{"int": 1}, {"int": 2}], "methods": ["nao"], "frames": 3}

@@ -4,7 +4,7 @@ adjustment."""
 import pytest
 import torch
 
-from seedspace.apps.classifier import (ClassifierRecipe, batches, epoch_order, log_prior, per_class_accuracy,
+from seedspace.evaluation.classifier import (ClassifierRecipe, batches, epoch_order, log_prior, per_class_accuracy,
                                        predict, train_classifier)
 
 

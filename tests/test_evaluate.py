@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from seedspace.apps.evaluate import EvalConfig, evaluate, parse_experiments
-from seedspace.apps.evaluation import longtail
-from seedspace.apps.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
-from seedspace.apps.evaluation.report import RESULTS_BEGIN, RESULTS_END, results_section, update_marked_file
+from seedspace.evaluation import EvalConfig, evaluate, parse_experiments
+from seedspace.evaluation import longtail
+from seedspace.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
+from seedspace.evaluation.report import RESULTS_BEGIN, RESULTS_END, results_section, update_marked_file
 from seedspace.backends.loading import load_model
 from seedspace.cli.main import main as cli_main
 
@@ -154,7 +154,7 @@ def test_results_section(quick_run, tmp_path):
 def test_embedded_testbed_scores_against_the_shipped_fashion_mnist_references():
     import seedspace as ss
 
-    from seedspace.apps.evaluation.judge import load_references
+    from seedspace.scoring.judge import load_references
     from seedspace.testbed.data import shipped_split
 
     refs = load_references(ss.load_model("testbed"), "auto", per_class=20, seed=0)
@@ -249,10 +249,10 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     """The sampler study on the tiny model: every sampler has a row per method, Heun runs at equal steps and at equal
     NFE (2 s - 1 <= B), the NFE column is what the sampler really evaluates, paired tables within each run and
     against DDIM, and the README gets its own block (the evaluation's block is left alone)."""
-    from seedspace.apps.evaluation import update_results_page
-    from seedspace.apps.evaluation.config import SCHEDULER_SAMPLERS
-    from seedspace.apps.evaluation.report import OWN_SECTIONS, results_targets
-    from seedspace.apps.evaluation.schedulers import sampler_runs
+    from seedspace.evaluation import update_results_page
+    from seedspace.evaluation.config import SCHEDULER_SAMPLERS
+    from seedspace.evaluation.report import OWN_SECTIONS, results_targets
+    from seedspace.evaluation.schedulers import sampler_runs
     from seedspace.backends.sampling import SAMPLER_LABELS
 
     assert parse_experiments("schedulers") == ("schedulers",) and "schedulers" not in parse_experiments("all")
@@ -351,7 +351,7 @@ def test_report_inversion_quick(tiny_testbed_dir, tmp_path):
 def _rescaled_runner(model, config, ratio: float):
     """A Runner whose cached inversions are rescaled so their rms norm is ``ratio`` sqrt(d) (the tiny model's own
     sit at ~0.3 sqrt(d), where no scaled-chi prior is valid); the experiments then use these seeds."""
-    from seedspace.apps.evaluation import Runner
+    from seedspace.evaluation import Runner
 
     runner = Runner(model, config)
     n = max(config.inversions_per_class, max(config.centroid_ks))
@@ -365,9 +365,9 @@ def _rescaled_runner(model, config, ratio: float):
 def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     """The opt-in priors experiment: its arms in every table, the fitted prior where the inversions are, NAO under it
     pulling centroids and paths less far out than under chi, the README section of its own, bad prior files."""
-    from seedspace.apps.evaluation import update_results_page
-    from seedspace.apps.evaluation.priors import CENTROID_ARMS, INTERPOLATION_ARMS
-    from seedspace.apps.evaluation.report import OWN_SECTIONS
+    from seedspace.evaluation import update_results_page
+    from seedspace.evaluation.priors import CENTROID_ARMS, INTERPOLATION_ARMS
+    from seedspace.evaluation.report import OWN_SECTIONS
 
     assert parse_experiments("priors") == ("priors",) and "priors" not in parse_experiments("all")
     model = load_model(tiny_testbed_dir)

@@ -438,7 +438,7 @@ def test_failed_block_leaves_no_empty_run_folder(tmp_path):
 
 
 def test_seedselect_resumed_run_has_the_bytes_of_an_uninterrupted_one(cli, tmp_path, monkeypatch):
-    from seedspace.apps.seedselect import loop
+    from seedspace.methods.seedselect import loop
 
     refs = tmp_path / "refs"
     refs.mkdir()

@@ -1,11 +1,11 @@
-"""The statistics of seedspace.apps.metrics against closed forms and simulated data with known answers."""
+"""The statistics of seedspace.scoring.metrics against closed forms and simulated data with known answers."""
 
 import math
 
 import numpy as np
 import pytest
 
-from seedspace.apps.metrics import (FeatureReference, bootstrap_ci, frechet_distance, gaussian_frechet_distance,
+from seedspace.scoring.metrics import (FeatureReference, bootstrap_ci, frechet_distance, gaussian_frechet_distance,
                                     group_frechet, group_kid, index_bootstrap_ci, kernel_inception_distance,
                                     mean_pairwise_distance, paired_bootstrap_ci, polynomial_kernel, weighted_kid)
 

@@ -13,10 +13,10 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 import seedspace as ss
-from seedspace.apps import seedselect as sel
+from seedspace.methods import seedselect as sel
 from seedspace.backends.ddim import ddim_sample, ddim_timesteps
-from seedspace.apps.seedselect import SeedSelectSettings as Settings
-from seedspace.apps.metrics import bootstrap_ci, frechet_distance
+from seedspace.methods.seedselect import SeedSelectSettings as Settings
+from seedspace.scoring.metrics import bootstrap_ci, frechet_distance
 
 torch.set_num_threads(1)
 
@@ -179,8 +179,8 @@ def test_import_seedspace_loads_no_application():
     import subprocess
     import sys
 
-    code = ("import sys, seedspace as ss; before = sorted(m for m in sys.modules if m.startswith('seedspace.apps')); "
-            "ss.seedselect, ss.SeedSelectSettings; print(before, 'seedspace.apps.seedselect' in sys.modules)")
+    code = ("import sys, seedspace as ss; before = sorted(m for m in sys.modules if m.startswith(('seedspace.methods', 'seedspace.evaluation', 'seedspace.runs'))); "
+            "ss.seedselect, ss.SeedSelectSettings; print(before, 'seedspace.methods.seedselect' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parent.parent).stdout
     assert out.strip() == "[] True"
@@ -226,7 +226,7 @@ def test_metrics():
     assert frechet_distance(a, a) == pytest.approx(0.0, abs=1e-6)
     assert frechet_distance(a, a + 2.0) == pytest.approx(12.0, rel=1e-6)
     small, big = rng.normal(size=(5, 20)), rng.normal(size=(60, 20)) + 0.3
-    from seedspace.apps.metrics import gaussian_frechet_distance
+    from seedspace.scoring.metrics import gaussian_frechet_distance
 
     exact = gaussian_frechet_distance(small.mean(0), np.cov(small, rowvar=False), big.mean(0), np.cov(big, rowvar=False))
     assert frechet_distance(small, big) == pytest.approx(exact, rel=1e-5)

@@ -13,7 +13,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 import seedspace as ss
-from seedspace.apps.evaluation.judge import load_references
+from seedspace.scoring.judge import load_references
 from seedspace.cli.main import main
 from seedspace.testbed import build
 from seedspace.testbed.data import load_dataset, read_split

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..apps.augment import CONDITIONS, EXECUTORS, METHODS, STRATEGIES, AugmentError, AugmentSettings, augment
-from ..apps.augment.references import testbed_split
+from ..methods.augment import CONDITIONS, EXECUTORS, METHODS, STRATEGIES, AugmentError, AugmentSettings, augment
+from ..methods.augment.references import testbed_split
 from . import common
 
 COMMAND = "augment"

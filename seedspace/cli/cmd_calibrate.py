@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 
-from ..apps.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, calibrate,
+from ..methods.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, calibrate,
                               default_prior_path, parse_norms, save_prior)
 from ..checks import SEED_INT_LIMIT, check_int
 from ..geometry import QUALITY_FAMILIES

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..apps.runs import check_methods
+from ..runs.writers import check_methods
 from ..checks import MAX_FRAMES, check_frames
 from ..geometry import CENTROID_METHODS
 from . import common

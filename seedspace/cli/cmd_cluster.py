@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import torch
-
 from .. import outputs
-from ..apps.runs import check_methods
 from ..backends.loading import resolve_model_prior
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
-from ..seeds import describe_seed, load_seeds
+from ..runs.writers import CLUSTER_COMMAND as COMMAND
+from ..runs.writers import check_methods, write_cluster_run
+from ..seeds import load_seeds
 from . import common
-
-COMMAND = "cluster"
 
 
 def register(subparsers, formatter_class) -> None:
@@ -49,38 +46,8 @@ def run(args) -> int:
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "k": args.k,
               "method": method, "seed": args.seed, "prior": prior.to_record() if prior is not None else None}
-    centroids = result.centroids.float()
-    steps, guidance = params["steps"], params["guidance"]
-    images = outputs.to_uint8(model.generate(centroids, condition, steps, guidance, progress=not args.quiet))
-    originals = _member_images(model, items, seeds, condition, steps, guidance, args.quiet)
-    clusters = [{"cluster": j, "members": [int(i) for i in result.members(j)],
-                 "inputs": [describe_seed(items[i]) for i in result.members(j)]} for j in range(args.k)]
-    folder = outputs.allocate_run_dir(COMMAND, args.out)
-    record = outputs.RunRecord(folder, COMMAND, params, model=params["model"], clusters=clusters,
-                               objective=result.objective)
-    with record.guard():
-        outputs.save_seeds(folder / "centroids.safetensors", {"seeds": centroids.contiguous(),
-                                                              "labels": torch.from_numpy(result.labels).contiguous()})
-        record.add_file(folder / "centroids.safetensors")
-        for j, image in enumerate(images):
-            text = outputs.JSON_PREFIX + outputs.canonical_json({"command": COMMAND, "params": params,
-                                                                 "cluster": clusters[j]})
-            outputs.save_png(folder / f"centroid_{j:02d}.png", image, text)
-            record.add_file(folder / f"centroid_{j:02d}.png")
-        rows = [[images[j]] + [originals[i] for i in result.members(j)] for j in range(args.k)]
-        width = max(len(r) for r in rows)
-        grid = outputs.make_grid(rows, [f"cluster {j} ({len(r) - 1})" for j, r in enumerate(rows)],
-                                 ["centroid"] + [""] * (width - 1))
-        outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(
-            {"command": COMMAND, "params": params}))
-        record.add_file(folder / "grid.png")
+    folder = write_cluster_run(params, model, seeds, result, args.out, progress=not args.quiet)
     print(f"wrote {folder}: {args.k} clusters of {seeds.shape[0]} inputs, centroid_NN.png, centroids.safetensors, "
           f"grid.png, run.json")
     return 0
 
-
-def _member_images(model, items, seeds, condition, steps, guidance, quiet):
-    """The inputs as images: image inputs as read, seeds rendered."""
-    if all("image" in it for it in items):
-        return outputs.to_uint8(model.load_images([it["image"] for it in items]))
-    return outputs.to_uint8(model.generate(seeds, condition, steps, guidance, progress=not quiet))

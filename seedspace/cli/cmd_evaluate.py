@@ -1,5 +1,5 @@
 """``seedspace evaluate``: the NAO paper's claims measured side by side on one model with one fixed judge
-(implementation: :mod:`seedspace.apps.evaluation`).
+(implementation: :mod:`seedspace.evaluation`).
 
     seedspace evaluate --quick --out runs/eval-quick
     seedspace evaluate --experiments norm,interpolation --model runs/testbed --seed 0 --out runs/eval
@@ -17,10 +17,10 @@ import sys
 import torch
 
 from .. import checks, outputs
-from ..apps.evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_results_page
-from ..apps.evaluation.longtail import check_longtail
-from ..apps.evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
-from ..apps.evaluation.report import has_markers, results_targets
+from ..evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_results_page
+from ..evaluation.longtail import check_longtail
+from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
+from ..evaluation.report import has_markers, results_targets
 from ..geometry import FIT_FAMILIES
 from . import common
 

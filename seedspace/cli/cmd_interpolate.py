@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..apps.runs import check_methods
+from ..runs.writers import check_methods
 from ..checks import MAX_FRAMES, check_frames
-from ..apps.frames import FRAME_METHODS
+from ..runs.frames import FRAME_METHODS
 from . import common
 from .runs import run_frames_command
 

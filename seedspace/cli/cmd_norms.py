@@ -5,8 +5,8 @@ from __future__ import annotations
 import math
 
 from .. import outputs
-from ..apps.provenance import model_record
-from ..apps.runs import KS_ALPHA, NORMS_COMMAND as COMMAND, write_norms_run
+from ..runs.provenance import model_record
+from ..runs.writers import KS_ALPHA, NORMS_COMMAND as COMMAND, write_norms_run
 from . import common
 
 def register(subparsers, formatter_class) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..apps.records import check_frame_record
+from ..runs.records import check_frame_record
 from . import common
 from .runs import regenerate
 

@@ -7,7 +7,8 @@ from pathlib import Path
 from .. import outputs
 from ..checks import MAX_BATCH_SIZE, MAX_OPT_STEPS, SEED_INT_LIMIT, check_int, check_number
 from ..conditions import condition_from_record
-from ..apps.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
+from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
+from ..runs import open_run
 from . import common
 
 COMMAND = "seedselect"
@@ -89,7 +90,7 @@ def run(args) -> int:
         paths = [item["image"] for item in params["images"]]
 
     images = model.load_images(paths)
-    folder, record = common.open_record(args, COMMAND, params, folder)
+    folder, record = open_run(COMMAND, params, args.out, resume=folder)
     record["parameters"] = params  # a resume may have extended opt_steps
     with record.guard():
         settings = SeedSelectSettings(init=params["init"], steps=params["opt_steps"], lr=params["lr"],

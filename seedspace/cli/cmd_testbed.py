@@ -109,7 +109,7 @@ def run(args) -> int:
 def calibrate_into_folder(folder: Path, args) -> None:
     """The trained model's norm prior (``seedspace calibrate`` with its defaults) as ``prior.json`` in its folder;
     a folder with one already (a finished run resumed) keeps it, one without judge or encoder gets a note."""
-    from ..apps.calibrate import calibrate, save_prior
+    from ..methods.calibrate import calibrate, save_prior
     from ..backends.loading import load_model
 
     model = load_model(folder)

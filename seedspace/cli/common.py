@@ -7,13 +7,10 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from safetensors.torch import load_file
 
 from .. import outputs
-from ..apps.provenance import model_reference as model_ref
-from ..apps.records import check_run_parameters
-from ..apps.runs import prior_record, run_parameters
+from ..runs.provenance import model_reference as model_ref
+from ..runs.writers import prior_record, run_parameters
 from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
@@ -22,6 +19,7 @@ from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
 from ..seeds import parse_seed_spec, random_seed_ints
+from ..runs import read_run
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
@@ -279,30 +277,5 @@ def resumed_run(args, command: str):
         options = ", ".join("--" + name.rstrip("_").replace("_", "-") for name in conflicting)
         raise CLIError(f"--resume takes every setting from the run's run.json; do not give {options}")
     folder = Path(args.resume).expanduser()
-    run_json = folder / "run.json"
-    if not run_json.is_file():
-        raise CLIError(f"{folder} is not a seedspace run folder (no run.json)")
-    old = outputs.read_json_object(run_json)
-    frames = old.get("frames", [])
-    if not isinstance(frames, list) or not all(
-            isinstance(f, dict) and isinstance(f.get("index"), int) and isinstance(f.get("file"), str) for f in frames):
-        raise CLIError(f"{run_json}: malformed record: 'frames' must list objects with an 'index' and a 'file'")
-    if old.get("command") != command:
-        raise CLIError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
-    params = dict(check_run_parameters(command, old.get("parameters"), str(run_json)))
+    params = read_run(folder, command)
     return folder, params, load_from_params(params, device=args.device)
-
-
-def open_record(args, command: str, params: dict, resumed_folder: Path | None, seed_files: dict | None = None,
-                **extra) -> tuple[Path, outputs.RunRecord]:
-    """(folder, record) of the run: a new numbered folder, or the resumed one after checking that the seed files
-    it already holds (``seed_files``: name -> {key: tensor}) hold the seeds planned now (else its inputs changed
-    and frames would not match)."""
-    if resumed_folder is None:
-        with outputs.new_run_dir(command, args.out) as folder:
-            return folder, outputs.RunRecord(folder, command, params, model=params["model"], **extra)
-    for name, tensors in (seed_files or {}).items():
-        path = resumed_folder / name
-        if path.is_file() and not torch.equal(load_file(str(path))["seeds"], tensors["seeds"].float().contiguous()):
-            raise CLIError(f"cannot resume {resumed_folder}: its inputs changed (the planned seeds differ from {name})")
-    return resumed_folder, outputs.RunRecord.resume(resumed_folder)

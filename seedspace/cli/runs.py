@@ -1,5 +1,5 @@
 """The run skeleton of the frame commands (interpolate, centroid, travel): new or resumed parameters -> a frame
-plan (library) -> :func:`seedspace.apps.runs.write_frame_run` (seed files, frames, the command's own outputs);
+plan (library) -> :func:`seedspace.runs.writers.write_frame_run` (seed files, frames, the command's own outputs);
 and regenerating one frame from its PNG record."""
 
 from __future__ import annotations
@@ -7,16 +7,17 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import outputs
-from ..apps.frames import PLANNERS, plan_frames
-from ..apps.provenance import frame_text
-from ..apps.records import check_frame_record
-from ..apps.runs import write_frame_run
+from ..runs.frames import PLANNERS, plan_frames
+from ..runs.provenance import frame_text
+from ..runs.records import check_frame_record
+from ..runs import open_run
+from ..runs.writers import write_frame_run
 from . import common
 
 
 def run_frames_command(args, command: str, new_params: Callable) -> int:
     """Run ``command``: parameters from the options (``new_params(args) -> (params, model)``) or from the run
-    that ``--resume`` names, its frame plan, then :func:`~seedspace.apps.runs.write_frame_run` into a new or the resumed folder (a
+    that ``--resume`` names, its frame plan, then :func:`~seedspace.runs.writers.write_frame_run` into a new or the resumed folder (a
     resumed run keeps finished batches)."""
     common.check_sampling_args(args)
     folder, params, model = common.resumed_run(args, command)
@@ -25,9 +26,8 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
         params, model = new_params(args)
     plan = plan_frames(command, params, model, progress=not args.quiet)
     common.check_plan_size(args, params, plan, model)
-    folder, record = common.open_record(args, command, params, folder,
-                                        {name: tensors for name, (tensors, _) in plan.seed_files.items()},
-                                        **plan.record)
+    folder, record = open_run(command, params, args.out, resume=folder, **plan.record,
+                              seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})
     _, summary = write_frame_run(folder, record, command, params, model, plan, progress=not args.quiet)
     print(f"wrote {folder}: {summary.text}")
     return 0

@@ -1,5 +1,5 @@
 """The explorer's four tasks, as the page's buttons call them: each turns the page's inputs into the parameters
-the command line records, writes the same run folder through the same run writers (:mod:`seedspace.apps.runs`,
+the command line records, writes the same run folder through the same run writers (:mod:`seedspace.runs.writers`,
 so ``seedspace regenerate --check`` accepts its frames), zips it for download and returns what the page shows.
 
     explorer = Explorer(load_model(), "testbed", Path("outputs"))
@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Callable
 
 from .. import outputs
-from ..apps.frames import EASINGS, FRAME_METHODS, plan_frames
-from ..apps.metrics import image_psnr
-from ..apps.provenance import model_record
-from ..apps.runs import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
+from ..runs.frames import EASINGS, FRAME_METHODS, plan_frames
+from ..scoring.metrics import image_psnr
+from ..runs.provenance import model_record
+from ..runs.writers import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
 from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
@@ -28,6 +28,7 @@ from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
 from ..seeds import describe_seed
 from .inputs import one_item, typed_items, upload_items
 from .plots import norm_plot, path_norm_ratios
+from ..runs import open_run
 
 MAX_PAGE_FRAMES = 33  # frames per path (or travel segment) the page offers: each answer stays interactive
 MAX_PAGE_INPUTS = 32  # seeds or uploads per centroid, travel or norms request
@@ -192,8 +193,7 @@ class Explorer:
         """Plan, then write the run folder as the command line does; (folder, plan, images)."""
         progress(0.0, "loading seeds (uploaded images are inverted)")
         plan = plan_frames(command, params, self.model)
-        with outputs.new_run_dir(command, None, self.runs_dir) as folder:
-            record = outputs.RunRecord(folder, command, params, model=params["model"], **plan.record)
+        folder, record = open_run(command, params, base=self.runs_dir, **plan.record)
         total, done = plan.seeds.shape[0], [0]
 
         def on_frames(k: int) -> None:

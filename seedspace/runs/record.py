@@ -1,5 +1,5 @@
 """The ``run.json`` record of a run: parameters, model, finished frames and files, and its status; the run
-folder's lock; and ``run.log``, where the wall-clock times go (so that run.json holds only what the inputs
+folder's lock; opening a new run or reopening one to resume it; and ``run.log``, where the wall-clock times go (so that run.json holds only what the inputs
 determine, and a resumed run ends with the same bytes as an uninterrupted one)."""
 
 from __future__ import annotations
@@ -10,11 +10,14 @@ import json
 from pathlib import Path
 from typing import Sequence
 
+import torch
 from filelock import FileLock, Timeout
+from safetensors.torch import load_file
 
 from .._version import __version__
 from ..hardware import cpu_has_native_bf16, cpu_model
-from .files import PARTIAL_MARK, write_text
+from ..outputs.files import PARTIAL_MARK, new_run_dir, read_json_object, write_text
+from .records import RecordError, check_run_parameters
 
 LOCK_NAME = ".lock"
 LOG_NAME = "run.log"
@@ -118,6 +121,40 @@ class RunRecord:
             raise
         else:
             self.finish("completed")
+
+
+def read_run(folder: str | Path, command: str) -> dict:
+    """The checked parameters of the ``command`` run in ``folder``, to resume it; ValueError (naming the file and
+    the key) when it is no such run or its record is malformed."""
+    folder = Path(folder).expanduser()
+    run_json = folder / "run.json"
+    if not run_json.is_file():
+        raise ValueError(f"{folder} is not a seedspace run folder (no run.json)")
+    old = read_json_object(run_json)
+    frames = old.get("frames", [])
+    if not isinstance(frames, list) or not all(
+            isinstance(f, dict) and isinstance(f.get("index"), int) and isinstance(f.get("file"), str) for f in frames):
+        raise RecordError(f"{run_json}: malformed record: 'frames' must list objects with an 'index' and a 'file'")
+    if old.get("command") != command:
+        raise ValueError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
+    return dict(check_run_parameters(command, old.get("parameters"), str(run_json)))
+
+
+def open_run(command: str, params: dict, out=None, base="outputs", resume=None, seed_files: dict | None = None,
+             **extra) -> tuple[Path, "RunRecord"]:
+    """(folder, record) of a run: a new folder (``out``, or the next ``<base>/<command>-NNNNN``) with a fresh
+    record, or the folder ``resume`` reopened, after checking that the seed files it already holds
+    (``seed_files``: name -> {key: tensor}) hold the seeds planned now (else its inputs changed and its frames
+    would not match). ``extra``: further top-level keys of a new record."""
+    if resume is None:
+        with new_run_dir(command, out, base) as folder:
+            return folder, RunRecord(folder, command, params, model=params["model"], **extra)
+    resume = Path(resume).expanduser()
+    for name, tensors in (seed_files or {}).items():
+        path = resume / name
+        if path.is_file() and not torch.equal(load_file(str(path))["seeds"], tensors["seeds"].float().contiguous()):
+            raise ValueError(f"cannot resume {resume}: its inputs changed (the planned seeds differ from {name})")
+    return resume, RunRecord.resume(resume)
 
 
 def _acquire(folder: Path) -> FileLock:

@@ -12,8 +12,8 @@ import torch
 
 from ...backends.loading import resolve_model_prior
 from ...geometry import NormPrior, load_prior
+from ...runs.records import INIT_METHODS
 
-INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
 
 
@@ -22,7 +22,7 @@ class SeedSelectSettings:
     """How SeedSelect runs; the defaults are the published ones.
 
     - ``init``: 'random' | 'nao-centroid' | 'nao-paths' | 'cog-centroid' | a seed tensor (see
-      :func:`~seedspace.apps.seedselect.initialisation.initial_seeds`).
+      :func:`~seedspace.methods.seedselect.initialisation.initial_seeds`).
     - ``steps``: optimisation steps (updates); a run's history has steps + 1 entries (step 0 = the initial seeds).
     - ``lr``, ``lr_decay``, ``lr_decay_after``, ``weight_decay``: AdamW; the lr is multiplied by ``lr_decay``
       for every update after the first ``lr_decay_after`` (published: 0.1 after 3).

@@ -1,6 +1,6 @@
 """`seedspace evaluate`: the paper's claims, measured side by side on one model with one fixed judge.
 
-    from seedspace.apps.evaluate import EvalConfig, evaluate
+    from seedspace.evaluation import EvalConfig, evaluate
     results = evaluate(model, EvalConfig.quick_preset(), out="runs/eval-quick")
 
 See :mod:`.config` for the experiments, their counts and the cost arithmetic, :mod:`.judge` for the judge,
@@ -21,8 +21,8 @@ from typing import Callable
 
 import torch
 
-from ...backends.sampling import INVERTIBLE, scheduler_label
-from ...hardware import cpu_has_native_bf16, cpu_model
+from ..backends.sampling import INVERTIBLE, scheduler_label
+from ..hardware import cpu_has_native_bf16, cpu_model
 from .centroid import run_centroid
 from .fewshot import check_fewshot, run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig

@@ -26,8 +26,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ... import geometry
-from ...geometry import FIT_FAMILIES
+from .. import geometry
+from ..geometry import FIT_FAMILIES
 from .centroid import CENTROID_TABLE_METRICS, PATH_TABLE_METRICS, centroid_inputs, centroid_rows, score_centroids
 from .experiment import row, section
 from .interpolation import arm_paths, endpoints, path_examples, path_table, score_paths

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ... import geometry
+from .. import geometry
 from .config import REFERENCE_METHOD
 from .experiment import SeedPlan, arm_metrics, class_name, row, section, timed
 from .runner import Runner

@@ -1,6 +1,6 @@
 """What the long-tail and few-shot benchmarks share: the model's own real data (its long-tailed training split, the
 test images, a held-out pool of extra real images) and synthetic images made by
-:func:`seedspace.apps.augment.augment` for an arm (a strategy and a geometry)."""
+:func:`seedspace.methods.augment.augment` for an arm (a strategy and a geometry)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ...outputs import read_png_pixels
-from ...testbed.data import IMAGE_SIZE, to_model_space
-from .judge import resize_images
-from ..augment import augment
+from ..outputs import read_png_pixels
+from ..testbed.data import IMAGE_SIZE, to_model_space
+from ..scoring.judge import resize_images
+from ..methods.augment import augment
 from .runner import Runner, stable_seed
 
 ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry

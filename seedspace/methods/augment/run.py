@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 
 from ...backends.loading import dtype_name, load_model
 from ...hardware import torch_threads
-from ..provenance import model_reference
+from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
 from .executors import make_executor

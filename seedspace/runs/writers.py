@@ -1,6 +1,6 @@
-"""Run folders shared by the command line and the browser explorer: the frame commands' writer (seed files ->
-rendered frames with their metadata -> each command's own summary outputs) and the norms diagnosis. The
-interfaces turn their inputs into the recorded parameters and call these.
+"""The writers of every command's run folder, shared by the command line and the browser explorer: the frame
+commands (seed files -> rendered frames with their metadata -> each command's own summary outputs), the norms
+diagnosis, inversion and clustering. The interfaces turn their inputs into the recorded parameters and call these.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
+import torch
 from tqdm.auto import tqdm
 
 from .. import outputs
@@ -18,11 +19,15 @@ from ..backends.loading import resolve_model_prior
 from ..backends.sampling import check_scheduler
 from ..conditions import condition_from_record
 from ..geometry import ChiPrior, load_prior, norm_report
+from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed, load_seeds
 from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
+from .record import RunRecord
 
 NORMS_COMMAND = "norms"
+INVERT_COMMAND = "invert"
+CLUSTER_COMMAND = "cluster"
 KS_ALPHA = 0.01  # entries failing a KS test against N(0, 1) at this level are flagged
 
 
@@ -70,7 +75,7 @@ class Summary(NamedTuple):
     text: str
 
 
-def write_frame_run(folder: Path, record: outputs.RunRecord, command: str, params: dict, model, plan: FramePlan,
+def write_frame_run(folder: Path, record: RunRecord, command: str, params: dict, model, plan: FramePlan,
                     progress: bool = False,
                     on_frames: Callable[[int], None] | None = None) -> tuple[np.ndarray, Summary]:
     """Fill an open run folder: the plan's seed files, every frame (:func:`render_plan`), then the command's
@@ -87,14 +92,14 @@ def write_frame_run(folder: Path, record: outputs.RunRecord, command: str, param
     return images, summary
 
 
-def save_grid_png(folder: Path, record: outputs.RunRecord, command: str, params: dict, grid) -> None:
+def save_grid_png(folder: Path, record: RunRecord, command: str, params: dict, grid) -> None:
     """grid.png with the run's parameters as its metadata."""
     outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(
         {"command": command, "params": params}))
     record.add_file(folder / "grid.png")
 
 
-def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path, record: outputs.RunRecord,
+def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path, record: RunRecord,
                 progress: bool = False, on_frames: Callable[[int], None] | None = None) -> np.ndarray:
     """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
     batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
@@ -214,7 +219,7 @@ def write_norms_run(params: dict, model, out=None, base="outputs", progress: boo
         rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
 
     with outputs.new_run_dir(NORMS_COMMAND, out, base) as folder:
-        record = outputs.RunRecord(folder, NORMS_COMMAND, params, model=params["model"])
+        record = RunRecord(folder, NORMS_COMMAND, params, model=params["model"])
     with record.guard():
         lo, hi = prior.typical_interval(typical)
         summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,
@@ -264,3 +269,88 @@ def plot_norms(path: Path, ratios: np.ndarray, prior: ChiPrior, prob: float, fla
     with outputs.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", metadata={"Software": None})
     plt.close(fig)
+
+
+def invert_parameters(model, ref: str, paths, condition_record: dict, steps: int, dtype: str, batch_size: int) -> dict:
+    """What an inversion run records: the model, condition, steps (guidance 1), dtype, batch size and each image's
+    resolved path and sha256 prefix."""
+    return {"model": model_record(model, ref), "condition": condition_record, "steps": int(steps), "guidance": 1.0,
+            "dtype": dtype, "batch_size": int(batch_size),
+            "images": [{"image": str(Path(p).resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in paths]}
+
+
+def write_invert_run(params: dict, model, paths, out=None, base="outputs", progress: bool = False) -> tuple[Path, list[dict]]:
+    """DDIM-invert the images ``paths`` with ``params`` (:func:`invert_parameters`), regenerate each seed with
+    guidance 1 and write the run folder: seeds.safetensors, reconstructions/ and reconstructions.png (inputs
+    above reconstructions), run.json with a row per image (PSNR, norm report). Returns (folder, rows)."""
+    condition, steps, bs = condition_from_record(params["condition"]), params["steps"], params["batch_size"]
+    images = model.load_images([str(p) for p in paths])
+    seeds, recon = [], []
+    with tqdm(total=len(paths), desc="inverting", unit="image", disable=not progress) as bar:
+        for start in range(0, len(paths), bs):
+            stop = min(len(paths), start + bs)
+            s = model.invert(images[start:stop], condition, steps, progress=progress).float().cpu()
+            recon.append(model.generate(s, condition, steps, 1.0, progress=progress))
+            seeds.append(s)
+            bar.update(stop - start)
+    seeds, recon = torch.cat(seeds), torch.cat(recon)
+    scores = [float(s) for s in image_psnr(images, recon)]
+    rows = [{"file": str(p), "psnr_db": round(s, 3), "norm_ratio": r.norm_ratio, "zscore": r.zscore,
+             "atypical": r.atypical, "ks_pvalue": r.ks_pvalue, "seed_index": i}
+            for i, (p, s, r) in enumerate(zip(paths, scores, norm_report(seeds)))]
+
+    with outputs.new_run_dir(INVERT_COMMAND, out, base) as folder:
+        record = RunRecord(folder, INVERT_COMMAND, params, model=params["model"], images=rows)
+    with record.guard():
+        outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
+                           {"command": INVERT_COMMAND, "files": [Path(p).name for p in paths],
+                            "model": params["model"]["id"], "steps": str(steps), "condition": params["condition"],
+                            "psnr_db": [round(s, 3) for s in scores]})
+        record.add_file(folder / "seeds.safetensors")
+        text = outputs.JSON_PREFIX + outputs.canonical_json({"command": INVERT_COMMAND, "params": params})
+        inputs8, recon8 = outputs.to_uint8(images), outputs.to_uint8(recon)
+        for i, image in enumerate(recon8):
+            outputs.save_png(folder / "reconstructions" / f"rec{i:06d}.png", image, text)
+        grid = outputs.make_grid([list(inputs8), list(recon8)], ["input", "reconstruction"],
+                                 [f"{s:.1f}dB" for s in scores])
+        outputs.save_png(folder / "reconstructions.png", grid, text)
+        record.add_file(folder / "reconstructions.png")
+        record["mean_psnr_db"] = float(np.mean(scores))
+    return folder, rows
+
+
+def write_cluster_run(params: dict, model, seeds, result, out=None, base="outputs",
+                      progress: bool = False) -> Path:
+    """The run folder of a clustering (``result``, a :class:`~seedspace.geometry.ClusterResult` of ``seeds``,
+    the inputs ``params["seeds"]``): each centroid rendered (centroid_NN.png), centroids.safetensors with the
+    labels, a grid of each centroid beside its members, run.json with the members of each cluster."""
+    items, k = params["seeds"], params["k"]
+    condition, steps, guidance = condition_from_record(params["condition"]), params["steps"], params["guidance"]
+    centroids = result.centroids.float()
+    images = outputs.to_uint8(model.generate(centroids, condition, steps, guidance, progress=progress))
+    if all("image" in it for it in items):  # the inputs as images: image inputs as read, seeds rendered
+        originals = outputs.to_uint8(model.load_images([it["image"] for it in items]))
+    else:
+        originals = outputs.to_uint8(model.generate(seeds, condition, steps, guidance, progress=progress))
+    clusters = [{"cluster": j, "members": [int(i) for i in result.members(j)],
+                 "inputs": [describe_seed(items[i]) for i in result.members(j)]} for j in range(k)]
+    with outputs.new_run_dir(CLUSTER_COMMAND, out, base) as folder:
+        record = RunRecord(folder, CLUSTER_COMMAND, params, model=params["model"], clusters=clusters,
+                           objective=result.objective)
+    with record.guard():
+        outputs.save_seeds(folder / "centroids.safetensors", {"seeds": centroids.contiguous(),
+                                                              "labels": torch.from_numpy(result.labels).contiguous()})
+        record.add_file(folder / "centroids.safetensors")
+        for j, image in enumerate(images):
+            text = outputs.JSON_PREFIX + outputs.canonical_json({"command": CLUSTER_COMMAND, "params": params,
+                                                                 "cluster": clusters[j]})
+            outputs.save_png(folder / f"centroid_{j:02d}.png", image, text)
+            record.add_file(folder / f"centroid_{j:02d}.png")
+        rows = [[images[j]] + [originals[i] for i in result.members(j)] for j in range(k)]
+        width = max(len(r) for r in rows)
+        grid = outputs.make_grid(rows, [f"cluster {j} ({len(r) - 1})" for j, r in enumerate(rows)],
+                                 ["centroid"] + [""] * (width - 1))
+        outputs.save_png(folder / "grid.png", grid, outputs.JSON_PREFIX + outputs.canonical_json(
+            {"command": CLUSTER_COMMAND, "params": params}))
+        record.add_file(folder / "grid.png")
+    return folder

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import torch
 
-from ...backends.sampling import check_scheduler, network_evaluations, scheduler_label
-from ..metrics import image_psnr
+from ..backends.sampling import check_scheduler, network_evaluations, scheduler_label
+from ..scoring.metrics import image_psnr
 from .centroid import centroid_input_sets, centroid_seeds
 from .config import METRICS
 from .experiment import SeedPlan, arm_metrics, row, section

@@ -26,8 +26,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import load_file
 
-from ...testbed.data import FASHION_MNIST_CLASSES, shipped_source_indices, shipped_split, to_model_space
-from ..metrics import FeatureReference, mean_pairwise_distance
+from ..testbed.data import FASHION_MNIST_CLASSES, shipped_source_indices, shipped_split, to_model_space
+from .metrics import FeatureReference, mean_pairwise_distance
 
 JUDGE_SIZE = 32  # the testbed judge's input size (Fashion-MNIST padded to 32x32)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ...outputs import atomic_path, write_text
+from ..outputs import atomic_path, write_text
 from .config import METRICS
 
 RESULTS_BEGIN = "<!-- BEGIN seedspace-evaluate -->"

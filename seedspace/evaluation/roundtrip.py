@@ -13,7 +13,7 @@ import torch
 
 from ..backends.base import Condition
 from ..backends.sampling import INVERTIBLE, check_inversion, network_evaluations, sampler_fits
-from .metrics import image_psnr
+from ..scoring.metrics import image_psnr
 
 
 def roundtrip(model, images: torch.Tensor, condition: Condition = None, steps: int = 50,

@@ -14,6 +14,7 @@ import numpy as np
 from ... import outputs
 from .planning import ClassPlan, Plan, Shard, ShardWork
 from .settings import AugmentSettings
+from ...runs import RunRecord
 
 COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
@@ -134,13 +135,13 @@ def check_resumable(old: dict, out: Path, parameters: dict) -> None:
         raise ValueError(f"cannot resume {out}: its classes or reference images differ from the ones given now")
 
 
-def open_record(out: Path, parameters: dict, resuming: bool, execution: dict) -> outputs.RunRecord:
+def open_record(out: Path, parameters: dict, resuming: bool, execution: dict) -> RunRecord:
     """run.json: a new record, or the saved one reopened (its parameters kept) with this execution noted."""
     if resuming:
-        record = outputs.RunRecord.resume(out)
+        record = RunRecord.resume(out)
     else:
         out.mkdir(parents=True)
-        record = outputs.RunRecord(out, COMMAND, parameters, model=parameters["model"])
+        record = RunRecord(out, COMMAND, parameters, model=parameters["model"])
     record["execution"] = execution
     record.write()
     return record

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..augment.settings import METHODS, STRATEGIES
+from ..methods.augment.settings import METHODS, STRATEGIES
 
 ORDERS = ("model", "permuted")  # the model's own long-tail order of classes, or a seeded permutation of it
 DOSES = ("tail", "fill")  # +tail_dose per medium / few-shot class; every class filled up to the head count

@@ -22,7 +22,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from ..metrics import kernel_inception_distance, manifold_metrics, t_interval
+from ..scoring.metrics import kernel_inception_distance, manifold_metrics, t_interval
 from .experiment import row, section
 from .longtail import (added_images, can_produce, check_longtail, class_ranks, draw_replicate, labelled,
                        rank_groups, real_pools, train_and_test)

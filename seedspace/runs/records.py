@@ -11,10 +11,12 @@ from ..checks import (MAX_BATCH_SIZE, MAX_OPT_STEPS, MAX_UPSCALE, SEED_INT_LIMIT
                       check_frames, check_guidance, check_int, check_number, check_steps)
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .frames import EASINGS, FRAME_METHODS
-from .seedselect.settings import INIT_METHODS
 
 VIDEO_FORMATS = ("mp4", "gif")
 DTYPE_NAMES = ("float32", "float16", "bfloat16")
+
+
+INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")  # SeedSelect's initialisations
 
 
 class RecordError(ValueError):
