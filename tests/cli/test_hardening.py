@@ -25,7 +25,7 @@ from seedspace import outputs
 from seedspace.cli.main import main
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CHEAP = ("--frames", "3", "--class", "0", "--steps", "2")  # a run of a few tiny UNet calls
 
 

@@ -20,7 +20,7 @@ from seedspace.evaluation.report import RESULTS_BEGIN, RESULTS_END, results_sect
 from seedspace.backends.loading import load_model
 from seedspace.cli.main import main as cli_main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RATES = {"acc", "conf", "p_acc", "p_conf"}  # must lie in [0, 1]
 
 

@@ -18,7 +18,7 @@ from seedspace import outputs
 from seedspace.cli.main import as_flags, build_parser, main
 
 torch.set_num_threads(1)
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")

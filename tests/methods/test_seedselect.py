@@ -182,7 +182,7 @@ def test_import_seedspace_loads_no_application():
     code = ("import sys, seedspace as ss; before = sorted(m for m in sys.modules if m.startswith(('seedspace.methods', 'seedspace.evaluation', 'seedspace.runs'))); "
             "ss.seedselect, ss.SeedSelectSettings; print(before, 'seedspace.methods.seedselect' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=Path(__file__).resolve().parent.parent).stdout
+                         cwd=Path(__file__).resolve().parents[2]).stdout
     assert out.strip() == "[] True"
 
 
@@ -264,7 +264,7 @@ def test_cli_seedselect_and_resume(tiny_testbed_dir, tmp_path):
 def test_report_seedselect_quick(tiny_testbed_dir, tmp_path):
     import importlib.util
 
-    path = Path(__file__).resolve().parent.parent / "scripts" / "report_seedselect.py"
+    path = Path(__file__).resolve().parents[2] / "scripts" / "report_seedselect.py"
     spec = importlib.util.spec_from_file_location("report_seedselect", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

