@@ -31,7 +31,7 @@ _EXPORTS = {
     **dict.fromkeys(["LoadedSeeds", "describe_seed", "load_seeds", "parse_seed_spec"], ".seeds"),
     **dict.fromkeys(["SeedSelectSettings", "seedselect"], ".methods.seedselect"),
     **dict.fromkeys(["AugmentSettings", "augment"], ".methods.augment"),
-    **dict.fromkeys(["CalibrationResult", "calibrate"], ".methods.calibrate"),
+    **dict.fromkeys(["CalibrationResult", "CalibrationSettings", "calibrate"], ".methods.calibrate"),
 }
 
 __all__ = ["__version__", *sorted(_EXPORTS)]
@@ -53,7 +53,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .methods.augment import AugmentSettings, augment
-    from .methods.calibrate import CalibrationResult, calibrate
+    from .methods.calibrate import CalibrationResult, CalibrationSettings, calibrate
     from .methods.seedselect import SeedSelectSettings, seedselect
     from .backends.base import SeedModel
     from .backends.pipeline_latents import latent_shape, pipeline_latents

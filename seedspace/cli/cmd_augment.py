@@ -48,14 +48,11 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out, keeping its finished shards")
 
     m = p.add_argument_group("model and sampling")
-    m.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
+    common.add_model_choice(m)
     m.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, default=None,
                    help="DDIM steps (default: the model's)")
     m.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: --steps)")
     m.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
-    m.add_argument("--device", default="auto", choices=common.DEVICES, help="device of the model (auto: a GPU if any)")
-    m.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
     m.add_argument("--shard-size", type=int, default=64,
                    help="images per shard (the unit of work and of resuming), a multiple of --batch-size")

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from ..methods.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, calibrate,
-                              default_prior_path, parse_norms, save_prior)
 from ..checks import SEED_INT_LIMIT, check_int
 from ..geometry import QUALITY_FAMILIES
+from ..methods.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, CalibrationSettings,
+                                 calibrate, default_prior_path, parse_norms, save_prior)
 from . import common
 
 COMMAND = "calibrate"
@@ -57,15 +57,12 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
 
     m = p.add_argument_group("model and sampling")
-    m.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), a testbed-format folder with a judge or encoder")
+    common.add_model_choice(m)
     m.add_argument("--class", dest="class_", nargs="+", default=None, metavar="CLASS",
                    help="classes to generate, by index or name, several allowed (default: all)")
     m.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, default=None,
                    help="DDIM steps of sampling and inversion (default: the model's)")
     m.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
-    m.add_argument("--device", default="cpu", choices=common.DEVICES, help="device; directions are drawn on the CPU")
-    m.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
     m.add_argument("--quiet", action="store_true", help="no progress bar or notes")
     p.set_defaults(func=run)
@@ -110,9 +107,10 @@ def run(args) -> int:
                           "--per-norm", str(per_norm), "--steps", str(steps), "--guidance-scale", f"{guidance:g}",
                           "--score", args.score, "--family", args.family, "--seed", str(args.seed),
                           "--dtype", args.dtype])
-    result = calibrate(model, classes=classes, directions=args.directions, norms=norms, per_norm=per_norm,
-                       steps=steps, guidance=guidance, score=args.score, family=args.family, seed=args.seed,
-                       model_id=ref, command=command, progress=not args.quiet, log=lambda m: common.note(args, m))
+    settings = CalibrationSettings(classes=classes, directions=args.directions, norms=norms, per_norm=per_norm,
+                                   steps=steps, guidance=guidance, score=args.score, family=args.family, seed=args.seed)
+    result = calibrate(model, settings, model_id=ref, command=command, progress=not args.quiet,
+                       log=lambda m: common.note(args, m))
     if result.prior.info.get("peak_at_edge"):
         common.note(args, f"the best measured norm ({result.prior.info['best_measured_ratio']:g} sqrt(d)) is an end of "
                           "the grid: measure a wider --norms range")

@@ -51,7 +51,9 @@ def register(subparsers, formatter_class) -> None:
     p.add_argument("--quick", action="store_true",
                    help="every experiment on a small subset (~2 min on the testbed; what CI runs)")
     p.add_argument("--out", default=None, help="results folder, must not exist (default: outputs/evaluate-NNNNN)")
-    p.add_argument("--model", default="testbed", help="'testbed' (the embedded model), 'testbed-flow' or a testbed-format folder")
+    common.add_model_choice(p, dtype_help="weights dtype of the benchmark's synthesis (the claims run in float32, "
+                            "comparable with the recorded results); auto = bfloat16 where the device computes it "
+                            "natively, else float32")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default: 0)")
     p.add_argument("--steps", type=int, default=None, help="DDIM steps (default: the model's)")
     p.add_argument("--guidance", type=float, default=None, help="classifier-free guidance (default: the model's)")
@@ -101,10 +103,6 @@ def register(subparsers, formatter_class) -> None:
                    f"{','.join(FewshotSettings.arms)})")
     f.add_argument("--fs-replicates", type=int, default=None,
                    help=f"replicates: the long-tail benchmark's first draws (default: {FewshotSettings.replicates})")
-    p.add_argument("--device", default="cpu", choices=["cpu", "cuda", "mps", "auto"], help="torch device (default: cpu)")
-    p.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES,
-                   help="weights dtype of the benchmark's synthesis (the claims run in float32, comparable "
-                        "with the recorded results); auto = bfloat16 where the device computes it natively, else float32")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     p.add_argument("--update-results", default=None, metavar="PAGE",
                    help="replace the section between <!-- BEGIN seedspace-evaluate --> and <!-- END seedspace-evaluate -->"

@@ -23,14 +23,11 @@ def register(subparsers, formatter_class) -> None:
                     "uploaded images, centroids, seed travel and norm diagnostics. Every result is a run folder "
                     "like the command line's (under --runs-dir) and can be downloaded as a .zip. Needs the "
                     "optional extra: pip install 'seedspace[ui]'.")
-    p.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), a testbed or diffusers folder, or a hub id in the local cache")
+    common.add_model_choice(p)
     p.add_argument("--host", default=LOCAL_HOST,
                    help="address to bind; anything but a loopback address lets other machines use the page")
     p.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
     p.add_argument("--runs-dir", default="outputs", help="folder for the run folders and uploads")
-    p.add_argument("--device", default="cpu", choices=common.DEVICES, help="device; seeds are always drawn on the CPU")
-    p.add_argument("--dtype", default="auto", choices=common.DTYPE_CHOICES, help=common.DTYPE_HELP)
     p.add_argument("--batch-size", type=int, default=16, help="images per model call")
     common.add_prior_option(p)
     p.set_defaults(func=run)

@@ -39,11 +39,20 @@ def note(args, message: str) -> None:
 
 
 # -- options ---------------------------------------------------------------------------------------------
+def add_model_choice(group, dtype_help: str = DTYPE_HELP) -> None:
+    """--model, --device and --dtype, the same on every command (the model's options beyond them vary)."""
+    group.add_argument("--model", default="testbed",
+                       help="'testbed' (the embedded model), 'testbed-flow' (its flow-matching twin), a testbed or "
+                            "diffusers folder, or a hub id in the local cache")
+    group.add_argument("--device", default="cpu", choices=DEVICES,
+                       help="device of the model ('auto': a GPU if any); seeds are always drawn on the CPU")
+    group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=dtype_help)
+
+
 def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, out: bool = True,
                       resume: bool = False) -> None:
     g = parser.add_argument_group("model and sampling")
-    g.add_argument("--model", default="testbed",
-                   help="'testbed' (the embedded model), 'testbed-flow' (its flow-matching twin), a testbed or diffusers folder, or a hub id in the local cache")
+    add_model_choice(g)
     g.add_argument("--class", dest="class_", default=None, metavar="CLASS",
                    help="class index or name for class-conditional models (default: class 0); 'unconditional' samples the model's unconditional distribution (its null class)")
     g.add_argument("--prompt", default=None, help="prompt for text-to-image models (default: empty prompt)")
@@ -57,8 +66,6 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
         g.add_argument("--scheduler", default=None,
                        help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
                             "flow-matching models such as SD3 and Flux)")
-    g.add_argument("--device", default="cpu", choices=DEVICES, help="device; seeds are always drawn on the CPU")
-    g.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=DTYPE_HELP)
     g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
     if out:
         g.add_argument("--out", default=None,

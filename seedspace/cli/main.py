@@ -50,9 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="seedspace", formatter_class=HelpFormatter,
                     description="Explore the seed (initial-noise) space of diffusion models with norm-aware "
                                 "geometry (NAO paths and centroids, inversion, norm diagnostics).",
-                    epilog="Every command takes --model (default: the embedded testbed), --class or --prompt, "
-                           "--steps/--num-inference-steps, --guidance-scale, --device, --dtype, --batch-size, --out "
-                           "and --quiet; run `seedspace <command> --help` for all options and defaults.\n\n"
+                    epilog="Every command that loads a model takes --model (default: the embedded testbed), --device "
+                           "and --dtype; the seed commands also --class or --prompt, --steps/--num-inference-steps, "
+                           "--batch-size, --out and --quiet, and those that render images --guidance-scale and "
+                           "--scheduler; run `seedspace <command> "
+                           "--help` for all options and defaults.\n\n"
                            "Example: seedspace interpolate --compare --seeds 11,42 --class 3")
     parser.add_argument("--version", action="version", version=f"seedspace {__version__}")
     sub = parser.add_subparsers(title="commands", dest="command", metavar="<command>", parser_class=Parser)

@@ -21,6 +21,7 @@ measurements in its ``info["calibration"]`` and is written as a prior JSON file 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ from tqdm.auto import tqdm
 
 from .. import outputs
 from .._version import __version__
-from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_int, check_number
+from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_guidance, check_int, check_number, check_steps
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
 from ..scoring.judge import resize_images
 from ..runs.provenance import model_record
@@ -232,36 +233,67 @@ def _summary(values: list[np.ndarray]) -> dict:
     return {"mean": mean, "sem": sem, "n": int(values[0].size)}
 
 
-def calibrate(model, *, classes=None, directions: str = "both", norms=DEFAULT_NORMS,
-              per_norm: int = DEFAULT_PER_NORM, steps: int | None = None, guidance: float | None = None,
-              score: str = "auto", family: str = "scaled-chi", seed: int = 0, model_id: str | None = None,
-              command: str | None = None, progress: bool = False,
-              log: Callable[[str], None] | None = None) -> CalibrationResult:
+@dataclass(frozen=True)
+class CalibrationSettings:
+    """What decides a calibration (recorded in the prior's ``info``), validated when made.
+
+    - ``classes``: class indices or names to generate (None: all the model's classes).
+    - ``directions``: 'random', 'inverted' (the few-shot images' DDIM inversions) or 'both'; 'both' uses the random
+      directions alone (noted in ``info``) when the model has no few-shot images.
+    - ``norms``: norm / sqrt(d) of the grid (a sequence, or text for :func:`parse_norms`).
+    - ``per_norm``: images per norm and direction kind (inverted: at most the few-shot images available).
+    - ``steps``, ``guidance``: sampling (None: the model's defaults); inversion uses ``steps`` too.
+    - ``score``: 'auto' (conf with a judge, else features), 'conf', 'accuracy' or 'features'.
+    - ``family``: 'scaled-chi' (the geometry's width, mode at the quality-weighted RMS norm) or 'generalized-chi'.
+    - ``seed``: the integer the random directions and the few-shot order derive from.
+    """
+
+    classes: Sequence | None = None
+    directions: str = "both"
+    norms: Sequence[float] | str = DEFAULT_NORMS
+    per_norm: int = DEFAULT_PER_NORM
+    steps: int | None = None
+    guidance: float | None = None
+    score: str = "auto"
+    family: str = "scaled-chi"
+    seed: int = 0
+
+    def __post_init__(self):
+        if self.directions not in DIRECTIONS:
+            raise ValueError(f"unknown directions {self.directions!r}; choose one of {', '.join(DIRECTIONS)}")
+        if self.family not in QUALITY_FAMILIES:
+            raise ValueError(f"unknown prior family {self.family!r}; choose one of {', '.join(QUALITY_FAMILIES)}")
+        if self.score not in SCORES:
+            raise ValueError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
+        object.__setattr__(self, "norms", tuple(parse_norms(self.norms)))
+        check_int(self.per_norm, "per_norm", 1, MAX_PER_NORM)
+        check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
+        if self.steps is not None:
+            check_steps(self.steps, "steps")
+        if self.guidance is not None:
+            check_guidance(self.guidance, "guidance")
+
+
+def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: str | None = None,
+              command: str | None = None, progress: bool = False, log: Callable[[str], None] | None = None,
+              **options) -> CalibrationResult:
     """Measure image quality against the seed norm and fit a norm prior to it (see the module docstring).
 
     Args:
         model: a loaded class-conditional seedspace model with a judge (``has_judge``) or features.
-        classes: class indices or names to generate (None: all the model's classes).
-        directions: 'random', 'inverted' (the few-shot images' DDIM inversions) or 'both'; 'both' uses the random
-            directions alone (noted in ``info``) when the model has no few-shot images.
-        norms: norm / sqrt(d) of the grid (a sequence, or text for :func:`parse_norms`).
-        per_norm: images per norm and direction kind (inverted: at most the few-shot images available).
-        steps, guidance: sampling (None: the model's defaults); inversion uses ``steps`` too.
-        score: 'auto' (conf with a judge, else features), 'conf', 'accuracy' or 'features'.
-        family: 'scaled-chi' (the geometry's width, mode at the quality-weighted RMS norm) or 'generalized-chi'.
-        seed: the integer the random directions and the few-shot order derive from.
-        model_id, command: recorded in the provenance (how the model is loaded again; the command line).
+        settings: a :class:`CalibrationSettings` (default: its defaults).
+        model_id: recorded in the provenance: how the model is loaded again.
+        command: recorded in the provenance: the command line that ran.
+        progress: show a tqdm bar.
         log: called with one line per step (e.g. print to stderr).
+        **options: fields of :class:`CalibrationSettings` as keywords (``per_norm=...``); they override
+            ``settings``.
 
     ``q_j`` = mean score at norm ``s_j``; prior = :func:`prior_from_quality` (``s_j sqrt(d)``, ``q_j``).
     """
-    if directions not in DIRECTIONS:
-        raise ValueError(f"unknown directions {directions!r}; choose one of {', '.join(DIRECTIONS)}")
-    if family not in QUALITY_FAMILIES:
-        raise ValueError(f"unknown prior family {family!r}; choose one of {', '.join(QUALITY_FAMILIES)}")
-    ratios = parse_norms(norms)
-    check_int(per_norm, "per_norm (images per norm)", 1, MAX_PER_NORM)
-    check_int(seed, "seed", 0, SEED_INT_LIMIT - 1)
+    settings = dataclasses.replace(settings or CalibrationSettings(), **options)
+    classes, directions, ratios, per_norm = settings.classes, settings.directions, settings.norms, settings.per_norm
+    steps, guidance, score, family, seed = settings.steps, settings.guidance, settings.score, settings.family, settings.seed
     score = resolve_score(model, score)
     class_list = resolve_classes(model, classes)
     steps = int(steps or model.default_steps)

@@ -15,103 +15,23 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import save_file
 
-from ..hardware import cpu_has_native_bf16
-from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check_number
+from ..checks import check_int
 from ..outputs import atomic_path, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
-from .train import OBJECTIVES, UNET_CHANNELS, make_scheduler, train_classifier, train_diffusion, training_bytes
+from .recipe import TestbedRecipe
+from .train import make_scheduler, train_classifier, train_diffusion, training_bytes
 
 RECORD = "training.json"
 LARGE_TRAINING_BYTES = 8 * 2 ** 30  # larger trainings need allow_large
 CHECKPOINT = "checkpoint.safetensors"
-IMAGE_SIZES = (8, 16, 32)
-
-
-@dataclass(frozen=True)
-class TestbedRecipe:
-    """Everything that decides the bytes of a trained testbed (a resumed training must use the same).
-
-    ``fewshot`` and ``test_references`` images per class are held out of the data (seeded by ``seed``) and never
-    trained on; the diffusion model sees the long-tailed split of the rest (class c keeps n_max * imbalance^(-c / (C
-    - 1)) images; 1 = all), the judge and the encoder all of it. A data set with its own test split (Fashion-MNIST)
-    takes the few-shot images from it and keeps the rest of it as test references.
-    """
-
-    __test__ = False  # not a pytest class
-    steps: int = 4000
-    batch_size: int = 128
-    lr: float = 1e-3
-    imbalance: float = 100.0
-    seed: int = 0
-    fewshot: int = 100
-    test_references: int = 100
-    image_size: int = 32
-    channels: tuple[int, ...] = UNET_CHANNELS
-    judge: bool = True
-    encoder: bool = True
-    classifier_epochs: int = 4
-    ema_decay: float = 0.999
-    cond_drop: float = 0.1
-    bf16: bool | None = None  # bf16 autocast; None: where the CPU computes bf16 natively (hardware.py)
-    default_steps: int = 50
-    default_guidance: float = 2.0
-    name: str | None = None
-    objective: str = "epsilon"
-
-    def __post_init__(self):
-        object.__setattr__(self, "channels", tuple(self.channels))
-        if self.bf16 is None:
-            object.__setattr__(self, "bf16", cpu_has_native_bf16())
-        if not isinstance(self.bf16, bool):
-            raise ValueError(f"bf16 must be True, False or None (auto), got {self.bf16!r}")
-        check_int(self.steps, "steps", 1)
-        check_int(self.batch_size, "batch_size", 1, 65536)
-        check_number(self.lr, "lr", 0.0, 1.0, low_open=True)
-        check_number(self.imbalance, "imbalance", 1.0)
-        check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
-        check_int(self.fewshot, "fewshot", 1)
-        check_int(self.test_references, "test_references", 1)
-        check_int(self.classifier_epochs, "classifier_epochs", 1)
-        check_number(self.ema_decay, "ema_decay", 0.0, 1.0)
-        check_number(self.cond_drop, "cond_drop", 0.0, 1.0, low_open=True)
-        check_int(self.default_steps, "default_steps", 1, MAX_STEPS)
-        check_number(self.default_guidance, "default_guidance", *GUIDANCE_RANGE)
-        if self.name is not None and (not str(self.name).strip() or any(ord(c) < 32 for c in str(self.name))):
-            raise ValueError(f"name must be a non-empty line of text, got {self.name!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {self.image_size}")
-        if not 1 <= len(self.channels) <= 4 or any(c < 4 or c % 4 for c in self.channels):
-            raise ValueError(f"channels must be 1 to 4 multiples of 4 (e.g. 32,64,64), got {self.channels}")
-        if self.image_size % 2 ** (len(self.channels) - 1):
-            raise ValueError(f"image_size {self.image_size} cannot be halved {len(self.channels) - 1} times "
-                             f"for {len(self.channels)} UNet levels")
-
-    def command_options(self) -> list[str]:
-        """The ``seedspace testbed train`` options that give this recipe (those that differ from the defaults)."""
-        options = []
-        for f in dataclasses.fields(self):
-            value, default = getattr(self, f.name), f.default
-            if f.name == "bf16":  # always written: its default depends on the machine
-                options += ["--dtype", "bfloat16" if value else "float32"]
-                continue
-            if value == default or f.name in ("ema_decay", "cond_drop"):
-                continue
-            if f.name in ("judge", "encoder"):
-                options.append(f"--skip-{f.name}")
-            else:
-                shown = ",".join(map(str, value)) if f.name == "channels" else value
-                options += [f"--{f.name.replace('_', '-')}", str(shown)]
-        return options
 
 
 def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
@@ -247,11 +167,8 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
             write_json(out / RECORD, record)
             log(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
     longtail = rows["train-longtail"]
-    ema, summary = train_diffusion(
-        to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]), len(classes), out / CHECKPOINT,
-        steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr, ema_decay=recipe.ema_decay,
-        cond_drop=recipe.cond_drop, seed=recipe.seed, bf16=recipe.bf16, image_size=recipe.image_size,
-        channels=recipe.channels, checkpoint_every=checkpoint_every, progress=progress, objective=recipe.objective)
+    ema, summary = train_diffusion(to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]),
+                                   len(classes), out / CHECKPOINT, recipe, checkpoint_every, progress)
     _save_unet(out, ema, recipe.objective)
     write_json(out / "loss_history.json", summary.pop("loss_history"))
     info = testbed_info(out, dataset, rows, recipe, record, summary)

@@ -23,14 +23,13 @@ from tqdm import tqdm
 
 from ..outputs import atomic_path
 from .judge import Encoder, Judge
+from .recipe import UNET_CHANNELS, TestbedRecipe
 
 SCHEDULER_CONFIG = {
     "num_train_timesteps": 1000, "beta_start": 1e-4, "beta_end": 0.02, "beta_schedule": "linear",
     "prediction_type": "epsilon", "clip_sample": False,
 }
 FLOW_SCHEDULER_CONFIG = {"num_train_timesteps": 1000, "shift": 1.0}
-OBJECTIVES = ("epsilon", "flow")
-UNET_CHANNELS = (32, 64, 64)
 WARMUP_STEPS = 200
 ACTIVATION_FLOATS = 32  # activations kept per channel and pixel of a UNet level (norms, convolutions, skips)
 
@@ -87,23 +86,23 @@ def noisy_batch(x0: torch.Tensor, abar: torch.Tensor | None, gen: torch.Generato
     return a.sqrt() * x0 + (1 - a).sqrt() * eps, t, eps
 
 
-def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path, steps: int = 4000,
-                    batch_size: int = 128, lr: float = 1e-3, ema_decay: float = 0.999, cond_drop: float = 0.1,
-                    seed: int = 0, bf16: bool = False, image_size: int = 32, channels=UNET_CHANNELS,
-                    checkpoint_every: int = 250, progress: bool = True,
-                    objective: str = "epsilon") -> tuple[UNet2DModel, dict]:
+def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path,
+                    recipe: TestbedRecipe = TestbedRecipe(), checkpoint_every: int = 250,
+                    progress: bool = True) -> tuple[UNet2DModel, dict]:
     """Epsilon-prediction DDPM training, loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, or
-    (``objective="flow"``) rectified flow, loss = |(eps - x0) - v_theta((1 - s) x0 + s eps, 1000 s, y)|^2 with
-    s ~ U(0, 1); the class dropped to the null class with probability ``cond_drop``; returns the EMA weights and a
-    summary.
+    (``recipe.objective="flow"``) rectified flow, loss = |(eps - x0) - v_theta((1 - s) x0 + s eps, 1000 s, y)|^2
+    with s ~ U(0, 1); the class dropped to the null class with probability ``cond_drop``; returns the EMA weights
+    and a summary. The recipe's steps, batch_size, lr, ema_decay, cond_drop, seed, bf16, image_size, channels and
+    objective apply.
 
     Images (N, 1, 32, 32) in [-1, 1] (resized to ``image_size`` when it differs). The full training state (weights,
     EMA, optimiser, schedule, random generators, loss history) goes to ``checkpoint`` every ``checkpoint_every``
     steps, at the end, and after Ctrl-C / SIGTERM (the running step is finished first); an existing checkpoint is
     continued, and the result is the same bytes as an uninterrupted run on the CPU.
     """
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; choose one of {', '.join(OBJECTIVES)}")
+    steps, batch_size, lr, seed, objective = recipe.steps, recipe.batch_size, recipe.lr, recipe.seed, recipe.objective
+    ema_decay, cond_drop, bf16 = recipe.ema_decay, recipe.cond_drop, recipe.bf16
+    image_size, channels = recipe.image_size, recipe.channels
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     unet = make_unet(num_classes, image_size, channels)

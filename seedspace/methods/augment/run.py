@@ -68,8 +68,8 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         out: the data set folder (must not exist, unless ``resume``): ``OUT/<class>/<class>_<index>.png``,
             ``manifest.jsonl`` (one line per image: class, strategy, method, prior, sampler, steps, guidance and
             the seed's provenance), ``run.json``, ``references.safetensors`` (references and their inversions).
-        settings / options: an :class:`AugmentSettings`, or its fields as keywords (``per_class=...``); keywords
-            override fields of ``settings``.
+        settings: an :class:`AugmentSettings` (default: its defaults).
+        **options: fields of :class:`AugmentSettings` as keywords (``per_class=...``); they override ``settings``.
         executor: 'local' (in-process) or 'ray' (``workers`` actors; ``ray_address`` joins a running cluster,
             else a local one is started); ``ray_options``: ``cpus_per_worker``, ``retries``, ``runtime_env``.
         device: where the model runs ('auto': a GPU when there is one).

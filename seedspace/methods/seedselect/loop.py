@@ -62,7 +62,7 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
                settings: SeedSelectSettings | None = None, feature_fn: FeatureFn | str | Path | None = None,
                out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
                save_images: bool = True, progress: bool = False,
-               callback: StepCallback | None = None, prior=None) -> SeedSelectResult:
+               callback: StepCallback | None = None, **options) -> SeedSelectResult:
     """Optimise seeds so the model's images match ``reference_images`` (>= 2 real images in [0, 1]), minimising
     semantic_weight * (1 - cos of features) + appearance_weight * MSE to the mean encoded reference.
 
@@ -72,7 +72,9 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
             folder of images (one reference set), or a list of (K_j, C, H, W) tensors (one set per seed,
             optimised in one batch).
         condition: the class / prompt (one for all seeds, or a list with one per seed).
-        settings: :class:`SeedSelectSettings` (default: the published settings, init 'nao-centroid').
+        settings: a :class:`SeedSelectSettings` (default: the published settings, init 'nao-centroid').
+        **options: fields of :class:`SeedSelectSettings` as keywords (``steps=...``, ``prior=...``); they override
+            ``settings``.
         feature_fn: callable images -> features, a local CLIP folder, or None for the model's own features.
         out_dir: save every step there (``step_XXXX.safetensors``: seeds, per-seed loss terms, AdamW moments;
             ``step_XXXX.png``; ``history.json``), atomically.
@@ -82,12 +84,8 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
         save_images: also write ``step_XXXX.png`` into ``out_dir``.
         progress: show a tqdm bar with the loss.
         callback: ``callback(step, record, seeds, images)`` after each step's forward pass (before the update).
-        prior: the norm prior of the NAO initialisations (overrides ``settings.prior``; None keeps it): 'chi',
-            'scaled-chi:S', a prior file (``seedspace calibrate``), a record or a prior object.
     """
-    settings = settings or SeedSelectSettings()
-    if prior is not None:
-        settings = dataclasses.replace(settings, prior=prior)
+    settings = dataclasses.replace(settings or SeedSelectSettings(), **options)
     sets = reference_sets(model, reference_images)
     init = settings.init
     batch_of_seeds = isinstance(init, torch.Tensor) and init.ndim == len(model.seed_shape) + 1
