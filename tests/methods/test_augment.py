@@ -238,6 +238,7 @@ def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs
     resumed = run(tiny_testbed_dir, refs_dir, out, resume=True)
     assert resumed.shards_run == 9 - 3 and resumed.generated == 15 - 5  # class 0 (5 images) was finished
     assert data_files(out) == data_files(full.out)
+    assert (out / "run.json").read_bytes() == (full.out / "run.json").read_bytes()  # times and counts: run.log
 
     (out / "class1" / "shard-00001.jsonl").unlink()  # a lost shard is redone, the rest kept
     (out / "class1" / "class1_00002.png").unlink()

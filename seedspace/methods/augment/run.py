@@ -138,7 +138,8 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
             runner.run(plan, out, pending, model_id, bar.update)
         manifest = writing.assemble_manifest(out, plan)
         seconds = time.perf_counter() - t0
-        record["result"] = {"images": plan.total_images, "generated": generated, "shards": len(plan.shards),
-                            "shards_run": len(pending), "seconds": round(seconds, 3)}
+        record["result"] = {"images": plan.total_images, "shards": len(plan.shards)}
+        # what this call did and how long it took depend on earlier attempts and the clock: run.log, not run.json
+        record.log(f"generated {generated} images in {len(pending)} shards, {seconds:.1f} s")
     return AugmentResult(out, manifest, [c.folder for c in classes], plan.total_images, generated, len(plan.shards),
                          len(pending), seconds, settings)
