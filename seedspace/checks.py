@@ -12,6 +12,7 @@ MAX_STEPS = 1000  # DDIM steps: never more than a model's training timesteps (10
 MAX_BATCH_SIZE = 4096
 MAX_FRAMES = 10_000  # frames per path or travel segment
 MAX_OPT_STEPS = 10_000  # SeedSelect optimisation steps (seedselect, augment's seedselect strategy)
+LARGE_JOB_BYTES = 256 * 2 ** 20  # runs that would write more need allow_large (--allow-large)
 MAX_PER_CLASS = 1_000_000  # augment's images per class: planning more takes minutes before anything is written
 MAX_SEEDS = 100_000  # seeds drawn by --random-seeds, or optimised together
 FPS_RANGE = (0.1, 240.0)  # ffmpeg cannot mux frame rates far outside this (it writes broken files)

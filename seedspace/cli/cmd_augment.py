@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..methods.augment import CONDITIONS, EXECUTORS, METHODS, STRATEGIES, AugmentError, AugmentSettings, augment
+from ..checks import LARGE_JOB_BYTES
 from ..methods.augment.references import testbed_split
 from . import common
 
@@ -46,6 +47,9 @@ def register(subparsers, formatter_class) -> None:
     g.add_argument("--seedselect-steps", type=int, default=3, help="SeedSelect steps of --strategy seedselect")
     common.add_prior_option(g)
     g.add_argument("--resume", action="store_true", help="continue the run in --out, keeping its finished shards")
+    g.add_argument("--allow-large", action="store_true",
+                   help=f"run even when the data set would hold more than {LARGE_JOB_BYTES >> 20} MB of pixels "
+                        "(refused without it)")
 
     m = p.add_argument_group("model and sampling")
     common.add_model_choice(m)
@@ -94,7 +98,7 @@ def run(args) -> int:
     try:
         result = augment(model, references, args.out, settings, executor=args.executor, workers=args.workers,
                          ray_address=args.ray_address, device=args.device, resume=args.resume,
-                         progress=not args.quiet, ray_options=ray_options)
+                         progress=not args.quiet, ray_options=ray_options, allow_large=args.allow_large)
     except AugmentError as exc:
         print(f"seedspace: error: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import numpy as np
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
 from ..runs.writers import prior_record, run_parameters
-from ..checks import (GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
+from ..checks import (GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.loading import load_model
 from ..backends.sampling import SCHEDULERS
@@ -25,7 +25,6 @@ DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 DTYPE_HELP = ("model weights dtype; auto = bfloat16 where the device computes it natively (a CPU with AMX or "
               "AVX-512 BF16, a GPU that supports it), else float32; run.json records the one used")
-LARGE_JOB_BYTES = 256 * 2 ** 20  # runs that would write more need --allow-large
 
 
 class CLIError(ValueError):

@@ -579,6 +579,18 @@ def test_augment_resume_of_a_run_json_that_is_not_a_record(cli, tmp_path, aug_re
     assert tree_bytes(out) == before
 
 
+def test_augment_over_the_size_bound_needs_allow_large(cli, tmp_path, aug_refs, monkeypatch):
+    import seedspace.methods.augment.run as augment_run
+
+    monkeypatch.setattr(augment_run, "LARGE_JOB_BYTES", 1000)  # 2 classes x 10 images x 8 x 8 pixels = 1,280 bytes
+    args = ("augment", "--references", aug_refs, "--per-class", "10", "--steps", "2", "--out", tmp_path / "aug")
+    rc, _, err = cli(*args)
+    one_line(rc, err, ("2 classes x 10 images", "--allow-large"))
+    nothing_written(tmp_path, "refs")
+    rc, _, err = cli(*args, "--allow-large")
+    assert rc == 0, err
+
+
 def test_surprises_in_reference_folders_are_refused_not_skipped(cli, tmp_path, aug_refs, tiny_testbed_dir):
     args = ("augment", "--references", aug_refs, "--per-class", "2", "--steps", "2")
     (aug_refs / "class0" / "r9.png").symlink_to(tmp_path / "gone.png")  # a dangling link is not silently left out

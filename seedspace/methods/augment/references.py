@@ -112,9 +112,9 @@ def resolve_classes(model, references, condition: str, min_references: int) -> l
     if len(set(f.lower() for f in folders)) != len(folders):
         raise ValueError(f"two classes map to the same folder name: {folders}")
     for c in classes:
-        if tuple(c.images.shape[1:]) != tuple(_image_shape(model)):
+        if tuple(c.images.shape[1:]) != tuple(image_shape(model)):
             raise ValueError(f"class {c.name!r}: references have size {tuple(c.images.shape[1:])}, the model makes "
-                             f"{tuple(_image_shape(model))}")
+                             f"{tuple(image_shape(model))}")
         if len(c.images) < min_references:
             raise ValueError(f"class {c.name!r} has {len(c.images)} reference image(s); this strategy needs at least "
                              f"{min_references} (a centroid or a geodesic needs two inversions)")
@@ -130,7 +130,8 @@ def resolve_classes(model, references, condition: str, min_references: int) -> l
     return classes
 
 
-def _image_shape(model):
+def image_shape(model):
+    """The shape of one image the model makes (its seed shape for pixel models without one)."""
     shape = getattr(model, "image_shape", None)
     return tuple(shape) if shape is not None else tuple(model.seed_shape)
 

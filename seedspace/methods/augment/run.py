@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...backends.loading import dtype_name, load_model
+from ...checks import LARGE_JOB_BYTES
 from ...hardware import torch_threads
 from ...runs.provenance import model_reference
 from . import references as refs
@@ -57,7 +59,7 @@ def _load(model, device: str, dtype: str):
 def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str | Path,
             settings: AugmentSettings | None = None, *, executor: str = "local", workers: int = 1,
             ray_address: str | None = None, device: str = "auto", resume: bool = False, progress: bool = True,
-            ray_options: dict | None = None, **options) -> AugmentResult:
+            ray_options: dict | None = None, allow_large: bool = False, **options) -> AugmentResult:
     """Generate ``per_class`` synthetic images per class from a few reference images per class; write a data set.
 
     Args:
@@ -75,6 +77,8 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         device: where the model runs ('auto': a GPU when there is one).
         resume: continue the run in ``out``: finished shards are kept; the settings, model and references must be
             the saved run's (ValueError naming the first difference).
+        allow_large: run even when the data set would hold more than ``LARGE_JOB_BYTES`` of pixels (refused
+            before anything is written without it).
 
     The bytes are fixed by the settings (the thread count and dtype included), the classes and the references:
     image i of a class is the same file whatever the shard size, shard order, executor or number of workers.
@@ -101,13 +105,17 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     settings = settings.resolved(loaded)
     with torch_threads(settings.threads):
-        return _run(loaded, ref, references, out, settings, runner, saved, progress, t0)
+        return _run(loaded, ref, references, out, settings, runner, saved, progress, t0, allow_large)
 
 
 def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, saved: dict | None, progress: bool,
-         t0: float) -> AugmentResult:
+         t0: float, allow_large: bool) -> AugmentResult:
     resuming = saved is not None
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
+    size = len(classes) * settings.per_class * math.prod(refs.image_shape(loaded))  # a byte per pixel value
+    if size > LARGE_JOB_BYTES and not (allow_large or resuming):
+        raise ValueError(f"{len(classes)} classes x {settings.per_class} images would write about {size >> 20} MB, "
+                         f"over {LARGE_JOB_BYTES >> 20} MB; pass allow_large to go ahead")
     if settings.strategy == "seedselect":
         check_refinable(loaded)
     check_capacity(classes, settings)
