@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from ..methods.augment import CONDITIONS, EXECUTORS, METHODS, STRATEGIES, AugmentError, AugmentSettings, augment
 from ..checks import LARGE_JOB_BYTES
+from ..methods.augment import CONDITIONS, EXECUTORS, METHODS, STRATEGIES, AugmentError, AugmentSettings, augment
 from ..methods.augment.references import testbed_split
 from . import common
 

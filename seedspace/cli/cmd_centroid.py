@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from ..runs.writers import check_methods
 from ..checks import MAX_FRAMES, check_frames
 from ..geometry import CENTROID_METHODS
+from ..runs.writers import check_methods
 from . import common
 from .runs import run_frames_command
 

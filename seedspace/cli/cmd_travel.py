@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .. import outputs
-from ..runs.frames import EASINGS
-from ..runs.records import VIDEO_FORMATS, check_travel_frames
-from ..runs.writers import check_methods
 from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE, check_fps, check_int
 from ..conditions import is_class_conditional
 from ..geometry import INTERPOLATION_METHODS
+from ..runs.frames import EASINGS
+from ..runs.records import VIDEO_FORMATS, check_travel_frames
+from ..runs.writers import check_methods
 from . import common
 from .runs import run_frames_command
 

@@ -18,8 +18,8 @@ from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
-from ..seeds import parse_seed_spec, random_seed_ints
 from ..runs import read_run
+from ..seeds import parse_seed_spec, random_seed_ints
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")

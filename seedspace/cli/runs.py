@@ -7,10 +7,10 @@ from __future__ import annotations
 from typing import Callable
 
 from .. import outputs
+from ..runs import open_run
 from ..runs.frames import PLANNERS, plan_frames
 from ..runs.provenance import frame_text
 from ..runs.records import check_frame_record
-from ..runs import open_run
 from ..runs.writers import write_frame_run
 from . import common
 

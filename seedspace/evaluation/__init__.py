@@ -24,8 +24,8 @@ import torch
 from ..backends.sampling import INVERTIBLE, scheduler_label
 from ..hardware import cpu_has_native_bf16, cpu_model
 from .centroid import run_centroid
-from .fewshot import check_fewshot, run_fewshot
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
+from .fewshot import check_fewshot, run_fewshot
 from .interpolation import run_interpolation
 from .longtail import run_longtail
 from .norm import run_norm

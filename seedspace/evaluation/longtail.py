@@ -33,8 +33,8 @@ import torch
 from ..backends.loading import resolve_model_prior
 from ..methods.augment.settings import MIN_REFERENCES
 from ..methods.augment.strategies import max_distinct
-from .classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
 from ..scoring.metrics import t_interval
+from .classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
 from .experiment import row, section
 from .paired import verdict
 from .longtail_settings import (CONTROL_ARMS, REBALANCING, TREATMENT_TITLES, LongtailSettings, parse_arm,

@@ -15,9 +15,9 @@ import torch
 
 from ..backends.base import seeds_from_ints
 from ..backends.loading import load_model, resolve_dtype
+from ..scoring.judge import EvalJudge, load_references, resize_images
 from ..scoring.metrics import bootstrap_ci, group_frechet, group_kid, index_bootstrap_ci, paired_bootstrap_ci
 from .config import EvalConfig
-from ..scoring.judge import EvalJudge, load_references, resize_images
 
 
 def stable_seed(*parts) -> int:

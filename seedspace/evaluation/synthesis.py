@@ -9,10 +9,10 @@ from pathlib import Path
 
 import torch
 
-from ..outputs import read_png_pixels
-from ..testbed.data import IMAGE_SIZE, to_model_space
-from ..scoring.judge import resize_images
 from ..methods.augment import augment
+from ..outputs import read_png_pixels
+from ..scoring.judge import resize_images
+from ..testbed.data import IMAGE_SIZE, to_model_space
 from .runner import Runner, stable_seed
 
 ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry

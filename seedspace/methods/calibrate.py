@@ -36,8 +36,8 @@ from .. import outputs
 from .._version import __version__
 from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_guidance, check_int, check_number, check_steps
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
-from ..scoring.judge import resize_images
 from ..runs.provenance import model_record
+from ..scoring.judge import resize_images
 
 DIRECTIONS = ("random", "inverted", "both")
 SCORES = ("auto", "conf", "accuracy", "features")

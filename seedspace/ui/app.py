@@ -12,11 +12,11 @@ from typing import Callable
 
 import gradio as gr
 
-from ..runs.frames import EASINGS
 from ..checks import GUIDANCE_RANGE
 from ..conditions import is_class_conditional
-from ..runs.frames import FRAME_METHODS
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
+from ..runs.frames import EASINGS
+from ..runs.frames import FRAME_METHODS
 from .inputs import SEED_FILE_SUFFIX
 from .tasks import MAX_PAGE_FRAMES, Explorer, TaskResult
 

@@ -17,18 +17,18 @@ from pathlib import Path
 from typing import Callable
 
 from .. import outputs
-from ..runs.frames import EASINGS, FRAME_METHODS, plan_frames
-from ..scoring.metrics import image_psnr
-from ..runs.provenance import model_record
-from ..runs.writers import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
 from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
+from ..runs import open_run
+from ..runs.frames import EASINGS, FRAME_METHODS, plan_frames
+from ..runs.provenance import model_record
+from ..runs.writers import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
+from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
 from .inputs import one_item, typed_items, upload_items
 from .plots import norm_plot, path_norm_ratios
-from ..runs import open_run
 
 MAX_PAGE_FRAMES = 33  # frames per path (or travel segment) the page offers: each answer stays interactive
 MAX_PAGE_INPUTS = 32  # seeds or uploads per centroid, travel or norms request

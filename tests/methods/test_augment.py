@@ -44,6 +44,22 @@ def run(model_dir, refs, out, **options):
     return augment(str(model_dir), refs, out, **kwargs)
 
 
+def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
+    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard runs."""
+    calls, original = [], executors.ShardRunner.run
+
+    def interrupted(self, work):
+        calls.append(work.shard)
+        if len(calls) == at_shard:
+            raise KeyboardInterrupt
+        return original(self, work)
+
+    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run(*args, **kwargs)
+    monkeypatch.setattr(executors.ShardRunner, "run", original)
+
+
 def data_files(out: Path) -> dict[str, bytes]:
     """Every file of a data set but run.json (which records the executor), run.log (wall-clock times) and the
     folder's lock."""
@@ -220,19 +236,7 @@ def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_
 def test_resume_redoes_missing_shards_and_keeps_the_bytes(tiny_testbed_dir, refs_dir, tmp_path, monkeypatch):
     full = run(tiny_testbed_dir, refs_dir, tmp_path / "full")
     out = tmp_path / "partial"
-    calls = []
-    original = executors.ShardRunner.run
-
-    def interrupted(self, work):  # Ctrl-C while the fourth shard runs
-        calls.append(work.shard)
-        if len(calls) == 4:
-            raise KeyboardInterrupt
-        return original(self, work)
-
-    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_testbed_dir, refs_dir, out)
-    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    interrupted_run(monkeypatch, 4, tiny_testbed_dir, refs_dir, out)
     assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
     assert len(list(out.rglob("shard-*.jsonl"))) == 3 and not (out / "manifest.jsonl").exists()
     resumed = run(tiny_testbed_dir, refs_dir, out, resume=True)
@@ -267,18 +271,9 @@ def test_every_image_is_computed_with_the_recorded_thread_count(tiny_testbed_dir
         assert torch.get_num_threads() == 1 and set(counts) == {2}
     assert json.loads((full.out / "run.json").read_text())["parameters"]["settings"]["threads"] == 2
 
-    out, calls, original = tmp_path / "partial", [], executors.ShardRunner.run
-
-    def interrupted(self, work):  # Ctrl-C while the third shard runs
-        calls.append(work.shard)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, work)
-
-    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
-    with torch_threads(2), pytest.raises(KeyboardInterrupt):
-        run(tiny_testbed_dir, refs_dir, out, threads=2)
-    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    out = tmp_path / "partial"
+    with torch_threads(2):
+        interrupted_run(monkeypatch, 3, tiny_testbed_dir, refs_dir, out, threads=2)
     counts.clear()
     with torch_threads(1):
         resumed = run(tiny_testbed_dir, refs_dir, out, resume=True)  # threads: the recorded 2, not the caller's 1
@@ -310,18 +305,8 @@ def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversion
             assert s["references"] == s["members"] and s["centroid"] == ("nao" if len(s["members"]) > 1 else None)
     assert json.loads((full.out / "run.json").read_text())["parameters"]["settings"]["clusters"] == 2
 
-    out, calls, original = tmp_path / "partial", [], executors.ShardRunner.run
-
-    def interrupted(self, work):  # Ctrl-C while the third shard runs
-        calls.append(work.shard)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, work)
-
-    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
-    with pytest.raises(KeyboardInterrupt):
-        run(tiny_testbed_dir, refs_dir, out, **CLUSTERS_RUN)
-    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    out = tmp_path / "partial"
+    interrupted_run(monkeypatch, 3, tiny_testbed_dir, refs_dir, out, **CLUSTERS_RUN)
     monkeypatch.setattr(references, "invert_classes", None)  # resuming must not invert again
     resumed = run(tiny_testbed_dir, refs_dir, out, resume=True, **CLUSTERS_RUN)
     assert resumed.shards_run == 4 and data_files(out) == data_files(full.out)

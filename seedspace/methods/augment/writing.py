@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 
 from ... import outputs
+from ...runs import RunRecord
 from .planning import ClassPlan, Plan, Shard, ShardWork
 from .settings import AugmentSettings
-from ...runs import RunRecord
 
 COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
