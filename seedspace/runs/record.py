@@ -157,6 +157,17 @@ def open_run(command: str, params: dict, out=None, base="outputs", resume=None, 
     return resume, RunRecord.resume(resume)
 
 
+@contextlib.contextmanager
+def folder_lock(folder: str | Path):
+    """Hold ``folder``'s lock (``.lock``) over the block: ValueError at once when another seedspace process holds
+    it. The same lock a :class:`RunRecord` holds, for writers that keep their own files (SeedSelect's steps)."""
+    lock = _acquire(Path(folder))
+    try:
+        yield
+    finally:
+        lock.release()
+
+
 def _acquire(folder: Path) -> FileLock:
     lock = FileLock(str(folder / LOCK_NAME))
     try:

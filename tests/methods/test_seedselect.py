@@ -334,3 +334,16 @@ def test_cli_seedselect_prior_is_recorded_and_resumes(tiny_testbed_dir, tmp_path
     assert main(base + ["--prior", "gaussian", "--out", str(tmp_path / "bad")]) == 2
     err = capsys.readouterr().err.strip()
     assert "unknown prior" in err and len(err.splitlines()) == 1 and not (tmp_path / "bad").exists()
+
+
+def test_an_out_dir_in_use_by_another_run_is_refused(model, refs, tmp_path):
+    from seedspace.runs.record import folder_lock
+
+    out = tmp_path / "steps"
+    out.mkdir()
+    with folder_lock(out):  # as another seedspace process would hold it
+        with pytest.raises(ValueError, match="in use by another seedspace process"):
+            sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=1), out_dir=out)
+    assert sorted(p.name for p in out.iterdir()) == [".lock"]
+    result = sel.seedselect(model, refs, 2, settings=Settings(init="random", steps=1), out_dir=out)
+    assert result.steps == 1 and (out / "history.json").is_file()

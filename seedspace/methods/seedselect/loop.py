@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...backends.base import conditions_list
+from ...runs.record import folder_lock
 from .checkpoints import FORMAT, load_step, open_run_dir, save_step, write_history
 from .features import FeatureFn, resolve_feature_fn
 from .initialisation import initial_seeds
@@ -103,69 +105,74 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
         target = target.repeat_row(0, n)
     config = _config(model, settings, conditions, n, sets, target)
     out = Path(out_dir).expanduser() if out_dir is not None else None
-    saved, history, init_seconds = open_run_dir(out, config, resume, overwrite) if out is not None else (None, [], 0.0)
-    if saved is not None:
-        start = int(saved["step"][0])
-        config["init"] = saved["config"].get("init", config["init"])
-        init_seed = load_step(out, 0)["seeds"] if (out / "step_0000.safetensors").is_file() else saved["seeds"]
-        current = saved["seeds"].float()
-        if tuple(current.shape) != (n, *model.seed_shape):
-            raise ValueError(f"cannot resume {out}: saved seeds have shape {tuple(current.shape)}, expected "
-                             f"{(n, *model.seed_shape)}")
-        elapsed_before = history[-1].get("elapsed", init_seconds) if history else init_seconds
-    else:
-        start = 0
-        current = initial_seeds(model, settings, sets, conditions, target, feature_fn)
-        init_seconds = time.perf_counter() - t_start
-        init_seed = current.clone()
-        elapsed_before = init_seconds
-        if out is not None:
-            write_history(out, config, init_seconds, history)
+    lock = contextlib.ExitStack()
+    if out is not None:  # two processes never write one out_dir
+        out.mkdir(parents=True, exist_ok=True)
+        lock.enter_context(folder_lock(out))
+    with lock:
+        saved, history, init_seconds = open_run_dir(out, config, resume, overwrite) if out is not None else (None, [], 0.0)
+        if saved is not None:
+            start = int(saved["step"][0])
+            config["init"] = saved["config"].get("init", config["init"])
+            init_seed = load_step(out, 0)["seeds"] if (out / "step_0000.safetensors").is_file() else saved["seeds"]
+            current = saved["seeds"].float()
+            if tuple(current.shape) != (n, *model.seed_shape):
+                raise ValueError(f"cannot resume {out}: saved seeds have shape {tuple(current.shape)}, expected "
+                                 f"{(n, *model.seed_shape)}")
+            elapsed_before = history[-1].get("elapsed", init_seconds) if history else init_seconds
+        else:
+            start = 0
+            current = initial_seeds(model, settings, sets, conditions, target, feature_fn)
+            init_seconds = time.perf_counter() - t_start
+            init_seed = current.clone()
+            elapsed_before = init_seconds
+            if out is not None:
+                write_history(out, config, init_seconds, history)
 
-    x = current.to(model.device, torch.float32).clone().requires_grad_(True)
-    opt = torch.optim.AdamW([x], lr=settings.lr, weight_decay=settings.weight_decay)
-    if saved is not None and float(saved["adamw_step"][0]) > 0:
-        opt.state[x] = {"step": torch.tensor(float(saved["adamw_step"][0])),
-                        "exp_avg": saved["adamw_exp_avg"].to(model.device).clone(),
-                        "exp_avg_sq": saved["adamw_exp_avg_sq"].to(model.device).clone()}
+        x = current.to(model.device, torch.float32).clone().requires_grad_(True)
+        opt = torch.optim.AdamW([x], lr=settings.lr, weight_decay=settings.weight_decay)
+        if saved is not None and float(saved["adamw_step"][0]) > 0:
+            opt.state[x] = {"step": torch.tensor(float(saved["adamw_step"][0])),
+                            "exp_avg": saved["adamw_exp_avg"].to(model.device).clone(),
+                            "exp_avg_sq": saved["adamw_exp_avg_sq"].to(model.device).clone()}
 
-    steps = settings.steps
-    bar = tqdm(range(start, steps + 1), desc="seedselect", disable=not progress, initial=start, total=steps + 1)
-    wall0 = time.perf_counter()
-    images = None
-    for step in bar:
-        t0 = time.perf_counter()
-        update = step < steps
-        with torch.set_grad_enabled(update):
-            losses, sem, app, x0 = seedselect_loss(model, x, target, conditions, feature_fn, settings, checkpoint=True)
-        if update:
-            opt.zero_grad(set_to_none=True)
-            losses.sum().backward()
-        with torch.no_grad():
-            images = model.decode(x0.detach()).float().cpu()
-        losses, sem, app = (t.detach().float().cpu() for t in (losses, sem, app))
-        record = {"step": step, "loss": float(losses.mean()), "semantic": float(sem.mean()),
-                  "appearance": float(app.mean()), "losses": losses.tolist(), "semantics": sem.tolist(),
-                  "appearances": app.tolist(), "lr": settings.lr_at(step) if update else None}
-        if callback is not None:
-            callback(step, record, x.detach(), images)
-        if out is not None:
-            save_step(out, step, x, opt.state.get(x, {}), record, images if save_images else None)
-        if update:
-            for group in opt.param_groups:
-                group["lr"] = settings.lr_at(step)
-            opt.step()
-        record["seconds"] = time.perf_counter() - t0
-        record["elapsed"] = elapsed_before + (time.perf_counter() - wall0)
-        history.append(record)
-        if out is not None:
-            write_history(out, config, init_seconds, history)
-        bar.set_postfix(loss=f"{record['loss']:.4f}", sem=f"{record['semantic']:.4f}",
-                        app=f"{record['appearance']:.4f}")
-    bar.close()
+        steps = settings.steps
+        bar = tqdm(range(start, steps + 1), desc="seedselect", disable=not progress, initial=start, total=steps + 1)
+        wall0 = time.perf_counter()
+        images = None
+        for step in bar:
+            t0 = time.perf_counter()
+            update = step < steps
+            with torch.set_grad_enabled(update):
+                losses, sem, app, x0 = seedselect_loss(model, x, target, conditions, feature_fn, settings, checkpoint=True)
+            if update:
+                opt.zero_grad(set_to_none=True)
+                losses.sum().backward()
+            with torch.no_grad():
+                images = model.decode(x0.detach()).float().cpu()
+            losses, sem, app = (t.detach().float().cpu() for t in (losses, sem, app))
+            record = {"step": step, "loss": float(losses.mean()), "semantic": float(sem.mean()),
+                      "appearance": float(app.mean()), "losses": losses.tolist(), "semantics": sem.tolist(),
+                      "appearances": app.tolist(), "lr": settings.lr_at(step) if update else None}
+            if callback is not None:
+                callback(step, record, x.detach(), images)
+            if out is not None:
+                save_step(out, step, x, opt.state.get(x, {}), record, images if save_images else None)
+            if update:
+                for group in opt.param_groups:
+                    group["lr"] = settings.lr_at(step)
+                opt.step()
+            record["seconds"] = time.perf_counter() - t0
+            record["elapsed"] = elapsed_before + (time.perf_counter() - wall0)
+            history.append(record)
+            if out is not None:
+                write_history(out, config, init_seconds, history)
+            bar.set_postfix(loss=f"{record['loss']:.4f}", sem=f"{record['semantic']:.4f}",
+                            app=f"{record['appearance']:.4f}")
+        bar.close()
 
-    return SeedSelectResult(seed=x.detach().cpu(), image=images, history=history, init=config["init"],
-                            init_seed=init_seed.detach().cpu(), init_seconds=init_seconds, out_dir=out, config=config)
+        return SeedSelectResult(seed=x.detach().cpu(), image=images, history=history, init=config["init"],
+                                init_seed=init_seed.detach().cpu(), init_seconds=init_seconds, out_dir=out, config=config)
 
 
 def _config(model, settings: SeedSelectSettings, conditions: list, n: int, sets: list[torch.Tensor],
