@@ -7,6 +7,6 @@ norms, inversions, clusters). The command line and the explorer call these; augm
 records with :class:`RunRecord` too.
 """
 
-from .record import LOCK_NAME, LOG_NAME, RunRecord, open_run, read_run
+from .record import LOCK_NAME, LOG_NAME, RunRecord, open_run, read_record, read_run
 
-__all__ = ["LOCK_NAME", "LOG_NAME", "RunRecord", "open_run", "read_run"]
+__all__ = ["LOCK_NAME", "LOG_NAME", "RunRecord", "open_run", "read_record", "read_run"]

@@ -123,20 +123,28 @@ class RunRecord:
             self.finish("completed")
 
 
-def read_run(folder: str | Path, command: str) -> dict:
-    """The checked parameters of the ``command`` run in ``folder``, to resume it; ValueError (naming the file and
-    the key) when it is no such run or its record is malformed."""
+def read_record(folder: str | Path, command: str) -> dict:
+    """The run.json of the ``command`` run in ``folder``, as an object; ValueError (naming the file) when there is
+    none, it cannot be read or holds no object, or it is another command's run."""
     folder = Path(folder).expanduser()
     run_json = folder / "run.json"
     if not run_json.is_file():
         raise ValueError(f"{folder} is not a seedspace run folder (no run.json)")
     old = read_json_object(run_json)
+    if old.get("command") != command:
+        raise ValueError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
+    return old
+
+
+def read_run(folder: str | Path, command: str) -> dict:
+    """The checked parameters of the ``command`` run in ``folder``, to resume it; ValueError (naming the file and
+    the key) when it is no such run or its record is malformed."""
+    old = read_record(folder, command)
+    run_json = Path(folder).expanduser() / "run.json"
     frames = old.get("frames", [])
     if not isinstance(frames, list) or not all(
             isinstance(f, dict) and isinstance(f.get("index"), int) and isinstance(f.get("file"), str) for f in frames):
         raise RecordError(f"{run_json}: malformed record: 'frames' must list objects with an 'index' and a 'file'")
-    if old.get("command") != command:
-        raise ValueError(f"{folder} is a `{old.get('command')}` run, not a `{command}` run")
     return dict(check_run_parameters(command, old.get("parameters"), str(run_json)))
 
 

@@ -15,8 +15,6 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-import torch
-
 from ...backends.loading import load_model
 from .planning import Plan, Shard, ShardWork
 from .shards import ShardRunner
@@ -59,8 +57,7 @@ class LocalExecutor:
 class ShardActor:
     """A Ray worker: loads the model once, then runs whatever shards it is handed."""
 
-    def __init__(self, model_ref: str, device: str, dtype: str, threads: int, out: str, model_id: str):
-        torch.set_num_threads(threads)
+    def __init__(self, model_ref: str, device: str, dtype: str, out: str, model_id: str):
         self.runner = ShardRunner(load_model(model_ref, device=device, dtype=dtype), out, model_id)
 
     def run(self, work: ShardWork) -> int:
@@ -111,7 +108,7 @@ class RayExecutor:
                            max_task_retries=self.retries)(ShardActor)
         if self.runtime_env:
             actor = actor.options(runtime_env=self.runtime_env)
-        actors = [actor.remote(self.model_ref, self.device, self.dtype, self.cpus, str(out), model_id)
+        actors = [actor.remote(self.model_ref, self.device, self.dtype, str(out), model_id)
                   for _ in range(self.workers)]
         try:
             works = [plan.work(shard) for shard in shards]

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ... import outputs
-from ...runs import RunRecord
+from ...runs import RunRecord, read_record
 from .planning import ClassPlan, Plan, Shard, ShardWork
 from .settings import AugmentSettings
 
@@ -103,14 +103,11 @@ def check_new_out(out: Path, resume: bool) -> bool:
 def read_saved_run(out: Path) -> dict:
     """The run.json of the augment run in ``out``; ValueError when it cannot be read or is another command's."""
     try:
-        old = json.loads((out / RUN_JSON).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"cannot read {out / RUN_JSON}: {exc}") from None
-    if not isinstance(old, dict) or not isinstance(old.get("parameters"), dict) or \
-            not isinstance(old["parameters"].get("settings"), dict):
+        old = read_record(out, COMMAND)
+    except ValueError as exc:
+        raise ValueError(f"cannot resume {out}: {exc}") from None
+    if not isinstance(old.get("parameters"), dict) or not isinstance(old["parameters"].get("settings"), dict):
         raise ValueError(f"cannot resume {out}: {out / RUN_JSON} is not the record of an augment run")
-    if old.get("command") != COMMAND:
-        raise ValueError(f"cannot resume {out}: it is a `{old.get('command')}` run, not an augment run")
     return old
 
 
