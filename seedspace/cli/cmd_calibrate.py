@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import shlex
 from pathlib import Path
 
 import torch
 
-from ..checks import SEED_INT_LIMIT, check_int
+from ..checks import check_int
 from ..geometry import QUALITY_FAMILIES
 from ..methods.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, CalibrationSettings,
-                                 calibrate, default_prior_path, parse_norms, save_prior)
+                                 calibrate, default_prior_path, save_prior)
 from . import common
 
 COMMAND = "calibrate"
@@ -88,10 +89,10 @@ def prior_destination(out: str | None, ref: str, model) -> Path:
 
 def run(args) -> int:
     common.check_sampling_args(args)
-    norms = parse_norms(args.norms) if args.norms is not None else (QUICK["norms"] if args.quick else DEFAULT_NORMS)
-    per_norm = args.per_norm if args.per_norm is not None else (QUICK["per_norm"] if args.quick else DEFAULT_PER_NORM)
-    check_int(per_norm, "--per-norm", 1, MAX_PER_NORM)
-    check_int(args.seed, "--seed", 0, SEED_INT_LIMIT - 1)
+    settings = CalibrationSettings(  # every option checked before the model loads
+        classes=_classes(args.class_), directions=args.directions, score=args.score, family=args.family, seed=args.seed,
+        norms=args.norms if args.norms is not None else (QUICK["norms"] if args.quick else DEFAULT_NORMS),
+        per_norm=args.per_norm if args.per_norm is not None else (QUICK["per_norm"] if args.quick else DEFAULT_PER_NORM))
     if args.threads is not None:
         torch.set_num_threads(check_int(args.threads, "--threads", 1, 1024))
     ref = common.model_ref(args.model)
@@ -99,16 +100,15 @@ def run(args) -> int:
     out = prior_destination(args.out, ref, model)
     if out.exists() and not args.overwrite:  # refused before any work
         raise common.CLIError(f"{out} already exists; choose another --out or pass --overwrite")
-    steps = args.steps or (min(QUICK["steps"], model.default_steps) if args.quick else model.default_steps)
-    guidance = float(model.default_guidance if args.guidance_scale is None else args.guidance_scale)
-    classes = _classes(args.class_)
+    settings = dataclasses.replace(
+        settings, steps=args.steps or (min(QUICK["steps"], model.default_steps) if args.quick else model.default_steps),
+        guidance=float(model.default_guidance if args.guidance_scale is None else args.guidance_scale))
+    classes = settings.classes
     command = shlex.join(["seedspace", COMMAND, "--model", ref, *(["--class", *classes] if classes else []),
-                          "--directions", args.directions, "--norms", ",".join(f"{s:g}" for s in norms),
-                          "--per-norm", str(per_norm), "--steps", str(steps), "--guidance-scale", f"{guidance:g}",
-                          "--score", args.score, "--family", args.family, "--seed", str(args.seed),
-                          "--dtype", args.dtype])
-    settings = CalibrationSettings(classes=classes, directions=args.directions, norms=norms, per_norm=per_norm,
-                                   steps=steps, guidance=guidance, score=args.score, family=args.family, seed=args.seed)
+                          "--directions", settings.directions, "--norms", ",".join(f"{s:g}" for s in settings.norms),
+                          "--per-norm", str(settings.per_norm), "--steps", str(settings.steps),
+                          "--guidance-scale", f"{settings.guidance:g}", "--score", settings.score,
+                          "--family", settings.family, "--seed", str(settings.seed), "--dtype", args.dtype])
     result = calibrate(model, settings, model_id=ref, command=command, progress=not args.quiet,
                        log=lambda m: common.note(args, m))
     if result.prior.info.get("peak_at_edge"):

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..testbed.recipe import IMAGE_SIZES, OBJECTIVES, UNET_CHANNELS
 from . import common
 
 COMMAND = "testbed"
@@ -43,15 +44,15 @@ def register(subparsers, formatter_class) -> None:
                         "all of its other test images)")
     g.add_argument("--seed", type=int, default=0, help="seed of the held-out split, the initialisation and the noise")
     t = p.add_argument_group("training")
-    t.add_argument("--objective", default="epsilon", choices=("epsilon", "flow"),
+    t.add_argument("--objective", default="epsilon", choices=OBJECTIVES,
                    help="epsilon: DDPM noise prediction (the embedded testbed); flow: rectified-flow velocity "
                         "prediction, sampled with flow-matching Euler (the testbed-flow model)")
     t.add_argument("--steps", type=int, default=4000, help="diffusion training steps")
     t.add_argument("--batch-size", type=int, default=128, help="diffusion batch size")
     t.add_argument("--lr", type=float, default=1e-3, help="diffusion peak learning rate (warm-up, then cosine decay)")
-    t.add_argument("--image-size", type=int, default=32, choices=(8, 16, 32),
+    t.add_argument("--image-size", type=int, default=32, choices=IMAGE_SIZES,
                    help="UNet resolution (the judge and the stored images stay 32x32; smaller is for quick tests)")
-    t.add_argument("--channels", default="32,64,64", help="UNet channels per level, comma-separated")
+    t.add_argument("--channels", default=",".join(map(str, UNET_CHANNELS)), help="UNet channels per level, comma-separated")
     t.add_argument("--classifier-epochs", type=int, default=4, help="epochs of the judge and of the encoder")
     t.add_argument("--skip-judge", action="store_true",
                    help="no judge (then `seedspace evaluate` cannot run on the folder)")

@@ -117,10 +117,9 @@ def save_prior(path: str | Path, prior, overwrite: bool = False) -> Path:
 
 
 def resolve_score(model, score: str) -> str:
-    """'auto' -> 'conf' with a judge, else 'features' with a feature extractor; ValueError when the model can score
-    neither way (or the asked score needs what it lacks)."""
-    if score not in SCORES:
-        raise ValueError(f"unknown score {score!r}; choose one of {', '.join(SCORES)}")
+    """A score of ``SCORES`` (checked by :class:`CalibrationSettings`) for ``model``: 'auto' -> 'conf' with a judge,
+    else 'features' with a feature extractor; ValueError when the model can score neither way (or the asked score
+    needs what it lacks)."""
     has_judge, has_features = bool(getattr(model, "has_judge", False)), bool(getattr(model, "has_features", False))
     if score == "auto":
         if not (has_judge or has_features):
