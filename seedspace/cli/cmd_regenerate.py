@@ -1,4 +1,5 @@
-"""``seedspace regenerate``: make a frame again from the ``parameters`` text chunk of its PNG alone."""
+"""``seedspace regenerate``: make a frame again from the ``parameters`` text chunk of its PNG (and, inside its run
+folder, the seed files the folder keeps)."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ def register(subparsers, formatter_class) -> None:
         help="regenerate a frame from its PNG metadata and compare the bytes",
         description="Read the 'parameters' text chunk of a frame written by seedspace, recompute its seed (paths "
                     "are recomputed from the recorded endpoints, method and frame index) and render it again. On "
-                    "the CPU the result is byte-identical to the original.")
+                    "the CPU the result is byte-identical to the original. A frame inside its run folder takes "
+                    "the endpoint seeds from the folder's seed files, so the images and seed files the run read "
+                    "need not be where they were; a frame elsewhere needs them at their recorded paths.")
     p.add_argument("frame", help="a PNG frame written by seedspace")
     p.add_argument("--out", default=None, help="output PNG, must not exist (default: outputs/regenerate-NNNNN/<name>)")
     p.add_argument("--model", default=None, help="load the model from here instead of the recorded id")
@@ -36,7 +39,8 @@ def run(args) -> int:
         raise FileExistsError(f"{args.out} already exists; choose another --out or remove it")
     text = outputs.read_png_parameters(source)
     check_frame_record(outputs.parse_parameters(text), str(source))  # names the file; regenerate checks it again
-    image, new_text = regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet)
+    image, new_text = regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet,
+                                 frame_path=source)
     if args.out is not None:
         target = Path(args.out)
         outputs.save_png(target, image, new_text)

@@ -4,20 +4,27 @@ provenance, computed from a run's recorded parameters alone (so a frame can be p
     plan = plan_frames("interpolate", params, model)   # params as recorded in run.json
     images = model.generate(plan.seeds, plan.conditions)
 
-Each plan also names the seed files a run folder keeps (``seed_files``) and what run.json records about it.
+Each plan also names the seed files a run folder keeps (``seed_files``) and what run.json records about it. A
+run folder keeps its endpoint seeds too (:func:`stored_endpoints`): passed as ``endpoints=``, a plan is made
+again without reading the recorded images or seed files, which may have moved since.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
+from safetensors.torch import load_file
 
+from ..backends.base import check_seed_values, seeds_from_ints
 from ..conditions import condition_from_record
 from ..geometry import INTERPOLATION_METHODS, centroid, interpolate, path_at
-from ..seeds import load_seeds
+from ..outputs import load_seed_file
+from ..outputs.files import read_json_object
+from ..seeds import LoadedSeeds, load_seeds
 
 EASINGS = ("linear", "ease-in-out")
 
@@ -51,11 +58,12 @@ def geometry_of(method: str, prior):
     return ("nao", None) if method == PAPER_NAO else (method, prior)
 
 
-def plan_interpolation(params: dict, model, progress: bool = False) -> FramePlan:
+def plan_interpolation(params: dict, model, progress: bool = False,
+                       endpoints: LoadedSeeds | None = None) -> FramePlan:
     """Two endpoint seeds -> ``frames`` seeds along the path of each method (one row per method); t = j / (n - 1)
     (the arc-length fraction for NAO)."""
     cond = condition_from_record(params["condition"])
-    seeds, entries = load_seeds(params["seeds"], model, cond, params["steps"], progress)
+    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"], progress)
     if seeds.shape[0] != 2:
         raise ValueError(f"interpolate needs exactly two endpoint seeds, got {seeds.shape[0]}")
     n, methods = params["frames"], params["methods"]
@@ -78,10 +86,11 @@ def plan_interpolation(params: dict, model, progress: bool = False) -> FramePlan
                      {"methods": methods, "endpoints": entries})
 
 
-def plan_centroid(params: dict, model, progress: bool = False) -> FramePlan:
+def plan_centroid(params: dict, model, progress: bool = False,
+                  endpoints: LoadedSeeds | None = None) -> FramePlan:
     """k >= 2 inputs -> their centroid and ``frames`` seeds along the path from the centroid to each input."""
     cond = condition_from_record(params["condition"])
-    seeds, entries = load_seeds(params["seeds"], model, cond, params["steps"], progress)
+    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"], progress)
     k, n, method = seeds.shape[0], params["frames"], params["method"]
     if k < 2:
         raise ValueError(f"a centroid needs at least two inputs, got {k}")
@@ -105,14 +114,15 @@ def plan_centroid(params: dict, model, progress: bool = False) -> FramePlan:
                      {"method": method, "inputs": entries})
 
 
-def plan_travel(params: dict, model, progress: bool = False) -> FramePlan:
+def plan_travel(params: dict, model, progress: bool = False,
+                endpoints: LoadedSeeds | None = None) -> FramePlan:
     """Keyframe seeds -> frames along the path of each segment (k - 1 segments, k with ``loop``), eased, with no
     duplicated keyframe; the condition switches at the middle of each segment."""
     cond = condition_from_record(params["condition"])
     inversion_cond = cond
     if isinstance(cond, list):  # one condition per keyframe: image keyframes are inverted with their own
         inversion_cond = cond[0] if len(cond) == 1 else keyframe_conditions(cond, len(params["seeds"]))
-    seeds, entries = load_seeds(params["seeds"], model, inversion_cond, params["steps"], progress)
+    seeds, entries = endpoints or load_seeds(params["seeds"], model, inversion_cond, params["steps"], progress)
     k = seeds.shape[0]
     if k < 2:
         raise ValueError(f"travel needs at least two keyframes, got {k}")
@@ -182,11 +192,77 @@ PLANNERS: dict[str, Callable[..., FramePlan]] = {
 }
 
 
-def plan_frames(command: str, params: dict, model, progress: bool = False) -> FramePlan:
-    """The frame plan of a recorded ``interpolate``, ``centroid`` or ``travel`` run."""
+def plan_frames(command: str, params: dict, model, progress: bool = False,
+                endpoints: LoadedSeeds | None = None) -> FramePlan:
+    """The frame plan of a recorded ``interpolate``, ``centroid`` or ``travel`` run; ``endpoints`` (from
+    :func:`stored_endpoints`) stand in for the recorded seed spec, which is then not read."""
     if command not in PLANNERS:
         raise ValueError(f"cannot plan frames of command {command!r}; known: {', '.join(PLANNERS)}")
-    return PLANNERS[command](params, model, progress)
+    return PLANNERS[command](params, model, progress, endpoints=endpoints)
+
+
+# where each command's run folder keeps the seeds of its endpoints (inputs, keyframes): file, tensor key
+STORED_ENDPOINTS = {"interpolate": ("seeds.safetensors", "endpoints"), "centroid": ("inputs.safetensors", "seeds"),
+                    "travel": ("seeds.safetensors", "keyframes")}
+
+
+def stored_endpoints(folder, command: str, params: dict) -> LoadedSeeds | None:
+    """The endpoint seeds (interpolate), inputs (centroid) or keyframes (travel) that the run folder ``folder``
+    keeps, with the provenance :func:`~seedspace.seeds.load_seeds` gives its recorded seed spec: what a plan of
+    the run needs instead of inverting its images again. None when the folder holds no run of ``command`` with
+    these ``params`` (run.json) or no such seeds. ValueError when the stored seeds do not fit the record (their
+    shape, a non-finite value, a seed integer's noise, the count of its entries)."""
+    folder = Path(folder)
+    if command not in STORED_ENDPOINTS or not (folder / "run.json").is_file():
+        return None
+    try:
+        record = read_json_object(folder / "run.json")
+    except ValueError:
+        return None
+    if record.get("command") != command or record.get("parameters") != params:
+        return None
+    name, key = STORED_ENDPOINTS[command]
+    if not (folder / name).is_file():
+        return None
+    try:
+        tensors = load_file(str(folder / name))
+    except Exception as exc:  # a damaged file: name it, one line
+        raise ValueError(f"cannot read {folder / name}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    if key not in tensors:
+        return None  # written before the folder kept these seeds
+    seeds = tensors[key]
+    shape = tuple(params["model"]["seed_shape"])
+    if seeds.dim() != len(shape) + 1 or tuple(seeds.shape[1:]) != shape:
+        raise ValueError(f"{folder / name}: '{key}' holds shape {tuple(seeds.shape)}, not (N, {', '.join(map(str, shape))})")
+    check_seed_values(seeds, f"{folder / name}")
+    items = params["seeds"]
+    provenance = _stored_provenance(items, seeds.shape[0], shape, f"{folder / name}")
+    for i, entry in enumerate(provenance):
+        if "int" in entry and not torch.equal(seeds[i:i + 1], seeds_from_ints([entry["int"]], shape)):
+            raise ValueError(f"{folder / name}: seed {i} is not the noise of seed integer {entry['int']} its record names")
+    return LoadedSeeds(seeds.float(), provenance)
+
+
+def _stored_provenance(items: list, n: int, shape: tuple, where: str) -> list[dict]:
+    """The provenance of ``n`` stored seeds made from the seed items ``items``: one per item, except seed files
+    holding a batch, which give one per seed (``index`` k). With more seeds than items, a seed file's size is
+    read where the file still exists; one that is gone takes what the others leave."""
+    counts: list = [1] * len(items)
+    if n != len(items):
+        for i, item in enumerate(items):
+            if "file" in item:
+                path = Path(item["file"])
+                t = load_seed_file(path) if path.is_file() else None
+                counts[i] = None if t is None else 1 if tuple(t.shape) == shape else t.shape[0]
+        unknown = [i for i, c in enumerate(counts) if c is None]
+        if len(unknown) == 1:
+            counts[unknown[0]] = n - sum(c for c in counts if c is not None)
+    if None in counts or sum(counts) != n or min(counts, default=0) < 1:
+        raise ValueError(f"{where} holds {n} seeds, which do not match the {len(items)} entries of its record")
+    provenance = []
+    for item, c in zip(items, counts):
+        provenance.extend([{**item, "index": k} for k in range(c)] if c > 1 else [dict(item)])
+    return provenance
 
 
 def render_batches(model, plan: FramePlan, steps: int, guidance: float, batch_size: int,
