@@ -23,7 +23,8 @@ SUPPORTED_PIPELINES = ("StableDiffusionPipeline", "StableDiffusionXLPipeline", *
 def _not_found(name: str) -> ValueError:
     return ValueError(
         f"model {name!r} is not a local folder and is not in the local Hugging Face cache (seedspace never downloads); "
-        f"fetch it once, e.g. `huggingface-cli download {name} --local-dir models/x`, then pass --model models/x"
+        f"fetch it once with `hf download {name}` (into the cache, where --model {name} then finds it) or "
+        f"`hf download {name} --local-dir models/x` and pass --model models/x"
     )
 
 

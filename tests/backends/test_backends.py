@@ -1,5 +1,7 @@
 """Backends: DDIM sampling/inversion, the pixel/testbed adapter, the Stable Diffusion adapter, loading."""
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -141,8 +143,20 @@ def test_bad_inputs(tiny_testbed_dir):
         model.generate(torch.full((1, 1, 8, 8), float("nan")), 0)
     with pytest.raises(ValueError, match="does not exist"):
         ss.load_model("./no/such/model")
-    with pytest.raises(ValueError, match="never downloads"):
+    with pytest.raises(ValueError, match="never downloads") as missing:
         ss.load_model("nobody/not-a-cached-model")
+    assert_names_the_download_command(str(missing.value), "nobody/not-a-cached-model")
+
+
+def assert_names_the_download_command(message: str, hub_id: str) -> None:
+    """The uncached-hub-id error names a command the installed huggingface_hub provides (`hf`; huggingface_hub
+    1.0 dropped `huggingface-cli`), with the id, in one line."""
+    from importlib.metadata import distribution
+
+    scripts = {e.name for e in distribution("huggingface_hub").entry_points if e.group == "console_scripts"}
+    commands = re.findall(r"`([^`]*)`", message)
+    assert commands and all(c.split()[0] in scripts for c in commands), (commands, scripts)
+    assert f"`hf download {hub_id}`" in message and "\n" not in message
 
 
 def test_every_backend_has_the_whole_protocol(tiny_testbed_dir, tiny_sd_dir, tmp_path):
