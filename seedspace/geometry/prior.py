@@ -107,23 +107,41 @@ class NormPrior:
 
         return primitive(q) - primitive(p)
 
+    @property
+    def solver_cache(self) -> dict:
+        """Store for what the solvers derive from ``F`` alone (``u*``, tables), computed once per density: the
+        instance's own dict here; :class:`ChiPrior` shares one between instances with the same coefficients."""
+        cache = self.__dict__.get("_solver_cache")
+        if cache is None:
+            cache = self._solver_cache = {}
+        return cache
+
+    def cached(self, key: str, build):
+        """``solver_cache[key]``, built by ``build()`` on first use."""
+        cache = self.solver_cache
+        if key not in cache:
+            cache[key] = build()
+        return cache[key]
+
     def _primitive_table(self):
-        if getattr(self, "_table", None) is None:
+        def build():
             lo, hi = (math.log(self.mode) + s for s in _TABLE_SPAN)
             nodes = lo + _TABLE_STEP * np.arange(int(round((hi - lo) / _TABLE_STEP)) + 1)
             cells = self.f_derivatives(nodes[:-1, None] + _TABLE_STEP * _GL8_S, 0)[0] @ _GL8_G * _TABLE_STEP
-            self._table = (lo, np.concatenate([[0.0], np.cumsum(cells)]))
-        return self._table
+            return lo, np.concatenate([[0.0], np.cumsum(cells)])
+
+        return self.cached("primitive", build)
 
     @property
     def cheapest_log_norm(self) -> float:
         """``u* = argmin_u F(u)``, ``F = r w(r)``, ``r = e^u``: the log-norm where travelling around costs least."""
-        if getattr(self, "_u_star", None) is None:
+        def build():
             lm = math.log(self.mode)
-            self._u_star = float(optimize.minimize_scalar(
+            return float(optimize.minimize_scalar(
                 lambda u: float(self.f_derivatives(np.array(u), 0)[0]), bounds=(lm - 1.0, lm + 1.0),
                 method="bounded", options={"xatol": 1e-12}).x)
-        return self._u_star
+
+        return self.cached("u_star", build)
 
     # --- moments (numerical; subclasses with closed forms override) -------------------------------------
     def _support(self):
@@ -201,6 +219,10 @@ def _positive_real(value, what: str) -> float:
 SCALE_RANGE = (1e-6, 1e6)  # the norm scales a chi prior accepts (a seed's norm is s sqrt(d) at the mode)
 
 
+_CHI_CACHES: dict = {}  # (class, ChiPrior.weight_coefficients) -> solver cache
+_CHI_CACHE_SIZE = 64
+
+
 class ChiPrior(NormPrior):
     """Norms with ``|x| / scale ~ chi(dof)`` (defaults: ``scale = 1``, ``dof = d``, the norm of a standard Gaussian
     seed in ``R^d``, the paper's prior).  ``w(r) = c - (k-1) log r + r^2 / (2 s^2)`` with
@@ -243,6 +265,15 @@ class ChiPrior(NormPrior):
         if self.family == "generalized-chi":
             rec["dof"] = self.dof
         return {**rec, **({"info": self.info} if self.info else {})}
+
+    @property
+    def solver_cache(self) -> dict:
+        """Shared by every ChiPrior of one class with the same ``weight_coefficients`` (which fix ``F``): a path call
+        builds a fresh ``ChiPrior(d)``, and its solver tables would otherwise be rebuilt on every call."""
+        key = (type(self), self.weight_coefficients)
+        if key not in _CHI_CACHES and len(_CHI_CACHES) >= _CHI_CACHE_SIZE:
+            _CHI_CACHES.pop(next(iter(_CHI_CACHES)))  # the oldest
+        return _CHI_CACHES.setdefault(key, {})
 
     def _log_prob(self, r: np.ndarray) -> np.ndarray:
         a, b, c = self.weight_coefficients

@@ -56,6 +56,16 @@ def test_generic_numerics_match_closed_forms():
     assert numeric.typical_interval(0.99) == pytest.approx(closed.typical_interval(0.99), rel=1e-7)
 
 
+def test_solver_cache_is_per_density():
+    a, b = ss.ChiPrior(64), ss.ChiPrior(64)
+    assert a.solver_cache is b.solver_cache  # fresh instances of one density reuse u* and the solver's tables
+    assert ss.ChiPrior(64, 0.9).solver_cache is not a.solver_cache
+    assert NumericChi(64).solver_cache is not a.solver_cache  # other code paths, their own tables
+    u_star = a.cheapest_log_norm
+    assert b.solver_cache["u_star"] == u_star
+    assert abs(float(a.f_derivatives(np.array(u_star), 1)[1])) < 1e-6 * float(a.f_derivatives(np.array(u_star), 0)[0])
+
+
 def test_solver_with_tabulated_primitive_is_exact():
     closed, numeric = ss.ChiPrior(4096, 0.93), NumericChi(4096, 0.93)
     rng = np.random.default_rng(0)
