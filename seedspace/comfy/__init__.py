@@ -1,9 +1,12 @@
 """seedspace as a ComfyUI node pack: NAO / SLERP / COG / LERP interpolation, centroids, weighted blends, noise from
-seeds as KSampler draws it, and a norm report, on ComfyUI's LATENT dicts.
+seeds as KSampler draws it, NOISE for SamplerCustomAdvanced (a seed, a blend, a frame of a NAO path between two
+seeds), and a norm report, on ComfyUI's LATENT dicts.
 
-Install seedspace into ComfyUI's Python environment, then put a folder ``custom_nodes/seedspace`` whose
-``__init__.py`` is the one line ``from seedspace.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS``
-(``examples/comfyui/custom_nodes/seedspace/``). Needs only the geometry and the seed parser (torch, numpy, scipy).
+Install seedspace into ComfyUI's Python environment from a checkout of its repository (there is no PyPI release),
+then put the folder ``examples/comfyui/custom_nodes/seedspace/`` into ComfyUI's ``custom_nodes/``: its
+``__init__.py`` is the one line ``from seedspace.comfy import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS`` and
+its ``pyproject.toml`` the pack's metadata in the ComfyUI registry's format. Needs only the geometry (torch, numpy,
+scipy).
 """
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
