@@ -1,3 +1,4 @@
+import signal
 import sys
 from pathlib import Path
 
@@ -8,6 +9,17 @@ sys.path.insert(0, str(Path(__file__).parent))
 torch.set_num_threads(1)
 
 from tiny_models import write_tiny_stable_diffusion, write_tiny_testbed  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def ctrl_c_delivered():
+    """Ctrl-C as a terminal delivers it, however the suite was launched. A process started with SIGINT ignored
+    (``nohup``, a background job of a non-interactive shell, some CI runners) gets no KeyboardInterrupt, and the
+    processes it starts inherit the ignored signal; the tests of Ctrl-C need the default disposition, in this
+    process and in the commands it starts (a handled signal is reset to the default across exec)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
 
 
 @pytest.fixture(scope="session")

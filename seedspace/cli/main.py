@@ -105,11 +105,15 @@ def _terminate(signum, frame):
 
 def main(argv=None) -> int:
     """Run the command line; returns the exit code (0 ok, 1 internal error, 2 bad input, 130 interrupted by
-    Ctrl-C, 143 terminated by SIGTERM). Ctrl-C and SIGTERM end with one line at any moment, start-up included."""
+    Ctrl-C, 143 terminated by SIGTERM). Ctrl-C and SIGTERM end with one line at any moment, start-up included.
+    A signal the process was started with ignored stays ignored, as ``nohup`` and background jobs of a
+    non-interactive shell expect (they start commands with SIGINT ignored: SIGTERM then stops them)."""
+    previous = None
     try:
-        previous = signal.signal(signal.SIGTERM, _terminate)
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_IGN:  # an ignored signal stays ignored (Unix convention)
+            previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread: leave SIGTERM alone
-        previous = None
+        pass
     try:
         return _run(list(sys.argv[1:] if argv is None else argv))
     except Terminated:

@@ -490,13 +490,28 @@ def test_signals_during_start_up_are_one_line(capsys, monkeypatch, tmp_path, sig
     nothing_written(tmp_path)
 
 
-def test_sigterm_mid_run_then_resume_gives_the_bytes_of_an_uninterrupted_run(cli, tmp_path, tiny_testbed_dir):
+def ignoring_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def test_the_signal_tests_pass_when_the_suite_is_launched_with_sigint_ignored(tmp_path):
+    """As ``nohup pytest &`` or a CI runner's background step launches the suite: the tests of Ctrl-C still get it."""
+    test = f"{Path(__file__).relative_to(ROOT)}::test_signals_during_start_up_are_one_line"
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", test], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300, preexec_fn=ignoring_sigint,
+                          env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and "2 passed" in proc.stdout, proc.stdout[-2000:] + proc.stderr[-2000:]
+
+
+def test_sigterm_mid_run_gives_the_bytes_of_an_uninterrupted_run(cli, tmp_path, tiny_testbed_dir):
+    """Started as ``nohup`` or a background job of a script starts it (SIGINT ignored): Ctrl-C stays ignored,
+    SIGTERM stops the run cleanly."""
     args = ["interpolate", "--seeds", "5,6", "--frames", "30", "--steps", "8", "--batch-size", "1", "--class", "1",
             "--model", str(tiny_testbed_dir), "--quiet"]
     cut = tmp_path / "cut"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen([sys.executable, "-m", "seedspace", *args, "--out", str(cut)], cwd=tmp_path, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=ignoring_sigint)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
@@ -506,6 +521,9 @@ def test_sigterm_mid_run_then_resume_gives_the_bytes_of_an_uninterrupted_run(cli
             except (OSError, ValueError, KeyError):
                 pass
             time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        time.sleep(0.3)
+        assert proc.poll() is None, "an ignored SIGINT stopped the run"
         proc.send_signal(signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
     finally:
