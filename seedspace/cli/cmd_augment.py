@@ -62,8 +62,8 @@ def register(subparsers, formatter_class) -> None:
                    help="images per shard (the unit of work and of resuming), a multiple of --batch-size")
     m.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads every inversion and image is computed with, in this process and in each "
-                        "Ray worker (default: the resumed run's; else --cpus-per-worker with Ray, torch's without). "
-                        "Part of what fixes the bytes: run.json records it")
+                        "Ray worker (default: the resumed run's, else torch's count in this process, whatever the "
+                        "executor). Part of what fixes the bytes: run.json records it")
     m.add_argument("--quiet", action="store_true", help="no progress bars")
 
     x = p.add_argument_group("execution")
@@ -71,16 +71,10 @@ def register(subparsers, formatter_class) -> None:
                    help="local: in this process; ray: Ray actors (pip install seedspace[ray])")
     x.add_argument("--workers", type=int, default=1, help="Ray workers (actors), each loading the model once")
     x.add_argument("--ray-address", default=None, help="join this running Ray cluster (default: start a local one)")
-    x.add_argument("--cpus-per-worker", type=int, default=1, help="CPUs Ray reserves for each worker")
+    x.add_argument("--cpus-per-worker", type=int, default=None,
+                   help="CPUs Ray reserves for each worker (default: the run's thread count)")
     x.add_argument("--retries", type=int, default=3, help="times a shard is retried when its Ray worker dies")
     p.set_defaults(func=run)
-
-
-def default_threads(args) -> int | None:
-    """--threads, else None (the resumed run's, or torch's count) or, for a new Ray run, --cpus-per-worker."""
-    if args.threads is None and args.executor == "ray" and not args.resume:
-        return args.cpus_per_worker
-    return args.threads
 
 
 def run(args) -> int:
@@ -89,7 +83,7 @@ def run(args) -> int:
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
         dtype=args.dtype, prior=args.prior, clusters=args.clusters,
-        threads=default_threads(args))
+        threads=args.threads)
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

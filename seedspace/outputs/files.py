@@ -65,6 +65,15 @@ def _umask() -> int:
     return mask
 
 
+def follow_umask(path: str | Path) -> None:
+    """Give ``path`` (a file, or every file under a folder) the mode a new file gets under the process's umask:
+    writers that go through a temporary file (mkstemp, some libraries' savers) leave 0600."""
+    path = Path(path)
+    mode = 0o666 & ~_umask()
+    for file in ([path] if path.is_file() else [f for f in path.rglob("*") if f.is_file()]):
+        os.chmod(file, mode)
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a fresh temporary path next to ``path`` (same extension, ``.partial`` in its name); rename it to
@@ -76,7 +85,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp = Path(name)
     try:
         yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it 0600; the finished file follows the umask like any other
+        follow_umask(tmp)  # mkstemp makes it 0600; the finished file follows the umask like any other
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Sequence
 
@@ -19,6 +20,20 @@ def to_uint8(images) -> np.ndarray:
     arr = images.detach().cpu().float().numpy() if hasattr(images, "detach") else np.asarray(images, dtype=np.float32)
     arr = np.clip(np.rint(np.clip(arr, 0.0, 1.0) * 255.0), 0, 255).astype(np.uint8)
     return arr.transpose(0, 2, 3, 1)
+
+
+def degenerate(image) -> str | None:
+    """Why a generated image (C, H, W) of floats in [0, 1] carries no picture, or None when it does: values that
+    are not finite, or one value everywhere once written as 8-bit pixels (all black, all white, one grey). A model
+    draws such images from seeds far off its shell; they are failures to report, never data to write as a success."""
+    arr = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
+    if not np.isfinite(arr).all():
+        return "not finite (NaN or infinite values)"
+    pixels = to_uint8(arr[None])
+    if pixels.min() != pixels.max():
+        return None
+    value = int(pixels.flat[0])
+    return "constant (all black)" if value == 0 else "constant (all white)" if value == 255 else f"constant ({value})"
 
 
 def pil_image(array: np.ndarray):
@@ -63,6 +78,32 @@ def image_files(folder: str | Path) -> list[Path]:
     return images
 
 
+MAX_IMAGE_PIXELS = 8192 * 8192  # larger inputs are refused before decoding (Pillow's own guard is 179 megapixels)
+
+
+def read_image(path: str | Path) -> Image.Image:
+    """An image file, decoded in full; ValueError naming the file when it is a folder, unreadable, or over
+    ``MAX_IMAGE_PIXELS`` (checked from its header, before decoding: a small file can claim a huge size)."""
+    if Path(path).is_dir():
+        raise ValueError(f"cannot read image {path}: it is a folder")
+    size = "its size"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as im:
+                size = f"{im.size[0]}x{im.size[1]} pixels"
+                if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
+                    raise Image.DecompressionBombError(size)
+                im.load()
+                return im.copy()
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
+        raise ValueError(f"image {path} is too large ({size}; seedspace reads images of up to "
+                         f"{limit / 1e6:g} megapixels)") from None
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+        raise ValueError(f"cannot read image {path}: {exc}") from None
+
+
 def read_png_pixels(path: str | Path) -> np.ndarray:
     """(H, W, C) uint8 pixels of a PNG written by :func:`save_png` (the inverse of it for L and RGB images)."""
     try:
@@ -71,8 +112,6 @@ def read_png_pixels(path: str | Path) -> np.ndarray:
     except (OSError, UnidentifiedImageError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {exc}") from None
     return array[:, :, None] if array.ndim == 2 else array
-
-
 
 
 

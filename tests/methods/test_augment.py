@@ -200,6 +200,39 @@ def test_local_run_writes_an_image_folder_with_manifest(tiny_testbed_dir, refs_d
     assert record["status"] == "completed" and record["parameters"]["settings"]["per_class"] == 5
     saved_refs, inversions = references.load_references(out / references.REFERENCES_FILE)
     assert sorted(inversions) == CLASSES and inversions["class0"].shape == (3, 1, 8, 8)
+    psnr = record["result"]["references_psnr"]  # each reference regenerated from its inversion at the run's steps
+    assert sorted(psnr) == CLASSES and all(len(v) == 3 and all(0 < x < 100 for x in v) for v in psnr.values())
+
+
+def test_images_without_a_picture_are_never_written_as_a_success(tiny_testbed_dir, refs_dir, tmp_path):
+    model = ss.load_model(str(tiny_testbed_dir))
+    real_generate, calls = model.generate, []
+
+    def black(seeds, *args, **kwargs):
+        return torch.zeros(seeds.shape[0], 1, 8, 8)
+
+    model.generate = black  # every reference's round trip comes back black: refused before anything is written
+    with pytest.raises(ValueError, match=r"class 'class0': reference 0 inverted with 2 inversion steps comes back "
+                                         r"constant \(all black\) at 2 steps"):
+        augment(model, refs_dir, tmp_path / "refused", per_class=5, steps=2, shard_size=2, batch_size=2,
+                progress=False)
+    assert not (tmp_path / "refused").exists()
+
+    def nan_in_the_last_class(seeds, condition, *args, **kwargs):  # the round trips (3 calls) are fine
+        calls.append(condition)
+        images = real_generate(seeds, condition, *args, **kwargs)
+        if len(calls) > 3 and condition == "class2":
+            images[-1, 0, 0, 0] = float("nan")
+        return images
+
+    model.generate = nan_in_the_last_class
+    with pytest.raises(ValueError, match=r"class 'class2': image 1 came out not finite"):
+        augment(model, refs_dir, tmp_path / "failed", per_class=2, steps=2, shard_size=2, batch_size=2,
+                progress=False)
+    out = tmp_path / "failed"
+    assert json.loads((out / "run.json").read_text())["status"] != "completed"
+    assert not list(out.glob("class2/*.png")) and len(list(out.glob("class[01]/*.png"))) == 4
+    assert not (out / "manifest.jsonl").exists()
 
 
 @pytest.mark.parametrize("strategy,per_class", [("centroid", 4), ("seedselect", 3), ("random", 3)])
@@ -331,6 +364,20 @@ def test_ray_output_is_byte_identical_and_a_killed_workers_shard_is_redone(tiny_
     assert marker.exists() and result.shards_run == 6
     assert data_files(result.out) == data_files(local.out)
     assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
+
+
+def test_changing_only_the_executor_never_changes_the_files(tiny_testbed_dir, refs_dir, tmp_path, ray_cluster):
+    """The same command line with no thread options, locally and under Ray, in a process computing with 2 threads
+    (Ray's per-worker reservation used to set the thread count: 1 under Ray, 2 here)."""
+    args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--per-class", "3",
+            "--steps", "2", "--shard-size", "2", "--batch-size", "2", "--quiet"]
+    with torch_threads(2):
+        assert main([*args, "--out", str(tmp_path / "local")]) == 0
+        assert main([*args, "--out", str(tmp_path / "ray"), "--executor", "ray"]) == 0
+    assert data_files(tmp_path / "ray") == data_files(tmp_path / "local")
+    runs = [json.loads((tmp_path / name / "run.json").read_text()) for name in ("local", "ray")]
+    assert [r["parameters"] for r in runs] == [runs[0]["parameters"]] * 2
+    assert runs[0]["parameters"]["settings"]["threads"] == 2 and runs[1]["execution"]["cpus_per_worker"] == 2
 
 
 def test_sigterm_on_the_ray_executor_unwinds_like_ctrl_c(tiny_testbed_dir, refs_dir, tmp_path):

@@ -91,3 +91,16 @@ def test_atomic_files_follow_the_umask(tmp_path, umask):
     finally:
         os.umask(old)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == plain.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_degenerate_names_images_without_a_picture():
+    picture = torch.rand(1, 8, 8)
+    assert outputs.degenerate(picture) is None
+    assert outputs.degenerate(torch.zeros(3, 8, 8)) == "constant (all black)"
+    assert outputs.degenerate(torch.full((1, 8, 8), 1.7)) == "constant (all white)"  # clipped to white
+    assert outputs.degenerate(torch.full((1, 8, 8), 0.5)) == "constant (128)"
+    assert outputs.degenerate(torch.full((1, 8, 8), 0.5) + torch.rand(1, 8, 8) * 1e-4) == "constant (128)"
+    with_nan = picture.clone()
+    with_nan[0, 3, 3] = float("nan")
+    assert outputs.degenerate(with_nan).startswith("not finite")
+    assert outputs.degenerate(picture.numpy()) is None

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends.base import UNCONDITIONAL
+from ...scoring.metrics import image_psnr
 
 REFERENCES_FILE = "references.safetensors"
 
@@ -160,6 +161,25 @@ def invert_classes(model, classes: list[ClassReferences], steps: int, progress: 
     """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}."""
     return {c.folder: model.invert(c.images, c.condition, steps).float().cpu()
             for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
+
+
+def round_trips(model, classes: list[ClassReferences], inversions: dict[str, torch.Tensor], settings,
+                progress: bool = False) -> dict[str, list[float]]:
+    """Each reference regenerated from its inversion with the run's sampling (steps, guidance, the class's
+    condition): {folder: PSNR in dB per reference}, what tells whether a path's endpoints are its references.
+    ValueError when one comes back without a picture: every seed made from that inversion risks the same."""
+    psnr = {}
+    for c in tqdm(classes, desc="checking inversions", unit="class", disable=not progress):
+        images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
+        for i, image in enumerate(images):
+            reason = outputs.degenerate(image)
+            if reason is not None:
+                raise ValueError(f"class {c.name!r}: reference {i} inverted with {settings.inversion_steps} "
+                                 f"inversion steps comes back {reason} at {settings.steps} steps and guidance "
+                                 f"{settings.guidance:g}; seeds made from it would give such images: raise "
+                                 "inversion_steps (and steps)")
+        psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
+    return psnr
 
 
 def save_references(path: Path, classes: list[ClassReferences], inversions: dict | None) -> None:

@@ -23,7 +23,6 @@ from .executors import make_executor
 from .planning import check_capacity, make_plan
 from .settings import AugmentSettings
 from .shards import check_refinable
-from .strategies import PLANNED_FROM_INVERSIONS
 
 
 @dataclass
@@ -73,7 +72,9 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
         settings: an :class:`AugmentSettings` (default: its defaults).
         **options: fields of :class:`AugmentSettings` as keywords (``per_class=...``); they override ``settings``.
         executor: 'local' (in-process) or 'ray' (``workers`` actors; ``ray_address`` joins a running cluster,
-            else a local one is started); ``ray_options``: ``cpus_per_worker``, ``retries``, ``runtime_env``.
+            else a local one is started); ``ray_options``: ``cpus_per_worker`` (default: the run's ``threads``),
+            ``retries``, ``runtime_env``. The executor never changes the default thread count, so it never changes
+            the bytes.
         device: where the model runs ('auto': a GPU when there is one).
         resume: continue the run in ``out``: finished shards are kept; the settings, model and references must be
             the saved run's (ValueError naming the first difference).
@@ -102,8 +103,11 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     loaded, ref = _load(model, device, settings.dtype)
     ran_in = getattr(loaded, "dtype", None) or settings.dtype  # a loaded model runs in its own dtype
     settings = dataclasses.replace(settings, dtype=dtype_name(ran_in, device))  # what runs, never 'auto'
-    runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     settings = settings.resolved(loaded)
+    if executor == "ray":  # Ray reserves the CPUs the run computes with unless told otherwise
+        ray_options = {**(ray_options or {})}
+        ray_options["cpus_per_worker"] = ray_options.get("cpus_per_worker") or settings.threads
+    runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
     with torch_threads(settings.threads):
         return _run(loaded, ref, references, out, settings, runner, saved, progress, t0, allow_large)
 
@@ -127,17 +131,16 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     if resuming:
         writing.check_resumable(saved, out, parameters)
     references_file = out / refs.REFERENCES_FILE
-    inversions = None
-    if settings.strategy in PLANNED_FROM_INVERSIONS:  # planned from the inversions: invert before writing anything
+    inversions, psnr = None, None
+    if settings.strategy != "random":  # inverted and checked before anything is written
         inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
                       refs.invert_classes(loaded, classes, settings.inversion_steps, progress))
+        psnr = refs.round_trips(loaded, classes, inversions, settings, progress)
     plan = make_plan(classes, settings, inversions)
 
     record = writing.open_record(out, parameters, resuming, runner.describe())
     with record.guard():
         if not references_file.is_file():
-            if inversions is None and settings.strategy != "random":
-                inversions = refs.invert_classes(loaded, classes, settings.inversion_steps, progress)
             refs.save_references(references_file, classes, inversions)
         pending = [s for s in plan.shards if not writing.shard_finished(out, plan, s)]
         generated = sum(s.size for s in pending)
@@ -146,7 +149,7 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
             runner.run(plan, out, pending, model_id, bar.update)
         manifest = writing.assemble_manifest(out, plan)
         seconds = time.perf_counter() - t0
-        record["result"] = {"images": plan.total_images, "shards": len(plan.shards)}
+        record["result"] = {"images": plan.total_images, "shards": len(plan.shards), "references_psnr": psnr}
         # what this call did and how long it took depend on earlier attempts and the clock: run.log, not run.json
         record.log(f"generated {generated} images in {len(pending)} shards, {seconds:.1f} s")
     return AugmentResult(out, manifest, [c.folder for c in classes], plan.total_images, generated, len(plan.shards),

@@ -31,6 +31,17 @@ def refine(model, seeds, references, condition, settings):
     return result.seed
 
 
+def check_pictures(images, class_name: str, first_index: int, settings) -> None:
+    """ValueError (before the shard is written) naming the first generated image that carries no picture."""
+    for i, image in enumerate(images):
+        reason = outputs.degenerate(image)
+        if reason is not None:
+            raise ValueError(f"class {class_name!r}: image {first_index + i} came out {reason}: its seed lies where "
+                             f"the model draws nothing ({settings.strategy} / {settings.method}); the shard is not "
+                             "written (finished shards are kept). Raise inversion_steps or steps, or choose another "
+                             "method or strategy")
+
+
 class ShardRunner:
     """Generates and writes shards into ``out`` with one loaded model (the references file must be written)."""
 
@@ -55,7 +66,9 @@ class ShardRunner:
             batch = seeds[start:start + s.batch_size]
             if s.strategy == "seedselect":
                 batch = refine(self.model, batch, self.references[c.folder], c.condition, s)
-            images.append(outputs.to_uint8(self.model.generate(batch, c.condition, s.steps, s.guidance)))
+            generated = self.model.generate(batch, c.condition, s.steps, s.guidance)
+            check_pictures(generated, c.name, work.shard.start + start, s)
+            images.append(outputs.to_uint8(generated))
         entries = [writing.manifest_entry(s, c, work.shard.start + i,
                                           strategies.provenance(s.strategy, c.recipe, i, s.centroid_method,
                                                                 s.interpolation_method, s.seedselect_steps),
