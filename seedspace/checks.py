@@ -18,6 +18,7 @@ MAX_SEEDS = 100_000  # seeds drawn by --random-seeds, or optimised together
 FPS_RANGE = (0.1, 240.0)  # ffmpeg cannot mux frame rates far outside this (it writes broken files)
 MAX_UPSCALE = 64
 SEED_INT_LIMIT = 2 ** 63  # seed integers (and generator seeds) are in [0, 2^63)
+MAX_THREADS = 1024  # torch CPU threads a run computes with
 
 
 def check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:

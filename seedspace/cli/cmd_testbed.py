@@ -6,8 +6,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
-import torch
-
+from ..hardware import torch_threads
 from ..testbed.recipe import IMAGE_SIZES, OBJECTIVES, UNET_CHANNELS
 from . import common
 
@@ -65,7 +64,9 @@ def register(subparsers, formatter_class) -> None:
     t.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                    help="training precision: bfloat16 autocast or float32; auto = bfloat16 where the CPU computes it "
                         "natively (AMX or AVX-512 BF16), else float32 (emulated bf16 is many times slower)")
-    t.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    t.add_argument("--threads", type=int, default=None,
+                   help="torch CPU threads of every stage (default: torch's count; recorded, and kept on --resume: "
+                        "the count can change the last bit of the weights)")
     t.add_argument("--quiet", action="store_true", help="no progress bars or notes")
     t.add_argument("--allow-large", action="store_true",
                    help="train even when the recipe's estimated memory (weights, optimiser, activations) is over "
@@ -90,8 +91,6 @@ def run(args) -> int:
         options = {**dataclasses.asdict(recorded), **options}
         data = args.data if DATA_OPTION in given else recorded_data
     recipe = TestbedRecipe(**options)
-    if args.threads is not None:
-        torch.set_num_threads(common.check_int(args.threads, "--threads", 1))
     try:
         out = train_testbed(args.out, data, recipe, resume=args.resume, progress=not args.quiet,
                             checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message),
@@ -101,8 +100,10 @@ def run(args) -> int:
             print(f"seedspace: training stopped; continue it with `seedspace testbed train --out {args.out} --resume`",
                   file=sys.stderr)
         raise
-    if not args.skip_calibrate:
-        calibrate_into_folder(out, args)
+    recipe = recorded_recipe(out)[0]
+    if recipe.calibrate:
+        with torch_threads(recipe.threads):
+            calibrate_into_folder(out, args)
     print(f"wrote {out}: a testbed folder (testbed.json, MODEL_CARD.md); use it with --model {out}", file=sys.stdout)
     return 0
 
@@ -137,9 +138,10 @@ def recipe_options(args) -> dict:
             "image_size": args.image_size, "channels": channels, "judge": not args.skip_judge,
             "encoder": not args.skip_encoder, "classifier_epochs": args.classifier_epochs,
             "default_steps": args.default_steps, "default_guidance": args.default_guidance, "name": args.name,
-            "objective": args.objective, "bf16": args.dtype == "bfloat16"}
+            "objective": args.objective, "bf16": args.dtype == "bfloat16", "calibrate": not args.skip_calibrate,
+            "threads": args.threads}
 
 
 def _option_of(field: str) -> str:
     """The parser destination that sets a recipe field."""
-    return {"judge": "skip_judge", "encoder": "skip_encoder", "bf16": "dtype"}.get(field, field)
+    return {"judge": "skip_judge", "encoder": "skip_encoder", "calibrate": "skip_calibrate", "bf16": "dtype"}.get(field, field)

@@ -23,7 +23,8 @@ import torch
 from safetensors.torch import save_file
 
 from ..checks import check_int
-from ..outputs import atomic_path, read_json_object, write_json, write_text
+from ..hardware import torch_threads
+from ..outputs import atomic_path, follow_umask, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
 from .recipe import TestbedRecipe
@@ -35,10 +36,10 @@ CHECKPOINT = "checkpoint.safetensors"
 
 
 def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
-    """The recipe and the ``--data`` (None: Fashion-MNIST) of the training in ``out``; ValueError when ``out``
-    holds no testbed training."""
+    """The recipe and the data path (absolute; None: Fashion-MNIST) of the training in ``out``; ValueError when
+    ``out`` holds no testbed training."""
     record = _read_record(Path(out))
-    return TestbedRecipe(**record["recipe"]), record["data"]["given"]
+    return TestbedRecipe(**record["recipe"]), record["data"].get("path", record["data"]["given"])
 
 
 def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
@@ -60,12 +61,16 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
     if resume:
         record = _read_record(out)
         recorded = TestbedRecipe(**record["recipe"])
+        if recipe.threads is None:  # unset: the recorded count
+            recipe = dataclasses.replace(recipe, threads=recorded.threads)
         if recorded != recipe:
             key = next(f.name for f in dataclasses.fields(recipe) if getattr(recipe, f.name) != getattr(recorded, f.name))
             raise ValueError(f"cannot resume {out}: {key} was {getattr(recorded, key)!r}, now {getattr(recipe, key)!r}")
     elif out.exists() or out.is_symlink():
         raise FileExistsError(f"output folder {out} already exists; pass --resume to continue its training, or "
                               "choose another --out")
+    else:  # the thread count that ran is recorded, so a resumed training computes with it
+        recipe = dataclasses.replace(recipe, threads=recipe.threads or torch.get_num_threads())
     dataset = load_dataset(data)
     rows = split_rows(dataset, recipe)
     needed = training_bytes(len(dataset.classes), recipe.image_size, recipe.channels, recipe.batch_size)
@@ -85,11 +90,14 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
     if fresh:
         out.mkdir(parents=True)
         record = {"format": "seedspace-testbed-training", "status": "running", "recipe": asdict(recipe),
-                  "data": {"given": None if data is None else str(Path(data).expanduser().resolve()), "source": dataset.source,
+                  "data": {"given": None if data is None else str(data),
+                           "path": None if data is None else str(Path(data).expanduser().resolve()),
+                           "source": dataset.source,
                            "fingerprint": dataset.fingerprint(), "notes": dataset.notes},
                   "stages": {}}
     try:
-        _train(out, dataset, rows, recipe, record, progress, checkpoint_every, log)
+        with torch_threads(recipe.threads):
+            _train(out, dataset, rows, recipe, record, progress, checkpoint_every, log)
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before any training state: leave nothing
             shutil.rmtree(out, ignore_errors=True)
@@ -199,6 +207,7 @@ def _save_unet(out: Path, ema, objective: str) -> None:
         tmp = out / f".{name}.partial"
         shutil.rmtree(tmp, ignore_errors=True)
         component.save_pretrained(tmp, **({"safe_serialization": True} if name == "unet" else {}))
+        follow_umask(tmp)
         shutil.rmtree(out / name, ignore_errors=True)
         os.replace(tmp, out / name)
 

@@ -15,15 +15,16 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from safetensors.torch import load, save
 
-from ..outputs import atomic_path, image_files
+from ..outputs import atomic_path, image_files, read_image
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
@@ -169,12 +170,7 @@ def _load_image_folder(path: Path) -> LabelledImages:
     pictures, labels = [], []
     for label, name in enumerate(classes):
         for file in image_files(path / name):
-            try:
-                with Image.open(file) as image:
-                    image.load()
-                    pictures.append(image.copy())
-            except (OSError, UnidentifiedImageError) as exc:
-                raise ValueError(f"cannot read image {file}: {exc}") from None
+            pictures.append(read_image(file))
             labels.append(label)
     images, notes = _to_testbed_images(pictures)
     return LabelledImages(images, np.asarray(labels, dtype=np.int64), classes, str(path), notes=notes)
@@ -184,7 +180,7 @@ def _load_npz(path: Path) -> LabelledImages:
     try:
         with np.load(path, allow_pickle=False) as npz:
             arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
         raise ValueError(f"cannot read {path} as an .npz of arrays: {' '.join(str(exc).split())}") from None
     missing = {"images", "labels"} - set(arrays)
     if missing:
@@ -193,6 +189,9 @@ def _load_npz(path: Path) -> LabelledImages:
         raise ValueError(f"{path}: give both test_images and test_labels, or neither")
     images, labels = _npz_images(arrays["images"], arrays["labels"], path, "images")
     labels_max = int(labels.max())
+    if labels_max >= len(labels):  # checked before a name is made for every index up to it
+        raise ValueError(f"{path}: labels go up to {labels_max} for {len(labels)} images; labels are class indices "
+                         "0, 1, ... and every class needs images")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else [str(i) for i in range(labels_max + 1)]
     if labels_max >= len(classes):
         raise ValueError(f"{path}: labels go up to {labels_max} but there are {len(classes)} class names")

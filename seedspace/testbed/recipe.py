@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import GUIDANCE_RANGE, MAX_STEPS, SEED_INT_LIMIT, check_int, check_number
+from ..checks import GUIDANCE_RANGE, MAX_STEPS, MAX_THREADS, SEED_INT_LIMIT, check_int, check_number
 from ..hardware import cpu_has_native_bf16
 
 OBJECTIVES = ("epsilon", "flow")
@@ -15,7 +15,8 @@ IMAGE_SIZES = (8, 16, 32)
 
 @dataclass(frozen=True)
 class TestbedRecipe:
-    """Everything that decides the bytes of a trained testbed (a resumed training must use the same).
+    """Everything that decides the bytes of a trained testbed (a resumed training must use the same), the thread
+    count included: CPU kernels split their sums by thread, so it can change the last bit of the weights.
 
     ``fewshot`` and ``test_references`` images per class are held out of the data (seeded by ``seed``) and never
     trained on; the diffusion model sees the long-tailed split of the rest (class c keeps n_max * imbalance^(-c / (C
@@ -43,6 +44,8 @@ class TestbedRecipe:
     default_guidance: float = 2.0
     name: str | None = None
     objective: str = "epsilon"
+    calibrate: bool = True  # the finished model's norm prior written into the folder (prior.json)
+    threads: int | None = None  # torch CPU threads every stage computes with (None: this process's count, recorded)
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
@@ -55,6 +58,11 @@ class TestbedRecipe:
         check_number(self.lr, "lr", 0.0, 1.0, low_open=True)
         check_number(self.imbalance, "imbalance", 1.0)
         check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
+        if self.threads is not None:
+            check_int(self.threads, "threads", 1, MAX_THREADS)
+        for flag in ("judge", "encoder", "calibrate"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
         check_int(self.fewshot, "fewshot", 1)
         check_int(self.test_references, "test_references", 1)
         check_int(self.classifier_epochs, "classifier_epochs", 1)
@@ -84,7 +92,7 @@ class TestbedRecipe:
                 continue
             if value == default or f.name in ("ema_decay", "cond_drop"):
                 continue
-            if f.name in ("judge", "encoder"):
+            if f.name in ("judge", "encoder", "calibrate"):
                 options.append(f"--skip-{f.name}")
             else:
                 shown = ",".join(map(str, value)) if f.name == "channels" else value

@@ -15,6 +15,7 @@ from safetensors.torch import load_file
 import seedspace as ss
 from seedspace.scoring.judge import load_references
 from seedspace.cli.main import main
+from seedspace.hardware import torch_threads
 from seedspace.testbed import build
 from seedspace.testbed.data import load_dataset, read_split
 
@@ -61,6 +62,10 @@ def test_the_folder_is_a_complete_testbed(trained):
     prior = ss.load_model(trained).prior  # calibrated at the end of training: what --prior model uses
     assert prior.family == "scaled-chi" and prior.info["calibration"]["command"].endswith("--out model")
     assert build.CHECKPOINT not in files and not any(name.startswith(".") for name in files)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    modes = {f.relative_to(trained): f.stat().st_mode & 0o777 for f in trained.rglob("*") if f.is_file()}
+    assert set(modes.values()) == {0o666 & ~umask}, modes  # every file, the UNet's weights included
     info = json.loads((trained / "testbed.json").read_text())
     # class folders in sorted order; the long tail: 40 - 7 held out = 33 in the head, 33 / 4 in the tail
     assert info["classes"] == ["bar", "cross", "ring"] and info["train_counts"] == [33, 16, 8]
@@ -130,7 +135,10 @@ def _weights(folder):
 
 
 def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp_path, monkeypatch, capsys):
-    args = ["testbed", "train", "--data", str(data_dir), "--steps", "6", "--checkpoint-every", "2", "--skip-encoder",
+    """Resumed from another folder, in a process computing with another thread count: the record decides the data
+    (given as a relative path), the threads and the skipped calibration."""
+    monkeypatch.chdir(data_dir.parent)
+    args = ["testbed", "train", "--data", data_dir.name, "--steps", "6", "--checkpoint-every", "2", "--skip-encoder",
             "--skip-calibrate", *TINY]
     assert main([*args, "--out", str(tmp_path / "whole")]) == 0
     assert not (tmp_path / "whole" / "prior.json").exists()
@@ -153,9 +161,15 @@ def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp
     assert (out / build.CHECKPOINT).is_file() and "--resume" in capsys.readouterr().err
     with pytest.raises(ValueError):
         ss.load_model(out)  # an unfinished training is not a model
+    record = json.loads((out / "training.json").read_text())
+    assert record["data"]["given"] == data_dir.name and record["data"]["path"] == str(data_dir.resolve())
+    assert record["recipe"]["threads"] == 1 and record["recipe"]["calibrate"] is False
+    monkeypatch.chdir(tmp_path)
     resume = ["testbed", "train", "--out", str(out), "--resume", "--checkpoint-every", "2", "--quiet"]
-    assert main(resume) == 130  # stops again at call 5
-    assert main(resume) == 0
+    with torch_threads(2):
+        assert main(resume) == 130  # stops again at call 5
+        assert main(resume) == 0
+    assert not (out / "prior.json").exists()
     assert len(calls) == 3 + 2 + 2  # steps 1-3, 4-5 (5 not kept), then 5-6: nothing done twice but step 5
     assert _weights(out) == _weights(tmp_path / "whole")
     assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet"]) == 0  # complete: nothing to do
@@ -171,8 +185,13 @@ def _bad_npz(tmp_path, case):
               "a class name with a slash": dict(images=images, labels=labels,
                                                 classes=np.array(["../up", *CLASSES[1:]])),
               "the same class name twice": dict(images=images, labels=labels,
-                                                classes=np.array([CLASSES[0].upper(), CLASSES[0], *CLASSES[2:]]))}[case]
-    np.savez(path, **arrays)
+                                                classes=np.array([CLASSES[0].upper(), CLASSES[0], *CLASSES[2:]])),
+              "a label of 10^12": dict(images=images, labels=np.where(labels == 2, 10 ** 12, labels)),
+              "not a zip archive": None}[case]
+    if arrays is None:
+        path.write_bytes(b"PK\x03\x04" + bytes(range(256)) * 4)
+    else:
+        np.savez(path, **arrays)
     return path
 
 
@@ -183,6 +202,8 @@ def _bad_npz(tmp_path, case):
     ("one class", [], "at least 2 classes"),
     ("a class name with a slash", [], "cannot name a folder"),
     ("the same class name twice", [], "are the same name"),
+    ("a label of 10^12", [], "labels go up to 1000000000000 for 120 images"),
+    ("not a zip archive", [], "cannot read"),
     ("an empty model name", ["--name", " "], "name"),
     ("imbalance below 1", ["--imbalance", "0.5"], "imbalance must be"),
     ("imbalance leaving the tail empty", ["--imbalance", "100"], "no training image"),
@@ -192,7 +213,8 @@ def _bad_npz(tmp_path, case):
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case, extra, message):
     data = _bad_npz(tmp_path, case) if case in ("labels that do not match", "a class with too few images",
                                                 "pixel values out of range", "one class", "a class name with a slash",
-                                                "the same class name twice") else None
+                                                "the same class name twice", "a label of 10^12",
+                                                "not a zip archive") else None
     if data is None:
         images, labels = _images()
         np.savez(tmp_path / "ok.npz", images=images, labels=labels)
@@ -208,6 +230,7 @@ def test_existing_folder_and_changed_settings_are_refused(trained, data_dir, tmp
     before = {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()}
     cases = [(["--data", str(data_dir), "--out", str(trained), "--steps", "4", *TINY], "--resume"),
              (["--out", str(trained), "--resume", "--steps", "5", "--quiet"], "steps was 4, now 5"),
+             (["--out", str(trained), "--resume", "--threads", "2", "--quiet"], "threads was 1, now 2"),
              (["--out", str(trained), "--resume", "--data", str(tmp_path / "other"), "--quiet"], "data differ")]
     shutil.copytree(data_dir, tmp_path / "other")
     next((tmp_path / "other" / "bar").iterdir()).unlink()
@@ -217,6 +240,16 @@ def test_existing_folder_and_changed_settings_are_refused(trained, data_dir, tmp
         assert len(err.splitlines()) == 1 and message in err, err
     assert {p: p.read_bytes() for p in trained.rglob("*") if p.is_file()} == before
     assert main(["testbed", "train", "--out", str(tmp_path / "none"), "--resume"]) == 2
+
+
+def test_an_image_claiming_a_huge_size_is_refused_before_decoding(data_dir, tmp_path, monkeypatch):
+    from seedspace.outputs import images
+
+    root = tmp_path / "data"
+    shutil.copytree(data_dir, root)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 15 * 15)  # the 16x16 pictures now count as too large
+    with pytest.raises(ValueError, match=r"is too large \(16x16 pixels"):
+        load_dataset(root)
 
 
 def test_class_folders_and_npz_give_the_same_data(data_dir, tmp_path):
@@ -319,7 +352,7 @@ def test_an_error_before_the_first_checkpoint_leaves_nothing_and_after_it_a_resu
 def test_resuming_a_damaged_training_is_one_line(data_dir, tmp_path, capsys, damage, message):
     recipe = build.TestbedRecipe(steps=2, batch_size=8, image_size=8, channels=(8, 16), classifier_epochs=1,
                                  fewshot=3, test_references=4, imbalance=4, default_steps=2, encoder=False,
-                                 judge=False)
+                                 judge=False, calibrate=False)
     out = tmp_path / "run"
     with pytest.MonkeyPatch.context() as m:
         m.setattr(build, "_save_unet", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -333,7 +366,7 @@ def test_resuming_a_damaged_training_is_one_line(data_dir, tmp_path, capsys, dam
         record = json.loads((out / build.RECORD).read_text())
         (out / build.RECORD).write_text(json.dumps({**record, **change}))
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
-    assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet", "--skip-calibrate"]) == 2
+    assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("seedspace: error:") and message in err, err
     assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before

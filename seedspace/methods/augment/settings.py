@@ -8,10 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ...backends.loading import resolve_model_prior
-from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, check_batch_size, check_guidance, check_int, check_steps
+from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, MAX_THREADS, check_batch_size, check_guidance, check_int, check_steps
 from ...geometry import NormPrior, load_prior
 
-MAX_THREADS = 1024
 STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
 CONDITIONS = ("class", "unconditional")
 # One --method name per geometry, as (centroid method, interpolation method) of seedspace.geometry: the centroid
