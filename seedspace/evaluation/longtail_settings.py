@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
+from ..checks import MAX_BATCH_SIZE, check_int
 from ..methods.augment.settings import METHODS, STRATEGIES
 
 ORDERS = ("model", "permuted")  # the model's own long-tail order of classes, or a seeded permutation of it
@@ -22,13 +23,19 @@ TREATMENT_TITLES = {"ce": "cross-entropy", "la": "CE + post-hoc logit adj.", "cb
 REBALANCING = ("la", "cb", "bs")
 CONTROL_ARMS = ("oversample", "oracle")  # the references repeated (no generation); held-out real images
 CONDITIONS = ("class", "unconditional")
+# upper bounds, so that a typo cannot ask for a run of years or an allocation the machine does not have
+LONGTAIL_LIMITS = {"head": 100_000, "shots": 10_000, "tail_dose": 100_000, "replicates": 1000,
+                   "test_per_class": 100_000, "classifier_steps": 1_000_000, "batch_size": MAX_BATCH_SIZE,
+                   "width": 1024}
 PRIOR_TAGS = ("model", "chi")  # 'paths:nao@chi': NAO under chi(d); '@model' (the default): the model's own prior
 
 
 def split_condition(arm: str) -> tuple[str, str | None]:
     """'paths:slerp/unconditional' -> ('paths:slerp', 'unconditional'); 'paths:nao' -> ('paths:nao', None)."""
-    body, _, condition = arm.partition("/")
-    if condition and condition not in CONDITIONS:
+    if not isinstance(arm, str):
+        raise ValueError(f"an arm is a text such as 'paths:nao@model/class', got {arm!r}")
+    body, slash, condition = arm.partition("/")
+    if slash and condition not in CONDITIONS:
         raise ValueError(f"arm {arm!r}: unknown condition {condition!r}; choose one of {', '.join(CONDITIONS)}")
     return body, condition or None
 
@@ -36,9 +43,12 @@ def split_condition(arm: str) -> tuple[str, str | None]:
 def parse_arm(arm: str) -> tuple[str, str | None, str]:
     """'paths:nao@chi' -> ('paths', 'nao', 'chi'); 'random' -> ('random', None, 'model'); 'oversample' ->
     ('oversample', None, 'model'); a '/condition' suffix is ignored here. ValueError for an unknown strategy,
-    geometry, prior tag or condition."""
-    body, _, prior = split_condition(arm)[0].partition("@")
-    strategy, _, method = body.partition(":")
+    geometry, prior tag or condition, and for a separator with nothing after it ('paths:', 'paths:nao@')."""
+    body, at, prior = split_condition(arm)[0].partition("@")
+    strategy, colon, method = body.partition(":")
+    if (colon and not method) or (at and not prior):
+        raise ValueError(f"arm {arm!r}: nothing after {'@' if at and not prior else ':'}; leave the separator out "
+                         "for the default")
     prior = prior or "model"
     if strategy in CONTROL_ARMS + ("random",):
         if method or prior != "model":
@@ -53,6 +63,27 @@ def parse_arm(arm: str) -> tuple[str, str | None, str]:
     if prior not in PRIOR_TAGS:
         raise ValueError(f"arm {arm!r}: unknown prior {prior!r}; choose one of {', '.join(PRIOR_TAGS)}")
     return strategy, method, prior
+
+
+def canonical_arm(arm: str) -> str:
+    """The one spelling of an arm: 'paths' and 'paths:nao@model' are both 'paths:nao@model'."""
+    strategy, method, prior = parse_arm(arm)
+    condition = split_condition(arm)[1]
+    text = strategy if method is None else f"{strategy}:{method}@{prior}"
+    return text if condition is None else f"{text}/{condition}"
+
+
+def check_unique(values, name: str, key=lambda v: v) -> None:
+    """ValueError naming ``name`` when ``values`` is empty or names one value twice (``key``: what counts as the
+    same value)."""
+    if not values:
+        raise ValueError(f"{name}: none given")
+    seen = {}
+    for value in values:
+        if key(value) in seen:
+            same = "" if seen[key(value)] == value else f" (the same as {seen[key(value)]!r})"
+            raise ValueError(f"{name} names {value!r} twice{same}")
+        seen[key(value)] = value
 
 
 @dataclass(frozen=True)
@@ -100,11 +131,8 @@ class LongtailSettings:
     dtype: str = "auto"
 
     def __post_init__(self):
-        for name in ("head", "shots", "tail_dose", "replicates", "test_per_class", "classifier_steps", "batch_size",
-                     "width"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"longtail {name} must be a positive integer, got {value!r}")
+        for name, high in LONGTAIL_LIMITS.items():
+            check_int(getattr(self, name), f"longtail {name}", 1, high)
         if not self.imbalance >= 1:
             raise ValueError(f"longtail imbalance must be >= 1, got {self.imbalance!r}")
         if self.order not in ORDERS:
@@ -115,8 +143,9 @@ class LongtailSettings:
                 raise ValueError(f"longtail {name}: unknown {bad or 'none given'}; choose from {', '.join(allowed)}")
         if "la" in self.treatments and "ce" not in self.treatments:
             raise ValueError("longtail treatment la adjusts the ce models: add ce")
-        for arm in self.arms:
-            parse_arm(arm)
+        check_unique(self.arms, "longtail arms", canonical_arm)
+        for name in ("doses", "treatments", "conditions", "plateau_steps"):
+            check_unique(getattr(self, name), f"longtail {name}")
         if self.tail_dose > self.head:
             raise ValueError(f"longtail tail_dose ({self.tail_dose}) is more than the head count ({self.head})")
 
@@ -155,14 +184,12 @@ class FewshotSettings:
     manifold_k: int = 5
 
     def __post_init__(self):
-        if not self.shots or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in self.shots):
-            raise ValueError(f"fewshot shots must be positive integers, got {self.shots!r}")
-        for name in ("replicates", "manifold_k"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"fewshot {name} must be a positive integer, got {value!r}")
-        for arm in self.arms:
-            parse_arm(arm)
+        for k in self.shots:
+            check_int(k, "fewshot shots", 1, LONGTAIL_LIMITS["shots"])
+        check_int(self.replicates, "fewshot replicates", 1, LONGTAIL_LIMITS["replicates"])
+        check_int(self.manifold_k, "fewshot manifold_k", 1, 1000)
+        check_unique(self.arms, "fewshot arms", canonical_arm)
+        check_unique(self.shots, "fewshot shots")
 
     @classmethod
     def quick(cls, **overrides) -> "FewshotSettings":

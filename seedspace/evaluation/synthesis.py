@@ -13,16 +13,8 @@ from ..methods.augment import augment
 from ..outputs import read_png_pixels
 from ..scoring.judge import resize_images
 from ..testbed.data import IMAGE_SIZE, to_model_space
+from .longtail_settings import parse_arm
 from .runner import Runner, stable_seed
-
-ARM_SEPARATOR = ":"  # "paths:nao" = strategy paths with the NAO geometry; "random" has no geometry
-
-
-def parse_arm(arm: str) -> tuple[str, str]:
-    """'paths:nao' -> ('paths', 'nao'); 'random' -> ('random', 'nao') (random seeds ignore the geometry)."""
-    strategy, _, method = arm.partition(ARM_SEPARATOR)
-    return strategy, method or "nao"
-
 
 @dataclass
 class BenchmarkData:
@@ -62,6 +54,9 @@ def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
     test_idx, extra_idx = [], []
     for c in range(int(ty.max()) + 1):
         members = torch.nonzero(ty == c).flatten().numpy()
+        if len(members) < test_per_class:  # a report must test what its settings say
+            raise ValueError(f"test_per_class is {test_per_class}, but {runner.model.name} holds {len(members)} "
+                             f"test images of class {c}")
         order = runner.rng("benchmark-test-split", c).permutation(members)
         test_idx += order[:test_per_class].tolist()
         extra_idx += order[test_per_class:].tolist()
@@ -90,10 +85,10 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
                 images.update(synthesize(runner, arm, condition, {c: references[c]}, n, out / str(c),
                                          steps, stable_seed(seed, "class", c), prior, model))
         return images
-    strategy, method = parse_arm(arm)
+    strategy, method, _ = parse_arm(arm)  # the arm's prior comes in as ``prior``
     names = runner.model.class_names
     result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
-                     per_class=per_class, strategy=strategy, method=method, condition=condition,
+                     per_class=per_class, strategy=strategy, method=method or "nao", condition=condition,
                      seed=seed, steps=steps, inversion_steps=runner.inversion_steps, prior=prior,
                      shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64, progress=False)  # one shard per class
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
