@@ -48,3 +48,44 @@ def test_the_documentation_builds_strictly(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert (tmp_path / "site" / "api" / "index.html").is_file()
+
+
+def test_the_version_has_one_source():
+    """pyproject.toml takes the version from seedspace/_version.py (what run records and --version report), and
+    the changelog's newest entry is that version."""
+    import seedspace
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in config["project"] and "version" in config["project"]["dynamic"]
+    assert config["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "seedspace._version.__version__"}
+    headings = [line for line in (ROOT / "CHANGELOG.md").read_text().splitlines() if line.startswith("## ")]
+    assert headings and headings[0].split()[1] == seedspace.__version__
+
+
+def test_the_wheel_carries_the_testbeds(tmp_path):
+    """The documented wheel (`pip wheel . --no-deps`, offline here with --no-build-isolation) holds the package, its
+    version from _version.py, and every file of the embedded testbeds, so that `ss.load_model()` works from it."""
+    import zipfile
+
+    import seedspace
+
+    tracked = subprocess.run(["git", "ls-files", "pyproject.toml", "README.md", "LICENSE", "seedspace"], cwd=ROOT,
+                             capture_output=True, text=True, check=True).stdout.split()
+    if not tracked:
+        pytest.skip("not a git checkout")
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the working tree
+    for name in tracked:
+        if (ROOT / name).is_file():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(ROOT / name, src / name)
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", ".", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path / "dist")], cwd=src, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    (wheel,) = (tmp_path / "dist").glob("*.whl")
+    assert wheel.name == f"seedspace-{seedspace.__version__}-py3-none-any.whl"
+    names = set(zipfile.ZipFile(wheel).namelist())
+    weights = {n for n in tracked if n.startswith("seedspace/testbed/weights/")}
+    assert {"seedspace/testbed/weights/testbed.json", "seedspace/testbed/weights/flow/unet/config.json",
+            "seedspace/testbed/weights/unet/diffusion_pytorch_model.safetensors"} <= weights
+    assert weights <= names, sorted(weights - names)
+    assert "seedspace/cli/main.py" in names and not any(n.startswith(("tests/", "examples/")) for n in names)
