@@ -219,6 +219,16 @@ def test_install_and_script_lines_name_what_exists(block):
                 assert (ROOT / script).is_file(), f"{block.name}: {script} does not exist"
 
 
+def test_install_instructions_are_what_exists():
+    """seedspace is not on PyPI: no page says to `pip install seedspace` afresh, and a wheel a page names is the
+    one `pip wheel .` builds for this version."""
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        assert not re.search(r"pip install (-\S+ )*['\"]?seedspace(?![\w\[-])", text), f"{page.name}: pip install seedspace"
+        for version in re.findall(r"seedspace-(\d[\w.]*)-py3-none-any\.whl", text):
+            assert version == ss.__version__, f"{page.name} names the wheel of {version}, not {ss.__version__}"
+
+
 def test_the_python_guides_grid_is_the_readme_commands(ran):
     """docs/python.md says its grid's cells are the same pixels as `seedspace interpolate --compare`'s frames."""
     guide = next(b for b in PYTHON if b.page.name == "python.md" and "make_grid" in b.code)
