@@ -453,3 +453,27 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
         assert not out.exists()
     with pytest.raises(ValueError, match="not valid JSON"):
         evaluate(model, EvalConfig.quick_preset(experiments=("priors",), prior_file=str(bad_json)))
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("arms", ("paths:nao@",), "nothing after @"),
+    ("arms", ("paths:",), "nothing after :"),
+    ("arms", ("random/",), "unknown condition ''"),
+    ("arms", ("",), "unknown arm ''"),
+    ("arms", ("paths:nao", "paths:nao@model"), "names 'paths:nao@model' twice (the same as 'paths:nao')"),
+    ("arms", ("oversample", "oversample"), "names 'oversample' twice"),
+    ("arms", (), "none given"),
+    ("treatments", ("ce", "ce"), "names 'ce' twice"),
+    ("replicates", 10 ** 6, "replicates must be"),
+    ("classifier_steps", 10 ** 9, "classifier_steps must be"),
+])
+def test_benchmark_settings_refuse_empty_duplicate_and_unbounded_values(field, value, message):
+    from seedspace.evaluation.longtail_settings import FewshotSettings, LongtailSettings
+
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        LongtailSettings(**{field: value})
+    if field == "arms":
+        with pytest.raises(ValueError):
+            FewshotSettings(arms=value)
+    with pytest.raises(ValueError, match="fewshot shots names 1 twice"):
+        FewshotSettings(shots=(1, 1))
