@@ -80,3 +80,25 @@ def test_library_calls_give_the_frames_of_interpolate_compare(tiny_testbed_dir, 
         for j in range(4):
             written = outputs.read_png_pixels(tmp_path / "run" / "frames" / method / f"frame{j:06d}.png")
             assert np.array_equal(written, frames[r * 4 + j]), (method, j)
+
+
+@pytest.mark.parametrize("seed_ints, shape, message", [
+    ([], (4,), "seed_ints must be integers in \\[0, 2\\^63\\), got none"),
+    ("11", (4,), "seed_ints must be a sequence of integers"),
+    ([1.5], (4,), "got 1.5"),
+    ([float("inf")], (4,), "got inf"),
+    ([True], (4,), "got True"),
+    ([2 ** 63], (4,), "got 9223372036854775808"),
+    ([1], (4, -1, 8), "shape must be a sequence of positive integers"),
+    ([1], (), "shape must be"),
+    ([1], (2 ** 20, 2 ** 20), "values per seed"),
+])
+def test_seeds_from_ints_names_what_is_wrong(seed_ints, shape, message):
+    with pytest.raises(ValueError, match=message):
+        ss.seeds_from_ints(seed_ints, shape)
+
+
+def test_seeds_from_ints_takes_numpy_and_tensor_integers():
+    expected = ss.seeds_from_ints([3, 4], (2, 2))
+    assert torch.equal(ss.seeds_from_ints(np.array([3, 4]), (2, 2)), expected)
+    assert torch.equal(ss.seeds_from_ints(torch.tensor([3, 4]), torch.Size([2, 2])), expected)

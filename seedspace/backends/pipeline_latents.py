@@ -15,6 +15,8 @@ SDXL; flow models need no scaling), so nothing is rescaled here; Flux takes 2x2 
 
 from __future__ import annotations
 
+import numbers
+
 import torch
 
 
@@ -31,7 +33,11 @@ def latent_shape(pipe, height: int | None = None, width: int | None = None) -> t
     pipeline's own sample size); ValueError for a size the pipeline cannot render."""
     scale = int(pipe.vae_scale_factor)
     size = int(getattr(pipe, "default_sample_size", None) or _denoiser(pipe).config.sample_size)
-    height, width = int(height or size * scale), int(width or size * scale)
+    for name, value in (("height", height), ("width", width)):  # None: the default; 0 is not "unset"
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral)):
+            raise ValueError(f"{name} must be an integer number of pixels, got {value!r}")
+    height = int(size * scale if height is None else height)
+    width = int(size * scale if width is None else width)
     multiple = scale * (2 if _packs_latents(pipe) else 1)
     if height < multiple or width < multiple or height % multiple or width % multiple:
         raise ValueError(f"height and width must be positive multiples of {multiple} for {type(pipe).__name__}, "
@@ -42,7 +48,8 @@ def latent_shape(pipe, height: int | None = None, width: int | None = None) -> t
 def pipeline_latents(pipe, seeds: torch.Tensor) -> torch.Tensor:
     """Seeds (N, C, h, w) -> the ``latents=`` tensor of ``pipe`` for N images (packed for Flux), on the
     pipeline's device and dtype."""
-    seeds = torch.as_tensor(seeds)
+    if not isinstance(seeds, torch.Tensor):
+        raise ValueError(f"seeds must be a tensor (N, C, h, w) of latents, got {type(seeds).__name__}")
     channels = int(pipe.vae.config.latent_channels)
     if seeds.dim() != 4 or seeds.shape[1] != channels or not torch.isfinite(seeds).all():
         raise ValueError(f"seeds must be finite (N, {channels}, h, w) latents for {type(pipe).__name__}, got "

@@ -162,3 +162,9 @@ def test_pipeline_latents_are_what_the_pipeline_draws_for_a_seed(models, family)
         ss.pipeline_latents(pipe, torch.zeros(1, shape[0] + 1, *shape[1:]))
     with pytest.raises(ValueError, match="multiples of"):
         ss.latent_shape(pipe, model.height + 1, model.width)
+    with pytest.raises(ValueError, match="got 0 x 0"):  # 0 is a size, not "the default"
+        ss.latent_shape(pipe, 0, 0)
+    with pytest.raises(ValueError, match="height must be an integer"):
+        ss.latent_shape(pipe, 512.5, model.width)
+    with pytest.raises(ValueError, match="seeds must be a tensor"):
+        ss.pipeline_latents(pipe, None)
