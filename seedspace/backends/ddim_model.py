@@ -4,6 +4,7 @@ defaults of the protocol's optional parts (no classes, no feature extractor, no 
 from __future__ import annotations
 
 import math
+import os
 import warnings
 from pathlib import Path
 from typing import Sequence, Union
@@ -58,8 +59,8 @@ class DDIMModel:
         """The norm prior calibrated for this model (the file at ``prior_path``: ``prior.json`` in a testbed
         folder, the per-model cache for diffusers models), or None when it has none. ValueError naming the file when
         it is malformed or made for another dimension: never a silent fallback to chi."""
-        if self.prior_path is None or not Path(self.prior_path).is_file():
-            return None
+        if self.prior_path is None or not os.path.lexists(self.prior_path):
+            return None  # a folder, pipe or broken link in its place is refused below, never taken as "no prior"
         from ..geometry import load_prior  # the geometry only when a prior is asked for
 
         try:

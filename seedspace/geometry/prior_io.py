@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 
 from .prior import ChiPrior, NormPrior
 
 PRIOR_FAMILIES = ("chi", "scaled-chi", "generalized-chi")
+MAX_PRIOR_FILE_BYTES = 256 * 1024  # a prior record with its calibration notes is a few kB; it travels in every PNG
 
 
 def prior_from_record(record: dict, d: int | None = None) -> NormPrior:
@@ -22,7 +24,12 @@ def prior_from_record(record: dict, d: int | None = None) -> NormPrior:
         raise ValueError(f"unknown prior family {family!r}; valid families: {', '.join(PRIOR_FAMILIES)}")
     rd = record.get("d", d)
     if rd is None:
-        raise ValueError("the prior record has no dimension d")
+        raise ValueError("the prior record has no dimension d (pass d=, or give the prior to a geometry function, "
+                         "which takes d from the seeds)")
+    if isinstance(rd, bool) or not isinstance(rd, int) or rd < 1:
+        raise ValueError(f"the prior record's d must be a positive integer, got {rd!r}")
+    if not isinstance(record.get("info") or {}, dict):
+        raise ValueError(f"the prior record's info must be an object, got {record['info']!r}")
     if d is not None and rd != d:
         raise ValueError(f"the prior is for d={rd} but the seeds have d={d}")
     needed = {"chi": (), "scaled-chi": ("scale",), "generalized-chi": ("scale", "dof")}[family]
@@ -61,12 +68,18 @@ def load_prior(spec=None, d: int | None = None) -> NormPrior:
             raise ValueError(f"bad prior {text!r}: expected scaled-chi:S with a number S, e.g. scaled-chi:0.93") from None
         return prior_from_record({"family": "scaled-chi", "d": d, "scale": scale}, d)
     path = Path(text).expanduser()
-    if not path.is_file():
-        raise ValueError(f"unknown prior {text!r}: use chi, scaled-chi:S or the path of a prior JSON file")
+    if not path.is_file():  # a folder, a pipe (reading it would block) or a broken link is no prior file either
+        what = "is not a regular file" if os.path.lexists(path) else "does not exist"
+        raise ValueError(f"unknown prior {text!r}: use chi, scaled-chi:S or the path of a prior JSON file ({path} "
+                         f"{what})")
+    if path.stat().st_size > MAX_PRIOR_FILE_BYTES:
+        raise ValueError(f"prior file {path} holds {path.stat().st_size} bytes, over {MAX_PRIOR_FILE_BYTES}: not a "
+                         "prior record")
     try:
         record = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"prior file {path} is not valid JSON: {exc}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else exc
+        raise ValueError(f"prior file {path} is not valid JSON: {reason}") from None
     return prior_from_record(record, d)
 
 

@@ -52,3 +52,39 @@ def test_the_revision_follows_the_weights_and_configs_not_the_place(tiny_sd_dir,
     snapshot.mkdir(parents=True)
     assert folder_revision(snapshot) == "ab" * 20
     assert cached_prior_path("org/x", snapshot).parent.name == "org--x"
+
+
+@pytest.mark.parametrize("case, message", [
+    ("a folder", "is not a regular file"),
+    ("a broken link", "is not a regular file"),
+    ("a pipe", "is not a regular file"),
+    ("10 MB", "over 262144"),
+    ("nested deeply", "nested too deeply"),
+    ("info of the wrong type", "info must be an object"),
+    ("d of the wrong type", "d must be a positive integer"),
+])
+def test_a_model_prior_that_is_not_a_prior_record_is_refused_never_taken_for_chi(tiny_testbed_dir, tmp_path, case,
+                                                                                 message):
+    import os
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_testbed_dir, folder)
+    prior = folder / "prior.json"
+    prior.unlink(missing_ok=True)
+    d = math.prod(load_model(folder).seed_shape)
+    if case == "a folder":
+        prior.mkdir()
+    elif case == "a broken link":
+        prior.symlink_to(tmp_path / "gone.json")
+    elif case == "a pipe":
+        os.mkfifo(prior)
+    elif case == "10 MB":
+        prior.write_text(json.dumps({"family": "chi", "d": d, "info": {"notes": "x" * 10_000_000}}))
+    elif case == "nested deeply":
+        prior.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        field = {"info of the wrong type": {"info": 5}, "d of the wrong type": {"d": "many"}}[case]
+        prior.write_text(json.dumps({"family": "scaled-chi", "d": d, "scale": 0.9, **field}))
+    model = load_model(folder)
+    with pytest.raises(ValueError, match=message):
+        model.prior
