@@ -100,6 +100,9 @@ def run(args) -> int:
     out = prior_destination(args.out, ref, model)
     if out.exists() and not args.overwrite:  # refused before any work
         raise common.CLIError(f"{out} already exists; choose another --out or pass --overwrite")
+    if (out.exists() or out.is_symlink()) and not out.is_file():  # --overwrite replaces files only
+        raise common.CLIError(f"{out} is not a regular file (a folder, a pipe or a broken link); --overwrite "
+                              "replaces a prior file only: remove it or choose another --out")
     settings = dataclasses.replace(
         settings, steps=args.steps or (min(QUICK["steps"], model.default_steps) if args.quick else model.default_steps),
         guidance=float(model.default_guidance if args.guidance_scale is None else args.guidance_scale))

@@ -155,6 +155,10 @@ def test_cli_calibrate_writes_a_prior_file_that_interpolate_reads(tiny_testbed_d
     assert main(args) == 2 and "already exists" in capsys.readouterr().err  # never overwritten silently
     assert main(args + ["--overwrite"]) == 0
     capsys.readouterr()
+    folder = tmp_path / "a-folder.json"
+    folder.mkdir()
+    assert main([*args[:-1], str(folder), "--overwrite"]) == 2
+    assert "is not a regular file" in capsys.readouterr().err and folder.is_dir()
 
     run = tmp_path / "run"
     assert main(["interpolate", "--model", str(tiny_testbed_dir), "--seeds", "1,2", "--frames", "3", "--steps", "2",
