@@ -19,6 +19,17 @@ FPS_RANGE = (0.1, 240.0)  # ffmpeg cannot mux frame rates far outside this (it w
 MAX_UPSCALE = 64
 SEED_INT_LIMIT = 2 ** 63  # seed integers (and generator seeds) are in [0, 2^63)
 MAX_THREADS = 1024  # torch CPU threads a run computes with
+# a class name becomes a folder and a file-name part (with an index and temporary suffixes): file systems allow
+# 255 bytes per name, so names are bounded well below that, in bytes (a letter outside ASCII takes 2 to 4)
+MAX_NAME_BYTES = 100
+
+
+def check_name_length(name: str, what: str) -> None:
+    """ValueError when ``name`` takes more than ``MAX_NAME_BYTES`` bytes in UTF-8 (it would not fit in file names)."""
+    size = len(str(name).encode("utf-8"))
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"{what} {str(name)[:40]!r}... takes {size} bytes, over {MAX_NAME_BYTES}: it names folders "
+                         "and files; shorten it")
 
 
 def check_int(value, name: str, low: int | None = None, high: int | None = None) -> int:

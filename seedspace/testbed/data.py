@@ -24,6 +24,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load, save
 
+from ..checks import check_name_length
 from ..outputs import atomic_path, image_files, read_image
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
@@ -156,6 +157,7 @@ def check_class_names(names, source: str) -> None:
                 any(ord(c) < 32 or ord(c) == 127 for c in name):
             raise ValueError(f"{source}: class name {name!r} cannot name a folder (empty, '.', '..', a path "
                              "separator or a control character)")
+        check_name_length(name, f"{source}: class name")
         key = name.casefold()
         if key in seen:
             raise ValueError(f"{source}: class names {seen[key]!r} and {name!r} are the same name")

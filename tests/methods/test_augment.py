@@ -475,6 +475,7 @@ def test_prior_moves_nao_seeds_only_and_is_recorded(tiny_testbed_dir, refs_dir, 
      "1 <= clusters <= the number of references (2), got 3"),
     ("zero clusters", ["--strategy", "clusters", "--clusters", "0"], "clusters must be a positive integer"),
     ("clusters without the strategy", ["--clusters", "2"], "applies to the clusters strategy only"),
+    ("a class name too long for file names", ["--condition", "unconditional"], "takes 120 bytes, over 100"),
 ])
 def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_path, capsys, case, extra, message):
     counts = {"class0": 2, "class1": 2}
@@ -484,6 +485,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tiny_testbed_dir, tmp_p
         counts["class2"] = 1
     if case == "unknown class":
         counts["sweater"] = 2
+    if case == "a class name too long for file names":
+        counts["é" * 60] = 2
     refs = _write_refs(tmp_path / "refs", counts, bad="class1" if case == "unreadable image" else None)
     out = tmp_path / "out"
     args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs), "--out", str(out),

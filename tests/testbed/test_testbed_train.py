@@ -186,6 +186,8 @@ def _bad_npz(tmp_path, case):
                                                 classes=np.array(["../up", *CLASSES[1:]])),
               "the same class name twice": dict(images=images, labels=labels,
                                                 classes=np.array([CLASSES[0].upper(), CLASSES[0], *CLASSES[2:]])),
+              "a class name too long for file names": dict(images=images, labels=labels,
+                                                           classes=np.array(["é" * 60, *CLASSES[1:]])),
               "a label of 10^12": dict(images=images, labels=np.where(labels == 2, 10 ** 12, labels)),
               "not a zip archive": None}[case]
     if arrays is None:
@@ -203,6 +205,7 @@ def _bad_npz(tmp_path, case):
     ("a class name with a slash", [], "cannot name a folder"),
     ("the same class name twice", [], "are the same name"),
     ("a label of 10^12", [], "labels go up to 1000000000000 for 120 images"),
+    ("a class name too long for file names", [], "takes 120 bytes, over 100"),
     ("not a zip archive", [], "cannot read"),
     ("an empty model name", ["--name", " "], "name"),
     ("imbalance below 1", ["--imbalance", "0.5"], "imbalance must be"),
@@ -214,6 +217,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(tmp_path, capsys, case,
     data = _bad_npz(tmp_path, case) if case in ("labels that do not match", "a class with too few images",
                                                 "pixel values out of range", "one class", "a class name with a slash",
                                                 "the same class name twice", "a label of 10^12",
+                                                "a class name too long for file names",
                                                 "not a zip archive") else None
     if data is None:
         images, labels = _images()

@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends.base import UNCONDITIONAL
+from ...checks import check_name_length
 from ...scoring.metrics import image_psnr
 
 REFERENCES_FILE = "references.safetensors"
@@ -113,6 +114,7 @@ def resolve_classes(model, references, condition: str, min_references: int) -> l
     if len(set(f.lower() for f in folders)) != len(folders):
         raise ValueError(f"two classes map to the same folder name: {folders}")
     for c in classes:
+        check_name_length(c.folder, "class folder")
         if tuple(c.images.shape[1:]) != tuple(image_shape(model)):
             raise ValueError(f"class {c.name!r}: references have size {tuple(c.images.shape[1:])}, the model makes "
                              f"{tuple(image_shape(model))}")
