@@ -11,6 +11,7 @@ See :mod:`.config` for the experiments, their counts and the cost arithmetic, :m
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import platform
@@ -23,6 +24,7 @@ import torch
 
 from ..backends.sampling import INVERTIBLE, scheduler_label
 from ..hardware import cpu_has_native_bf16, cpu_model
+from ..runs import RunRecord
 from .centroid import run_centroid
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
 from .fewshot import check_fewshot, run_fewshot
@@ -94,25 +96,34 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
         experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
     runner = runner or Runner(model, config, log, workdir=Path(out) / "datasets" if out is not None else None)
     sections = {}
-    for name in experiments:
-        log(f"== {name}")
-        t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
-        images1 = runner.counters["images"]
-        sections[name] = run_paired(runner, sections) if name == "paired" else RUNNERS[name](runner)
-        sec = sections[name]
-        sec["time_s"] = time.perf_counter() - t1
-        sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
-        sec["images"] = runner.counters["images"] - images1
-        log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, {sec.get('images', 0)} images)")
-        if out is not None:  # what is finished survives a later failure or Ctrl-C
-            write_outputs({**collect_results(model, runner, experiments, sections),
-                           "wall_time_s": time.perf_counter() - t0}, out, figures=False)
-    results = collect_results(model, runner, experiments, sections)
-    results["wall_time_s"] = time.perf_counter() - t0
-    if out is not None:
-        write_outputs(results, out)
+    # run.json: running -> completed, or interrupted / failed naming the experiments finished so far (whose results
+    # are in results.json and report.md already)
+    record = None if out is None else RunRecord(
+        Path(out), "evaluate", {"config": runner.cfg.to_dict(), "experiments": list(experiments)},
+        model={"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", ""))}, finished=[])
+    with record.guard() if record is not None else contextlib.nullcontext():
+        for name in experiments:
+            log(f"== {name}")
+            t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
+            images1 = runner.counters["images"]
+            sections[name] = run_paired(runner, sections) if name == "paired" else RUNNERS[name](runner)
+            sec = sections[name]
+            sec["time_s"] = time.perf_counter() - t1
+            sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
+            sec["images"] = runner.counters["images"] - images1
+            log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, "
+                f"{sec.get('images', 0)} images)")
+            if record is not None:  # what is finished survives a later failure or Ctrl-C
+                write_outputs({**collect_results(model, runner, experiments, sections),
+                               "wall_time_s": time.perf_counter() - t0}, out, figures=False)
+                record["finished"] = list(sections)
+                record.write()
+        results = collect_results(model, runner, experiments, sections)
         results["wall_time_s"] = time.perf_counter() - t0
-        write_outputs(results, out, figures=False)  # the final wall time includes the plots
+        if out is not None:
+            write_outputs(results, out)
+            results["wall_time_s"] = time.perf_counter() - t0
+            write_outputs(results, out, figures=False)  # the final wall time includes the plots
     return results
 
 

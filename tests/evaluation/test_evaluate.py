@@ -62,6 +62,8 @@ def quick_run(tiny_testbed_dir, tmp_path_factory):
 def test_quick_end_to_end(quick_run):
     rc, out = quick_run
     assert rc == 0
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "completed" and record["finished"] == record["parameters"]["experiments"]
     results = json.loads((out / "results.json").read_text())
     report = (out / "report.md").read_text()
     assert set(results["experiments"]) == set(CLAIM_EXPERIMENTS)
@@ -477,3 +479,18 @@ def test_benchmark_settings_refuse_empty_duplicate_and_unbounded_values(field, v
             FewshotSettings(arms=value)
     with pytest.raises(ValueError, match="fewshot shots names 1 twice"):
         FewshotSettings(shots=(1, 1))
+
+
+def test_an_interrupted_evaluation_says_so_and_keeps_what_finished(tiny_testbed_dir, tmp_path, monkeypatch, capsys):
+    import seedspace.evaluation as evaluation
+
+    def interrupted(runner):
+        raise KeyboardInterrupt
+
+    monkeypatch.setitem(evaluation.RUNNERS, "interpolation", interrupted)
+    out = tmp_path / "cut"
+    assert cli_main(["evaluate", "--quick", "--experiments", "norm,interpolation", "--model", str(tiny_testbed_dir),
+                     "--out", str(out), "--quiet"]) == 130
+    record = json.loads((out / "run.json").read_text())
+    assert record["status"] == "interrupted" and record["finished"] == ["norm"]
+    assert list(json.loads((out / "results.json").read_text())["experiments"]) == ["norm"]
