@@ -16,6 +16,7 @@ from PIL import Image, UnidentifiedImageError
 from . import sampling
 from .base import Condition, check_seed_values, conditions_list
 from .ddim import StepCallback
+from .images import DEFAULT_FIT, check_fit, report_conversion
 
 MAX_IMAGE_PIXELS = 8192 * 8192  # larger inputs are refused before decoding (Pillow's own guard is 179 megapixels)
 _FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
@@ -126,10 +127,16 @@ class DDIMModel:
         """``decode`` itself: gradients flow through the decoder (and stop where it clamps to [0, 1])."""
         return self.decode(x0)
 
-    def load_images(self, paths: Sequence[Union[str, Path]]) -> torch.Tensor:
-        """Read image files -> (N, C, H, W) in [0, 1] at the model's size; ValueError names an unreadable file,
-        a folder, or an image over ``MAX_IMAGE_PIXELS``. 16-bit and float images are scaled by their full range
-        (65535, resp. 1) instead of being clipped to 8 bits."""
+    image_fit = DEFAULT_FIT  # how load_images fits an image of another aspect ratio: 'crop' or 'pad'
+
+    def load_images(self, paths: Sequence[Union[str, Path]], fit: str | None = None,
+                    conversions: list | None = None) -> torch.Tensor:
+        """Read image files -> (N, C, H, W) in [0, 1] at the model's size and colour, fitted by ``fit`` ('crop',
+        'pad'; None: ``image_fit``) as :mod:`~seedspace.backends.images` describes; each conversion is one log line
+        and, given ``conversions``, one record there. ValueError names an unreadable file, a folder, or an image
+        over ``MAX_IMAGE_PIXELS``. 16-bit and float images are scaled by their full range (65535, resp. 1)
+        instead of being clipped to 8 bits."""
+        fit = check_fit(self.image_fit if fit is None else fit)
         arrays = []
         for path in paths:
             if Path(path).is_dir():
@@ -143,7 +150,10 @@ class DDIMModel:
                         if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
                             raise Image.DecompressionBombError(size)
                         im.load()
-                        arrays.append(self.prepare_image(_eight_bit(im)))
+                        notes = [f"{im.mode} values scaled to 8 bits"] if im.mode in _FULL_SCALE else []
+                        arrays.append(self.prepare_image(_eight_bit(im), fit, notes))
+                        if notes:
+                            report_conversion(path, im.size, im.mode, arrays[-1].shape, fit, notes, conversions)
             except (Image.DecompressionBombError, Image.DecompressionBombWarning):
                 limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
                 raise ValueError(f"image {path} is too large ({size}; seedspace reads images of up to "

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .ddim_model import DDIMModel
+from .images import fit_image
 
 
 class LatentPromptModel(DDIMModel):
@@ -27,16 +27,27 @@ class LatentPromptModel(DDIMModel):
         self.denoiser, self.vae = denoiser.eval(), pipe.vae.eval()
         self.denoiser.requires_grad_(False)
         self.vae.requires_grad_(False)
-        scale = pipe.vae_scale_factor
         size = sample_size or int(getattr(pipe, "default_sample_size", None) or denoiser.config.sample_size)
-        self.height, self.width = height or size * scale, width or size * scale
-        multiple = scale * size_multiple  # e.g. Flux packs 2x2 latent patches
-        if self.height % multiple or self.width % multiple:
-            raise ValueError(f"height and width must be multiples of {multiple}")
-        self.seed_shape = (int(latent_channels), self.height // scale, self.width // scale)
-        self.image_shape = (int(self.vae.config.in_channels), self.height, self.width)
+        self.default_size = (size * pipe.vae_scale_factor, size * pipe.vae_scale_factor)
+        self.size_multiple = pipe.vae_scale_factor * size_multiple  # e.g. Flux packs 2x2 latent patches
+        self._latent_channels = int(latent_channels)
+        self.set_size(height, width)
         self.default_steps, self.default_guidance, self.batch_size = default_steps, default_guidance, batch_size
         self._embeddings: dict[tuple[str, str], tuple] = {}
+
+    def set_size(self, height: int | None = None, width: int | None = None) -> None:
+        """Render (and read images) at ``height`` x ``width`` pixels (None: the pipeline's default size): seeds
+        become (C, height / s, width / s). ValueError unless both are positive multiples of ``size_multiple`` (the
+        VAE's scale factor s; 2 s for Flux, whose transformer takes 2x2 latent patches)."""
+        height, width = height or self.default_size[0], width or self.default_size[1]
+        m = self.size_multiple
+        if not all(isinstance(v, int) and not isinstance(v, bool) and v >= m and v % m == 0 for v in (height, width)):
+            raise ValueError(f"height and width must be positive multiples of {m} for {self.name}, got "
+                             f"{height} x {width}")
+        scale = self.pipe.vae_scale_factor
+        self.height, self.width = height, width
+        self.seed_shape = (self._latent_channels, height // scale, width // scale)
+        self.image_shape = (int(self.vae.config.in_channels), height, width)
 
     @property
     def device(self) -> torch.device:
@@ -75,9 +86,7 @@ class LatentPromptModel(DDIMModel):
         x = self.vae.decode((latents / self.vae.config.scaling_factor + shift).to(self.vae.dtype)).sample
         return ((x.float() + 1) / 2).clamp(0, 1)
 
-    def prepare_image(self, image) -> np.ndarray:
-        """A PIL image -> float array (3, H, W) in [0, 1] at the model's size."""
-        image = image.convert("RGB")
-        if image.size != (self.width, self.height):
-            image = image.resize((self.width, self.height), Image.BICUBIC)
-        return np.asarray(image, dtype=np.float32).transpose(2, 0, 1) / 255.0
+    def prepare_image(self, image, fit: str | None = None, notes: list | None = None) -> np.ndarray:
+        """A PIL image -> float array (3, H, W) in [0, 1] at the model's size, colour kept, fitted by ``fit``
+        (None: ``image_fit``); the conversions made go to ``notes``."""
+        return fit_image(image, 3, self.height, self.width, self.image_fit if fit is None else fit, notes)

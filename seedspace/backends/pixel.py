@@ -3,15 +3,14 @@ class-conditional) that predicts noise (DDPM-style schedule) or velocity (flow-m
 
 from __future__ import annotations
 
-import warnings
 from typing import Sequence
 
 import numpy as np
 import torch
-from PIL import Image
 
 from .base import UNCONDITIONAL
 from .ddim_model import DDIMModel
+from .images import fit_image
 from .sampling import eps_from_velocity
 
 
@@ -126,12 +125,8 @@ class PixelUNetModel(DDIMModel):
         raw = (x0 + 1) / 2
         return raw + (raw.clamp(0, 1) - raw).detach()
 
-    def prepare_image(self, image) -> np.ndarray:
-        """A PIL image -> float array (C, H, W) in [0, 1] at the model's size (resized with a warning)."""
+    def prepare_image(self, image, fit: str | None = None, notes: list | None = None) -> np.ndarray:
+        """A PIL image -> float array (C, H, W) in [0, 1] at the model's size and colour (grey for 1 channel),
+        fitted by ``fit`` (None: ``image_fit``); the conversions made go to ``notes``."""
         channels, height, width = self.seed_shape
-        image = image.convert("L" if channels == 1 else "RGB")
-        if image.size != (width, height):
-            warnings.warn(f"resizing a {image.size[0]}x{image.size[1]} image to {width}x{height}", stacklevel=3)
-            image = image.resize((width, height), Image.BICUBIC)
-        array = np.asarray(image, dtype=np.float32) / 255.0
-        return array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
+        return fit_image(image, channels, height, width, self.image_fit if fit is None else fit, notes)

@@ -81,11 +81,15 @@ class TestbedModel(PixelUNetModel):
         """A testbed shipped inside the package: ``testbed`` or ``testbed-flow``."""
         return cls.from_folder(EMBEDDED_MODELS[name], device=device, dtype=dtype, **kwargs)
 
-    def prepare_image(self, image) -> np.ndarray:
-        """28x28 images are padded with background to 32x32 (as in training); other sizes are resized."""
-        if image.size == (28, 28):
+    def prepare_image(self, image, fit: str | None = None, notes: list | None = None) -> np.ndarray:
+        """28x28 images are padded with background to 32x32 (as in training); other sizes are fitted as
+        :meth:`PixelUNetModel.prepare_image` says."""
+        if image.size == (28, 28) and self.seed_shape[1:] == (32, 32):
+            if notes is not None:
+                notes.append("padded 28x28 to 32x32 with background, as in training"
+                             + ("; colour to grey (the model is grey)" if image.mode not in ("L", "1") else ""))
             return ((to_model_space(np.asarray(image.convert("L"))[None]) + 1) / 2)[0].numpy()
-        return super().prepare_image(image)
+        return super().prepare_image(image, fit, notes)
 
     def _load_network(self, cls, filename: str):
         """A testbed CNN (judge or encoder) from its safetensors file: eval mode, CPU, float32, no gradients."""

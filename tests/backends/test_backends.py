@@ -204,9 +204,10 @@ def test_load_images(tiny_testbed_dir, tmp_path):
     Image.fromarray(np.full((8, 8), 255, np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((16, 16, 3), np.uint8)).save(tmp_path / "b.png")
     (tmp_path / "c.png").write_bytes(b"not an image")
-    with pytest.warns(UserWarning, match="resizing"):
-        images = model.load_images([tmp_path / "a.png", tmp_path / "b.png"])
+    conversions: list = []
+    images = model.load_images([tmp_path / "a.png", tmp_path / "b.png"], conversions=conversions)
     assert images.shape == (2, 1, 8, 8) and images[0].min() == 1 and images[1].max() == 0
+    assert [c["steps"] for c in conversions] == [["colour to grey (the model is grey)", "resized 16x16 to 8x8"]]
     with pytest.raises(ValueError, match="c.png"):
         model.load_images([tmp_path / "c.png"])
 
