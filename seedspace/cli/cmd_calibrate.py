@@ -59,6 +59,7 @@ def register(subparsers, formatter_class) -> None:
 
     m = p.add_argument_group("model and sampling")
     common.add_model_choice(m)
+    common.add_size_options(m)
     m.add_argument("--class", dest="class_", nargs="+", default=None, metavar="CLASS",
                    help="classes to generate, by index or name, several allowed (default: all)")
     m.add_argument("--steps", "--num-inference-steps", dest="steps", type=int, default=None,
@@ -96,7 +97,7 @@ def run(args) -> int:
     if args.threads is not None:
         torch.set_num_threads(check_int(args.threads, "--threads", 1, 1024))
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size)
+    model = common.load_for(args, ref)
     out = prior_destination(args.out, ref, model)
     if out.exists() and not args.overwrite:  # refused before any work
         raise common.CLIError(f"{out} already exists; choose another --out or pass --overwrite")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from .. import outputs
-from ..backends.loading import resolve_model_prior
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
 from ..runs.writers import CLUSTER_COMMAND as COMMAND
 from ..runs.writers import check_methods, write_cluster_run
@@ -36,16 +35,21 @@ def run(args) -> int:
     method = check_methods([args.method], CLUSTER_METRICS)[0]
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    model = common.load_for(args, ref)
     condition, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
     seeds = load_seeds(items, model, condition, args.steps, progress=not args.quiet).seeds
     if args.k > seeds.shape[0]:
         raise common.CLIError(f"--k {args.k} is more than the {seeds.shape[0]} inputs")
-    common.note_model_prior(args, model)
-    prior = load_prior(resolve_model_prior(args.prior, model), seeds[0].numel()) if method == "nao" else None
-    result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "k": args.k,
-              "method": method, "seed": args.seed, "prior": prior.to_record() if prior is not None else None}
+              "method": method, "seed": args.seed, **common.image_params(args, model, items)}
+    prior = None
+    if method == "nao":
+        spec = common.prior_params(args, model, params).get("prior", "chi")
+        if getattr(args, "prior_misfit", None):  # calibrated at other settings: fitted to the inputs' own norms
+            spec = common.fitted_prior_params(args, model, params, seeds).get("prior", "chi")
+        prior = load_prior(spec, seeds[0].numel())
+    result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
+    params["prior"] = prior.to_record() if prior is not None else None
     folder = write_cluster_run(params, model, seeds, result, args.out, progress=not args.quiet)
     print(f"wrote {folder}: {args.k} clusters of {seeds.shape[0]} inputs, centroid_NN.png, centroids.safetensors, "
           f"grid.png, run.json")

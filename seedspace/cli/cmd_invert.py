@@ -26,11 +26,12 @@ def run(args) -> int:
     outputs.check_out_available(args.out)
     paths = common.collect_images(args.images)
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    model = common.load_for(args, ref)
     common.check_job_size(args, len(paths), len(paths), model)
     _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
     params = invert_parameters(model, ref, paths, cond_record, int(args.steps or model.default_steps), args.dtype,
                                args.batch_size)
+    params.update({**common.size_params(model), **common.image_params(args, model, [{"image": str(p)} for p in paths])})
     folder, rows = write_invert_run(params, model, paths, args.out, progress=not args.quiet)
     names = [p.name for p in paths]
     width = max(len(n) for n in names + ["image"])

@@ -31,14 +31,15 @@ def run(args) -> int:
         raise common.CLIError(f"--typical must be in (0, 1), got {args.typical}")
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    model = common.load_for(args, ref)
     common.check_job_size(args, len(items), 0, model)
     needs_condition = any("image" in it for it in items)
     _, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
                       else (None, {}))
     params = {"model": model_record(model, ref), "condition": cond_record,
               "steps": int(args.steps or model.default_steps), "seeds": items, "typical": args.typical,
-              "dtype": args.dtype, "batch_size": args.batch_size}
+              "dtype": args.dtype, "batch_size": args.batch_size, **common.size_params(model),
+              **common.image_params(args, model, items)}
     folder, summary = write_norms_run(params, model, args.out, progress=not args.quiet)
     rows, d = summary["seeds"], summary["d"]
     lo, hi = summary["chi"]["typical_interval"]

@@ -75,7 +75,7 @@ def run(args) -> int:
         if len(image_paths) < 2:
             raise common.CLIError(f"SeedSelect needs at least 2 reference images, got {len(image_paths)}")
         ref = common.model_ref(args.model)
-        model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+        model = common.load_for(args, ref)
         n_steps = (30 if args.opt_steps is None else args.opt_steps) + 1
         # every step keeps the seeds and the two AdamW moments, and an image per seed
         common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
@@ -83,8 +83,11 @@ def run(args) -> int:
         params = {**common.sampling_params(args, model, ref, cond_record), "init": args.init,
                   "opt_steps": 30 if args.opt_steps is None else args.opt_steps, "lr": args.lr, "seed": args.seed,
                   "num_seeds": args.num_seeds, "features": args.features,
-                  "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths],
-                  **common.prior_params(args, model)}
+                  "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
+        params.update(common.image_params(args, model, params["images"]))
+        params.update(common.prior_params(args, model, params))
+        if getattr(args, "prior_misfit", None) and args.init in ("nao-centroid", "nao-paths"):
+            common.run_model_prior(model, params["steps"], params.get("scheduler"))  # refused: one line why
         if "prior" in params and args.init not in ("nao-centroid", "nao-paths"):
             common.note(args, f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
         paths = [item["image"] for item in params["images"]]

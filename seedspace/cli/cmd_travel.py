@@ -54,7 +54,7 @@ def new_params(args):
     check_travel_frames(args.frames, "--frames")
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    model = common.load_for(args, ref)
     side = max(model.image_shape[1:]) * (args.upscale or outputs.auto_upscale(min(model.image_shape[1:]), 256))
     if formats and side > MAX_VIDEO_SIDE:
         raise common.CLIError(f"--upscale {args.upscale} makes {side} px videos; the limit is {MAX_VIDEO_SIDE} px")
@@ -73,7 +73,8 @@ def new_params(args):
             cond_record = {"class": cond_record["class"][0], "class_name": cond_record["class_name"][0]}
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
               "frames": args.frames, "loop": bool(args.loop), "easing": args.easing,
-              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}, **common.prior_params(args, model)}
+              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}}
+    params = {**params, **common.image_params(args, model, items), **common.prior_params(args, model, params)}
     return params, model
 
 

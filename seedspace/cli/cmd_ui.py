@@ -24,6 +24,7 @@ def register(subparsers, formatter_class) -> None:
                     "like the command line's (under --runs-dir) and can be downloaded as a .zip. Needs the "
                     "optional extra: pip install 'seedspace[ui]'.")
     common.add_model_choice(p)
+    common.add_size_options(p)
     p.add_argument("--host", default=LOCAL_HOST,
                    help="address to bind; anything but a loopback address lets other machines use the page")
     p.add_argument("--port", type=int, default=7860, help="port (0: any free port)")
@@ -81,7 +82,7 @@ def run(args) -> int:
             from None
 
     ref = common.model_ref(args.model)
-    model = common.load(ref, args.device, args.dtype, args.batch_size)
+    model = common.load_for(args, ref)
     explorer = Explorer(model, ref, Path(args.runs_dir), args.batch_size, args.prior)
     if not is_loopback(args.host):
         common.note(args, f"warning: serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "

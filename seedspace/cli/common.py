@@ -10,10 +10,12 @@ import numpy as np
 
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
-from ..runs.writers import prior_record, run_parameters
+from ..runs.writers import prior_record, run_parameters, size_record
 from ..checks import (GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
+from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model
+from ..backends.run_prior import model_prior_record, prior_mismatch, run_model_prior
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
@@ -48,6 +50,23 @@ def add_model_choice(group, dtype_help: str = DTYPE_HELP) -> None:
     group.add_argument("--dtype", default="auto", choices=DTYPE_CHOICES, help=dtype_help)
 
 
+def add_size_options(group) -> None:
+    """--height and --width: the image size of a diffusers text-to-image pipeline (testbeds have a fixed size)."""
+    for name in ("height", "width"):
+        group.add_argument(f"--{name}", type=int, default=None, metavar="PX",
+                           help=f"image {name} in pixels for diffusers pipelines (SD 1.x / SDXL / SD3: a multiple of "
+                                f"8, Flux: of 16; up to {MAX_IMAGE_SIDE}); run.json records it (default: the "
+                                "model's own size; testbeds and pixel models make one size only)")
+
+
+def add_fit_option(group) -> None:
+    """--fit: how input images of another aspect ratio than the model's are fitted."""
+    group.add_argument("--fit", default=DEFAULT_FIT, choices=FITS,
+                       help="input images of another aspect ratio than the model's: crop (the centred region of the "
+                            "model's aspect ratio, resized) or pad (the whole image resized, black borders); every "
+                            "conversion is one note and recorded in run.json (default: crop)")
+
+
 def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, out: bool = True,
                       resume: bool = False) -> None:
     g = parser.add_argument_group("model and sampling")
@@ -66,6 +85,8 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
                        help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
                             "flow-matching models such as SD3 and Flux)")
     g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
+    add_size_options(g)
+    add_fit_option(g)
     if out:
         g.add_argument("--out", default=None,
                        help="run folder, must not exist (default: outputs/<command>-NNNNN)")
@@ -136,8 +157,10 @@ def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) 
 
 # -- models ----------------------------------------------------------------------------------------------
 def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int | None = None,
-         negative_prompt: str = ""):
-    """Load a model from its recorded reference; a missing model is a user error."""
+         negative_prompt: str = "", height: int | None = None, width: int | None = None, fit: str | None = None):
+    """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size) and fitting input
+    images by ``fit``; a missing model or a size it cannot make is a user error."""
+    check_size(height, width)
     _quiet_libraries()
     if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
             ref.startswith((".", "/", "~")) or ref.count("/") != 1 or Path(ref).suffix):
@@ -153,13 +176,57 @@ def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int 
         model.batch_size = batch_size
     if negative_prompt and hasattr(model, "negative_prompt"):
         model.negative_prompt = negative_prompt
+    if fit is not None:
+        model.image_fit = fit
+    set_model_size(model, height, width)
     return model
+
+
+MAX_IMAGE_SIDE = 8192
+
+
+def check_size(height, width) -> None:
+    """--height / --width each a positive integer up to ``MAX_IMAGE_SIDE`` when given."""
+    for name, value in (("--height", height), ("--width", width)):
+        if value is not None:
+            check_int(value, name, 1, MAX_IMAGE_SIDE)
+
+
+def set_model_size(model, height: int | None, width: int | None) -> None:
+    """Apply --height / --width: a pipeline renders at that size; a fixed-size model takes only its own size."""
+    if height is None and width is None:
+        return
+    if not hasattr(model, "set_size"):
+        h, w = model.image_shape[1:]
+        if (height or h, width or w) != (h, w):
+            raise CLIError(f"--height/--width: {model.name} makes {w}x{h} images only (its size is fixed); "
+                           "--height and --width are for diffusers text-to-image pipelines")
+        return
+    try:
+        model.set_size(height, width)
+    except ValueError:
+        raise CLIError(f"--height/--width must be positive multiples of {model.size_multiple} for {model.name}, got "
+                       f"{height or model.default_size[0]} x {width or model.default_size[1]}") from None
+
+
+def load_for(args, ref: str):
+    """:func:`load` with the command's options (--device, --dtype, --batch-size, --negative-prompt, --height,
+    --width, --fit)."""
+    return load(ref, args.device, args.dtype, getattr(args, "batch_size", None), getattr(args, "negative_prompt", ""),
+                getattr(args, "height", None), getattr(args, "width", None), getattr(args, "fit", None))
+
+
+def size_params(model) -> dict:
+    """``{"height", "width"}`` of a pipeline whose size can be chosen (absent for fixed-size models)."""
+    return size_record(model)
 
 
 def load_from_params(params: dict, device: str = "cpu", model_override: str | None = None):
     """The model of a recorded run (or ``model_override``), with its recorded dtype, batch size and negative prompt."""
-    return load(model_override or params["model"]["id"], device=device, dtype=params.get("dtype", "float32"),
-                batch_size=params.get("batch_size"), negative_prompt=params["condition"].get("negative_prompt", ""))
+    model = load(model_override or params["model"]["id"], device=device, dtype=params.get("dtype", "float32"),
+                 batch_size=params.get("batch_size"), negative_prompt=params["condition"].get("negative_prompt", ""),
+                 height=params.get("height"), width=params.get("width"), fit=params.get("fit", DEFAULT_FIT))
+    return model
 
 
 def _quiet_libraries() -> None:
@@ -238,10 +305,10 @@ def new_run_params(args, items: list[dict], **settings) -> tuple[dict, object]:
     """(parameters, model) of a new interpolate / centroid run: the model from the options, the condition from
     --class / --prompt, the sampling parameters, the seed items and the command's own ``settings``."""
     ref = model_ref(args.model)
-    model = load(ref, args.device, args.dtype, args.batch_size, args.negative_prompt)
+    model = load_for(args, ref)
     _, cond_record = resolve_condition(model, args.class_, args.prompt, args)
-    return {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings,
-            **prior_params(args, model)}, model
+    params = {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings}
+    return {**params, **image_params(args, model, items), **prior_params(args, model, params)}, model
 
 
 def add_prior_option(parser: argparse.ArgumentParser) -> None:
@@ -254,20 +321,62 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
 
 def note_model_prior(args, model) -> None:
     """One line when --prior model meets a model that carries no prior (NAO then uses chi, the paper's)."""
-    if getattr(args, "prior", None) == "model" and getattr(model, "prior", None) is None:
+    if getattr(args, "prior", None) == "model" and model_prior_record(model) is None:
         note(args, f"{getattr(model, 'name', 'this model')} carries no norm prior; NAO uses chi(d), the paper's "
                    "(`seedspace calibrate --out model` makes one)")
 
 
-def prior_params(args, model) -> dict:
-    """``{"prior": record}`` for a --prior other than the default (absent otherwise, so that records made before
-    priors existed stay valid)."""
+def prior_params(args, model, params: dict | None = None) -> dict:
+    """``{"prior": record}`` for a --prior other than chi (absent for chi, so that records made before priors
+    existed stay valid). --prior model whose calibration settings (steps, sampler, seed size) are not the run's
+    (``params``; steps and sampler only matter where the run inverts images) gives {} and sets ``args.prior_misfit``: the caller fits a prior to the run's seeds
+    (:func:`fitted_prior_params`) once it has them."""
     note_model_prior(args, model)
+    args.prior_misfit = None
+    if getattr(args, "prior", None) == "model" and params is not None:
+        record = model_prior_record(model)
+        inverts = bool(image_paths(params.get("seeds") or params.get("images") or []))
+        if record is not None and prior_mismatch(record, model, params["steps"], params.get("scheduler"), inverts):
+            args.prior_misfit = True
+            return {}
     return prior_record(getattr(args, "prior", None), model)
 
 
+def fitted_prior_params(args, model, params: dict, seeds) -> dict:
+    """``{"prior": record}`` of --prior model for a run whose settings the model's prior was not calibrated at: a
+    scaled chi fitted to the run's ``seeds`` (said in one line)."""
+    record, message = run_model_prior(model, params["steps"], params.get("scheduler"), seeds)
+    if message:
+        note(args, message)
+    return {"prior": record} if record is not None else {}
+
+
+def image_params(args, model, items) -> dict:
+    """``{"fit": ..., "image_conversions": [...]}`` of a run that reads images (absent otherwise): how each image
+    is converted to the model's size and colour, one note per converted image."""
+    paths = image_paths(items)
+    if not paths:
+        return {}
+    conversions: list = []
+    model.load_images(paths, args.fit, conversions)
+    for record in conversions:
+        note(args, conversion_line(record))
+    return {"fit": args.fit, "image_conversions": conversions}
+
+
+def image_paths(items) -> list[str]:
+    """The image paths of seed items, blends included, in order."""
+    paths = []
+    for item in items:
+        if isinstance(item, dict) and "blend" in item:
+            paths.extend(image_paths(item["blend"]))
+        elif isinstance(item, dict) and "image" in item:
+            paths.append(item["image"])
+    return paths
+
+
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
-    """The parameters every generating command records, from its options."""
+    """The parameters every generating command records, from its options (the image size of pipelines too)."""
     return run_parameters(model, ref, condition_record, args.steps, getattr(args, "guidance_scale", None), args.dtype,
                           args.batch_size, getattr(args, "scheduler", None))
 

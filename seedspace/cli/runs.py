@@ -9,7 +9,7 @@ from typing import Callable
 
 from .. import outputs
 from ..runs import open_run
-from ..runs.frames import PLANNERS, plan_frames, stored_endpoints
+from ..runs.frames import PLANNERS, load_endpoints, plan_frames, stored_endpoints
 from ..runs.provenance import frame_text
 from ..runs.records import check_frame_record
 from ..runs.writers import write_frame_run
@@ -22,10 +22,14 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     resumed run keeps finished batches)."""
     common.check_sampling_args(args)
     folder, params, model = common.resumed_run(args, command)
+    endpoints = None
     if params is None:
         outputs.check_out_available(args.out)
         params, model = new_params(args)
-    plan = plan_frames(command, params, model, progress=not args.quiet)
+        if getattr(args, "prior_misfit", None):  # --prior model calibrated at other settings: fit the run's seeds
+            endpoints = load_endpoints(command, params, model, progress=not args.quiet)
+            params.update(common.fitted_prior_params(args, model, params, endpoints.seeds))
+    plan = plan_frames(command, params, model, progress=not args.quiet, endpoints=endpoints)
     common.check_plan_size(args, params, plan, model)
     folder, record = open_run(command, params, args.out, resume=folder, **plan.record,
                               seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})

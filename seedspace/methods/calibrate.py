@@ -336,6 +336,7 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
     prior.info["calibration"] = {
         "model": model_record(model, model_id or model.name),
         "score": score, "directions": directions, "directions_used": used, "classes": class_list,
-        "per_norm": {k: int(kinds[k][0].shape[0]) for k in used}, "steps": steps, "guidance": guidance,
+        "per_norm": {k: int(kinds[k][0].shape[0]) for k in used}, "steps": steps,
+        "scheduler": model.default_scheduler, "guidance": guidance,
         "seed": int(seed), "curves": curves, "command": command, "seedspace": __version__}
     return CalibrationResult(prior, list(ratios), quality.tolist(), score, curves)

@@ -119,10 +119,7 @@ def plan_travel(params: dict, model, progress: bool = False,
     """Keyframe seeds -> frames along the path of each segment (k - 1 segments, k with ``loop``), eased, with no
     duplicated keyframe; the condition switches at the middle of each segment."""
     cond = condition_from_record(params["condition"])
-    inversion_cond = cond
-    if isinstance(cond, list):  # one condition per keyframe: image keyframes are inverted with their own
-        inversion_cond = cond[0] if len(cond) == 1 else keyframe_conditions(cond, len(params["seeds"]))
-    seeds, entries = endpoints or load_seeds(params["seeds"], model, inversion_cond, params["steps"], progress)
+    seeds, entries = endpoints or load_endpoints("travel", params, model, progress)
     k = seeds.shape[0]
     if k < 2:
         raise ValueError(f"travel needs at least two keyframes, got {k}")
@@ -190,6 +187,16 @@ def keyframe_conditions(cond, k: int) -> list:
 PLANNERS: dict[str, Callable[..., FramePlan]] = {
     "interpolate": plan_interpolation, "centroid": plan_centroid, "travel": plan_travel,
 }
+
+
+def load_endpoints(command: str, params: dict, model, progress: bool = False) -> LoadedSeeds:
+    """The endpoint seeds (interpolate), inputs (centroid) or keyframes (travel) of a run's recorded seed spec,
+    images inverted with the run's condition and steps: what the plan of ``command`` starts from (and what a
+    prior fitted to the run's own seeds is fitted to)."""
+    cond = condition_from_record(params["condition"])
+    if command == "travel" and isinstance(cond, list):  # one condition per keyframe: images inverted with their own
+        cond = cond[0] if len(cond) == 1 else keyframe_conditions(cond, len(params["seeds"]))
+    return load_seeds(params["seeds"], model, cond, params["steps"], progress)
 
 
 def plan_frames(command: str, params: dict, model, progress: bool = False,

@@ -67,6 +67,11 @@ def _check_common(params: dict) -> None:
     if params.get("dtype", "float32") not in DTYPE_NAMES:
         raise ValueError(f"'dtype' must be one of {', '.join(DTYPE_NAMES)}, got {params.get('dtype')!r}")
     check_batch_size(params.get("batch_size", 1), "'batch_size'")
+    for key in ("height", "width"):  # a pipeline's chosen image size (absent: the model's own)
+        if params.get(key) is not None:
+            check_int(params[key], f"'{key}'", 1, 8192)
+    if params.get("fit", "crop") not in ("crop", "pad"):
+        raise ValueError(f"'fit' must be crop or pad, got {params.get('fit')!r}")
     if params.get("prior") is not None:  # absent: chi(d)
         prior = prior_from_record(params["prior"])
         shape = model.get("seed_shape")

@@ -42,7 +42,16 @@ def run_parameters(model, ref: str, condition_record: dict, steps: int | None, g
         "dtype": dtype,
         "batch_size": int(batch_size),
         "scheduler": check_scheduler(scheduler, model.prediction_type, model.name),
+        **size_record(model),
     }
+
+
+def size_record(model) -> dict:
+    """``{"height", "width"}`` of a model whose image size is chosen (a diffusers pipeline: ``set_size``), which
+    regenerating its frames needs; {} for fixed-size models (testbeds, pixel UNets)."""
+    if not hasattr(model, "set_size"):
+        return {}
+    return {"height": int(model.height), "width": int(model.width)}
 
 
 def prior_record(prior, model) -> dict:

@@ -398,12 +398,15 @@ def test_corrupt_image(cli, tmp_path):
     assert_user_error(rc, err, tmp_path / "o", "bad.png")
 
 
-def test_wrong_size_image_is_resized_with_a_warning(cli, tmp_path):
+def test_wrong_size_image_is_resized_with_a_note(capsys, tiny, tmp_path):
     big = tmp_path / "big.png"
     Image.fromarray(np.full((12, 12), 128, np.uint8), mode="L").save(big)
-    rc, _, err = cli("invert", big, "--class", "0", "--out", tmp_path / "o")
+    rc = main(["invert", str(big), "--class", "0", "--model", str(tiny), "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
     assert rc == 0, err
-    assert "warning: resizing a 12x12 image to 8x8" in err and "Traceback" not in err
+    assert "seedspace: image big.png: 12x12 L -> 8x8 L: resized 12x12 to 8x8" in err and "Traceback" not in err
+    params = json.loads((tmp_path / "o" / "run.json").read_text())["parameters"]
+    assert params["fit"] == "crop" and params["image_conversions"][0]["steps"] == ["resized 12x12 to 8x8"]
 
 
 def test_seeds_of_the_wrong_shape(cli, tmp_path):

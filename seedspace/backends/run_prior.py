@@ -1,0 +1,90 @@
+"""Whether a model's calibrated norm prior fits a run, and what NAO uses when it does not.
+
+``seedspace calibrate`` measures a prior at one sampler and step count (``info["calibration"]``: ``steps``,
+``scheduler``, and the seed shape of the model it ran on). Inverted seeds depend on both: the testbed's images
+inverted with 50 DDIM steps sit near 0.93 sqrt(d), with 10 steps near 0.8 sqrt(d). A prior whose mode lies above
+both endpoints of a path pulls the NAO path away from them, as chi(d) does; so the model's prior is used only where
+the run's settings are the calibration's, and elsewhere a scaled chi fitted to the run's own seeds (their norms'
+maximum-likelihood scale, :func:`seedspace.geometry.fit_prior`) takes its place, said in one line.
+
+    prior, note = run_model_prior(model, steps=10, scheduler="ddim", seeds=endpoints)
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+from ..outputs.files import read_json_object
+
+
+def calibrated_settings(record: dict, model) -> dict:
+    """The settings a prior record was calibrated at: ``steps``, ``scheduler`` (a record without one: the model's
+    default sampler, the one calibrate always used) and ``d``; {} for a prior with no calibration record."""
+    calibration = (record.get("info") or {}).get("calibration")
+    if not isinstance(calibration, dict):
+        return {}
+    settings = {"d": record.get("d")}
+    if isinstance(calibration.get("steps"), int):
+        settings["steps"] = calibration["steps"]
+    settings["scheduler"] = calibration.get("scheduler") or getattr(model, "default_scheduler", None)
+    return settings
+
+
+def prior_mismatch(record: dict, model, steps: int, scheduler: str | None, inverts: bool = True) -> str | None:
+    """Why the prior ``record`` does not fit a run of ``model`` at ``steps`` with ``scheduler`` (None: the model's
+    default), or None when it fits (or records no settings to compare). The seed dimension must be the run's;
+    steps and sampler must be the run's where it ``inverts`` images (seeds drawn from integers do not depend on
+    them)."""
+    d = math.prod(model.seed_shape)
+    if record.get("d") not in (None, d):
+        return f"is for seeds of dimension {record['d']}, this run's have {d} (another image size)"
+    settings = calibrated_settings(record, model)
+    if not settings or not inverts:
+        return None
+    scheduler = scheduler or getattr(model, "default_scheduler", None)
+    if "steps" in settings and settings["steps"] != steps or settings["scheduler"] != scheduler:
+        return (f"was calibrated at {settings.get('steps', '?')} {settings['scheduler']} steps, this run uses {steps} "
+                f"{scheduler} steps")
+    return None
+
+
+def model_prior_record(model) -> dict | None:
+    """The model's own prior as its file records it (no dimension check: :func:`prior_mismatch` says when the
+    dimension differs), or None when it has none."""
+    path = getattr(model, "prior_path", None)
+    if path is None:
+        return None
+    if not os.path.lexists(path):
+        return None
+    return read_json_object(path)  # a malformed file: ValueError naming it, never a silent chi
+
+
+def fitted_prior(seeds):
+    """A scaled chi fitted to ``seeds`` (N >= 2, N, *seed_shape) by maximum likelihood, its ``info`` saying so."""
+    from ..geometry import fit_prior
+
+    prior = fit_prior(seeds.double(), "scaled-chi")
+    prior.info = {**prior.info, "fitted_to": "the run's own seeds (the model's prior does not fit the run)"}
+    return prior
+
+
+def run_model_prior(model, steps: int, scheduler: str | None, seeds=None, inverts: bool = True):
+    """(prior record or None for chi(d), note or None) of ``--prior model`` in a run of ``model`` at ``steps``
+    with ``scheduler`` (``inverts``: whether it inverts images): the model's prior where its calibration settings
+    are the run's; else a scaled chi fitted
+    to ``seeds`` (the run's endpoints, at least two), with the one-line note that says why. ValueError when it
+    does not fit and no seeds are given."""
+    record = model_prior_record(model)
+    if record is None:
+        return None, None
+    reason = prior_mismatch(record, model, steps, scheduler, inverts)
+    if reason is None:
+        return model.prior.to_record(), None
+    if seeds is None or seeds.shape[0] < 2:
+        raise ValueError(f"the model's prior {reason}; give --prior chi, scaled-chi:S or a prior file, or "
+                         f"calibrate at these settings (`seedspace calibrate --steps {steps}`)")
+    prior = fitted_prior(seeds)
+    note = (f"the model's prior {reason}: NAO uses a scaled chi fitted to the {seeds.shape[0]} seeds' own norms "
+            f"(scale {prior.scale:.4f}) instead")
+    return prior.to_record(), note
