@@ -259,7 +259,7 @@ def leg_offsets(u_end: np.ndarray, turn: np.ndarray, table: LegTable) -> np.ndar
     d = u_end - table.u_star
     side = (d > 0).astype(np.int64)
     with np.errstate(divide="ignore"):
-        x_end = np.clip(np.log(np.abs(d)), *table.x_range) + side * table.x_shift
+        x_end = np.minimum(np.maximum(np.log(np.abs(d)), table.x_range[0]), table.x_range[1]) + side * table.x_shift
     t = np.maximum(np.interp(x_end, table.x, table.T)[:, None] - turn, table.t_first[side][:, None])
     x = np.interp(t, table.T, table.x) - (side * table.x_shift)[:, None]
     return np.sign(d)[:, None] * np.exp(x)
@@ -371,8 +371,9 @@ def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u, E, max_iter: int,
     """
     h = _steps(phi, tau)
     descend = _descend_one if u.shape[0] == 1 else _descend
-    it = descend(u, E, h, phi, prior, max_iter, step_tol) if u.shape[1] > 2 else 0
-    seg = _segments(u, h, prior, 1)
+    it, seg = descend(u, E, h, phi, prior, max_iter, step_tol) if u.shape[1] > 2 else (0, None)
+    if seg is None:
+        seg = _segments(u, h, prior, 1)
     return PlanarSolution(
         u=u,
         tau=tau,
@@ -386,7 +387,8 @@ def _newton(u0, um, phi, prior: NormPrior, tau: np.ndarray, u, E, max_iter: int,
 
 
 def _descend(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float) -> int:
-    """The Newton iterations of :func:`_newton` on B pairs (``u``, ``E`` updated in place); returns their number."""
+    """The Newton iterations of :func:`_newton` on B pairs (``u``, ``E`` updated in place); returns their number and
+    None (no segment data of the final ``u``)."""
     B, m1 = u.shape
     n = m1 - 2  # interior unknowns per pair
     active = phi > PARALLEL_ANGLE
@@ -444,15 +446,16 @@ def _descend(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float) -> 
         quadratic = full & (((size < 1e-6) & (lam[idx] < 1e-4)) | settled)
         done = tiny | flat | quadratic | (lam[idx] > 1e8)
         active[idx[done]] = False
-    return it
+    return it, None
 
 
-def _descend_one(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float) -> int:
+def _descend_one(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float):
     """:func:`_descend` for one pair (``u`` (1, m+1)), its bookkeeping in Python scalars: the same rules, without the
-    ~100 small array operations per iteration that cost more than the arithmetic on one pair."""
+    ~100 small array operations per iteration that cost more than the arithmetic on one pair.  Trial steps are
+    evaluated to first order, so that the last accepted one also serves as the solution's segment data."""
     if not phi[0] > PARALLEL_ANGLE:
-        return 0
-    energy_now, lam, it = float(E[0]), 1e-6, 0
+        return 0, None
+    energy_now, lam, it, last = float(E[0]), 1e-6, 0, None
     flat_tol = max(_FLAT, 4.0 * rounding_noise(prior))
     while it < max_iter:
         it += 1
@@ -474,14 +477,15 @@ def _descend_one(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float)
         gain = decrement / abs(energy_now) if decrement >= 0 and energy_now != 0 else math.inf
         if size < step_tol:
             u[0, 1:-1] += step
-            return it
+            return it, None
         if lam <= 1e-2 and size < 1e-4 and gain <= flat_tol:
-            return it
+            return it, seg
         chosen = 0.0
         for factor in _SCALES:
             trial = u.copy()
             trial[0, 1:-1] += factor * step
-            e_trial = float(_segments(trial, h, prior, 0)["E"].sum())
+            last = _segments(trial, h, prior, 1)
+            e_trial = float(last["E"].sum())
             if e_trial <= energy_now:
                 u[:], energy_now, chosen = trial, e_trial, factor
                 break
@@ -489,10 +493,10 @@ def _descend_one(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float)
         lam = max(lam / 4.0, 1e-12) if chosen == 1.0 else lam * 2.0 if chosen > 0 else max(lam * 10.0, 1e-3)
         if chosen == 1.0 and ((size < 1e-6 and lam < 1e-4) or
                               (gain <= _SETTLED and size <= _SETTLED_STEP and lam_used <= 1e-6)):
-            return it
+            return it, last
         if lam > 1e8:
-            return it
-    return it
+            return it, last if chosen > 0 else None
+    return it, None
 
 
 def grid_monitor(u: np.ndarray, tau: np.ndarray, phi: np.ndarray) -> np.ndarray:
@@ -640,6 +644,13 @@ def _log1p_over(y: np.ndarray, x: np.ndarray) -> np.ndarray:
     return np.where(zero, y, np.log1p(y * x) / np.where(zero, 1.0, x))
 
 
+@functools.lru_cache(maxsize=16)
+def _even(steps: int) -> np.ndarray:
+    out = np.linspace(0.0, 1.0, steps)
+    out.flags.writeable = False
+    return out
+
+
 def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, fractions: np.ndarray | None = None):
     """Points on the solved curves: returns (r, theta), each of shape (steps, B).
 
@@ -649,7 +660,7 @@ def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, frac
     """
     u, tau, phi = sol.u, sol.tau, sol.phi
     B = u.shape[0]
-    frac = np.broadcast_to(np.linspace(0.0, 1.0, steps) if fractions is None else fractions, (B, steps))
+    frac = np.broadcast_to(_even(steps) if fractions is None else fractions, (B, steps))
     rows = np.arange(B)[:, None]
     if spacing == "angle":
         j, rem = _locate(tau, frac)
@@ -679,7 +690,7 @@ def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, frac
                 ok = Fend > 0
                 t = t - np.where(ok, (lj * t * (Fq @ _G) - rem) / np.where(ok, Fend, 1.0), 0.0)
         t = np.where(lj > 0, t, 0.0)
-    t = np.clip(t, 0.0, 1.0)
+    t = np.minimum(np.maximum(t, 0.0), 1.0)
     uu = u[rows, j] + t * (u[rows, j + 1] - u[rows, j])
     theta = phi[:, None] * (tau[rows, j] + t * (tau[rows, j + 1] - tau[rows, j]))
     return np.exp(uu).T, theta.T
