@@ -19,7 +19,8 @@ def main() -> None:
     images = np.rint(digits.images * (255 / 16)).astype(np.uint8)  # grey levels 0..16 -> 0..255
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     np.savez_compressed(args.out, images=images, labels=digits.target.astype(np.int64),
-                        classes=np.array([str(c) for c in digits.target_names]))
+                        classes=np.array([str(c) for c in digits.target_names]),
+                        mirror_symmetric=np.array(False))  # a flipped digit is no digit: trainings must not flip
     print(f"wrote {args.out}: {len(images)} images, counts {np.bincount(digits.target).tolist()}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import sys
 from pathlib import Path
 
@@ -42,6 +43,14 @@ def register(subparsers, formatter_class) -> None:
                    help="test reference images per class, held out of training (a data set with a test split keeps "
                         "all of its other test images)")
     g.add_argument("--seed", type=int, default=0, help="seed of the held-out split, the initialisation and the noise")
+    g.add_argument("--exposure", default=None, metavar="N|full|NAME=N,...",
+                   help="generator exposure: how many images of each tail class of the long-tailed split the "
+                        "diffusion model sees (0: none, the class only through the null condition; 'full': all), "
+                        "or per class, NAME=N,NAME=N (these classes become the tail). The unseen images of those "
+                        "classes are kept as real images the generator never saw (the benchmark's oracle). Nested: "
+                        "exposure 5's images are among exposure 20's (default: no limit)")
+    g.add_argument("--exposure-file", default=None, metavar="FILE",
+                   help="per-class exposure as a JSON object {\"class name\": count or \"full\"} (instead of --exposure)")
     t = p.add_argument_group("training")
     t.add_argument("--objective", default="epsilon", choices=OBJECTIVES,
                    help="epsilon: DDPM noise prediction (the embedded testbed); flow: rectified-flow velocity "
@@ -87,6 +96,7 @@ def run(args) -> int:
     if args.resume:
         recorded, recorded_data = recorded_recipe(args.out)
         given = set(getattr(args, "given_options", []))
+        given |= {"exposure"} if "exposure_file" in given else set()
         options = {k: v for k, v in options.items() if _option_of(k) in given}
         options = {**dataclasses.asdict(recorded), **options}
         data = args.data if DATA_OPTION in given else recorded_data
@@ -133,7 +143,7 @@ def recipe_options(args) -> dict:
         channels = tuple(int(c) for c in args.channels.split(","))
     except ValueError:
         raise common.CLIError(f"--channels must be comma-separated integers, e.g. 32,64,64, got {args.channels!r}") from None
-    return {"steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "imbalance": args.imbalance,
+    return {"exposure": exposure_option(args), "steps": args.steps, "batch_size": args.batch_size, "lr": args.lr, "imbalance": args.imbalance,
             "seed": args.seed, "fewshot": args.fewshot, "test_references": args.test_references,
             "image_size": args.image_size, "channels": channels, "judge": not args.skip_judge,
             "encoder": not args.skip_encoder, "classifier_epochs": args.classifier_epochs,
@@ -142,6 +152,24 @@ def recipe_options(args) -> dict:
             "threads": args.threads}
 
 
+def exposure_option(args):
+    """The recipe's exposure from --exposure or --exposure-file (ValueError naming the flag)."""
+    from ..testbed.recipe import parse_exposure
+
+    if args.exposure is not None and args.exposure_file is not None:
+        raise common.CLIError("give --exposure or --exposure-file, not both")
+    if args.exposure_file is None:
+        return None if args.exposure is None else parse_exposure(args.exposure)
+    try:
+        table = json.loads(Path(args.exposure_file).read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise common.CLIError(f"--exposure-file {args.exposure_file}: cannot read it as JSON "
+                              f"({' '.join(str(exc).split())})") from None
+    if not isinstance(table, dict) or not table:
+        raise common.CLIError(f"--exposure-file {args.exposure_file} must hold a JSON object of class name -> count")
+    return tuple(table.items())
+
+
 def _option_of(field: str) -> str:
-    """The parser destination that sets a recipe field."""
+    """The parser destination that sets a recipe field (--exposure-file sets the exposure as well)."""
     return {"judge": "skip_judge", "encoder": "skip_encoder", "calibrate": "skip_calibrate", "bf16": "dtype"}.get(field, field)

@@ -27,12 +27,13 @@ from ..hardware import torch_threads
 from ..outputs import atomic_path, follow_umask, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
-from .recipe import TestbedRecipe
+from .recipe import FULL, TestbedRecipe, exposure_text
 from .train import make_scheduler, train_classifier, train_diffusion, training_bytes
 
 RECORD = "training.json"
 LARGE_TRAINING_BYTES = 8 * 2 ** 30  # larger trainings need allow_large
 CHECKPOINT = "checkpoint.safetensors"
+EXPOSURE_STREAM = 35  # the random stream of the exposure's choice of images (with the recipe's seed)
 
 
 def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
@@ -115,8 +116,10 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
 
 def split_rows(dataset: LabelledImages, recipe: TestbedRecipe) -> dict[str, np.ndarray]:
     """Row indices of the few-shot images, the test references (into the test split where the data set has one),
-    the pool the judge and encoder train on, and the long-tailed diffusion split (a subset of the pool); ValueError
-    when a class has too few images for them or the imbalance leaves the last class none."""
+    the pool the judge and encoder train on, the long-tailed diffusion split (a subset of the pool) limited by the
+    recipe's exposure, and the exposure-limited classes' pool images the diffusion model does not see
+    (``exposure-held-out``); ValueError when a class has too few images for them, the imbalance leaves the last
+    class none, or an exposure asks for more images than a class's long-tailed split has."""
     classes, labels = dataset.classes, dataset.labels
     if len(classes) < 2:
         raise ValueError(f"a testbed needs at least 2 classes, the data have {len(classes)}")
@@ -153,7 +156,41 @@ def split_rows(dataset: LabelledImages, recipe: TestbedRecipe) -> dict[str, np.n
             raise ValueError(f"--imbalance {recipe.imbalance:g} leaves the last class {classes[-1]!r} no training "
                              f"image ({pool_counts.min()} / {recipe.imbalance:g} rounds to 0); lower it or add images")
         longtail = pool[long_tail_indices(labels[pool], recipe.imbalance, seed=recipe.seed)]
-    return {"fewshot": fewshot, "test-references": references, "pool": pool, "train-longtail": longtail}
+    limits = exposure_limits(classes, np.bincount(labels[longtail], minlength=len(classes)), recipe.exposure)
+    longtail = np.sort(np.concatenate([longtail[~np.isin(labels[longtail], list(limits))]] + [
+        exposure_order(longtail[labels[longtail] == c], recipe.seed, c)[:n] for c, n in limits.items()]))
+    held = np.setdiff1d(pool[np.isin(labels[pool], list(limits))], longtail)
+    return {"fewshot": fewshot, "test-references": references, "pool": pool, "train-longtail": longtail,
+            "exposure-held-out": held, "limits": limits}
+
+
+def exposure_order(rows: np.ndarray, seed: int, c: int) -> np.ndarray:
+    """The order in which an exposure-limited class's long-tailed rows enter the diffusion training (the first n
+    for exposure n): seeded by the recipe's seed and the class, so a smaller exposure's images are a subset of a
+    larger one's (an exposure sweep is nested)."""
+    return np.random.default_rng([seed, EXPOSURE_STREAM, c]).permutation(rows)
+
+
+def exposure_limits(classes: list[str], counts: np.ndarray, exposure) -> dict[int, int]:
+    """{class index: images the diffusion model sees} of the exposure-limited classes: for a count or 'full', the
+    tail classes of the long-tailed split's ``counts`` (:func:`class_groups`); for (name, count) pairs, the named
+    classes. ValueError naming --exposure for an unknown class or a count above the class's ``counts``."""
+    if exposure is None:
+        return {}
+    if isinstance(exposure, tuple):
+        index = {name: c for c, name in enumerate(classes)}
+        unknown = [name for name, _ in exposure if name not in index]
+        if unknown:
+            raise ValueError(f"--exposure names no class {unknown[0]!r}; the classes are {', '.join(classes)}")
+        wanted = {index[name]: count for name, count in exposure}
+    else:
+        wanted = dict.fromkeys(class_groups(counts.tolist())["tail_classes"], exposure)
+    limits = {c: int(counts[c]) if n == FULL else n for c, n in sorted(wanted.items())}
+    for c, n in limits.items():
+        if n > counts[c]:
+            raise ValueError(f"--exposure {n} for class {classes[c]!r}: its long-tailed training split has only "
+                             f"{counts[c]} images")
+    return limits
 
 
 def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict, progress: bool,
@@ -168,7 +205,7 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
     for kind, seed in (("judge", recipe.seed), ("encoder", recipe.seed + 1)):
         if getattr(recipe, kind) and kind not in record["stages"]:
             net, summary = train_classifier(*pool, *test, len(classes), kind, recipe.classifier_epochs,
-                                            seed=seed, progress=progress)
+                                            seed=seed, progress=progress, mirror=dataset.mirror_symmetric)
             with atomic_path(out / f"{kind}.safetensors") as tmp:
                 save_file(net.state_dict(), str(tmp), metadata={"num_classes": str(len(classes))})
             record["stages"][kind] = summary
@@ -176,7 +213,8 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
             log(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
     longtail = rows["train-longtail"]
     ema, summary = train_diffusion(to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]),
-                                   len(classes), out / CHECKPOINT, recipe, checkpoint_every, progress)
+                                   len(classes), out / CHECKPOINT, recipe, checkpoint_every, progress,
+                                   mirror=dataset.mirror_symmetric)
     _save_unet(out, ema, recipe.objective)
     write_json(out / "loss_history.json", summary.pop("loss_history"))
     info = testbed_info(out, dataset, rows, recipe, record, summary)
@@ -189,7 +227,8 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
 
 def write_references(out: Path, dataset: LabelledImages, rows: dict) -> None:
     """fewshot.safetensors (``test_indices`` into a test split, else ``source_indices`` into the data) and the
-    two split files of :func:`split_rows`' rows (for Fashion-MNIST: the files the embedded testbed ships)."""
+    split files of :func:`split_rows`' rows (for Fashion-MNIST: the files the embedded testbed ships; with an
+    exposure, also the exposure-held-out split)."""
     test_images, test_labels = dataset.test if dataset.test is not None else (dataset.images, dataset.labels)
     few = rows["fewshot"]
     key = "test_indices" if dataset.test is not None else "source_indices"
@@ -199,6 +238,9 @@ def write_references(out: Path, dataset: LabelledImages, rows: dict) -> None:
     refs, longtail = rows["test-references"], rows["train-longtail"]
     write_split(out / SPLIT_FILES["test-references"], test_images[refs], test_labels[refs], refs)
     write_split(out / SPLIT_FILES["train-longtail"], dataset.images[longtail], dataset.labels[longtail], longtail)
+    if rows["limits"]:
+        held = rows["exposure-held-out"]
+        write_split(out / SPLIT_FILES["exposure-held-out"], dataset.images[held], dataset.labels[held], held)
 
 
 def _save_unet(out: Path, ema, objective: str) -> None:
@@ -212,11 +254,15 @@ def _save_unet(out: Path, ema, objective: str) -> None:
         os.replace(tmp, out / name)
 
 
-def class_groups(counts: list[int]) -> dict[str, list[int]]:
+def class_groups(counts: list[int], tail: list[int] | None = None) -> dict[str, list[int]]:
     """Head, medium and tail classes by training count: the k = max(1, floor(0.3 C)) largest and smallest classes
-    (ties by index) are head and tail, the rest medium (3 / 4 / 3 for 10 classes)."""
+    (ties by index) are head and tail, the rest medium (3 / 4 / 3 for 10 classes). ``tail``: these classes are
+    the tail (the exposure-limited ones, whatever their counts), the k largest of the others the head."""
     order = sorted(range(len(counts)), key=lambda c: (-counts[c], c))
     k = max(1, len(counts) * 3 // 10)
+    if tail:
+        rest = [c for c in order if c not in tail]
+        return {"head_classes": sorted(rest[:k]), "medium_classes": sorted(rest[k:]), "tail_classes": sorted(tail)}
     return {"head_classes": sorted(order[:k]), "medium_classes": sorted(order[k:-k]), "tail_classes": sorted(order[-k:])}
 
 
@@ -230,8 +276,15 @@ def testbed_info(out: Path, dataset: LabelledImages, rows: dict, recipe: Testbed
         return np.bincount(labels, minlength=len(classes)).tolist()
 
     train_counts = counts(dataset.labels[rows["train-longtail"]])
+    limits = rows["limits"]
+    exposure = None if not limits else {
+        "requested": exposure_text(recipe.exposure), "classes": list(limits),
+        "seen": {classes[c]: n for c, n in limits.items()},
+        "unseen_real": {classes[c]: n for c, n in enumerate(counts(dataset.labels[rows["exposure-held-out"]]))
+                        if c in limits}}
     return {
-        "name": recipe.name or out.name, "classes": classes, "train_counts": train_counts, **class_groups(train_counts),
+        "name": recipe.name or out.name, "classes": classes, "train_counts": train_counts,
+        **class_groups(train_counts, list(limits)), "mirror_symmetric": dataset.mirror_symmetric, "exposure": exposure,
         "null_class": len(classes), "prediction_type": recipe.objective, "default_steps": recipe.default_steps,
         "default_guidance": float(recipe.default_guidance), "image_size": recipe.image_size,
         "parts": {"judge": recipe.judge, "encoder": recipe.encoder},
@@ -275,7 +328,8 @@ trained by `seedspace testbed train` on {data['source']}, in the format of the e
 ## Data
 Held out of all training ({data['held_out_from']}, seed {data['seed']}): the few-shot images and the test
 references. The diffusion model sees a long-tailed split of the rest (imbalance {data['imbalance']:g}); the judge
-and the encoder see all of the rest.{' Conversion: ' + '; '.join(data['notes']) + '.' if data['notes'] else ''}
+and the encoder see all of the rest.{' Conversion: ' + '; '.join(data['notes']) + '.' if data['notes'] else ''}{exposure_note(info)}
+Training flips images horizontally: {'yes' if info['mirror_symmetric'] else 'no (the classes are not mirror-symmetric)'}.
 
 | class | name | group | diffusion training | judge/encoder training | few-shot | test references |
 |---|---|---|---|---|---|---|
@@ -295,6 +349,17 @@ images, labels, source indices); `testbed.json`; `loss_history.json`; `training.
 `seedspace evaluate --quick --model FOLDER`, `seedspace augment --model FOLDER --testbed-split K ...`,
 `seedspace interpolate --model FOLDER --seeds 1,2 --class 0`.
 """
+
+
+def exposure_note(info: dict) -> str:
+    """The model card's sentence on the generator's exposure (empty without one)."""
+    exposure = info.get("exposure")
+    if not exposure:
+        return ""
+    seen = ", ".join(f"{name} {n}" for name, n in exposure["seen"].items())
+    return (f" Exposure-limited classes (`--exposure {exposure['requested']}`): the diffusion model saw {seen} "
+            "images of them (0: the class only through the null condition); their other images are in "
+            "`exposure-held-out.safetensors.gz`, real images it never saw.")
 
 
 def _read_record(out: Path) -> dict:

@@ -7,7 +7,8 @@ in model space) or 32x32; :func:`to_model_space` turns them into float tensors i
 Every testbed folder holds two split files (gzip'd safetensors: uint8 ``images``, int64 ``labels`` and
 ``source_indices``, the rows of the data set they come from): ``train-longtail`` (the long-tailed training split
 of the diffusion model) and ``test-references`` (real images held out from all training: the judge's
-references). :func:`read_split` reads them from any folder; :func:`shipped_split` from the embedded testbed.
+references); a folder trained with ``--exposure`` also ``exposure-held-out`` (the exposure-limited classes' images
+that the diffusion model never saw; the judge and encoder did). :func:`read_split` reads them from any folder; :func:`shipped_split` from the embedded testbed.
 The Debian package ``dataset-fashion-mnist`` stays an option for training (:func:`load_fashion_mnist`).
 """
 
@@ -29,7 +30,8 @@ from ..outputs import atomic_path, image_files, read_image
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package `dataset-fashion-mnist`
 SHIPPED_DIR = Path(__file__).resolve().parent / "weights"
-SPLIT_FILES = {"train-longtail": "train-longtail.safetensors.gz", "test-references": "test-references.safetensors.gz"}
+SPLIT_FILES = {"train-longtail": "train-longtail.safetensors.gz", "test-references": "test-references.safetensors.gz",
+               "exposure-held-out": "exposure-held-out.safetensors.gz"}  # the last: only with --exposure
 # name -> (file, the Fashion-MNIST split its ``source_indices`` point into)
 SHIPPED_SPLITS = {name: (file, source) for (name, file), source in zip(SPLIT_FILES.items(), ("train", "test"))}
 FASHION_MNIST_CLASSES = (
@@ -110,7 +112,9 @@ def shipped_source_indices(name: str, folder: str | Path | None = None) -> torch
 @dataclass
 class LabelledImages:
     """A data set in testbed form: uint8 grey images (N, H, W) with H = W = 28 or 32, int64 labels, class names;
-    ``test`` (images, labels) where the data set has its own test split; ``notes`` say how images were converted."""
+    ``test`` (images, labels) where the data set has its own test split; ``notes`` say how images were converted.
+    ``mirror_symmetric``: whether a horizontally flipped image is still an image of its class (clothes: yes;
+    digits: no, a flipped 2 is no 2); trainings flip images only where it holds."""
 
     images: np.ndarray
     labels: np.ndarray
@@ -118,20 +122,25 @@ class LabelledImages:
     source: str
     test: tuple[np.ndarray, np.ndarray] | None = None
     notes: list[str] = field(default_factory=list)
+    mirror_symmetric: bool = True
 
     def fingerprint(self) -> str:
-        """SHA-256 of the images, labels, class names and test split: what a resumed training must still get."""
+        """SHA-256 of the images, labels, class names, test split and (when false) the mirror symmetry: what a
+        resumed training must still get."""
         h = hashlib.sha256()
         for array in (self.images, self.labels, *(self.test or ())):
             h.update(str(array.shape).encode())
             h.update(np.ascontiguousarray(array).tobytes())
         h.update("\n".join(self.classes).encode())
+        if not self.mirror_symmetric:  # only then: the fingerprints of earlier trainings stay what they were
+            h.update(b"\nnot mirror-symmetric")
         return h.hexdigest()
 
 
 def load_dataset(data: str | Path | None) -> LabelledImages:
     """Training data: None -> Fashion-MNIST (train and test splits); an ``.npz`` with ``images`` and ``labels``
-    (optional ``classes``, ``test_images``, ``test_labels``); or a folder of class sub-folders of image files.
+    (optional ``classes``, ``test_images``, ``test_labels``, and ``mirror_symmetric``, a boolean scalar: false
+    for data such as digits, default true); or a folder of class sub-folders of image files.
     Colour images become grey and sizes other than 28x28 are resized to 32x32 (each said in ``notes``)."""
     if data is None:
         images, labels = load_fashion_mnist("train")
@@ -206,7 +215,11 @@ def _load_npz(path: Path) -> LabelledImages:
         if int(test_labels.max()) >= len(classes):
             raise ValueError(f"{path}: test_labels go up to {int(test_labels.max())} but there are {len(classes)} classes")
         test = (_to_testbed_images([Image.fromarray(a) for a in test_images])[0], test_labels)
-    return LabelledImages(images, labels, classes, str(path), test=test, notes=notes)
+    mirror = arrays.get("mirror_symmetric", np.array(True))
+    if mirror.shape != () or mirror.dtype != np.bool_:
+        raise ValueError(f"{path}: mirror_symmetric must be a boolean scalar (np.array(False)), got {mirror.dtype} "
+                         f"of shape {mirror.shape}")
+    return LabelledImages(images, labels, classes, str(path), test=test, notes=notes, mirror_symmetric=bool(mirror))
 
 
 def _npz_images(images: np.ndarray, labels: np.ndarray, path: Path, key: str) -> tuple[np.ndarray, np.ndarray]:

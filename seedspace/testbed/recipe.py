@@ -11,6 +11,37 @@ from ..hardware import cpu_has_native_bf16
 OBJECTIVES = ("epsilon", "flow")
 UNET_CHANNELS = (32, 64, 64)
 IMAGE_SIZES = (8, 16, 32)
+FULL = "full"  # an exposure that limits nothing: the class's whole long-tailed split
+
+
+def parse_exposure(text: str):
+    """``--exposure``'s text -> the recipe's value: 'N' (every tail class sees N images), 'full', or per-class
+    'name=N,name=full' (a tuple of (class name, count) pairs). ValueError naming the flag for anything else."""
+    text = str(text).strip()
+    if "=" not in text:
+        return FULL if text == FULL else _exposure_count(text, "--exposure")
+    pairs = []
+    for part in text.split(","):
+        name, eq, count = part.partition("=")
+        if not eq or not name.strip():
+            raise ValueError(f"--exposure: {part!r} is not name=count (e.g. 3=0,8=5)")
+        pairs.append((name.strip(), FULL if count.strip() == FULL else _exposure_count(count.strip(), "--exposure")))
+    return tuple(pairs)
+
+
+def _exposure_count(text, flag: str) -> int:
+    try:
+        value = int(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{flag} must be a count of images >= 0 or 'full', got {text!r}") from None
+    return check_int(value, flag, 0)
+
+
+def exposure_text(exposure) -> str:
+    """The recipe's exposure as ``--exposure`` takes it."""
+    if isinstance(exposure, tuple):
+        return ",".join(f"{name}={count}" for name, count in exposure)
+    return str(exposure)
 
 
 @dataclass(frozen=True)
@@ -22,6 +53,13 @@ class TestbedRecipe:
     trained on; the diffusion model sees the long-tailed split of the rest (class c keeps n_max * imbalance^(-c / (C
     - 1)) images; 1 = all), the judge and the encoder all of it. A data set with its own test split (Fashion-MNIST)
     takes the few-shot images from it and keeps the rest of it as test references.
+
+    ``exposure``: how many images of each exposure-limited class the diffusion model sees (the axis of the rare-
+    concept study): None (no class limited), a count or ``'full'`` for each tail class of the long-tailed split
+    (the ``class_groups`` tail of its counts), or (class name, count or ``'full'``) pairs. A limited class keeps
+    the first ``count`` images of its long-tailed split (seeded order); 0 leaves it out of the diffusion training,
+    so the model can draw it only with the null condition. Its pool images the model did not see form the
+    ``exposure-held-out`` split (real images the generator never saw, for the benchmark's oracle and references).
     """
 
     __test__ = False  # not a pytest class
@@ -46,9 +84,11 @@ class TestbedRecipe:
     objective: str = "epsilon"
     calibrate: bool = True  # the finished model's norm prior written into the folder (prior.json)
     threads: int | None = None  # torch CPU threads every stage computes with (None: this process's count, recorded)
+    exposure: int | str | tuple | None = None  # images of each exposure-limited class the diffusion model sees
 
     def __post_init__(self):
         object.__setattr__(self, "channels", tuple(self.channels))
+        object.__setattr__(self, "exposure", _checked_exposure(self.exposure))
         if self.bf16 is None:
             object.__setattr__(self, "bf16", cpu_has_native_bf16())
         if not isinstance(self.bf16, bool):
@@ -94,7 +134,31 @@ class TestbedRecipe:
                 continue
             if f.name in ("judge", "encoder", "calibrate"):
                 options.append(f"--skip-{f.name}")
+            elif f.name == "exposure":
+                options += ["--exposure", exposure_text(value)]
             else:
                 shown = ",".join(map(str, value)) if f.name == "channels" else value
                 options += [f"--{f.name.replace('_', '-')}", str(shown)]
         return options
+
+
+def _checked_exposure(exposure):
+    """The exposure in its one form (pairs as a tuple of (name, count) tuples: a JSON record gives lists);
+    ValueError naming --exposure for a negative or non-integer count, an empty or repeated class name."""
+    if exposure is None or exposure == FULL:
+        return exposure
+    if not isinstance(exposure, (list, tuple)):
+        return check_int(exposure, "--exposure", 0)
+    if not exposure:
+        raise ValueError("--exposure names no class")
+    pairs = []
+    for pair in exposure:
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2 or not isinstance(pair[0], str) or not pair[0]:
+            raise ValueError(f"--exposure: each entry is a class name and a count, got {pair!r}")
+        name, count = pair
+        pairs.append((name, count if count == FULL else check_int(count, f"--exposure of class {name!r}", 0)))
+    names = [name for name, _ in pairs]
+    twice = next((n for i, n in enumerate(names) if n in names[:i]), None)
+    if twice is not None:
+        raise ValueError(f"--exposure names class {twice!r} twice")
+    return tuple(pairs)

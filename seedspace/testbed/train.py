@@ -88,12 +88,13 @@ def noisy_batch(x0: torch.Tensor, abar: torch.Tensor | None, gen: torch.Generato
 
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path,
                     recipe: TestbedRecipe = TestbedRecipe(), checkpoint_every: int = 250,
-                    progress: bool = True) -> tuple[UNet2DModel, dict]:
+                    progress: bool = True, mirror: bool = True) -> tuple[UNet2DModel, dict]:
     """Epsilon-prediction DDPM training, loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, or
     (``recipe.objective="flow"``) rectified flow, loss = |(eps - x0) - v_theta((1 - s) x0 + s eps, 1000 s, y)|^2
     with s ~ U(0, 1); the class dropped to the null class with probability ``cond_drop``; returns the EMA weights
     and a summary. The recipe's steps, batch_size, lr, ema_decay, cond_drop, seed, bf16, image_size, channels and
-    objective apply.
+    objective apply. ``mirror``: random horizontal flips (only for data whose classes are mirror-symmetric; the
+    draw is made either way, so the noise stream is the same).
 
     Images (N, 1, 32, 32) in [-1, 1] (resized to ``image_size`` when it differs). The full training state (weights,
     EMA, optimiser, schedule, random generators, loss history) goes to ``checkpoint`` every ``checkpoint_every``
@@ -124,7 +125,7 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
         for step in range(state["step"] + 1, steps + 1):
             idx = torch.randint(0, n, (batch_size,), generator=gen)
             x0 = images[idx]
-            flip = torch.rand(batch_size, generator=gen) < 0.5
+            flip = (torch.rand(batch_size, generator=gen) < 0.5) & mirror
             x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
             y = labels[idx].clone()
             y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
@@ -253,9 +254,10 @@ class DeferredInterrupts(contextlib.AbstractContextManager):
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                      num_classes: int, kind: str = "judge", epochs: int = 4, batch_size: int = 128,
-                     seed: int = 0, progress: bool = True) -> tuple[torch.nn.Module, dict]:
-    """Cross-entropy training (AdamW, one-cycle lr, horizontal flips) of the judge or the encoder (``kind``) on a
-    balanced set of images (N, 1, 32, 32) in [-1, 1]; returns the network (eval mode) and its test accuracy."""
+                     seed: int = 0, progress: bool = True, mirror: bool = True) -> tuple[torch.nn.Module, dict]:
+    """Cross-entropy training (AdamW, one-cycle lr, horizontal flips where ``mirror``) of the judge or the encoder
+    (``kind``) on a balanced set of images (N, 1, 32, 32) in [-1, 1]; returns the network (eval mode) and its test
+    accuracy."""
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     net = {"judge": Judge, "encoder": Encoder}[kind](num_classes)
@@ -270,7 +272,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: to
             for i in range(0, perm.numel(), batch_size):
                 idx = perm[i:i + batch_size]
                 x = images[idx]
-                flip = torch.rand(idx.numel(), generator=gen) < 0.5
+                flip = (torch.rand(idx.numel(), generator=gen) < 0.5) & mirror
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
                 loss = F.cross_entropy(net(x), labels[idx])
                 opt.zero_grad(set_to_none=True)
