@@ -93,6 +93,12 @@ def register(subparsers, formatter_class) -> None:
     b.add_argument("--lt-test-per-class", type=int, default=None,
                    help="balanced test images per class, drawn from the model's test references; the rest join the "
                         f"pool of real images the training draws use (default: {LongtailSettings.test_per_class})")
+    b.add_argument("--lt-contrasts", default=None, metavar="'A - B @ GROUP, TREATMENT[, DOSE]; ...'",
+                   help="the declared contrasts, semicolon-separated, Holm-adjusted together: A and B are arms as "
+                        "--lt-arms spells them (with /class or /unconditional where both run) or real, each "
+                        "optionally +treatment of its own; GROUP all (balanced accuracy), many, medium or few; "
+                        "DOSE default fill; e.g. 'paths:nao/class - oversample @ few, ce; random - real+bs @ all, "
+                        "ce' (default: every synthetic arm - oversample @ few, ce)")
     b.add_argument("--lt-classifier-steps", type=int, default=None,
                    help=f"optimiser steps of every classifier (default: {LongtailSettings.classifier_steps})")
     f = p.add_argument_group("few-shot curve (--experiments fewshot; the profile and classifier are the long-tail "
@@ -139,6 +145,8 @@ def longtail_options(args) -> dict:
         text = getattr(args, f"lt_{name}")
         if text is not None:
             out[name] = tuple(v.strip() for v in text.split(",") if v.strip())
+    if args.lt_contrasts is not None:
+        out["contrasts"] = tuple(v.strip() for v in args.lt_contrasts.split(";") if v.strip())
     for name in ("replicates", "head", "imbalance", "tail_dose", "shots", "order", "test_per_class",
                  "classifier_steps"):
         if getattr(args, f"lt_{name}") is not None:

@@ -7,7 +7,8 @@ classes up to the head count: ``oversample`` repeats the k references, a synthet
 them, ``oracle`` adds held-out real images (k references + the oracle = every real image the class could have:
 the matched real row and the curve's "all" point); ``real`` adds nothing. One classifier per (k, arm) with the
 long-tail benchmark's recipe and seed; its accuracy on the few-shot classes with cross-entropy (``fs_ce``) and with
-post-hoc logit adjustment by the real counts (``fs_la``), its overall accuracy with the adjustment (``fs_all``),
+post-hoc logit adjustment by the class counts of the set trained on (``fs_la``: equal to ``fs_ce`` on a filled
+set, where the few-shot classes have the head count), its balanced accuracy with the adjustment (``fs_all``),
 beside the judge's view of the added images of the few-shot classes: judge accuracy, KID against the class's real
 references, precision / recall with ``manifold_k`` neighbours, and diversity (mean pairwise judge-feature distance
 in units of the class's real spread). ``random`` ignores the references: its images are made once per replicate
@@ -74,8 +75,7 @@ def run_fewshot(runner: Runner) -> dict:
                                          runner.workdir("fewshot") / f"k{shots}")
                 add_x, add_y = labelled(added) if added else (train_x[:0], train_y[:0])
                 accs = train_and_test(runner, lt, torch.cat([train_x, add_x]), torch.cat([train_y, add_y]),
-                                      torch.tensor([kept[c] for c in range(num_classes)]), ("ce", "la"), seed, data,
-                                      num_classes)
+                                      ("ce", "la"), seed, data, num_classes)
                 cell = {"fs_ce": float(accs["ce"][few].mean()), "fs_la": float(accs["la"][few].mean()),
                         "fs_all": float(accs["la"].mean())}
                 if added and (parse_arm(arm)[0] != "random" or shots == min(fs.shots)):
@@ -119,7 +119,7 @@ def description(runner: Runner, fs, few: list[int]) -> str:
     return (f"Per replicate ({fs.replicates}; the long-tail benchmark's draws), the few-shot classes {few} keep k "
             f"real images (k = {', '.join(map(str, fs.shots))}), filled up to {lt.head} by each arm; one classifier "
             f"per cell ({lt.classifier_steps} steps, the long-tail recipe). fs_ce / fs_la: few-shot classes' "
-            "accuracy with cross-entropy / with post-hoc logit adjustment by the real counts; fs_all: all classes, "
-            "adjusted. Image scores of the added images by the judge (KID against the class's real "
-            f"references; precision / recall with {fs.manifold_k} neighbours). oracle = held-out real images: "
+            "accuracy with cross-entropy / with post-hoc logit adjustment by the counts of the set trained on (tau = 1); "
+            "fs_all: balanced accuracy, adjusted. Image scores of the added images by the judge (KID against the class's real "
+            f"references; precision / recall with {fs.manifold_k} neighbours). oracle = held-out real images the generator never saw: "
             "the matched real row. Cells: mean over replicates, 95% t interval.")

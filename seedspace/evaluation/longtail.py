@@ -5,21 +5,31 @@ A grid of data x treatment x dose, trained with one fixed classifier recipe and 
 
 - data: the long-tailed real training set alone (``real``); plus the k references repeated (``oversample``, the
   count-matched control: as many added images, no generation); plus synthetic images of each ``augment`` arm; plus
-  held-out real images (``oracle``). The ceiling row: a balanced real set of ``head`` images per class.
-- treatments: cross-entropy (``ce``), the same models with post-hoc logit adjustment (``la``), class-balanced
-  resampling (``cb``), balanced softmax (``bs``); the prior of ``la`` and ``bs`` is the *real* class counts.
+  held-out real images the generator never saw (``oracle``). The ceiling row: a balanced real set of ``head``
+  images per class.
+- treatments: cross-entropy (``ce``), the same models with post-hoc logit adjustment (``la``, tau = 1, untuned),
+  class-balanced resampling (``cb``), balanced softmax (``bs``). The prior of ``la`` and ``bs`` is the class counts
+  of the set the classifier is trained on: on a filled (balanced) set it is uniform and both equal ``ce``, so the
+  imbalance is never corrected twice.
 - doses: ``tail`` (+tail_dose images per medium and few-shot class) and ``fill`` (every class up to ``head``); a
   synthetic arm's tail dose is the first images of its fill dose.
 
-Every replicate draws its own training set from the model's real images (the long-tailed split plus the test
-references held out of the test set), its own references, synthesis seed and classifier seed; arms are paired by
-replicate. Cells: mean over replicates with a Student t interval (R - 1 degrees of freedom); paired rows: the mean
-over replicates of the per-replicate difference of group accuracy, t interval. Groups are ranks of the profile:
-many / medium / few = the model's head / medium / tail group sizes.
+Every replicate draws its own training set from the model's real images, its own references, synthesis seed and
+classifier seed; arms are paired by replicate. A class's images are drawn from those the generator never saw
+first (the test references held out of the test set and a folder's exposure-held-out split), then from its
+training split: the references are unseen images wherever there are enough, and the oracle is unseen images only
+(:func:`check_longtail` refuses a profile that cannot give that). Horizontal flips in the classifier's
+augmentation only for mirror-symmetric data (the model's ``mirror_symmetric``).
 
-The primary comparison, declared before any result: the best synthetic arm with rebalancing against the best
-rebalancing of the real data alone (best = highest mean overall accuracy over the replicates; the choice is made
-on the same replicates, which favours both sides alike), on all classes and on the few-shot classes.
+The primary metric is balanced accuracy (``lt_all``: the mean of the per-class accuracies on the balanced test
+set), with many / medium / few beside it (ranks of the profile: many / medium / few = the model's head / medium /
+tail group sizes). Cells: mean over replicates with a Student t interval (R - 1 degrees of freedom).
+
+The verdicts come from the contrasts declared in the settings (written into the report before any result): per
+contrast the mean over replicates of the per-replicate difference with its t interval and a paired bootstrap
+interval, a sign-flip permutation p-value, and Holm's adjustment across the run's declared contrasts. The other
+paired rows are exploratory (no verdict). The plateau check (replicate 0) trains every data arm at each of
+``plateau_steps`` and says whether each reached its plateau at the recipe's steps.
 """
 
 from __future__ import annotations
@@ -34,18 +44,19 @@ from ..backends.loading import resolve_model_prior
 from ..methods.augment.settings import MIN_REFERENCES
 from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
-from .classifier import ClassifierRecipe, log_prior, per_class_accuracy, train_classifier
+from .classifier import ClassifierRecipe, class_counts, log_prior, per_class_accuracy, train_classifier
 from .experiment import row, section
-from .paired import verdict
-from .longtail_settings import (CONTROL_ARMS, REBALANCING, TREATMENT_TITLES, LongtailSettings, parse_arm,
-                                split_condition)
+from .paired import bootstrap_interval, holm, sign_flip_p
+from .longtail_settings import CONTROL_ARMS, REAL, TREATMENT_TITLES, LongtailSettings, arm_label, parse_arm
 from .runner import Runner, stable_seed
-from .synthesis import benchmark_data, synthesize
+from .synthesis import benchmark_data, held_out_split, mirror_symmetric, synthesize
 
 GROUPS = ("all", "many", "medium", "few")
 LT_METRICS = [f"lt_{g}" for g in GROUPS]
 CEILING = "balanced real (ceiling)"
-MIN_REPLICATES = 3  # paired rows below this carry no verdict
+MIN_REPLICATES = 3  # contrasts below this carry no verdict
+ALPHA = 0.05  # the family-wise error of the declared contrasts (Holm)
+PLATEAU_TOLERANCE = 0.01  # balanced accuracy still to gain beyond the recipe's steps that counts as "at the plateau"
 
 
 @dataclass
@@ -56,7 +67,7 @@ class Replicate:
     seed: int
     train_x: torch.Tensor
     train_y: torch.Tensor
-    extras: dict        # class -> held-out real images (head - n_c of them), in drawn order
+    extras: dict        # class -> held-out real images the generator never saw (head - n_c), in drawn order
     references: dict    # class -> k references (the first k of its training images)
     drawn: dict         # class -> the first ``head`` images of its pool in drawn order (all of the above are prefixes)
     ceiling_x: torch.Tensor
@@ -64,28 +75,16 @@ class Replicate:
 
 
 def data_arms(cfg: LongtailSettings) -> list[tuple[str, str | None]]:
-    """(arm, condition) pairs: controls and ``random`` once (with the label), reference-based arms per condition."""
-    out = []
-    for spec in cfg.arms:
-        arm, condition = split_condition(spec)
-        strategy = parse_arm(arm)[0]
-        if strategy in CONTROL_ARMS:
-            out.append((arm, None))
-        elif strategy == "random":
-            out.append((arm, "class"))
-        else:
-            out += [(arm, c) for c in ([condition] if condition else cfg.conditions)]
-    return list(dict.fromkeys(out))
-
-
-def arm_label(arm: str, condition: str | None) -> str:
-    return arm if condition is None else f"{arm} ({condition})"
+    """(arm, condition) pairs the benchmark runs (:func:`.longtail_settings.data_arms`)."""
+    return cfg.run_arms()
 
 
 def class_ranks(runner: Runner, cfg: LongtailSettings, num_classes: int) -> list[int]:
-    """ranks[c]: the rank of class c in the profile (0 = the largest)."""
+    """ranks[c]: the rank of class c in the profile (0 = the largest): the model's own order puts its tail classes
+    (the exposure-limited ones of a folder trained with --exposure) last, the others by their training counts."""
     counts = torch.bincount(runner.model.data_split("train-longtail")[1].long(), minlength=num_classes)
-    by_size = sorted(range(num_classes), key=lambda c: (-int(counts[c]), c))  # the model's own long-tail order
+    tail = set(runner.groups()["tail"])
+    by_size = sorted(range(num_classes), key=lambda c: (c in tail, -int(counts[c]), c))
     if cfg.order == "permuted":
         by_size = [by_size[i] for i in runner.rng("longtail-order").permutation(num_classes)]
     ranks = [0] * num_classes
@@ -103,23 +102,30 @@ def rank_groups(runner: Runner, ranks: list[int]) -> dict:
 
 
 def real_pools(data, num_classes: int) -> dict:
-    """class -> every real image the training draws may use: the long-tailed split and the held-out pool."""
-    return {c: torch.cat([data.train_x[data.train_y == c], data.extra_x[data.extra_y == c]]) for c in range(num_classes)}
+    """class -> (the real images the generator never saw: the extra pool, the ones it saw: the long-tailed split)."""
+    return {c: (data.extra_x[data.extra_y == c], data.train_x[data.train_y == c]) for c in range(num_classes)}
 
 
 def check_longtail(model, cfg: LongtailSettings) -> None:
     """ValueError, before anything is written, when the model's real images cannot give the profile (a class
-    with fewer images outside the test set than ``head``), the profile leaves a class with fewer images than the
-    references, or a class's fill is smaller than the tail dose."""
+    with fewer images outside the test set than ``head``; with the oracle arm, fewer images the generator never saw
+    than ``head``), the profile leaves a class with fewer images than the references, a class's fill is smaller
+    than the tail dose, or a declared contrast names an arm that cannot make the fill's distinct seeds."""
     train_y = model.data_split("train-longtail")[1].long()
     test_y = model.data_split("test-references")[1].long()
+    held_y = held_out_split(model)[1].long()
     k = len(model.class_names)
     counts = cfg.counts(k)
+    oracle = any(parse_arm(a)[0] == "oracle" for a, _ in cfg.run_arms())
     for c in range(k):
-        pool = int((train_y == c).sum()) + max(0, int((test_y == c).sum()) - cfg.test_per_class)
-        if pool < cfg.head:
-            raise ValueError(f"class {c} has {pool} real images outside the test set; the benchmark's head count "
-                             f"{cfg.head} needs that many (lower head or test_per_class)")
+        unseen = max(0, int((test_y == c).sum()) - cfg.test_per_class) + int((held_y == c).sum())
+        if unseen + int((train_y == c).sum()) < cfg.head:
+            raise ValueError(f"class {c} has {unseen + int((train_y == c).sum())} real images outside the test set; "
+                             f"the benchmark's head count {cfg.head} needs that many (lower head or test_per_class)")
+        if oracle and unseen < cfg.head:
+            raise ValueError(f"the oracle arm needs real images the generator never saw: class {c} has {unseen} "
+                             f"outside the test set, the head count {cfg.head} needs that many (lower head or "
+                             "test_per_class, or leave oracle out of the arms)")
     if min(counts) < cfg.shots:
         raise ValueError(f"the long-tail profile (head {cfg.head}, imbalance {cfg.imbalance:g}) leaves a class with "
                          f"{min(counts)} images, fewer than the {cfg.shots} references asked for")
@@ -127,6 +133,12 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
     if "tail" in cfg.doses and cfg.head - counts[min(n_many, k - 1)] < cfg.tail_dose:
         raise ValueError(f"the tail dose ({cfg.tail_dose}) is more than the largest medium class can be filled "
                          f"({cfg.head - counts[min(n_many, k - 1)]} images up to the head count {cfg.head})")
+    need = cfg.head - min(counts)
+    named = {x for c in cfg.declared_contrasts() for x in (c.a, c.b)} if cfg.contrasts else set()
+    for arm, condition in cfg.run_arms():
+        if arm_label(arm, condition) in named and not can_produce(arm, cfg.shots, need):
+            raise ValueError(f"a declared contrast names {arm_label(arm, condition)}, which is not run: it cannot "
+                             f"make {need} distinct seeds from {cfg.shots} references")
 
 
 def can_produce(arm: str, shots: int, need: int) -> bool:
@@ -152,9 +164,14 @@ def producible_arms(cfg: LongtailSettings, arms: list, fill: dict) -> tuple[list
 
 def draw_replicate(runner: Runner, cfg: LongtailSettings, index: int, pools: dict, counts: list[int],
                    ranks: list[int]) -> Replicate:
+    """The replicate's draw: per class the unseen images in a seeded order, then the seen ones, cut at ``head``;
+    the training set takes the first n_c (references: the first k), the extras the rest (unseen by the check)."""
     seed = stable_seed(runner.cfg.seed, "longtail-replicate", index)
-    drawn = {c: pool[torch.from_numpy(runner.rng("longtail-draw", index, c).permutation(len(pool))[:cfg.head])]
-             for c, pool in pools.items()}
+    drawn = {}
+    for c, (unseen, seen) in pools.items():
+        rng = runner.rng("longtail-draw", index, c)
+        drawn[c] = torch.cat([unseen[torch.from_numpy(rng.permutation(len(unseen)))],
+                              seen[torch.from_numpy(rng.permutation(len(seen)))]])[:cfg.head]
     n_of = {c: counts[ranks[c]] for c in pools}
     train_x, train_y = labelled({c: drawn[c][:n] for c, n in n_of.items()})
     ceiling_x, ceiling_y = labelled(drawn)
@@ -195,28 +212,32 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
                       cfg.steps, seed=rep.seed, prior=resolve_model_prior(prior, runner.model), model=model)
 
 
-def train_and_test(runner: Runner, cfg: LongtailSettings, xs, ys, real_counts, treatments, seed: int, data,
+def train_and_test(runner: Runner, cfg: LongtailSettings, xs, ys, treatments, seed: int, data,
                    num_classes: int, steps: int | None = None) -> dict:
-    """treatment -> per-class test accuracy (numpy) of the classifiers the treatments need."""
-    recipe = ClassifierRecipe(steps=steps or cfg.classifier_steps, batch_size=cfg.batch_size, width=cfg.width)
+    """treatment -> per-class test accuracy (numpy) of the classifiers the treatments need. ``la`` and ``bs`` use
+    the prior of ``ys``, the set trained on (uniform on a balanced set: then they are ``ce``)."""
+    recipe = ClassifierRecipe(steps=steps or cfg.classifier_steps, batch_size=cfg.batch_size, width=cfg.width,
+                              flip=mirror_symmetric(runner.model))
     out = {}
     if "ce" in treatments:
         net = train_classifier(xs, ys, num_classes, recipe, seed)
         out["ce"] = per_class_accuracy(net, data.test_x, data.test_y, num_classes).numpy()
         if "la" in treatments:
-            out["la"] = per_class_accuracy(net, data.test_x, data.test_y, num_classes, adjust=log_prior(real_counts)).numpy()
+            prior = log_prior(class_counts(ys, num_classes))
+            out["la"] = per_class_accuracy(net, data.test_x, data.test_y, num_classes, adjust=prior).numpy()
     if "cb" in treatments:
         net = train_classifier(xs, ys, num_classes, recipe, seed, balanced=True)
         out["cb"] = per_class_accuracy(net, data.test_x, data.test_y, num_classes).numpy()
     if "bs" in treatments:
         bs = ClassifierRecipe(**{**recipe.as_dict(), "loss": "balanced-softmax"})
-        net = train_classifier(xs, ys, num_classes, bs, seed, prior_counts=real_counts)
+        net = train_classifier(xs, ys, num_classes, bs, seed)
         out["bs"] = per_class_accuracy(net, data.test_x, data.test_y, num_classes).numpy()
     return out
 
 
 def group_accuracy(per_class: np.ndarray, groups: dict) -> dict:
-    """{lt_all, lt_many, lt_medium, lt_few}: mean per-class accuracy over the classes of each group."""
+    """{lt_all, lt_many, lt_medium, lt_few}: mean per-class accuracy over the classes of each group (lt_all:
+    balanced accuracy)."""
     out = {"lt_all": float(np.nanmean(per_class))}
     for g in ("many", "medium", "few"):
         out[f"lt_{g}"] = float(np.nanmean(per_class[groups[g]]))
@@ -224,7 +245,7 @@ def group_accuracy(per_class: np.ndarray, groups: dict) -> dict:
 
 
 def run_longtail(runner: Runner) -> dict:
-    """Classifier accuracy per (data, dose, treatment), over replicates; paired comparisons; the primary one."""
+    """Classifier accuracy per (data, dose, treatment), over replicates; the declared contrasts; the plateau check."""
     cfg: LongtailSettings = runner.cfg.longtail
     check_longtail(runner.model, cfg)
     data = benchmark_data(runner, cfg.test_per_class)
@@ -234,10 +255,11 @@ def run_longtail(runner: Runner) -> dict:
     counts = cfg.counts(k)
     pools = real_pools(data, k)
     counts_of = {c: counts[ranks[c]] for c in range(k)}
-    real_counts = torch.tensor([counts_of[c] for c in range(k)])
     fill = dose_counts(cfg, "fill", counts_of, groups)
     arms, skipped = producible_arms(cfg, data_arms(cfg), fill)
-    sec = section("Long-tail benchmark", description(runner, cfg, counts_of, groups, data))
+    run = {REAL} | {arm_label(a, c) for a, c in arms}
+    contrasts = [c for c in cfg.declared_contrasts() if {c.a, c.b} <= run]  # explicit ones: all run (checked)
+    sec = section("Long-tail benchmark", description(runner, cfg, counts_of, groups, data, contrasts))
     sec["notes"] += skipped
     if "fill" in cfg.doses and "cb" in cfg.treatments:
         sec["notes"].append("cb is not trained on the fill dose: every class has the head count there, so "
@@ -246,20 +268,20 @@ def run_longtail(runner: Runner) -> dict:
     results: dict[tuple, list[np.ndarray]] = {}
     timing = {"synthesis_s": 0.0, "classifiers_s": 0.0, "classifiers": 0, "images": 0}
     t_start = time.perf_counter()
+    plateau_data = {}  # replicate 0's training sets of every data family, for the plateau check
     for index in range(cfg.replicates):
         rep = draw_replicate(runner, cfg, index, pools, counts, ranks)
         seed = stable_seed(rep.seed, "classifier")
         t0 = time.perf_counter()
-        for key, acc in train_and_test(runner, cfg, rep.train_x, rep.train_y, real_counts, cfg.treatments, seed,
-                                       data, k).items():
-            results.setdefault(("real", "none", key), []).append(acc)
-        ceiling = train_and_test(runner, cfg, rep.ceiling_x, rep.ceiling_y, torch.full((k,), cfg.head), ("ce",),
-                                 seed, data, k)
+        for key, acc in train_and_test(runner, cfg, rep.train_x, rep.train_y, cfg.treatments, seed, data, k).items():
+            results.setdefault((REAL, "none", key), []).append(acc)
+        ceiling = train_and_test(runner, cfg, rep.ceiling_x, rep.ceiling_y, ("ce",), seed, data, k)
         results.setdefault((CEILING, "none", "ce"), []).append(ceiling["ce"])
         timing["classifiers_s"] += time.perf_counter() - t0
         timing["classifiers"] += len(cfg.treatments) - ("la" in cfg.treatments) + 1
         if index == 0:
-            sec["tables"].append(plateau_table(runner, cfg, rep, real_counts, seed, data, k, groups))
+            plateau_data[(REAL, "none")] = (rep.train_x, rep.train_y)
+            plateau_data[(CEILING, "none")] = (rep.ceiling_x, rep.ceiling_y)
         for arm, condition in arms:
             t0 = time.perf_counter()
             added = added_images(runner, cfg, rep, arm, condition, fill, runner.workdir("longtail"))
@@ -269,57 +291,102 @@ def run_longtail(runner: Runner) -> dict:
                 take = dose_counts(cfg, dose, counts_of, groups)
                 add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})
                 xs, ys = torch.cat([rep.train_x, add_x]), torch.cat([rep.train_y, add_y])
+                if index == 0 and dose == plateau_dose(cfg):
+                    plateau_data[(arm_label(arm, condition), dose)] = (xs, ys)
                 treatments = dose_treatments(cfg, dose)
                 t0 = time.perf_counter()
-                for key, acc in train_and_test(runner, cfg, xs, ys, real_counts, treatments, seed, data, k).items():
+                for key, acc in train_and_test(runner, cfg, xs, ys, treatments, seed, data, k).items():
                     results.setdefault((arm_label(arm, condition), dose, key), []).append(acc)
                 timing["classifiers_s"] += time.perf_counter() - t0
                 timing["classifiers"] += len(treatments) - ("la" in treatments)
             runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: {arm_label(arm, condition)} done "
                        f"({time.perf_counter() - t_start:.0f} s so far)")
+        if index == 0:
+            t0 = time.perf_counter()
+            tables, notes = plateau_tables(runner, cfg, plateau_data, results, seed, data, k, groups)
+            timing["plateau_s"] = time.perf_counter() - t0
+            sec["notes"] += notes
+            plateau_data.clear()
+    sec["tables"].append(contrast_table(runner, contrasts, results, groups))
     sec["tables"].append(main_table(cfg, results, groups))
+    sec["tables"] += tables
     sec["tables"].append(paired_table(cfg, results, groups, arms))
-    primary = primary_comparison(cfg, results, groups)
-    if primary is not None:
-        sec["tables"].append(primary)
     sec["timing"] = {**timing, "wall_s": time.perf_counter() - t_start}
     sec["notes"].append(f"Time: {timing['synthesis_s']:.0f} s making {timing['images']} synthetic images, "
-                        f"{timing['classifiers_s']:.0f} s training {timing['classifiers']} classifiers.")
+                        f"{timing['classifiers_s']:.0f} s training {timing['classifiers']} classifiers, "
+                        f"{timing.get('plateau_s', 0):.0f} s on the plateau check.")
     sec["items"] = {" / ".join(key): [{"key": [r], **group_accuracy(a, groups)} for r, a in enumerate(accs)]
                     for key, accs in results.items()}
     return sec
 
 
-def description(runner: Runner, cfg: LongtailSettings, counts_of: dict, groups: dict, data) -> str:
+def description(runner: Runner, cfg: LongtailSettings, counts_of: dict, groups: dict, data, contrasts) -> str:
+    exposure = (getattr(runner.model, "info", None) or {}).get("exposure")
+    seen = ("; generator exposure (images of each exposure-limited class it saw): " +
+            ", ".join(f"{name} {n}" for name, n in exposure["seen"].items())) if exposure else ""
+    declared = "; ".join(f"({i + 1}) {c.title()}" for i, c in enumerate(contrasts)) or "none"
     return (f"Per replicate ({cfg.replicates}), a long-tailed training set drawn from the model's real images "
             f"(head {cfg.head}, imbalance {cfg.imbalance:g}, {cfg.order} class order: {sum(counts_of.values())} "
-            f"images), k = {cfg.shots} references per class from it, and its own synthesis and classifier seeds. "
-            f"Doses: tail = +{cfg.tail_dose} images per medium / few-shot class, fill = every class up to "
-            f"{cfg.head}. Treatments: " + ", ".join(f"{t} = {TREATMENT_TITLES[t]}" for t in cfg.treatments) +
-            f" (the prior of la and bs from the real counts). Classifier: the small CNN (width {cfg.width}), "
-            f"{cfg.classifier_steps} AdamW steps of {cfg.batch_size} images for every data set; tested on "
-            f"{data.test_x.shape[0]} balanced test images. Synthesis: {cfg.steps or runner.steps} DDIM steps. Groups: "
-            f"many {groups['many']}, medium {groups['medium']}, few {groups['few']}. Cells: mean over replicates, "
-            f"95% t interval.")
+            f"images; unseen-by-the-generator images first{seen}), k = {cfg.shots} references per class from it, "
+            f"and its own synthesis and classifier seeds. Doses: tail = +{cfg.tail_dose} images per medium / "
+            f"few-shot class, fill = every class up to {cfg.head}. Treatments: " +
+            ", ".join(f"{t} = {TREATMENT_TITLES[t]}" for t in cfg.treatments) +
+            " (the prior of la and bs: the class counts of the set trained on, so on the balanced fill dose they "
+            "equal ce; la's strength tau = 1, untuned). "
+            f"Classifier: the small CNN (width {cfg.width}), {cfg.classifier_steps} AdamW steps of {cfg.batch_size} "
+            f"images for every data set, horizontal flips {'on' if mirror_symmetric(runner.model) else 'off (the data are not mirror-symmetric)'}; "
+            f"tested on {data.test_x.shape[0]} balanced test images. Synthesis: {cfg.steps or runner.steps} DDIM "
+            f"steps. Groups: many {groups['many']}, medium {groups['medium']}, few {groups['few']}. Primary metric: "
+            "balanced accuracy (accuracy, all = the mean per-class accuracy). Cells: mean over replicates, 95% t "
+            f"interval. Declared contrasts (before any result; Holm-adjusted together at {ALPHA:g}): {declared}.")
 
 
-def plateau_table(runner: Runner, cfg: LongtailSettings, rep: Replicate, real_counts, seed: int, data, k: int,
-                  groups: dict) -> dict:
-    """Accuracy of the real-data classifiers (CE and class-balanced) against optimiser steps: the recipe trains at
-    the plateau when the last two columns agree."""
-    rows = []
-    for steps in cfg.plateau_steps:
-        accs = train_and_test(runner, cfg, rep.train_x, rep.train_y, real_counts, ("ce", "cb"), seed, data, k, steps)
-        accs["ceiling"] = train_and_test(runner, cfg, rep.ceiling_x, rep.ceiling_y, torch.full((k,), cfg.head),
-                                         ("ce",), seed, data, k, steps)["ce"]
-        for name, acc in accs.items():
-            g = group_accuracy(acc, groups)
-            rows.append(row({"data": "balanced real" if name == "ceiling" else "real", "treatment":
-                             "ce" if name == "ceiling" else name, "steps": steps},
-                            {m: {"mean": g[m], "lo": g[m], "hi": g[m], "n": 1} for m in LT_METRICS}))
+def plateau_dose(cfg: LongtailSettings) -> str:
+    """The dose of the added-data arms in the plateau check: fill where it runs."""
+    return "fill" if "fill" in cfg.doses else cfg.doses[0]
+
+
+def plateau_tables(runner: Runner, cfg: LongtailSettings, sets: dict, results: dict, seed: int, data, k: int,
+                   groups: dict) -> tuple[list[dict], list[str]]:
+    """Replicate 0's classifiers of every data family (real with ce and cb, the balanced ceiling, each added-data
+    arm on :func:`plateau_dose` with ce) at each of ``plateau_steps``; the recipe's own steps are the main run's
+    classifiers. A family is at its plateau when training to the largest checked steps gains at most
+    ``PLATEAU_TOLERANCE`` balanced accuracy over the recipe's steps. (the table, the verdict table), notes."""
+    steps_list = sorted(set(cfg.plateau_steps) | {cfg.classifier_steps})
+    rows, verdicts, short = [], [], []
+    for (name, dose), (xs, ys) in sets.items():
+        treatments = ("ce", "cb") if name == REAL and "cb" in cfg.treatments else ("ce",)
+        curve = {t: {} for t in treatments}
+        for steps in steps_list:
+            known = steps == cfg.classifier_steps and all((name, dose, t) in results for t in treatments)
+            accs = ({t: results[(name, dose, t)][0] for t in treatments} if known else
+                    train_and_test(runner, cfg, xs, ys, treatments, seed, data, k, steps))
+            for t in treatments:
+                g = group_accuracy(accs[t], groups)
+                curve[t][steps] = g["lt_all"]
+                rows.append(row({"data": name, "dose": dose, "treatment": t, "steps": steps},
+                                {m: {"mean": g[m], "lo": g[m], "hi": g[m], "n": 1} for m in LT_METRICS}))
+        for t, by_steps in curve.items():
+            top = max(steps_list)
+            gain = by_steps[top] - by_steps[cfg.classifier_steps]
+            if top == cfg.classifier_steps:
+                text = "not checked (no step count above the recipe's)"
+            else:
+                text = "reached" if gain <= PLATEAU_TOLERANCE else f"not reached: {gain:+.3f} at {top} steps"
+                if gain > PLATEAU_TOLERANCE:
+                    short.append(f"{name} {dose} {t}".replace(" none", ""))
+            verdicts.append(row({"data": name, "dose": dose, "treatment": t}, {}, verdict=text, n_items=1))
     runner.log("longtail: plateau check done")
-    return {"name": "longtail-plateau", "title": "Plateau check (replicate 0): accuracy against classifier steps",
-            "metrics": LT_METRICS, "rows": rows}
+    notes = [f"Plateau check: not checked (no step count above the recipe's {cfg.classifier_steps})."
+             if max(steps_list) == cfg.classifier_steps else
+             f"Plateau check: every data arm reached its plateau at {cfg.classifier_steps} steps (within "
+             f"{PLATEAU_TOLERANCE:g} balanced accuracy of {max(steps_list)} steps)." if not short else
+             f"Plateau check: NOT at the plateau at {cfg.classifier_steps} steps (more than {PLATEAU_TOLERANCE:g} "
+             f"balanced accuracy still to gain at {max(steps_list)} steps, replicate 0): " + ", ".join(short) + "."]
+    return [{"name": "longtail-plateau-verdict", "title": f"Plateau check (replicate 0): is each data arm at its "
+             f"plateau at the recipe's {cfg.classifier_steps} steps?", "metrics": [], "rows": verdicts},
+            {"name": "longtail-plateau", "title": "Plateau check (replicate 0): accuracy against classifier steps",
+             "metrics": LT_METRICS, "rows": rows}], notes
 
 
 def _groups_over_replicates(accs: list[np.ndarray], groups: dict, metric: str) -> np.ndarray:
@@ -332,25 +399,44 @@ def main_table(cfg: LongtailSettings, results: dict, groups: dict) -> dict:
         rows.append(row({"data": data_arm, "dose": dose, "treatment": treatment},
                         {m: t_interval(_groups_over_replicates(accs, groups, m)) for m in LT_METRICS},
                         n_items=len(accs)))
-    return {"name": "longtail", "title": "Classifier accuracy on the balanced test set (mean over replicates)",
-            "metrics": LT_METRICS, "rows": rows}
+    return {"name": "longtail", "title": "Classifier accuracy on the balanced test set (mean over replicates; "
+            "accuracy, all = balanced accuracy)", "metrics": LT_METRICS, "rows": rows}
 
 
-def paired(results: dict, a: tuple, b: tuple, groups: dict, metric: str) -> dict:
-    """The mean over replicates of a - b with its t interval (the replicates both have)."""
+def replicate_differences(results: dict, a: tuple, b: tuple, groups: dict, metric: str) -> np.ndarray:
+    """Per replicate (those both cells have), the group accuracy of a minus that of b."""
     n = min(len(results[a]), len(results[b]))
-    diff = _groups_over_replicates(results[a][:n], groups, metric) - _groups_over_replicates(results[b][:n], groups, metric)
-    return t_interval(diff)
+    return _groups_over_replicates(results[a][:n], groups, metric) - _groups_over_replicates(results[b][:n], groups, metric)
 
 
-def paired_verdict(st: dict, a: str, b: str) -> str:
-    """The shared verdict (accuracy: higher is better), from 3 replicates on: a t interval needs no more."""
-    return verdict(st, a, b, "higher", st["n"], min_items=MIN_REPLICATES)
+def contrast_table(runner: Runner, contrasts: list, results: dict, groups: dict) -> dict:
+    """The declared contrasts: mean difference over replicates with its t interval and paired bootstrap interval,
+    the sign-flip permutation p-value and its Holm adjustment across the contrasts; the verdict from the adjusted p
+    (none below ``MIN_REPLICATES`` replicates)."""
+    stats = []
+    for c in contrasts:
+        diffs = replicate_differences(results, c.key("a"), c.key("b"), groups, f"lt_{c.group}")
+        rng = runner.rng("longtail-contrast", c.text)
+        stats.append((c, t_interval(diffs), bootstrap_interval(diffs, rng), sign_flip_p(diffs, rng)))
+    adjusted = holm([p for *_, p in stats]) if stats else []
+    rows = []
+    for (c, t, boot, p), p_holm in zip(stats, adjusted):
+        if t["n"] < MIN_REPLICATES:
+            text = f"too few replicates for a verdict (n < {MIN_REPLICATES})"
+        elif p_holm <= ALPHA:
+            text = f"{c.a if t['mean'] > 0 else c.b} higher (Holm p {p_holm:.3g})"
+        else:
+            text = "no clear difference"
+        rows.append(row({"contrast": c.title(), "p (sign-flip)": f"{p:.3g}", "p (Holm)": f"{p_holm:.3g}"},
+                        {"diff_t": t, "diff_boot": boot}, verdict=text, n_items=t["n"], declared=c.text))
+    return {"name": "longtail-contrasts", "title": "Declared contrasts (a − b over replicates; group accuracy, "
+            "all = balanced accuracy; Holm-adjusted across these rows)", "metrics": ["diff_t", "diff_boot"],
+            "rows": rows}
 
 
 def paired_table(cfg: LongtailSettings, results: dict, groups: dict, arms: list) -> dict:
-    """Per added-data arm, dose and treatment: against the real data with the same treatment (does it add?), and
-    each synthetic arm against the count-matched oversampling control."""
+    """Exploratory (no verdict, no multiplicity correction): per added-data arm, dose and treatment, against the
+    real data with the same treatment and against the count-matched oversampling control."""
     rows = []
     oversample = next((arm_label(a, c) for a, c in arms if parse_arm(a)[0] == "oversample"), None)
     for arm, condition in arms:
@@ -358,39 +444,16 @@ def paired_table(cfg: LongtailSettings, results: dict, groups: dict, arms: list)
         for dose in cfg.doses:
             for treatment in dose_treatments(cfg, dose):
                 a = (label, dose, treatment)
-                baselines = [("real", "none", treatment)]
+                baselines = [(REAL, "none", treatment)]
                 if oversample is not None and label != oversample and parse_arm(arm)[0] != "oracle":
                     baselines.append((oversample, dose, treatment))
                 for b in baselines:
                     for g in ("all", "few"):
-                        st = paired(results, a, b, groups, f"lt_{g}")
+                        st = t_interval(replicate_differences(results, a, b, groups, f"lt_{g}"))
                         name_a, name_b = f"{label} {dose} {treatment}", f"{b[0]} {b[1]} {b[2]}".replace(" none", "")
                         rows.append(row({"experiment": "longtail", "comparison": f"{name_a} − {name_b}",
-                                         "metric": f"lt_{g}"}, {"diff": st},
-                                        verdict=paired_verdict(st, name_a, name_b), n_items=st["n"]))
-    return {"name": "longtail-paired", "title": "Paired differences over replicates (a − b; secondary comparisons)",
-            "kind": "paired", "metrics": ["diff"], "rows": rows}
-
-
-def primary_comparison(cfg: LongtailSettings, results: dict, groups: dict) -> dict | None:
-    """The best synthetic arm with rebalancing against the best rebalancing of the real data alone."""
-    rebalancing = [t for t in cfg.treatments if t in REBALANCING]
-    synthetic = [key for key in results if key[2] in rebalancing and key[0] not in ("real", CEILING)
-                 and not key[0].startswith(CONTROL_ARMS)]
-    real = [("real", "none", t) for t in rebalancing]
-    if not synthetic or not real:
-        return None
-
-    def overall(key):
-        return float(np.mean(_groups_over_replicates(results[key], groups, "lt_all")))
-
-    a, b = max(synthetic, key=overall), max(real, key=overall)
-    name_a, name_b = f"{a[0]} {a[1]} {a[2]}", f"real {b[2]}"
-    rows = []
-    for g in ("all", "few"):
-        st = paired(results, a, b, groups, f"lt_{g}")
-        rows.append(row({"experiment": "longtail", "comparison": f"{name_a} − {name_b}", "metric": f"lt_{g}"},
-                        {"diff": st}, verdict=paired_verdict(st, name_a, name_b), n_items=st["n"]))
-    return {"name": "longtail-primary", "title": "Primary comparison: the best synthetic arm with rebalancing − the "
-            "best rebalancing alone (best by mean overall accuracy)", "kind": "paired", "metrics": ["diff"],
-            "rows": rows}
+                                         "metric": f"lt_{g}"}, {"diff": st}, verdict="exploratory",
+                                        n_items=st["n"]))
+    return {"name": "longtail-paired", "title": "Exploratory paired differences over replicates (a − b, t "
+            "interval; not adjusted for multiplicity: the verdicts are the declared contrasts')", "kind": "paired",
+            "metrics": ["diff"], "rows": rows}

@@ -10,6 +10,7 @@ about 10 images/s (bf16, AVX-512 BF16) or 3.7 images/s (float32); each classifie
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass
 
 from ..checks import MAX_BATCH_SIZE, check_int
@@ -28,6 +29,8 @@ LONGTAIL_LIMITS = {"head": 100_000, "shots": 10_000, "tail_dose": 100_000, "repl
                    "test_per_class": 100_000, "classifier_steps": 1_000_000, "batch_size": MAX_BATCH_SIZE,
                    "width": 1024}
 PRIOR_TAGS = ("model", "chi")  # 'paths:nao@chi': NAO under chi(d); '@model' (the default): the model's own prior
+GROUPS = ("all", "many", "medium", "few")  # all: balanced accuracy (the mean of the per-class accuracies)
+REAL = "real"  # a contrast's name for the long-tailed real data alone
 
 
 def split_condition(arm: str) -> tuple[str, str | None]:
@@ -86,6 +89,102 @@ def check_unique(values, name: str, key=lambda v: v) -> None:
         seen[key(value)] = value
 
 
+def data_arms(arms, conditions) -> list[tuple[str, str | None]]:
+    """(arm, condition) pairs the benchmark runs: controls and ``random`` once (``random`` with the label),
+    reference-based arms per condition (their own, or each of ``conditions``)."""
+    out = []
+    for spec in arms:
+        arm, condition = split_condition(spec)
+        strategy = parse_arm(arm)[0]
+        if strategy in CONTROL_ARMS:
+            out.append((arm, None))
+        elif strategy == "random":
+            out.append((arm, "class"))
+        else:
+            out += [(arm, c) for c in ([condition] if condition else conditions)]
+    return list(dict.fromkeys(out))
+
+
+def arm_label(arm: str, condition: str | None) -> str:
+    return arm if condition is None else f"{arm} ({condition})"
+
+
+@dataclass(frozen=True)
+class Contrast:
+    """A declared contrast: data ``a`` with treatment ``ta`` minus data ``b`` with ``tb``, on the classes of
+    ``group`` (``all``: balanced accuracy), on ``dose``. ``a`` / ``b``: an arm's label (``paths:nao (class)``) or
+    ``real``; ``text``: as declared."""
+
+    text: str
+    a: str
+    ta: str
+    b: str
+    tb: str
+    group: str
+    dose: str
+
+    def key(self, side: str) -> tuple[str, str, str]:
+        """The results key of side 'a' or 'b': (data, dose, treatment); the real data have no dose."""
+        data, treatment = (self.a, self.ta) if side == "a" else (self.b, self.tb)
+        return (data, "none" if data == REAL else self.dose, treatment)
+
+    def title(self) -> str:
+        return f"{self.a} {self.ta} − {self.b} {self.tb} @ {self.group}, {self.dose}"
+
+
+def parse_contrast(text: str, arms: list, treatments, doses) -> Contrast:
+    """One declared contrast in the grammar ``A - B @ group, treatment[, dose]``: A and B are arms as
+    ``--lt-arms`` spells them (``paths:nao/class``, ``oversample``, ``random``) or ``real``, each optionally
+    ``+treatment`` (its own treatment instead of the shared one: ``random - real+bs @ few, ce``); group one of
+    all (balanced accuracy), many, medium, few; dose default fill (else the only dose). An arm without a
+    /condition names the one condition it runs with. ValueError naming the contrast for anything else, an arm
+    that is not run among them."""
+    if not isinstance(text, str):
+        raise ValueError(f"a contrast is a text such as 'paths:nao/class - oversample @ few, ce', got {text!r}")
+    parts = re.split(r"\s+@\s+", text.strip())
+    sides = re.split(r"\s+-\s+", parts[0]) if len(parts) == 2 else []
+    where = [w.strip() for w in parts[1].split(",")] if len(parts) == 2 else []
+    if len(sides) != 2 or not 2 <= len(where) <= 3:
+        raise ValueError(f"longtail contrast {text!r}: write 'A - B @ group, treatment[, dose]' (spaces around - and @), "
+                         "e.g. 'paths:nao/class - oversample @ few, ce'")
+    group, treatment, dose = where[0], where[1], where[2] if len(where) == 3 else ("fill" if "fill" in doses else doses[0])
+    if group not in GROUPS:
+        raise ValueError(f"longtail contrast {text!r}: unknown group {group!r}; choose one of {', '.join(GROUPS)}")
+    if dose not in doses:
+        raise ValueError(f"longtail contrast {text!r}: dose {dose!r} is not run (doses: {', '.join(doses)})")
+    resolved = []
+    for side in sides:
+        body, plus, own = side.strip().partition("+")
+        t = own.strip() if plus else treatment
+        if t not in treatments or (dose == "fill" and t == "cb" and body.strip() != REAL):
+            raise ValueError(f"longtail contrast {text!r}: treatment {t!r} is not run on the {dose} dose (treatments: "
+                             f"{', '.join(x for x in treatments if not (dose == 'fill' and x == 'cb'))})")
+        resolved += [_resolve_arm(body.strip(), arms, text), t]
+    if resolved[:2] == resolved[2:]:
+        raise ValueError(f"longtail contrast {text!r} compares a cell with itself")
+    return Contrast(text, resolved[0], resolved[1], resolved[2], resolved[3], group, dose)
+
+
+def _resolve_arm(side: str, arms: list, text: str) -> str:
+    """The label of the run arm that ``side`` names (its one spelling, :func:`canonical_arm`)."""
+    if side == REAL:
+        return REAL
+    try:
+        wanted = canonical_arm(side)
+    except ValueError as exc:
+        raise ValueError(f"longtail contrast {text!r}: {exc}") from None
+    has_condition = split_condition(side)[1] is not None
+    matches = [arm_label(a, c) for a, c in arms
+               if (canonical_arm(a if c is None else f"{a}/{c}") == wanted) or
+               (not has_condition and c is not None and canonical_arm(a) == wanted)]
+    if len(matches) > 1:
+        raise ValueError(f"longtail contrast {text!r}: {side!r} runs with several conditions; name one ({side}/class)")
+    if not matches:
+        run = ", ".join([REAL] + [arm_label(a, c) for a, c in arms])
+        raise ValueError(f"longtail contrast {text!r} names {side!r}, which is not run (run: {run})")
+    return matches[0]
+
+
 @dataclass(frozen=True)
 class LongtailSettings:
     """What the long-tail benchmark runs.
@@ -103,11 +202,15 @@ class LongtailSettings:
       (without it, it is label noise).
     - ``doses``: ``tail`` adds ``tail_dose`` images to each medium and few-shot class, ``fill`` fills every class
       up to ``head``.
-    - ``treatments``: ``ce``, ``la`` (the CE model with post-hoc logit adjustment: no training), ``cb``
-      (class-balanced resampling), ``bs`` (balanced softmax); the prior of ``la`` and ``bs`` comes from the real counts.
+    - ``treatments``: ``ce``, ``la`` (the CE model with post-hoc logit adjustment, strength tau = 1, untuned: no
+      training), ``cb`` (class-balanced resampling), ``bs`` (balanced softmax); the prior of ``la`` and ``bs`` is
+      the class counts of the set the classifier is trained on (on a filled, balanced set both equal ``ce``: the
+      imbalance is not corrected twice).
+    - ``contrasts``: the declared contrasts (:func:`parse_contrast`), Holm-adjusted together; empty: every
+      synthetic arm minus ``oversample`` (else minus ``real``) on the few-shot classes with ``ce``.
     - ``replicates``: each with its own training draw, references, synthesis seed and classifier seed.
     - the classifier: ``classifier_steps`` optimiser steps of ``batch_size`` (the same for every data size), ``width``;
-      ``plateau_steps``: the steps of the plateau check (replicate 0, real data, CE and CB).
+      ``plateau_steps``: the steps of the plateau check (replicate 0, every data arm).
     - ``steps``, ``dtype``: the synthesis's DDIM steps and weights dtype ('auto': bf16 where native).
     """
 
@@ -129,6 +232,7 @@ class LongtailSettings:
     plateau_steps: tuple = (100, 200, 400, 800)
     steps: int | None = 20
     dtype: str = "auto"
+    contrasts: tuple = ()
 
     def __post_init__(self):
         for name, high in LONGTAIL_LIMITS.items():
@@ -146,6 +250,9 @@ class LongtailSettings:
         check_unique(self.arms, "longtail arms", canonical_arm)
         for name in ("doses", "treatments", "conditions", "plateau_steps"):
             check_unique(getattr(self, name), f"longtail {name}")
+        if self.contrasts:
+            check_unique(self.contrasts, "longtail contrasts", lambda c: " ".join(str(c).split()))
+        self.declared_contrasts()  # each one parses and names arms that run
         if self.tail_dose > self.head:
             raise ValueError(f"longtail tail_dose ({self.tail_dose}) is more than the head count ({self.head})")
 
@@ -153,9 +260,23 @@ class LongtailSettings:
     def quick(cls, **overrides) -> "LongtailSettings":
         """Seconds on the tiny test model: 2 replicates, a small profile, two synthetic arms."""
         base = cls(head=12, imbalance=4.0, shots=2, tail_dose=4, arms=("oversample", "random", "paths:nao", "oracle"),
-                   doses=DOSES, conditions=("class",), replicates=2, test_per_class=20, classifier_steps=6, batch_size=16,
-                   width=4, plateau_steps=(3, 6), steps=2)
+                   doses=DOSES, conditions=("class",), replicates=2, test_per_class=18, classifier_steps=6, batch_size=16,
+                   width=4, plateau_steps=(3, 12), steps=2)
         return dataclasses.replace(base, **overrides)
+
+    def run_arms(self) -> list[tuple[str, str | None]]:
+        return data_arms(self.arms, self.conditions)
+
+    def declared_contrasts(self) -> list[Contrast]:
+        """The contrasts as declared, or the default rule's (see the class docstring)."""
+        arms = self.run_arms()
+        texts = self.contrasts
+        if not texts:
+            control = next((split_condition(a)[0] for a in self.arms if parse_arm(a)[0] == "oversample"), REAL)
+            t = next((t for t in self.treatments if t != "cb"), "cb")
+            texts = tuple(f"{a if c is None else f'{a}/{c}'} - {control} @ few, {t}" for a, c in arms
+                          if parse_arm(a)[0] not in CONTROL_ARMS)
+        return [parse_contrast(t, arms, self.treatments, self.doses) for t in texts]
 
     def counts(self, num_classes: int) -> list[int]:
         """n_c by rank: head * imbalance^(-rank / (C - 1)), rounded, at least 1."""

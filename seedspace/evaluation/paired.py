@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .config import METRICS, PAIRED_COMPARISONS
 from .experiment import row, section
 from .runner import Runner
@@ -76,3 +78,40 @@ def run_paired(runner: Runner, sections: dict) -> dict:
     sec["tables"].append({"name": "paired", "title": "Paired differences (a − b)", "kind": "paired",
                           "metrics": ["diff"], "rows": rows})
     return sec
+
+
+# -- over replicates: the long-tail benchmark's declared contrasts -------------------------------------------------
+def sign_flip_p(diffs, rng: np.random.Generator, resamples: int = 20000) -> float:
+    """Two-sided p-value of a paired sign-flip permutation test over replicates: under "no difference" each
+    replicate's difference a - b is as likely to be b - a, so p = the share of the 2^R sign patterns whose
+    |mean| reaches the observed one (all of them up to R = 16; else ``resamples`` random patterns from ``rng``,
+    p = (1 + hits) / (1 + resamples)). Needs no normality; its smallest p is 2 / 2^R (0.5 at R = 2)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    observed = abs(d.mean()) - 1e-12 * max(1.0, abs(d.mean()))
+    if d.size <= 16:
+        signs = 1 - 2 * ((np.arange(2 ** d.size)[:, None] >> np.arange(d.size)) & 1)
+        return float(np.mean(np.abs(signs @ d) / d.size >= observed))
+    signs = rng.choice((-1.0, 1.0), size=(resamples, d.size))
+    return float((1 + np.sum(np.abs(signs @ d) / d.size >= observed)) / (1 + resamples))
+
+
+def bootstrap_interval(diffs, rng: np.random.Generator, resamples: int = 10000, confidence: float = 0.95) -> dict:
+    """{mean, lo, hi, n}: the mean difference over replicates with the percentile interval of ``resamples``
+    paired bootstrap resamples of the replicates (a replicate's a and b stay together)."""
+    d = np.asarray(diffs, dtype=np.float64)
+    means = d[rng.integers(0, d.size, size=(resamples, d.size))].mean(1)
+    lo, hi = np.quantile(means, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return {"mean": float(d.mean()), "lo": float(lo), "hi": float(hi), "n": int(d.size)}
+
+
+def holm(p_values) -> list[float]:
+    """Holm's step-down adjustment of m p-values (family-wise error at most alpha when every adjusted p <= alpha
+    is called): sorted ascending, p_(i) -> max over j <= i of min(1, (m - j) p_(j)) (0-based j). Written here
+    because scipy has none (``scipy.stats.false_discovery_control`` is Benjamini-Hochberg, which bounds the
+    false discovery rate, not the family-wise error)."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted, running = np.empty_like(p), 0.0
+    for rank, i in enumerate(np.argsort(p, kind="stable")):
+        running = max(running, min(1.0, (p.size - rank) * p[i]))
+        adjusted[i] = running
+    return adjusted.tolist()

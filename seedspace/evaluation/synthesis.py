@@ -18,8 +18,9 @@ from .runner import Runner, stable_seed
 
 @dataclass
 class BenchmarkData:
-    """Real images (N, C, H, W) in [0, 1] at the model's size, with labels: the long-tailed training split, the
-    balanced test set, and a pool of extra real images per class (held out from the test set: the 'as many real
+    """Real images (N, C, H, W) in [0, 1] at the model's size, with labels: the long-tailed training split (what
+    the generator saw), the balanced test set, and a pool of extra real images per class that the generator never
+    saw (the test references held out of the test set, and a folder's exposure-held-out split: the 'as many real
     images as synthetic ones' upper bound). ``groups``: many / medium / few classes."""
 
     train_x: torch.Tensor
@@ -46,9 +47,25 @@ def _to_model_space(images: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return resize_images(images[:, None].float() / 255.0, size).clamp(0, 1)
 
 
+def held_out_split(model) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exposure-limited classes' real images the generator never saw (a folder trained with ``--exposure``),
+    uint8 (N, H, W) and labels; empty for other models."""
+    if (getattr(model, "info", None) or {}).get("exposure"):
+        return model.data_split("exposure-held-out")
+    return torch.zeros(0, 28, 28, dtype=torch.uint8), torch.zeros(0, dtype=torch.long)
+
+
+def mirror_symmetric(model) -> bool:
+    """Whether the model's data are mirror-symmetric (a flipped image is still of its class: the classifiers
+    train with horizontal flips only then); testbed.json's ``mirror_symmetric``, true where it is not recorded
+    (the embedded Fashion-MNIST testbed)."""
+    return bool((getattr(model, "info", None) or {}).get("mirror_symmetric", True))
+
+
 def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
     """The model's own splits (``model.data_split``); the test images of each class are split by a seeded
-    permutation into ``test_per_class`` test images and the extra-real pool."""
+    permutation into ``test_per_class`` test images and the extra-real pool, which the exposure-held-out images
+    join."""
     x, y = runner.model.data_split("train-longtail")
     tx, ty = runner.model.data_split("test-references")
     test_idx, extra_idx = [], []
@@ -65,8 +82,10 @@ def benchmark_data(runner: Runner, test_per_class: int) -> BenchmarkData:
     groups = {"many": head, "medium": [c for c in classes if c not in head + tail], "few": tail}
     test_idx, extra_idx = torch.tensor(sorted(test_idx)), torch.tensor(sorted(extra_idx), dtype=torch.long)
     size = tuple(runner.model.image_shape[-2:])
+    hx, hy = held_out_split(runner.model)
+    extra_x = torch.cat([_to_model_space(tx[extra_idx], size)] + ([_to_model_space(hx, size)] if len(hx) else []))
     return BenchmarkData(_to_model_space(x, size), y.long(), _to_model_space(tx[test_idx], size), ty[test_idx].long(),
-                         _to_model_space(tx[extra_idx], size), ty[extra_idx].long(), groups)
+                         extra_x, torch.cat([ty[extra_idx].long(), hy.long()]), groups)
 
 
 def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, torch.Tensor], per_class, out: Path,
