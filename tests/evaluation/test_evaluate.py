@@ -219,9 +219,19 @@ def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
     assert len(lt["items"]["real / none / ce"]) == lt_cfg.replicates
     comparisons = {r["label"]["comparison"] for r in tables["longtail-paired"]["rows"]}
     assert "paths:nao (class) fill bs − oversample fill bs" in comparisons and "oracle tail ce − real ce" in comparisons
-    primary = tables["longtail-primary"]["rows"]
-    assert [r["label"]["metric"] for r in primary] == ["lt_all", "lt_few"]
-    assert primary[0]["label"]["comparison"].split(" − ")[1] in {f"real {t}" for t in ("la", "cb", "bs")}
+    # no double correction: la and bs take the prior of the set trained on, uniform on the filled (balanced) set
+    for d in data:
+        assert lt["items"][f"{d} / fill / la"] == lt["items"][f"{d} / fill / ce"]
+    # the declared contrasts (the default rule: each synthetic arm - oversample, few-shot, ce), Holm-adjusted
+    contrasts = tables["longtail-contrasts"]["rows"]
+    assert [r["declared"] for r in contrasts] == ["random/class - oversample @ few, ce",
+                                                  "paths:nao/class - oversample @ few, ce"]
+    assert all(float(r["label"]["p (Holm)"]) >= float(r["label"]["p (sign-flip)"]) for r in contrasts)
+    assert "Declared contrasts (before any result" in lt["description"]
+    # the plateau check covers every data family, filled arms included, and says whether each reached it
+    verdicts = {(r["label"]["data"], r["label"]["treatment"]): r["verdict"] for r in tables["longtail-plateau-verdict"]["rows"]}
+    assert set(verdicts) == {("real", "ce"), ("real", "cb"), (longtail.CEILING, "ce")} | {(d, "ce") for d in data}
+    assert all(v == "reached" or v.startswith("not reached") for v in verdicts.values())
     # each synthetic arm wrote one augment data set per class it fills: head - n_c images of each
     counts = lt_cfg.counts(len(model.class_names))
     pngs = list((tmp_path / "ev" / "datasets" / "longtail" / "r0" / "paths-nao(class)").rglob("*.png"))
