@@ -97,7 +97,6 @@ class DDIMModel:
                                self.default_guidance if guidance is None else float(guidance), scheduler, progress,
                                checkpoint, callback)
 
-    @torch.no_grad()
     def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
                  guidance: float | None = None, progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] on the CPU from seeds (N, *seed_shape), in batches of ``batch_size``,
@@ -105,11 +104,12 @@ class DDIMModel:
         sampling.check_scheduler(scheduler, self.prediction_type, self.name)
         conds = conditions_list(condition, seeds.shape[0])
         bs = self.batch_size
-        return torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance, progress,
-                                                       scheduler=scheduler)).cpu()
-                          for i in range(0, seeds.shape[0], bs)]).float()
+        with torch.inference_mode():  # no autograd bookkeeping at all in the sampling loop (same bytes as no_grad)
+            images = torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance,
+                                                             progress, scheduler=scheduler)).cpu()
+                                for i in range(0, seeds.shape[0], bs)]).float()
+        return images.clone()  # a normal tensor: inference tensors cannot be saved for a later backward pass
 
-    @torch.no_grad()
     def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
                progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
         """Images in [0, 1] -> seeds by the inversion of the named sampler (None: the model's: DDIM inversion for
@@ -117,11 +117,13 @@ class DDIMModel:
         sampling.check_inversion(scheduler, self.prediction_type, self.name)
         conds = conditions_list(condition, images.shape[0])
         bs, out = self.batch_size, []
-        for i in range(0, images.shape[0], bs):
-            x0 = self.encode(images[i:i + bs])
-            out.append(sampling.invert(self, x0, conds[i:i + bs], steps or self.default_steps, self.inversion_guidance,
-                                       scheduler, progress).cpu())
-        return torch.cat(out)
+        with torch.inference_mode():
+            for i in range(0, images.shape[0], bs):
+                x0 = self.encode(images[i:i + bs])
+                out.append(sampling.invert(self, x0, conds[i:i + bs], steps or self.default_steps,
+                                           self.inversion_guidance, scheduler, progress).cpu())
+            seeds = torch.cat(out)
+        return seeds.clone()  # a normal tensor, as generate's
 
     def decode_differentiable(self, x0: torch.Tensor) -> torch.Tensor:
         """``decode`` itself: gradients flow through the decoder (and stop where it clamps to [0, 1])."""
