@@ -76,9 +76,17 @@ def check_choice(value: str, choices: Sequence[str], what: str) -> str:
     return value
 
 
-def check_steps(steps: int) -> int:
-    if isinstance(steps, bool) or int(steps) != steps or steps < 2:
+MAX_OUTPUT_VALUES = 2 ** 31  # values one path may hold (8 GiB in float32): more is a typo, not a path
+
+
+def check_steps(steps: int, values_per_step: int = 1) -> int:
+    """``steps`` as an int >= 2 whose path of ``values_per_step`` values a step stays within ``MAX_OUTPUT_VALUES``;
+    ValueError naming it, before anything is allocated."""
+    if isinstance(steps, bool) or not isinstance(steps, (int, float)) or int(steps) != steps or steps < 2:
         raise ValueError(f"steps must be an integer >= 2, got {steps!r}")
+    if int(steps) * values_per_step > MAX_OUTPUT_VALUES:
+        raise ValueError(f"steps={int(steps)} of {values_per_step} values each would hold "
+                         f"{int(steps) * values_per_step:.3g} values, over {MAX_OUTPUT_VALUES:.3g}")
     return int(steps)
 
 

@@ -205,6 +205,8 @@ def blend(seeds, weights, *, grid: int = planar.DEFAULT_GRID, prior=None):
         raise ValueError(f"got {w.size} weights for {k} seeds")
     if not (np.all(np.isfinite(w)) and np.all(w >= 0) and w.sum() > 0):
         raise ValueError(f"weights must be finite, non-negative and not all zero, got {w.tolist()}")
+    if not np.isfinite(w.sum()):  # weights near the float limit (1e308): their sum overflows
+        w = w / w.max()
     w = w / w.sum()
     if w.max() == 1.0:
         return restore(X[int(np.argmax(w))].reshape(t.shape[1:]), spec)
@@ -247,11 +249,11 @@ def centroid(seeds, method: str = "nao", return_paths: bool = False, steps: int 
     or the jointly optimised paths for ``reference``.
     """
     check_choice(method, CENTROID_METHODS, "centroid method")
-    steps = check_steps(steps)
     grid = check_grid(grid)
     t, spec = as_tensor(seeds, "seeds")
     X = flat_seeds64(t, "seeds", batched=True)
     k, D = X.shape
+    steps = check_steps(steps, k * D if return_paths else 1)
     wd = work_dtype(spec.dtype)
     prior = resolve_prior(prior, D)
     paths = None

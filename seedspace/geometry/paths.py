@@ -82,11 +82,11 @@ def interpolate(a, b, steps: int = DEFAULT_STEPS, method: str = "nao", spacing: 
     """
     check_choice(method, INTERPOLATION_METHODS, "interpolation method")
     check_choice(spacing, SPACINGS, "spacing")
-    steps = check_steps(steps)
     grid = check_grid(grid)
     ta, spec = as_tensor(a, "a")
     tb, _ = as_tensor(b, "b")
     check_same_shape(ta, tb)
+    steps = check_steps(steps, ta.numel())
     tb = tb.to(ta.device)
     fa = flat_seeds(ta, "a", batched)
     fb = flat_seeds(tb, "b", batched)

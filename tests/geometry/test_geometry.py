@@ -326,6 +326,15 @@ def test_blend_edge_cases_and_errors():
     for bad in ([1, 1], [1, -1, 1], [0, 0, 0], [1, float("nan"), 1], "heavy"):
         with pytest.raises(ValueError):
             blend(X, bad)
+    torch.testing.assert_close(blend(X, [1e308, 1e308, 0]), blend(X, [1, 1, 0]))  # the sum would overflow
+
+
+def test_a_path_too_large_to_hold_is_refused_before_allocating():
+    a, b = torch.randn(2, 64, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="steps=1000000000 of 64 values each"):
+        interpolate(a, b, steps=10 ** 9)
+    with pytest.raises(ValueError, match="steps must be an integer"):
+        interpolate(a, b, steps="9")
 
 
 def test_centroid_shapes_and_baselines():
