@@ -37,6 +37,12 @@ else
          --lt-arms oversample,random,paths:nao,paths:slerp,centroid:nao,oracle --lt-conditions class,unconditional)
   EXPOSURES=(0 5 20 full); SETS=(tail permuted); SHOTS=(2 5 10); FASHION=(0 5)
 fi
+# a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
+# is added by running again without them (finished steps are skipped)
+read -r -a EXPOSURES <<< "${RARE_EXPOSURES:-${EXPOSURES[*]}}"
+read -r -a SETS <<< "${RARE_SETS:-${SETS[*]}}"
+read -r -a SHOTS <<< "${RARE_SHOTS:-${SHOTS[*]}}"
+read -r -a FASHION <<< "${RARE_FASHION-${FASHION[*]}}"
 
 train() {  # train OUT ARGS...: a new generator, or the unfinished one in OUT continued
   local out=$1; shift
