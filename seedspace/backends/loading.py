@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
 import math
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from .base import SeedModel
 from .diffusers_backend import load_diffusers_model
 from .testbed import EMBEDDED_MODELS, TestbedModel
 
+log = logging.getLogger("seedspace.backends")
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
           "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
 
@@ -94,13 +96,17 @@ def resolve_model_prior(spec, model):
 
 
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
-               dtype: str | torch.dtype | None = None, **kwargs) -> SeedModel:
+               dtype: str | torch.dtype | None = None, compile: bool = False, **kwargs) -> SeedModel:
     """Load a model: None or 'testbed' -> the embedded testbed, 'testbed-flow' -> the embedded flow-matching
     testbed; a testbed-format folder (one with a ``testbed.json``, e.g. from `seedspace testbed train`); any other
     local folder or hub id -> diffusers.
 
-    Hub ids are only read from the local Hugging Face cache (no network at run time).
+    ``compile=True`` runs a testbed's UNet through ``torch.compile`` for inference (other bytes than the eager
+    forward: a recorded setting, see :mod:`~seedspace.backends.acceleration`); other models run eagerly, after one
+    log line. Hub ids are only read from the local Hugging Face cache (no network at run time).
     """
+    if not isinstance(compile, bool):
+        raise ValueError(f"compile must be True or False, got {compile!r}")
     dtype = resolve_dtype(dtype, device)
     device = resolve_device(device)
     name = "testbed" if name is None else name
@@ -109,9 +115,11 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
         check_model_folder(folder)
     try:
         if folder is None:
-            return TestbedModel.from_package(name, device=device, dtype=dtype, **kwargs)
+            return TestbedModel.from_package(name, device=device, dtype=dtype, compile=compile, **kwargs)
         if (folder / "testbed.json").is_file():
-            return TestbedModel.from_folder(folder, device=device, dtype=dtype, **kwargs)
+            return TestbedModel.from_folder(folder, device=device, dtype=dtype, compile=compile, **kwargs)
+        if compile:
+            log.warning("seedspace: torch.compile is off (%s is not a testbed-format model); it runs eagerly", name)
         return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
     except RuntimeError as exc:  # torch: the weights do not fit the network the config describes
         raise ValueError(f"cannot load model {name}: its weights do not match its config.json "

@@ -226,6 +226,8 @@ def load_from_params(params: dict, device: str = "cpu", model_override: str | No
     model = load(model_override or params["model"]["id"], device=device, dtype=params.get("dtype", "float32"),
                  batch_size=params.get("batch_size"), negative_prompt=params["condition"].get("negative_prompt", ""),
                  height=params.get("height"), width=params.get("width"), fit=params.get("fit", DEFAULT_FIT))
+    if params.get("compile"):  # a run made with the compiled forward replays it (its bytes are not the eager ones)
+        model.compile = True
     return model
 
 

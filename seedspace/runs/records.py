@@ -67,6 +67,8 @@ def _check_common(params: dict) -> None:
     if params.get("dtype", "float32") not in DTYPE_NAMES:
         raise ValueError(f"'dtype' must be one of {', '.join(DTYPE_NAMES)}, got {params.get('dtype')!r}")
     check_batch_size(params.get("batch_size", 1), "'batch_size'")
+    if not isinstance(params.get("compile", False), bool):  # absent: the eager forward
+        raise ValueError(f"'compile' must be true or false, got {params.get('compile')!r}")
     for key in ("height", "width"):  # a pipeline's chosen image size (absent: the model's own)
         if params.get(key) is not None:
             check_int(params[key], f"'{key}'", 1, 8192)

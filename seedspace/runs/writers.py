@@ -43,6 +43,7 @@ def run_parameters(model, ref: str, condition_record: dict, steps: int | None, g
         "batch_size": int(batch_size),
         "scheduler": check_scheduler(scheduler, model.prediction_type, model.name),
         **size_record(model),
+        **({"compile": True} if getattr(model, "compile", False) is True else {}),  # absent: the eager forward
     }
 
 
