@@ -1,5 +1,6 @@
 """Checks for an accelerator: parity with the diffusers pipelines in float16 and bfloat16, CPU-drawn seeds giving
-the CPU's images, and generation timings for the testbed and a tiny SDXL; prints markdown tables.
+the CPU's images, generation timings for the testbed and a tiny SDXL, and (on CUDA) the testbed UNet's forward
+compiled (``compile=True``) against eager in float16 and bfloat16; prints markdown tables.
 
     python scripts/gpu_check.py                 # --device auto: cuda, then mps; without one it says so and exits 0
     python scripts/gpu_check.py --device cpu    # the same checks on the CPU (to try the script itself)
@@ -18,6 +19,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))  # the tiny offline model builders
 
 import seedspace as ss  # noqa: E402
+from seedspace.backends.acceleration import CompiledForward, compile_unavailable  # noqa: E402
 from seedspace.backends.base import seeds_from_ints  # noqa: E402
 from seedspace.backends.loading import resolve_device  # noqa: E402
 from seedspace.backends.parity import pipeline_output  # noqa: E402
@@ -84,6 +86,42 @@ def timing_rows(folders: dict, device: torch.device, n: int) -> list[tuple]:
     return rows
 
 
+def compiled_rows(device: torch.device, n: int) -> tuple[list[tuple], str | None]:
+    """(rows, why none): per dtype (float16, bfloat16 where the GPU has it) the testbed UNet's guided forward of
+    2n images, eager against compiled (the model's ``compile=True`` path): (dtype, eager ms, compiled ms, speed-up,
+    first compiled call s, max |compiled - eager| of the UNet output). CUDA only: inductor's GPU kernels need
+    triton; elsewhere (MPS, CPU) the reason instead of rows (the CPU's numbers: benchmarks/bench_generator.py)."""
+    if device.type != "cuda":
+        return [], f"the compiled forward is timed on CUDA only (this is {device.type})"
+    reason = compile_unavailable(device)
+    if reason is not None:
+        return [], reason
+    rows = []
+    for dtype in (torch.float16, torch.bfloat16):
+        if dtype == torch.bfloat16 and not torch.cuda.is_bf16_supported():
+            continue
+        model = ss.load_model(None, device=device, dtype=dtype)
+        x = torch.randn(2 * n, *model.seed_shape, generator=torch.Generator().manual_seed(0)).to(device, dtype)
+        labels = (torch.arange(2 * n) % (model.num_classes + 1)).to(device)
+        t = torch.tensor(500, device=device)
+        fwd = CompiledForward(model.unet)
+        with torch.inference_mode():
+            _sync(device)
+            start = time.perf_counter()
+            compiled_out = fwd(x, t, labels)
+            _sync(device)
+            first = time.perf_counter() - start
+            if not fwd.active:  # compilation failed: one log line already said why
+                rows.append((str(dtype).removeprefix("torch."), None, None, None, first, None))
+                continue
+            eager_out = model.unet(x, t, class_labels=labels).sample
+            eager = _timed(device, lambda: model.unet(x, t, class_labels=labels), repeats=10)
+            compiled = _timed(device, lambda: fwd(x, t, labels), repeats=10)
+        diff = float((compiled_out.float() - eager_out.float()).abs().max())
+        rows.append((str(dtype).removeprefix("torch."), 1000 * eager, 1000 * compiled, eager / compiled, first, diff))
+    return rows, None
+
+
 def _table(header: tuple, rows: list[tuple]) -> str:
     def cell(v):
         return "-" if v is None else f"{v:.2e}" if isinstance(v, float) and v < 0.01 else \
@@ -108,10 +146,18 @@ def main(argv=None) -> int:
         folders = {family: build(Path(tmp) / family) for family, (build, _) in FAMILIES.items()}
         parity = parity_rows(folders, device, args.steps)
         timings = timing_rows(folders, device, args.images)
+        compiled, no_compiled = compiled_rows(device, args.images)
     print(f"## seedspace GPU check on {name} (torch {torch.__version__})\n")
     print(_table(("family", "scheduler", "dtype", "max diff vs pipeline", "max diff vs CPU (fp32)", "ok"), parity))
     print()
     print(_table(("model", "dtype", "images", "steps", "seconds", "images/s"), timings))
+    print()
+    if compiled:
+        print(f"testbed UNet forward of {2 * args.images} images (one guided step), eager vs compile=True:\n")
+        print(_table(("dtype", "eager ms", "compiled ms", "speed-up", "first compiled call s",
+                      "max diff vs eager"), compiled))
+    else:
+        print(f"compiled forward: skipped ({no_compiled})")
     failed = [row for row in parity if not row[-1]]
     if failed:
         print(f"\n{len(failed)} check(s) failed", file=sys.stderr)
