@@ -63,6 +63,8 @@ _SETTLED_STEP = 1e-4  # ... if no node moved by more than this in u
 _RIVAL = 0.1
 #: ... and its profile differs from it somewhere by more than this in u
 _APART = 0.1
+#: legs with s phi above this overlap by e^-20 at most: the legs start is then taken unless the straight one is a rival
+_LEGS_EXACT = 20.0
 #: share of the monitor given to the turning angle (the rest to (u, theta)-arc length)
 _TURN_SHARE = 0.5
 #: curves turning less than this in total (radians) are adapted by arc length alone
@@ -113,9 +115,9 @@ def _segments(u: np.ndarray, h: np.ndarray, prior: NormPrior, order: int) -> dic
     ell = np.sqrt(du * du + h * h)
     derivs = prior.f_derivatives(p[..., None] + _S * du[..., None], order)
     M = derivs[0] @ _G
-    long = np.abs(du) > _CLOSED_FORM_DU
-    any_long = bool(long.any())
+    any_long = bool(np.abs(du).max() > _CLOSED_FORM_DU) if du.size else False
     if any_long:
+        long = np.abs(du) > _CLOSED_FORM_DU
         du_safe = np.where(long, du, 1.0)
         M = np.where(long, prior.primitive_difference(p, q) / du_safe, M)
     seg = {"E": ell * M, "M": M, "ell": ell, "du": du}
@@ -205,6 +207,7 @@ class LegTable:
 
     u_star: float
     f_star: float
+    s: float  # sqrt(F''(u*) / F*)
     x: np.ndarray  # (2N,) log|u - u*| nodes: side u < u*, then side u > u* plus x_shift
     T: np.ndarray  # (2N,) increasing
     x_range: tuple  # (lowest, highest) x of one side
@@ -250,7 +253,7 @@ def _build_leg_table(prior: NormPrior) -> LegTable | None:
     x = np.concatenate([[x0 - _LEG_TAIL], x])
     x_shift = float(x[-1] - x[0]) + 1.0
     t_shift = float(sides[0][-1] - sides[1][0]) + 1.0
-    return LegTable(us, f0, np.concatenate([x, x + x_shift]), np.concatenate([sides[0], sides[1] + t_shift]),
+    return LegTable(us, f0, s, np.concatenate([x, x + x_shift]), np.concatenate([sides[0], sides[1] + t_shift]),
                     (float(x[0]), float(x[-1])), x_shift, np.array([sides[0][0], sides[1][0] + t_shift]))
 
 
@@ -290,6 +293,10 @@ def _starts(u0, um, tau, phi, prior: NormPrior):
         return linear, energy(linear, tau, phi, prior), none, linear[none], np.zeros(0)
     legs = leg_profile(u0, um, tau, phi, table)
     B = u0.shape[0]
+    if bool((table.s * phi.min() >= _LEGS_EXACT) and np.abs(legs - linear).max() <= _APART):
+        # legs that do not overlap are the geodesic, and the straight start is in their basin: nothing to compare
+        none = np.zeros(0, dtype=np.int64)
+        return legs, energy(legs, tau, phi, prior), none, legs[none], np.zeros(0)
     both = energy(np.concatenate([linear, legs]), np.concatenate([tau, tau]), np.concatenate([phi, phi]), prior)
     e_lin, e_legs = both[:B], both[B:]
     better = e_legs < e_lin
@@ -463,7 +470,7 @@ def _descend_one(u, E, h, phi, prior: NormPrior, max_iter: int, step_tol: float)
         g = seg["Eq"][0, :-1] + seg["Ep"][0, 1:]
         diag = seg["Eqq"][0, :-1] + seg["Epp"][0, 1:]
         scale = np.abs(diag)
-        scale += 1e-12 * float(scale.mean()) + 1e-300
+        scale += 1e-12 * float(scale.sum()) / scale.size + 1e-300
         off = seg["Epq"][0, 1:-1]
         _, _, _, x, info = _gtsv(off, diag + lam * scale, off, g)
         if info != 0:
