@@ -37,7 +37,8 @@ def register(subparsers, formatter_class) -> None:
                     "cog, nao, reference on a subset), 4 rare concepts (tail classes: random seeds versus centroid "
                     "seeds), 5 paired bootstrap tests (nao vs slerp, nao vs cog, ...). Writes results.json (every "
                     "number and the configuration), report.md (mean, 95% CI and n per cell; FID-style and KID) and "
-                    "PNGs. The default run takes about 25-30 min on 2 CPU cores; --quick about 2 min.",
+                    "PNGs; its wall time is in report.md (the committed run: docs/reports/evaluate/report.md). --quick runs "
+                    "every experiment on fewer classes, seeds and input sets.",
         epilog="Example: seedspace evaluate --quick --out outputs/eval-quick")
     p.add_argument("--experiments", default="all",
                    help=f"comma-separated subset of {','.join(EXPERIMENTS)}; 'all' = the paper's claims (the first "
