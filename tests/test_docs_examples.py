@@ -9,7 +9,8 @@
   parsed only, for the reason ``PARSED_ONLY`` gives. ``pip install`` lines may name only extras pyproject.toml
   defines, and ``python scripts/X.py`` a script that exists.
 - A block opts out with an HTML comment, invisible on the pages, on the line before its fence:
-  ``<!-- not-run: the reason -->``; the reason is required.
+  ``<!-- not-run: the reason -->``; the reason is required. ``<!-- parsed-only: the reason -->`` keeps a bash
+  block's seedspace lines parsed by the real parser but runs none of them (a model snapshot the suite has not).
 - One claim is checked beyond running: the Python guide's grid has the same pixels as the README's first command.
 """
 
@@ -35,6 +36,7 @@ PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 STEPS_TEXT = os.environ.get("SEEDSPACE_DOCS_STEPS", "4")
 STEPS = None if STEPS_TEXT == "full" else int(STEPS_TEXT)
 OPT_OUT = re.compile(r"^\s*<!--\s*not-run:(.*?)-->\s*$")
+PARSE_ONLY = re.compile(r"^\s*<!--\s*parsed-only:(.*?)-->\s*$")
 FENCE = re.compile(r"^(\s*)```(\w*)\s*$")
 
 RUN = {"interpolate", "travel", "centroid", "invert", "norms", "cluster"}  # seconds each at a few steps
@@ -56,6 +58,7 @@ class Block:
     lang: str
     code: str
     skip: str | None  # the not-run reason, None when the block runs
+    parse_only: str | None = None  # the parsed-only reason: its command lines are parsed, not run
 
     @property
     def name(self) -> str:
@@ -77,8 +80,9 @@ def fenced_blocks(page: Path) -> list[Block]:
             body.append(lines[i][len(indent):] if lines[i].startswith(indent) else lines[i])
             i += 1
         before = next((lines[k] for k in range(start - 1, -1, -1) if lines[k].strip()), "")
-        opt_out = OPT_OUT.match(before)
-        blocks.append(Block(page, start + 1, lang, "\n".join(body) + "\n", opt_out.group(1).strip() if opt_out else None))
+        opt_out, parse_only = OPT_OUT.match(before), PARSE_ONLY.match(before)
+        blocks.append(Block(page, start + 1, lang, "\n".join(body) + "\n", opt_out.group(1).strip() if opt_out else None,
+                            parse_only.group(1).strip() if parse_only else None))
         i += 1
     return blocks
 
@@ -112,6 +116,7 @@ def seedspace_argv(argv: list[str]) -> list[str] | None:
 
 SEEDSPACE_LINES = sorted({(b.name, tuple(a)) for b in BASH if b.skip is None
                           for c in commands(b) if (a := seedspace_argv(c)) is not None}, key=str)
+PARSED_ONLY_BLOCKS = {b.name for b in BASH if b.parse_only is not None}
 
 
 # -- running, once per block or command line ---------------------------------------------------------------
@@ -179,6 +184,8 @@ def test_the_pages_hold_examples_and_every_opt_out_says_why():
     assert len(PYTHON) >= 3 and len(SEEDSPACE_LINES) >= 5, (len(PYTHON), len(SEEDSPACE_LINES))
     for block in BLOCKS:
         assert block.skip is None or len(block.skip) >= 10, f"{block.name}: a not-run marker needs its reason"
+        assert block.parse_only is None or len(block.parse_only) >= 10 and block.lang != "python", \
+            f"{block.name}: a parsed-only marker needs its reason and a bash block"
     markers = sum(bool(OPT_OUT.match(line)) for page in PAGES for line in page.read_text().splitlines())
     assert markers == sum(b.skip is not None for b in BLOCKS), "a not-run marker that is not right before a fence"
 
@@ -199,7 +206,7 @@ def test_command_line_example_parses_and_runs(name, argv, ran, capsys):
         pytest.fail(f"{name}: `seedspace {shlex.join(argv)}` does not parse: {capsys.readouterr().err.strip()}")
     command = args.command
     assert command in RUN or command in PARSED_ONLY, f"{name}: say whether `seedspace {command}` examples run"
-    if command in RUN:
+    if command in RUN and name not in PARSED_ONLY_BLOCKS:
         folder = ran(argv)
         assert (folder / "run.json").is_file()
 
