@@ -98,8 +98,10 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
 
     Images (N, 1, 32, 32) in [-1, 1] (resized to ``image_size`` when it differs). The full training state (weights,
     EMA, optimiser, schedule, random generators, loss history) goes to ``checkpoint`` every ``checkpoint_every``
-    steps, at the end, and after Ctrl-C / SIGTERM (the running step is finished first); an existing checkpoint is
-    continued, and the result is the same bytes as an uninterrupted run on the CPU.
+    steps, at the end, and after Ctrl-C / SIGTERM: a signal during a step's forward and backward pass abandons that
+    step at once (the checkpoint is the state before it, random generators included), one during the update waits
+    for the update to end. An existing checkpoint is continued, and the result is the same bytes as an
+    uninterrupted run on the CPU.
     """
     steps, batch_size, lr, seed, objective = recipe.steps, recipe.batch_size, recipe.lr, recipe.seed, recipe.objective
     ema_decay, cond_drop, bf16 = recipe.ema_decay, recipe.cond_drop, recipe.bf16
@@ -123,19 +125,28 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     with tqdm(total=steps, initial=state["step"], desc="diffusion", unit="step", disable=not progress,
               file=sys.stderr, dynamic_ncols=True) as bar, DeferredInterrupts() as interrupts:
         for step in range(state["step"] + 1, steps + 1):
-            idx = torch.randint(0, n, (batch_size,), generator=gen)
-            x0 = images[idx]
-            flip = (torch.rand(batch_size, generator=gen) < 0.5) & mirror
-            x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
-            y = labels[idx].clone()
-            y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
-            xt, t, target = noisy_batch(x0, abar, gen)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-                pred = unet(xt, t, class_labels=y).sample
-            loss = F.mse_loss(pred.float(), target)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            step_start = gen.get_state(), torch.get_rng_state()
+            try:  # nothing the checkpoint holds changes before opt.step(): a signal here abandons the step at once
+                with interrupts.immediate():
+                    idx = torch.randint(0, n, (batch_size,), generator=gen)
+                    x0 = images[idx]
+                    flip = (torch.rand(batch_size, generator=gen) < 0.5) & mirror
+                    x0 = torch.where(flip[:, None, None, None], x0.flip(-1), x0)
+                    y = labels[idx].clone()
+                    y[torch.rand(batch_size, generator=gen) < cond_drop] = num_classes  # null class for CFG
+                    xt, t, target = noisy_batch(x0, abar, gen)
+                    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+                        pred = unet(xt, t, class_labels=y).sample
+                    loss = F.mse_loss(pred.float(), target)
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+            except KeyboardInterrupt:  # the state of the last finished step, its random generators included
+                gen.set_state(step_start[0])
+                torch.set_rng_state(step_start[1])
+                state["seconds"] = time.time() - started
+                save_checkpoint(checkpoint, unet, ema, opt, sched, gen, state)
+                raise
             opt.step()
             sched.step()
             decay = min(ema_decay, (1 + step) / (10 + step))
@@ -222,16 +233,27 @@ class DeferredInterrupts(contextlib.AbstractContextManager):
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __enter__(self):
-        self.pending, self.previous = None, {}
+        self.pending, self.previous, self.deliver_now = None, {}, False
         if threading.current_thread() is threading.main_thread():
             self.previous = {sig: signal.signal(sig, self._hold) for sig in self.SIGNALS
                              if signal.getsignal(sig) is not signal.SIG_IGN}
         return self
 
     def _hold(self, signum, frame):
-        if self.pending is not None:
+        if self.pending is not None or self.deliver_now:
             self._deliver(signum, frame)
         self.pending = (signum, frame)
+
+    @contextlib.contextmanager
+    def immediate(self):
+        """Inside this block a signal acts at once (the block's work is abandoned and must be safe to drop)."""
+        self.deliver_now = True
+        try:
+            if self.pending is not None:
+                self.raise_pending()
+            yield
+        finally:
+            self.deliver_now = False
 
     def raise_pending(self) -> None:
         """Let a held signal act now (its previous handler runs; KeyboardInterrupt where it had none)."""

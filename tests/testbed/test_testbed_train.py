@@ -148,9 +148,9 @@ def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp
     def interrupting(*a, **k):  # called once per diffusion step
         calls.append(1)
         if len(calls) == 3:
-            signal.raise_signal(signal.SIGINT)  # Ctrl-C: step 3 is finished and checkpointed
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C in step 3's backward pass: step 3 is abandoned at once
         if len(calls) == 5:
-            raise KeyboardInterrupt  # as if killed mid-step: the checkpoint of step 4 is what remains
+            raise KeyboardInterrupt  # the same inside step 4 of the resumed run
         return real_clip(*a, **k)
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", interrupting)
@@ -167,10 +167,10 @@ def test_resume_after_ctrl_c_and_after_a_kill_gives_the_same_bytes(data_dir, tmp
     monkeypatch.chdir(tmp_path)
     resume = ["testbed", "train", "--out", str(out), "--resume", "--checkpoint-every", "2", "--quiet"]
     with torch_threads(2):
-        assert main(resume) == 130  # stops again at call 5
+        assert main(resume) == 130  # stops again at call 5, checkpointed at step 3
         assert main(resume) == 0
     assert not (out / "prior.json").exists()
-    assert len(calls) == 3 + 2 + 2  # steps 1-3, 4-5 (5 not kept), then 5-6: nothing done twice but step 5
+    assert len(calls) == 3 + 2 + 3  # steps 1-3 (3 abandoned), 3-4 (4 abandoned), 4-6: only abandoned steps twice
     assert _weights(out) == _weights(tmp_path / "whole")
     assert main(["testbed", "train", "--out", str(out), "--resume", "--quiet"]) == 0  # complete: nothing to do
 
