@@ -1,7 +1,8 @@
 """How fast each long-running command honours Ctrl-C (SIGINT) and SIGTERM, and what it leaves behind.
 
-    python benchmarks/bench_interrupt.py                       # every command, both signals
+    python benchmarks/bench_interrupt.py                       # every command and phase, both signals
     python benchmarks/bench_interrupt.py --commands augment --signals INT --out reports/bench_interrupt.md
+    python benchmarks/bench_interrupt.py --load 2              # beside two busy-loop processes (a loaded machine)
 
 Each command runs as its own process (the real CLI, ``python -m seedspace``) into a fresh temporary folder; after
 ``--after`` seconds (by then it is inside its main loop: training steps, synthesis batches, the calibration grid,
@@ -45,19 +46,31 @@ def shapes_npz(path: Path) -> Path:
     return path
 
 
-def commands(tmp: Path, threads: int) -> dict[str, list[str]]:
-    """Name -> arguments of ``seedspace`` (the output goes to tmp / name)."""
+def commands(tmp: Path, threads: int) -> dict[str, tuple[list[str], float | None]]:
+    """Name -> (arguments of ``seedspace``, seconds before the signal or None for ``--after``); the output goes to
+    tmp / name. The phases of ``testbed train`` each get a recipe that is inside that phase at the signal."""
     t = ["--threads", str(threads)]
+    data = str(shapes_npz(tmp / "shapes.npz"))
+    train = ["testbed", "train", "--data", data, "--fewshot", "5", "--test-references", "5", "--imbalance", "1",
+             "--quiet", *t]
     return {
-        "testbed train": ["testbed", "train", "--data", str(shapes_npz(tmp / "shapes.npz")), "--out",
-                          str(tmp / "testbed train"), "--fewshot", "5", "--test-references", "5", "--imbalance", "1",
-                          "--skip-judge", "--skip-encoder", "--skip-calibrate", "--steps", "2000", "--quiet", *t],
-        "augment": ["augment", "--testbed-split", "5", "--out", str(tmp / "augment"), "--per-class", "400",
-                    "--strategy", "paths", "--quiet"],  # augment runs with torch's threads
-        "calibrate": ["calibrate", "--model", "testbed", "--out", str(tmp / "calibrate" / "prior.json"), "--quiet", *t],
-        "evaluate": ["evaluate", "--quick", "--out", str(tmp / "evaluate"), "--quiet", *t],
-        "interpolate": ["interpolate", "--seeds", "1,2", "--frames", "2000", "--out", str(tmp / "interpolate"),
-                        "--quiet"],
+        "testbed train (diffusion)": ([*train, "--out", str(tmp / "diffusion"), "--skip-judge", "--skip-encoder",
+                                       "--skip-calibrate", "--steps", "2000"], None),
+        "testbed train (judge)": ([*train, "--out", str(tmp / "judge"), "--skip-encoder", "--skip-calibrate",
+                                   "--steps", "2", "--classifier-epochs", "400"], None),
+        "testbed train (encoder)": ([*train, "--out", str(tmp / "encoder"), "--skip-judge", "--skip-calibrate",
+                                     "--steps", "2", "--classifier-epochs", "400"], None),
+        "testbed train (calibration)": ([*train, "--out", str(tmp / "calibration"), "--skip-encoder", "--steps", "2",
+                                         "--classifier-epochs", "1"], None),
+        "augment (inversion)": (["augment", "--testbed-split", "50", "--out", str(tmp / "augment-inversion"),
+                                 "--per-class", "400", "--strategy", "paths", "--quiet"], 12.0),
+        "augment (synthesis)": (["augment", "--testbed-split", "5", "--out", str(tmp / "augment"), "--per-class",
+                                 "400", "--strategy", "paths", "--quiet"], None),  # with torch's threads
+        "calibrate": (["calibrate", "--model", "testbed", "--out", str(tmp / "calibrate" / "prior.json"), "--quiet",
+                       *t], None),
+        "evaluate": (["evaluate", "--quick", "--out", str(tmp / "evaluate"), "--quiet", *t], None),
+        "interpolate": (["interpolate", "--seeds", "1,2", "--frames", "2000", "--out", str(tmp / "interpolate"),
+                         "--quiet"], None),
     }
 
 
@@ -106,22 +119,28 @@ def main() -> None:
     p.add_argument("--signals", default="INT,TERM", help="INT and / or TERM")
     p.add_argument("--after", type=float, default=25.0, help="seconds before the signal")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--load", type=int, default=0, help="busy-loop processes running beside every measurement")
     p.add_argument("--out", default=None, help="write the table (Markdown) here too")
     args = p.parse_args()
-    with tempfile.TemporaryDirectory(prefix="bench_interrupt_") as tmp:
-        tmp = Path(tmp)
-        table = commands(tmp, args.threads)
-        chosen = [c.strip() for c in args.commands.split(",")] if args.commands else list(table)
-        rows = [measure(name, table[name], s.strip(), args.after, tmp) for name in chosen
-                for s in args.signals.split(",")]
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.load)]
+    try:
+        with tempfile.TemporaryDirectory(prefix="bench_interrupt_") as tmp:
+            tmp = Path(tmp)
+            table = commands(tmp, args.threads)
+            chosen = [c.strip() for c in args.commands.split(",")] if args.commands else list(table)
+            rows = [measure(name, table[name][0], s.strip(), table[name][1] or args.after, tmp) for name in chosen
+                    for s in args.signals.split(",")]
+    finally:
+        for proc in busy:
+            proc.kill()
     lines = ["| command | signal | exit code | latency s | left behind | last line |", "|---|---|---|---|---|---|"]
     for r in rows:
         latency = "-" if r["latency"] is None else f"{r['latency']:.2f}"
         ok = "" if r.get("expected_rc") in (None, r["rc"]) else f" (expected {r['expected_rc']})"
         lines.append(f"| {r['command']} | SIG{r['signal']} | {r['rc']}{ok} | {latency} | {r['left']} | "
                      f"{r['message'].replace('|', '/')} |")
-    text = (f"Machine: {cpu_model()}, {platform.system()} {platform.machine()}; {args.threads} torch threads; signal "
-            f"after {args.after:g} s; command: `python benchmarks/{Path(__file__).name} "
+    text = (f"Machine: {cpu_model()}, {platform.system()} {platform.machine()}; {args.threads} torch threads; "
+            f"{args.load} busy-loop neighbour(s); signal after {args.after:g} s (augment's inversion: 12 s); command: `python benchmarks/{Path(__file__).name} "
             f"{' '.join(sys.argv[1:])}`\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.out:
