@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import math
 import os
-import warnings
 from pathlib import Path
 from typing import Sequence, Union
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from . import sampling
 from .base import Condition, check_seed_values, conditions_list
 from .ddim import StepCallback
+from ..outputs.images import read_image
 from .images import DEFAULT_FIT, check_fit, report_conversion
 
-MAX_IMAGE_PIXELS = 8192 * 8192  # larger inputs are refused before decoding (Pillow's own guard is 179 megapixels)
 _FULL_SCALE = {"I;16": 65535.0, "I;16B": 65535.0, "I;16L": 65535.0, "I;16N": 65535.0, "I": 65535.0, "F": 1.0}
 
 
@@ -136,32 +135,19 @@ class DDIMModel:
         """Read image files -> (N, C, H, W) in [0, 1] at the model's size and colour, fitted by ``fit`` ('crop',
         'pad'; None: ``image_fit``) as :mod:`~seedspace.backends.images` describes; each conversion is one log line
         and, given ``conversions``, one record there. ValueError names an unreadable file, a folder, or an image
-        over ``MAX_IMAGE_PIXELS``. 16-bit and float images are scaled by their full range (65535, resp. 1)
+        over ``outputs.images.MAX_IMAGE_PIXELS``. 16-bit and float images are scaled by their full range (65535, resp. 1)
         instead of being clipped to 8 bits."""
         fit = check_fit(self.image_fit if fit is None else fit)
         arrays = []
         for path in paths:
-            if Path(path).is_dir():
-                raise ValueError(f"cannot read image {path}: it is a folder")
-            size = "its size"
+            im = read_image(path)
+            notes = [f"{im.mode} values scaled to 8 bits"] if im.mode in _FULL_SCALE else []
             try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("error", Image.DecompressionBombWarning)
-                    with Image.open(path) as im:
-                        size = f"{im.size[0]}x{im.size[1]} pixels"
-                        if im.size[0] * im.size[1] > MAX_IMAGE_PIXELS:
-                            raise Image.DecompressionBombError(size)
-                        im.load()
-                        notes = [f"{im.mode} values scaled to 8 bits"] if im.mode in _FULL_SCALE else []
-                        arrays.append(self.prepare_image(_eight_bit(im), fit, notes))
-                        if notes:
-                            report_conversion(path, im.size, im.mode, arrays[-1].shape, fit, notes, conversions)
-            except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-                limit = min(MAX_IMAGE_PIXELS, Image.MAX_IMAGE_PIXELS or MAX_IMAGE_PIXELS)
-                raise ValueError(f"image {path} is too large ({size}; seedspace reads images of up to "
-                                 f"{limit / 1e6:g} megapixels)") from None
-            except (OSError, UnidentifiedImageError, SyntaxError, ValueError) as exc:
+                arrays.append(self.prepare_image(_eight_bit(im), fit, notes))
+            except ValueError as exc:
                 raise ValueError(f"cannot read image {path}: {exc}") from None
+            if notes:
+                report_conversion(path, im.size, im.mode, arrays[-1].shape, fit, notes, conversions)
         if not arrays:
             raise ValueError("no images given")
         return torch.from_numpy(np.stack(arrays))

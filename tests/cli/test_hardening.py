@@ -144,13 +144,13 @@ def test_unavailable_device_names_the_available_ones(cli, tmp_path):
 
 
 def test_oversized_images_are_one_line(cli, tmp_path, monkeypatch):
-    from seedspace.backends import ddim_model
+    from seedspace.outputs import images
 
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(tmp_path / "big.png")
-    monkeypatch.setattr(ddim_model, "MAX_IMAGE_PIXELS", 63)  # seedspace's own limit
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 63)  # seedspace's own limit
     rc, _, err = cli("invert", tmp_path / "big.png", "--out", tmp_path / "o")
     one_line(rc, err, ("big.png is too large", "8x8 pixels"))
-    monkeypatch.setattr(ddim_model, "MAX_IMAGE_PIXELS", 10 ** 9)
+    monkeypatch.setattr(images, "MAX_IMAGE_PIXELS", 10 ** 9)
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 16)  # Pillow's decompression-bomb guard (warning and error)
     for size in (20, 40):
         Image.fromarray(np.zeros((size, size // 4), np.uint8)).save(tmp_path / "bomb.png")
