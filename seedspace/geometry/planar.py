@@ -679,13 +679,15 @@ def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, frac
     B = u.shape[0]
     frac = np.broadcast_to(_even(steps) if fractions is None else fractions, (B, steps))
     rows = np.arange(B)[:, None]
+    p, dtau = u[:, :-1], tau[:, 1:] - tau[:, :-1]
+    du = u[:, 1:] - p
     if spacing == "angle":
         j, rem = _locate(tau, frac)
-        dt = np.diff(tau, axis=1)[rows, j]
+        dt = dtau[rows, j]
         t = np.where(dt > 0, rem / np.where(dt > 0, dt, 1.0), 0.0)
+        dj = du[rows, j]
     else:
-        p = u[:, :-1]
-        du, h = u[:, 1:] - p, _steps(phi, tau)
+        h = phi[:, None] * dtau
         if spacing == "euclidean":
             ell = np.sqrt(du * du + h * h)
             # Euclidean arc length of a log-spiral piece: l_j (e^{u_{j+1}} - e^{u_j}) / du_j
@@ -708,6 +710,6 @@ def sample(sol: PlanarSolution, steps: int, spacing: str, prior: NormPrior, frac
                 t = t - np.where(ok, (lj * t * (Fq @ _G) - rem) / np.where(ok, Fend, 1.0), 0.0)
         t = np.where(lj > 0, t, 0.0)
     t = np.minimum(np.maximum(t, 0.0), 1.0)
-    uu = u[rows, j] + t * (u[rows, j + 1] - u[rows, j])
-    theta = phi[:, None] * (tau[rows, j] + t * (tau[rows, j + 1] - tau[rows, j]))
+    uu = u[rows, j] + t * dj
+    theta = phi[:, None] * (tau[rows, j] + t * dtau[rows, j])
     return np.exp(uu).T, theta.T
