@@ -235,14 +235,15 @@ def rounding_noise(prior: NormPrior) -> float:
 
 def leg_table(prior: NormPrior) -> LegTable | None:
     """The prior's :class:`LegTable` (built once per density), or None where ``F`` has no interior minimum with
-    ``F'' > 0`` (e.g. chi(2), whose ``F`` falls to 0 at the origin)."""
+    ``F'' > 0`` (e.g. chi(2) or the generalised chi with 1.5 degrees of freedom, whose ``F`` falls to 0 at the
+    origin)."""
     return prior.cached("legs", lambda: _build_leg_table(prior))
 
 
 def _build_leg_table(prior: NormPrior) -> LegTable | None:
     us = prior.cheapest_log_norm
-    f0, _, f2 = (float(v) for v in prior.f_derivatives(np.array(us), 2))
-    if not (f0 > 0 and f2 > 0):
+    f0, f1, f2 = (float(v) for v in prior.f_derivatives(np.array(us), 2))
+    if not (f0 > 0 and f2 > 0 and abs(f1) <= 1e-6 * f2):  # u* must be a stationary minimum, not the search's bound
         return None
     s = math.sqrt(f2 / f0)
     x0 = 0.5 * math.log(2.0 * _LEG_LINEAR) - math.log(s)

@@ -44,6 +44,7 @@ def test_leg_table_follows_beltrami():
 
 def test_no_leg_table_without_an_interior_minimum():
     assert planar.leg_table(ChiPrior(2)) is None  # F = r w falls to 0 at the origin
+    assert planar.leg_table(ChiPrior(64, 1.0, 1.5)) is None  # likewise: cheapest_log_norm is its search's bound
     u0, um, phi = np.log([0.9]), np.log([1.2]), np.array([2.0])
     assert planar.solve(u0, um, phi, ChiPrior(2)).energy[0] > 0
 
