@@ -30,6 +30,7 @@ from seedspace.methods.augment import AugmentSettings, augment
 from seedspace.methods.augment.planning import make_plan
 from seedspace.methods.augment.references import ClassReferences
 from seedspace.backends.loading import load_model
+from seedspace.noise import seeds_from_ints
 from seedspace.hardware import cpu_model
 
 
@@ -40,6 +41,9 @@ def testbed_references(classes: int, k: int) -> dict:
     return {name: model.fewshot(model.class_names.index(name))[0][:k] for name in names}
 
 
+BARE = "the generator alone (model.generate)"
+
+
 def throughput(args, refs: dict) -> dict:
     import ray  # the Ray runs need the extra: pip install seedspace[ray]
 
@@ -47,15 +51,25 @@ def throughput(args, refs: dict) -> dict:
     ray.init(num_cpus=args.cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_start = time.perf_counter() - started
     settings = AugmentSettings(per_class=args.per_class, strategy="paths", method="nao", steps=args.steps,
-                               shard_size=args.shard_size, batch_size=args.batch_size)
+                               inversion_steps=args.inversion_steps, shard_size=args.shard_size,
+                               batch_size=args.batch_size)
     c = args.cores  # every arm gets the same cores
     arms = {"local": dict(executor="local"),
             f"ray, 1 worker x {c} threads": dict(executor="ray", workers=1, ray_options={"cpus_per_worker": c}),
             f"ray, {c} workers x 1 thread": dict(executor="ray", workers=c, ray_options={"cpus_per_worker": 1})}
-    rates = {name: [] for name in arms}
+    rates = {BARE: [], **{name: [] for name in arms}}
+    model = load_model("testbed", device="cpu", dtype=settings.dtype)
+    model.batch_size = args.batch_size
+    classes = list(refs)
     root = Path(tempfile.mkdtemp(prefix="bench_augment_"))
     try:
         for r in range(args.repeats):  # interleaved, so drifts in machine load hit every arm alike
+            t0 = time.perf_counter()  # the generator alone: the same images in the same batches, nothing written
+            for position, name in enumerate(classes):
+                seeds = seeds_from_ints(range(position * args.per_class, (position + 1) * args.per_class),
+                                        model.seed_shape)
+                model.generate(seeds, name, args.steps)
+            rates[BARE].append(len(classes) * args.per_class / (time.perf_counter() - t0))
             for name, options in arms.items():
                 out = root / f"{r}-{name.replace(' ', '').replace(',', '-')}"
                 result = augment("testbed", refs, out, settings, device="cpu", progress=False, **options)
@@ -87,6 +101,8 @@ def main() -> None:
     p.add_argument("--k", type=int, default=5, help="reference images per class")
     p.add_argument("--per-class", type=int, default=16)
     p.add_argument("--steps", type=int, default=10, help="DDIM steps")
+    p.add_argument("--inversion-steps", type=int, default=50,
+                   help="DDIM inversion steps (at 10 some testbed references come back black at 10 steps)")
     p.add_argument("--shard-size", type=int, default=8)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--cores", type=int, default=2, help="cores of every arm: the local executor's torch threads, "
@@ -110,20 +126,22 @@ def main() -> None:
         f"- machine: {cpu_model()}, os.cpu_count() = {os.cpu_count()}, "
         f"{platform.system()}; torch {torch.__version__}; {args.cores} cores per arm",
         f"- job: {args.classes} testbed tail classes x {args.per_class} images (strategy paths, method nao), "
-        f"k = {args.k} references, {args.steps} DDIM steps, shards of {args.shard_size}, batches of "
+        f"k = {args.k} references, {args.steps} DDIM steps ({args.inversion_steps} inverting), shards of {args.shard_size}, batches of "
         f"{args.batch_size}; {tp['images']} images per call",
         f"- images/s = images / wall time of the whole `augment` call (model load, inversions, plan, generation, "
         f"writing; for Ray also starting the actors, each loading the model); median of {args.repeats} interleaved "
         f"runs; the local Ray cluster's own start ({tp['ray_start']:.1f} s) is not included",
         "",
-        "| executor | images/s (median) | runs | ratio to local |",
-        "|---|---:|---|---:|",
+        "| executor | images/s (median) | runs | ratio to local | ratio to the generator alone |",
+        "|---|---:|---|---:|---:|",
     ]
     for name, values in tp["rates"].items():
         lines.append(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
-                     f"{med[name] / med['local']:.2f} |")
-    lines += ["", "Ray overhead at equal cores (1 - best Ray arm / local): "
-                  f"{100 * (1 - max(v for k, v in med.items() if k != 'local') / med['local']):.0f}%", "",
+                     f"{med[name] / med['local']:.2f} | {med[name] / med[BARE]:.2f} |")
+    ray_arms = [v for k, v in med.items() if k not in ("local", BARE)]
+    lines += ["", f"Ray overhead at equal cores (1 - best Ray arm / local): {100 * (1 - max(ray_arms) / med['local']):.0f}%",
+              "", "The generator alone: the same number of images from random seeds in the same batches, threads and "
+              "dtype, nothing inverted, planned or written (its `dtype` is the run's).", "",
               f"#### Planning {args.plan_classes} classes x {args.plan_images} images (no generation)", "",
               "| strategy | k | seconds (median of %d) | shards |" % args.plan_repeats, "|---|---:|---:|---:|"]
     for (strategy, k), (seconds, shards) in plans.items():
