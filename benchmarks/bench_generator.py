@@ -64,15 +64,17 @@ def flops(fn) -> float:
     return float(counter.get_total_flops())
 
 
-def interleaved(arms: dict, repeats: int, best: bool = False) -> dict:
-    """Median wall seconds of each arm (``best``: the fastest, the run least disturbed by other work), the arms run
-    in turn (ABAB...) so that load on the shared machine hits all of them alike."""
+def interleaved(arms: dict, repeats: int, best: bool = False, raw: bool = False) -> dict:
+    """Median wall seconds of each arm (``best``: the fastest, the run least disturbed by other work; ``raw``: all
+    times), the arms run in turn (ABAB...) so that load on the shared machine hits all of them alike."""
     times = {name: [] for name in arms}
     for _ in range(repeats):
         for name, fn in arms.items():
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
+    if raw:
+        return times
     return {name: min(ts) if best else statistics.median(ts) for name, ts in times.items()}
 
 
@@ -142,9 +144,9 @@ def forward_levers(n: int, repeats: int, peak: float) -> list[str]:
                 arms[label] = lambda fwd=fwd: fwd(x, t, labels)
         ref = arms["eager (today)"]()
         same = {name: torch.equal(fn(), ref) for name, fn in arms.items()}
-        medians = interleaved(arms, repeats)
-        fastest = interleaved(arms, 1, best=True)  # one more round for the least-disturbed time
-    fastest = {name: min(fastest[name], medians[name]) for name in arms}
+        times = interleaved(arms, repeats, raw=True)
+    medians = {name: statistics.median(ts) for name, ts in times.items()}
+    fastest = {name: min(ts) for name, ts in times.items()}
     base = medians["eager (today)"]
     rows = [f"| forward of {2 * n} ({str(dtype).removeprefix('torch.')}) | median s ({repeats} interleaved) | "
             "speed-up (medians) | best s | GFLOP/s (best) | share of peak (best) | same bytes as eager | "
