@@ -1,13 +1,14 @@
 """The compiled forward pass of pixel UNets: ``torch.compile`` (inductor, with frozen weights) in channels-last
 memory, an opt-in setting because it changes the bytes of the images.
 
-Measured on the testbed (reports/bench_generator.md): about 2x the eager bfloat16 forward on a 2-core AMX Xeon, after
-a one-off compilation of tens of seconds per process and batch shape (inductor caches its kernels on disk, so a
-second process compiles faster). Inductor fuses the group norms, activations and additions that eager runs one by
-one, so the rounding differs from the eager forward (bfloat16, 50 guided steps: 0.3 grey levels on average, up to
-about 26 of 255 at a few pixels, about what bfloat16 changes against float32; the judge's classes stay) while
-staying the same from process to process: a compiled run is a recorded setting (``"compile": true`` in run.json) that regenerate and ``--resume``
-replay, never the default.
+Measured on the testbed (reports/bench_generator.md, a 2-core AMX Xeon shared with other work): 1.65x the eager
+bfloat16 forward, 1.57x on 64 images x 50 guided DDIM steps, after a one-off compilation of tens of seconds per
+process and batch shape (inductor caches its kernels on disk, so a second process compiles faster). Inductor fuses
+the group norms, activations and additions that eager runs one by one, so the rounding differs from the eager
+forward (bfloat16, 50 guided steps: 0.3 grey levels on average, up to about 26 of 255 at a few pixels, about what
+bfloat16 changes against float32; the judge's classes stay) while staying the same from process to process: a
+compiled run is a recorded setting (``"compile": true`` in run.json) that regenerate and ``--resume`` replay, never
+the default.
 
 Where compilation cannot run (no C++ compiler for inductor's CPU kernels, no triton on CUDA, another device) or
 fails, the forward runs eagerly after one line in the log; a command that works eagerly never fails for it.
