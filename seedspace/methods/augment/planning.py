@@ -82,10 +82,10 @@ def make_plan(classes: Sequence, settings: AugmentSettings, inversions: Mapping[
     for position, c in enumerate(classes):
         k = len(c.images)
         rng = strategies.class_rng(settings.seed, position, settings.strategy)
-        extra = {}
+        extra = {"start": settings.seedselect_start} if settings.strategy == "seedselect" else {}
         if settings.strategy in strategies.PLANNED_FROM_INVERSIONS:
-            extra = {"inversions": inversions.get(c.folder), "clusters": settings.clusters, "prior": settings.prior,
-                     "cluster_seed": strategies.cluster_seed(settings.seed, position)}
+            extra |= {"inversions": inversions.get(c.folder), "clusters": settings.clusters, "prior": settings.prior,
+                      "cluster_seed": strategies.cluster_seed(settings.seed, position)}
         try:
             recipe = strategies.plan_recipe(settings.strategy, n, k, rng, **extra)
         except ValueError as exc:

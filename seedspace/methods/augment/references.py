@@ -20,6 +20,7 @@ from ... import outputs
 from ...backends.base import UNCONDITIONAL
 from ...checks import check_name_length
 from ...scoring.metrics import image_psnr
+from .inversion import fixed_point_invert
 
 REFERENCES_FILE = "references.safetensors"
 
@@ -159,9 +160,14 @@ def model_condition(model, name: str, mode: str):
     return name
 
 
-def invert_classes(model, classes: list[ClassReferences], steps: int, progress: bool = False) -> dict[str, torch.Tensor]:
-    """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}."""
-    return {c.folder: model.invert(c.images, c.condition, steps).float().cpu()
+def invert_classes(model, classes: list[ClassReferences], steps: int, progress: bool = False,
+                   settings=None) -> dict[str, torch.Tensor]:
+    """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}; with
+    ``settings.inversion == 'fixed-point'`` the fixed-point inversion of the run's sampler (its steps and
+    guidance, :mod:`.inversion`)."""
+    fixed = settings is not None and settings.inversion == "fixed-point"
+    return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance) if fixed
+                       else model.invert(c.images, c.condition, steps).float().cpu())
             for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
 
 
@@ -176,8 +182,8 @@ def round_trips(model, classes: list[ClassReferences], inversions: dict[str, tor
         for i, image in enumerate(images):
             reason = outputs.degenerate(image)
             if reason is not None:
-                raise ValueError(f"class {c.name!r}: reference {i} inverted with {settings.inversion_steps} "
-                                 f"inversion steps comes back {reason} at {settings.steps} steps and guidance "
+                raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
+                                 f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps and guidance "
                                  f"{settings.guidance:g}; seeds made from it would give such images: raise "
                                  "inversion_steps (and steps)")
         psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]

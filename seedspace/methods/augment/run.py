@@ -20,6 +20,7 @@ from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
 from .executors import make_executor
+from .inversion import check_fixed_point
 from .planning import check_capacity, make_plan
 from .settings import AugmentSettings
 from .shards import check_refinable
@@ -122,6 +123,8 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
                          f"over {LARGE_JOB_BYTES >> 20} MB; pass allow_large to go ahead")
     if settings.strategy == "seedselect":
         check_refinable(loaded)
+    if settings.inversion == "fixed-point":
+        check_fixed_point(loaded)
     check_capacity(classes, settings)
     model_id = ref or getattr(loaded, "name", type(loaded).__name__)
     parameters = {"settings": settings.to_record(),
@@ -134,7 +137,7 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     inversions, psnr = None, None
     if settings.strategy != "random":  # inverted and checked before anything is written
         inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
-                      refs.invert_classes(loaded, classes, settings.inversion_steps, progress))
+                      refs.invert_classes(loaded, classes, settings.inversion_steps, progress, settings))
         psnr = refs.round_trips(loaded, classes, inversions, settings, progress)
     plan = make_plan(classes, settings, inversions)
 

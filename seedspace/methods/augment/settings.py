@@ -23,6 +23,12 @@ METHODS = {
     "normalized": ("normalized", None),  # a centroid only: there is no "normalized" interpolation
 }
 MIN_REFERENCES = {"random": 1, "centroid": 2, "clusters": 2, "paths": 2, "seedselect": 2}
+# where the seedselect strategy's seeds start: the paths' points; the centroid of all k inversions, then its
+# neighbourhood (points on the geodesics from the centroid halfway to each inversion); N(0, I) from distinct integers
+SEEDSELECT_STARTS = ("paths", "centroid", "random")
+# how the references are inverted: the model's DDIM inversion at inversion_steps without guidance; or the
+# fixed-point inversion of the run's own sampler (its steps and guidance: see inversion.py)
+INVERSIONS = ("ddim", "fixed-point")
 
 
 @dataclass(frozen=True)
@@ -42,6 +48,9 @@ class AugmentSettings:
       only with that strategy.
     - ``seed``: the one integer all randomness of the plan derives from.
     - ``steps``, ``guidance``, ``inversion_steps``: DDIM sampling / inversion (None: the model's defaults).
+    - ``inversion``: ``ddim`` (the model's DDIM inversion at ``inversion_steps``, no guidance) or ``fixed-point``
+      (the seeds the run's own sampler, at ``steps`` and ``guidance`` with the class's condition, maps back onto
+      the references: a path's endpoints decode to its references; ``inversion_steps`` is ``steps``).
     - ``shard_size``: images per shard (the unit of work, of atomic writing and of resuming), a multiple of
       ``batch_size``: images per model call. Image i of a class is always in batch i // batch_size, whatever the
       shard size, executor or worker, so those never change the bytes.
@@ -67,6 +76,8 @@ class AugmentSettings:
     guidance: float | None = None
     inversion_steps: int | None = None
     seedselect_steps: int = 3
+    seedselect_start: str = "paths"
+    inversion: str = "ddim"
     shard_size: int = 64
     batch_size: int = 16
     dtype: str = "auto"
@@ -107,6 +118,16 @@ class AugmentSettings:
             raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
         if self.strategy == "seedselect":
             check_int(self.seedselect_steps, "seedselect_steps", 1, MAX_OPT_STEPS)
+        if self.seedselect_start not in SEEDSELECT_STARTS:
+            raise ValueError(f"unknown seedselect_start {self.seedselect_start!r}; choose one of "
+                             f"{', '.join(SEEDSELECT_STARTS)}")
+        if self.seedselect_start != "paths" and self.strategy != "seedselect":
+            raise ValueError(f"seedselect_start applies to the seedselect strategy only, not {self.strategy!r}")
+        if self.inversion not in INVERSIONS:
+            raise ValueError(f"unknown inversion {self.inversion!r}; choose one of {', '.join(INVERSIONS)}")
+        if self.inversion == "fixed-point" and self.inversion_steps is not None and self.inversion_steps != self.steps:
+            raise ValueError(f"inversion_steps ({self.inversion_steps}) differs from steps ({self.steps}): the "
+                             "fixed-point inversion inverts the sampler at its own steps; leave inversion_steps out")
         if self.clusters is not None:
             if self.strategy != "clusters":
                 raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
@@ -144,7 +165,7 @@ class AugmentSettings:
             prior = load_prior(prior, math.prod(model.seed_shape)).to_record()
             prior = None if prior == {"family": "chi", "d": prior["d"]} else prior
         return dataclasses.replace(
-            self, steps=steps, inversion_steps=int(self.inversion_steps or steps),
+            self, steps=steps, inversion_steps=steps if self.inversion == "fixed-point" else int(self.inversion_steps or steps),
             guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior,
             threads=self.threads or torch.get_num_threads())
 

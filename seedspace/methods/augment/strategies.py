@@ -19,6 +19,10 @@ A recipe is a dict of per-image numpy arrays of one class (plus the scalar ``t_b
   of inversions) are visited round robin in a seeded order; on each segment t runs through the cells
   j / 2^t_bits of a scrambled Sobol sequence (one coordinate per segment), which visits every cell of the grid
   once in low-discrepancy order, so t never repeats on a segment and is never an endpoint (t = 0 is skipped).
+- ``seedselect`` with ``seedselect_start='centroid'``: the paths recipe with image 0 at t = 0 of centroid ->
+  inversion 0 (the centroid of all k itself), the others on the segments centroid -> inversion only, at half the
+  paths' t (t in (0, 1/2): the centroid's neighbourhood); with ``seedselect_start='random'``: ``int`` as for
+  ``random``.
 """
 
 from __future__ import annotations
@@ -96,12 +100,15 @@ def check_capacity(strategy: str, n: int, k: int, clusters: int | None = None) -
 
 
 def plan_recipe(strategy: str, n: int, k: int, rng: np.random.Generator, *, inversions: torch.Tensor | None = None,
-                clusters: int | None = None, prior=None, cluster_seed: int = 0) -> dict:
+                clusters: int | None = None, prior=None, cluster_seed: int = 0, start: str = "paths") -> dict:
     """The recipe arrays of n images of one class with k references (see the module docstring). The clusters
     strategy also needs the class's ``inversions`` (k, *seed_shape), ``clusters`` (M; None: the default),
-    ``prior`` (the NAO metric's) and ``cluster_seed`` (its k-means++ starts)."""
+    ``prior`` (the NAO metric's) and ``cluster_seed`` (its k-means++ starts); ``start``: the seedselect
+    strategy's ``seedselect_start``."""
     check_capacity(strategy, n, k, clusters)
-    if strategy == "random":
+    if strategy == "seedselect" and start == "centroid":
+        return _centroid_neighbourhood(n, k, rng)
+    if strategy == "random" or (strategy == "seedselect" and start == "random"):
         return {"int": rng.choice(2 ** 63 - 1, size=n, replace=False).astype(np.int64)}
     if strategy == "centroid":
         return {"subset": _subsets(n, k, rng)}
@@ -171,8 +178,19 @@ def segments(k: int) -> np.ndarray:
     return np.array([(-1, i) for i in range(k)] + list(combinations(range(k), 2)), dtype=np.int64).reshape(-1, 2)
 
 
-def _path_points(n: int, k: int, rng: np.random.Generator) -> dict:
-    segs = segments(k)
+def _centroid_neighbourhood(n: int, k: int, rng: np.random.Generator) -> dict:
+    """Image 0 the centroid (t = 0 of centroid -> inversion 0), the others the paths' points on the segments
+    centroid -> inversion at half their t."""
+    first = {"source": np.array([-1]), "target": np.array([0]), "t_num": np.array([0])}
+    if n == 1:
+        return {**first, "t_bits": 1}
+    rest = _path_points(n - 1, k, rng, segments(k)[:k])
+    return {**{key: np.concatenate([first[key], rest[key]]).astype(np.int64) for key in first},
+            "t_bits": rest["t_bits"] + 1}
+
+
+def _path_points(n: int, k: int, rng: np.random.Generator, segs: np.ndarray | None = None) -> dict:
+    segs = segments(k) if segs is None else segs
     used = min(len(segs), n)  # a Sobol dimension per segment that gets points
     if used > SOBOL_MAX_DIMENSIONS:
         raise ValueError(f"the paths strategy supports at most {SOBOL_MAX_DIMENSIONS} geodesics per class; use "
@@ -204,7 +222,7 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
                       interpolation_method: str | None, prior=None) -> torch.Tensor:
     """Seeds (n, *seed_shape) float32 of a recipe slice; every seed depends only on its own recipe entry.
     ``prior``: the norm prior of the centroids and paths (a record; None: chi(d))."""
-    if strategy == "random":
+    if "int" in recipe:  # random, and seedselect from random starts
         return seeds_from_ints(recipe["int"].tolist(), seed_shape)
     X = inversions.double()
     prior = None if prior is None else geometry.load_prior(prior, math.prod(seed_shape))  # resolved once
@@ -227,8 +245,9 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
 def provenance(strategy: str, recipe: dict, i: int, centroid_method: str, interpolation_method: str | None,
                seedselect_steps: int) -> dict:
     """The manifest's seed record of image i of a recipe slice."""
-    if strategy == "random":
-        return {"int": int(recipe["int"][i])}
+    if "int" in recipe:
+        point = {"int": int(recipe["int"][i])}
+        return point if strategy == "random" else {"init": point, "seedselect_steps": seedselect_steps}
     if strategy == "centroid":
         return {"centroid": centroid_method, "references": np.flatnonzero(recipe["subset"][i]).tolist()}
     if strategy == "clusters":
