@@ -73,9 +73,17 @@ def register(subparsers, formatter_class) -> None:
                    help="priors experiment: the family of the prior fitted to the inversions for the nao-fit arm "
                         "(default: scaled-chi, |x|/s ~ chi(d))")
     b = p.add_argument_group("long-tail benchmark (--experiments longtail)")
-    b.add_argument("--lt-arms", default=None, help="comma-separated data arms: oversample, oracle, random and "
-                   "augment's strategy[:geometry][@prior] (prior: model, the model's own, or chi) (default: "
+    b.add_argument("--lt-arms", default=None, help="comma-separated data arms: oversample, oracle, generator-train "
+                   "(real images the generator was trained on, count-matched), random and augment's "
+                   "strategy[:geometry][@prior] (prior: model, the model's own, or chi; seedselect:nao = SeedSelect "
+                   "from the NAO centroid, seedselect:random = from random seeds) (default: "
                    f"{','.join(LongtailSettings.arms)})")
+    b.add_argument("--lt-inversion", default=None, choices=["fixed-point", "ddim"],
+                   help="how the references are inverted: fixed-point (the seeds the synthesis's own sampler, at its "
+                   "steps and guidance, maps back onto them) or ddim (plain DDIM inversion at --inversion-steps) "
+                   "(default: fixed-point)")
+    b.add_argument("--lt-seedselect-steps", type=int, default=None,
+                   help=f"SeedSelect steps of the seedselect arms (default: {LongtailSettings.seedselect_steps})")
     b.add_argument("--lt-conditions", default=None, help="class and / or unconditional, for the arms that start "
                    "from the references (default: class,unconditional)")
     b.add_argument("--lt-treatments", default=None, help="comma-separated subset of ce, la (post-hoc logit "
@@ -149,7 +157,7 @@ def longtail_options(args) -> dict:
     if args.lt_contrasts is not None:
         out["contrasts"] = tuple(v.strip() for v in args.lt_contrasts.split(";") if v.strip())
     for name in ("replicates", "head", "imbalance", "tail_dose", "shots", "order", "test_per_class",
-                 "classifier_steps"):
+                 "classifier_steps", "inversion", "seedselect_steps"):
         if getattr(args, f"lt_{name}") is not None:
             out[name] = getattr(args, f"lt_{name}")
     return out

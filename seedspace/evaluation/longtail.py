@@ -35,7 +35,7 @@ paired rows are exploratory (no verdict). The plateau check (replicate 0) trains
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -48,6 +48,8 @@ from .classifier import ClassifierRecipe, class_counts, log_prior, per_class_acc
 from .experiment import row, section
 from .paired import bootstrap_interval, holm, sign_flip_p
 from .longtail_settings import CONTROL_ARMS, REAL, TREATMENT_TITLES, LongtailSettings, arm_label, parse_arm
+
+GENERATOR_TRAIN = "generator-train"
 from .runner import Runner, stable_seed
 from .synthesis import benchmark_data, held_out_split, mirror_symmetric, synthesize
 
@@ -72,6 +74,8 @@ class Replicate:
     drawn: dict         # class -> the first ``head`` images of its pool in drawn order (all of the above are prefixes)
     ceiling_x: torch.Tensor
     ceiling_y: torch.Tensor
+    generator_train: dict = field(default_factory=dict)  # class -> images the generator was trained on, those
+    # outside the training set first (all of them where every one is in it), in drawn order, at most ``head``
 
 
 def data_arms(cfg: LongtailSettings) -> list[tuple[str, str | None]]:
@@ -111,6 +115,10 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
     with fewer images outside the test set than ``head``; with the oracle arm, fewer images the generator never saw
     than ``head``), the profile leaves a class with fewer images than the references, a class's fill is smaller
     than the tail dose, or a declared contrast names an arm that cannot make the fill's distinct seeds."""
+    refine = [arm_label(a, c) for a, c in cfg.run_arms() if parse_arm(a)[0] == "seedselect"]
+    if refine and not model.has_features:
+        raise ValueError(f"{model.name} has no feature extractor, which SeedSelect needs for its loss: leave "
+                         f"{', '.join(dict.fromkeys(refine))} out of the arms")
     train_y = model.data_split("train-longtail")[1].long()
     test_y = model.data_split("test-references")[1].long()
     held_y = held_out_split(model)[1].long()
@@ -135,6 +143,10 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
                          f"({cfg.head - counts[min(n_many, k - 1)]} images up to the head count {cfg.head})")
     need = cfg.head - min(counts)
     named = {x for c in cfg.declared_contrasts() for x in (c.a, c.b)} if cfg.contrasts else set()
+    unseen_classes = [c for c in range(k) if not int((train_y == c).sum())]
+    if GENERATOR_TRAIN in named and unseen_classes:
+        raise ValueError(f"a declared contrast names {GENERATOR_TRAIN}, which is not run: the generator saw no image "
+                         f"of class(es) {', '.join(map(str, unseen_classes))} (exposure 0)")
     for arm, condition in cfg.run_arms():
         if arm_label(arm, condition) in named and not can_produce(arm, cfg.shots, need):
             raise ValueError(f"a declared contrast names {arm_label(arm, condition)}, which is not run: it cannot "
@@ -162,21 +174,43 @@ def producible_arms(cfg: LongtailSettings, arms: list, fill: dict) -> tuple[list
     return keep, notes
 
 
+def generator_train_arms(arms: list, pools: dict, fill: dict) -> tuple[list, list[str]]:
+    """The arms without ``generator-train`` where a filled class has no image the generator was trained on
+    (exposure 0), with a note; else the arms as given, with a note on the classes whose images are repeated to
+    the count (the generator saw fewer than the fill)."""
+    if not any(parse_arm(a)[0] == GENERATOR_TRAIN for a, _ in arms):
+        return arms, []
+    seen = {c: len(pools[c][1]) for c in fill}
+    none = [c for c, n in fill.items() if n > 0 and seen[c] == 0]
+    if none:
+        return [(a, c) for a, c in arms if parse_arm(a)[0] != GENERATOR_TRAIN], [
+            f"Not run: {GENERATOR_TRAIN} (real images the generator was trained on): it saw no image of class(es) "
+            f"{', '.join(map(str, none))} (exposure 0)."]
+    short = [f"{c}: {seen[c]} for {n}" for c, n in fill.items() if 0 < seen[c] < n]
+    return arms, [f"{GENERATOR_TRAIN}: the generator's training images of each filled class (those outside the "
+                  "replicate's training set first), repeated to the count where it saw fewer"
+                  + (f" ({', '.join(short)})" if short else "") + "."]
+
+
 def draw_replicate(runner: Runner, cfg: LongtailSettings, index: int, pools: dict, counts: list[int],
                    ranks: list[int]) -> Replicate:
     """The replicate's draw: per class the unseen images in a seeded order, then the seen ones, cut at ``head``;
     the training set takes the first n_c (references: the first k), the extras the rest (unseen by the check)."""
     seed = stable_seed(runner.cfg.seed, "longtail-replicate", index)
-    drawn = {}
+    n_of = {c: counts[ranks[c]] for c in pools}
+    drawn, generator_train = {}, {}
     for c, (unseen, seen) in pools.items():
         rng = runner.rng("longtail-draw", index, c)
-        drawn[c] = torch.cat([unseen[torch.from_numpy(rng.permutation(len(unseen)))],
-                              seen[torch.from_numpy(rng.permutation(len(seen)))]])[:cfg.head]
-    n_of = {c: counts[ranks[c]] for c in pools}
+        unseen_order = torch.from_numpy(rng.permutation(len(unseen)))  # this order: the draws of earlier runs
+        seen_order = torch.from_numpy(rng.permutation(len(seen)))
+        drawn[c] = torch.cat([unseen[unseen_order], seen[seen_order]])[:cfg.head]
+        in_training = max(0, n_of[c] - len(unseen))  # the seen images the training set takes (its last ones)
+        rest = seen_order[in_training:] if in_training < len(seen) else seen_order
+        generator_train[c] = seen[rest[:cfg.head]]
     train_x, train_y = labelled({c: drawn[c][:n] for c, n in n_of.items()})
     ceiling_x, ceiling_y = labelled(drawn)
     return Replicate(index, seed, train_x, train_y, {c: drawn[c][n:] for c, n in n_of.items()},
-                     {c: drawn[c][:cfg.shots] for c in pools}, drawn, ceiling_x, ceiling_y)
+                     {c: drawn[c][:cfg.shots] for c in pools}, drawn, ceiling_x, ceiling_y, generator_train)
 
 
 def labelled(images: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -206,9 +240,11 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
         return {c: rep.extras[c][:n] for c, n in fill.items()}
     if strategy == "oversample":
         return {c: rep.references[c][torch.arange(n) % len(rep.references[c])] for c, n in fill.items()}
+    if strategy == GENERATOR_TRAIN:  # count-matched: repeated where the generator saw fewer than the fill
+        return {c: rep.generator_train[c][torch.arange(n) % len(rep.generator_train[c])] for c, n in fill.items()}
     model = runner.synthesis_model()
     folder = workdir / f"r{rep.index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
-    return synthesize(runner, f"{strategy}:{method}" if method else strategy, condition, rep.references, fill, folder,
+    return synthesize(runner, arm, condition, rep.references, fill, folder,
                       cfg.steps, seed=rep.seed, prior=resolve_model_prior(prior, runner.model), model=model)
 
 
@@ -257,6 +293,8 @@ def run_longtail(runner: Runner) -> dict:
     counts_of = {c: counts[ranks[c]] for c in range(k)}
     fill = dose_counts(cfg, "fill", counts_of, groups)
     arms, skipped = producible_arms(cfg, data_arms(cfg), fill)
+    arms, skipped_train = generator_train_arms(arms, pools, fill)
+    skipped += skipped_train
     run = {REAL} | {arm_label(a, c) for a, c in arms}
     contrasts = [c for c in cfg.declared_contrasts() if {c.a, c.b} <= run]  # explicit ones: all run (checked)
     sec = section("Long-tail benchmark", description(runner, cfg, counts_of, groups, data, contrasts))
@@ -311,6 +349,13 @@ def run_longtail(runner: Runner) -> dict:
     sec["tables"].append(main_table(cfg, results, groups))
     sec["tables"] += tables
     sec["tables"].append(paired_table(cfg, results, groups, arms))
+    if runner.reference_psnr:
+        table = roundtrip_table(runner, cfg)
+        sec["tables"].append(table)
+        sec["notes"].append("References' round trip (inverted, then regenerated at the synthesis's settings: a "
+                            "path's endpoint against its reference): " + "; ".join(
+                                f"{r['label']['condition']} {r['metrics']['psnr']['mean']:.1f} dB (min "
+                                f"{r['label']['min dB']})" for r in table["rows"]) + ".")
     sec["timing"] = {**timing, "wall_s": time.perf_counter() - t_start}
     sec["notes"].append(f"Time: {timing['synthesis_s']:.0f} s making {timing['images']} synthetic images, "
                         f"{timing['classifiers_s']:.0f} s training {timing['classifiers']} classifiers, "
@@ -320,11 +365,27 @@ def run_longtail(runner: Runner) -> dict:
     return sec
 
 
+def roundtrip_table(runner: Runner, cfg: LongtailSettings) -> dict:
+    """The references' round-trip PSNR per condition over every synthetic arm's references and replicates (what
+    augment records as ``references_psnr``)."""
+    rows = []
+    for condition, values in runner.reference_psnr.items():
+        rows.append(row({"condition": condition, "inversion": cfg.inversion, "min dB": f"{min(values):.1f}"},
+                        {"psnr": t_interval(values)}, n_items=len(values)))
+    guidance = runner.guidance
+    return {"name": "longtail-roundtrip", "title": f"References' round trip: inverted ({cfg.inversion}), regenerated "
+            f"at the synthesis's {cfg.steps or runner.steps} steps and guidance {guidance:g} (PSNR in dB against the "
+            "reference, mean over every synthetic arm's references and replicates, 95% t interval)",
+            "metrics": ["psnr"], "rows": rows}
+
+
 def description(runner: Runner, cfg: LongtailSettings, counts_of: dict, groups: dict, data, contrasts) -> str:
     exposure = (getattr(runner.model, "info", None) or {}).get("exposure")
     seen = ("; generator exposure (images of each exposure-limited class it saw): " +
             ", ".join(f"{name} {n}" for name, n in exposure["seen"].items())) if exposure else ""
     declared = "; ".join(f"({i + 1}) {c.title()}" for i, c in enumerate(contrasts)) or "none"
+    inversion = ("the fixed-point inversion of that sampler (its steps and guidance)" if cfg.inversion == "fixed-point"
+                 else f"DDIM inversion at {runner.inversion_steps} steps, guidance 1")
     return (f"Per replicate ({cfg.replicates}), a long-tailed training set drawn from the model's real images "
             f"(head {cfg.head}, imbalance {cfg.imbalance:g}, {cfg.order} class order: {sum(counts_of.values())} "
             f"images; unseen-by-the-generator images first{seen}), k = {cfg.shots} references per class from it, "
@@ -336,7 +397,8 @@ def description(runner: Runner, cfg: LongtailSettings, counts_of: dict, groups: 
             f"Classifier: the small CNN (width {cfg.width}), {cfg.classifier_steps} AdamW steps of {cfg.batch_size} "
             f"images for every data set, horizontal flips {'on' if mirror_symmetric(runner.model) else 'off (the data are not mirror-symmetric)'}; "
             f"tested on {data.test_x.shape[0]} balanced test images. Synthesis: {cfg.steps or runner.steps} DDIM "
-            f"steps. Groups: many {groups['many']}, medium {groups['medium']}, few {groups['few']}. Primary metric: "
+            f"steps, references inverted by {inversion}; SeedSelect arms: {cfg.seedselect_steps} steps. Groups: "
+            f"many {groups['many']}, medium {groups['medium']}, few {groups['few']}. Primary metric: "
             "balanced accuracy (accuracy, all = the mean per-class accuracy). Cells: mean over replicates, 95% t "
             f"interval. Declared contrasts (before any result; Holm-adjusted together at {ALPHA:g}): {declared}.")
 

@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 
 from ..checks import MAX_BATCH_SIZE, check_int
-from ..methods.augment.settings import METHODS, STRATEGIES
+from ..methods.augment.settings import INVERSIONS, METHODS, STRATEGIES
 
 ORDERS = ("model", "permuted")  # the model's own long-tail order of classes, or a seeded permutation of it
 DOSES = ("tail", "fill")  # +tail_dose per medium / few-shot class; every class filled up to the head count
@@ -22,7 +22,9 @@ TREATMENTS = ("ce", "la", "cb", "bs")  # cross-entropy, + post-hoc logit adjustm
 TREATMENT_TITLES = {"ce": "cross-entropy", "la": "CE + post-hoc logit adj.", "cb": "class-balanced resampling",
                     "bs": "balanced softmax"}
 REBALANCING = ("la", "cb", "bs")
-CONTROL_ARMS = ("oversample", "oracle")  # the references repeated (no generation); held-out real images
+# the references repeated (no generation); held-out real images; real images the generator was trained on
+CONTROL_ARMS = ("oversample", "oracle", "generator-train")
+RANDOM_START = "random"  # 'seedselect:random': SeedSelect from random seeds (no geometry, no prior)
 CONDITIONS = ("class", "unconditional")
 # upper bounds, so that a typo cannot ask for a run of years or an allocation the machine does not have
 LONGTAIL_LIMITS = {"head": 100_000, "shots": 10_000, "tail_dose": 100_000, "replicates": 1000,
@@ -45,8 +47,10 @@ def split_condition(arm: str) -> tuple[str, str | None]:
 
 def parse_arm(arm: str) -> tuple[str, str | None, str]:
     """'paths:nao@chi' -> ('paths', 'nao', 'chi'); 'random' -> ('random', None, 'model'); 'oversample' ->
-    ('oversample', None, 'model'); a '/condition' suffix is ignored here. ValueError for an unknown strategy,
-    geometry, prior tag or condition, and for a separator with nothing after it ('paths:', 'paths:nao@')."""
+    ('oversample', None, 'model'); 'seedselect:random' -> ('seedselect', 'random', 'model') (SeedSelect from
+    random starts); a '/condition' suffix is ignored here. ValueError for an unknown strategy, geometry, prior tag
+    or condition, a centroid-only geometry for paths or seedselect, a prior on seedselect:random, and for a
+    separator with nothing after it ('paths:', 'paths:nao@')."""
     body, at, prior = split_condition(arm)[0].partition("@")
     strategy, colon, method = body.partition(":")
     if (colon and not method) or (at and not prior):
@@ -61,18 +65,41 @@ def parse_arm(arm: str) -> tuple[str, str | None, str]:
         raise ValueError(f"unknown arm {arm!r}: a strategy of augment ({', '.join(STRATEGIES)}), optionally "
                          f":geometry and @prior, or one of {', '.join(CONTROL_ARMS)}")
     method = method or "nao"
+    if strategy == "seedselect" and method == RANDOM_START:
+        if at:
+            raise ValueError(f"arm {arm!r}: SeedSelect from random starts takes no prior")
+        return strategy, method, prior
     if method not in METHODS:
         raise ValueError(f"arm {arm!r}: unknown geometry {method!r}; choose one of {', '.join(METHODS)}")
+    if strategy in ("paths", "seedselect") and METHODS[method][1] is None:
+        raise ValueError(f"arm {arm!r}: {method} is a centroid only; {strategy} interpolates (choose one of "
+                         f"{', '.join(m for m, (_, i) in METHODS.items() if i)})")
     if prior not in PRIOR_TAGS:
         raise ValueError(f"arm {arm!r}: unknown prior {prior!r}; choose one of {', '.join(PRIOR_TAGS)}")
     return strategy, method, prior
+
+
+def augment_options(arm: str) -> dict:
+    """What ``augment`` runs for a synthetic arm: strategy and method, and for ``seedselect`` where its seeds
+    start: ``seedselect:<geometry>`` from the geometry's centroid of the references' inversions and its
+    neighbourhood (with nao: the NAO paper's pipeline, SeedSelect from the NAO centroid), ``seedselect:random``
+    from random seeds."""
+    strategy, method, _ = parse_arm(arm)
+    if strategy in CONTROL_ARMS:
+        raise ValueError(f"arm {arm!r} generates nothing")
+    if strategy != "seedselect":
+        return {"strategy": strategy, "method": method or "nao"}
+    if method == RANDOM_START:
+        return {"strategy": strategy, "method": "nao", "seedselect_start": "random"}
+    return {"strategy": strategy, "method": method, "seedselect_start": "centroid"}
 
 
 def canonical_arm(arm: str) -> str:
     """The one spelling of an arm: 'paths' and 'paths:nao@model' are both 'paths:nao@model'."""
     strategy, method, prior = parse_arm(arm)
     condition = split_condition(arm)[1]
-    text = strategy if method is None else f"{strategy}:{method}@{prior}"
+    text = strategy if method is None else f"{strategy}:{method}" if method == RANDOM_START \
+        else f"{strategy}:{method}@{prior}"
     return text if condition is None else f"{text}/{condition}"
 
 
@@ -195,11 +222,14 @@ class LongtailSettings:
       not "easy".
     - ``shots``: k real references per class for the synthesis, drawn from that class's training images.
     - ``arms``: data arms added to the real training set: ``oversample`` (the k references repeated to the dose:
-      the count-matched control), ``oracle`` (held-out real images), and synthetic arms ``strategy[:geometry][@prior]``
-      of ``augment`` (``random`` is plain sampling with the label; ``@chi`` = the paper's prior, the default
-      ``@model`` = the model's calibrated prior), each crossed with ``conditions`` (class and / or
-      unconditional) unless it names its own (``paths:slerp/unconditional``); ``random`` runs with the label only
-      (without it, it is label noise).
+      the count-matched control), ``oracle`` (held-out real images), ``generator-train`` (as many real images the
+      generator was trained on: what its own exposure is worth; not run where a filled class has none, exposure
+      0), and synthetic arms ``strategy[:geometry][@prior]`` of ``augment`` (``random`` is plain sampling with the
+      label; ``@chi`` = the paper's prior, the default ``@model`` = the model's calibrated prior;
+      ``seedselect:nao`` is SeedSelect started from the NAO centroid of the references' inversions and its
+      neighbourhood, the NAO paper's pipeline, ``seedselect:random`` SeedSelect from random seeds), each crossed
+      with ``conditions`` (class and / or unconditional) unless it names its own (``paths:slerp/unconditional``);
+      ``random`` runs with the label only (without it, it is label noise).
     - ``doses``: ``tail`` adds ``tail_dose`` images to each medium and few-shot class, ``fill`` fills every class
       up to ``head``.
     - ``treatments``: ``ce``, ``la`` (the CE model with post-hoc logit adjustment, strength tau = 1, untuned: no
@@ -212,6 +242,10 @@ class LongtailSettings:
     - the classifier: ``classifier_steps`` optimiser steps of ``batch_size`` (the same for every data size), ``width``;
       ``plateau_steps``: the steps of the plateau check (replicate 0, every data arm).
     - ``steps``, ``dtype``: the synthesis's DDIM steps and weights dtype ('auto': bf16 where native).
+    - ``inversion``: how the references are inverted (augment's ``inversion``): ``fixed-point``, the seeds the
+      synthesis's own sampler (its steps and guidance, the arm's condition) maps back onto the references, so a
+      path's endpoints decode to them; ``ddim``, the model's plain DDIM inversion at the run's inversion steps.
+    - ``seedselect_steps``: SeedSelect steps of the seedselect arms (a few: the NAO paper's pipeline).
     """
 
     head: int = 100
@@ -233,12 +267,17 @@ class LongtailSettings:
     steps: int | None = 20
     dtype: str = "auto"
     contrasts: tuple = ()
+    inversion: str = "fixed-point"
+    seedselect_steps: int = 3
 
     def __post_init__(self):
         for name, high in LONGTAIL_LIMITS.items():
             check_int(getattr(self, name), f"longtail {name}", 1, high)
         if not self.imbalance >= 1:
             raise ValueError(f"longtail imbalance must be >= 1, got {self.imbalance!r}")
+        if self.inversion not in INVERSIONS:
+            raise ValueError(f"longtail inversion must be one of {', '.join(INVERSIONS)}, got {self.inversion!r}")
+        check_int(self.seedselect_steps, "longtail seedselect_steps", 1, 1000)
         if self.order not in ORDERS:
             raise ValueError(f"longtail order must be one of {', '.join(ORDERS)}, got {self.order!r}")
         for name, allowed in (("doses", DOSES), ("treatments", TREATMENTS), ("conditions", CONDITIONS)):

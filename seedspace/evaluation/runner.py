@@ -42,6 +42,7 @@ class Runner:
         self.counters = {"images": 0, "generate_s": 0.0, "inversions": 0, "invert_s": 0.0, "cache_hits": 0}
         self._images: dict[bytes, torch.Tensor] = {}
         self._inversions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self.reference_psnr: dict[str, list[float]] = {}  # condition -> the synthesis's references' round trips (dB)
         t0 = time.perf_counter()
         self.judge = judge or EvalJudge(model, load_references(model, config.references, config.ref_per_class, config.seed))
         self.counters["judge_setup_s"] = time.perf_counter() - t0

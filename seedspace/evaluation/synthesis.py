@@ -4,6 +4,7 @@ test images, a held-out pool of extra real images) and synthetic images made by
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from ..methods.augment import augment
 from ..outputs import read_png_pixels
 from ..scoring.judge import resize_images
 from ..testbed.data import IMAGE_SIZE, to_model_space
-from .longtail_settings import parse_arm
+from .longtail_settings import augment_options
 from .runner import Runner, stable_seed
 
 @dataclass
@@ -94,7 +95,9 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
     W) in [0, 1]}. ``per_class``: one count for every class of ``references`` (one augment run), or {class:
     count} (one augment run per class, in ``out/<class>``, seeded by ``seed`` and the class). ``seed``: the
     augment seed (default: the run's); ``prior``: the NAO prior (default: chi); ``model``: default the runner's
-    synthesis model."""
+    synthesis model. The arm's augment options: :func:`.longtail_settings.augment_options`; the inversion and
+    SeedSelect steps: the long-tail settings'. The references' round-trip PSNR (augment's ``references_psnr``, at
+    the synthesis's steps and guidance) is appended to ``runner.reference_psnr[condition]``."""
     model = model or runner.synthesis_model()
     seed = runner.cfg.seed if seed is None else seed
     if isinstance(per_class, dict):
@@ -104,12 +107,19 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
                 images.update(synthesize(runner, arm, condition, {c: references[c]}, n, out / str(c),
                                          steps, stable_seed(seed, "class", c), prior, model))
         return images
-    strategy, method, _ = parse_arm(arm)  # the arm's prior comes in as ``prior``
+    lt = runner.cfg.longtail  # the arm's prior comes in as ``prior``; the inversion and SeedSelect steps: lt's
+    options = augment_options(arm)
+    if options["strategy"] == "seedselect":
+        options["seedselect_steps"] = lt.seedselect_steps
     names = runner.model.class_names
     result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
-                     per_class=per_class, strategy=strategy, method=method or "nao", condition=condition,
-                     seed=seed, steps=steps, inversion_steps=runner.inversion_steps, prior=prior,
-                     shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64, progress=False)  # one shard per class
+                     per_class=per_class, condition=condition, seed=seed, steps=steps, inversion=lt.inversion,
+                     inversion_steps=None if lt.inversion == "fixed-point" else runner.inversion_steps, prior=prior,
+                     shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64, progress=False,  # one shard per class
+                     **options)
+    psnr = (json.loads((out / "run.json").read_text(encoding="utf-8")).get("result") or {}).get("references_psnr")
+    for values in (psnr or {}).values():  # the references' round trip at the synthesis's settings (augment's check)
+        runner.reference_psnr.setdefault(condition, []).extend(values)
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
     images: dict[int, list] = {c: [] for c in references}
