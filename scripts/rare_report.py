@@ -1,0 +1,193 @@
+"""One picture per data set for the rare-concept study (issue 35): the few-shot classes' accuracy gain of each arm
+over the oversampled references, against the generator's exposure to those classes, one line per arm with 95% t
+intervals over replicates, from the results.json of several long-tail benchmark runs (one per exposure); and the
+same numbers as a table on a results page.
+
+  .venv/bin/python scripts/rare_report.py --runs runs/rare/bench-digits-tail-e*-k5 \\
+      --out reports/rare/digits.png --page docs/results.md
+
+The gain: per replicate, the few-shot classes' mean per-class accuracy (lt_few) of the arm minus that of
+``oversample``, both on the fill dose with cross-entropy (the balanced set: no rebalancing on top), then the mean
+and its t interval over replicates. A run's exposure: the images of each exposure-limited class its generator saw
+(testbed.json's ``exposure``; a run folder named ``...-e<N>`` or ``...-efull`` where that is not readable). The
+page gets the picture and the table between ``<!-- rare-report:NAME -->`` and ``<!-- /rare-report:NAME -->``
+(NAME: the picture's file stem), replaced on a rerun, appended where the markers are missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+CONTROL = "oversample"
+SKIP = ("real", "balanced real (ceiling)", CONTROL)
+
+
+def fail(message: str) -> None:
+    print(f"rare_report: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def run_exposure(folder: Path, results: dict) -> tuple[float, str]:
+    """(sort key, label) of a run's generator exposure."""
+    model_folder = (results.get("model") or {}).get("folder")
+    try:
+        seen = json.loads((Path(model_folder) / "testbed.json").read_text())["exposure"]["seen"]
+        counts = sorted(set(int(v) for v in seen.values()))
+        return float(counts[0]), "/".join(map(str, counts))
+    except (TypeError, OSError, KeyError, ValueError, json.JSONDecodeError):
+        pass
+    match = re.search(r"-e(\d+|full)(?:-|$)", folder.name)
+    if match is None:
+        return math.inf, "full"  # a generator trained on everything it has
+    return (math.inf, "full") if match[1] == "full" else (float(match[1]), match[1])
+
+
+def t_interval(values: np.ndarray) -> dict:
+    from scipy import stats
+
+    mean = float(values.mean())
+    if values.size < 2 or np.allclose(values, values[0]):
+        return {"mean": mean, "lo": mean, "hi": mean, "n": int(values.size)}
+    lo, hi = stats.ttest_1samp(values, 0.0).confidence_interval(0.95)
+    return {"mean": mean, "lo": float(lo), "hi": float(hi), "n": int(values.size)}
+
+
+def gains(section: dict) -> dict:
+    """arm -> t interval of (arm - oversample) in lt_few over replicates, fill dose (else the only one), ce."""
+    items = section["items"]
+    doses = {key.split(" / ")[1] for key in items} - {"none"}
+    dose = "fill" if "fill" in doses else min(doses)
+    control = items.get(f"{CONTROL} / {dose} / ce")
+    if control is None:
+        raise ValueError(f"no {CONTROL} / {dose} / ce cell: the gain needs the oversample arm with ce")
+    base = {tuple(r["key"]): r["lt_few"] for r in control}
+    out = {}
+    for key, reps in items.items():
+        arm, arm_dose, treatment = key.split(" / ")
+        if arm in SKIP or arm_dose != dose or treatment != "ce":
+            continue
+        diffs = np.array([r["lt_few"] - base[tuple(r["key"])] for r in reps if tuple(r["key"]) in base])
+        if diffs.size:
+            out[arm] = t_interval(diffs)
+    return out
+
+
+def roundtrip(section: dict) -> str:
+    table = next((t for t in section["tables"] if t["name"] == "longtail-roundtrip"), None)
+    if table is None:
+        return "not recorded"
+    return ", ".join(f"{r['label']['condition']} {r['metrics']['psnr']['mean']:.1f} dB" for r in table["rows"])
+
+
+def load(runs: list[str]) -> list[dict]:
+    out = []
+    for run in runs:
+        folder = Path(run)
+        path = folder / "results.json"
+        try:
+            results = json.loads(path.read_text(encoding="utf-8"))
+            section = results["experiments"]["longtail"]
+        except (OSError, json.JSONDecodeError, KeyError, TypeError):
+            fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
+        key, label = run_exposure(folder, results)
+        try:
+            out.append({"run": folder, "key": key, "exposure": label, "gains": gains(section),
+                        "roundtrip": roundtrip(section)})
+        except ValueError as exc:
+            fail(f"--runs: {path}: {exc}")
+    labels = [r["exposure"] for r in out]
+    if len(set(labels)) != len(labels):
+        fail(f"--runs: two runs have the same exposure ({', '.join(labels)}): give one run per exposure")
+    return sorted(out, key=lambda r: r["key"])
+
+
+def plot(rows: list[dict], out: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    width = 0.5 / max(1, len(arms))
+    for i, arm in enumerate(arms):
+        pts = [(j + (i - (len(arms) - 1) / 2) * width, r["gains"][arm]) for j, r in enumerate(rows) if arm in r["gains"]]
+        xs = [p[0] for p in pts]
+        mean = np.array([p[1]["mean"] for p in pts])
+        err = np.array([[p[1]["mean"] - p[1]["lo"] for p in pts], [p[1]["hi"] - p[1]["mean"] for p in pts]])
+        ax.errorbar(xs, mean, yerr=err, marker="o", capsize=3, label=arm)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [r["exposure"] for r in rows])
+    ax.set_xlabel("generator exposure (training images of each few-shot class)")
+    ax.set_ylabel("few-shot accuracy − oversampled references")
+    ax.set_title(title)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    fig.savefig(tmp, format="png")
+    plt.close(fig)
+    os.replace(tmp, out)
+
+
+def table(rows: list[dict]) -> str:
+    arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
+    lines = ["| arm | " + " | ".join(f"exposure {r['exposure']}" for r in rows) + " |",
+             "|---|" + "---|" * len(rows)]
+    for arm in arms:
+        cells = [f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}] (n {g['n']})" if (g := r["gains"].get(arm))
+                 else "not run" for r in rows]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines.append("| references' round trip | " + " | ".join(r["roundtrip"] for r in rows) + " |")
+    return "\n".join(lines)
+
+
+def update_page(page: Path, name: str, text: str) -> None:
+    begin, end = f"<!-- rare-report:{name} -->", f"<!-- /rare-report:{name} -->"
+    old = page.read_text(encoding="utf-8") if page.is_file() else ""
+    block = f"{begin}\n{text}\n{end}"
+    if begin in old and end in old:
+        new = old[:old.index(begin)] + block + old[old.index(end) + len(end):]
+    else:
+        new = old + ("\n" if old and not old.endswith("\n") else "") + ("\n" if old else "") + block + "\n"
+    tmp = page.with_name(f".{page.name}.tmp")
+    tmp.write_text(new, encoding="utf-8")
+    os.replace(tmp, page)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", nargs="+", required=True, help="benchmark run folders, one per exposure")
+    parser.add_argument("--out", required=True, help="the PNG to write")
+    parser.add_argument("--page", default=None, help="a Markdown page that gets the picture and the table")
+    parser.add_argument("--title", default=None, help="the picture's title (default: the PNG's file stem)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    if out.suffix.lower() != ".png":
+        fail(f"--out must name a .png file, got {args.out}")
+    rows = load(args.runs)
+    name = out.stem
+    text = table(rows)
+    plot(rows, out, args.title or name)
+    if args.page:
+        page = Path(args.page)
+        link = os.path.relpath(out, page.parent)
+        caption = (f"Few-shot accuracy gain over oversampled references (fill dose, cross-entropy; mean and 95% t "
+                   f"interval over replicates) against generator exposure, {name}: "
+                   + ", ".join(str(r["run"]) for r in rows) + ".")
+        update_page(page, name, f"![{name}]({link})\n\n{caption}\n\n{text}")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

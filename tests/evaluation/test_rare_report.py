@@ -1,0 +1,63 @@
+"""scripts/rare_report.py on tiny fake results: the gain over oversampling per arm and exposure, the picture, the
+page's table (replaced on a rerun) and its refusals."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+spec = importlib.util.spec_from_file_location("rare_report", Path(__file__).parents[2] / "scripts" / "rare_report.py")
+rare_report = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(rare_report)
+
+
+def fake_run(folder: Path, few: dict) -> Path:
+    """A results.json with per-replicate lt_few of each arm (fill, ce) and a round-trip table."""
+    items = {"real / none / ce": [{"key": [0], "lt_few": 0.1}]}
+    for arm, values in few.items():
+        items[f"{arm} / fill / ce"] = [{"key": [r], "lt_few": v} for r, v in enumerate(values)]
+        items[f"{arm} / tail / ce"] = [{"key": [r], "lt_few": 9.0} for r, _ in enumerate(values)]  # ignored
+    table = {"name": "longtail-roundtrip", "rows": [{"label": {"condition": "class"},
+                                                     "metrics": {"psnr": {"mean": 31.25}}}]}
+    folder.mkdir(parents=True)
+    (folder / "results.json").write_text(json.dumps({"model": {"folder": str(folder / "none")}, "experiments": {
+        "longtail": {"items": items, "tables": [table]}}}))
+    return folder
+
+
+def test_gains_picture_and_page(tmp_path, capsys):
+    e0 = fake_run(tmp_path / "bench-digits-tail-e0-k5", {"oversample": [0.5, 0.6, 0.7], "random (class)": [0.5, 0.6, 0.7],
+                                                         "seedselect:nao (unconditional)": [0.6, 0.8, 0.8]})
+    e20 = fake_run(tmp_path / "bench-digits-tail-e20-k5", {"oversample": [0.5, 0.5, 0.5],
+                                                           "random (class)": [0.7, 0.8, 0.9]})
+    page = tmp_path / "docs" / "results.md"
+    page.parent.mkdir()
+    page.write_text("# Results\n")
+    out = tmp_path / "reports" / "digits.png"
+    assert rare_report.main(["--runs", str(e20), str(e0), "--out", str(out), "--page", str(page)]) == 0
+    assert Image.open(out).format == "PNG"
+    text = page.read_text()
+    assert text.startswith("# Results\n") and "](../reports/digits.png)" in text
+    lines = [l for l in text.splitlines() if l.startswith("| ")]
+    assert lines[0] == "| arm | exposure 0 | exposure 20 |"  # sorted by exposure, from the folder names
+    assert lines[1].startswith("| random (class) | +0.000 [+0.000, +0.000] (n 3) | +0.300 [")
+    low, high = (float(v) for v in lines[1].split("| +0.300 [")[1].split("]")[0].split(", "))
+    assert low < 0.3 < high  # a t interval over the 3 replicates' differences (0.2, 0.3, 0.4)
+    assert lines[2].startswith("| seedselect:nao (unconditional) | +0.133 [") and lines[2].endswith("| not run |")
+    assert lines[3] == "| references' round trip | class 31.2 dB | class 31.2 dB |"
+    rare_report.main(["--runs", str(e0), str(e20), "--out", str(out), "--page", str(page)])  # a rerun replaces
+    assert page.read_text() == text and capsys.readouterr().out.count("| arm |") == 2
+
+
+def test_refusals_are_one_line_exit_2(tmp_path, capsys):
+    run = fake_run(tmp_path / "b-e5", {"random (class)": [0.5]})
+    for argv, message in ((["--runs", str(run), "--out", str(tmp_path / "x.png")], "needs the oversample arm"),
+                          (["--runs", str(tmp_path), "--out", str(tmp_path / "x.png")], "is not the results.json"),
+                          (["--runs", str(run), "--out", str(tmp_path / "x.svg")], "--out must name a .png")):
+        with pytest.raises(SystemExit) as exit_:
+            rare_report.main(argv)
+        err = capsys.readouterr().err.strip()
+        assert exit_.value.code == 2 and len(err.splitlines()) == 1 and message in err
+    assert not (tmp_path / "x.png").exists()
