@@ -28,17 +28,25 @@ log() { echo "$(date '+%F %T') $*" | tee -a "$LOG"; }
 if [[ "${RARE_STUDY_TINY:-0}" == 1 ]]; then
   DIGITS_TRAIN=(--image-size 8 --channels 8,16 --batch-size 8 --steps 20 --classifier-epochs 1 --fewshot 3
                 --test-references 12 --imbalance 4 --skip-encoder --skip-calibrate --threads 1)
-  BENCH=(--quick --lt-test-per-class 4 --lt-arms oversample,random,paths:nao,oracle --lt-head 8)
+  ARMS=oversample,random,paths:nao,seedselect:nao,seedselect:random,generator-train,oracle
+  FASHION_ARMS=$ARMS
+  BENCH=(--quick --lt-test-per-class 4 --lt-head 8 --lt-seedselect-steps 1)
   EXPOSURES=(0); SETS=(tail); SHOTS=(2); FASHION=()
 else
   DIGITS_TRAIN=(--image-size 16 --imbalance 1 --fewshot 8 --test-references 100 --steps 3000 --threads 2)
   # 100 test references per class: 40 test images, 60 unseen by any generator (the oracle and references)
-  BENCH=(--lt-test-per-class 40 --lt-head 60 --lt-replicates 10 --threads 2
-         --lt-arms oversample,random,paths:nao,paths:slerp,centroid:nao,oracle --lt-conditions class,unconditional)
+  # seedselect:nao: SeedSelect from the NAO centroid (the paper's pipeline, 3 steps); seedselect:random: from random
+  # seeds; generator-train: as many real images the generator was trained on (skipped with a note at exposure 0)
+  ARMS=oversample,random,paths:nao,paths:slerp,centroid:nao,seedselect:nao,seedselect:random,generator-train,oracle
+  FASHION_ARMS=$ARMS
+  BENCH=(--lt-test-per-class 40 --lt-head 60 --lt-replicates 10 --threads 2 --lt-conditions class,unconditional)
   EXPOSURES=(0 5 20 full); SETS=(tail permuted); SHOTS=(2 5 10); FASHION=(0 5)
 fi
 # a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
-# is added by running again without them (finished steps are skipped)
+# is added by running again without them (finished steps are skipped); RARE_ARMS / RARE_FASHION_ARMS: other arm
+# lists (a finished benchmark is not rerun with new arms: remove its folder for that)
+ARMS=${RARE_ARMS:-$ARMS}
+FASHION_ARMS=${RARE_FASHION_ARMS:-$FASHION_ARMS}
 read -r -a EXPOSURES <<< "${RARE_EXPOSURES:-${EXPOSURES[*]}}"
 read -r -a SETS <<< "${RARE_SETS:-${SETS[*]}}"
 read -r -a SHOTS <<< "${RARE_SHOTS:-${SHOTS[*]}}"
@@ -81,14 +89,14 @@ done
 for set in "${SETS[@]}"; do
   for e in "${EXPOSURES[@]}"; do
     for k in "${SHOTS[@]}"; do
-      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k" "$head" "$k" "${BENCH[@]}"
+      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k" "$head" "$k" "${BENCH[@]}" --lt-arms "$ARMS"
     done
   done
 done
 for f in "${FASHION[@]}"; do
   for k in "${SHOTS[@]}"; do
     bench "$ROOT/fashion-e$f" "$ROOT/bench-fashion-e$f-k$k" 100 "$k" --lt-test-per-class 300 --lt-head 100 \
-      --lt-replicates 10 --threads 2 --lt-arms oversample,random,paths:nao,paths:slerp,centroid:nao,oracle
+      --lt-replicates 10 --threads 2 --lt-arms "$FASHION_ARMS"
   done
 done
 log "study complete"
