@@ -48,7 +48,8 @@ def throughput(args, refs: dict) -> dict:
     import ray  # the Ray runs need the extra: pip install seedspace[ray]
 
     started = time.perf_counter()
-    ray.init(num_cpus=args.cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    if not args.local_only:
+        ray.init(num_cpus=args.cores, include_dashboard=False, log_to_driver=False, configure_logging=False)
     ray_start = time.perf_counter() - started
     settings = AugmentSettings(per_class=args.per_class, strategy="paths", method="nao", steps=args.steps,
                                inversion_steps=args.inversion_steps, shard_size=args.shard_size,
@@ -57,6 +58,8 @@ def throughput(args, refs: dict) -> dict:
     arms = {"local": dict(executor="local"),
             f"ray, 1 worker x {c} threads": dict(executor="ray", workers=1, ray_options={"cpus_per_worker": c}),
             f"ray, {c} workers x 1 thread": dict(executor="ray", workers=c, ray_options={"cpus_per_worker": 1})}
+    if args.local_only:
+        arms = {"local": arms["local"]}
     rates = {BARE: [], **{name: [] for name in arms}}
     model = load_model("testbed", device="cpu", dtype=settings.dtype)
     model.batch_size = args.batch_size
@@ -77,7 +80,8 @@ def throughput(args, refs: dict) -> dict:
                 shutil.rmtree(out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-        ray.shutdown()
+        if ray.is_initialized():
+            ray.shutdown()
     return {"rates": rates, "ray_start": ray_start, "images": len(refs) * args.per_class}
 
 
@@ -108,6 +112,7 @@ def main() -> None:
     p.add_argument("--cores", type=int, default=2, help="cores of every arm: the local executor's torch threads, "
                    "one Ray worker with that many threads, or that many Ray workers of one thread")
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--local-only", action="store_true", help="the local executor and the generator alone, no Ray arms")
     p.add_argument("--plan-classes", type=int, default=1000)
     p.add_argument("--plan-images", type=int, default=1000)
     p.add_argument("--plan-repeats", type=int, default=3)
@@ -139,8 +144,10 @@ def main() -> None:
         lines.append(f"| {name} | {med[name]:.2f} | {', '.join(f'{v:.2f}' for v in values)} | "
                      f"{med[name] / med['local']:.2f} | {med[name] / med[BARE]:.2f} |")
     ray_arms = [v for k, v in med.items() if k not in ("local", BARE)]
-    lines += ["", f"Ray overhead at equal cores (1 - best Ray arm / local): {100 * (1 - max(ray_arms) / med['local']):.0f}%",
-              "", "The generator alone: the same number of images from random seeds in the same batches, threads and "
+    if ray_arms:
+        lines += ["", "Ray overhead at equal cores (1 - best Ray arm / local): "
+                      f"{100 * (1 - max(ray_arms) / med['local']):.0f}%"]
+    lines += ["", "The generator alone: the same number of images from random seeds in the same batches, threads and "
               "dtype, nothing inverted, planned or written (its `dtype` is the run's).", "",
               f"#### Planning {args.plan_classes} classes x {args.plan_images} images (no generation)", "",
               "| strategy | k | seconds (median of %d) | shards |" % args.plan_repeats, "|---|---:|---:|---:|"]
