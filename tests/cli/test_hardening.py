@@ -680,10 +680,10 @@ def test_long_tail_benchmark_options_are_checked_before_any_folder(cli, tmp_path
 
 @pytest.mark.parametrize("args, message", [
     (["--fs-shots", "1,two"], "--fs-shots must be comma-separated integers"),
-    (["--fs-shots", "0,2"], "shots must be positive integers"),
+    (["--fs-shots", "0,2"], "shots must be an integer in [1, 10000], got 0"),
     (["--fs-shots", "12"], "must be below the long-tail head count 12"),
     (["--fs-arms", "random,foo"], "unknown arm 'foo'"),
-    (["--fs-replicates", "0"], "replicates must be a positive integer"),
+    (["--fs-replicates", "0"], "replicates must be an integer in [1, 1000], got 0"),
     (["--lt-head", "100000"], "needs that many"),  # the few-shot curve draws the long-tail profile too
 ])
 def test_few_shot_curve_options_are_checked_before_any_folder(cli, tmp_path, args, message):

@@ -212,8 +212,8 @@ def test_images_without_a_picture_are_never_written_as_a_success(tiny_testbed_di
         return torch.zeros(seeds.shape[0], 1, 8, 8)
 
     model.generate = black  # every reference's round trip comes back black: refused before anything is written
-    with pytest.raises(ValueError, match=r"class 'class0': reference 0 inverted with 2 inversion steps comes back "
-                                         r"constant \(all black\) at 2 steps"):
+    with pytest.raises(ValueError, match=r"class 'class0': reference 0 inverted \(ddim\) with 2 inversion steps "
+                                         r"comes back constant \(all black\) at 2 steps"):
         augment(model, refs_dir, tmp_path / "refused", per_class=5, steps=2, shard_size=2, batch_size=2,
                 progress=False)
     assert not (tmp_path / "refused").exists()
