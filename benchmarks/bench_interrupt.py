@@ -61,7 +61,7 @@ def commands(tmp: Path, threads: int) -> dict[str, tuple[list[str], float | None
         "testbed train (encoder)": ([*train, "--out", str(tmp / "encoder"), "--skip-judge", "--skip-calibrate",
                                      "--steps", "2", "--classifier-epochs", "400"], None),
         "testbed train (calibration)": ([*train, "--out", str(tmp / "calibration"), "--skip-encoder", "--steps", "2",
-                                         "--classifier-epochs", "1"], None),
+                                         "--classifier-epochs", "1"], 45.0),
         "augment (inversion)": (["augment", "--testbed-split", "50", "--out", str(tmp / "augment-inversion"),
                                  "--per-class", "400", "--strategy", "paths", "--quiet"], 12.0),
         "augment (synthesis)": (["augment", "--testbed-split", "5", "--out", str(tmp / "augment"), "--per-class",
@@ -140,7 +140,8 @@ def main() -> None:
         lines.append(f"| {r['command']} | SIG{r['signal']} | {r['rc']}{ok} | {latency} | {r['left']} | "
                      f"{r['message'].replace('|', '/')} |")
     text = (f"Machine: {cpu_model()}, {platform.system()} {platform.machine()}; {args.threads} torch threads; "
-            f"{args.load} busy-loop neighbour(s); signal after {args.after:g} s (augment's inversion: 12 s); command: `python benchmarks/{Path(__file__).name} "
+            f"{args.load} busy-loop neighbour(s); signal after {args.after:g} s (augment's inversion: 12 s, testbed "
+            f"train's calibration: 45 s); command: `python benchmarks/{Path(__file__).name} "
             f"{' '.join(sys.argv[1:])}`\n\n" + "\n".join(lines) + "\n")
     print(text)
     if args.out:
