@@ -90,8 +90,10 @@ def left_behind(folder: Path) -> str:
 def measure(name: str, args: list[str], sig_name: str, after: float, tmp: Path) -> dict:
     sig, expected = SIGNALS[sig_name]
     out = Path(args[args.index("--out") + 1])
+    # as from a terminal: a benchmark started in the background has SIGINT ignored, which its commands would keep
     proc = subprocess.Popen([sys.executable, "-m", "seedspace", *args], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     time.sleep(after)
     if proc.poll() is not None:
         return {"command": name, "signal": sig_name, "rc": proc.returncode, "latency": None,
