@@ -135,7 +135,8 @@ def main() -> None:
         f"{args.batch_size}; {tp['images']} images per call",
         f"- images/s = images / wall time of the whole `augment` call (model load, inversions, plan, generation, "
         f"writing; for Ray also starting the actors, each loading the model); median of {args.repeats} interleaved "
-        f"runs; the local Ray cluster's own start ({tp['ray_start']:.1f} s) is not included",
+        f"runs" + ("" if args.local_only else f"; the local Ray cluster's own start ({tp['ray_start']:.1f} s) is "
+                  "not included"),
         "",
         "| executor | images/s (median) | runs | ratio to local | ratio to the generator alone |",
         "|---|---:|---|---:|---:|",
