@@ -36,6 +36,12 @@ def degenerate(image) -> str | None:
     return "constant (all black)" if value == 0 else "constant (all white)" if value == 255 else f"constant ({value})"
 
 
+def first_degenerate(images) -> tuple[int, str] | None:
+    """(index, why) of the first image of a batch (N, C, H, W) that carries no picture (:func:`degenerate`), or
+    None when every image does."""
+    return next(((i, why) for i, image in enumerate(images) if (why := degenerate(image)) is not None), None)
+
+
 def pil_image(array: np.ndarray):
     """(H, W, C) uint8 -> PIL image (L for one channel, RGB for three)."""
     if array.ndim == 3 and array.shape[2] == 1:

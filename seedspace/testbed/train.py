@@ -228,7 +228,8 @@ def _restore(path: Path, unet, ema, opt, sched, gen: torch.Generator) -> dict:
 
 class DeferredInterrupts(contextlib.AbstractContextManager):
     """Ctrl-C / SIGTERM inside the block are held until :meth:`raise_pending` (between two training steps, so the
-    checkpoint is never taken mid-update); a second signal acts at once. Outside the main thread: no effect."""
+    checkpoint is never taken mid-update), except inside :meth:`immediate`, where they act at once; a second signal
+    acts at once. Outside the main thread: no effect."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

@@ -104,3 +104,6 @@ def test_degenerate_names_images_without_a_picture():
     with_nan[0, 3, 3] = float("nan")
     assert outputs.degenerate(with_nan).startswith("not finite")
     assert outputs.degenerate(picture.numpy()) is None
+    batch = torch.stack([picture, picture, torch.zeros(1, 8, 8), with_nan])
+    assert outputs.first_degenerate(batch) == (2, "constant (all black)")
+    assert outputs.first_degenerate(batch[:2]) is None

@@ -179,13 +179,13 @@ def round_trips(model, classes: list[ClassReferences], inversions: dict[str, tor
     psnr = {}
     for c in tqdm(classes, desc="checking inversions", unit="class", disable=not progress):
         images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
-        for i, image in enumerate(images):
-            reason = outputs.degenerate(image)
-            if reason is not None:
-                raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
-                                 f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps and guidance "
-                                 f"{settings.guidance:g}; seeds made from it would give such images: raise "
-                                 "inversion_steps (and steps)")
+        failed = outputs.first_degenerate(images)
+        if failed is not None:
+            i, reason = failed
+            raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
+                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps "
+                             f"and guidance {settings.guidance:g}; seeds made from it would give such images: raise "
+                             "inversion_steps (and steps)")
         psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
     return psnr
 

@@ -33,13 +33,13 @@ def refine(model, seeds, references, condition, settings):
 
 def check_pictures(images, class_name: str, first_index: int, settings) -> None:
     """ValueError (before the shard is written) naming the first generated image that carries no picture."""
-    for i, image in enumerate(images):
-        reason = outputs.degenerate(image)
-        if reason is not None:
-            raise ValueError(f"class {class_name!r}: image {first_index + i} came out {reason}: its seed lies where "
-                             f"the model draws nothing ({settings.strategy} / {settings.method}); the shard is not "
-                             "written (finished shards are kept). Raise inversion_steps or steps, or choose another "
-                             "method or strategy")
+    failed = outputs.first_degenerate(images)
+    if failed is not None:
+        i, reason = failed
+        raise ValueError(f"class {class_name!r}: image {first_index + i} came out {reason}: its seed lies where the "
+                         f"model draws nothing ({settings.strategy} / {settings.method}); the shard is not written "
+                         "(finished shards are kept). Raise inversion_steps or steps, or choose another method or "
+                         "strategy")
 
 
 class ShardRunner:
