@@ -1,11 +1,19 @@
-"""Range checks of numeric settings (guidance, steps, frames, fps, batch sizes, counts), shared by the API, the
-command line and the validation of recorded runs: every value of the right type, finite and in its range, so that
-bad input fails before any work with one line naming the setting."""
+"""The one validator of settings, shared by the API, the command line and the validation of recorded runs: every
+value of the right type, finite and in its range, so that bad input fails before any work with one line naming the
+setting.
+
+Two layers: ``check_*`` functions for one value, and constraint objects (:class:`Integer`, :class:`Number`,
+:class:`OneOf`, :class:`Flag`, :class:`Items`, :class:`Rule`) that a settings class declares beside its fields with
+:func:`setting`; :func:`validate` applies them (see :class:`seedspace.settings.Settings`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import numbers
+from dataclasses import dataclass
+from typing import Any, Callable
 
 GUIDANCE_RANGE = (0.0, 100.0)  # classifier-free guidance: 0 = unconditional, 1 = conditional, >1 = extrapolated
 MAX_STEPS = 1000  # DDIM steps: never more than a model's training timesteps (1000 for every shipped scheduler)
@@ -19,6 +27,8 @@ FPS_RANGE = (0.1, 240.0)  # ffmpeg cannot mux frame rates far outside this (it w
 MAX_UPSCALE = 64
 SEED_INT_LIMIT = 2 ** 63  # seed integers (and generator seeds) are in [0, 2^63)
 MAX_THREADS = 1024  # torch CPU threads a run computes with
+DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the weights dtypes a run records
+DTYPE_CHOICES = ("auto", *DTYPE_NAMES)  # what a user may ask for: auto = bfloat16 where computed natively
 # a class name becomes a folder and a file-name part (with an index and temporary suffixes): file systems allow
 # 255 bytes per name, so names are bounded well below that, in bytes (a letter outside ASCII takes 2 to 4)
 MAX_NAME_BYTES = 100
@@ -81,5 +91,191 @@ def check_fps(value, name: str = "fps") -> float:
     return check_number(value, name, *FPS_RANGE)
 
 
+def check_seed(value, name: str = "seed") -> int:
+    """A seed integer (or generator seed) in [0, SEED_INT_LIMIT)."""
+    return check_int(value, name, 0, SEED_INT_LIMIT - 1)
+
+
+def check_threads(value, name: str = "threads") -> int:
+    """A torch CPU thread count in [1, MAX_THREADS]."""
+    return check_int(value, name, 1, MAX_THREADS)
+
+
+def check_dtype(value, name: str = "dtype", auto: bool = True) -> str:
+    """A dtype name of ``DTYPE_NAMES`` (and 'auto' with ``auto``): the one vocabulary of every command and record."""
+    allowed = DTYPE_CHOICES if auto else DTYPE_NAMES
+    if not isinstance(value, str) or value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+class Constraint:
+    """The rule of one setting: ``constraint(value, name)`` is the value in its one form (a tuple for a sequence,
+    a float for a number) or a ValueError whose one line names ``name``. ``examples_refused`` are values it
+    refuses (the settings contract test tries each)."""
+
+    optional: bool = False
+
+    def __call__(self, value, name: str):
+        if value is None and self.optional:
+            return None
+        return self.check(value, name)
+
+    def check(self, value, name: str):
+        raise NotImplementedError
+
+    @property
+    def examples_refused(self) -> tuple:
+        return () if self.optional else (None,)
+
+
+@dataclass(frozen=True)
+class Integer(Constraint):
+    low: int | None = None
+    high: int | None = None
+    optional: bool = False
+
+    def check(self, value, name):
+        return check_int(value, name, self.low, self.high)
+
+    @property
+    def examples_refused(self):
+        return (*super().examples_refused, "1", 1.5, True, *(b for b in (_below(self.low), _above(self.high)) if b is not None))
+
+
+@dataclass(frozen=True)
+class Number(Constraint):
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    optional: bool = False
+
+    def check(self, value, name):
+        return check_number(value, name, self.low, self.high, self.low_open)
+
+    @property
+    def examples_refused(self):
+        edges = (self.low if self.low_open else _below(self.low), _above(self.high))
+        return (*super().examples_refused, "1", float("nan"), True, *(e for e in edges if e is not None))
+
+
+@dataclass(frozen=True)
+class OneOf(Constraint):
+    options: tuple = ()
+    optional: bool = False
+
+    def check(self, value, name):
+        try:
+            known = value in self.options
+        except TypeError:  # unhashable or not comparable
+            known = False
+        if not known:
+            raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(map(str, self.options))}")
+        return value
+
+    @property
+    def examples_refused(self):
+        return (*super().examples_refused, "no-such-choice", 3.5)
+
+
+@dataclass(frozen=True)
+class Flag(Constraint):
+    optional: bool = False
+
+    def check(self, value, name):
+        if not isinstance(value, bool):
+            raise ValueError(f"{name} must be true or false, got {value!r}")
+        return value
+
+    @property
+    def examples_refused(self):
+        return (*super().examples_refused, "yes", 1)
+
+
+@dataclass(frozen=True)
+class Items(Constraint):
+    """A sequence (a tuple in its one form), each item checked by ``item``, ``min_len`` items or more, none twice
+    unless ``repeats``; ``key`` says when two items are the same (default: equal)."""
+
+    item: Constraint | None = None
+    min_len: int = 1
+    max_len: int | None = None
+    repeats: bool = True
+    key: Callable[[Any], Any] | None = None
+    optional: bool = False
+
+    def check(self, value, name):
+        if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            raise ValueError(f"{name} must be a list, got {value!r}")
+        items = tuple(value)
+        if not items and self.min_len > 0:
+            raise ValueError(f"{name}: none given")
+        if len(items) < self.min_len or (self.max_len is not None and len(items) > self.max_len):
+            most = "" if self.max_len is None else f" and at most {self.max_len}"
+            raise ValueError(f"{name} must have at least {self.min_len}{most} entries, got {len(items)}")
+        if self.item is not None:
+            items = tuple(self.item(v, name) for v in items)
+        if not self.repeats:
+            seen = {}
+            for item in items:
+                key = (self.key or (lambda v: v))(item)
+                if key in seen:
+                    same = "" if seen[key] == item else f" (the same as {seen[key]!r})"
+                    raise ValueError(f"{name} names {item!r} twice{same}")
+                seen[key] = item
+        return items
+
+    @property
+    def examples_refused(self):
+        return (*super().examples_refused, "text", *(("x",) if self.item is not None else ()),
+                *(((),) if self.min_len > 0 else ()))
+
+
+@dataclass(frozen=True)
+class Rule(Constraint):
+    """A rule no other constraint states: ``function(value, name)`` returns the value in its one form or raises
+    ValueError naming ``name``; ``refused``: values it refuses (for the contract test)."""
+
+    function: Callable[[Any, str], Any] = None
+    refused: tuple = ()
+    optional: bool = False
+
+    def check(self, value, name):
+        return self.function(value, name)
+
+    @property
+    def examples_refused(self):  # None only where the rule says (some rules give None a meaning)
+        return self.refused
+
+
+def setting(default=dataclasses.MISSING, rule: Constraint | None = None) -> Any:
+    """A dataclass field whose value ``rule`` checks (and brings to its one form) when the settings are made."""
+    return dataclasses.field(default=default, metadata={"rule": rule})
+
+
+def rule_of(field: dataclasses.Field) -> Constraint | None:
+    return field.metadata.get("rule")
+
+
+def validate(settings, prefix: str = "") -> None:
+    """Check every field of a frozen dataclass against its declared rule (:func:`setting`), in field order, and
+    store each value in its one form; the ValueError names ``prefix + field name``."""
+    for field in dataclasses.fields(settings):
+        rule = rule_of(field)
+        if rule is not None:
+            value = rule(getattr(settings, field.name), prefix + field.name)
+            object.__setattr__(settings, field.name, value)
+
+
+def _below(low):
+    return None if low is None else low - 1
+
+
+def _above(high):
+    return None if high is None else high + 1
+
+
 def _bound(value, unbounded: str) -> str:
-    return unbounded if value is None else f"{value:g}"
+    if value is None:
+        return unbounded
+    return str(value) if isinstance(value, numbers.Integral) else f"{value:g}"

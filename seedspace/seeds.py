@@ -19,6 +19,7 @@ from typing import NamedTuple, Sequence, Union
 
 import torch
 
+from .checks import SEED_INT_LIMIT
 from .backends.base import check_seed_values, seeds_from_ints
 from .geometry import blend
 from .outputs import IMAGE_SUFFIXES, file_sha256, image_files, load_seed_file
@@ -75,7 +76,7 @@ def _file_item(kind: str, path: Path) -> dict:
 def _parse_entry(token: str, what: str) -> list[dict]:
     if _INT.match(token):
         value = int(token)
-        if value >= 2 ** 63:
+        if value >= SEED_INT_LIMIT:
             raise ValueError(f"{what}: seed integers must be in [0, 2^63), got {token}")
         return [{"int": value}]
     path = Path(token).expanduser()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import MAX_STEPS
+from ..checks import DTYPE_NAMES, MAX_STEPS, check_dtype
 from ..hardware import cpu_has_native_bf16
 from ..outputs import read_json_object
 from .base import SeedModel
@@ -18,8 +18,7 @@ from .diffusers_backend import load_diffusers_model
 from .testbed import EMBEDDED_MODELS, TestbedModel
 
 log = logging.getLogger("seedspace.backends")
-DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16, "fp16": torch.float16,
-          "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+DTYPES = {name: getattr(torch, name) for name in DTYPE_NAMES}
 
 
 def available_devices() -> list[str]:
@@ -58,16 +57,14 @@ def native_dtype(device: str | torch.device | None = "cpu") -> torch.dtype:
 
 
 def resolve_dtype(dtype: str | torch.dtype | None, device: str | torch.device | None = "cpu") -> torch.dtype:
-    """None -> float32; 'auto' -> :func:`native_dtype` of ``device``; a torch dtype as given; a name from
-    ``DTYPES``; ValueError for anything else."""
+    """None -> float32; 'auto' -> :func:`native_dtype` of ``device``; a torch dtype as given; a name of
+    ``checks.DTYPE_NAMES``; ValueError for anything else."""
     if dtype is None:
         return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    if dtype == "auto":
+    if check_dtype(dtype) == "auto":
         return native_dtype(device)
-    if dtype not in DTYPES:
-        raise ValueError(f"unknown dtype {dtype!r}; choose one of auto, {', '.join(DTYPES)}")
     return DTYPES[dtype]
 
 
@@ -75,24 +72,6 @@ def dtype_name(dtype: str | torch.dtype | None, device: str | torch.device | Non
     """The record name ('float32', 'float16', 'bfloat16') of a dtype, 'auto' resolved for ``device``: what run
     records keep, so that a run regenerates with the dtype it ran in on any machine."""
     return str(resolve_dtype(dtype, device)).removeprefix("torch.")
-
-
-def model_prior(model):
-    """The norm prior NAO should use with ``model``: its own (``model.prior``: a testbed folder's calibrated
-    ``prior.json``) where it has one, else chi(d), the paper's."""
-    from ..geometry import ChiPrior
-
-    own = getattr(model, "prior", None)
-    return own if own is not None else ChiPrior(math.prod(model.seed_shape))
-
-
-def resolve_model_prior(spec, model):
-    """A ``prior=`` spec with 'model' replaced by the model's own prior (its record), or None (chi(d)) when the
-    model carries none; any other spec as given."""
-    if not (isinstance(spec, str) and spec == "model"):
-        return spec
-    own = getattr(model, "prior", None)
-    return None if own is None else own.to_record()
 
 
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",

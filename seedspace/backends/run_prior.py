@@ -8,6 +8,8 @@ the run's settings are the calibration's, and elsewhere a scaled chi fitted to t
 maximum-likelihood scale, :func:`seedspace.geometry.fit_prior`) takes its place, said in one line.
 
     prior, note = run_model_prior(model, steps=10, scheduler="ddim", seeds=endpoints)
+
+Also the one normaliser of ``prior=`` specs (:func:`prior_record`): how every run records a prior, chi included.
 """
 
 from __future__ import annotations
@@ -16,6 +18,31 @@ import math
 import os
 
 from ..outputs.files import read_json_object
+
+
+def model_prior(model):
+    """The norm prior NAO should use with ``model``: its own (``model.prior``: a testbed folder's calibrated
+    ``prior.json``) where it has one, else chi(d), the paper's."""
+    from ..geometry import ChiPrior
+
+    own = getattr(model, "prior", None)
+    return own if own is not None else ChiPrior(math.prod(model.seed_shape))
+
+
+def prior_record(spec, model) -> dict | None:
+    """The record of a ``prior=`` spec for ``model``'s seed dimension, or None for chi(d), the default that
+    records leave out (so that records made before priors existed stay valid). A spec is None or 'chi', 'model'
+    (the model's own prior; chi where it has none), 'scaled-chi:S', a prior file, a record or a prior object."""
+    from ..geometry import load_prior
+
+    if isinstance(spec, str) and spec == "model":
+        own = getattr(model, "prior", None)
+        spec = None if own is None else own.to_record()
+    if spec is None or isinstance(spec, str) and spec == "chi":
+        return None
+    d = math.prod(model.seed_shape)
+    record = load_prior(spec, d).to_record()
+    return None if record == {"family": "chi", "d": d} else record
 
 
 def calibrated_settings(record: dict, model) -> dict:

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from pathlib import Path
 
-import torch
 
-from ..checks import check_int
+from ..checks import check_threads
 from ..geometry import QUALITY_FAMILIES
+from ..hardware import torch_threads
 from ..methods.calibrate import (DEFAULT_NORMS, DEFAULT_PER_NORM, DIRECTIONS, MAX_PER_NORM, SCORES, CalibrationSettings,
                                  calibrate, default_prior_path, save_prior)
+from ..settings import model_sampling
 from . import common
 
 COMMAND = "calibrate"
@@ -94,8 +94,12 @@ def run(args) -> int:
         classes=_classes(args.class_), directions=args.directions, score=args.score, family=args.family, seed=args.seed,
         norms=args.norms if args.norms is not None else (QUICK["norms"] if args.quick else DEFAULT_NORMS),
         per_norm=args.per_norm if args.per_norm is not None else (QUICK["per_norm"] if args.quick else DEFAULT_PER_NORM))
-    if args.threads is not None:
-        torch.set_num_threads(check_int(args.threads, "--threads", 1, 1024))
+    threads = None if args.threads is None else check_threads(args.threads, "--threads")
+    with torch_threads(threads):
+        return _calibrate(args, settings)
+
+
+def _calibrate(args, settings: CalibrationSettings) -> int:
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
     out = prior_destination(args.out, ref, model)
@@ -104,9 +108,9 @@ def run(args) -> int:
     if (out.exists() or out.is_symlink()) and not out.is_file():  # --overwrite replaces files only
         raise common.CLIError(f"{out} is not a regular file (a folder, a pipe or a broken link); --overwrite "
                               "replaces a prior file only: remove it or choose another --out")
-    settings = dataclasses.replace(
-        settings, steps=args.steps or (min(QUICK["steps"], model.default_steps) if args.quick else model.default_steps),
-        guidance=float(model.default_guidance if args.guidance_scale is None else args.guidance_scale))
+    steps, guidance = model_sampling(model, args.steps or (min(QUICK["steps"], model.default_steps) if args.quick
+                                                           else None), args.guidance_scale)
+    settings = settings.replace(steps=steps, guidance=guidance)
     classes = settings.classes
     command = shlex.join(["seedspace", COMMAND, "--model", ref, *(["--class", *classes] if classes else []),
                           "--directions", settings.directions, "--norms", ",".join(f"{s:g}" for s in settings.norms),

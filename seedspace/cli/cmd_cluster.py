@@ -42,14 +42,12 @@ def run(args) -> int:
         raise common.CLIError(f"--k {args.k} is more than the {seeds.shape[0]} inputs")
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "k": args.k,
               "method": method, "seed": args.seed, **common.image_params(args, model, items)}
-    prior = None
-    if method == "nao":
-        spec = common.prior_params(args, model, params).get("prior", "chi")
+    if method == "nao":  # the prior is recorded as every command records it: absent for chi(d)
+        params.update(common.prior_params(args, model, params))
         if getattr(args, "prior_misfit", None):  # calibrated at other settings: fitted to the inputs' own norms
-            spec = common.fitted_prior_params(args, model, params, seeds).get("prior", "chi")
-        prior = load_prior(spec, seeds[0].numel())
+            params.update(common.fitted_prior_params(args, model, params, seeds))
+    prior = load_prior(params.get("prior", "chi"), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
-    params["prior"] = prior.to_record() if prior is not None else None
     folder = write_cluster_run(params, model, seeds, result, args.out, progress=not args.quiet)
     print(f"wrote {folder}: {args.k} clusters of {seeds.shape[0]} inputs, centroid_NN.png, centroids.safetensors, "
           f"grid.png, run.json")

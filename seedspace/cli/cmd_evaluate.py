@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 import sys
 
-import torch
 
 from .. import checks, outputs
 from ..evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_results_page
@@ -22,6 +20,7 @@ from ..evaluation.longtail import check_longtail
 from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..evaluation.report import has_markers, results_targets
 from ..geometry import FIT_FAMILIES
+from ..hardware import torch_threads
 from . import common
 
 COMMAND = "evaluate"
@@ -186,8 +185,8 @@ def check_args(args) -> None:
         if getattr(args, name) is not None:
             checks.check_steps(getattr(args, name), "--" + name.replace("_", "-"))
     checks.check_int(args.seed, "--seed", 0, checks.SEED_INT_LIMIT - 1)
-    if args.threads is not None:
-        checks.check_int(args.threads, "--threads", 1, os.cpu_count() or 1)
+    if args.threads:  # 0: torch's count
+        checks.check_threads(args.threads, "--threads")
     experiments = parse_experiments(args.experiments)
     if args.prior_file is not None and "priors" not in experiments:
         raise common.CLIError("--prior-file is used only by the priors experiment; add it to --experiments")
@@ -199,7 +198,8 @@ def check_args(args) -> None:
 def run(args) -> int:
     outputs.check_out_available(args.out)  # before the slow part
     check_args(args)
-    model = common.load(common.model_ref(args.model), device=args.device)
+    # the experiments measure the model in float32 (the long-tail synthesis loads its own copy at --dtype)
+    model = common.load(common.model_ref(args.model), device=args.device, dtype="float32")
     if not model.has_judge:
         raise common.CLIError(f"{args.model} has no judge classifier, which evaluate needs (a testbed folder "
                               "trained with --skip-judge, or a model that is not a testbed)")
@@ -207,14 +207,12 @@ def run(args) -> int:
     check_config(config, math.prod(model.seed_shape))  # a bad --prior-file before any work
     if {"longtail", "fewshot"} & set(config.experiments):
         check_longtail(model, config.longtail)  # a profile the model's data cannot give, before any work
-    if args.threads:
-        torch.set_num_threads(args.threads)
 
     def log(msg):
         if not args.quiet:
             print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
 
-    with outputs.new_run_dir(COMMAND, args.out) as out:
+    with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads or None):
         results = evaluate(model, config, out=out, log=log)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_results:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .. import outputs
 from ..runs.writers import INVERT_COMMAND as COMMAND
 from ..runs.writers import invert_parameters, write_invert_run
+from ..settings import model_sampling
 from . import common
 
 
@@ -29,7 +30,7 @@ def run(args) -> int:
     model = common.load_for(args, ref)
     common.check_job_size(args, len(paths), len(paths), model)
     _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-    params = invert_parameters(model, ref, paths, cond_record, int(args.steps or model.default_steps), args.dtype,
+    params = invert_parameters(model, ref, paths, cond_record, model_sampling(model, args.steps, None)[0], args.dtype,
                                args.batch_size)
     params.update({**common.size_params(model), **common.image_params(args, model, [{"image": str(p)} for p in paths])})
     folder, rows = write_invert_run(params, model, paths, args.out, progress=not args.quiet)

@@ -7,6 +7,7 @@ import math
 from .. import outputs
 from ..runs.provenance import model_record
 from ..runs.writers import KS_ALPHA, NORMS_COMMAND as COMMAND, write_norms_run
+from ..settings import model_sampling
 from . import common
 
 def register(subparsers, formatter_class) -> None:
@@ -37,7 +38,7 @@ def run(args) -> int:
     _, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
                       else (None, {}))
     params = {"model": model_record(model, ref), "condition": cond_record,
-              "steps": int(args.steps or model.default_steps), "seeds": items, "typical": args.typical,
+              "steps": model_sampling(model, args.steps, None)[0], "seeds": items, "typical": args.typical,
               "dtype": args.dtype, "batch_size": args.batch_size, **common.size_params(model),
               **common.image_params(args, model, items)}
     folder, summary = write_norms_run(params, model, args.out, progress=not args.quiet)

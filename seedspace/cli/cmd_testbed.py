@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 from pathlib import Path
 
+from ..checks import DTYPE_CHOICES
 from ..hardware import torch_threads
 from ..testbed.recipe import IMAGE_SIZES, OBJECTIVES, UNET_CHANNELS
 from . import common
@@ -70,7 +70,7 @@ def register(subparsers, formatter_class) -> None:
                         "defaults, a few minutes) and its prior.json written into the folder, which --prior model "
                         "(every command's default) then uses")
     t.add_argument("--checkpoint-every", type=int, default=250, help="steps between checkpoints")
-    t.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+    t.add_argument("--dtype", default="auto", choices=tuple(d for d in DTYPE_CHOICES if d != "float16"),  # bf16 autocast or none
                    help="training precision: bfloat16 autocast or float32; auto = bfloat16 where the CPU computes it "
                         "natively (AMX or AVX-512 BF16), else float32 (emulated bf16 is many times slower)")
     t.add_argument("--threads", type=int, default=None,
@@ -98,9 +98,9 @@ def run(args) -> int:
         given = set(getattr(args, "given_options", []))
         given |= {"exposure"} if "exposure_file" in given else set()
         options = {k: v for k, v in options.items() if _option_of(k) in given}
-        options = {**dataclasses.asdict(recorded), **options}
+        options = {**recorded.to_record(), **options}
         data = args.data if DATA_OPTION in given else recorded_data
-    recipe = TestbedRecipe(**options)
+    recipe = TestbedRecipe.from_record(options)
     try:
         out = train_testbed(args.out, data, recipe, resume=args.resume, progress=not args.quiet,
                             checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message),

@@ -10,12 +10,12 @@ import numpy as np
 
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
-from ..runs.writers import prior_record, run_parameters, size_record
-from ..checks import (GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
+from ..runs.writers import run_parameters, size_record
+from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
                       check_guidance, check_int, check_steps)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model
-from ..backends.run_prior import model_prior_record, prior_mismatch, run_model_prior
+from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
@@ -24,7 +24,6 @@ from ..runs import read_run
 from ..seeds import parse_seed_spec, random_seed_ints
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
-DTYPE_CHOICES = ("auto", "float32", "float16", "bfloat16")
 DTYPE_HELP = ("model weights dtype; auto = bfloat16 where the device computes it natively (a CPU with AMX or "
               "AVX-512 BF16, a GPU that supports it), else float32; run.json records the one used")
 
@@ -156,7 +155,7 @@ def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) 
 
 
 # -- models ----------------------------------------------------------------------------------------------
-def load(ref: str, device: str = "cpu", dtype: str = "float32", batch_size: int | None = None,
+def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
          negative_prompt: str = "", height: int | None = None, width: int | None = None, fit: str | None = None):
     """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size) and fitting input
     images by ``fit``; a missing model or a size it cannot make is a user error."""
@@ -341,7 +340,8 @@ def prior_params(args, model, params: dict | None = None) -> dict:
         if record is not None and prior_mismatch(record, model, params["steps"], params.get("scheduler"), inverts):
             args.prior_misfit = True
             return {}
-    return prior_record(getattr(args, "prior", None), model)
+    record = prior_record(getattr(args, "prior", None), model)
+    return {} if record is None else {"prior": record}
 
 
 def fitted_prior_params(args, model, params: dict, seeds) -> dict:

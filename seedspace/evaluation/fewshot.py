@@ -64,7 +64,7 @@ def run_fewshot(runner: Runner) -> dict:
                     continue
                 if arm == "real":
                     added = {}
-                elif parse_arm(arm)[0] == "random":
+                elif parse_arm(arm).strategy == "random":
                     if cached_random is None:
                         most = {c: lt.head - min(fs.shots) for c in few}
                         cached_random = added_images(runner, lt, at_k, arm, "class", most, runner.workdir("fewshot"))
@@ -78,7 +78,7 @@ def run_fewshot(runner: Runner) -> dict:
                                       ("ce", "la"), seed, data, num_classes)
                 cell = {"fs_ce": float(accs["ce"][few].mean()), "fs_la": float(accs["la"][few].mean()),
                         "fs_all": float(accs["la"].mean())}
-                if added and (parse_arm(arm)[0] != "random" or shots == min(fs.shots)):
+                if added and (parse_arm(arm).strategy != "random" or shots == min(fs.shots)):
                     cell.update(image_scores(runner, added, fs.manifold_k))
                 cells.setdefault((shots, arm), []).append(cell)
             runner.log(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")

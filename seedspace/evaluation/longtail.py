@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ..backends.loading import resolve_model_prior
+from ..backends.run_prior import prior_record
 from ..methods.augment.settings import MIN_REFERENCES
 from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
@@ -115,7 +115,7 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
     with fewer images outside the test set than ``head``; with the oracle arm, fewer images the generator never saw
     than ``head``), the profile leaves a class with fewer images than the references, a class's fill is smaller
     than the tail dose, or a declared contrast names an arm that cannot make the fill's distinct seeds."""
-    refine = [arm_label(a, c) for a, c in cfg.run_arms() if parse_arm(a)[0] == "seedselect"]
+    refine = [arm_label(a, c) for a, c in cfg.run_arms() if parse_arm(a).strategy == "seedselect"]
     if refine and not model.has_features:
         raise ValueError(f"{model.name} has no feature extractor, which SeedSelect needs for its loss: leave "
                          f"{', '.join(dict.fromkeys(refine))} out of the arms")
@@ -124,7 +124,7 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
     held_y = held_out_split(model)[1].long()
     k = len(model.class_names)
     counts = cfg.counts(k)
-    oracle = any(parse_arm(a)[0] == "oracle" for a, _ in cfg.run_arms())
+    oracle = any(parse_arm(a).strategy == "oracle" for a, _ in cfg.run_arms())
     for c in range(k):
         unseen = max(0, int((test_y == c).sum()) - cfg.test_per_class) + int((held_y == c).sum())
         if unseen + int((train_y == c).sum()) < cfg.head:
@@ -156,7 +156,7 @@ def check_longtail(model, cfg: LongtailSettings) -> None:
 def can_produce(arm: str, shots: int, need: int) -> bool:
     """Whether the arm's strategy can make ``need`` distinct seeds from ``shots`` references (a centroid of a
     subset needs two of them, a geodesic two endpoints); the controls and random seeds always can."""
-    strategy = parse_arm(arm)[0]
+    strategy = parse_arm(arm).strategy
     return strategy in CONTROL_ARMS or (shots >= MIN_REFERENCES[strategy] and max_distinct(strategy, shots) >= need)
 
 
@@ -178,12 +178,12 @@ def generator_train_arms(arms: list, pools: dict, fill: dict) -> tuple[list, lis
     """The arms without ``generator-train`` where a filled class has no image the generator was trained on
     (exposure 0), with a note; else the arms as given, with a note on the classes whose images are repeated to
     the count (the generator saw fewer than the fill)."""
-    if not any(parse_arm(a)[0] == GENERATOR_TRAIN for a, _ in arms):
+    if not any(parse_arm(a).strategy == GENERATOR_TRAIN for a, _ in arms):
         return arms, []
     seen = {c: len(pools[c][1]) for c in fill}
     none = [c for c, n in fill.items() if n > 0 and seen[c] == 0]
     if none:
-        return [(a, c) for a, c in arms if parse_arm(a)[0] != GENERATOR_TRAIN], [
+        return [(a, c) for a, c in arms if parse_arm(a).strategy != GENERATOR_TRAIN], [
             f"Not run: {GENERATOR_TRAIN} (real images the generator was trained on): it saw no image of class(es) "
             f"{', '.join(map(str, none))} (exposure 0)."]
     short = [f"{c}: {seen[c]} for {n}" for c, n in fill.items() if 0 < seen[c] < n]
@@ -245,7 +245,7 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
     model = runner.synthesis_model()
     folder = workdir / f"r{rep.index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
     return synthesize(runner, arm, condition, rep.references, fill, folder,
-                      cfg.steps, seed=rep.seed, prior=resolve_model_prior(prior, runner.model), model=model)
+                      cfg.steps, seed=rep.seed, prior=prior_record(prior, runner.model), model=model)
 
 
 def train_and_test(runner: Runner, cfg: LongtailSettings, xs, ys, treatments, seed: int, data,
@@ -324,7 +324,7 @@ def run_longtail(runner: Runner) -> dict:
             t0 = time.perf_counter()
             added = added_images(runner, cfg, rep, arm, condition, fill, runner.workdir("longtail"))
             timing["synthesis_s"] += time.perf_counter() - t0
-            timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm)[0] not in CONTROL_ARMS else 0
+            timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm).strategy not in CONTROL_ARMS else 0
             for dose in cfg.doses:
                 take = dose_counts(cfg, dose, counts_of, groups)
                 add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})
@@ -500,14 +500,14 @@ def paired_table(cfg: LongtailSettings, results: dict, groups: dict, arms: list)
     """Exploratory (no verdict, no multiplicity correction): per added-data arm, dose and treatment, against the
     real data with the same treatment and against the count-matched oversampling control."""
     rows = []
-    oversample = next((arm_label(a, c) for a, c in arms if parse_arm(a)[0] == "oversample"), None)
+    oversample = next((arm_label(a, c) for a, c in arms if parse_arm(a).strategy == "oversample"), None)
     for arm, condition in arms:
         label = arm_label(arm, condition)
         for dose in cfg.doses:
             for treatment in dose_treatments(cfg, dose):
                 a = (label, dose, treatment)
                 baselines = [(REAL, "none", treatment)]
-                if oversample is not None and label != oversample and parse_arm(arm)[0] != "oracle":
+                if oversample is not None and label != oversample and parse_arm(arm).strategy != "oracle":
                     baselines.append((oversample, dose, treatment))
                 for b in baselines:
                     for g in ("all", "few"):

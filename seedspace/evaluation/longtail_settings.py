@@ -12,9 +12,11 @@ from __future__ import annotations
 import dataclasses
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
-from ..checks import MAX_BATCH_SIZE, check_int
+from ..checks import MAX_BATCH_SIZE, Integer, Items, Number, OneOf, Rule, setting
 from ..methods.augment.settings import INVERSIONS, METHODS, STRATEGIES
+from ..settings import DTYPE, STEPS_OR_DEFAULT, Settings
 
 ORDERS = ("model", "permuted")  # the model's own long-tail order of classes, or a seeded permutation of it
 DOSES = ("tail", "fill")  # +tail_dose per medium / few-shot class; every class filled up to the head count
@@ -45,7 +47,16 @@ def split_condition(arm: str) -> tuple[str, str | None]:
     return body, condition or None
 
 
-def parse_arm(arm: str) -> tuple[str, str | None, str]:
+class Arm(NamedTuple):
+    """An arm's parts (:func:`parse_arm`): the strategy, its geometry (None for controls and ``random``) and the
+    prior tag."""
+
+    strategy: str
+    method: str | None
+    prior: str
+
+
+def parse_arm(arm: str) -> Arm:
     """'paths:nao@chi' -> ('paths', 'nao', 'chi'); 'random' -> ('random', None, 'model'); 'oversample' ->
     ('oversample', None, 'model'); 'seedselect:random' -> ('seedselect', 'random', 'model') (SeedSelect from
     random starts); a '/condition' suffix is ignored here. ValueError for an unknown strategy, geometry, prior tag
@@ -60,7 +71,7 @@ def parse_arm(arm: str) -> tuple[str, str | None, str]:
     if strategy in CONTROL_ARMS + ("random",):
         if method or prior != "model":
             raise ValueError(f"arm {arm!r}: {strategy} takes no geometry or prior")
-        return strategy, None, prior
+        return Arm(strategy, None, prior)
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown arm {arm!r}: a strategy of augment ({', '.join(STRATEGIES)}), optionally "
                          f":geometry and @prior, or one of {', '.join(CONTROL_ARMS)}")
@@ -68,7 +79,7 @@ def parse_arm(arm: str) -> tuple[str, str | None, str]:
     if strategy == "seedselect" and method == RANDOM_START:
         if at:
             raise ValueError(f"arm {arm!r}: SeedSelect from random starts takes no prior")
-        return strategy, method, prior
+        return Arm(strategy, method, prior)
     if method not in METHODS:
         raise ValueError(f"arm {arm!r}: unknown geometry {method!r}; choose one of {', '.join(METHODS)}")
     if strategy in ("paths", "seedselect") and METHODS[method][1] is None:
@@ -76,7 +87,7 @@ def parse_arm(arm: str) -> tuple[str, str | None, str]:
                          f"{', '.join(m for m, (_, i) in METHODS.items() if i)})")
     if prior not in PRIOR_TAGS:
         raise ValueError(f"arm {arm!r}: unknown prior {prior!r}; choose one of {', '.join(PRIOR_TAGS)}")
-    return strategy, method, prior
+    return Arm(strategy, method, prior)
 
 
 def augment_options(arm: str) -> dict:
@@ -103,26 +114,13 @@ def canonical_arm(arm: str) -> str:
     return text if condition is None else f"{text}/{condition}"
 
 
-def check_unique(values, name: str, key=lambda v: v) -> None:
-    """ValueError naming ``name`` when ``values`` is empty or names one value twice (``key``: what counts as the
-    same value)."""
-    if not values:
-        raise ValueError(f"{name}: none given")
-    seen = {}
-    for value in values:
-        if key(value) in seen:
-            same = "" if seen[key(value)] == value else f" (the same as {seen[key(value)]!r})"
-            raise ValueError(f"{name} names {value!r} twice{same}")
-        seen[key(value)] = value
-
-
 def data_arms(arms, conditions) -> list[tuple[str, str | None]]:
     """(arm, condition) pairs the benchmark runs: controls and ``random`` once (``random`` with the label),
     reference-based arms per condition (their own, or each of ``conditions``)."""
     out = []
     for spec in arms:
         arm, condition = split_condition(spec)
-        strategy = parse_arm(arm)[0]
+        strategy = parse_arm(arm).strategy
         if strategy in CONTROL_ARMS:
             out.append((arm, None))
         elif strategy == "random":
@@ -212,8 +210,19 @@ def _resolve_arm(side: str, arms: list, text: str) -> str:
     return matches[0]
 
 
+def _checked_arm(arm, name):
+    canonical_arm(arm)  # parses, or ValueError naming the arm
+    return arm
+
+
+def _checked_text(value, name):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be non-empty texts, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
-class LongtailSettings:
+class LongtailSettings(Settings):
     """What the long-tail benchmark runs.
 
     - ``head``, ``imbalance``: the training set of every replicate is drawn from the model's real images with
@@ -248,51 +257,37 @@ class LongtailSettings:
     - ``seedselect_steps``: SeedSelect steps of the seedselect arms (a few: the NAO paper's pipeline).
     """
 
-    head: int = 100
-    imbalance: float = 20.0
-    order: str = "model"
-    shots: int = 5
-    tail_dose: int = 50
-    arms: tuple = ("oversample", "random", "paths:nao", "paths:nao@chi/unconditional", "paths:slerp/unconditional",
-                   "oracle")
-    conditions: tuple = CONDITIONS
-    doses: tuple = ("fill",)  # the default run fits 90 min on 2 cores; --lt-doses tail,fill adds the tail dose
-    treatments: tuple = TREATMENTS
-    replicates: int = 5
-    test_per_class: int = 300
-    classifier_steps: int = 400
-    batch_size: int = 128
-    width: int = 16
-    plateau_steps: tuple = (100, 200, 400, 800)
-    steps: int | None = 20
-    dtype: str = "auto"
-    contrasts: tuple = ()
-    inversion: str = "fixed-point"
-    seedselect_steps: int = 3
+    field_prefix = "longtail "
+    head: int = setting(100, Integer(1, LONGTAIL_LIMITS["head"]))
+    imbalance: float = setting(20.0, Number(1.0))
+    order: str = setting("model", OneOf(ORDERS))
+    shots: int = setting(5, Integer(1, LONGTAIL_LIMITS["shots"]))
+    tail_dose: int = setting(50, Integer(1, LONGTAIL_LIMITS["tail_dose"]))
+    arms: tuple = setting(("oversample", "random", "paths:nao", "paths:nao@chi/unconditional",
+                           "paths:slerp/unconditional", "oracle"), Items(Rule(_checked_arm), repeats=False, key=canonical_arm))
+    conditions: tuple = setting(CONDITIONS, Items(OneOf(CONDITIONS), repeats=False))
+    # the default run fits 90 min on 2 cores; --lt-doses tail,fill adds the tail dose
+    doses: tuple = setting(("fill",), Items(OneOf(DOSES), repeats=False))
+    treatments: tuple = setting(TREATMENTS, Items(OneOf(TREATMENTS), repeats=False))
+    replicates: int = setting(5, Integer(1, LONGTAIL_LIMITS["replicates"]))
+    test_per_class: int = setting(300, Integer(1, LONGTAIL_LIMITS["test_per_class"]))
+    classifier_steps: int = setting(400, Integer(1, LONGTAIL_LIMITS["classifier_steps"]))
+    batch_size: int = setting(128, Integer(1, LONGTAIL_LIMITS["batch_size"]))
+    width: int = setting(16, Integer(1, LONGTAIL_LIMITS["width"]))
+    plateau_steps: tuple = setting((100, 200, 400, 800), Items(Integer(1, LONGTAIL_LIMITS["classifier_steps"]),
+                                                               repeats=False))
+    steps: int | None = setting(20, STEPS_OR_DEFAULT)
+    dtype: str = setting("auto", DTYPE)
+    contrasts: tuple = setting((), Items(Rule(_checked_text), min_len=0, repeats=False,
+                                         key=lambda c: " ".join(c.split())))
+    inversion: str = setting("fixed-point", OneOf(INVERSIONS))
+    seedselect_steps: int = setting(3, Integer(1, 1000))
 
-    def __post_init__(self):
-        for name, high in LONGTAIL_LIMITS.items():
-            check_int(getattr(self, name), f"longtail {name}", 1, high)
-        if not self.imbalance >= 1:
-            raise ValueError(f"longtail imbalance must be >= 1, got {self.imbalance!r}")
-        if self.inversion not in INVERSIONS:
-            raise ValueError(f"longtail inversion must be one of {', '.join(INVERSIONS)}, got {self.inversion!r}")
-        check_int(self.seedselect_steps, "longtail seedselect_steps", 1, 1000)
-        if self.order not in ORDERS:
-            raise ValueError(f"longtail order must be one of {', '.join(ORDERS)}, got {self.order!r}")
-        for name, allowed in (("doses", DOSES), ("treatments", TREATMENTS), ("conditions", CONDITIONS)):
-            bad = [v for v in getattr(self, name) if v not in allowed]
-            if bad or not getattr(self, name):
-                raise ValueError(f"longtail {name}: unknown {bad or 'none given'}; choose from {', '.join(allowed)}")
+    def check_together(self):
         if "la" in self.treatments and "ce" not in self.treatments:
             raise ValueError("longtail treatment la adjusts the ce models: add ce")
-        check_unique(self.arms, "longtail arms", canonical_arm)
-        for name in ("doses", "treatments", "conditions", "plateau_steps"):
-            check_unique(getattr(self, name), f"longtail {name}")
-        if self.contrasts:
-            check_unique(self.contrasts, "longtail contrasts", lambda c: " ".join(str(c).split()))
         self.declared_contrasts()  # each one parses and names arms that run
-        if self.tail_dose > self.head:
+        if "tail" in self.doses and self.tail_dose > self.head:
             raise ValueError(f"longtail tail_dose ({self.tail_dose}) is more than the head count ({self.head})")
 
     @classmethod
@@ -311,10 +306,10 @@ class LongtailSettings:
         arms = self.run_arms()
         texts = self.contrasts
         if not texts:
-            control = next((split_condition(a)[0] for a in self.arms if parse_arm(a)[0] == "oversample"), REAL)
+            control = next((split_condition(a)[0] for a in self.arms if parse_arm(a).strategy == "oversample"), REAL)
             t = next((t for t in self.treatments if t != "cb"), "cb")
             texts = tuple(f"{a if c is None else f'{a}/{c}'} - {control} @ few, {t}" for a, c in arms
-                          if parse_arm(a)[0] not in CONTROL_ARMS)
+                          if parse_arm(a).strategy not in CONTROL_ARMS)
         return [parse_contrast(t, arms, self.treatments, self.doses) for t in texts]
 
     def counts(self, num_classes: int) -> list[int]:
@@ -325,7 +320,7 @@ class LongtailSettings:
 
 
 @dataclass(frozen=True)
-class FewshotSettings:
+class FewshotSettings(Settings):
     """What the few-shot curve (experiment 7) runs; the profile, the class order, the classifier recipe, the test
     set and the synthesis steps are the long-tail benchmark's (:class:`LongtailSettings`).
 
@@ -338,18 +333,12 @@ class FewshotSettings:
     - ``manifold_k``: neighbours of precision / recall / density / coverage.
     """
 
-    shots: tuple = (1, 2, 5, 10)
-    arms: tuple = ("oversample", "random", "centroid:nao", "paths:nao", "oracle")
-    replicates: int = 3
-    manifold_k: int = 5
-
-    def __post_init__(self):
-        for k in self.shots:
-            check_int(k, "fewshot shots", 1, LONGTAIL_LIMITS["shots"])
-        check_int(self.replicates, "fewshot replicates", 1, LONGTAIL_LIMITS["replicates"])
-        check_int(self.manifold_k, "fewshot manifold_k", 1, 1000)
-        check_unique(self.arms, "fewshot arms", canonical_arm)
-        check_unique(self.shots, "fewshot shots")
+    field_prefix = "fewshot "
+    shots: tuple = setting((1, 2, 5, 10), Items(Integer(1, LONGTAIL_LIMITS["shots"]), repeats=False))
+    arms: tuple = setting(("oversample", "random", "centroid:nao", "paths:nao", "oracle"),
+                          Items(Rule(_checked_arm), repeats=False, key=canonical_arm))
+    replicates: int = setting(3, Integer(1, LONGTAIL_LIMITS["replicates"]))
+    manifold_k: int = setting(5, Integer(1, 1000))
 
     @classmethod
     def quick(cls, **overrides) -> "FewshotSettings":

@@ -17,6 +17,7 @@ from ..backends.base import seeds_from_ints
 from ..backends.loading import load_model, resolve_dtype
 from ..scoring.judge import EvalJudge, load_references, resize_images
 from ..scoring.metrics import bootstrap_ci, group_frechet, group_kid, index_bootstrap_ci, paired_bootstrap_ci
+from ..settings import model_sampling
 from .config import EvalConfig
 
 
@@ -34,8 +35,7 @@ class Runner:
         self._workdir = workdir
         self._synthesis_model = None
         self.log = log or (lambda msg: None)
-        self.steps = int(config.steps or model.default_steps)
-        self.guidance = float(model.default_guidance if config.guidance is None else config.guidance)
+        self.steps, self.guidance = model_sampling(model, config.steps, config.guidance)
         self.inversion_steps = int(config.inversion_steps or self.steps)
         self.d = int(math.prod(model.seed_shape))
         self.num_classes = len(model.class_names)

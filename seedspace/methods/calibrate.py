@@ -34,10 +34,11 @@ from tqdm.auto import tqdm
 
 from .. import outputs
 from .._version import __version__
-from ..checks import MAX_BATCH_SIZE, SEED_INT_LIMIT, check_guidance, check_int, check_number, check_steps
+from ..checks import MAX_BATCH_SIZE, Integer, Items, OneOf, Rule, check_number, setting
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
 from ..runs.provenance import model_record
 from ..scoring.judge import resize_images
+from ..settings import GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
 
 DIRECTIONS = ("random", "inverted", "both")
 SCORES = ("auto", "conf", "accuracy", "features")
@@ -232,8 +233,21 @@ def _summary(values: list[np.ndarray]) -> dict:
     return {"mean": mean, "sem": sem, "n": int(values[0].size)}
 
 
+def _checked_classes(value, name):
+    """Class indices or names (resolved against the model when calibrating): a non-empty list, none twice."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = (value,)
+    return Items(Rule(_class_item), repeats=False)(value, name)
+
+
+def _class_item(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be a class index or name, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
-class CalibrationSettings:
+class CalibrationSettings(Settings):
     """What decides a calibration (recorded in the prior's ``info``), validated when made.
 
     - ``classes``: class indices or names to generate (None: all the model's classes).
@@ -247,30 +261,15 @@ class CalibrationSettings:
     - ``seed``: the integer the random directions and the few-shot order derive from.
     """
 
-    classes: Sequence | None = None
-    directions: str = "both"
-    norms: Sequence[float] | str = DEFAULT_NORMS
-    per_norm: int = DEFAULT_PER_NORM
-    steps: int | None = None
-    guidance: float | None = None
-    score: str = "auto"
-    family: str = "scaled-chi"
-    seed: int = 0
-
-    def __post_init__(self):
-        if self.directions not in DIRECTIONS:
-            raise ValueError(f"unknown directions {self.directions!r}; choose one of {', '.join(DIRECTIONS)}")
-        if self.family not in QUALITY_FAMILIES:
-            raise ValueError(f"unknown prior family {self.family!r}; choose one of {', '.join(QUALITY_FAMILIES)}")
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}; choose one of {', '.join(SCORES)}")
-        object.__setattr__(self, "norms", tuple(parse_norms(self.norms)))
-        check_int(self.per_norm, "per_norm", 1, MAX_PER_NORM)
-        check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
-        if self.steps is not None:
-            check_steps(self.steps, "steps")
-        if self.guidance is not None:
-            check_guidance(self.guidance, "guidance")
+    classes: Sequence | None = setting(None, Rule(_checked_classes, ((), 1.5, (True,), (1, 1)), optional=True))
+    directions: str = setting("both", OneOf(DIRECTIONS))
+    norms: Sequence[float] | str = setting(DEFAULT_NORMS, Rule(lambda v, name: parse_norms(v), ("", (1.0,), "a:b")))
+    per_norm: int = setting(DEFAULT_PER_NORM, Integer(1, MAX_PER_NORM))
+    steps: int | None = setting(None, STEPS_OR_DEFAULT)
+    guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)
+    score: str = setting("auto", OneOf(SCORES))
+    family: str = setting("scaled-chi", OneOf(QUALITY_FAMILIES))
+    seed: int = setting(0, SEED)
 
 
 def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: str | None = None,
@@ -295,8 +294,7 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
     steps, guidance, score, family, seed = settings.steps, settings.guidance, settings.score, settings.family, settings.seed
     score = resolve_score(model, score)
     class_list = resolve_classes(model, classes)
-    steps = int(steps or model.default_steps)
-    guidance = float(model.default_guidance if guidance is None else guidance)
+    steps, guidance = model_sampling(model, steps, guidance)
     say = log or (lambda message: None)
     d = math.prod(model.seed_shape)
 

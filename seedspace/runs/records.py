@@ -8,12 +8,11 @@ import math
 from typing import Callable
 
 from ..checks import (MAX_BATCH_SIZE, MAX_OPT_STEPS, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps,
-                      check_frames, check_guidance, check_int, check_number, check_steps)
+                      check_dtype, check_frames, check_guidance, check_int, check_number, check_steps)
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .frames import EASINGS, FRAME_METHODS
 
 VIDEO_FORMATS = ("mp4", "gif")
-DTYPE_NAMES = ("float32", "float16", "bfloat16")
 
 
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")  # SeedSelect's initialisations
@@ -64,8 +63,7 @@ def _check_common(params: dict) -> None:
     _check_condition(params["condition"])
     check_steps(params["steps"], "'steps'")
     check_guidance(params["guidance"], "'guidance'")
-    if params.get("dtype", "float32") not in DTYPE_NAMES:
-        raise ValueError(f"'dtype' must be one of {', '.join(DTYPE_NAMES)}, got {params.get('dtype')!r}")
+    check_dtype(params.get("dtype", "float32"), "'dtype'", auto=False)
     check_batch_size(params.get("batch_size", 1), "'batch_size'")
     if not isinstance(params.get("compile", False), bool):  # absent: the eager forward
         raise ValueError(f"'compile' must be true or false, got {params.get('compile')!r}")

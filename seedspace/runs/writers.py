@@ -15,12 +15,12 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import outputs
-from ..backends.loading import resolve_model_prior
 from ..backends.sampling import check_scheduler
 from ..conditions import condition_from_record
-from ..geometry import ChiPrior, load_prior, norm_report
+from ..geometry import ChiPrior, norm_report
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed, load_seeds
+from ..settings import model_sampling
 from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
 from .record import RunRecord
@@ -34,11 +34,12 @@ KS_ALPHA = 0.01  # entries failing a KS test against N(0, 1) at this level are f
 def run_parameters(model, ref: str, condition_record: dict, steps: int | None, guidance: float | None,
                    dtype: str, batch_size: int, scheduler: str | None = None) -> dict:
     """The parameters every generating run records (None: the model's default steps, guidance, sampler)."""
+    steps, guidance = model_sampling(model, steps, guidance)
     return {
         "model": model_record(model, ref),
         "condition": condition_record,
-        "steps": int(steps or model.default_steps),
-        "guidance": float(model.default_guidance if guidance is None else guidance),
+        "steps": steps,
+        "guidance": guidance,
         "dtype": dtype,
         "batch_size": int(batch_size),
         "scheduler": check_scheduler(scheduler, model.prediction_type, model.name),
@@ -53,15 +54,6 @@ def size_record(model) -> dict:
     if not hasattr(model, "set_size"):
         return {}
     return {"height": int(model.height), "width": int(model.width)}
-
-
-def prior_record(prior, model) -> dict:
-    """``{"prior": record}`` for a prior other than chi (a name, file, record or prior object; 'model': the
-    model's own, chi where it has none); absent for chi, so that records made before priors existed stay valid."""
-    prior = resolve_model_prior(prior, model)
-    if prior is None or isinstance(prior, str) and prior == "chi":
-        return {}
-    return {"prior": load_prior(prior, math.prod(model.seed_shape)).to_record()}
 
 
 def check_methods(names, allowed, what="method") -> list[str]:

@@ -15,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import os
 import shutil
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from safetensors.torch import save_file
 
 from ..checks import check_int
 from ..hardware import torch_threads
+from ..settings import check_unchanged
 from ..outputs import atomic_path, follow_umask, read_json_object, write_json, write_text
 from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_count, long_tail_indices, to_model_space,
                    write_split, SPLIT_FILES)
@@ -40,7 +40,7 @@ def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
     """The recipe and the data path (absolute; None: Fashion-MNIST) of the training in ``out``; ValueError when
     ``out`` holds no testbed training."""
     record = _read_record(Path(out))
-    return TestbedRecipe(**record["recipe"]), record["data"].get("path", record["data"]["given"])
+    return TestbedRecipe.from_record(record["recipe"]), record["data"].get("path", record["data"]["given"])
 
 
 def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
@@ -61,12 +61,10 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
     record = None
     if resume:
         record = _read_record(out)
-        recorded = TestbedRecipe(**record["recipe"])
+        recorded = TestbedRecipe.from_record(record["recipe"])
         if recipe.threads is None:  # unset: the recorded count
             recipe = dataclasses.replace(recipe, threads=recorded.threads)
-        if recorded != recipe:
-            key = next(f.name for f in dataclasses.fields(recipe) if getattr(recipe, f.name) != getattr(recorded, f.name))
-            raise ValueError(f"cannot resume {out}: {key} was {getattr(recorded, key)!r}, now {getattr(recipe, key)!r}")
+        check_unchanged(recorded.to_record(), recipe.to_record(), out)
     elif out.exists() or out.is_symlink():
         raise FileExistsError(f"output folder {out} already exists; pass --resume to continue its training, or "
                               "choose another --out")
@@ -90,7 +88,7 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
     fresh = record is None
     if fresh:
         out.mkdir(parents=True)
-        record = {"format": "seedspace-testbed-training", "status": "running", "recipe": asdict(recipe),
+        record = {"format": "seedspace-testbed-training", "status": "running", "recipe": recipe.to_record(),
                   "data": {"given": None if data is None else str(data),
                            "path": None if data is None else str(Path(data).expanduser().resolve()),
                            "source": dataset.source,
@@ -307,7 +305,7 @@ def model_card(info: dict, record: dict) -> str:
     parts = [f"`{k}.safetensors`" for k in ("judge", "encoder") if info["parts"][k]]
     skipped = [f"--skip-{k}" for k in ("judge", "encoder") if not info["parts"][k]]
     command = " ".join(["seedspace testbed train"] + (["--data", str(record["data"]["given"])] if record["data"]["given"]
-                                                      else []) + TestbedRecipe(**record["recipe"]).command_options())
+                                                      else []) + TestbedRecipe.from_record(record["recipe"]).command_options())
     d = info["diffusion_training"]
     results = [f"diffusion: {d['steps']} steps, final loss {d['final_loss']:.4f}, {d['seconds']:.0f} s"
                if d["final_loss"] is not None else f"diffusion: {d['steps']} steps"]
@@ -372,7 +370,7 @@ def _read_record(out: Path) -> dict:
             "given" not in record["data"]:
         raise ValueError(f"cannot resume {out}: its {RECORD} is malformed ('recipe' and 'data' must be objects)")
     try:
-        TestbedRecipe(**record["recipe"])
+        TestbedRecipe.from_record(record["recipe"])
     except (TypeError, ValueError) as exc:
         raise ValueError(f"cannot resume {out}: its {RECORD} holds no valid recipe ({exc})") from None
     return record

@@ -5,8 +5,9 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import GUIDANCE_RANGE, MAX_STEPS, MAX_THREADS, SEED_INT_LIMIT, check_int, check_number
+from ..checks import GUIDANCE_RANGE, MAX_STEPS, Flag, Integer, Items, Number, OneOf, Rule, check_int, setting
 from ..hardware import cpu_has_native_bf16
+from ..settings import SEED, THREADS_OR_CURRENT, Settings
 
 OBJECTIVES = ("epsilon", "flow")
 UNET_CHANNELS = (32, 64, 64)
@@ -44,8 +45,14 @@ def exposure_text(exposure) -> str:
     return str(exposure)
 
 
+def _checked_name(value, name):
+    if not isinstance(value, str) or not value.strip() or any(ord(c) < 32 for c in value):
+        raise ValueError(f"{name} must be a non-empty line of text, got {value!r}")
+    return value
+
+
 @dataclass(frozen=True)
-class TestbedRecipe:
+class TestbedRecipe(Settings):
     """Everything that decides the bytes of a trained testbed (a resumed training must use the same), the thread
     count included: CPU kernels split their sums by thread, so it can change the last bit of the weights.
 
@@ -63,60 +70,36 @@ class TestbedRecipe:
     """
 
     __test__ = False  # not a pytest class
-    steps: int = 4000
-    batch_size: int = 128
-    lr: float = 1e-3
-    imbalance: float = 100.0
-    seed: int = 0
-    fewshot: int = 100
-    test_references: int = 100
-    image_size: int = 32
-    channels: tuple[int, ...] = UNET_CHANNELS
-    judge: bool = True
-    encoder: bool = True
-    classifier_epochs: int = 4
-    ema_decay: float = 0.999
-    cond_drop: float = 0.1
-    bf16: bool | None = None  # bf16 autocast; None: where the CPU computes bf16 natively (hardware.py)
-    default_steps: int = 50
-    default_guidance: float = 2.0
-    name: str | None = None
-    objective: str = "epsilon"
-    calibrate: bool = True  # the finished model's norm prior written into the folder (prior.json)
-    threads: int | None = None  # torch CPU threads every stage computes with (None: this process's count, recorded)
-    exposure: int | str | tuple | None = None  # images of each exposure-limited class the diffusion model sees
+    steps: int = setting(4000, Integer(1))
+    batch_size: int = setting(128, Integer(1, 65536))
+    lr: float = setting(1e-3, Number(0.0, 1.0, low_open=True))
+    imbalance: float = setting(100.0, Number(1.0))
+    seed: int = setting(0, SEED)
+    fewshot: int = setting(100, Integer(1))
+    test_references: int = setting(100, Integer(1))
+    image_size: int = setting(32, OneOf(IMAGE_SIZES))
+    channels: tuple[int, ...] = setting(UNET_CHANNELS, Items(Integer(4), min_len=1, max_len=4))
+    judge: bool = setting(True, Flag())
+    encoder: bool = setting(True, Flag())
+    classifier_epochs: int = setting(4, Integer(1))
+    ema_decay: float = setting(0.999, Number(0.0, 1.0))
+    cond_drop: float = setting(0.1, Number(0.0, 1.0, low_open=True))
+    # bf16 autocast; None: where the CPU computes bf16 natively (hardware.py)
+    bf16: bool | None = setting(None, Rule(lambda v, name: Flag()(cpu_has_native_bf16() if v is None else v, name),
+                                           ("yes", 1)))
+    default_steps: int = setting(50, Integer(1, MAX_STEPS))
+    default_guidance: float = setting(2.0, Number(*GUIDANCE_RANGE))
+    name: str | None = setting(None, Rule(_checked_name, ("", "a\nb", 3), optional=True))
+    objective: str = setting("epsilon", OneOf(OBJECTIVES))
+    calibrate: bool = setting(True, Flag())  # the finished model's norm prior written into the folder (prior.json)
+    # torch CPU threads every stage computes with (None: this process's count, recorded)
+    threads: int | None = setting(None, THREADS_OR_CURRENT)
+    # images of each exposure-limited class the diffusion model sees
+    exposure: int | str | tuple | None = setting(None, Rule(lambda v, name: _checked_exposure(v), (-1, "half", ()),
+                                                            optional=True))
 
-    def __post_init__(self):
-        object.__setattr__(self, "channels", tuple(self.channels))
-        object.__setattr__(self, "exposure", _checked_exposure(self.exposure))
-        if self.bf16 is None:
-            object.__setattr__(self, "bf16", cpu_has_native_bf16())
-        if not isinstance(self.bf16, bool):
-            raise ValueError(f"bf16 must be True, False or None (auto), got {self.bf16!r}")
-        check_int(self.steps, "steps", 1)
-        check_int(self.batch_size, "batch_size", 1, 65536)
-        check_number(self.lr, "lr", 0.0, 1.0, low_open=True)
-        check_number(self.imbalance, "imbalance", 1.0)
-        check_int(self.seed, "seed", 0, SEED_INT_LIMIT - 1)
-        if self.threads is not None:
-            check_int(self.threads, "threads", 1, MAX_THREADS)
-        for flag in ("judge", "encoder", "calibrate"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ValueError(f"{flag} must be true or false, got {getattr(self, flag)!r}")
-        check_int(self.fewshot, "fewshot", 1)
-        check_int(self.test_references, "test_references", 1)
-        check_int(self.classifier_epochs, "classifier_epochs", 1)
-        check_number(self.ema_decay, "ema_decay", 0.0, 1.0)
-        check_number(self.cond_drop, "cond_drop", 0.0, 1.0, low_open=True)
-        check_int(self.default_steps, "default_steps", 1, MAX_STEPS)
-        check_number(self.default_guidance, "default_guidance", *GUIDANCE_RANGE)
-        if self.name is not None and (not str(self.name).strip() or any(ord(c) < 32 for c in str(self.name))):
-            raise ValueError(f"name must be a non-empty line of text, got {self.name!r}")
-        if self.objective not in OBJECTIVES:
-            raise ValueError(f"objective must be one of {', '.join(OBJECTIVES)}, got {self.objective!r}")
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(f"image_size must be one of {', '.join(map(str, IMAGE_SIZES))}, got {self.image_size}")
-        if not 1 <= len(self.channels) <= 4 or any(c < 4 or c % 4 for c in self.channels):
+    def check_together(self):
+        if any(c % 4 for c in self.channels):
             raise ValueError(f"channels must be 1 to 4 multiples of 4 (e.g. 32,64,64), got {self.channels}")
         if self.image_size % 2 ** (len(self.channels) - 1):
             raise ValueError(f"image_size {self.image_size} cannot be halved {len(self.channels) - 1} times "

@@ -18,13 +18,15 @@ from typing import Callable
 
 from .. import outputs
 from ..backends.loading import dtype_name
-from ..checks import check_guidance, check_int, check_number, check_steps
+from ..checks import check_fps, check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
 from ..runs import open_run
 from ..runs.frames import EASINGS, FRAME_METHODS, plan_frames
 from ..runs.provenance import model_record
-from ..runs.writers import check_methods, prior_record, run_parameters, write_frame_run, write_norms_run
+from ..backends.run_prior import prior_record
+from ..runs.writers import check_methods, run_parameters, write_frame_run, write_norms_run
+from ..settings import model_sampling
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
 from .inputs import one_item, typed_items, upload_items
@@ -69,7 +71,8 @@ class Explorer:
     prior: object = None
 
     def __post_init__(self):
-        self.prior_record = prior_record(self.prior, self.model)  # checked once
+        record = prior_record(self.prior, self.model)  # checked once
+        self.prior_record = {} if record is None else {"prior": record}
 
     @property
     def dtype(self) -> str:
@@ -130,7 +133,7 @@ class Explorer:
         check_int(frames, "frames per segment", 2, MAX_PAGE_FRAMES)
         if easing not in EASINGS:
             raise ValueError(f"easing must be one of {', '.join(EASINGS)}, got {easing!r}")
-        check_number(fps, "fps", 1.0, 60.0)
+        check_fps(fps)
         items = self._inputs(uploads, keyframes, "keyframes")
         params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
                   "frames": str(int(frames)), "loop": bool(loop), "easing": easing,
@@ -173,7 +176,7 @@ class Explorer:
         return resolve_condition(self.model, class_value or None, prompt)[1]
 
     def _steps(self, steps) -> int:
-        return check_steps(int(steps), "steps") if steps not in (None, "") else int(self.model.default_steps)
+        return model_sampling(self.model, None if steps in (None, "") else check_steps(int(steps), "steps"), None)[0]
 
     def _sampling(self, class_value, prompt, steps, guidance) -> dict:
         """The sampling parameters (and the prior) the command line records, from the page's fields."""

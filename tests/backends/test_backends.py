@@ -237,7 +237,7 @@ def test_a_model_folder_carries_its_prior(tiny_testbed_dir, tmp_path):
     wrong-dimension prior file is an error naming the file, never a silent chi."""
     import shutil
 
-    from seedspace.backends.loading import model_prior
+    from seedspace.backends.run_prior import model_prior
     from seedspace.geometry import ChiPrior
 
     shipped = ss.load_model("testbed")

@@ -210,3 +210,18 @@ def test_seedselect_refuses_a_misfit_model_prior_in_one_line(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and "the model's prior was calibrated at 50 ddim steps, this run uses 10 ddim steps" in line
     assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize("command", [["interpolate", "--seeds", "1,2", "--frames", "2"],
+                                     ["cluster", "--seeds", "1,2,3", "--k", "2"]])
+def test_every_command_records_a_prior_one_way(tmp_path, tiny_testbed_dir, command):
+    """chi(d) is left out of run.json (records made before priors existed stay valid); another prior is its record."""
+    def recorded(prior):
+        out = tmp_path / prior.replace(":", "-")
+        argv = [command[0], "--model", str(tiny_testbed_dir), "--steps", "2", "--prior", prior,
+                *command[1:], "--out", str(out), "--quiet"]
+        assert main(argv) == 0
+        return json.loads((out / "run.json").read_text())["parameters"]
+
+    assert "prior" not in recorded("chi")
+    assert recorded("scaled-chi:0.9")["prior"] == {"family": "scaled-chi", "d": 64, "scale": 0.9}

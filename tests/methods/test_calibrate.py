@@ -110,7 +110,7 @@ def test_calibrate_bad_input(model, tiny_testbed_dir, tmp_path):
     for kwargs, message in [({"directions": "sideways"}, "unknown directions"), ({"norms": []}, "no norms"),
                             ({"norms": (0.9, float("nan"))}, "finite"), ({"per_norm": 0}, "per_norm"),
                             ({"score": "fid"}, "unknown score"), ({"classes": ["unconditional"]}, "null"),
-                            ({"classes": ["sweater"]}, "unknown class"), ({"family": "gamma"}, "unknown prior family")]:
+                            ({"classes": ["sweater"]}, "unknown class"), ({"family": "gamma"}, "unknown family .gamma.")]:
         with pytest.raises(ValueError, match=message):
             ss.calibrate(model, **{"norms": (0.9, 1.0), "per_norm": 1, "steps": 1, **kwargs})
     bare = tmp_path / "bare"  # no judge, no encoder, no few-shot images

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
-from pathlib import Path
 
-from ...backends.loading import resolve_model_prior
-from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, MAX_THREADS, check_batch_size, check_guidance, check_int, check_steps
-from ...geometry import NormPrior, load_prior
+from ...backends.run_prior import prior_record
+from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, Integer, OneOf, setting
+from ...settings import BATCH_SIZE, DTYPE, GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, THREADS_OR_CURRENT
+from ...settings import Settings, model_sampling
 
 STRATEGIES = ("random", "centroid", "clusters", "paths", "seedselect")
 CONDITIONS = ("class", "unconditional")
@@ -32,7 +30,7 @@ INVERSIONS = ("ddim", "fixed-point")
 
 
 @dataclass(frozen=True)
-class AugmentSettings:
+class AugmentSettings(Settings):
     """What decides the bytes of an augmented data set (a resumed run must use the same).
 
     - ``per_class``: images per class (N).
@@ -67,80 +65,38 @@ class AugmentSettings:
       spherical centroids sit at its mode; lerp, slerp and cog ignore it.
     """
 
-    per_class: int
-    strategy: str = "paths"
-    method: str = "nao"
-    condition: str = "class"
-    seed: int = 0
-    steps: int | None = None
-    guidance: float | None = None
-    inversion_steps: int | None = None
-    seedselect_steps: int = 3
-    seedselect_start: str = "paths"
-    inversion: str = "ddim"
-    shard_size: int = 64
-    batch_size: int = 16
-    dtype: str = "auto"
-    prior: object = None
-    clusters: int | None = None
-    threads: int | None = None
+    per_class: int = setting(rule=Integer(1, MAX_PER_CLASS))
+    strategy: str = setting("paths", OneOf(STRATEGIES))
+    method: str = setting("nao", OneOf(tuple(METHODS)))
+    condition: str = setting("class", OneOf(CONDITIONS))
+    seed: int = setting(0, SEED)
+    steps: int | None = setting(None, STEPS_OR_DEFAULT)
+    guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)
+    inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)
+    seedselect_steps: int = setting(3, Integer(1, MAX_OPT_STEPS))
+    seedselect_start: str = setting("paths", OneOf(SEEDSELECT_STARTS))
+    inversion: str = setting("ddim", OneOf(INVERSIONS))
+    shard_size: int = setting(64, Integer(1))
+    batch_size: int = setting(16, BATCH_SIZE)
+    dtype: str = setting("auto", DTYPE)
+    prior: object = setting(None, PRIOR_SPEC)
+    clusters: int | None = setting(None, Integer(1, optional=True))
+    threads: int | None = setting(None, THREADS_OR_CURRENT)
 
-    def __post_init__(self):
-        def positive(name):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
-
-        # the checks every generating command makes (interpolate's), here before any folder exists
-        check_int(self.per_class, "per_class", 1, MAX_PER_CLASS)
-        positive("shard_size")
-        check_batch_size(self.batch_size)
+    def check_together(self):
         if self.shard_size % self.batch_size:
             raise ValueError(f"shard_size must be a multiple of batch_size, got {self.shard_size} and {self.batch_size}")
-        if self.threads is not None:
-            check_int(self.threads, "threads", 1, MAX_THREADS)
-        for name in ("steps", "inversion_steps"):
-            if getattr(self, name) is not None:
-                check_steps(getattr(self, name), name)
-        if self.guidance is not None:
-            check_guidance(self.guidance)
-        if self.strategy not in STRATEGIES:
-            raise ValueError(f"unknown strategy {self.strategy!r}; choose one of {', '.join(STRATEGIES)}")
-        if self.method not in METHODS:
-            raise ValueError(f"unknown method {self.method!r}; choose one of {', '.join(METHODS)}")
         if self.strategy in ("paths", "seedselect") and METHODS[self.method][1] is None:
             usable = ", ".join(m for m, (_, i) in METHODS.items() if i)
             raise ValueError(f"method {self.method!r} is a centroid only; --strategy {self.strategy} interpolates: "
                              f"choose one of {usable}")
-        if self.condition not in CONDITIONS:
-            raise ValueError(f"unknown condition {self.condition!r}; choose one of {', '.join(CONDITIONS)}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed < 2 ** 63:
-            raise ValueError(f"seed must be an integer in [0, 2^63), got {self.seed!r}")
-        if self.strategy == "seedselect":
-            check_int(self.seedselect_steps, "seedselect_steps", 1, MAX_OPT_STEPS)
-        if self.seedselect_start not in SEEDSELECT_STARTS:
-            raise ValueError(f"unknown seedselect_start {self.seedselect_start!r}; choose one of "
-                             f"{', '.join(SEEDSELECT_STARTS)}")
         if self.seedselect_start != "paths" and self.strategy != "seedselect":
             raise ValueError(f"seedselect_start applies to the seedselect strategy only, not {self.strategy!r}")
-        if self.inversion not in INVERSIONS:
-            raise ValueError(f"unknown inversion {self.inversion!r}; choose one of {', '.join(INVERSIONS)}")
         if self.inversion == "fixed-point" and self.inversion_steps is not None and self.inversion_steps != self.steps:
             raise ValueError(f"inversion_steps ({self.inversion_steps}) differs from steps ({self.steps}): the "
                              "fixed-point inversion inverts the sampler at its own steps; leave inversion_steps out")
-        if self.clusters is not None:
-            if self.strategy != "clusters":
-                raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
-            positive("clusters")
-        if self.dtype not in ("auto", "float32", "float16", "bfloat16"):
-            raise ValueError(f"dtype must be auto, float32, float16 or bfloat16, got {self.dtype!r}")
-        if isinstance(self.prior, NormPrior):
-            object.__setattr__(self, "prior", self.prior.to_record())
-        elif isinstance(self.prior, Path):
-            object.__setattr__(self, "prior", str(self.prior))
-        elif self.prior is not None and not isinstance(self.prior, (str, dict)):
-            raise ValueError(f"prior must be 'chi', 'scaled-chi:S', a prior file, a record or a prior, got "
-                             f"{self.prior!r}")
+        if self.clusters is not None and self.strategy != "clusters":
+            raise ValueError(f"clusters applies to the clusters strategy only, not {self.strategy!r}")
 
     @property
     def centroid_method(self) -> str:
@@ -159,15 +115,7 @@ class AugmentSettings:
         and the prior as its record for the model's seed dimension (None for chi(d)): what run.json records."""
         import torch  # settings are plain data until resolved against a loaded model
 
-        steps = int(self.steps or model.default_steps)
-        prior = resolve_model_prior(self.prior, model)
-        if prior is not None:
-            prior = load_prior(prior, math.prod(model.seed_shape)).to_record()
-            prior = None if prior == {"family": "chi", "d": prior["d"]} else prior
-        return dataclasses.replace(
-            self, steps=steps, inversion_steps=steps if self.inversion == "fixed-point" else int(self.inversion_steps or steps),
-            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior,
-            threads=self.threads or torch.get_num_threads())
-
-    def to_record(self) -> dict:
-        return dataclasses.asdict(self)
+        steps, guidance = model_sampling(model, self.steps, self.guidance)
+        return self.replace(
+            steps=steps, inversion_steps=steps if self.inversion == "fixed-point" else int(self.inversion_steps or steps),
+            guidance=guidance, prior=prior_record(self.prior, model), threads=self.threads or torch.get_num_threads())

@@ -35,6 +35,7 @@ import torch
 from scipy.stats import qmc
 
 from ... import geometry
+from ...checks import SEED_INT_LIMIT
 from ...backends.base import seeds_from_ints
 
 SOBOL_MAX_DIMENSIONS = 21201  # scipy's direction numbers
@@ -109,7 +110,7 @@ def plan_recipe(strategy: str, n: int, k: int, rng: np.random.Generator, *, inve
     if strategy == "seedselect" and start == "centroid":
         return _centroid_neighbourhood(n, k, rng)
     if strategy == "random" or (strategy == "seedselect" and start == "random"):
-        return {"int": rng.choice(2 ** 63 - 1, size=n, replace=False).astype(np.int64)}
+        return {"int": rng.choice(SEED_INT_LIMIT - 1, size=n, replace=False).astype(np.int64)}
     if strategy == "centroid":
         return {"subset": _subsets(n, k, rng)}
     if strategy == "clusters":

@@ -13,6 +13,7 @@ import numpy as np
 
 from ... import outputs
 from ...runs import RunRecord, read_record
+from ...settings import check_unchanged
 from .planning import ClassPlan, Plan, Shard, ShardWork
 from .settings import AugmentSettings
 
@@ -116,11 +117,7 @@ def check_resumable(old: dict, out: Path, parameters: dict) -> None:
     """ValueError naming the first setting, class or model that differs from the saved run's (``old``, its
     run.json). Settings added after a run was made (absent from its record) are not compared."""
     saved = old["parameters"]
-    for key, value in parameters["settings"].items():
-        if key in NEWER_SETTINGS and key not in saved["settings"]:
-            continue
-        if saved["settings"].get(key) != value:
-            raise ValueError(f"cannot resume {out}: {key} was {saved['settings'].get(key)!r}, now {value!r}")
+    check_unchanged(saved["settings"], parameters["settings"], out, newer=NEWER_SETTINGS)
     for key in ("id", "name", "seed_shape"):
         if not isinstance(saved.get("model"), dict) or saved["model"].get(key) != parameters["model"][key]:
             raise ValueError(f"cannot resume {out}: the model differs ({key} was "

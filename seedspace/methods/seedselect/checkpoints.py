@@ -14,6 +14,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from ...outputs import atomic_path, canonical_json, read_json_object, save_png, to_uint8, write_text
+from ...settings import check_unchanged
 
 FORMAT = "seedspace-seedselect/1"
 TIMING_KEYS = ("seconds", "elapsed")  # the wall-clock entries of a step record, kept out of history.json
@@ -93,12 +94,7 @@ def open_run_dir(out: Path, config: dict, resume: bool, overwrite: bool) -> tupl
             not all(isinstance(h, dict) and isinstance(h.get("step"), int) for h in payload.get("history", [])):
         raise ValueError(f"{out / 'history.json'} is not a SeedSelect history (config and step records)")
     old = payload.get("config", {})
-    for key in CONFIG_KEYS_MUST_MATCH:
-        if key in old and old[key] != config[key]:
-            raise ValueError(f"cannot resume {out}: {key} was {old[key]!r}, now {config[key]!r}")
-    if old.get("prior") != config.get("prior"):  # absent: chi(d)
-        raise ValueError(f"cannot resume {out}: the prior was {old.get('prior') or 'chi'}, now "
-                         f"{config.get('prior') or 'chi'}")
+    check_unchanged(old, config, out, keys=(*CONFIG_KEYS_MUST_MATCH, "prior"), newer=CONFIG_KEYS_MUST_MATCH)
     if not math.isclose(old.get("target_checksum", config["target_checksum"]), config["target_checksum"], rel_tol=1e-4):
         raise ValueError(f"cannot resume {out}: the reference images differ from the saved run's")
     saved = dict(load_step(out, last), config=old)

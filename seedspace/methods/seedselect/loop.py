@@ -188,4 +188,4 @@ def _config(model, settings: SeedSelectSettings, conditions: list, n: int, sets:
             "target_checksum": target.checksum(), "format": FORMAT,
             # the default sampler and prior are left out so that runs recorded before they existed still resume
             **({"scheduler": settings.scheduler} if settings.scheduler not in (None, "ddim") else {}),
-            **({"prior": settings.prior.to_record()} if settings.prior is not None else {})}
+            **({"prior": settings.prior} if settings.prior is not None else {})}

@@ -2,23 +2,50 @@
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence, Union
 
 import torch
 
-from ...backends.loading import resolve_model_prior
-from ...geometry import NormPrior, load_prior
+from ...backends.run_prior import prior_record
+from ...checks import MAX_FRAMES, MAX_OPT_STEPS, MAX_SEEDS, Integer, Items, Number, Rule, setting
 from ...runs.records import INIT_METHODS
+from ...settings import GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
 
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
 
 
+def _checked_init(value, name):
+    if isinstance(value, torch.Tensor):
+        return value
+    if not isinstance(value, str) or value not in INIT_METHODS:
+        raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(INIT_METHODS)} or pass a seed tensor")
+    return value
+
+
+def _checked_scheduler(value, name):
+    """A sampler name (checked against the model's samplers when the run starts) or None (the model's default)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a sampler name such as 'ddim', got {value!r}")
+    return value
+
+
+def _checked_step_weights(value, name):
+    weights = Items(Number(0.0))(value, name)
+    if sum(weights) <= 0:
+        raise ValueError(f"{name} must be non-negative with a positive sum, got {value}")
+    return weights
+
+
+def _checked_seeds(value, name):
+    """One seed integer, or a list of them (one per reference set)."""
+    if isinstance(value, (list, tuple)):
+        return Items(SEED)(value, name)
+    return SEED(value, name)
+
+
 @dataclass(frozen=True)
-class SeedSelectSettings:
+class SeedSelectSettings(Settings):
     """How SeedSelect runs; the defaults are the published ones.
 
     - ``init``: 'random' | 'nao-centroid' | 'nao-paths' | 'cog-centroid' | a seed tensor (see
@@ -39,56 +66,32 @@ class SeedSelectSettings:
     - ``path_points``: points per NAO path for 'nao-paths' (endpoints excluded from the candidates).
     - ``prior``: the norm prior of the NAO centroid and paths of 'nao-centroid' / 'nao-paths' (None: chi(d), the
       paper's; anything :func:`seedspace.geometry.load_prior` takes: 'scaled-chi:S', a prior file such as
-      ``seedspace calibrate`` writes, a record, a prior object); :meth:`for_model` resolves it to a prior object.
+      ``seedspace calibrate`` writes, a record, a prior object); :meth:`for_model` resolves it to the prior's record.
     """
 
-    init: Union[str, torch.Tensor] = "nao-centroid"
-    steps: int = 30
-    lr: float = 0.1
-    lr_decay: float = 0.1
-    lr_decay_after: int = 3
-    weight_decay: float = 0.01
-    semantic_weight: float = 10.0
-    appearance_weight: float = 1.0
-    step_weights: Sequence[float] = SEMANTIC_STEP_WEIGHTS
-    sampler_steps: int | None = None
-    guidance: float | None = None
-    scheduler: str | None = None
-    num_seeds: int = 1
-    seed: Union[int, Sequence[int]] = 0
-    inversion_steps: int | None = None
-    path_points: int = 7
-    prior: object = None
-
-    def __post_init__(self):
-        if isinstance(self.init, str) and self.init not in INIT_METHODS:
-            raise ValueError(f"unknown init {self.init!r}; choose one of {', '.join(INIT_METHODS)} or pass a seed "
-                             "tensor")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            raise ValueError(f"steps must be a non-negative integer, got {self.steps!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
-            raise ValueError(f"lr must be a positive number, got {self.lr!r}")
-        if self.num_seeds < 1:
-            raise ValueError(f"num_seeds must be >= 1, got {self.num_seeds}")
-        weights = tuple(self.step_weights)
-        if len(weights) < 1 or any(w < 0 for w in weights) or sum(weights) <= 0:
-            raise ValueError(f"step_weights must be non-negative with a positive sum, got {self.step_weights}")
-        object.__setattr__(self, "step_weights", weights)
-        if self.prior is not None and not isinstance(self.prior, (str, Path, dict, NormPrior)):
-            raise ValueError(f"prior must be 'chi', 'scaled-chi:S', a prior file, a record or a prior, got "
-                             f"{self.prior!r}")
+    init: Union[str, torch.Tensor] = setting("nao-centroid", Rule(_checked_init, ("no-such-init", 3)))
+    steps: int = setting(30, Integer(0, MAX_OPT_STEPS))
+    lr: float = setting(0.1, Number(0.0, low_open=True))
+    lr_decay: float = setting(0.1, Number(0.0))
+    lr_decay_after: int = setting(3, Integer(0))
+    weight_decay: float = setting(0.01, Number(0.0))
+    semantic_weight: float = setting(10.0, Number(0.0))
+    appearance_weight: float = setting(1.0, Number(0.0))
+    step_weights: Sequence[float] = setting(SEMANTIC_STEP_WEIGHTS, Rule(_checked_step_weights, ((), (-1.0,), (0.0,))))
+    sampler_steps: int | None = setting(None, STEPS_OR_DEFAULT)
+    guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)
+    scheduler: str | None = setting(None, Rule(_checked_scheduler, (3, ""), optional=True))
+    num_seeds: int = setting(1, Integer(1, MAX_SEEDS))
+    seed: Union[int, Sequence[int]] = setting(0, Rule(_checked_seeds, (-1, "1", (1, -1))))
+    inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)
+    path_points: int = setting(7, Integer(2, MAX_FRAMES))
+    prior: object = setting(None, PRIOR_SPEC)
 
     def for_model(self, model) -> "SeedSelectSettings":
         """These settings with the model's defaults filled in for ``sampler_steps`` and ``guidance``, and ``prior``
-        as a prior object for the model's seed dimension (None, and chi(d) itself, become None)."""
-        prior = resolve_model_prior(self.prior, model)
-        if prior is not None:
-            prior = load_prior(prior, math.prod(model.seed_shape))
-            if prior.to_record() == {"family": "chi", "d": prior.d}:
-                prior = None  # chi(d), the default
-        return dataclasses.replace(
-            self, sampler_steps=int(self.sampler_steps or model.default_steps),
-            guidance=float(model.default_guidance if self.guidance is None else self.guidance), prior=prior)
+        as its record for the model's seed dimension (None, and chi(d) itself, become None)."""
+        steps, guidance = model_sampling(model, self.sampler_steps, self.guidance)
+        return self.replace(sampler_steps=steps, guidance=guidance, prior=prior_record(self.prior, model))
 
     def lr_at(self, step: int) -> float:
         """The learning rate of the update after ``step``: lr, times lr_decay once step >= lr_decay_after."""
