@@ -30,7 +30,7 @@ if [[ "${RARE_STUDY_TINY:-0}" == 1 ]]; then
                 --test-references 12 --imbalance 4 --skip-encoder --skip-calibrate --threads 1)
   ARMS=oversample,random,paths:nao,seedselect:nao,seedselect:random,generator-train,oracle
   FASHION_ARMS=$ARMS
-  BENCH=(--quick --lt-test-per-class 4 --lt-head 8 --lt-seedselect-steps 1)
+  BENCH=(--quick --lt-test-per-class 4 --lt-seedselect-steps 1)
   EXPOSURES=(0); SETS=(tail); SHOTS=(2); FASHION=()
 else
   DIGITS_TRAIN=(--image-size 16 --imbalance 1 --fewshot 8 --test-references 100 --steps 3000 --threads 2)
@@ -39,9 +39,11 @@ else
   # seeds; generator-train: as many real images the generator was trained on (skipped with a note at exposure 0)
   ARMS=oversample,random,paths:nao,paths:slerp,centroid:nao,seedselect:nao,seedselect:random,generator-train,oracle
   FASHION_ARMS=$ARMS
-  BENCH=(--lt-test-per-class 40 --lt-head 60 --lt-replicates 10 --threads 2 --lt-conditions class,unconditional)
+  BENCH=(--lt-test-per-class 40 --lt-replicates 10 --threads 2)
   EXPOSURES=(0 5 20 full); SETS=(tail permuted); SHOTS=(2 5 10); FASHION=(0 5)
 fi
+# the head count (every class filled up to it): the synthesis cost grows with it; RARE_HEAD overrides
+HEAD=${RARE_HEAD:-$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 60)}
 # a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
 # is added by running again without them (finished steps are skipped); RARE_ARMS / RARE_FASHION_ARMS: other arm
 # lists (a finished benchmark is not rerun with new arms: remove its folder for that)
@@ -76,8 +78,29 @@ exposure_of() {  # exposure_of SET E: the --exposure value of a class set and an
   if [[ $1 == tail ]]; then echo "$2"; else echo "1=$2,4=$2,7=$2"; fi
 }
 
+contrasts_of() {  # contrasts_of ARMS CONDITIONS: the declared contrasts (Holm-adjusted together), on the few-shot
+  # classes with cross-entropy on the filled (balanced) set: each reference-based synthetic arm against oversampling
+  # the references, against random seeds with the label, and against the real long-tailed data with logit adjustment
+  # (the standard rebalancing of the real data: does synthetic data add to it?)
+  local arms=$1 conditions=$2 out=() arm c
+  IFS=, read -r -a arms <<< "$arms"
+  IFS=, read -r -a conditions <<< "$conditions"
+  for arm in "${arms[@]}"; do
+    case $arm in oversample|random|oracle|generator-train) continue ;; esac
+    for c in "${conditions[@]}"; do
+      out+=("$arm/$c - oversample @ few, ce" "$arm/$c - random @ few, ce" "$arm/$c - real+la @ few, ce")
+    done
+  done
+  local IFS=";"; echo "${out[*]}"
+}
+
+conditions_of() {  # conditions_of E: at exposure 0 the label of the rare classes was never trained, so the arms
+  # that start from the references run with the null condition only (the paper's regime; 'random' keeps the label
+  # as the baseline that shows it carries nothing); elsewhere with the label and without it
+  if [[ $1 == 0 ]]; then echo unconditional; else echo class,unconditional; fi
+}
+
 [[ -f "$DIGITS" ]] || "$PY" scripts/digits_npz.py --out "$DIGITS" | tee -a "$LOG"
-head=$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 60)
 for set in "${SETS[@]}"; do
   for e in "${EXPOSURES[@]}"; do
     train "$ROOT/digits-$set-e$e" --data "$DIGITS" --exposure "$(exposure_of "$set" "$e")" "${DIGITS_TRAIN[@]}"
@@ -89,14 +112,17 @@ done
 for set in "${SETS[@]}"; do
   for e in "${EXPOSURES[@]}"; do
     for k in "${SHOTS[@]}"; do
-      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k" "$head" "$k" "${BENCH[@]}" --lt-arms "$ARMS"
+      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k" "$HEAD" "$k" "${BENCH[@]}" --lt-head "$HEAD" \
+        --lt-conditions "$(conditions_of "$e")" --lt-arms "$ARMS" \
+        --lt-contrasts "$(contrasts_of "$ARMS" "$(conditions_of "$e")")"
     done
   done
 done
 for f in "${FASHION[@]}"; do
   for k in "${SHOTS[@]}"; do
     bench "$ROOT/fashion-e$f" "$ROOT/bench-fashion-e$f-k$k" 100 "$k" --lt-test-per-class 300 --lt-head 100 \
-      --lt-replicates 10 --threads 2 --lt-arms "$FASHION_ARMS"
+      --lt-replicates 10 --threads 2 --lt-conditions "$(conditions_of "$f")" --lt-arms "$FASHION_ARMS" \
+      --lt-contrasts "$(contrasts_of "$FASHION_ARMS" "$(conditions_of "$f")")"
   done
 done
 log "study complete"
