@@ -27,6 +27,7 @@ FPS_RANGE = (0.1, 240.0)  # ffmpeg cannot mux frame rates far outside this (it w
 MAX_UPSCALE = 64
 SEED_INT_LIMIT = 2 ** 63  # seed integers (and generator seeds) are in [0, 2^63)
 MAX_THREADS = 1024  # torch CPU threads a run computes with
+MAX_IMAGE_SIDE = 8192  # pixels of a chosen image height or width (diffusers pipelines)
 DTYPE_NAMES = ("float32", "float16", "bfloat16")  # the weights dtypes a run records
 DTYPE_CHOICES = ("auto", *DTYPE_NAMES)  # what a user may ask for: auto = bfloat16 where computed natively
 # a class name becomes a folder and a file-name part (with an index and temporary suffixes): file systems allow
@@ -89,6 +90,13 @@ def check_frames(value, name: str = "frames") -> int:
 def check_fps(value, name: str = "fps") -> float:
     """A video frame rate in ``FPS_RANGE``."""
     return check_number(value, name, *FPS_RANGE)
+
+
+def check_image_size(height, width) -> None:
+    """A chosen image height and width (None: the model's own), each an integer in [1, MAX_IMAGE_SIDE]."""
+    for name, value in (("height", height), ("width", width)):
+        if value is not None:
+            check_int(value, name, 1, MAX_IMAGE_SIDE)
 
 
 def check_seed(value, name: str = "seed") -> int:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from ..checks import DTYPE_NAMES, MAX_STEPS, check_dtype
+from ..checks import DTYPE_NAMES, MAX_STEPS, check_dtype, check_image_size
 from ..hardware import cpu_has_native_bf16
 from ..outputs import read_json_object
 from .base import SeedModel
@@ -103,6 +103,25 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
     except RuntimeError as exc:  # torch: the weights do not fit the network the config describes
         raise ValueError(f"cannot load model {name}: its weights do not match its config.json "
                          f"({str(exc).splitlines()[0]})") from None
+
+
+def set_image_size(model, height: int | None, width: int | None) -> None:
+    """Render at ``height`` x ``width`` (None: the model's own side): a diffusers pipeline takes any multiple of
+    its ``size_multiple``; a fixed-size model (testbeds, pixel UNets) only its own size. ValueError otherwise."""
+    if height is None and width is None:
+        return
+    check_image_size(height, width)
+    if not hasattr(model, "set_size"):
+        h, w = model.image_shape[1:]
+        if (height or h, width or w) != (h, w):
+            raise ValueError(f"height/width: {model.name} makes {w}x{h} images only (its size is fixed); height/width "
+                             "are for diffusers text-to-image pipelines")
+        return
+    try:
+        model.set_size(height, width)
+    except ValueError:
+        raise ValueError(f"height/width must be positive multiples of {model.size_multiple} for {model.name}, got "
+                         f"{height or model.default_size[0]} x {width or model.default_size[1]}") from None
 
 
 CONFIG_NAMES = ("testbed.json", "model_index.json", "config.json", "scheduler_config.json")

@@ -57,6 +57,8 @@ def register(subparsers, formatter_class) -> None:
                    help="DDIM steps (default: the model's)")
     m.add_argument("--inversion-steps", type=int, default=None, help="DDIM inversion steps (default: --steps)")
     m.add_argument("--guidance-scale", type=float, default=None, help="classifier-free guidance (default: the model's)")
+    common.add_size_options(m)
+    common.add_fit_option(m)
     m.add_argument("--batch-size", type=int, default=16, help="images per model call")
     m.add_argument("--shard-size", type=int, default=64,
                    help="images per shard (the unit of work and of resuming), a multiple of --batch-size")
@@ -82,8 +84,8 @@ def run(args) -> int:
         per_class=args.per_class, strategy=args.strategy, method=args.method, condition=args.condition, seed=args.seed,
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
-        dtype=args.dtype, prior=args.prior, clusters=args.clusters,
-        threads=args.threads)
+        dtype=args.dtype, prior=args.prior, clusters=args.clusters, threads=args.threads, height=args.height,
+        width=args.width, fit=args.fit)
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

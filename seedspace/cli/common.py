@@ -11,10 +11,11 @@ import numpy as np
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
 from ..runs.writers import run_parameters, size_record
-from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_SEEDS, MAX_STEPS, SEED_INT_LIMIT, check_batch_size,
-                      check_guidance, check_int, check_steps)
+from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIDE, MAX_SEEDS,
+                      MAX_STEPS, SEED_INT_LIMIT, check_batch_size, check_guidance, check_image_size, check_int,
+                      check_steps)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
-from ..backends.loading import load_model
+from ..backends.loading import load_model, set_image_size
 from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
@@ -159,7 +160,7 @@ def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
          negative_prompt: str = "", height: int | None = None, width: int | None = None, fit: str | None = None):
     """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size) and fitting input
     images by ``fit``; a missing model or a size it cannot make is a user error."""
-    check_size(height, width)
+    check_image_size(height, width)  # before the model loads
     _quiet_libraries()
     if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
             ref.startswith((".", "/", "~")) or ref.count("/") != 1 or Path(ref).suffix):
@@ -177,35 +178,8 @@ def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
         model.negative_prompt = negative_prompt
     if fit is not None:
         model.image_fit = fit
-    set_model_size(model, height, width)
+    set_image_size(model, height, width)
     return model
-
-
-MAX_IMAGE_SIDE = 8192
-
-
-def check_size(height, width) -> None:
-    """--height / --width each a positive integer up to ``MAX_IMAGE_SIDE`` when given."""
-    for name, value in (("--height", height), ("--width", width)):
-        if value is not None:
-            check_int(value, name, 1, MAX_IMAGE_SIDE)
-
-
-def set_model_size(model, height: int | None, width: int | None) -> None:
-    """Apply --height / --width: a pipeline renders at that size; a fixed-size model takes only its own size."""
-    if height is None and width is None:
-        return
-    if not hasattr(model, "set_size"):
-        h, w = model.image_shape[1:]
-        if (height or h, width or w) != (h, w):
-            raise CLIError(f"--height/--width: {model.name} makes {w}x{h} images only (its size is fixed); "
-                           "--height and --width are for diffusers text-to-image pipelines")
-        return
-    try:
-        model.set_size(height, width)
-    except ValueError:
-        raise CLIError(f"--height/--width must be positive multiples of {model.size_multiple} for {model.name}, got "
-                       f"{height or model.default_size[0]} x {width or model.default_size[1]}") from None
 
 
 def load_for(args, ref: str):

@@ -81,6 +81,10 @@ def as_flags(message: str, command_parser: argparse.ArgumentParser) -> str:
     ``pass allow_large``), the command line its flags (``--per-class``). Translated: names with an underscore
     wherever they stand alone (not quoted: quoted names are record fields), one-word names only as the subject of
     a ``must``."""
+    flags = {a.dest: f for a in command_parser._actions
+             if (f := next((o for o in a.option_strings if o.startswith("--")), None)) not in (None, "--help")}
+    message = re.sub(r"(?<![\w'\"./-])(\w+)/(\w+)(?![\w'\"/-])",  # a pair such as height/width
+                     lambda m: f"{flags[m[1]]}/{flags[m[2]]}" if m[1] in flags and m[2] in flags else m[0], message)
     for action in command_parser._actions:
         flag = next((o for o in action.option_strings if o.startswith("--")), None)
         if flag is None or flag == "--help":

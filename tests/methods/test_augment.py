@@ -528,6 +528,29 @@ def test_tiny_stable_diffusion_prompts_from_folder_names(tiny_sd_dir, tmp_path):
     assert all((tmp_path / "out" / e["file"]).is_file() for e in entries)
 
 
+def test_augment_renders_a_pipeline_at_a_chosen_size_and_fits_wide_references(tiny_sd_dir, tmp_path, capsys):
+    """--height / --width / --fit: the images come out at the chosen size, wide references are fitted as asked,
+    run.json records all three; a fixed-size testbed refuses another size in one line, writing nothing."""
+    size = ss.load_model(tiny_sd_dir).image_shape[-1]
+    (tmp_path / "refs" / "a red cube").mkdir(parents=True)
+    for i in range(2):
+        pixels = np.random.default_rng(i).integers(0, 255, (size, 2 * size, 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(tmp_path / "refs" / "a red cube" / f"{i}.png")
+    out = tmp_path / "out"
+    assert main(["augment", "--model", str(tiny_sd_dir), "--references", str(tmp_path / "refs"), "--out", str(out),
+                 "--per-class", "2", "--steps", "2", "--height", str(size), "--width", str(2 * size), "--fit", "pad",
+                 "--device", "cpu", "--quiet"]) == 0
+    settings = json.loads((out / "run.json").read_text())["parameters"]["settings"]
+    assert (settings["height"], settings["width"], settings["fit"]) == (size, 2 * size, "pad")
+    entries = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert {outputs.read_png_pixels(out / e["file"]).shape[:2] for e in entries} == {(size, 2 * size)}
+    capsys.readouterr()
+    assert main(["augment", "--testbed-split", "2", "--out", str(tmp_path / "no"), "--per-class", "2",
+                 "--height", "64", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and "makes 32x32 images only" in err and not (tmp_path / "no").exists()
+
+
 def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
     """A flow-matching model samples with flow Euler: the manifest and each PNG say so (not DDIM)."""
     from tiny_models import tiny_pixel_flow_model

@@ -15,9 +15,10 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ...backends.loading import load_model
+from ...backends.loading import load_model, set_image_size
 from .planning import Plan, Shard, ShardWork
 from .shards import ShardRunner
+from .settings import AugmentSettings
 
 EXECUTORS = ("local", "ray")
 CRASH_MARKER_ENV = "SEEDSPACE_AUGMENT_CRASH_MARKER"  # fault injection for tests: see ShardActor.run
@@ -54,11 +55,21 @@ class LocalExecutor:
             done(runner.run(plan.work(shard)))
 
 
-class ShardActor:
-    """A Ray worker: loads the model once, then runs whatever shards it is handed."""
+def prepared(model, settings: AugmentSettings):
+    """``model`` at the run's image size, fitting reference images as the run says (in the driver and in every
+    worker alike)."""
+    set_image_size(model, settings.height, settings.width)
+    model.image_fit = settings.fit
+    return model
 
-    def __init__(self, model_ref: str, device: str, dtype: str, out: str, model_id: str):
-        self.runner = ShardRunner(load_model(model_ref, device=device, dtype=dtype), out, model_id)
+
+class ShardActor:
+    """A Ray worker: loads the model once (in the run's dtype, at its image size), then runs whatever shards it is
+    handed."""
+
+    def __init__(self, model_ref: str, device: str, settings: AugmentSettings, out: str, model_id: str):
+        model = prepared(load_model(model_ref, device=device, dtype=settings.dtype), settings)
+        self.runner = ShardRunner(model, out, model_id)
 
     def run(self, work: ShardWork) -> int:
         marker = os.environ.get(CRASH_MARKER_ENV)
@@ -77,7 +88,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, model_ref: str, workers: int = 1, address: str | None = None, device: str = "auto",
-                 dtype: str = "float32", cpus_per_worker: int = 1, retries: int = 3, runtime_env: dict | None = None):
+                 cpus_per_worker: int = 1, retries: int = 3, runtime_env: dict | None = None):
         import_ray()
         if workers < 1 or cpus_per_worker < 1:
             raise ValueError(f"workers and cpus per worker must be >= 1, got {workers} and {cpus_per_worker}")
@@ -87,7 +98,7 @@ class RayExecutor:
         if address not in (None, "auto", "local"):
             check_reachable(address)
         self.model_ref, self.workers, self.address, self.device = str(model_ref), workers, address, device
-        self.dtype, self.cpus, self.retries, self.runtime_env = dtype, cpus_per_worker, retries, runtime_env
+        self.cpus, self.retries, self.runtime_env = cpus_per_worker, retries, runtime_env
 
     def describe(self) -> dict:
         return {"executor": self.name, "workers": self.workers, "address": self.address,
@@ -108,7 +119,7 @@ class RayExecutor:
                            max_task_retries=self.retries)(ShardActor)
         if self.runtime_env:
             actor = actor.options(runtime_env=self.runtime_env)
-        actors = [actor.remote(self.model_ref, self.device, self.dtype, str(out), model_id)
+        actors = [actor.remote(self.model_ref, self.device, plan.settings, str(out), model_id)
                   for _ in range(self.workers)]
         try:
             works = [plan.work(shard) for shard in shards]
@@ -161,13 +172,12 @@ def check_reachable(address: str, timeout: float = ADDRESS_TIMEOUT_S) -> None:
 
 
 def make_executor(name: str, model, model_ref: str | None, workers: int = 1, address: str | None = None,
-                  device: str = "auto", dtype: str = "float32", **ray_options):
+                  device: str = "auto", **ray_options):
     """An executor by name; ValueError for an unknown name, a missing Ray or a loaded model given to Ray."""
     if name == "local":
         if workers != 1 or address:
             raise ValueError("workers and a ray address apply to the ray executor only")
         return LocalExecutor(model)
     if name == "ray":
-        return RayExecutor(model_ref if model_ref is not None else model, workers, address, device, dtype,
-                           **ray_options)
+        return RayExecutor(model_ref if model_ref is not None else model, workers, address, device, **ray_options)
     raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

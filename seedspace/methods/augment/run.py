@@ -19,7 +19,7 @@ from ...hardware import torch_threads
 from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
-from .executors import make_executor
+from .executors import make_executor, prepared
 from .inversion import check_fixed_point
 from .planning import check_capacity, make_plan
 from .settings import AugmentSettings
@@ -45,13 +45,14 @@ class AugmentResult:
         return [json.loads(line) for line in self.manifest.read_text(encoding="utf-8").splitlines()]
 
 
-def _load(model, device: str, dtype: str):
-    """(model, its reference or None) from a reference string / folder, or a loaded model as given."""
+def _load(model, device: str, settings: AugmentSettings):
+    """(model, its reference or None) from a reference string / folder, or a loaded model as given, at the
+    settings' image size and fit."""
     if not isinstance(model, (str, Path)) and model is not None:
-        return model, None
+        return prepared(model, settings), None
     ref = model_reference(model)
     try:
-        return load_model(ref, device=device, dtype=dtype), ref
+        return prepared(load_model(ref, device=device, dtype=settings.dtype), settings), ref
     except OSError as exc:
         raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
 
@@ -101,14 +102,14 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     saved = writing.read_saved_run(out) if resuming else None
     if saved is not None and settings.threads is None:  # a resumed run computes with the recorded thread count
         settings = dataclasses.replace(settings, threads=saved["parameters"]["settings"].get("threads"))
-    loaded, ref = _load(model, device, settings.dtype)
+    loaded, ref = _load(model, device, settings)
     ran_in = getattr(loaded, "dtype", None) or settings.dtype  # a loaded model runs in its own dtype
     settings = dataclasses.replace(settings, dtype=dtype_name(ran_in, device))  # what runs, never 'auto'
     settings = settings.resolved(loaded)
     if executor == "ray":  # Ray reserves the CPUs the run computes with unless told otherwise
         ray_options = {**(ray_options or {})}
         ray_options["cpus_per_worker"] = ray_options.get("cpus_per_worker") or settings.threads
-    runner = make_executor(executor, loaded, ref, workers, ray_address, device, settings.dtype, **(ray_options or {}))
+    runner = make_executor(executor, loaded, ref, workers, ray_address, device, **(ray_options or {}))
     with torch_threads(settings.threads):
         return _run(loaded, ref, references, out, settings, runner, saved, progress, t0, allow_large)
 

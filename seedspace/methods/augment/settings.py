@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...backends.run_prior import prior_record
-from ...checks import MAX_OPT_STEPS, MAX_PER_CLASS, Integer, OneOf, setting
+from ...backends.images import DEFAULT_FIT, FITS
+from ...checks import MAX_IMAGE_SIDE, MAX_OPT_STEPS, MAX_PER_CLASS, Integer, OneOf, setting
 from ...settings import BATCH_SIZE, DTYPE, GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, THREADS_OR_CURRENT
 from ...settings import Settings, model_sampling
 
@@ -58,6 +59,9 @@ class AugmentSettings(Settings):
       decides the bytes, like the dtype.
     - ``dtype``: model weights dtype (float32, float16, bfloat16; auto: bfloat16 where the device computes it
       natively, else float32); run.json records the one that ran.
+    - ``height``, ``width``: the image size of a diffusers pipeline (None: the model's own; fixed-size models take
+      only their own). ``fit``: how reference images of another aspect ratio are fitted ('crop' or 'pad', see
+      :mod:`~seedspace.backends.images`).
     - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'model': the model's own,
       chi where it has none; 'scaled-chi:S', a prior file
       such as ``seedspace calibrate`` writes, a record or a prior object); :meth:`resolved` turns it into the prior's
@@ -82,6 +86,9 @@ class AugmentSettings(Settings):
     prior: object = setting(None, PRIOR_SPEC)
     clusters: int | None = setting(None, Integer(1, optional=True))
     threads: int | None = setting(None, THREADS_OR_CURRENT)
+    height: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))
+    width: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))
+    fit: str = setting(DEFAULT_FIT, OneOf(FITS))
 
     def check_together(self):
         if self.shard_size % self.batch_size:
