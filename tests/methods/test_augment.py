@@ -414,6 +414,22 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tiny_testbed_dir, r
 
 
 # -- the command line -----------------------------------------------------------------------------------------
+def test_the_library_and_the_command_line_write_the_same_record(tiny_testbed_dir, refs_dir, tmp_path):
+    """The same settings through ss.augment and `seedspace augment`: the same run.json parameters and images."""
+    library = run(tiny_testbed_dir, refs_dir, tmp_path / "lib", per_class=2, prior="scaled-chi:0.9", dtype="float32",
+                  threads=1)
+    assert main(["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--out",
+                 str(tmp_path / "cli"), "--per-class", "2", "--steps", "2", "--shard-size", "2", "--batch-size", "2",
+                 "--prior", "scaled-chi:0.9", "--dtype", "float32", "--threads", "1", "--quiet"]) == 0
+    records = [json.loads((tmp_path / name / "run.json").read_text())["parameters"] for name in ("lib", "cli")]
+    assert records[0] == records[1] and records[0]["settings"]["prior"]["scale"] == 0.9
+    assert AugmentSettings.from_record(records[0]["settings"]) == library.settings
+    files = [sorted(p.relative_to(tmp_path / name).as_posix() for p in (tmp_path / name).rglob("*.png"))
+             for name in ("lib", "cli")]
+    assert files[0] == files[1] and all((tmp_path / "lib" / f).read_bytes() == (tmp_path / "cli" / f).read_bytes()
+                                        for f in files[0])
+
+
 def test_cli_testbed_split_unconditional(tmp_path, capsys):
     """References from the embedded testbed's own long-tailed training split (shipped in the package)."""
     out = tmp_path / "out"
