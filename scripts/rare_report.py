@@ -80,6 +80,28 @@ def gains(section: dict) -> dict:
     return out
 
 
+def declared(section: dict) -> list[dict]:
+    """The run's declared contrasts: text, mean difference, the 95% t interval widened to a simultaneous one over
+    the run's m contrasts (Bonferroni: level 1 - 0.05 / m, the interval that matches Holm's strictest step), the
+    Holm-adjusted p and the verdict, as the benchmark recorded them."""
+    from scipy import stats
+
+    table = next((t for t in section["tables"] if t["name"] == "longtail-contrasts"), None)
+    rows = [] if table is None else table["rows"]
+    out = []
+    for r in rows:
+        t = r["metrics"]["diff_t"]
+        n, m = int(t["n"]), len(rows)
+        lo, hi = t["lo"], t["hi"]
+        if n >= 2 and hi > lo:
+            se = (hi - lo) / (2 * stats.t.ppf(0.975, n - 1))
+            half = se * stats.t.ppf(1 - 0.025 / m, n - 1)
+            lo, hi = t["mean"] - half, t["mean"] + half
+        out.append({"contrast": r["label"]["contrast"], "declared": r.get("declared"), "mean": t["mean"],
+                    "lo": lo, "hi": hi, "n": n, "p_holm": float(r["label"]["p (Holm)"]), "verdict": r["verdict"]})
+    return out
+
+
 def roundtrip(section: dict) -> str:
     table = next((t for t in section["tables"] if t["name"] == "longtail-roundtrip"), None)
     if table is None:
@@ -100,7 +122,8 @@ def load(runs: list[str]) -> list[dict]:
         key, label = run_exposure(folder, results)
         try:
             out.append({"run": folder, "key": key, "exposure": label, "gains": gains(section),
-                        "roundtrip": roundtrip(section)})
+                        "declared": declared(section), "roundtrip": roundtrip(section),
+                        "wall_s": results.get("wall_time_s")})
         except ValueError as exc:
             fail(f"--runs: {path}: {exc}")
     labels = [r["exposure"] for r in out]
@@ -148,7 +171,27 @@ def table(rows: list[dict]) -> str:
                  else "not run" for r in rows]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines.append("| references' round trip | " + " | ".join(r["roundtrip"] for r in rows) + " |")
+    lines.append("| benchmark wall time | " + " | ".join(f"{r['wall_s']:.0f} s" if r.get("wall_s") else "?"
+                                                      for r in rows) + " |")
     return "\n".join(lines)
+
+
+def contrast_tables(rows: list[dict]) -> str:
+    """Per exposure, the declared contrasts with simultaneous intervals and Holm-adjusted p-values."""
+    parts = []
+    for r in rows:
+        if not r["declared"]:
+            continue
+        m = len(r["declared"])
+        parts += [f"**Exposure {r['exposure']}** ({r['run']}): {m} declared contrasts, few-shot classes' accuracy, "
+                  f"cross-entropy on the filled set; mean over {r['declared'][0]['n']} replicates with the "
+                  f"simultaneous {100 * (1 - 0.05 / m):.2f}% t interval (Bonferroni over the {m}) and the Holm-adjusted "
+                  "sign-flip p.", "", "| contrast | mean | simultaneous interval | p (Holm) | verdict |",
+                  "|---|---|---|---|---|"]
+        parts += [f"| {c['contrast']} | {c['mean']:+.3f} | [{c['lo']:+.3f}, {c['hi']:+.3f}] | {c['p_holm']:.3g} | "
+                  f"{c['verdict']} |" for c in r["declared"]]
+        parts.append("")
+    return "\n".join(parts)
 
 
 def update_page(page: Path, name: str, text: str) -> None:
@@ -176,7 +219,7 @@ def main(argv=None) -> int:
         fail(f"--out must name a .png file, got {args.out}")
     rows = load(args.runs)
     name = out.stem
-    text = table(rows)
+    text = table(rows) + "\n\n" + contrast_tables(rows)
     plot(rows, out, args.title or name)
     if args.page:
         page = Path(args.page)

@@ -30,7 +30,7 @@ if [[ "${RARE_STUDY_TINY:-0}" == 1 ]]; then
                 --test-references 12 --imbalance 4 --skip-encoder --skip-calibrate --threads 1)
   ARMS=oversample,random,paths:nao,seedselect:nao,seedselect:random,generator-train,oracle
   FASHION_ARMS=$ARMS
-  BENCH=(--quick --lt-test-per-class 4 --lt-seedselect-steps 1)
+  BENCH=(--quick --lt-doses fill --lt-test-per-class 4 --lt-seedselect-steps 1)
   EXPOSURES=(0); SETS=(tail); SHOTS=(2); FASHION=()
 else
   DIGITS_TRAIN=(--image-size 16 --imbalance 1 --fewshot 8 --test-references 100 --steps 3000 --threads 2)
@@ -69,7 +69,8 @@ bench() {  # bench MODEL OUT HEAD K ARGS...: the long-tail benchmark with k refe
   if [[ -f "$out/results.json" ]]; then log "skip $out (done)"; return; fi
   rm -rf "$out"  # an interrupted evaluation is not resumable: start it again
   log "benchmark $out"
-  "$SS" evaluate --experiments longtail --model "$model" --out "$out" --quiet --lt-shots "$k" \
+  # not --quiet: one line per replicate and arm goes to the log (the progress of a run of hours)
+  "$SS" evaluate --experiments longtail --model "$model" --out "$out" --lt-shots "$k" \
     --lt-imbalance "$(( head / k ))" "$@" >> "$LOG" 2>&1
   log "done $out"
 }
