@@ -14,7 +14,8 @@ from seedspace.settings import Settings, check_unchanged, model_sampling
 
 # every module that defines a Settings class (imported so that Settings.__subclasses__ sees them all)
 SETTINGS_MODULES = ("seedspace.methods.augment.settings", "seedspace.methods.seedselect.settings",
-                    "seedspace.methods.calibrate", "seedspace.evaluation.longtail_settings", "seedspace.testbed.recipe")
+                    "seedspace.methods.calibrate", "seedspace.evaluation.longtail_settings", "seedspace.evaluation.config",
+                    "seedspace.testbed.recipe")
 
 
 def all_settings() -> list[type]:
@@ -51,7 +52,7 @@ SETTINGS = all_settings()
 def test_every_settings_module_is_found():
     names = {cls.__name__ for cls in SETTINGS}
     assert {"AugmentSettings", "SeedSelectSettings", "CalibrationSettings", "LongtailSettings", "FewshotSettings",
-            "TestbedRecipe"} <= names
+            "TestbedRecipe", "EvalConfig"} <= names
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)

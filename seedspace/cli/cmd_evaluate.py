@@ -127,8 +127,8 @@ def register(subparsers, formatter_class) -> None:
     p.set_defaults(func=run)
 
 
-def config_from_args(args, num_classes: int) -> EvalConfig:
-    """The evaluation's configuration from parsed arguments (bad --experiments or --classes: ValueError)."""
+def config_from_args(args) -> EvalConfig:
+    """The evaluation's configuration from parsed arguments, every setting checked (ValueError naming it)."""
     overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
                  "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references,
                  "prior_file": args.prior_file, "prior_fit": args.prior_fit}
@@ -137,9 +137,6 @@ def config_from_args(args, num_classes: int) -> EvalConfig:
             overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
         except ValueError:
             raise ValueError(f"--classes must be comma-separated class indices, got {args.classes!r}") from None
-        bad = [c for c in overrides["classes"] if not 0 <= c < num_classes]
-        if bad:
-            raise ValueError(f"--classes {bad} out of range 0..{num_classes - 1}")
     base = EvalConfig.quick_preset() if args.quick else EvalConfig()
     overrides["longtail"] = dataclasses.replace(base.longtail, dtype=args.dtype, **longtail_options(args))
     overrides["fewshot"] = dataclasses.replace(base.fewshot, **fewshot_options(args))
@@ -177,33 +174,28 @@ def fewshot_options(args) -> dict:
     return out
 
 
-def check_args(args) -> None:
-    """Every option in range before any work: a NaN guidance must not reach a linear-algebra routine an hour in."""
-    if args.guidance is not None:
-        checks.check_guidance(args.guidance, "--guidance")
-    for name in ("steps", "inversion_steps"):
-        if getattr(args, name) is not None:
-            checks.check_steps(getattr(args, name), "--" + name.replace("_", "-"))
-    checks.check_int(args.seed, "--seed", 0, checks.SEED_INT_LIMIT - 1)
-    if args.threads:  # 0: torch's count
+def check_args(args, config: EvalConfig) -> None:
+    """What the configuration does not hold, in range before any work: the thread count, the results page's
+    markers (the configuration's own rules ran when it was made)."""
+    if args.threads is not None:
         checks.check_threads(args.threads, "--threads")
-    experiments = parse_experiments(args.experiments)
-    if args.prior_file is not None and "priors" not in experiments:
-        raise common.CLIError("--prior-file is used only by the priors experiment; add it to --experiments")
-    for begin, end, _ in results_targets(experiments) if args.update_results else ():
+    for begin, end, _ in results_targets(config.experiments) if args.update_results else ():
         if not has_markers(args.update_results, begin, end):
             raise common.CLIError(f"{args.update_results} has no {begin} ... {end} markers to replace")
 
 
 def run(args) -> int:
     outputs.check_out_available(args.out)  # before the slow part
-    check_args(args)
+    config = config_from_args(args)  # a NaN guidance must not reach a linear-algebra routine an hour in
+    check_args(args, config)
     # the experiments measure the model in float32 (the long-tail synthesis loads its own copy at --dtype)
     model = common.load(common.model_ref(args.model), device=args.device, dtype="float32")
     if not model.has_judge:
         raise common.CLIError(f"{args.model} has no judge classifier, which evaluate needs (a testbed folder "
                               "trained with --skip-judge, or a model that is not a testbed)")
-    config = config_from_args(args, len(model.class_names))
+    bad = [c for c in config.classes or () if not 0 <= c < len(model.class_names)]
+    if bad:
+        raise common.CLIError(f"--classes {bad} out of range 0..{len(model.class_names) - 1}")
     check_config(config, math.prod(model.seed_shape))  # a bad --prior-file before any work
     if {"longtail", "fewshot"} & set(config.experiments):
         check_longtail(model, config.longtail)  # a profile the model's data cannot give, before any work
@@ -212,7 +204,7 @@ def run(args) -> int:
         if not args.quiet:
             print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
 
-    with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads or None):
+    with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads):
         results = evaluate(model, config, out=out, log=log)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_results:

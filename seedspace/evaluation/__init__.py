@@ -68,8 +68,6 @@ def check_config(config: EvalConfig, d: int) -> None:
     experiments not selected."""
     if "priors" in config.experiments:
         check_priors_config(config, d)
-    elif config.prior_file is not None:
-        raise ValueError("--prior-file is used only by the priors experiment; add it to --experiments")
     if "fewshot" in config.experiments:
         check_fewshot(config.longtail, config.fewshot)
 

@@ -67,8 +67,13 @@ thread on the VM while two other jobs loaded both cores, where a guided NFE cost
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from ..checks import Flag, Integer, Items, Number, OneOf, Rule, setting
+from ..geometry import CENTROID_METHODS as GEOMETRY_CENTROIDS
+from ..geometry import FIT_FAMILIES
+from ..geometry import INTERPOLATION_METHODS as GEOMETRY_PATHS
+from ..settings import GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings
 from .longtail_settings import FewshotSettings, LongtailSettings
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
@@ -76,9 +81,11 @@ BENCHMARK_EXPERIMENTS = ("longtail", "fewshot")  # the downstream benchmark (tra
 PRIORS_EXPERIMENTS = ("priors",)  # does a model-aware prior fix NAO? (NAO under fitted / calibrated priors): opt-in
 SCHEDULER_EXPERIMENTS = ("schedulers",)  # the sampler study (claims 2 and 3 under five samplers): opt-in
 EXPERIMENTS = CLAIM_EXPERIMENTS + BENCHMARK_EXPERIMENTS + PRIORS_EXPERIMENTS + SCHEDULER_EXPERIMENTS
+# the methods the experiments compare by default (a choice among the geometry's, which also has 'reference': the
+# slow full-dimensional NAO solver, run on a subset only)
 INTERPOLATION_METHODS = ("lerp", "slerp", "cog", "nao")
 CENTROID_METHODS = ("euclidean", "normalized", "spherical", "cog", "nao")
-REFERENCE_METHOD = "reference"  # the slow full-dimensional NAO solver: run on a subset only
+REFERENCE_METHOD = "reference"
 SCHEDULER_SAMPLERS = ("ddim", "dpmpp-2m", "euler", "heun", "unipc")  # the sampler study's samplers, DDIM first
 
 # (experiment, method a, method b): the paired comparisons of a - b
@@ -128,64 +135,103 @@ METRICS = {
 }
 
 
-@dataclass
-class EvalConfig:
-    """Every knob of an evaluation run (all of it is written to results.json)."""
+def _sub(cls):
+    """A nested settings object, or its record (a run.json's), as the object."""
+    def checked(value, name):
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_record(value)
+        raise ValueError(f"{name} must be {cls.__name__} settings, got {value!r}")
+    return checked
 
-    experiments: tuple = CLAIM_EXPERIMENTS
-    seed: int = 0
-    steps: int | None = None            # DDIM steps; None = the model's default
-    guidance: float | None = None       # None = the model's default
-    inversion_steps: int | None = None  # None = steps
-    classes: tuple | None = None        # classes for interpolation/centroid; None = all
-    references: str = "auto"            # 'auto', 'fashion-mnist' or 'fewshot'
-    ref_per_class: int = 500            # real reference images per class (judge feature statistics, FID)
-    n_boot: int = 1000                  # bootstrap resamples for means
-    fid_boot: int = 200                 # bootstrap resamples for FID-style scores
-    confidence: float = 0.95
+
+def _text(value, name):
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(f"{name} must be a file path or prior name, got {value!r}")
+    return value
+
+
+def _classes(value, name):
+    return Items(Rule(_class_item), repeats=False)(value, name)
+
+
+def _class_item(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must list class indices or names, got {value!r}")
+    return value
+
+
+def _methods(allowed):
+    return Items(OneOf(allowed), repeats=False)
+
+
+def _counts(low=1, high=100_000):
+    return Integer(low, high)
+
+
+@dataclass(frozen=True)
+class EvalConfig(Settings):
+    """Every knob of an evaluation run (all of it is written to results.json), each under its declared rule."""
+
+    experiments: tuple = setting(CLAIM_EXPERIMENTS, _methods(EXPERIMENTS))
+    seed: int = setting(0, SEED)
+    steps: int | None = setting(None, STEPS_OR_DEFAULT)            # DDIM steps; None = the model's default
+    guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)    # None = the model's default
+    inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)  # None = steps
+    classes: tuple | None = setting(None, Rule(_classes, ((), (1.5,)), optional=True))  # None = all
+    references: str = setting("auto", OneOf(("auto", "fashion-mnist", "fewshot")))
+    ref_per_class: int = setting(500, _counts())  # real reference images per class (judge feature statistics, FID)
+    n_boot: int = setting(1000, _counts(10, 10**6))   # bootstrap resamples for means
+    fid_boot: int = setting(200, _counts(10, 10**6))  # bootstrap resamples for FID-style scores
+    confidence: float = setting(0.95, Number(0.5, 0.9999))
     # norm bias
-    norm_scales: tuple = (0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5)
-    norm_per_group: int = 100           # rounded up to a multiple of the group's class count
+    norm_scales: tuple = setting((0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5), Items(Number(0.0, 10.0, low_open=True)))
+    norm_per_group: int = setting(100, _counts())  # rounded up to a multiple of the group's class count
     # shared few-shot inversions
-    inversions_per_class: int = 12
+    inversions_per_class: int = setting(12, _counts(2))
     # interpolation
-    interp_methods: tuple = INTERPOLATION_METHODS
-    interp_pairs_per_class: int = 4
-    interp_points: int = 5              # interior frames per path (endpoints are generated once, shared)
-    interp_reference_paths: int = 10    # paths (the first pair of each class first) also run with 'reference'
+    interp_methods: tuple = setting(INTERPOLATION_METHODS, _methods(GEOMETRY_PATHS))
+    interp_pairs_per_class: int = setting(4, _counts())
+    interp_points: int = setting(5, _counts())  # interior frames per path (endpoints are generated once, shared)
+    interp_reference_paths: int = setting(10, _counts(0))  # paths (the first pair of each class first) also with 'reference'
     # centroids
-    centroid_methods: tuple = CENTROID_METHODS
-    centroid_ks: tuple = (2, 5, 10)
-    centroid_sets: int = 4              # input sets per class and k
-    centroid_path_inputs: int = 3       # paths from the centroid to at most this many of the inputs
-    centroid_path_steps: int = 3        # points per path incl. both ends; the interior ones are generated
-    centroid_reference_sets: int = 10
+    centroid_methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
+    centroid_ks: tuple = setting((2, 5, 10), Items(Integer(2, 10_000), repeats=False))
+    centroid_sets: int = setting(4, _counts())              # input sets per class and k
+    centroid_path_inputs: int = setting(3, _counts(0))      # paths from the centroid to at most this many inputs
+    centroid_path_steps: int = setting(3, _counts(2))       # points per path incl. both ends; the interior ones are generated
+    centroid_reference_sets: int = setting(10, _counts(0))
     # rare concepts
-    rare_classes: tuple | None = None   # None = the model's tail classes
-    rare_k: int = 5
-    rare_sets: int = 4                  # input sets per tail class
-    rare_path_steps: int = 5            # points per path incl. both ends ...
-    rare_path_take: tuple = (1, 2)      # ... of which these are generated (t = 0.25, 0.5: nearer the centroid)
-    rare_methods: tuple = CENTROID_METHODS
+    rare_classes: tuple | None = setting(None, Rule(_classes, ((), (1.5,)), optional=True))  # None = the tail classes
+    rare_k: int = setting(5, _counts(2))
+    rare_sets: int = setting(4, _counts())                  # input sets per tail class
+    rare_path_steps: int = setting(5, _counts(2))           # points per path incl. both ends ...
+    rare_path_take: tuple = setting((1, 2), Items(Integer(0, 100_000)))  # ... of which these are generated
+    rare_methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
     # long-tail benchmark (experiment 6: its own settings) and few-shot curve (experiment 7)
-    longtail: LongtailSettings = field(default_factory=LongtailSettings)
-    fewshot: FewshotSettings = field(default_factory=FewshotSettings)
+    longtail: LongtailSettings = setting(LongtailSettings(), Rule(_sub(LongtailSettings), (3,)))
+    fewshot: FewshotSettings = setting(FewshotSettings(), Rule(_sub(FewshotSettings), (3,)))
     # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
-    prior_fit: str = "scaled-chi"       # family of the prior fitted to the inversions (geometry.fit_prior)
-    prior_file: str | None = None       # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own
-    prior_centroid_sets: int = 3        # the first of the centroid experiment's input sets per class and k
-    prior_path_inputs: int = 1          # paths from each centroid to at most this many inputs (the first ones)
+    prior_fit: str = setting("scaled-chi", OneOf(FIT_FAMILIES))  # family of the prior fitted to the inversions
+    # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own
+    prior_file: str | None = setting(None, Rule(_text, (3, ""), optional=True))
+    prior_centroid_sets: int = setting(3, _counts())  # the first of the centroid experiment's input sets per class and k
+    prior_path_inputs: int = setting(1, _counts(0))   # paths from each centroid to at most this many inputs
     # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler
-    sched_samplers: tuple = SCHEDULER_SAMPLERS
-    sched_budgets: tuple = (25,)        # per budget B: each sampler at B steps, and at the most steps within B NFE
-    sched_interp_methods: tuple = ("nao", "slerp")
-    sched_pairs_per_class: int = 2      # the first pairs of the interpolation experiment's (same seeded order)
-    sched_points: int = 5               # interior frames per path
-    sched_centroid_methods: tuple = ("nao", "cog", "normalized")
-    sched_k: int = 5
-    sched_sets: int = 10                # input sets per class at k = sched_k (the first sets of the centroid experiment's)
-    quick: bool = False
-    extra: dict = field(default_factory=dict)
+    sched_samplers: tuple = setting(SCHEDULER_SAMPLERS, _methods(SCHEDULER_SAMPLERS))
+    sched_budgets: tuple = setting((25,), Items(Integer(1, 1000)))  # per budget B: each sampler at B steps, and at the most steps within B NFE
+    sched_interp_methods: tuple = setting(("nao", "slerp"), _methods(GEOMETRY_PATHS))
+    sched_pairs_per_class: int = setting(2, _counts())  # the first pairs of the interpolation experiment's (same seeded order)
+    sched_points: int = setting(5, _counts())           # interior frames per path
+    sched_centroid_methods: tuple = setting(("nao", "cog", "normalized"), _methods(GEOMETRY_CENTROIDS))
+    sched_k: int = setting(5, _counts(2))
+    sched_sets: int = setting(10, _counts())  # input sets per class at k = sched_k (the first sets of the centroid experiment's)
+    quick: bool = setting(False, Flag())
+
+    def check_together(self):
+        if self.prior_file is not None and "priors" not in self.experiments:
+            raise ValueError("prior_file is used only by the priors experiment; add it to experiments")
 
     @classmethod
     def quick_preset(cls, **overrides) -> "EvalConfig":
@@ -199,4 +245,4 @@ class EvalConfig:
         return dataclasses.replace(cfg, **overrides)
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        return self.to_record()
