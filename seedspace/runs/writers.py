@@ -23,7 +23,7 @@ from ..seeds import describe_seed, load_seeds
 from ..settings import model_sampling
 from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
-from .record import RunRecord
+from .record import RunRecord, open_run
 
 NORMS_COMMAND = "norms"
 INVERT_COMMAND = "invert"
@@ -220,8 +220,7 @@ def write_norms_run(params: dict, model, out=None, base="outputs", progress: boo
         flags = (["atypical norm"] if r.atypical else []) + (["non-Gaussian entries"] if r.ks_pvalue < KS_ALPHA else [])
         rows.append({"seed": describe_seed(entry), "source": entry, **r.as_dict(), "flags": flags})
 
-    with outputs.new_run_dir(NORMS_COMMAND, out, base) as folder:
-        record = RunRecord(folder, NORMS_COMMAND, params, model=params["model"])
+    folder, record = open_run(NORMS_COMMAND, params, out, base)
     with record.guard():
         lo, hi = prior.typical_interval(typical)
         summary = {"d": d, "sqrt_d": math.sqrt(d), "chi": {"mean": prior.mean, "std": prior.std, "mode": prior.mode,
@@ -301,8 +300,7 @@ def write_invert_run(params: dict, model, paths, out=None, base="outputs", progr
              "atypical": r.atypical, "ks_pvalue": r.ks_pvalue, "seed_index": i}
             for i, (p, s, r) in enumerate(zip(paths, scores, norm_report(seeds)))]
 
-    with outputs.new_run_dir(INVERT_COMMAND, out, base) as folder:
-        record = RunRecord(folder, INVERT_COMMAND, params, model=params["model"], images=rows)
+    folder, record = open_run(INVERT_COMMAND, params, out, base, images=rows)
     with record.guard():
         outputs.save_seeds(folder / "seeds.safetensors", {"seeds": seeds},
                            {"command": INVERT_COMMAND, "files": [Path(p).name for p in paths],
@@ -336,9 +334,7 @@ def write_cluster_run(params: dict, model, seeds, result, out=None, base="output
         originals = outputs.to_uint8(model.generate(seeds, condition, steps, guidance, progress=progress))
     clusters = [{"cluster": j, "members": [int(i) for i in result.members(j)],
                  "inputs": [describe_seed(items[i]) for i in result.members(j)]} for j in range(k)]
-    with outputs.new_run_dir(CLUSTER_COMMAND, out, base) as folder:
-        record = RunRecord(folder, CLUSTER_COMMAND, params, model=params["model"], clusters=clusters,
-                           objective=result.objective)
+    folder, record = open_run(CLUSTER_COMMAND, params, out, base, clusters=clusters, objective=result.objective)
     with record.guard():
         outputs.save_seeds(folder / "centroids.safetensors", {"seeds": centroids.contiguous(),
                                                               "labels": torch.from_numpy(result.labels).contiguous()})
