@@ -7,7 +7,9 @@ import hashlib
 import json
 import os
 import re
+import signal
 import tempfile
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -80,16 +82,33 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     ``path`` when the block succeeds, remove it when the block fails."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f"{PARTIAL_MARK}{path.suffix}")
-    os.close(handle)
-    tmp = Path(name)
+    tmp = None
     try:
+        with _interruptions_held():  # a Ctrl-C or SIGTERM between making the file and naming it would leave it
+            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
+                                            suffix=f"{PARTIAL_MARK}{path.suffix}")
+            tmp = Path(name)
+        os.close(handle)
         yield tmp
         follow_umask(tmp)  # mkstemp makes it 0600; the finished file follows the umask like any other
         os.replace(tmp, path)
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             tmp.unlink()
+
+
+@contextlib.contextmanager
+def _interruptions_held():
+    """Hold SIGINT and SIGTERM in the main thread over the block; one that arrives meanwhile is delivered as the
+    block ends (Python raises it at the next instruction). Elsewhere (other threads, no pthread_sigmask) a no-op."""
+    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_text(path: str | Path, text: str) -> Path:

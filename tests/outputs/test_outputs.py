@@ -107,3 +107,24 @@ def test_degenerate_names_images_without_a_picture():
     batch = torch.stack([picture, picture, torch.zeros(1, 8, 8), with_nan])
     assert outputs.first_degenerate(batch) == (2, "constant (all black)")
     assert outputs.first_degenerate(batch[:2]) is None
+
+
+def test_ctrl_c_as_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch):
+    """A signal that lands right after the temporary file exists (before the writer knows its name) is held until
+    the name is known, so the interrupted write removes it: no stray .partial file."""
+    import signal
+    import tempfile
+
+    from seedspace.outputs import files
+
+    real = tempfile.mkstemp
+
+    def mkstemp_then_ctrl_c(*args, **kwargs):
+        made = real(*args, **kwargs)
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises it at its next instruction: before the caller stores `made`
+        return made
+
+    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_text(tmp_path / "run.json", "{}")
+    assert list(tmp_path.iterdir()) == []
