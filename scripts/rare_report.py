@@ -102,6 +102,16 @@ def declared(section: dict) -> list[dict]:
     return out
 
 
+def simultaneous(arm_gains: dict, contrasts: list[dict]) -> dict:
+    """The gains with the simultaneous interval of the declared contrast 'arm − oversample @ few' where the run
+    declared one (marked ``declared``), the plain 95% t interval elsewhere."""
+    out = {}
+    for arm, g in arm_gains.items():
+        c = next((c for c in contrasts if c["contrast"].startswith(f"{arm} ce − {CONTROL} ce @ few")), None)
+        out[arm] = g if c is None else {**g, "lo": c["lo"], "hi": c["hi"], "declared": True}
+    return out
+
+
 def roundtrip(section: dict) -> str:
     table = next((t for t in section["tables"] if t["name"] == "longtail-roundtrip"), None)
     if table is None:
@@ -121,9 +131,9 @@ def load(runs: list[str]) -> list[dict]:
             fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
         key, label = run_exposure(folder, results)
         try:
-            out.append({"run": folder, "key": key, "exposure": label, "gains": gains(section),
-                        "declared": declared(section), "roundtrip": roundtrip(section),
-                        "wall_s": results.get("wall_time_s")})
+            contrasts = declared(section)
+            out.append({"run": folder, "key": key, "exposure": label, "gains": simultaneous(gains(section), contrasts),
+                        "declared": contrasts, "roundtrip": roundtrip(section), "wall_s": results.get("wall_time_s")})
         except ValueError as exc:
             fail(f"--runs: {path}: {exc}")
     labels = [r["exposure"] for r in out]
@@ -167,8 +177,8 @@ def table(rows: list[dict]) -> str:
     lines = ["| arm | " + " | ".join(f"exposure {r['exposure']}" for r in rows) + " |",
              "|---|" + "---|" * len(rows)]
     for arm in arms:
-        cells = [f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}] (n {g['n']})" if (g := r["gains"].get(arm))
-                 else "not run" for r in rows]
+        cells = [f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]{'*' if g.get('declared') else ''} (n {g['n']})"
+                 if (g := r["gains"].get(arm)) else "not run" for r in rows]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     lines.append("| references' round trip | " + " | ".join(r["roundtrip"] for r in rows) + " |")
     lines.append("| benchmark wall time | " + " | ".join(f"{r['wall_s']:.0f} s" if r.get("wall_s") else "?"
@@ -224,8 +234,9 @@ def main(argv=None) -> int:
     if args.page:
         page = Path(args.page)
         link = os.path.relpath(out, page.parent)
-        caption = (f"Few-shot accuracy gain over oversampled references (fill dose, cross-entropy; mean and 95% t "
-                   f"interval over replicates) against generator exposure, {name}: "
+        caption = (f"Few-shot accuracy gain over oversampled references (fill dose, cross-entropy; mean over "
+                   f"replicates; * the simultaneous interval of the run's declared contrast, Bonferroni over its "
+                   f"declared contrasts, else the 95% t interval) against generator exposure, {name}: "
                    + ", ".join(str(r["run"]) for r in rows) + ".")
         update_page(page, name, f"![{name}]({link})\n\n{caption}\n\n{text}")
     print(text)
