@@ -1,14 +1,15 @@
 """One picture per data set for the rare-concept study (issue 35): the few-shot classes' accuracy gain of each arm
-over the oversampled references, against the generator's exposure to those classes, one line per arm with 95% t
-intervals over replicates, from the results.json of several long-tail benchmark runs (one per exposure); and the
-same numbers as a table on a results page.
+over the oversampled references, against the generator's exposure to those classes, one line per arm, from the
+results.json of several long-tail benchmark runs (one per exposure); the same numbers as a table, and each run's
+declared contrasts with simultaneous intervals and Holm-adjusted p-values, on a results page.
 
   .venv/bin/python scripts/rare_report.py --runs runs/rare/bench-digits-tail-e*-k5 \\
       --out reports/rare/digits.png --page docs/results.md
 
 The gain: per replicate, the few-shot classes' mean per-class accuracy (lt_few) of the arm minus that of
 ``oversample``, both on the fill dose with cross-entropy (the balanced set: no rebalancing on top), then the mean
-and its t interval over replicates. A run's exposure: the images of each exposure-limited class its generator saw
+and its interval over replicates: the simultaneous one (Bonferroni over the run's declared contrasts) where the run
+declared 'arm - oversample @ few, ce', else the 95% t interval. A run's exposure: the images of each exposure-limited class its generator saw
 (testbed.json's ``exposure``; a run folder named ``...-e<N>`` or ``...-efull`` where that is not readable). The
 page gets the picture and the table between ``<!-- rare-report:NAME -->`` and ``<!-- /rare-report:NAME -->``
 (NAME: the picture's file stem), replaced on a rerun, appended where the markers are missing.
