@@ -125,6 +125,8 @@ def register(subparsers, formatter_class) -> None:
                         "-->, <!-- BEGIN seedspace-schedulers --> ... <!-- END seedspace-schedulers -->)")
     p.add_argument("--quiet", action="store_true", help="no progress notes")
     p.set_defaults(func=run)
+    # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)
+    p.setting_prefixes = {LongtailSettings.field_prefix: "lt_", FewshotSettings.field_prefix: "fs_"}
 
 
 def config_from_args(args) -> EvalConfig:

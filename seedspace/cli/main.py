@@ -83,6 +83,9 @@ def as_flags(message: str, command_parser: argparse.ArgumentParser) -> str:
     a ``must``."""
     flags = {a.dest: f for a in command_parser._actions
              if (f := next((o for o in a.option_strings if o.startswith("--")), None)) not in (None, "--help")}
+    for words, dest_prefix in getattr(command_parser, "setting_prefixes", {}).items():  # 'longtail doses' -> --lt-doses
+        message = re.sub(rf"(?<![\w'\"./-]){re.escape(words)}(\w+)",
+                         lambda m: flags.get(dest_prefix + m[1], m[0]), message)
     message = re.sub(r"(?<![\w'\"./-])(\w+)/(\w+)(?![\w'\"/-])",  # a pair such as height/width
                      lambda m: f"{flags[m[1]]}/{flags[m[2]]}" if m[1] in flags and m[2] in flags else m[0], message)
     for action in command_parser._actions:

@@ -667,8 +667,8 @@ def test_a_ray_address_where_nothing_answers_is_one_line_at_once(cli, tmp_path, 
 @pytest.mark.parametrize("args, message", [
     (["--lt-arms", "oversample,foo"], "unknown arm 'foo'"),
     (["--lt-arms", "paths:nao@gauss"], "unknown prior 'gauss'"),
-    (["--lt-treatments", "ce,zz"], "unknown longtail treatments 'zz'"),
-    (["--lt-doses", "half"], "unknown longtail doses 'half'"),
+    (["--lt-treatments", "ce,zz"], "unknown --lt-treatments 'zz'"),
+    (["--lt-doses", "half"], "unknown --lt-doses 'half'"),
     (["--lt-shots", "50"], "fewer than the 50 references"),
     (["--lt-head", "100000"], "needs that many"),
 ])
