@@ -201,6 +201,22 @@ class Flag(Constraint):
 
 
 @dataclass(frozen=True)
+class Text(Constraint):
+    """A non-empty line of text (names, file paths, sampler names: no control characters)."""
+
+    optional: bool = False
+
+    def check(self, value, name):
+        if not isinstance(value, str) or not value.strip() or any(ord(c) < 32 for c in value):
+            raise ValueError(f"{name} must be a non-empty line of text, got {value!r}")
+        return value
+
+    @property
+    def examples_refused(self):
+        return (*super().examples_refused, "", "a\nb", 3)
+
+
+@dataclass(frozen=True)
 class Items(Constraint):
     """A sequence (a tuple in its one form), each item checked by ``item``, ``min_len`` items or more, none twice
     unless ``repeats``; ``key`` says when two items are the same (default: equal)."""

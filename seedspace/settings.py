@@ -23,7 +23,7 @@ from typing import ClassVar
 from pathlib import Path
 
 from .checks import (DTYPE_CHOICES, GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_STEPS, MAX_THREADS, SEED_INT_LIMIT, Integer,
-                     Number, OneOf, Rule, validate)
+                     Items, Number, OneOf, Rule, validate)
 
 
 def _prior_spec(value, name):
@@ -39,6 +39,19 @@ def _prior_spec(value, name):
     raise ValueError(f"{name} must be 'chi', 'model', 'scaled-chi:S', a prior file, a record or a prior, got {value!r}")
 
 
+def _class_list(value, name):
+    """Class indices or names (resolved against the model when it runs): one, or a non-empty list, none twice."""
+    if isinstance(value, (int, str)) and not isinstance(value, bool):
+        value = (value,)
+    return Items(Rule(_class_item), repeats=False)(value, name)
+
+
+def _class_item(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be class indices or names, got {value!r}")
+    return value
+
+
 # the rules that every settings class shares (one place: a bound changes once)
 SEED = Integer(0, SEED_INT_LIMIT - 1)
 STEPS_OR_DEFAULT = Integer(1, MAX_STEPS, optional=True)  # None: the model's default_steps
@@ -47,6 +60,7 @@ BATCH_SIZE = Integer(1, MAX_BATCH_SIZE)
 THREADS_OR_CURRENT = Integer(1, MAX_THREADS, optional=True)  # None: this process's count when the run starts
 DTYPE = OneOf(DTYPE_CHOICES)
 PRIOR_SPEC = Rule(_prior_spec, (3, ["chi"]), optional=True)
+CLASSES = Rule(_class_list, ((), 1.5, (True,), (1, 1)), optional=True)  # None: all the model's classes
 
 
 class Settings:

@@ -69,11 +69,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import Flag, Integer, Items, Number, OneOf, Rule, setting
+from ..checks import Flag, Integer, Items, Number, OneOf, Rule, Text, setting
 from ..geometry import CENTROID_METHODS as GEOMETRY_CENTROIDS
 from ..geometry import FIT_FAMILIES
 from ..geometry import INTERPOLATION_METHODS as GEOMETRY_PATHS
-from ..settings import GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings
+from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings
 from .longtail_settings import FewshotSettings, LongtailSettings
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
@@ -146,22 +146,6 @@ def _sub(cls):
     return checked
 
 
-def _text(value, name):
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a file path or prior name, got {value!r}")
-    return value
-
-
-def _classes(value, name):
-    return Items(Rule(_class_item), repeats=False)(value, name)
-
-
-def _class_item(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{name} must list class indices or names, got {value!r}")
-    return value
-
-
 def _methods(allowed):
     return Items(OneOf(allowed), repeats=False)
 
@@ -179,7 +163,7 @@ class EvalConfig(Settings):
     steps: int | None = setting(None, STEPS_OR_DEFAULT)            # DDIM steps; None = the model's default
     guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)    # None = the model's default
     inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)  # None = steps
-    classes: tuple | None = setting(None, Rule(_classes, ((), (1.5,)), optional=True))  # None = all
+    classes: tuple | None = setting(None, CLASSES)  # None = all
     references: str = setting("auto", OneOf(("auto", "fashion-mnist", "fewshot")))
     ref_per_class: int = setting(500, _counts())  # real reference images per class (judge feature statistics, FID)
     n_boot: int = setting(1000, _counts(10, 10**6))   # bootstrap resamples for means
@@ -203,7 +187,7 @@ class EvalConfig(Settings):
     centroid_path_steps: int = setting(3, _counts(2))       # points per path incl. both ends; the interior ones are generated
     centroid_reference_sets: int = setting(10, _counts(0))
     # rare concepts
-    rare_classes: tuple | None = setting(None, Rule(_classes, ((), (1.5,)), optional=True))  # None = the tail classes
+    rare_classes: tuple | None = setting(None, CLASSES)  # None = the tail classes
     rare_k: int = setting(5, _counts(2))
     rare_sets: int = setting(4, _counts())                  # input sets per tail class
     rare_path_steps: int = setting(5, _counts(2))           # points per path incl. both ends ...
@@ -215,7 +199,7 @@ class EvalConfig(Settings):
     # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
     prior_fit: str = setting("scaled-chi", OneOf(FIT_FAMILIES))  # family of the prior fitted to the inversions
     # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own
-    prior_file: str | None = setting(None, Rule(_text, (3, ""), optional=True))
+    prior_file: str | None = setting(None, Text(optional=True))
     prior_centroid_sets: int = setting(3, _counts())  # the first of the centroid experiment's input sets per class and k
     prior_path_inputs: int = setting(1, _counts(0))   # paths from each centroid to at most this many inputs
     # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler

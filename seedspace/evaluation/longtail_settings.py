@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from ..checks import MAX_BATCH_SIZE, Integer, Items, Number, OneOf, Rule, setting
+from ..checks import MAX_BATCH_SIZE, Integer, Items, Number, OneOf, Rule, Text, setting
 from ..methods.augment.settings import INVERSIONS, METHODS, STRATEGIES
 from ..settings import DTYPE, STEPS_OR_DEFAULT, Settings
 
@@ -215,12 +215,6 @@ def _checked_arm(arm, name):
     return arm
 
 
-def _checked_text(value, name):
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be non-empty texts, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class LongtailSettings(Settings):
     """What the long-tail benchmark runs.
@@ -278,7 +272,7 @@ class LongtailSettings(Settings):
                                                                repeats=False))
     steps: int | None = setting(20, STEPS_OR_DEFAULT)
     dtype: str = setting("auto", DTYPE)
-    contrasts: tuple = setting((), Items(Rule(_checked_text), min_len=0, repeats=False,
+    contrasts: tuple = setting((), Items(Text(), min_len=0, repeats=False,
                                          key=lambda c: " ".join(c.split())))
     inversion: str = setting("fixed-point", OneOf(INVERSIONS))
     seedselect_steps: int = setting(3, Integer(1, 1000))

@@ -34,11 +34,11 @@ from tqdm.auto import tqdm
 
 from .. import outputs
 from .._version import __version__
-from ..checks import MAX_BATCH_SIZE, Integer, Items, OneOf, Rule, check_number, setting
+from ..checks import MAX_BATCH_SIZE, Integer, OneOf, Rule, check_number, setting
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
 from ..runs.provenance import model_record
 from ..scoring.judge import resize_images
-from ..settings import GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
+from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
 
 DIRECTIONS = ("random", "inverted", "both")
 SCORES = ("auto", "conf", "accuracy", "features")
@@ -233,19 +233,6 @@ def _summary(values: list[np.ndarray]) -> dict:
     return {"mean": mean, "sem": sem, "n": int(values[0].size)}
 
 
-def _checked_classes(value, name):
-    """Class indices or names (resolved against the model when calibrating): a non-empty list, none twice."""
-    if isinstance(value, (int, str)) and not isinstance(value, bool):
-        value = (value,)
-    return Items(Rule(_class_item), repeats=False)(value, name)
-
-
-def _class_item(value, name):
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ValueError(f"{name} must be a class index or name, got {value!r}")
-    return value
-
-
 @dataclass(frozen=True)
 class CalibrationSettings(Settings):
     """What decides a calibration (recorded in the prior's ``info``), validated when made.
@@ -261,7 +248,7 @@ class CalibrationSettings(Settings):
     - ``seed``: the integer the random directions and the few-shot order derive from.
     """
 
-    classes: Sequence | None = setting(None, Rule(_checked_classes, ((), 1.5, (True,), (1, 1)), optional=True))
+    classes: Sequence | None = setting(None, CLASSES)
     directions: str = setting("both", OneOf(DIRECTIONS))
     norms: Sequence[float] | str = setting(DEFAULT_NORMS, Rule(lambda v, name: parse_norms(v), ("", (1.0,), "a:b")))
     per_norm: int = setting(DEFAULT_PER_NORM, Integer(1, MAX_PER_NORM))

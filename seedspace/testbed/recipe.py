@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import GUIDANCE_RANGE, MAX_STEPS, Flag, Integer, Items, Number, OneOf, Rule, check_int, setting
+from ..checks import GUIDANCE_RANGE, MAX_STEPS, Flag, Integer, Items, Number, OneOf, Rule, Text, check_int, setting
 from ..hardware import cpu_has_native_bf16
 from ..settings import SEED, THREADS_OR_CURRENT, Settings
 
@@ -43,12 +43,6 @@ def exposure_text(exposure) -> str:
     if isinstance(exposure, tuple):
         return ",".join(f"{name}={count}" for name, count in exposure)
     return str(exposure)
-
-
-def _checked_name(value, name):
-    if not isinstance(value, str) or not value.strip() or any(ord(c) < 32 for c in value):
-        raise ValueError(f"{name} must be a non-empty line of text, got {value!r}")
-    return value
 
 
 @dataclass(frozen=True)
@@ -89,7 +83,7 @@ class TestbedRecipe(Settings):
                                            ("yes", 1)))
     default_steps: int = setting(50, Integer(1, MAX_STEPS))
     default_guidance: float = setting(2.0, Number(*GUIDANCE_RANGE))
-    name: str | None = setting(None, Rule(_checked_name, ("", "a\nb", 3), optional=True))
+    name: str | None = setting(None, Text(optional=True))
     objective: str = setting("epsilon", OneOf(OBJECTIVES))
     calibrate: bool = setting(True, Flag())  # the finished model's norm prior written into the folder (prior.json)
     # torch CPU threads every stage computes with (None: this process's count, recorded)

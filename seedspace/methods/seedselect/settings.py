@@ -8,7 +8,7 @@ from typing import Sequence, Union
 import torch
 
 from ...backends.run_prior import prior_record
-from ...checks import MAX_FRAMES, MAX_OPT_STEPS, MAX_SEEDS, Integer, Items, Number, Rule, setting
+from ...checks import MAX_FRAMES, MAX_OPT_STEPS, MAX_SEEDS, Integer, Items, Number, Rule, Text, setting
 from ...runs.records import INIT_METHODS
 from ...settings import GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
 
@@ -20,13 +20,6 @@ def _checked_init(value, name):
         return value
     if not isinstance(value, str) or value not in INIT_METHODS:
         raise ValueError(f"unknown {name} {value!r}; choose one of {', '.join(INIT_METHODS)} or pass a seed tensor")
-    return value
-
-
-def _checked_scheduler(value, name):
-    """A sampler name (checked against the model's samplers when the run starts) or None (the model's default)."""
-    if not isinstance(value, str) or not value.strip():
-        raise ValueError(f"{name} must be a sampler name such as 'ddim', got {value!r}")
     return value
 
 
@@ -80,7 +73,7 @@ class SeedSelectSettings(Settings):
     step_weights: Sequence[float] = setting(SEMANTIC_STEP_WEIGHTS, Rule(_checked_step_weights, ((), (-1.0,), (0.0,))))
     sampler_steps: int | None = setting(None, STEPS_OR_DEFAULT)
     guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)
-    scheduler: str | None = setting(None, Rule(_checked_scheduler, (3, ""), optional=True))
+    scheduler: str | None = setting(None, Text(optional=True))  # checked against the model when it runs
     num_seeds: int = setting(1, Integer(1, MAX_SEEDS))
     seed: Union[int, Sequence[int]] = setting(0, Rule(_checked_seeds, (-1, "1", (1, -1))))
     inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)
