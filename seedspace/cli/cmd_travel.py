@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from .. import outputs
-from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE, check_fps, check_int
+from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE
 from ..conditions import is_class_conditional
-from ..geometry import INTERPOLATION_METHODS
 from ..runs.frames import EASINGS
-from ..runs.records import VIDEO_FORMATS, check_travel_frames
-from ..runs.writers import check_methods
+from ..runs.writers import travel_parameters
 from . import common
 from .runs import run_frames_command
 
@@ -46,17 +44,14 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    method = check_methods([args.method], INTERPOLATION_METHODS)[0]
     spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
-    formats = check_methods(spec.split(","), VIDEO_FORMATS, "format") if spec else []
-    check_fps(args.fps, "--fps")  # before any frame is rendered: the video writer comes last
-    check_int(args.upscale, "--upscale", 0, MAX_UPSCALE)
-    check_travel_frames(args.frames, "--frames")
+    travel = travel_parameters(args.method, args.frames, args.loop, args.easing, spec.split(",") if spec else [],
+                               args.fps, args.upscale)
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
     side = max(model.image_shape[1:]) * (args.upscale or outputs.auto_upscale(min(model.image_shape[1:]), 256))
-    if formats and side > MAX_VIDEO_SIDE:
+    if travel["video"]["formats"] and side > MAX_VIDEO_SIDE:
         raise common.CLIError(f"--upscale {args.upscale} makes {side} px videos; the limit is {MAX_VIDEO_SIDE} px")
     prompt = args.prompt
     if prompt is not None and "|" in prompt:
@@ -71,9 +66,7 @@ def new_params(args):
             cond_record["prompt"] = cond[0]
         elif cond_record.get("class") is not None and len(cond_record["class"]) == 1:
             cond_record = {"class": cond_record["class"][0], "class_name": cond_record["class_name"][0]}
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "method": method,
-              "frames": args.frames, "loop": bool(args.loop), "easing": args.easing,
-              "video": {"formats": formats, "fps": args.fps, "upscale": args.upscale}}
+    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, **travel}
     params = {**params, **common.image_params(args, model, items), **common.prior_params(args, model, params)}
     return params, model
 

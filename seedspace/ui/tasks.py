@@ -18,14 +18,14 @@ from typing import Callable
 
 from .. import outputs
 from ..backends.loading import dtype_name
-from ..checks import check_fps, check_guidance, check_int, check_number, check_steps
+from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
-from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS
+from ..geometry import CENTROID_METHODS
 from ..runs import open_run
-from ..runs.frames import EASINGS, FRAME_METHODS, plan_frames
+from ..runs.frames import FRAME_METHODS, plan_frames
 from ..runs.provenance import model_record
 from ..backends.run_prior import prior_record
-from ..runs.writers import check_methods, run_parameters, write_frame_run, write_norms_run
+from ..runs.writers import check_methods, run_parameters, travel_parameters, write_frame_run, write_norms_run
 from ..settings import model_sampling
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
@@ -129,15 +129,10 @@ class Explorer:
                progress: Progress = _silent) -> TaskResult:
         """`seedspace travel`: frames along the path of each segment between keyframes (typed seeds, then
         uploads), eased, with an MP4 and a GIF."""
-        method = check_methods([method or ""], INTERPOLATION_METHODS)[0]
         check_int(frames, "frames per segment", 2, MAX_PAGE_FRAMES)
-        if easing not in EASINGS:
-            raise ValueError(f"easing must be one of {', '.join(EASINGS)}, got {easing!r}")
-        check_fps(fps)
+        travel = travel_parameters(method, str(int(frames)), loop, easing, ["mp4", "gif"], fps, 0)
         items = self._inputs(uploads, keyframes, "keyframes")
-        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
-                  "frames": str(int(frames)), "loop": bool(loop), "easing": easing,
-                  "video": {"formats": ["mp4", "gif"], "fps": float(fps), "upscale": 0}}
+        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, **travel}
         folder, plan, images = self._frame_run("travel", params, progress)
         segments = len(plan.record["frames_per_segment"])
         return self._result(folder, folder / "grid.png",
