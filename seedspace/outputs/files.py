@@ -7,9 +7,7 @@ import hashlib
 import json
 import os
 import re
-import signal
-import tempfile
-import threading
+import secrets
 from pathlib import Path
 from typing import Iterator
 
@@ -84,31 +82,21 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = None
     try:
-        with _interruptions_held():  # a Ctrl-C or SIGTERM between making the file and naming it would leave it
-            handle, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.",
-                                            suffix=f"{PARTIAL_MARK}{path.suffix}")
-            tmp = Path(name)
-        os.close(handle)
+        # the name is known before the file exists (tempfile.mkstemp would tell it only after making the file):
+        # a Ctrl-C or SIGTERM at any moment then finds it in `tmp`, and the finally block removes it
+        while True:
+            tmp = path.with_name(f".{path.stem}.{secrets.token_hex(6)}{PARTIAL_MARK}{path.suffix}")
+            try:
+                os.close(os.open(tmp, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+                break
+            except FileExistsError:
+                continue
         yield tmp
-        follow_umask(tmp)  # mkstemp makes it 0600; the finished file follows the umask like any other
+        follow_umask(tmp)  # made 0600 as mkstemp does; the finished file follows the umask like any other
         os.replace(tmp, path)
     finally:
         if tmp is not None and tmp.exists():
             tmp.unlink()
-
-
-@contextlib.contextmanager
-def _interruptions_held():
-    """Hold SIGINT and SIGTERM in the main thread over the block; one that arrives meanwhile is delivered as the
-    block ends (Python raises it at the next instruction). Elsewhere (other threads, no pthread_sigmask) a no-op."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    try:
-        yield
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def write_text(path: str | Path, text: str) -> Path:

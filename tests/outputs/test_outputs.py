@@ -110,21 +110,22 @@ def test_degenerate_names_images_without_a_picture():
 
 
 def test_ctrl_c_as_the_temporary_file_is_made_leaves_no_file(tmp_path, monkeypatch):
-    """A signal that lands right after the temporary file exists (before the writer knows its name) is held until
-    the name is known, so the interrupted write removes it: no stray .partial file."""
+    """A signal that lands the moment the temporary file comes into existence (before the call that made it has
+    returned) still finds the file removed by the interrupted write: no stray .partial file."""
     import signal
-    import tempfile
 
     from seedspace.outputs import files
 
-    real = tempfile.mkstemp
+    real_open = os.open
 
-    def mkstemp_then_ctrl_c(*args, **kwargs):
-        made = real(*args, **kwargs)
-        os.kill(os.getpid(), signal.SIGINT)  # Python raises it at its next instruction: before the caller stores `made`
-        return made
+    def open_then_ctrl_c(*args, **kwargs):
+        fd = real_open(*args, **kwargs)
+        os.close(fd)
+        os.kill(os.getpid(), signal.SIGINT)  # Python raises it at its next instruction, before the caller sees the file
+        return real_open(*args[:1], os.O_WRONLY)
 
-    monkeypatch.setattr(files.tempfile, "mkstemp", mkstemp_then_ctrl_c)
+    monkeypatch.setattr(files.os, "open", open_then_ctrl_c)
     with pytest.raises(KeyboardInterrupt):
         files.write_text(tmp_path / "run.json", "{}")
+    monkeypatch.undo()
     assert list(tmp_path.iterdir()) == []
