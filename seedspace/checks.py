@@ -3,7 +3,7 @@ value of the right type, finite and in its range, so that bad input fails before
 setting.
 
 Two layers: ``check_*`` functions for one value, and constraint objects (:class:`Integer`, :class:`Number`,
-:class:`OneOf`, :class:`Flag`, :class:`Items`, :class:`Rule`) that a settings class declares beside its fields with
+:class:`OneOf`, :class:`Flag`, :class:`Text`, :class:`Items`, :class:`Rule`) that a settings class declares beside its fields with
 :func:`setting`; :func:`validate` applies them (see :class:`seedspace.settings.Settings`).
 """
 
@@ -111,10 +111,7 @@ def check_threads(value, name: str = "threads") -> int:
 
 def check_dtype(value, name: str = "dtype", auto: bool = True) -> str:
     """A dtype name of ``DTYPE_NAMES`` (and 'auto' with ``auto``): the one vocabulary of every command and record."""
-    allowed = DTYPE_CHOICES if auto else DTYPE_NAMES
-    if not isinstance(value, str) or value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
+    return OneOf(DTYPE_CHOICES if auto else DTYPE_NAMES)(value, name)
 
 
 class Constraint:

@@ -27,7 +27,7 @@ def test_auto_is_bf16_only_where_the_cpu_has_it(monkeypatch, cpuinfo, native):
 
 
 def test_unknown_dtype_names_the_choices():
-    with pytest.raises(ValueError, match="dtype must be one of auto, float32, float16, bfloat16"):
+    with pytest.raises(ValueError, match="unknown dtype 'float8'; choose one of auto, float32, float16, bfloat16"):
         loading.resolve_dtype("float8")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..checks import MAX_BATCH_SIZE, MAX_OPT_STEPS, SEED_INT_LIMIT, check_int, check_number
+from ..checks import MAX_BATCH_SIZE, MAX_OPT_STEPS, check_int, check_number, check_seed
 from ..conditions import condition_from_record
 from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
 from ..runs import open_run
@@ -54,7 +54,7 @@ def run(args) -> int:
     if args.opt_steps is not None:
         check_int(args.opt_steps, "--opt-steps", 0, MAX_OPT_STEPS)
     check_number(args.lr, "--lr", 0.0, MAX_LR, low_open=True)
-    check_int(args.seed, "--seed", 0, SEED_INT_LIMIT - 1)
+    check_seed(args.seed, "--seed")
     check_int(args.num_seeds, "--num-seeds", 1, MAX_BATCH_SIZE)
     folder, params, model = common.resumed_run(args, COMMAND)
     if params is not None:

@@ -12,8 +12,8 @@ from .. import outputs
 from ..runs.provenance import model_reference as model_ref
 from ..runs.writers import run_parameters, size_record
 from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIDE, MAX_SEEDS,
-                      MAX_STEPS, SEED_INT_LIMIT, check_batch_size, check_guidance, check_image_size, check_int,
-                      check_steps)
+                      MAX_STEPS, check_batch_size, check_guidance, check_image_size, check_int,
+                      check_seed, check_steps)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model, set_image_size
 from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
@@ -231,7 +231,7 @@ def seed_items_from_args(args) -> list[dict]:
         raise CLIError("give --seeds or --random-seeds, not both")
     if args.random_seeds is not None:
         check_int(args.random_seeds, "--random-seeds", 1, MAX_SEEDS)
-        check_int(args.seed_base, "--seed-base", 0, SEED_INT_LIMIT - 1)
+        check_seed(args.seed_base, "--seed-base")
         return [{"int": v} for v in random_seed_ints(args.random_seeds, args.seed_base)]
     if args.seeds is not None:
         return parse_seed_spec(args.seeds, "--seeds")

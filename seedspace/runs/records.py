@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from typing import Callable
 
-from ..checks import (MAX_BATCH_SIZE, MAX_OPT_STEPS, MAX_UPSCALE, SEED_INT_LIMIT, check_batch_size, check_fps,
-                      check_dtype, check_frames, check_guidance, check_int, check_number, check_steps)
+from ..checks import (MAX_BATCH_SIZE, MAX_OPT_STEPS, MAX_UPSCALE, check_batch_size, check_dtype, check_fps,
+                      check_frames, check_guidance, check_int, check_number, check_seed, check_steps)
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from .frames import EASINGS, FRAME_METHODS
 
@@ -114,7 +114,7 @@ def _check_seed_item(item, key: str) -> None:
         total = sum(check_number(w, f"{key} blend weight", 0.0) for w in weights)
         check_number(total, f"{key} sum of blend weights", 0.0, low_open=True)
     elif "int" in item:
-        check_int(item["int"], f"{key} seed integer", 0, SEED_INT_LIMIT - 1)
+        check_seed(item["int"], f"{key} seed integer")
     elif not any(isinstance(item.get(k), str) and item[k] for k in ("file", "image")):
         raise ValueError(f"{key}: a seed entry needs 'int', 'file', 'image' or 'blend', got {item!r}")
 
@@ -173,7 +173,7 @@ def _check_seedselect(params: dict) -> None:
     _check_choice(params["init"], INIT_METHODS, "'init'")
     check_int(params["opt_steps"], "'opt_steps'", 0, MAX_OPT_STEPS)
     check_number(params["lr"], "'lr'", 0.0, low_open=True)
-    check_int(params["seed"], "'seed'", 0, SEED_INT_LIMIT - 1)
+    check_seed(params["seed"], "'seed'")
     check_int(params["num_seeds"], "'num_seeds'", 1, MAX_BATCH_SIZE)
     if params.get("features") is not None and not isinstance(params["features"], str):
         raise ValueError("'features' must be a folder path or null")
