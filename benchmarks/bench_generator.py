@@ -118,8 +118,13 @@ def unet_rows(n: int, repeats: int, flags: set[str], clock: float) -> list[str]:
             seconds = interleaved({"f": lambda: net(x, t, **kwargs)}, repeats, best=True)["f"]
             rows.append(f"| {name} | {tuple(x.shape[1:])} | {total / x.shape[0] / 1e9:.3f} | "
                         f"{2 * total / x.shape[0] / 1e9:.3f} | {x.shape[0]} | {seconds:.3f} | "
-                        f"{total / seconds / 1e9:.1f} | {100 * total / seconds / peak:.2f}% |")
+                        f"{rate_cells(total, seconds, peak)} |")
     return rows
+
+
+def rate_cells(flop: float, seconds: float, peak: float) -> str:
+    """'achieved GFLOP/s | share of peak' of ``flop`` in ``seconds`` (two table cells)."""
+    return f"{flop / seconds / 1e9:.1f} | {100 * flop / seconds / peak:.2f}%"
 
 
 def forward_levers(n: int, repeats: int, peak: float) -> list[str]:
@@ -154,8 +159,7 @@ def forward_levers(n: int, repeats: int, peak: float) -> list[str]:
     for name, seconds in medians.items():
         first = f"{compile_s[name]:.0f}" if name in compile_s else "-"
         rows.append(f"| {name} | {seconds:.3f} | {base / seconds:.2f}x | {fastest[name]:.3f} | "
-                    f"{total / fastest[name] / 1e9:.1f} | {100 * total / fastest[name] / peak:.2f}% | "
-                    f"{'yes' if same[name] else 'no'} | {first} |")
+                    f"{rate_cells(total, fastest[name], peak)} | {'yes' if same[name] else 'no'} | {first} |")
     return rows
 
 
