@@ -20,6 +20,7 @@ MAX_STEPS = 1000  # DDIM steps: never more than a model's training timesteps (10
 MAX_BATCH_SIZE = 4096
 MAX_FRAMES = 10_000  # frames per path or travel segment
 MAX_OPT_STEPS = 10_000  # SeedSelect optimisation steps (seedselect, augment's seedselect strategy)
+MAX_LR = 100.0  # SeedSelect's AdamW learning rate
 LARGE_JOB_BYTES = 256 * 2 ** 20  # runs that would write more need allow_large (--allow-large)
 MAX_PER_CLASS = 1_000_000  # augment's images per class: planning more takes minutes before anything is written
 MAX_SEEDS = 100_000  # seeds drawn by --random-seeds, or optimised together
@@ -33,6 +34,11 @@ DTYPE_CHOICES = ("auto", *DTYPE_NAMES)  # what a user may ask for: auto = bfloat
 # a class name becomes a folder and a file-name part (with an index and temporary suffixes): file systems allow
 # 255 bytes per name, so names are bounded well below that, in bytes (a letter outside ASCII takes 2 to 4)
 MAX_NAME_BYTES = 100
+
+
+class RecordError(ValueError):
+    """A malformed record (run.json, a PNG's parameters): the message names the file and the record's key, not a
+    command-line flag."""
 
 
 def check_name_length(name: str, what: str) -> None:

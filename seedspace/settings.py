@@ -23,7 +23,7 @@ from typing import ClassVar
 from pathlib import Path
 
 from .checks import (DTYPE_CHOICES, GUIDANCE_RANGE, MAX_BATCH_SIZE, MAX_STEPS, MAX_THREADS, SEED_INT_LIMIT, Integer,
-                     Items, Number, OneOf, Rule, validate)
+                     Items, Number, OneOf, Rule, rule_of, validate)
 
 
 def _prior_spec(value, name):
@@ -94,6 +94,16 @@ class Settings:
             raise ValueError(f"{cls.field_prefix}{unknown[0]} is not a setting of {cls.__name__}")
         return cls(**record)
 
+    @classmethod
+    def checked(cls, **values) -> dict:
+        """Some fields' ``values`` in their one form, each checked by its declared rule: bad input fails before
+        the rest of the settings are known (before a model loads, say); the settings are made once they are."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - set(fields))
+        if unknown:
+            raise ValueError(f"{cls.field_prefix}{unknown[0]} is not a setting of {cls.__name__}")
+        return {name: _checked(fields[name], value, cls.field_prefix) for name, value in values.items()}
+
     def replace(self, **changes):
         """A copy with ``changes``, validated like a new one."""
         return dataclasses.replace(self, **changes)
@@ -118,6 +128,11 @@ def model_sampling(model, steps: int | None, guidance: float | None) -> tuple[in
     """``(steps, guidance)`` with None replaced by the model's defaults: the one place that fills them."""
     return (int(model.default_steps if steps is None or steps == 0 else steps),
             float(model.default_guidance if guidance is None else guidance))
+
+
+def _checked(field, value, prefix: str):
+    rule = rule_of(field)
+    return value if rule is None else rule(value, prefix + field.name)
 
 
 def _plain(value):

@@ -15,7 +15,10 @@ from seedspace.settings import Settings, check_unchanged, model_sampling
 # every module that defines a Settings class (imported so that Settings.__subclasses__ sees them all)
 SETTINGS_MODULES = ("seedspace.methods.augment.settings", "seedspace.methods.seedselect.settings",
                     "seedspace.methods.calibrate", "seedspace.evaluation.longtail_settings", "seedspace.evaluation.config",
-                    "seedspace.testbed.recipe")
+                    "seedspace.testbed.recipe", "seedspace.runs.run_settings")
+# values for required fields whose rule is a Rule or Items (no generic example exists for those)
+FIELD_EXAMPLES = {"model": {"id": "testbed", "seed_shape": [1, 32, 32]}, "condition": {"class": 0},
+                  "seeds": [{"int": 11}, {"int": 42}], "images": [{"image": "a.png"}, {"image": "b.png"}]}
 
 
 def all_settings() -> list[type]:
@@ -29,8 +32,10 @@ def all_settings() -> list[type]:
     return sorted(found, key=lambda c: c.__name__)
 
 
-def example(rule):
+def example(name, rule):
     """A value the rule accepts, for fields without a default."""
+    if name in FIELD_EXAMPLES:
+        return FIELD_EXAMPLES[name]
     if isinstance(rule, Integer):
         return rule.low if rule.low is not None else 1
     if isinstance(rule, Number):
@@ -41,7 +46,7 @@ def example(rule):
 
 
 def made(cls):
-    required = {f.name: example(f.metadata["rule"]) for f in dataclasses.fields(cls)
+    required = {f.name: example(f.name, f.metadata["rule"]) for f in dataclasses.fields(cls)
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
     return cls(**required), required
 
@@ -52,7 +57,8 @@ SETTINGS = all_settings()
 def test_every_settings_module_is_found():
     names = {cls.__name__ for cls in SETTINGS}
     assert {"AugmentSettings", "SeedSelectSettings", "CalibrationSettings", "LongtailSettings", "FewshotSettings",
-            "TestbedRecipe", "EvalConfig"} <= names
+            "TestbedRecipe", "EvalConfig", "InterpolateSettings", "CentroidSettings", "TravelSettings",
+            "SeedSelectRunSettings"} <= names
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..checks import MAX_FRAMES, check_frames
-from ..geometry import CENTROID_METHODS
-from ..runs.writers import check_methods
+from ..checks import MAX_FRAMES
+from ..runs.run_settings import CentroidSettings
 from . import common
 from .runs import run_frames_command
 
@@ -32,9 +31,8 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    method = check_methods([args.method], CENTROID_METHODS)[0]
-    check_frames(args.frames, "--frames")
-    return common.new_run_params(args, common.seed_or_image_items(args), method=method, frames=args.frames)
+    return common.new_run_params(args, CentroidSettings, common.seed_or_image_items(args), method=args.method.strip(),
+                                 frames=args.frames)
 
 
 def run(args) -> int:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from ..checks import MAX_FRAMES, check_frames
-from ..runs.frames import FRAME_METHODS
-from ..runs.writers import check_methods
+from ..checks import MAX_FRAMES
+from ..runs.run_settings import InterpolateSettings
 from . import common
 from .runs import run_frames_command
 
@@ -34,9 +33,9 @@ def register(subparsers, formatter_class) -> None:
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
-    methods = check_methods((args.compare or args.method).split(","), FRAME_METHODS)
-    check_frames(args.frames, "--frames")
-    return common.new_run_params(args, common.seed_items_from_args(args), methods=methods, frames=args.frames)
+    methods = [m.strip() for m in (args.compare or args.method).split(",") if m.strip()]
+    return common.new_run_params(args, InterpolateSettings, common.seed_items_from_args(args), methods=methods,
+                                 frames=args.frames)
 
 
 def run(args) -> int:

@@ -5,14 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..checks import MAX_BATCH_SIZE, MAX_OPT_STEPS, check_int, check_number, check_seed
+from ..checks import MAX_LR, MAX_OPT_STEPS
 from ..conditions import condition_from_record
 from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
 from ..runs import open_run
+from ..runs.run_settings import SeedSelectRunSettings
 from . import common
 
 COMMAND = "seedselect"
-MAX_LR = 100.0
 
 
 def register(subparsers, formatter_class) -> None:
@@ -51,17 +51,14 @@ def _collect(spec: str) -> list[Path]:
 
 def run(args) -> int:
     common.check_sampling_args(args)
-    if args.opt_steps is not None:
-        check_int(args.opt_steps, "--opt-steps", 0, MAX_OPT_STEPS)
-    check_number(args.lr, "--lr", 0.0, MAX_LR, low_open=True)
-    check_seed(args.seed, "--seed")
-    check_int(args.num_seeds, "--num-seeds", 1, MAX_BATCH_SIZE)
+    given = {} if args.opt_steps is None else {"opt_steps": args.opt_steps}
+    own = SeedSelectRunSettings.checked(init=args.init, lr=args.lr, seed=args.seed, num_seeds=args.num_seeds,
+                                        features=args.features, **given)
     folder, params, model = common.resumed_run(args, COMMAND)
     if params is not None:
         if args.images is not None:
             raise common.CLIError("--resume continues a run with its own reference images: do not give --images")
-        if args.opt_steps is not None:  # the one setting a resume may change: run further
-            params["opt_steps"] = args.opt_steps
+        params = SeedSelectRunSettings.from_record({**params, **given}).to_record()  # given: run further
         cond = condition_from_record(params["condition"])
         paths = [item["image"] for item in params["images"]]
         missing = [p for p in paths if not Path(p).is_file()]
@@ -76,16 +73,13 @@ def run(args) -> int:
             raise common.CLIError(f"SeedSelect needs at least 2 reference images, got {len(image_paths)}")
         ref = common.model_ref(args.model)
         model = common.load_for(args, ref)
-        n_steps = (30 if args.opt_steps is None else args.opt_steps) + 1
-        # every step keeps the seeds and the two AdamW moments, and an image per seed
-        common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
         cond, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-        params = {**common.sampling_params(args, model, ref, cond_record), "init": args.init,
-                  "opt_steps": 30 if args.opt_steps is None else args.opt_steps, "lr": args.lr, "seed": args.seed,
-                  "num_seeds": args.num_seeds, "features": args.features,
+        params = {**common.sampling_params(args, model, ref, cond_record), **own,
                   "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
         params.update(common.image_params(args, model, params["images"]))
-        params.update(common.prior_params(args, model, params))
+        params = SeedSelectRunSettings.from_record({**params, **common.prior_params(args, model, params)}).to_record()
+        n_steps = params["opt_steps"] + 1  # every step keeps the seeds, the two AdamW moments and an image per seed
+        common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
         if getattr(args, "prior_misfit", None) and args.init in ("nao-centroid", "nao-paths"):
             common.run_model_prior(model, params["steps"], params.get("scheduler"))  # refused: one line why
         if "prior" in params and args.init not in ("nao-centroid", "nao-paths"):

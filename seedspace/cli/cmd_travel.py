@@ -6,7 +6,7 @@ from .. import outputs
 from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE
 from ..conditions import is_class_conditional
 from ..runs.frames import EASINGS
-from ..runs.writers import travel_parameters
+from ..runs.run_settings import TravelSettings, VideoSettings
 from . import common
 from .runs import run_frames_command
 
@@ -39,19 +39,22 @@ def register(subparsers, formatter_class) -> None:
     common.add_model_options(p, resume=True)
     p.epilog = ("--class may be a comma list with one class per keyframe (and --prompt a '|'-separated list); "
                 "the condition switches at the middle of each segment.")
+    p.setting_prefixes = {VideoSettings.field_prefix: ""}  # 'video.fps' -> --fps
     p.set_defaults(func=run)
 
 
 def new_params(args):
     """(parameters, model) of a new run from the command-line options."""
     spec = {"none": "", "both": "mp4,gif"}.get(args.formats.strip(), args.formats)
-    travel = travel_parameters(args.method, args.frames, args.loop, args.easing, spec.split(",") if spec else [],
-                               args.fps, args.upscale)
+    video = VideoSettings(formats=[f.strip() for f in spec.split(",") if f.strip()], fps=args.fps,
+                          upscale=args.upscale)
+    own = TravelSettings.checked(method=args.method.strip(), frames=args.frames, loop=args.loop, easing=args.easing,
+                                 video=video)
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
     side = max(model.image_shape[1:]) * (args.upscale or outputs.auto_upscale(min(model.image_shape[1:]), 256))
-    if travel["video"]["formats"] and side > MAX_VIDEO_SIDE:
+    if video.formats and side > MAX_VIDEO_SIDE:
         raise common.CLIError(f"--upscale {args.upscale} makes {side} px videos; the limit is {MAX_VIDEO_SIDE} px")
     prompt = args.prompt
     if prompt is not None and "|" in prompt:
@@ -66,9 +69,7 @@ def new_params(args):
             cond_record["prompt"] = cond[0]
         elif cond_record.get("class") is not None and len(cond_record["class"]) == 1:
             cond_record = {"class": cond_record["class"][0], "class_name": cond_record["class_name"][0]}
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, **travel}
-    params = {**params, **common.image_params(args, model, items), **common.prior_params(args, model, params)}
-    return params, model
+    return common.frame_record(args, TravelSettings, model, ref, cond_record, items, own), model
 
 
 def run(args) -> int:

@@ -276,14 +276,23 @@ def collect_images(tokens) -> list[Path]:
 
 
 # -- run records -----------------------------------------------------------------------------------------
-def new_run_params(args, items: list[dict], **settings) -> tuple[dict, object]:
-    """(parameters, model) of a new interpolate / centroid run: the model from the options, the condition from
-    --class / --prompt, the sampling parameters, the seed items and the command's own ``settings``."""
+def new_run_params(args, settings_class, items: list[dict], **own) -> tuple[dict, object]:
+    """(record, model) of a new interpolate / centroid run: the command's ``own`` settings checked first (before
+    the model loads), the model from the options, the condition from --class / --prompt, then
+    :func:`frame_record`."""
+    own = settings_class.checked(**own)
     ref = model_ref(args.model)
     model = load_for(args, ref)
     _, cond_record = resolve_condition(model, args.class_, args.prompt, args)
-    params = {**sampling_params(args, model, ref, cond_record), "seeds": items, **settings}
-    return {**params, **image_params(args, model, items), **prior_params(args, model, params)}, model
+    return frame_record(args, settings_class, model, ref, cond_record, items, own), model
+
+
+def frame_record(args, settings_class, model, ref: str, cond_record: dict, items: list[dict], own: dict) -> dict:
+    """The run.json parameters of a new frame run: the record of ``settings_class`` made of the sampling
+    options, the seed items, how images are fitted, the prior and the command's ``own`` settings."""
+    params = {**sampling_params(args, model, ref, cond_record), "seeds": items, **own}
+    params = {**params, **image_params(args, model, items), **prior_params(args, model, params)}
+    return settings_class.from_record(params).to_record()
 
 
 def add_prior_option(parser: argparse.ArgumentParser) -> None:

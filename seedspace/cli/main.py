@@ -17,6 +17,7 @@ import sys
 import warnings
 
 from .._version import __version__
+from ..checks import RecordError
 
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
 COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate",
@@ -163,7 +164,10 @@ def _run(argv: list[str]) -> int:
         except (ValueError, OSError) as exc:  # bad input, or the environment (missing file, full disk, permissions)
             if os.environ.get("SEEDSPACE_DEBUG"):
                 raise
-            print(f"seedspace: error: {as_flags(_one_line(exc), parser.commands[args.command])}", file=sys.stderr)
+            message = _one_line(exc)  # a record's keys are not flags
+            if not isinstance(exc, RecordError):
+                message = as_flags(message, parser.commands[args.command])
+            print(f"seedspace: error: {message}", file=sys.stderr)
             return EXIT_USAGE
         except Exception as exc:  # a bug: still one line, the traceback on request
             if os.environ.get("SEEDSPACE_DEBUG"):

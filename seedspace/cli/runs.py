@@ -9,6 +9,7 @@ from typing import Callable
 
 from .. import outputs
 from ..runs import open_run
+from ..runs.run_settings import FRAME_SETTINGS
 from ..runs.frames import PLANNERS, load_endpoints, plan_frames, stored_endpoints
 from ..runs.provenance import frame_text
 from ..runs.records import check_frame_record
@@ -28,7 +29,8 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
         params, model = new_params(args)
         if getattr(args, "prior_misfit", None):  # --prior model calibrated at other settings: fit the run's seeds
             endpoints = load_endpoints(command, params, model, progress=not args.quiet)
-            params.update(common.fitted_prior_params(args, model, params, endpoints.seeds))
+            fitted = common.fitted_prior_params(args, model, params, endpoints.seeds)
+            params = FRAME_SETTINGS[command].from_record({**params, **fitted}).to_record()
     plan = plan_frames(command, params, model, progress=not args.quiet, endpoints=endpoints)
     common.check_plan_size(args, params, plan, model)
     folder, record = open_run(command, params, args.out, resume=folder, **plan.record,

@@ -17,15 +17,13 @@ from tqdm.auto import tqdm
 from .. import outputs
 from ..backends.sampling import check_scheduler
 from ..conditions import condition_from_record
-from ..checks import MAX_UPSCALE, check_fps, check_int
-from ..geometry import INTERPOLATION_METHODS, ChiPrior, norm_report
+from ..geometry import ChiPrior, norm_report
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed, load_seeds
 from ..settings import model_sampling
-from .frames import EASINGS, FramePlan, render_batches
+from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
 from .record import RunRecord, open_run
-from .records import VIDEO_FORMATS, check_travel_frames
 
 NORMS_COMMAND = "norms"
 INVERT_COMMAND = "invert"
@@ -56,20 +54,6 @@ def size_record(model) -> dict:
     if not hasattr(model, "set_size"):
         return {}
     return {"height": int(model.height), "width": int(model.width)}
-
-
-def travel_parameters(method: str, frames, loop: bool, easing: str, formats, fps: float, upscale: int) -> dict:
-    """Travel's own run parameters as run.json records them (the command line and the explorer build them here),
-    each checked before any frame is rendered (the video writer comes last)."""
-    method = check_methods([method or ""], INTERPOLATION_METHODS)[0]
-    check_travel_frames(frames, "frames")
-    if easing not in EASINGS:
-        raise ValueError(f"easing must be one of {', '.join(EASINGS)}, got {easing!r}")
-    formats = check_methods(formats, VIDEO_FORMATS, "format") if formats else []
-    check_fps(fps, "fps")
-    check_int(upscale, "upscale", 0, MAX_UPSCALE)
-    return {"method": method, "frames": frames, "loop": bool(loop), "easing": easing,
-            "video": {"formats": formats, "fps": float(fps), "upscale": int(upscale)}}
 
 
 def check_methods(names, allowed, what="method") -> list[str]:

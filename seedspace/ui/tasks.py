@@ -20,12 +20,12 @@ from .. import outputs
 from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_number, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
-from ..geometry import CENTROID_METHODS
 from ..runs import open_run
-from ..runs.frames import FRAME_METHODS, plan_frames
+from ..runs.run_settings import CentroidSettings, InterpolateSettings, TravelSettings, VideoSettings
+from ..runs.frames import plan_frames
 from ..runs.provenance import model_record
 from ..backends.run_prior import prior_record
-from ..runs.writers import check_methods, run_parameters, travel_parameters, write_frame_run, write_norms_run
+from ..runs.writers import run_parameters, write_frame_run, write_norms_run
 from ..settings import model_sampling
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
@@ -87,13 +87,13 @@ class Explorer:
         """`seedspace interpolate --compare METHODS`: one grid row per method between endpoints A and B (a seed,
         a blend or an upload each); uploaded images are inverted and their reconstruction PSNR (guidance 1) is
         reported; the plot shows |x| / sqrt(d) along each path."""
-        methods = check_methods(list(methods or []), FRAME_METHODS)
-        check_int(frames, "frames", 2, MAX_PAGE_FRAMES)
+        own = InterpolateSettings.checked(methods=list(methods or []), frames=check_int(frames, "frames", 2,
+                                                                                           MAX_PAGE_FRAMES))
+        methods = own["methods"]
         items = [one_item(seed_a, upload_a, self.model, self.runs_dir, "endpoint A"),
                  one_item(seed_b, upload_b, self.model, self.runs_dir, "endpoint B")]
-        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "methods": methods,
-                  "frames": int(frames)}
-        folder, plan, _ = self._frame_run("interpolate", params, progress)
+        folder, plan, _, params = self._frame_run(InterpolateSettings, items, own, class_value, prompt, steps,
+                                                  guidance, progress)
         lines = [f"{len(methods)} paths of {frames} frames"]
         endpoints = plan.seed_files["seeds.safetensors"][0]["endpoints"]
         for label, item, seed in zip("AB", items, endpoints):
@@ -108,12 +108,10 @@ class Explorer:
                  guidance: float | None = None, progress: Progress = _silent) -> TaskResult:
         """`seedspace centroid`: the centroid of k >= 2 uploaded images (inverted) or seed files, or typed seeds,
         its image, the paths from it to each input and |x| / sqrt(d) along them."""
-        method = check_methods([method or ""], CENTROID_METHODS)[0]
-        check_int(frames, "frames", 2, MAX_PAGE_FRAMES)
+        own = CentroidSettings.checked(method=method, frames=check_int(frames, "frames", 2, MAX_PAGE_FRAMES))
         items = self._inputs(uploads, seeds, "centroid inputs")
-        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, "method": method,
-                  "frames": int(frames)}
-        folder, plan, _ = self._frame_run("centroid", params, progress)
+        folder, plan, _, _ = self._frame_run(CentroidSettings, items, own, class_value, prompt, steps, guidance,
+                                             progress)
         k = len(plan.record["inputs"])
         paths = plan.seeds[1:].reshape(k, frames, *plan.seeds.shape[1:])
         labels = [describe_seed(e) for e in plan.record["inputs"]]
@@ -130,10 +128,11 @@ class Explorer:
         """`seedspace travel`: frames along the path of each segment between keyframes (typed seeds, then
         uploads), eased, with an MP4 and a GIF."""
         check_int(frames, "frames per segment", 2, MAX_PAGE_FRAMES)
-        travel = travel_parameters(method, str(int(frames)), loop, easing, ["mp4", "gif"], fps, 0)
+        own = TravelSettings.checked(method=method, frames=int(frames), loop=loop, easing=easing,
+                                     video=VideoSettings(fps=fps))
         items = self._inputs(uploads, keyframes, "keyframes")
-        params = {**self._sampling(class_value, prompt, steps, guidance), "seeds": items, **travel}
-        folder, plan, images = self._frame_run("travel", params, progress)
+        folder, plan, images, _ = self._frame_run(TravelSettings, items, own, class_value, prompt, steps, guidance,
+                                                  progress)
         segments = len(plan.record["frames_per_segment"])
         return self._result(folder, folder / "grid.png",
                             [f"{len(images)} frames over {segments} segments ({method}, {easing})"],
@@ -187,8 +186,13 @@ class Explorer:
             raise ValueError(f"{what}: give {minimum} to {MAX_PAGE_INPUTS} seeds or uploads, got {len(items)}")
         return items
 
-    def _frame_run(self, command: str, params: dict, progress: Progress):
-        """Plan, then write the run folder as the command line does; (folder, plan, images)."""
+    def _frame_run(self, settings_class, items: list[dict], own: dict, class_value, prompt, steps, guidance,
+                   progress: Progress):
+        """The run's record (``settings_class``'s, as the command line makes it), its plan, then the run folder
+        written as the command line writes it; (folder, plan, images, record)."""
+        command = settings_class.command
+        params = settings_class.from_record({**self._sampling(class_value, prompt, steps, guidance), "seeds": items,
+                                             **own}).to_record()
         progress(0.0, "loading seeds (uploaded images are inverted)")
         plan = plan_frames(command, params, self.model)
         folder, record = open_run(command, params, base=self.runs_dir, **plan.record)
@@ -200,7 +204,7 @@ class Explorer:
 
         progress(0.0, f"frames 0/{total}")
         images, _ = write_frame_run(folder, record, command, params, self.model, plan, on_frames=on_frames)
-        return folder, plan, images
+        return folder, plan, images, params
 
     def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:
         """PSNR (dB) of an uploaded image against the image regenerated from its inversion (guidance 1)."""

@@ -119,4 +119,4 @@ def test_compile_is_recorded_and_replayed(tiny, tiny_testbed_dir):
     assert params["compile"] is True
     assert load_from_params(params).compile is True and load_from_params(eager).compile is False
     with pytest.raises(ValueError, match="compile"):
-        check_run_parameters("interpolate", {**params, "compile": "yes"}, "run.json")
+        check_run_parameters("interpolate", {**params, "seeds": [{"int": 1}, {"int": 2}], "compile": "yes"}, "run.json")

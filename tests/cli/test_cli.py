@@ -369,7 +369,7 @@ def test_library_errors_read_as_flags_on_the_command_line():
 
 def test_unknown_method(cli, tmp_path):
     rc, _, err = cli("interpolate", "--seeds", "1,2", "--method", "bogus", "--out", tmp_path / "o")
-    assert_user_error(rc, err, tmp_path / "o", "unknown method 'bogus'")
+    assert_user_error(rc, err, tmp_path / "o", "unknown methods 'bogus'; choose one of nao, slerp")
     rc, _, err = cli("centroid", "--seeds", "1,2", "--method", "bogus", "--out", tmp_path / "o")
     assert_user_error(rc, err, tmp_path / "o", "unknown method")
 

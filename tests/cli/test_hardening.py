@@ -225,15 +225,15 @@ def _edit(record: dict, path: str, value) -> dict:
 
 @pytest.mark.parametrize("path, value, message", [
     ("parameters", ..., "malformed record"),
-    ("parameters.steps", "4", "'steps' must be an integer"),
-    ("parameters.steps", 10 ** 6, "'steps' must be an integer in [1, 1000]"),
-    ("parameters.guidance", float("nan"), "'guidance' must be a finite number"),
-    ("parameters.batch_size", 0, "'batch_size'"),
-    ("parameters.frames", 10 ** 9, "'frames'"),
-    ("parameters.methods", "nao", "'methods'"),
+    ("parameters.steps", "4", "malformed record: steps must be an integer"),
+    ("parameters.steps", 10 ** 6, "steps must be an integer in [1, 1000]"),
+    ("parameters.guidance", float("nan"), "guidance must be a finite number"),
+    ("parameters.batch_size", 0, "malformed record: batch_size must be"),
+    ("parameters.frames", 10 ** 9, "malformed record: frames must be"),
+    ("parameters.methods", "nao", "malformed record: methods must be a list"),
     ("parameters.seeds", [{"int": "1"}, {"int": 2}], "seed integer"),
     ("parameters.seeds", [{"blend": [{"int": 1}], "weights": ["x"]}, {"int": 2}], "blend weight"),
-    ("parameters.model", "testbed", "'model'"),
+    ("parameters.model", "testbed", "malformed record: model must be an object"),
     ("parameters.condition", ..., "missing key 'condition'"),
     ("frames", [{"file": "frames/frame000000.png"}], "'frames'"),
 ])
@@ -261,8 +261,8 @@ def test_run_json_that_is_not_a_record(cli, tmp_path, content):
     ("frame.index", -1, "frame index"),
     ("frame", ..., "no frame"),
     ("params.steps", ..., "missing key 'steps'"),
-    ("params.guidance", "high", "'guidance' must be a number"),
-    ("params", [], "'parameters' must be an object"),
+    ("params.guidance", "high", "malformed record: guidance must be a number"),
+    ("params", [], "InterpolateSettings record must be an object"),
     ("command", "invert", "command 'invert'"),
 ])
 def test_hand_edited_png_record_on_regenerate(cli, tmp_path, path, value, message):

@@ -80,5 +80,5 @@ def test_read_run_checks_the_command_and_the_record(tmp_path, tiny_testbed_dir, 
     with pytest.raises(RecordError, match="'frames' must list"):
         read_run(run, "interpolate")
     (run / "run.json").write_text(json.dumps({**data, "parameters": {**data["parameters"], "steps": -1}}))
-    with pytest.raises(RecordError, match="'steps'"):
+    with pytest.raises(RecordError, match=r"malformed record: steps must be an integer in \[1, 1000\]"):
         read_run(run, "interpolate")

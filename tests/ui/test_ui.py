@@ -119,8 +119,12 @@ def test_centroid_travel_and_norms_tasks(explorer, fewshot_pngs, tmp_path):
     assert regenerates(centroid.folder / "centroid.png", tmp_path)
     assert len(centroid.plot.axes[0].get_lines()) == 3 + 1  # a path per input and the chi mode
 
-    travel = explorer.travel("1,2,3", method="nao", frames=3, loop=True, easing="ease-in-out")
+    travel = explorer.travel("1,2,3", method="nao", frames=3, loop=True, easing="ease-in-out", class_value="class1")
     assert len(json.loads((travel.folder / "run.json").read_text())["frames"]) == 3 * 2  # keyframes not repeated
+    assert main(["travel", "--seeds", "1,2,3", "--frames", "3", "--loop", "--easing", "ease-in-out", "--class",
+                 "class1", "--model", explorer.ref, "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    ui_run, cli_run = (json.loads((f / "run.json").read_text()) for f in (travel.folder, tmp_path / "cli"))
+    assert ui_run["parameters"] == cli_run["parameters"]  # one settings class makes both records
     assert travel.videos["mp4"].stat().st_size > 0 and travel.videos["gif"].stat().st_size > 0
     assert regenerates(travel.folder / "frames" / "frame000004.png", tmp_path)
 
@@ -137,7 +141,7 @@ def test_centroid_travel_and_norms_tasks(explorer, fewshot_pngs, tmp_path):
     (lambda ex, bad: ex.interpolate("11", "11,42"), "endpoint B: give one seed integer"),
     (lambda ex, bad: ex.interpolate("11", str(Path(bad).parent)), "upload images and seed files instead"),
     (lambda ex, bad: ex.interpolate("11", "42", class_value="no such class"), "no such class"),
-    (lambda ex, bad: ex.interpolate("11", "42", methods=["warp"]), "unknown method 'warp'"),
+    (lambda ex, bad: ex.interpolate("11", "42", methods=["warp"]), "unknown methods 'warp'"),
     (lambda ex, bad: ex.centroid(None, "5"), "centroid inputs: give 2 to"),
     (lambda ex, bad: ex.norms([bad], None), "seeds: broken.png is not a readable image"),
 ])

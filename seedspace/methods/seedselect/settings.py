@@ -9,7 +9,7 @@ import torch
 
 from ...backends.run_prior import prior_record
 from ...checks import MAX_FRAMES, MAX_OPT_STEPS, MAX_SEEDS, Integer, Items, Number, Rule, Text, setting
-from ...runs.records import INIT_METHODS
+from ...runs.run_settings import INIT_METHODS
 from ...settings import GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
 
 SEMANTIC_STEP_WEIGHTS = (0.05, 0.25, 0.7)  # last three denoising steps, final step last (published values)
