@@ -61,6 +61,7 @@ def throughput(args, refs: dict) -> dict:
     if args.local_only:
         arms = {"local": arms["local"]}
     rates = {BARE: [], **{name: [] for name in arms}}
+    phases = {}  # each arm's last run.log line: where its time went
     model = load_model("testbed", device="cpu", dtype=settings.dtype)
     model.batch_size = args.batch_size
     classes = list(refs)
@@ -77,12 +78,13 @@ def throughput(args, refs: dict) -> dict:
                 out = root / f"{r}-{name.replace(' ', '').replace(',', '-')}"
                 result = augment("testbed", refs, out, settings, device="cpu", progress=False, **options)
                 rates[name].append(result.images / result.seconds)
+                phases[name] = (out / "run.log").read_text().strip().splitlines()[-1].split(" ", 1)[1]
                 shutil.rmtree(out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
         if ray.is_initialized():
             ray.shutdown()
-    return {"rates": rates, "ray_start": ray_start, "images": len(refs) * args.per_class}
+    return {"rates": rates, "ray_start": ray_start, "images": len(refs) * args.per_class, "phases": phases}
 
 
 def planning(args) -> dict:
@@ -150,6 +152,8 @@ def main() -> None:
                       f"{100 * (1 - max(ray_arms) / med['local']):.0f}%"]
     lines += ["", "The generator alone: the same number of images from random seeds in the same batches, threads and "
               "dtype, nothing inverted, planned or written (its `dtype` is the run's).", "",
+              "Where each arm's time went (its last run, from its run.log):", "",
+              *[f"- {name}: {line}" for name, line in tp["phases"].items()], "",
               f"#### Planning {args.plan_classes} classes x {args.plan_images} images (no generation)", "",
               "| strategy | k | seconds (median of %d) | shards |" % args.plan_repeats, "|---|---:|---:|---:|"]
     for (strategy, k), (seconds, shards) in plans.items():

@@ -117,6 +117,7 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
 def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, saved: dict | None, progress: bool,
          t0: float, allow_large: bool) -> AugmentResult:
     resuming = saved is not None
+    phases = {"model load": time.perf_counter() - t0}
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
     size = len(classes) * settings.per_class * math.prod(refs.image_shape(loaded))  # a byte per pixel value
     if size > LARGE_JOB_BYTES and not (allow_large or resuming):
@@ -137,10 +138,16 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     references_file = out / refs.REFERENCES_FILE
     inversions, psnr = None, None
     if settings.strategy != "random":  # inverted and checked before anything is written
+        started = time.perf_counter()
         inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
                       refs.invert_classes(loaded, classes, settings.inversion_steps, progress, settings))
+        phases["inversion"] = time.perf_counter() - started
+        started = time.perf_counter()
         psnr = refs.round_trips(loaded, classes, inversions, settings, progress)
+        phases["round trip"] = time.perf_counter() - started
+    started = time.perf_counter()
     plan = make_plan(classes, settings, inversions)
+    phases["planning"] = time.perf_counter() - started
 
     record = writing.open_record(out, parameters, resuming, runner.describe())
     with record.guard():
@@ -150,11 +157,14 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
         generated = sum(s.size for s in pending)
         with tqdm(total=plan.total_images, initial=plan.total_images - generated, desc="augment", unit="image",
                   disable=not progress) as bar:
+            started = time.perf_counter()
             runner.run(plan, out, pending, model_id, bar.update)
+            phases["shards (seeds, generation, writing)"] = time.perf_counter() - started
         manifest = writing.assemble_manifest(out, plan)
         seconds = time.perf_counter() - t0
         record["result"] = {"images": plan.total_images, "shards": len(plan.shards), "references_psnr": psnr}
         # what this call did and how long it took depend on earlier attempts and the clock: run.log, not run.json
-        record.log(f"generated {generated} images in {len(pending)} shards, {seconds:.1f} s")
+        record.log(f"generated {generated} images in {len(pending)} shards, {seconds:.1f} s ("
+                   + ", ".join(f"{name} {value:.1f} s" for name, value in phases.items()) + ")")
     return AugmentResult(out, manifest, [c.folder for c in classes], plan.total_images, generated, len(plan.shards),
                          len(pending), seconds, settings)
