@@ -58,7 +58,7 @@ def test_every_settings_module_is_found():
     names = {cls.__name__ for cls in SETTINGS}
     assert {"AugmentSettings", "SeedSelectSettings", "CalibrationSettings", "LongtailSettings", "FewshotSettings",
             "TestbedRecipe", "EvalConfig", "InterpolateSettings", "CentroidSettings", "TravelSettings",
-            "SeedSelectRunSettings"} <= names
+            "SeedSelectRunSettings", "NormsSettings", "InvertSettings", "ClusterSettings"} <= names
 
 
 @pytest.mark.parametrize("cls", SETTINGS, ids=lambda c: c.__name__)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from .. import outputs
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
 from ..runs.writers import CLUSTER_COMMAND as COMMAND
-from ..runs.writers import check_methods, write_cluster_run
+from ..runs.run_settings import ClusterSettings
+from ..runs.writers import write_cluster_run
 from ..seeds import load_seeds
 from . import common
 
@@ -32,7 +33,7 @@ def register(subparsers, formatter_class) -> None:
 def run(args) -> int:
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
-    method = check_methods([args.method], CLUSTER_METRICS)[0]
+    own = ClusterSettings.checked(k=args.k, method=args.method.strip(), seed=args.seed)
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
@@ -40,12 +41,14 @@ def run(args) -> int:
     seeds = load_seeds(items, model, condition, args.steps, progress=not args.quiet).seeds
     if args.k > seeds.shape[0]:
         raise common.CLIError(f"--k {args.k} is more than the {seeds.shape[0]} inputs")
-    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, "k": args.k,
-              "method": method, "seed": args.seed, **common.image_params(args, model, items)}
+    method = own["method"]
+    params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, **own,
+              **common.image_params(args, model, items)}
     if method == "nao":  # the prior is recorded as every command records it: absent for chi(d)
         params.update(common.prior_params(args, model, params))
         if getattr(args, "prior_misfit", None):  # calibrated at other settings: fitted to the inputs' own norms
             params.update(common.fitted_prior_params(args, model, params, seeds))
+    params = ClusterSettings.from_record(params).to_record()
     prior = load_prior(params.get("prior", "chi"), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
     folder = write_cluster_run(params, model, seeds, result, args.out, progress=not args.quiet)

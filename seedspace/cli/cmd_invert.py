@@ -31,8 +31,8 @@ def run(args) -> int:
     common.check_job_size(args, len(paths), len(paths), model)
     _, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
     params = invert_parameters(model, ref, paths, cond_record, model_sampling(model, args.steps, None)[0], args.dtype,
-                               args.batch_size)
-    params.update({**common.size_params(model), **common.image_params(args, model, [{"image": str(p)} for p in paths])})
+                               args.batch_size, **common.size_params(model),
+                               **common.image_params(args, model, [{"image": str(p)} for p in paths]))
     folder, rows = write_invert_run(params, model, paths, args.out, progress=not args.quiet)
     names = [p.name for p in paths]
     width = max(len(n) for n in names + ["image"])

@@ -6,6 +6,7 @@ import math
 
 from .. import outputs
 from ..runs.provenance import model_record
+from ..runs.run_settings import NormsSettings
 from ..runs.writers import KS_ALPHA, NORMS_COMMAND as COMMAND, write_norms_run
 from ..settings import model_sampling
 from . import common
@@ -28,8 +29,7 @@ def register(subparsers, formatter_class) -> None:
 def run(args) -> int:
     common.check_sampling_args(args)
     outputs.check_out_available(args.out)
-    if not 0.0 < args.typical < 1.0:
-        raise common.CLIError(f"--typical must be in (0, 1), got {args.typical}")
+    NormsSettings.checked(typical=args.typical)
     items = common.seed_or_image_items(args)
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
@@ -37,10 +37,10 @@ def run(args) -> int:
     needs_condition = any("image" in it for it in items)
     _, cond_record = (common.resolve_condition(model, args.class_, args.prompt, args) if needs_condition
                       else (None, {}))
-    params = {"model": model_record(model, ref), "condition": cond_record,
-              "steps": model_sampling(model, args.steps, None)[0], "seeds": items, "typical": args.typical,
-              "dtype": args.dtype, "batch_size": args.batch_size, **common.size_params(model),
-              **common.image_params(args, model, items)}
+    params = NormsSettings(model=model_record(model, ref), condition=cond_record,
+                           steps=model_sampling(model, args.steps, None)[0], seeds=items, typical=args.typical,
+                           dtype=args.dtype, batch_size=args.batch_size, **common.size_params(model),
+                           **common.image_params(args, model, items)).to_record()
     folder, summary = write_norms_run(params, model, args.out, progress=not args.quiet)
     rows, d = summary["seeds"], summary["d"]
     lo, hi = summary["chi"]["typical_interval"]

@@ -6,18 +6,19 @@ line naming the file and the key."""
 from __future__ import annotations
 
 from ..checks import RecordError, check_int
-from .run_settings import RUN_SETTINGS
+from .run_settings import FRAME_SETTINGS, RUN_SETTINGS
 
 __all__ = ["RecordError", "check_frame_record", "check_run_parameters"]
 
 
-def check_run_parameters(command: str, params, source: str) -> dict:
-    """``params`` of a recorded ``command`` run (interpolate, centroid, travel, seedselect) in their one form (the
-    record of the settings they describe); RecordError naming ``source`` and the key otherwise."""
-    if command not in RUN_SETTINGS:
+def check_run_parameters(command: str, params, source: str, commands: dict = RUN_SETTINGS) -> dict:
+    """``params`` of a recorded ``command`` run in their one form (the record of the settings they describe);
+    RecordError naming ``source`` and the key otherwise, or when ``command`` is not one of ``commands`` (name ->
+    settings class; default: every command that records its settings)."""
+    if command not in commands:
         raise RecordError(f"{source}: cannot use a record of command {command!r}")
     try:
-        return RUN_SETTINGS[command].from_record(params).to_record()
+        return commands[command].from_record(params).to_record()
     except ValueError as exc:
         raise RecordError(f"{source}: malformed record: {exc}") from None
     except TypeError as exc:  # a required setting missing from the record
@@ -26,8 +27,9 @@ def check_run_parameters(command: str, params, source: str) -> dict:
 
 
 def check_frame_record(record, source: str) -> dict:
-    """A PNG's seedspace record (``{"command", "params", "frame": {"index", ...}}``) with its params checked as
-    :func:`check_run_parameters` does, and a non-negative integer frame index."""
+    """A frame PNG's seedspace record (``{"command", "params", "frame": {"index", ...}}``) of a frame command
+    (interpolate, centroid, travel) with its params checked as :func:`check_run_parameters` does, and a
+    non-negative integer frame index."""
     if not isinstance(record, dict):
         raise RecordError(f"{source}: malformed record: expected an object, got {type(record).__name__}")
     frame = record.get("frame")
@@ -37,4 +39,5 @@ def check_frame_record(record, source: str) -> dict:
         check_int(frame["index"], "frame index", 0)
     except ValueError as exc:
         raise RecordError(f"{source}: malformed record: {exc}") from None
-    return {**record, "params": check_run_parameters(record.get("command"), record.get("params"), source)}
+    return {**record, "params": check_run_parameters(record.get("command"), record.get("params"), source,
+                                                     FRAME_SETTINGS)}

@@ -1,8 +1,9 @@
-"""The settings of the commands that keep a run to resume or regenerate (interpolate, centroid, travel, seedselect):
-one frozen class each, whose record is run.json's ``parameters`` and the ``params`` of every frame PNG, so that
-``--resume`` and ``regenerate`` rebuild the settings from the record and a damaged record fails with one line naming
-the key. :class:`RunSettings` is the part every generating run shares (model, condition, sampling, image size,
-prior).
+"""The settings of every command that writes a run folder with a model (interpolate, centroid, travel, seedselect,
+norms, invert, cluster): one frozen class each, whose record is run.json's ``parameters`` and the ``params`` of every
+frame PNG, so that ``--resume`` and ``regenerate`` rebuild the settings from the record and a damaged record fails
+with one line naming the key. :class:`ModelSettings` is the part every such run shares (model, condition, steps,
+dtype, batch size, image size and fit), :class:`RunSettings` adds what a generating run shares (guidance, sampler,
+compiled forward, prior).
 
     settings = InterpolateSettings(model=model_record(model, "testbed"), condition={"class": 0},
                                    seeds=[{"int": 11}, {"int": 42}], steps=50, guidance=2.0, methods=["slerp", "nao"])
@@ -22,9 +23,9 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..backends.images import FITS
-from ..checks import (FPS_RANGE, GUIDANCE_RANGE, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_LR, MAX_OPT_STEPS, MAX_STEPS, MAX_UPSCALE, DTYPE_NAMES, Flag,
+from ..checks import (FPS_RANGE, GUIDANCE_RANGE, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_LR, MAX_OPT_STEPS, MAX_SEEDS, MAX_STEPS, MAX_UPSCALE, DTYPE_NAMES, Flag,
                       Integer, Items, Number, OneOf, Rule, Text, check_int, check_number, check_seed, setting)
-from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
+from ..geometry import CENTROID_METHODS, CLUSTER_METRICS, INTERPOLATION_METHODS, prior_from_record
 from ..settings import BATCH_SIZE, SEED, Settings
 from .frames import EASINGS, FRAME_METHODS
 
@@ -110,33 +111,22 @@ FRAMES = Integer(2, MAX_FRAMES)
 
 
 @dataclass(frozen=True, kw_only=True)
-class RunSettings(Settings):
-    """What every generating run records: the model (its record), the condition, the sampling, the image size and
-    fit of pipelines (and how each image read was converted), the compiled forward, and the norm prior of NAO
-    (None: chi(d))."""
+class ModelSettings(Settings):
+    """What every run that uses a model records: the model (its record), the condition, the sampler's steps, the
+    dtype and batch size it ran with, the image size of pipelines, and how each image it read was fitted and
+    converted."""
 
     command: ClassVar[str] = ""
 
     model: dict = setting(rule=Rule(_model_record, ({}, {"id": ""}, "testbed")))
     condition: dict = setting(rule=Rule(_condition, ([], {"class": True}, {"prompt": 3})))
     steps: int = setting(rule=Integer(1, MAX_STEPS))
-    guidance: float = setting(rule=Number(*GUIDANCE_RANGE))
     dtype: str = setting("float32", OneOf(DTYPE_NAMES))
     batch_size: int = setting(1, BATCH_SIZE)
-    scheduler: str | None = setting(None, Text(optional=True))  # None: the model's own sampler
     height: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))  # None: the model's own size
     width: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))
     fit: str | None = setting(None, OneOf(FITS, optional=True))  # how images were fitted (runs that read images)
     image_conversions: tuple | None = setting(None, Items(Rule(_object, (3,)), min_len=0, optional=True))
-    compile: bool = setting(False, Flag())  # the compiled forward (its bytes are not the eager ones)
-    prior: dict | None = setting(None, Rule(_prior_record, (3, {"family": "no-such-family"}), optional=True))
-
-    def check_together(self) -> None:
-        shape = self.model.get("seed_shape")
-        if self.prior is not None and isinstance(shape, list) and shape and all(isinstance(v, int) for v in shape):
-            d = prior_from_record(self.prior).d
-            if math.prod(shape) != d:
-                raise ValueError(f"prior is for d={d}, not for the model's seed shape {shape}")
 
     def to_record(self) -> dict:
         record = super().to_record()
@@ -147,6 +137,24 @@ class RunSettings(Settings):
 
 # left out of a record at their default: records made before these settings existed lack them
 _OMITTED_WHEN_DEFAULT = frozenset({"scheduler", "height", "width", "fit", "image_conversions", "compile", "prior"})
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunSettings(ModelSettings):
+    """What every generating run records besides: the guidance, the sampler, the compiled forward, and the norm
+    prior of NAO (None: chi(d))."""
+
+    guidance: float = setting(rule=Number(*GUIDANCE_RANGE))
+    scheduler: str | None = setting(None, Text(optional=True))  # None: the model's own sampler
+    compile: bool = setting(False, Flag())  # the compiled forward (its bytes are not the eager ones)
+    prior: dict | None = setting(None, Rule(_prior_record, (3, {"family": "no-such-family"}), optional=True))
+
+    def check_together(self) -> None:
+        shape = self.model.get("seed_shape")
+        if self.prior is not None and isinstance(shape, list) and shape and all(isinstance(v, int) for v in shape):
+            d = prior_from_record(self.prior).d
+            if math.prod(shape) != d:
+                raise ValueError(f"prior is for d={d}, not for the model's seed shape {shape}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,6 +213,13 @@ class TravelSettings(FrameSettings):
     video: VideoSettings = setting(VideoSettings(), Rule(_video, ({"fps": 0}, 3)))
 
 
+def _open_unit(value, name):
+    value = check_number(value, name, 0.0, 1.0, low_open=True)
+    if value >= 1.0:
+        raise ValueError(f"{name} must be a number in (0, 1), got {value}")
+    return value
+
+
 def _image_entry(value, name):
     if not isinstance(value, dict) or not isinstance(value.get("image"), str) or not value["image"]:
         raise ValueError(f"{name} must list {{\"image\": path}} entries, got {value!r}")
@@ -227,5 +242,35 @@ class SeedSelectRunSettings(RunSettings):
     features: str | None = setting(None, Text(optional=True))
 
 
+@dataclass(frozen=True, kw_only=True)
+class NormsSettings(ModelSettings):
+    """``seedspace norms``: the norm diagnosis of ``seeds`` (images inverted with ``steps``); a seed outside the
+    central ``typical`` interval of chi(d) is flagged."""
+
+    command: ClassVar[str] = "norms"
+    seeds: tuple = setting(rule=SEED_ITEMS)
+    typical: float = setting(0.999, Rule(_open_unit, (0, 1, 1.5, "0.9")))
+
+
+@dataclass(frozen=True, kw_only=True)
+class InvertSettings(ModelSettings):
+    """``seedspace invert``: DDIM inversion of ``images`` with ``steps`` at guidance 1, each regenerated."""
+
+    command: ClassVar[str] = "invert"
+    images: tuple = setting(rule=Items(Rule(_image_entry, (3, {"image": ""}))))
+    guidance: float = setting(1.0, OneOf((1.0,)))  # inversions are made and checked unguided-conditional
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClusterSettings(FrameSettings):
+    """``seedspace cluster``: k-means of the seeds in the ``method`` metric (k-means++ from ``seed``)."""
+
+    command: ClassVar[str] = "cluster"
+    k: int = setting(rule=Integer(1, MAX_SEEDS))
+    method: str = setting("nao", OneOf(CLUSTER_METRICS))
+    seed: int = setting(0, SEED)
+
+
 FRAME_SETTINGS = {cls.command: cls for cls in (InterpolateSettings, CentroidSettings, TravelSettings)}
-RUN_SETTINGS = {**FRAME_SETTINGS, SeedSelectRunSettings.command: SeedSelectRunSettings}
+RUN_SETTINGS = {**FRAME_SETTINGS, **{cls.command: cls for cls in (SeedSelectRunSettings, NormsSettings, InvertSettings,
+                                                                   ClusterSettings)}}

@@ -24,6 +24,7 @@ from ..settings import model_sampling
 from .frames import FramePlan, render_batches
 from .provenance import frame_text, model_record
 from .record import RunRecord, open_run
+from .run_settings import InvertSettings
 
 NORMS_COMMAND = "norms"
 INVERT_COMMAND = "invert"
@@ -54,20 +55,6 @@ def size_record(model) -> dict:
     if not hasattr(model, "set_size"):
         return {}
     return {"height": int(model.height), "width": int(model.width)}
-
-
-def check_methods(names, allowed, what="method") -> list[str]:
-    """Method names from a list, each one of ``allowed`` and none twice."""
-    names = [m.strip() for m in names if m.strip()]
-    if not names:
-        raise ValueError(f"no {what} given")
-    for m in names:
-        if m not in allowed:
-            raise ValueError(f"unknown {what} {m!r}; choose from {', '.join(allowed)}")
-    if len(set(names)) != len(names):
-        raise ValueError(f"duplicate {what} in {','.join(names)}")
-    return names
-
 
 
 class Summary(NamedTuple):
@@ -272,12 +259,15 @@ def plot_norms(path: Path, ratios: np.ndarray, prior: ChiPrior, prob: float, fla
     plt.close(fig)
 
 
-def invert_parameters(model, ref: str, paths, condition_record: dict, steps: int, dtype: str, batch_size: int) -> dict:
-    """What an inversion run records: the model, condition, steps (guidance 1), dtype, batch size and each image's
-    resolved path and sha256 prefix."""
-    return {"model": model_record(model, ref), "condition": condition_record, "steps": int(steps), "guidance": 1.0,
-            "dtype": dtype, "batch_size": int(batch_size),
-            "images": [{"image": str(Path(p).resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in paths]}
+def invert_parameters(model, ref: str, paths, condition_record: dict, steps: int, dtype: str, batch_size: int,
+                      **more) -> dict:
+    """What an inversion run records (:class:`~seedspace.runs.run_settings.InvertSettings`): the model, condition,
+    steps (guidance 1), dtype, batch size, each image's resolved path and sha256 prefix, and ``more`` (the image
+    size and fit)."""
+    return InvertSettings(model=model_record(model, ref), condition=condition_record, steps=steps, dtype=dtype,
+                          batch_size=batch_size, **more,
+                          images=[{"image": str(Path(p).resolve()), "sha256": outputs.file_sha256(p)[:16]}
+                                  for p in paths]).to_record()
 
 
 def write_invert_run(params: dict, model, paths, out=None, base="outputs", progress: bool = False) -> tuple[Path, list[dict]]:

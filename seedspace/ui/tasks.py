@@ -18,10 +18,10 @@ from typing import Callable
 
 from .. import outputs
 from ..backends.loading import dtype_name
-from ..checks import check_guidance, check_int, check_number, check_steps
+from ..checks import check_guidance, check_int, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..runs import open_run
-from ..runs.run_settings import CentroidSettings, InterpolateSettings, TravelSettings, VideoSettings
+from ..runs.run_settings import CentroidSettings, InterpolateSettings, NormsSettings, TravelSettings, VideoSettings
 from ..runs.frames import plan_frames
 from ..runs.provenance import model_record
 from ..backends.run_prior import prior_record
@@ -144,14 +144,11 @@ class Explorer:
         """`seedspace norms`: |x| / sqrt(d), chi z-score and percentile, KS test of the entries against N(0, 1)
         for typed seeds and uploaded seed files or images (inverted), with a histogram against chi(d); seeds
         outside the central ``typical`` interval or failing the KS test are flagged."""
-        check_number(typical, "typical", 0.0, 1.0, low_open=True)
-        if typical >= 1.0:
-            raise ValueError(f"typical must be below 1, got {typical}")
+        NormsSettings.checked(typical=typical)
         items = self._inputs(uploads, seeds, "seeds", minimum=1)
         condition = (self._condition(class_value, prompt) if any("image" in it for it in items) else {})
-        params = {"model": model_record(self.model, self.ref), "condition": condition,
-                  "steps": self._steps(steps), "seeds": items, "typical": float(typical), "dtype": self.dtype,
-                  "batch_size": self.batch_size}
+        params = NormsSettings(model=model_record(self.model, self.ref), condition=condition, steps=self._steps(steps),
+                               seeds=items, typical=typical, dtype=self.dtype, batch_size=self.batch_size).to_record()
         progress(0.0, "loading seeds (uploaded images are inverted)")
         folder, summary = write_norms_run(params, self.model, base=self.runs_dir)
         table = [[r["seed"], round(r["norm_ratio"], 4), round(r["zscore"], 2), round(r["percentile"], 2),

@@ -69,4 +69,4 @@ def test_seedselect_records_and_frame_records_of_other_commands():
     frame = {"command": "interpolate", "frame": {"index": 0},
              "params": {**COMMON, "seeds": [{"int": 1}, {"int": 2}], "frames": 3}}
     assert check_frame_record(frame, "f.png")["params"]["methods"] == ["nao"]
-    assert set(RUN_SETTINGS) == {"interpolate", "centroid", "travel", "seedselect"}
+    assert set(RUN_SETTINGS) == {"interpolate", "centroid", "travel", "seedselect", "norms", "invert", "cluster"}
