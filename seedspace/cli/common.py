@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -84,6 +85,11 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
         g.add_argument("--scheduler", default=None,
                        help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
                             "flow-matching models such as SD3 and Flux)")
+        g.add_argument("--compile", action="store_true",
+                       help="run a testbed-format UNet through torch.compile (inductor): faster on long runs after "
+                            "tens of seconds of compiling per batch shape; other bytes than the eager forward, so "
+                            "run.json records it and regenerate / --resume replay it (eager, with one log line, where "
+                            "it cannot compile)")
     g.add_argument("--batch-size", type=int, default=16, help=f"images per model call, 1 to {MAX_BATCH_SIZE}")
     add_size_options(g)
     add_fit_option(g)
@@ -157,9 +163,11 @@ def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) 
 
 # -- models ----------------------------------------------------------------------------------------------
 def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
-         negative_prompt: str = "", height: int | None = None, width: int | None = None, fit: str | None = None):
-    """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size) and fitting input
-    images by ``fit``; a missing model or a size it cannot make is a user error."""
+         negative_prompt: str = "", height: int | None = None, width: int | None = None, fit: str | None = None,
+         compile: bool = False):
+    """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size), fitting input
+    images by ``fit``, with the compiled forward where ``compile`` asks; a missing model or a size it cannot make is
+    a user error."""
     check_image_size(height, width)  # before the model loads
     _quiet_libraries()
     if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
@@ -178,15 +186,21 @@ def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
         model.negative_prompt = negative_prompt
     if fit is not None:
         model.image_fit = fit
+    if compile:
+        if hasattr(model, "compile"):  # pixel and testbed UNets (a compiler missing: eager, one log line)
+            model.compile = True
+        else:
+            warnings.warn(f"--compile: {getattr(model, 'name', ref)} has no compiled forward here; it runs eagerly")
     set_image_size(model, height, width)
     return model
 
 
 def load_for(args, ref: str):
     """:func:`load` with the command's options (--device, --dtype, --batch-size, --negative-prompt, --height,
-    --width, --fit)."""
+    --width, --fit, --compile)."""
     return load(ref, args.device, args.dtype, getattr(args, "batch_size", None), getattr(args, "negative_prompt", ""),
-                getattr(args, "height", None), getattr(args, "width", None), getattr(args, "fit", None))
+                getattr(args, "height", None), getattr(args, "width", None), getattr(args, "fit", None),
+                getattr(args, "compile", False))
 
 
 def size_params(model) -> dict:
@@ -198,9 +212,8 @@ def load_from_params(params: dict, device: str = "cpu", model_override: str | No
     """The model of a recorded run (or ``model_override``), with its recorded dtype, batch size and negative prompt."""
     model = load(model_override or params["model"]["id"], device=device, dtype=params.get("dtype", "float32"),
                  batch_size=params.get("batch_size"), negative_prompt=params["condition"].get("negative_prompt", ""),
-                 height=params.get("height"), width=params.get("width"), fit=params.get("fit", DEFAULT_FIT))
-    if params.get("compile"):  # a run made with the compiled forward replays it (its bytes are not the eager ones)
-        model.compile = True
+                 height=params.get("height"), width=params.get("width"), fit=params.get("fit", DEFAULT_FIT),
+                 compile=bool(params.get("compile")))  # a compiled run replays it (its bytes are not the eager ones)
     return model
 
 

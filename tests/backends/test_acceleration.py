@@ -120,3 +120,22 @@ def test_compile_is_recorded_and_replayed(tiny, tiny_testbed_dir):
     assert load_from_params(params).compile is True and load_from_params(eager).compile is False
     with pytest.raises(ValueError, match="compile"):
         check_run_parameters("interpolate", {**params, "seeds": [{"int": 1}, {"int": 2}], "compile": "yes"}, "run.json")
+
+
+def test_the_compile_flag_is_recorded_and_regenerate_replays_it(tiny_testbed_dir, tmp_path, monkeypatch):
+    """``--compile`` on the command line: the model takes the compiled path (torch.compile stood in for by the
+    module itself, so the test costs no compilation), run.json records it, and regenerate replays it."""
+    import json
+
+    from seedspace.cli.main import main
+
+    compiled = []
+    monkeypatch.setattr(acceleration, "compile_unavailable", lambda device: None)
+    monkeypatch.setattr(torch, "compile", lambda module, **options: compiled.append(module) or module)
+    out = tmp_path / "run"
+    assert main(["interpolate", "--seeds", "1,2", "--frames", "2", "--steps", "2", "--class", "0", "--compile",
+                 "--model", str(tiny_testbed_dir), "--out", str(out), "--quiet"]) == 0
+    assert json.loads((out / "run.json").read_text())["parameters"]["compile"] is True and len(compiled) == 1
+    assert main(["regenerate", str(out / "frames" / "frame000001.png"), "--out", str(tmp_path / "again.png"),
+                 "--check", "--quiet"]) == 0
+    assert len(compiled) == 2  # the regenerating process compiled too
