@@ -78,7 +78,8 @@ def throughput(args, refs: dict) -> dict:
                 out = root / f"{r}-{name.replace(' ', '').replace(',', '-')}"
                 result = augment("testbed", refs, out, settings, device="cpu", progress=False, **options)
                 rates[name].append(result.images / result.seconds)
-                phases[name] = (out / "run.log").read_text().strip().splitlines()[-1].split(" ", 1)[1]
+                phases[name] = next(line for line in (out / "run.log").read_text().splitlines()[::-1]
+                                    if " generated " in line).split(" ", 1)[1]
                 shutil.rmtree(out)
     finally:
         shutil.rmtree(root, ignore_errors=True)
