@@ -4,8 +4,9 @@
 #
 #   nohup bash scripts/rare_study.sh > runs/rare/study.out 2>&1 &     # progress: tail -f runs/rare/study.log
 #
-# Resumable: a finished generator (testbed.json) or benchmark (results.json) is skipped, an unfinished training
-# is continued with --resume (the same bytes as an uninterrupted one), an unfinished benchmark is started again.
+# Resumable: a finished generator (testbed.json) or benchmark (run.json completed) is skipped, an unfinished
+# training is continued with --resume (the same bytes as an uninterrupted one), an unfinished benchmark too
+# (`evaluate --resume`: its finished replicates are read back, the same numbers as an uninterrupted run).
 # Digits: scikit-learn's 8x8 digits (python scripts/digits_npz.py; not mirror-symmetric: no flips anywhere),
 # exposures 0, 5, 20 and full for the tail classes (the three smallest) and for a second set of classes (1, 4, 7:
 # the other class order); Fashion-MNIST (the Debian package dataset-fashion-mnist): exposure 0 and 5 of its tail
@@ -64,10 +65,20 @@ train() {  # train OUT ARGS...: a new generator, or the unfinished one in OUT co
   log "done $out"
 }
 
+status_of() {  # status_of RUN_DIR: its run.json's status (none without one)
+  if [[ -f "$1/run.json" ]]; then "$PY" -c 'import json, sys; print(json.load(open(sys.argv[1]))["status"])' "$1/run.json"
+  else echo none; fi
+}
+
 bench() {  # bench MODEL OUT HEAD K ARGS...: the long-tail benchmark with k references (imbalance head / k)
   local model=$1 out=$2 head=$3 k=$4; shift 4
-  if [[ -f "$out/results.json" ]]; then log "skip $out (done)"; return; fi
-  rm -rf "$out"  # an interrupted evaluation is not resumable: start it again
+  case $(status_of "$out") in
+    completed) log "skip $out (done)"; return ;;
+    none) ;;
+    *) log "resume $out"  # its finished replicates are read back
+       "$SS" evaluate --resume "$out" >> "$LOG" 2>&1
+       log "done $out"; return ;;
+  esac
   log "benchmark $out"
   # not --quiet: one line per replicate and arm goes to the log (the progress of a run of hours)
   "$SS" evaluate --experiments longtail --model "$model" --out "$out" --lt-shots "$k" \

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import sys
+from pathlib import Path
 
 
 from .. import checks, outputs
@@ -20,7 +21,9 @@ from ..evaluation.longtail import check_longtail
 from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..evaluation.report import has_markers, results_targets
 from ..geometry import FIT_FAMILIES
+from ..checks import RecordError
 from ..hardware import torch_threads
+from ..runs import read_record
 from . import common
 
 COMMAND = "evaluate"
@@ -124,6 +127,10 @@ def register(subparsers, formatter_class) -> None:
                         "own markers: <!-- BEGIN seedspace-evaluate-priors --> ... <!-- END seedspace-evaluate-priors "
                         "-->, <!-- BEGIN seedspace-schedulers --> ... <!-- END seedspace-schedulers -->)")
     p.add_argument("--quiet", action="store_true", help="no progress notes")
+    p.add_argument("--resume", default=None, metavar="RUN_DIR",
+                   help="continue an interrupted evaluation in its folder, with the settings and model of its "
+                        "run.json (give no other settings; --threads, --device and --quiet may change): the "
+                        "experiments run again, the long-tail benchmark's finished replicates are read back")
     p.set_defaults(func=run)
     # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)
     p.setting_prefixes = {LongtailSettings.field_prefix: "lt_", FewshotSettings.field_prefix: "fs_"}
@@ -186,12 +193,31 @@ def check_args(args, config: EvalConfig) -> None:
             raise common.CLIError(f"{args.update_results} has no {begin} ... {end} markers to replace")
 
 
+def resumed(args) -> tuple[EvalConfig, str]:
+    """(configuration, model folder) of the interrupted evaluation ``--resume`` names."""
+    conflicting = [n for n in getattr(args, "given_options", []) if n not in ("resume", "device", "quiet", "threads")]
+    if conflicting:
+        raise common.CLIError("--resume takes every setting from the run's run.json; do not give " +
+                              ", ".join("--" + n.replace("_", "-") for n in conflicting))
+    record = read_record(args.resume, COMMAND)
+    if record.get("status") == "completed":
+        raise common.CLIError(f"{args.resume} is a completed evaluation: nothing to resume")
+    try:
+        return EvalConfig.from_record(record["parameters"]["config"]), record["model"]["folder"]
+    except (KeyError, TypeError) as exc:
+        raise RecordError(f"{args.resume}/run.json: malformed record: missing {exc}") from None
+
+
 def run(args) -> int:
-    outputs.check_out_available(args.out)  # before the slow part
-    config = config_from_args(args)  # a NaN guidance must not reach a linear-algebra routine an hour in
+    if args.resume:
+        config, model_ref = resumed(args)
+    else:
+        outputs.check_out_available(args.out)  # before the slow part
+        config = config_from_args(args)  # a NaN guidance must not reach a linear-algebra routine an hour in
+        model_ref = common.model_ref(args.model)
     check_args(args, config)
     # the experiments measure the model in float32 (the long-tail synthesis loads its own copy at --dtype)
-    model = common.load(common.model_ref(args.model), device=args.device, dtype="float32")
+    model = common.load(model_ref, device=args.device, dtype="float32")
     if not model.has_judge:
         raise common.CLIError(f"{args.model} has no judge classifier, which evaluate needs (a testbed folder "
                               "trained with --skip-judge, or a model that is not a testbed)")
@@ -206,8 +232,13 @@ def run(args) -> int:
         if not args.quiet:
             print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
 
-    with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads):
-        results = evaluate(model, config, out=out, log=log)
+    if args.resume:
+        out = Path(args.resume).expanduser()
+        with torch_threads(args.threads):
+            results = evaluate(model, config, out=out, log=log, resume=True)
+    else:
+        with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads):
+            results = evaluate(model, config, out=out, log=log)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_results:
         if not update_results_page(results, args.update_results, link=str(out / "report.md")):

@@ -25,6 +25,7 @@ import torch
 from ..backends.sampling import INVERTIBLE, scheduler_label
 from ..hardware import cpu_has_native_bf16, cpu_model
 from ..runs import RunRecord
+from ..settings import check_unchanged
 from .centroid import run_centroid
 from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
 from .fewshot import check_fewshot, run_fewshot
@@ -82,8 +83,11 @@ def environment() -> dict:
 
 
 def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None,
-             log: Callable[[str], None] | None = None, runner: Runner | None = None) -> dict:
-    """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs."""
+             log: Callable[[str], None] | None = None, runner: Runner | None = None, resume: bool = False) -> dict:
+    """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs. With
+    ``resume``, ``out`` is an interrupted evaluation of the same settings and model (ValueError naming the first
+    that differs): its experiments run again, except the long-tail benchmark's finished replicates, which are read
+    back (the same numbers: each replicate depends on its index and the settings only)."""
     config = config or EvalConfig()
     check_config(config, math.prod(model.seed_shape))
     log = log or (lambda msg: None)
@@ -96,9 +100,21 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     sections = {}
     # run.json: running -> completed, or interrupted / failed naming the experiments finished so far (whose results
     # are in results.json and report.md already)
-    record = None if out is None else RunRecord(
-        Path(out), "evaluate", {"config": runner.cfg.to_dict(), "experiments": list(experiments)},
-        model={"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", ""))}, finished=[])
+    parameters = {"config": runner.cfg.to_dict(), "experiments": list(experiments)}
+    model_entry = {"name": getattr(model, "name", "?"), "folder": str(getattr(model, "folder", ""))}
+    if out is None:
+        record = None
+    elif resume:
+        record = RunRecord.resume(Path(out))
+        try:
+            check_unchanged(record.data.get("parameters", {}), parameters, out)
+            check_unchanged(record.data.get("model", {}), model_entry, out)
+        except ValueError:
+            record.finish("interrupted")  # as it was: nothing of it changed
+            raise
+        record["finished"] = []
+    else:
+        record = RunRecord(Path(out), "evaluate", parameters, model=model_entry, finished=[])
     with record.guard() if record is not None else contextlib.nullcontext():
         for name in experiments:
             log(f"== {name}")

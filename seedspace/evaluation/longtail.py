@@ -34,13 +34,17 @@ paired rows are exploratory (no verdict). The plateau check (replicate 0) trains
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 
+from .. import outputs
 from ..backends.run_prior import prior_record
+from ..outputs.files import read_json_object
 from ..methods.augment.settings import MIN_REFERENCES
 from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
@@ -307,7 +311,18 @@ def run_longtail(runner: Runner) -> dict:
     timing = {"synthesis_s": 0.0, "classifiers_s": 0.0, "classifiers": 0, "images": 0}
     t_start = time.perf_counter()
     plateau_data = {}  # replicate 0's training sets of every data family, for the plateau check
+    store = runner.workdir("longtail") / "replicates"
+    tables: list = []
     for index in range(cfg.replicates):
+        done = load_replicate(store, index)
+        if done is not None:  # finished by an earlier, interrupted attempt at this run (same settings: checked)
+            merge_replicate(done, results, timing, runner)
+            if index == 0:
+                tables, timing["plateau_s"] = done["plateau"]["tables"], done["plateau"]["seconds"]
+                sec["notes"] += done["plateau"]["notes"]
+            runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: read back from {store}")
+            continue
+        before = replicate_state(results, timing, runner)
         rep = draw_replicate(runner, cfg, index, pools, counts, ranks)
         seed = stable_seed(rep.seed, "classifier")
         t0 = time.perf_counter()
@@ -339,12 +354,15 @@ def run_longtail(runner: Runner) -> dict:
                 timing["classifiers"] += len(treatments) - ("la" in treatments)
             runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: {arm_label(arm, condition)} done "
                        f"({time.perf_counter() - t_start:.0f} s so far)")
+        plateau = None
         if index == 0:
             t0 = time.perf_counter()
             tables, notes = plateau_tables(runner, cfg, plateau_data, results, seed, data, k, groups)
             timing["plateau_s"] = time.perf_counter() - t0
             sec["notes"] += notes
             plateau_data.clear()
+            plateau = {"tables": tables, "notes": notes, "seconds": timing["plateau_s"]}
+        save_replicate(store, index, before, results, timing, runner, plateau)
     sec["tables"].append(contrast_table(runner, contrasts, results, groups))
     sec["tables"].append(main_table(cfg, results, groups))
     sec["tables"] += tables
@@ -363,6 +381,54 @@ def run_longtail(runner: Runner) -> dict:
     sec["items"] = {" / ".join(key): [{"key": [r], **group_accuracy(a, groups)} for r, a in enumerate(accs)]
                     for key, accs in results.items()}
     return sec
+
+
+# -- replicate checkpoints: an interrupted benchmark continues where it stopped ------------------------------
+# Each finished replicate is stored (its accuracies, its time, its references' round trips, and at replicate 0 the
+# plateau check) under the run's datasets/longtail/replicates; `seedspace evaluate --resume` reads them back
+# instead of measuring them again. A replicate's numbers depend only on its index and the settings (its seeds are
+# derived from both), so a read-back replicate is the one the uninterrupted run would have measured.
+TIMING_KEYS = ("synthesis_s", "classifiers_s", "classifiers", "images")
+
+
+def replicate_state(results: dict, timing: dict, runner: Runner) -> dict:
+    """How far the accumulators are before a replicate (what it adds is stored)."""
+    return {"results": {key: len(v) for key, v in results.items()}, "timing": {k: timing[k] for k in TIMING_KEYS},
+            "psnr": {c: len(v) for c, v in runner.reference_psnr.items()}}
+
+
+def save_replicate(store: Path, index: int, before: dict, results: dict, timing: dict, runner: Runner,
+                   plateau: dict | None) -> None:
+    """Replicate ``index``'s contribution to the accumulators, written atomically."""
+    record = {
+        "results": {"\t".join(key): {"dtype": accs[-1].dtype.str, "values": accs[-1].tolist()}
+                    for key, accs in results.items() if len(accs) > before["results"].get(key, 0)},
+        "timing": {k: timing[k] - before["timing"][k] for k in TIMING_KEYS},
+        "reference_psnr": {c: v[before["psnr"].get(c, 0):] for c, v in runner.reference_psnr.items()},
+        "plateau": plateau,
+    }
+    store.mkdir(parents=True, exist_ok=True)
+    outputs.write_text(store / f"replicate-{index:04d}.json", json.dumps(record, default=_number))
+
+
+def _number(value):
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in a replicate checkpoint")
+
+
+def load_replicate(store: Path, index: int) -> dict | None:
+    path = store / f"replicate-{index:04d}.json"
+    return read_json_object(path) if path.is_file() else None
+
+
+def merge_replicate(done: dict, results: dict, timing: dict, runner: Runner) -> None:
+    for key, accs in done["results"].items():  # float32 and float64 values come back exactly
+        results.setdefault(tuple(key.split("\t")), []).append(np.asarray(accs["values"], dtype=accs["dtype"]))
+    for k in TIMING_KEYS:
+        timing[k] += done["timing"][k]
+    for condition, values in done["reference_psnr"].items():
+        runner.reference_psnr.setdefault(condition, []).extend(values)
 
 
 def roundtrip_table(runner: Runner, cfg: LongtailSettings) -> dict:

@@ -504,3 +504,35 @@ def test_an_interrupted_evaluation_says_so_and_keeps_what_finished(tiny_testbed_
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "interrupted" and record["finished"] == ["norm"]
     assert list(json.loads((out / "results.json").read_text())["experiments"]) == ["norm"]
+
+
+def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_one(tiny_testbed_dir, tmp_path,
+                                                                                   monkeypatch):
+    """``evaluate --resume``: the long-tail benchmark's finished replicates are read back, the rest measured; the
+    tables equal an uninterrupted run's; other settings are refused with --resume."""
+    args = ["evaluate", "--quick", "--experiments", "longtail", "--lt-arms", "oversample,random,paths:nao",
+            "--lt-replicates", "3", "--model", str(tiny_testbed_dir), "--quiet"]
+    assert cli_main([*args, "--out", str(tmp_path / "whole")]) == 0
+    draw = longtail.draw_replicate
+
+    def cut_at_the_third(runner, cfg, index, *rest):
+        if index == 2:
+            raise KeyboardInterrupt
+        return draw(runner, cfg, index, *rest)
+
+    monkeypatch.setattr(longtail, "draw_replicate", cut_at_the_third)
+    cut = tmp_path / "cut"
+    assert cli_main([*args, "--out", str(cut)]) == 130
+    stored = sorted(p.name for p in (cut / "datasets" / "longtail" / "replicates").iterdir())
+    assert stored == ["replicate-0000.json", "replicate-0001.json"]
+    assert cli_main(["evaluate", "--resume", str(cut), "--seed", "3"]) == 2  # settings come from run.json
+    measured = []
+    monkeypatch.setattr(longtail, "draw_replicate", lambda runner, cfg, index, *rest: measured.append(index) or
+                        draw(runner, cfg, index, *rest))
+    assert cli_main(["evaluate", "--resume", str(cut), "--quiet"]) == 0
+    assert measured == [2]  # the first two were read back
+    whole, resumed = (json.loads((f / "results.json").read_text())["experiments"]["longtail"]
+                      for f in (tmp_path / "whole", cut))
+    assert resumed["tables"] == whole["tables"] and resumed["items"] == whole["items"]
+    assert json.loads((cut / "run.json").read_text())["status"] == "completed"
+    assert cli_main(["evaluate", "--resume", str(cut)]) == 2  # nothing left to resume
