@@ -86,7 +86,7 @@ def add_model_options(parser: argparse.ArgumentParser, generate: bool = True, ou
                        help=f"deterministic sampler: {', '.join(SCHEDULERS)} (default: ddim, or flow-euler for "
                             "flow-matching models such as SD3 and Flux)")
         g.add_argument("--compile", action="store_true",
-                       help="run a testbed-format UNet through torch.compile (inductor): faster on long runs after "
+                       help="run a pixel or testbed UNet through torch.compile (inductor): faster on long runs after "
                             "tens of seconds of compiling per batch shape; other bytes than the eager forward, so "
                             "run.json records it and regenerate / --resume replay it (eager, with one log line, where "
                             "it cannot compile)")
