@@ -45,8 +45,9 @@ def run(model_dir, refs, out, **options):
 
 
 def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
-    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard runs."""
-    calls, original = [], executors.ShardRunner.run
+    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard is generated (the shard before
+    it may still be being written: it is finished, not cut)."""
+    calls, original = [], executors.ShardRunner.make
 
     def interrupted(self, work):
         calls.append(work.shard)
@@ -54,10 +55,10 @@ def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
             raise KeyboardInterrupt
         return original(self, work)
 
-    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
+    monkeypatch.setattr(executors.ShardRunner, "make", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(*args, **kwargs)
-    monkeypatch.setattr(executors.ShardRunner, "run", original)
+    monkeypatch.setattr(executors.ShardRunner, "make", original)
 
 
 def data_files(out: Path) -> dict[str, bytes]:
@@ -581,3 +582,25 @@ def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
     assert {(e["dtype"], e["threads"]) for e in result.entries()} == {(result.settings.dtype, torch.get_num_threads())}
     first = result.entries()[0]
     assert f"Sampler: {label}" in Image.open(tmp_path / "flow" / first["file"]).text["parameters"]
+
+
+def test_a_shard_that_cannot_be_written_fails_the_run_and_keeps_the_shards_before(tiny_testbed_dir, refs_dir,
+                                                                                  tmp_path, monkeypatch):
+    """Shards are written by a thread beside the next shard's generation: a write error (a full disk) still ends
+    the run with that error, run.json marked failed, and the shards written before it kept."""
+    from seedspace.methods.augment import shards
+
+    written, original = [], shards.writing.write_shard
+
+    def full_disk(out, work, images, entries):
+        if written:
+            raise OSError(28, "No space left on device")
+        written.append(work.shard)
+        return original(out, work, images, entries)
+
+    monkeypatch.setattr(shards.writing, "write_shard", full_disk)
+    out = tmp_path / "full-disk"
+    with pytest.raises(OSError, match="No space left"):
+        run(tiny_testbed_dir, refs_dir, out)
+    assert json.loads((out / "run.json").read_text())["status"] == "failed"
+    assert len(list(out.rglob("shard-*.jsonl"))) == 1
