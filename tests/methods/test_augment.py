@@ -45,8 +45,7 @@ def run(model_dir, refs, out, **options):
 
 
 def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
-    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard is generated (the shard before
-    it may still be being written: it is finished, not cut)."""
+    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard is generated."""
     calls, original = [], executors.ShardRunner.make
 
     def interrupted(self, work):
@@ -586,8 +585,8 @@ def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
 
 def test_a_shard_that_cannot_be_written_fails_the_run_and_keeps_the_shards_before(tiny_testbed_dir, refs_dir,
                                                                                   tmp_path, monkeypatch):
-    """Shards are written by a thread beside the next shard's generation: a write error (a full disk) still ends
-    the run with that error, run.json marked failed, and the shards written before it kept."""
+    """A write error (a full disk) ends the run with that error, run.json marked failed, and the shards written
+    before it kept."""
     from seedspace.methods.augment import shards
 
     written, original = [], shards.writing.write_shard

@@ -59,8 +59,7 @@ class ShardRunner:
             return self._make(work)
 
     def write(self, work: ShardWork, images: np.ndarray, entries: list[dict]) -> int:
-        """Write what :meth:`make` made (no torch: it may run beside the next shard's generation); returns the
-        number of images."""
+        """Write what :meth:`make` made; returns the number of images."""
         writing.write_shard(self.out, work, images, entries)
         return len(entries)
 
