@@ -21,7 +21,6 @@ from ..evaluation.longtail import check_longtail
 from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..evaluation.report import has_markers, results_targets
 from ..geometry import FIT_FAMILIES
-from ..checks import RecordError
 from ..hardware import torch_threads
 from ..runs import read_record
 from . import common
@@ -205,7 +204,7 @@ def resumed(args) -> tuple[EvalConfig, str]:
     try:
         return EvalConfig.from_record(record["parameters"]["config"]), record["model"]["folder"]
     except (KeyError, TypeError) as exc:
-        raise RecordError(f"{args.resume}/run.json: malformed record: missing {exc}") from None
+        raise checks.RecordError(f"{args.resume}/run.json: malformed record: missing {exc}") from None
 
 
 def run(args) -> int:

@@ -44,7 +44,6 @@ import torch
 
 from .. import outputs
 from ..backends.run_prior import prior_record
-from ..outputs.files import read_json_object
 from ..methods.augment.settings import MIN_REFERENCES
 from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
@@ -419,7 +418,7 @@ def _number(value):
 
 def load_replicate(store: Path, index: int) -> dict | None:
     path = store / f"replicate-{index:04d}.json"
-    return read_json_object(path) if path.is_file() else None
+    return outputs.read_json_object(path) if path.is_file() else None
 
 
 def merge_replicate(done: dict, results: dict, timing: dict, runner: Runner) -> None:

@@ -45,8 +45,8 @@ def run(model_dir, refs, out, **options):
 
 
 def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
-    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard is generated."""
-    calls, original = [], executors.ShardRunner.make
+    """``run(*args, **kwargs)``, stopped by Ctrl-C while its ``at_shard``-th shard runs."""
+    calls, original = [], executors.ShardRunner.run
 
     def interrupted(self, work):
         calls.append(work.shard)
@@ -54,10 +54,10 @@ def interrupted_run(monkeypatch, at_shard: int, *args, **kwargs) -> None:
             raise KeyboardInterrupt
         return original(self, work)
 
-    monkeypatch.setattr(executors.ShardRunner, "make", interrupted)
+    monkeypatch.setattr(executors.ShardRunner, "run", interrupted)
     with pytest.raises(KeyboardInterrupt):
         run(*args, **kwargs)
-    monkeypatch.setattr(executors.ShardRunner, "make", original)
+    monkeypatch.setattr(executors.ShardRunner, "run", original)
 
 
 def data_files(out: Path) -> dict[str, bytes]:

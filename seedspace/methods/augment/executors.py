@@ -50,8 +50,8 @@ class LocalExecutor:
         return {"executor": self.name, "workers": 1}
 
     def run(self, plan: Plan, out: Path, shards: Sequence[Shard], model_id: str, done: Callable[[int], None]) -> None:
-        # one after the other: a writer thread beside the generation was slower (2,000 images on 2 cores: the
-        # shards took 136.9 s with it, 125.8 s without), the writer only competing with the model's threads
+        # one after the other: a writer thread beside the generation measured slower on 2 cores (it competes with
+        # the model's threads; docs/performance.md)
         runner = ShardRunner(self.model, out, model_id)
         for shard in shards:
             done(runner.run(plan.work(shard)))

@@ -50,20 +50,12 @@ class ShardRunner:
         self.references, self.inversions = load_references(self.out / REFERENCES_FILE)
 
     def run(self, work: ShardWork) -> int:
-        """Generate and write a shard (overwriting any half-written attempt); returns its number of images."""
-        return self.write(work, *self.make(work))
-
-    def make(self, work: ShardWork) -> tuple[np.ndarray, list[dict]]:
-        """A shard's images (uint8 (n, H, W, C)) and manifest entries, computed with the settings' thread count."""
+        """Generate and write a shard (overwriting any half-written attempt) with the settings' thread count;
+        returns its number of images."""
         with torch_threads(work.settings.threads):
-            return self._make(work)
+            return self._run(work)
 
-    def write(self, work: ShardWork, images: np.ndarray, entries: list[dict]) -> int:
-        """Write what :meth:`make` made; returns the number of images."""
-        writing.write_shard(self.out, work, images, entries)
-        return len(entries)
-
-    def _make(self, work: ShardWork) -> tuple[np.ndarray, list[dict]]:
+    def _run(self, work: ShardWork) -> int:
         s, c, n = work.settings, work.cls, work.shard.size
         if hasattr(self.model, "batch_size"):  # generate() must not split the fixed batches further
             self.model.batch_size = max(int(self.model.batch_size), s.batch_size)
@@ -82,4 +74,5 @@ class ShardRunner:
                                                                 s.interpolation_method, s.seedselect_steps),
                                           self.model_id, scheduler_label(getattr(self.model, "default_scheduler", None)))
                    for i in range(n)]
-        return np.concatenate(images), entries
+        writing.write_shard(self.out, work, np.concatenate(images), entries)
+        return n
