@@ -109,6 +109,18 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
 
+def nested(cls, refused: tuple = (3,)) -> Rule:
+    """The rule of a field that holds other settings (``cls``): the object, or its record (run.json's) as the
+    object; ``refused``: values it refuses, for the contract test."""
+    def checked(value, name):
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, dict):
+            return cls.from_record(value)
+        raise ValueError(f"{name} must be {cls.__name__} settings or their record, got {value!r}")
+    return Rule(checked, refused)
+
+
 def check_unchanged(recorded: dict, given: dict, out, keys=None, newer: tuple = ()) -> None:
     """The one resume check: ValueError ``cannot resume OUT: KEY was OLD, now NEW`` for the first of ``keys``
     (default: every key of ``given``) whose recorded value differs from the given one. A key of ``newer`` (a

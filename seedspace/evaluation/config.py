@@ -69,11 +69,11 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from ..checks import Flag, Integer, Items, Number, OneOf, Rule, Text, setting
+from ..checks import Flag, Integer, Items, Number, OneOf, Text, setting
 from ..geometry import CENTROID_METHODS as GEOMETRY_CENTROIDS
 from ..geometry import FIT_FAMILIES
 from ..geometry import INTERPOLATION_METHODS as GEOMETRY_PATHS
-from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings
+from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, nested
 from .longtail_settings import FewshotSettings, LongtailSettings
 
 CLAIM_EXPERIMENTS = ("norm", "interpolation", "centroid", "rare", "paired")  # the paper's claims: `--experiments all`
@@ -135,17 +135,6 @@ METRICS = {
 }
 
 
-def _sub(cls):
-    """A nested settings object, or its record (a run.json's), as the object."""
-    def checked(value, name):
-        if isinstance(value, cls):
-            return value
-        if isinstance(value, dict):
-            return cls.from_record(value)
-        raise ValueError(f"{name} must be {cls.__name__} settings, got {value!r}")
-    return checked
-
-
 def _methods(allowed):
     return Items(OneOf(allowed), repeats=False)
 
@@ -194,8 +183,8 @@ class EvalConfig(Settings):
     rare_path_take: tuple = setting((1, 2), Items(Integer(0, 100_000)))  # ... of which these are generated
     rare_methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
     # long-tail benchmark (experiment 6: its own settings) and few-shot curve (experiment 7)
-    longtail: LongtailSettings = setting(LongtailSettings(), Rule(_sub(LongtailSettings), (3,)))
-    fewshot: FewshotSettings = setting(FewshotSettings(), Rule(_sub(FewshotSettings), (3,)))
+    longtail: LongtailSettings = setting(LongtailSettings(), nested(LongtailSettings))
+    fewshot: FewshotSettings = setting(FewshotSettings(), nested(FewshotSettings))
     # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
     prior_fit: str = setting("scaled-chi", OneOf(FIT_FAMILIES))  # family of the prior fitted to the inversions
     # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own

@@ -26,7 +26,7 @@ from ..backends.images import FITS
 from ..checks import (FPS_RANGE, GUIDANCE_RANGE, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_LR, MAX_OPT_STEPS, MAX_SEEDS, MAX_STEPS, MAX_UPSCALE, DTYPE_NAMES, Flag,
                       Integer, Items, Number, OneOf, Rule, Text, check_int, check_number, check_seed, setting)
 from ..geometry import CENTROID_METHODS, CLUSTER_METRICS, INTERPOLATION_METHODS, prior_from_record
-from ..settings import BATCH_SIZE, SEED, Settings
+from ..settings import BATCH_SIZE, SEED, Settings, nested
 from .frames import EASINGS, FRAME_METHODS
 
 VIDEO_FORMATS = ("mp4", "gif")
@@ -192,14 +192,6 @@ class VideoSettings(Settings):
     upscale: int = setting(0, Integer(0, MAX_UPSCALE))
 
 
-def _video(value, name):
-    if isinstance(value, VideoSettings):
-        return value
-    if not isinstance(value, dict):
-        raise ValueError(f"{name} must be an object with formats, fps and upscale, got {value!r}")
-    return VideoSettings.from_record(value)
-
-
 @dataclass(frozen=True, kw_only=True)
 class TravelSettings(FrameSettings):
     """``seedspace travel``: a path per segment between keyframes (``frames``: one count or one per segment),
@@ -210,7 +202,7 @@ class TravelSettings(FrameSettings):
     frames: str = setting("12", Rule(_travel_frames, (1, "2,x", True)))
     loop: bool = setting(False, Flag())
     easing: str = setting("linear", OneOf(EASINGS))
-    video: VideoSettings = setting(VideoSettings(), Rule(_video, ({"fps": 0}, 3)))
+    video: VideoSettings = setting(VideoSettings(), nested(VideoSettings, ({"fps": 0}, 3)))
 
 
 def _open_unit(value, name):
@@ -226,6 +218,9 @@ def _image_entry(value, name):
     return value
 
 
+IMAGE_ENTRY = Rule(_image_entry, (3, {"image": ""}))  # an image a run read: {"image": path, "sha256": ...}
+
+
 @dataclass(frozen=True, kw_only=True)
 class SeedSelectRunSettings(RunSettings):
     """``seedspace seedselect``: ``num_seeds`` seeds optimised for ``opt_steps`` AdamW steps (learning rate ``lr``)
@@ -233,7 +228,7 @@ class SeedSelectRunSettings(RunSettings):
     network as the semantic judge (None: the model's own)."""
 
     command: ClassVar[str] = "seedselect"
-    images: tuple = setting(rule=Items(Rule(_image_entry, (3, {"image": ""})), min_len=2))
+    images: tuple = setting(rule=Items(IMAGE_ENTRY, min_len=2))
     init: str = setting("nao-centroid", OneOf(INIT_METHODS))
     opt_steps: int = setting(30, Integer(0, MAX_OPT_STEPS))
     lr: float = setting(0.1, Number(0.0, MAX_LR, low_open=True))
@@ -257,7 +252,7 @@ class InvertSettings(ModelSettings):
     """``seedspace invert``: DDIM inversion of ``images`` with ``steps`` at guidance 1, each regenerated."""
 
     command: ClassVar[str] = "invert"
-    images: tuple = setting(rule=Items(Rule(_image_entry, (3, {"image": ""}))))
+    images: tuple = setting(rule=Items(IMAGE_ENTRY))
     guidance: float = setting(1.0, OneOf((1.0,)))  # inversions are made and checked unguided-conditional
 
 
