@@ -20,6 +20,7 @@ import torch
 from safetensors.torch import load_file
 
 from ..backends.base import check_seed_values, seeds_from_ints
+from ..checks import check_frames
 from ..conditions import condition_from_record
 from ..geometry import INTERPOLATION_METHODS, centroid, interpolate, path_at
 from ..outputs import load_seed_file
@@ -151,18 +152,25 @@ def plan_travel(params: dict, model, progress: bool = False,
                       "keyframes": [f["endpoints"][0] for f in meta if f["position"] == 0]})
 
 
-def parse_segment_frames(text, segments: int) -> list[int]:
-    """Frames per travel segment from one number or a comma list (one per segment); each at least 2."""
+def frame_counts(value, name: str = "--frames") -> list[int]:
+    """The counts of travel's ``frames``: one number or a comma list of numbers (text), each in [2, MAX_FRAMES]
+    (both keyframes counted)."""
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"{name} must be a number or a comma list of numbers, got {value!r}")
     try:
-        values = [int(v) for v in str(text).split(",")]
+        counts = [int(v) for v in str(value).split(",")]
     except ValueError:
-        raise ValueError(f"--frames must be a number or a comma list of numbers, got {text!r}") from None
+        raise ValueError(f"{name} must be a number or a comma list of numbers, got {value!r}") from None
+    return [check_frames(count, name) for count in counts]
+
+
+def parse_segment_frames(text, segments: int) -> list[int]:
+    """Frames per travel segment from one count (every segment) or one count per segment."""
+    values = frame_counts(text)
     if len(values) == 1:
         values = values * segments
     if len(values) != segments:
         raise ValueError(f"--frames lists {len(values)} numbers for {segments} segments")
-    if min(values) < 2:
-        raise ValueError("each segment needs --frames >= 2 (both keyframes counted)")
     return values
 
 

@@ -23,11 +23,12 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from ..backends.images import FITS
-from ..checks import (FPS_RANGE, GUIDANCE_RANGE, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_LR, MAX_OPT_STEPS, MAX_SEEDS, MAX_STEPS, MAX_UPSCALE, DTYPE_NAMES, Flag,
-                      Integer, Items, Number, OneOf, Rule, Text, check_int, check_number, check_seed, setting)
+from ..checks import (DTYPE_NAMES, FPS_RANGE, GUIDANCE_RANGE, MAX_FRAMES, MAX_IMAGE_SIDE, MAX_LR, MAX_OPT_STEPS,
+                      MAX_SEEDS, MAX_STEPS, MAX_UPSCALE, Flag, Integer, Items, Number, OneOf, Rule, Text, check_number,
+                      check_seed, setting)
 from ..geometry import CENTROID_METHODS, CLUSTER_METRICS, INTERPOLATION_METHODS, prior_from_record
 from ..settings import BATCH_SIZE, SEED, Settings, nested
-from .frames import EASINGS, FRAME_METHODS
+from .frames import EASINGS, FRAME_METHODS, frame_counts
 
 VIDEO_FORMATS = ("mp4", "gif")
 INIT_METHODS = ("random", "nao-centroid", "nao-paths", "cog-centroid")  # SeedSelect's initialisations
@@ -85,19 +86,9 @@ def _prior_record(value, name):
 
 
 def _travel_frames(value, name):
-    """Frames per travel segment, as the record keeps them: one count or a comma list of counts (text), each in
-    [2, MAX_FRAMES]; an integer becomes its text."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        value = str(value)
-    if not isinstance(value, str):
-        raise ValueError(f"{name} must be a number or a comma list of numbers, got {value!r}")
-    try:
-        counts = [int(v) for v in value.split(",")]
-    except ValueError:
-        raise ValueError(f"{name} must be a number or a comma list of numbers, got {value!r}") from None
-    for count in counts:
-        check_int(count, name, 2, MAX_FRAMES)
-    return value
+    """Frames per travel segment as the record keeps them (text; an integer becomes its text)."""
+    frame_counts(value, name)
+    return str(value)
 
 
 def _object(value, name):
