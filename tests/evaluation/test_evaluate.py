@@ -507,7 +507,7 @@ def test_an_interrupted_evaluation_says_so_and_keeps_what_finished(tiny_testbed_
 
 
 def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_one(tiny_testbed_dir, tmp_path,
-                                                                                   monkeypatch):
+                                                                                   monkeypatch, capsys):
     """``evaluate --resume``: the long-tail benchmark's finished replicates are read back, the rest measured; the
     tables equal an uninterrupted run's; other settings are refused with --resume."""
     args = ["evaluate", "--quick", "--experiments", "longtail", "--lt-arms", "oversample,random,paths:nao",
@@ -525,7 +525,12 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     assert cli_main([*args, "--out", str(cut)]) == 130
     stored = sorted(p.name for p in (cut / "datasets" / "longtail" / "replicates").iterdir())
     assert stored == ["replicate-0000.json", "replicate-0001.json"]
+    record = (cut / "run.json").read_bytes()
+    capsys.readouterr()
     assert cli_main(["evaluate", "--resume", str(cut), "--seed", "3"]) == 2  # settings come from run.json
+    assert capsys.readouterr().err.strip() == ("seedspace: error: --resume takes every setting from the run's "
+                                               "run.json; do not give --seed")
+    assert (cut / "run.json").read_bytes() == record  # refused before the folder was touched
     measured = []
     monkeypatch.setattr(longtail, "draw_replicate", lambda runner, cfg, index, *rest: measured.append(index) or
                         draw(runner, cfg, index, *rest))
@@ -535,4 +540,8 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
                       for f in (tmp_path / "whole", cut))
     assert resumed["tables"] == whole["tables"] and resumed["items"] == whole["items"]
     assert json.loads((cut / "run.json").read_text())["status"] == "completed"
+    record = (cut / "run.json").read_bytes()
+    capsys.readouterr()
     assert cli_main(["evaluate", "--resume", str(cut)]) == 2  # nothing left to resume
+    assert capsys.readouterr().err.strip() == f"seedspace: error: {cut} is a completed evaluation: nothing to resume"
+    assert (cut / "run.json").read_bytes() == record
