@@ -31,7 +31,7 @@ try:
 except ImportError:  # run from a checkout without installing
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from seedspace.evaluation import EvalConfig, environment, run_norm  # noqa: E402
+from seedspace.evaluation import EvalConfig, NormEvalSettings, environment, run_norm  # noqa: E402
 from seedspace.scoring.judge import resize_images  # noqa: E402
 from seedspace.evaluation.report import (CI_METHODS, EXCLUDED_MARK, EXCLUDED_NOTE, fmt_stat,  # noqa: E402
                                               plot_grid, plot_norm, table_markdown, update_marked_file, write_json,
@@ -215,8 +215,10 @@ def main(argv=None) -> int:
             p.error(f"the embedded testbed weights are missing ({WEIGHTS_DIR}); train them or pass --model")
     model = load_model(args.model)
     q = args.quick
+    scales = (0.5, 1.0, 1.5) if q else tuple(round(0.5 + 0.1 * i, 1) for i in range(11))
+    norm = NormEvalSettings(scales=scales, per_group=args.norm_per_group or (8 if q else 100))
     cfg = EvalConfig(seed=args.seed, references=args.references, quick=False, ref_per_class=200 if q else 500,
-                     n_boot=500 if q else 1000, fid_boot=50 if q else 200)
+                     n_boot=500 if q else 1000, fid_boot=50 if q else 200, norm=norm)
     runner = Runner(model, cfg, log)
     per_class = args.per_class or (8 if q else 100)
     log(f"samples: {per_class} per class")
@@ -224,9 +226,8 @@ def main(argv=None) -> int:
     log("inversion")
     bf16_model = load_model(args.model, dtype="bfloat16")
     inversion = inversion_quality(runner, 2 if q else 20, (50,) if q else (20, 50, 100), bf16_model)
-    scales = (0.5, 1.0, 1.5) if q else tuple(round(0.5 + 0.1 * i, 1) for i in range(11))
     log(f"norm sweep: {len(scales)} norms")
-    norm = run_norm(runner, scales=scales, per_group=args.norm_per_group or (8 if q else 100))
+    norm = run_norm(runner)
     log("speed")
     sp = speed(runner, 8 if q else 64, 50, 1 if q else 3, bf16_model=bf16_model)
     rep = {"config": {"quick": q, "seed": args.seed, "per_class": per_class, "scales": list(scales),

@@ -16,7 +16,8 @@ from pathlib import Path
 
 
 from .. import checks, outputs
-from ..evaluation import EXPERIMENTS, EvalConfig, check_config, evaluate, parse_experiments, update_results_page
+from ..evaluation import (EXPERIMENTS, EvalConfig, PriorsEvalSettings, check_config, evaluate, parse_experiments,
+                          update_results_page)
 from ..evaluation.longtail import check_longtail
 from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..evaluation.report import has_markers, results_targets
@@ -132,14 +133,14 @@ def register(subparsers, formatter_class) -> None:
                         "experiments run again, the long-tail benchmark's finished replicates are read back")
     p.set_defaults(func=run)
     # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)
-    p.setting_prefixes = {LongtailSettings.field_prefix: "lt_", FewshotSettings.field_prefix: "fs_"}
+    p.setting_prefixes = {LongtailSettings.field_prefix: "lt_", FewshotSettings.field_prefix: "fs_",
+                          PriorsEvalSettings.field_prefix: "prior_"}
 
 
 def config_from_args(args) -> EvalConfig:
     """The evaluation's configuration from parsed arguments, every setting checked (ValueError naming it)."""
     overrides = {"experiments": parse_experiments(args.experiments), "seed": args.seed, "steps": args.steps,
-                 "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references,
-                 "prior_file": args.prior_file, "prior_fit": args.prior_fit}
+                 "guidance": args.guidance, "inversion_steps": args.inversion_steps, "references": args.references}
     if args.classes:
         try:
             overrides["classes"] = tuple(int(c) for c in args.classes.split(",") if c.strip())
@@ -148,6 +149,7 @@ def config_from_args(args) -> EvalConfig:
     base = EvalConfig.quick_preset() if args.quick else EvalConfig()
     overrides["longtail"] = dataclasses.replace(base.longtail, dtype=args.dtype, **longtail_options(args))
     overrides["fewshot"] = dataclasses.replace(base.fewshot, **fewshot_options(args))
+    overrides["priors"] = dataclasses.replace(base.priors, file=args.prior_file, fit=args.prior_fit)
     return dataclasses.replace(base, **overrides)
 
 

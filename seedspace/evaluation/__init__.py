@@ -27,7 +27,11 @@ from ..hardware import cpu_has_native_bf16, cpu_model
 from ..runs import RunRecord
 from ..settings import check_unchanged
 from .centroid import run_centroid
-from .config import BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENTS, INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, EvalConfig
+from .config import (BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENT_SETTINGS, EXPERIMENTS,
+                     INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, CentroidEvalSettings, EvalConfig,
+                     InterpolationEvalSettings, NormEvalSettings, PriorsEvalSettings, RareEvalSettings,
+                     SchedulersEvalSettings)
+from .longtail_settings import FewshotSettings, LongtailSettings
 from .fewshot import check_fewshot, run_fewshot
 from .interpolation import run_interpolation
 from .longtail import run_longtail
@@ -40,9 +44,11 @@ from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_no
 from .runner import Runner
 from .schedulers import run_schedulers
 
-__all__ = ["CENTROID_METHODS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS", "PAIRED_COMPARISONS", "EvalConfig",
-           "Runner", "check_config", "environment", "evaluate", "parse_experiments", "run_norm", "update_results_page",
-           "write_outputs"]
+__all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS",
+           "PAIRED_COMPARISONS", "CentroidEvalSettings", "EvalConfig", "FewshotSettings", "InterpolationEvalSettings",
+           "LongtailSettings", "NormEvalSettings", "PriorsEvalSettings", "RareEvalSettings", "Runner",
+           "SchedulersEvalSettings", "check_config", "environment", "evaluate", "parse_experiments", "run_norm",
+           "update_results_page", "write_outputs"]
 
 RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
            "longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
@@ -106,8 +112,13 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
         record = None
     elif resume:
         record = RunRecord.resume(Path(out))
+        recorded = dict(record.data.get("parameters", {}))
         try:
-            check_unchanged(record.data.get("parameters", {}), parameters, out)
+            recorded["config"] = EvalConfig.from_record(recorded.get("config")).to_dict()  # an older record's form too
+        except ValueError:
+            pass  # compared as it is: the difference is named below
+        try:
+            check_unchanged(recorded, parameters, out)
             check_unchanged(record.data.get("model", {}), model_entry, out)
         except ValueError:
             record.finish("interrupted")  # as it was: nothing of it changed

@@ -30,18 +30,18 @@ def centroid_seeds(seeds: torch.Tensor, method: str, path_steps: int, inputs: in
 
 def centroid_input_sets(runner: Runner, classes, inv, notes: list, per_k: int | None = None,
                         ks=None) -> list[tuple]:
-    """(class, k, set number, sorted input indices) for every class, k of ``ks`` (default ``centroid_ks``) and set
-    (the first ``per_k``, default ``centroid_sets``, per class and k, each drawn from the run seed, the class, k and
+    """(class, k, set number, sorted input indices) for every class, k of ``ks`` (default ``centroid.ks``) and set
+    (the first ``per_k``, default ``centroid.sets``, per class and k, each drawn from the run seed, the class, k and
     its number, so set s of (class, k) is the same in every experiment with as many inversions); a k larger than a
     class's images gets a line in ``notes``."""
     sets = []
     for c in classes:
         m = inv[c][0].shape[0]
-        for k in runner.cfg.centroid_ks if ks is None else ks:
+        for k in runner.cfg.centroid.ks if ks is None else ks:
             if k > m:
                 notes.append(f"class {c}: k = {k} skipped (only {m} few-shot images)")
                 continue
-            for s in range(runner.cfg.centroid_sets if per_k is None else per_k):
+            for s in range(runner.cfg.centroid.sets if per_k is None else per_k):
                 sets.append((c, k, s, sorted(runner.rng("centroid", c, k, s).choice(m, k, replace=False).tolist())))
     if not sets:
         raise ValueError("centroid: no class has enough few-shot images for any k")
@@ -52,24 +52,24 @@ def centroid_inputs(runner: Runner, notes: list, per_k: int | None = None) -> tu
     """(classes, inversions, input sets) of the centroid experiment (inversions: max(inversions_per_class, max k)
     per class, the interpolation experiment's first ones included; ``per_k``: see :func:`centroid_input_sets`)."""
     classes = runner.classes()
-    inv = runner.inversions(classes, max(runner.cfg.inversions_per_class, max(runner.cfg.centroid_ks)))
+    inv = runner.inversions(classes, max(runner.cfg.inversions_per_class, max(runner.cfg.centroid.ks)))
     return classes, inv, centroid_input_sets(runner, classes, inv, notes, per_k)
 
 
 def score_centroids(runner: Runner, inv: dict, sets: list, arms: dict, path_inputs: int | None = None) -> tuple:
     """For every arm ``{name: (method, prior, set indices or None for all)}`` and input set: the centroid and the
-    interior points of the paths from it to (at most) ``path_inputs`` (default ``centroid_path_inputs``) of its
+    interior points of the paths from it to (at most) ``path_inputs`` (default ``centroid.path_inputs``) of its
     inputs, generated once; returns
     (scored, {arm: per-set items}, {arm: centroid features}, {arm: path features}, {arm: per-set seconds})."""
     cfg = runner.cfg
-    take = list(range(1, cfg.centroid_path_steps - 1))
-    path_inputs = cfg.centroid_path_inputs if path_inputs is None else path_inputs
+    take = list(range(1, cfg.centroid.path_steps - 1))
+    path_inputs = cfg.centroid.path_inputs if path_inputs is None else path_inputs
     plan, seconds, norms = SeedPlan(), {}, {}
     for q, (c, k, s, idx) in enumerate(sets):
         for m, (method, prior, only) in arms.items():
             if only is not None and q not in only:
                 continue
-            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], method, cfg.centroid_path_steps,
+            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], method, cfg.centroid.path_steps,
                                                        min(k, path_inputs), take, prior)
             plan.add((m, q, "centroid"), cen[None], c)
             plan.add((m, q, "path"), pts, c)
@@ -114,29 +114,29 @@ def run_centroid(runner: Runner) -> dict:
     """Per method and k, the judge's scores of the centroid images and of the images on the paths to the inputs."""
     cfg = runner.cfg
     sec = section("Centroids", f"Centroids of k inverted few-shot images of a class, and the interior points "
-                  f"of the paths from the centroid to (at most) {cfg.centroid_path_inputs} of the inputs "
-                  f"({max(cfg.centroid_path_steps - 2, 0)} per path), generated for that class. Claim (3).")
+                  f"of the paths from the centroid to (at most) {cfg.centroid.path_inputs} of the inputs "
+                  f"({max(cfg.centroid.path_steps - 2, 0)} per path), generated for that class. Claim (3).")
     classes, inv, sets = centroid_inputs(runner, sec["notes"])
     # reference subset: the first sets, spread over classes and k (class i starts with the i-th k, cyclically)
-    kpos = {k: i for i, k in enumerate(cfg.centroid_ks)}
+    kpos = {k: i for i, k in enumerate(cfg.centroid.ks)}
     order = sorted(range(len(sets)), key=lambda q: (
         sets[q][2], (kpos[sets[q][1]] - classes.index(sets[q][0])) % len(kpos), classes.index(sets[q][0])))
-    ref_idx = set(order[: cfg.centroid_reference_sets])
-    arms = {m: (m, None, None) for m in cfg.centroid_methods}
+    ref_idx = set(order[: cfg.centroid.reference_sets])
+    arms = {m: (m, None, None) for m in cfg.centroid.methods}
     if ref_idx:
         arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, ref_idx)
     methods = list(arms)
-    runner.log(f"centroid: {len(sets)} input sets x {len(cfg.centroid_methods)} methods (+{len(ref_idx)} reference)")
+    runner.log(f"centroid: {len(sets)} input sets x {len(cfg.centroid.methods)} methods (+{len(ref_idx)} reference)")
     scored, items, feats, path_feats, seconds = score_centroids(runner, inv, sets, arms)
     sec["items"], sec["_feats"] = items, feats
     ks = sorted({k for _, k, _, _ in sets})
     sec["tables"].append({"name": "centroid", "title": "Centroid images (one per input set)",
                           "metrics": CENTROID_TABLE_METRICS,
-                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid_methods, ks, None,
+                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid.methods, ks, None,
                                                 "centroid")})
     sec["tables"].append({"name": "centroid_paths", "title": "Images on the paths from the centroid to the inputs",
                           "metrics": PATH_TABLE_METRICS,
-                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid_methods, ks, None,
+                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid.methods, ks, None,
                                                 "centroid_paths")})
     if ref_idx:
         rows = [r for r in centroid_rows(runner, items, feats, path_feats, methods, ks, ref_idx, "centroid_subset")

@@ -144,78 +144,181 @@ def _counts(low=1, high=100_000):
 
 
 @dataclass(frozen=True)
+class NormEvalSettings(Settings):
+    """Experiment 1, norm bias: seed directions rescaled to norm s·√d for each s of ``scales``, ``per_group`` seeds
+    per class group (rounded up to a multiple of the group's class count)."""
+
+    field_prefix = "norm "
+    scales: tuple = setting((0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5), Items(Number(0.0, 10.0, low_open=True)))
+    per_group: int = setting(100, _counts())
+
+    @classmethod
+    def quick(cls, **overrides) -> "NormEvalSettings":
+        return cls(scales=(0.5, 1.0, 1.5), per_group=16).replace(**overrides)
+
+
+@dataclass(frozen=True)
+class InterpolationEvalSettings(Settings):
+    """Experiment 2, interpolation: ``pairs_per_class`` pairs of inverted few-shot images per class, ``points``
+    interior frames per path (the endpoints are generated once, shared); the first ``reference_paths`` paths (the
+    first pair of each class first) also with the slow reference solver."""
+
+    field_prefix = "interpolation "
+    methods: tuple = setting(INTERPOLATION_METHODS, _methods(GEOMETRY_PATHS))
+    pairs_per_class: int = setting(4, _counts())
+    points: int = setting(5, _counts())
+    reference_paths: int = setting(10, _counts(0))
+
+    @classmethod
+    def quick(cls, **overrides) -> "InterpolationEvalSettings":
+        return cls(pairs_per_class=1, points=3, reference_paths=1).replace(**overrides)
+
+
+@dataclass(frozen=True)
+class CentroidEvalSettings(Settings):
+    """Experiment 3, centroids: ``sets`` input sets per class and k of ``ks``; paths from each centroid to at most
+    ``path_inputs`` inputs with ``path_steps`` points each, ends included (the interior ones are generated); the
+    first ``reference_sets`` sets also with the reference solver."""
+
+    field_prefix = "centroid "
+    methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
+    ks: tuple = setting((2, 5, 10), Items(Integer(2, 10_000), repeats=False))
+    sets: int = setting(4, _counts())
+    path_inputs: int = setting(3, _counts(0))
+    path_steps: int = setting(3, _counts(2))
+    reference_sets: int = setting(10, _counts(0))
+
+    @classmethod
+    def quick(cls, **overrides) -> "CentroidEvalSettings":
+        return cls(sets=1, path_inputs=2, reference_sets=1).replace(**overrides)
+
+
+@dataclass(frozen=True)
+class RareEvalSettings(Settings):
+    """Experiment 4, rare concepts: for each of ``classes`` (None: the model's tail classes), ``sets`` input sets
+    of ``k`` inversions; each method's centroid and, on its paths of ``path_steps`` points (ends included) to the
+    inputs, the points at the indices ``path_take``."""
+
+    field_prefix = "rare "
+    classes: tuple | None = setting(None, CLASSES)
+    k: int = setting(5, _counts(2))
+    sets: int = setting(4, _counts())
+    path_steps: int = setting(5, _counts(2))
+    path_take: tuple = setting((1, 2), Items(Integer(0, 100_000)))
+    methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
+
+    @classmethod
+    def quick(cls, **overrides) -> "RareEvalSettings":
+        return cls(sets=1, path_take=(2,)).replace(**overrides)
+
+
+@dataclass(frozen=True)
+class PriorsEvalSettings(Settings):
+    """Experiment 8, priors: the interpolation experiment's pairs and the first ``centroid_sets`` of the centroid
+    experiment's input sets per class and k, NAO under the chi prior, a prior of family ``fit`` fitted to the
+    inversions and the calibrated prior ``file`` (a prior file or scaled-chi:S; None: the model's own), with paths
+    from each centroid to at most ``path_inputs`` inputs."""
+
+    field_prefix = "prior "  # 'prior file' -> --prior-file
+    fit: str = setting("scaled-chi", OneOf(FIT_FAMILIES))
+    file: str | None = setting(None, Text(optional=True))
+    centroid_sets: int = setting(3, _counts())
+    path_inputs: int = setting(1, _counts(0))
+
+    @classmethod
+    def quick(cls, **overrides) -> "PriorsEvalSettings":
+        return cls(centroid_sets=1).replace(**overrides)
+
+
+@dataclass(frozen=True)
+class SchedulersEvalSettings(Settings):
+    """Experiment 9, the sampler study: the same inverted seeds, paths and centroids rendered by each of
+    ``samplers``; per budget B of ``budgets``, each sampler at B steps and at the most steps within B network
+    evaluations. Paths: the first ``pairs_per_class`` of the interpolation experiment's pairs (same seeded order),
+    ``points`` interior frames, ``interp_methods``; centroids: the first ``sets`` input sets per class at k = ``k``
+    of the centroid experiment's, ``centroid_methods``."""
+
+    field_prefix = "schedulers "
+    samplers: tuple = setting(SCHEDULER_SAMPLERS, _methods(SCHEDULER_SAMPLERS))
+    budgets: tuple = setting((25,), Items(Integer(1, 1000)))
+    interp_methods: tuple = setting(("nao", "slerp"), _methods(GEOMETRY_PATHS))
+    pairs_per_class: int = setting(2, _counts())
+    points: int = setting(5, _counts())
+    centroid_methods: tuple = setting(("nao", "cog", "normalized"), _methods(GEOMETRY_CENTROIDS))
+    k: int = setting(5, _counts(2))
+    sets: int = setting(10, _counts())
+
+    @classmethod
+    def quick(cls, **overrides) -> "SchedulersEvalSettings":
+        return cls(budgets=(9,), pairs_per_class=1, points=3, sets=2).replace(**overrides)
+
+
+# each experiment's settings, under the experiment's name (EvalConfig's field)
+EXPERIMENT_SETTINGS = {"norm": NormEvalSettings, "interpolation": InterpolationEvalSettings,
+                       "centroid": CentroidEvalSettings, "rare": RareEvalSettings, "longtail": LongtailSettings,
+                       "fewshot": FewshotSettings, "priors": PriorsEvalSettings, "schedulers": SchedulersEvalSettings}
+# records written before the split kept the experiments' settings flat, under these prefixes
+_FLAT_PREFIXES = {"norm_": "norm", "interp_": "interpolation", "centroid_": "centroid", "rare_": "rare",
+                  "prior_": "priors", "sched_": "schedulers"}
+
+
+@dataclass(frozen=True)
 class EvalConfig(Settings):
-    """Every knob of an evaluation run (all of it is written to results.json), each under its declared rule."""
+    """An evaluation run: the shared settings (experiments, seed, sampling, the judge's references, the
+    statistics) and each experiment's own settings under its name; all of it is written to results.json."""
 
     experiments: tuple = setting(CLAIM_EXPERIMENTS, _methods(EXPERIMENTS))
     seed: int = setting(0, SEED)
     steps: int | None = setting(None, STEPS_OR_DEFAULT)            # DDIM steps; None = the model's default
     guidance: float | None = setting(None, GUIDANCE_OR_DEFAULT)    # None = the model's default
     inversion_steps: int | None = setting(None, STEPS_OR_DEFAULT)  # None = steps
-    classes: tuple | None = setting(None, CLASSES)  # None = all
+    classes: tuple | None = setting(None, CLASSES)  # interpolation, centroid and their studies; None = all
     references: str = setting("auto", OneOf(("auto", "fashion-mnist", "fewshot")))
     ref_per_class: int = setting(500, _counts())  # real reference images per class (judge feature statistics, FID)
     n_boot: int = setting(1000, _counts(10, 10**6))   # bootstrap resamples for means
     fid_boot: int = setting(200, _counts(10, 10**6))  # bootstrap resamples for FID-style scores
     confidence: float = setting(0.95, Number(0.5, 0.9999))
-    # norm bias
-    norm_scales: tuple = setting((0.5, 0.7, 0.9, 1.0, 1.1, 1.3, 1.5), Items(Number(0.0, 10.0, low_open=True)))
-    norm_per_group: int = setting(100, _counts())  # rounded up to a multiple of the group's class count
-    # shared few-shot inversions
-    inversions_per_class: int = setting(12, _counts(2))
-    # interpolation
-    interp_methods: tuple = setting(INTERPOLATION_METHODS, _methods(GEOMETRY_PATHS))
-    interp_pairs_per_class: int = setting(4, _counts())
-    interp_points: int = setting(5, _counts())  # interior frames per path (endpoints are generated once, shared)
-    interp_reference_paths: int = setting(10, _counts(0))  # paths (the first pair of each class first) also with 'reference'
-    # centroids
-    centroid_methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
-    centroid_ks: tuple = setting((2, 5, 10), Items(Integer(2, 10_000), repeats=False))
-    centroid_sets: int = setting(4, _counts())              # input sets per class and k
-    centroid_path_inputs: int = setting(3, _counts(0))      # paths from the centroid to at most this many inputs
-    centroid_path_steps: int = setting(3, _counts(2))       # points per path incl. both ends; the interior ones are generated
-    centroid_reference_sets: int = setting(10, _counts(0))
-    # rare concepts
-    rare_classes: tuple | None = setting(None, CLASSES)  # None = the tail classes
-    rare_k: int = setting(5, _counts(2))
-    rare_sets: int = setting(4, _counts())                  # input sets per tail class
-    rare_path_steps: int = setting(5, _counts(2))           # points per path incl. both ends ...
-    rare_path_take: tuple = setting((1, 2), Items(Integer(0, 100_000)))  # ... of which these are generated
-    rare_methods: tuple = setting(CENTROID_METHODS, _methods(GEOMETRY_CENTROIDS))
-    # long-tail benchmark (experiment 6: its own settings) and few-shot curve (experiment 7)
+    inversions_per_class: int = setting(12, _counts(2))  # the few-shot inversions the experiments share
+    norm: NormEvalSettings = setting(NormEvalSettings(), nested(NormEvalSettings))
+    interpolation: InterpolationEvalSettings = setting(InterpolationEvalSettings(), nested(InterpolationEvalSettings))
+    centroid: CentroidEvalSettings = setting(CentroidEvalSettings(), nested(CentroidEvalSettings))
+    rare: RareEvalSettings = setting(RareEvalSettings(), nested(RareEvalSettings))
     longtail: LongtailSettings = setting(LongtailSettings(), nested(LongtailSettings))
     fewshot: FewshotSettings = setting(FewshotSettings(), nested(FewshotSettings))
-    # priors (experiment 8): the interpolation pairs and centroid input sets above, NAO under other norm priors
-    prior_fit: str = setting("scaled-chi", OneOf(FIT_FAMILIES))  # family of the prior fitted to the inversions
-    # a calibrated prior (file or scaled-chi:S) for the nao-file arm; None: the model's own
-    prior_file: str | None = setting(None, Text(optional=True))
-    prior_centroid_sets: int = setting(3, _counts())  # the first of the centroid experiment's input sets per class and k
-    prior_path_inputs: int = setting(1, _counts(0))   # paths from each centroid to at most this many inputs
-    # sampler study (opt-in): the same inverted seeds, paths and centroids rendered by each sampler
-    sched_samplers: tuple = setting(SCHEDULER_SAMPLERS, _methods(SCHEDULER_SAMPLERS))
-    sched_budgets: tuple = setting((25,), Items(Integer(1, 1000)))  # per budget B: each sampler at B steps, and at the most steps within B NFE
-    sched_interp_methods: tuple = setting(("nao", "slerp"), _methods(GEOMETRY_PATHS))
-    sched_pairs_per_class: int = setting(2, _counts())  # the first pairs of the interpolation experiment's (same seeded order)
-    sched_points: int = setting(5, _counts())           # interior frames per path
-    sched_centroid_methods: tuple = setting(("nao", "cog", "normalized"), _methods(GEOMETRY_CENTROIDS))
-    sched_k: int = setting(5, _counts(2))
-    sched_sets: int = setting(10, _counts())  # input sets per class at k = sched_k (the first sets of the centroid experiment's)
+    priors: PriorsEvalSettings = setting(PriorsEvalSettings(), nested(PriorsEvalSettings))
+    schedulers: SchedulersEvalSettings = setting(SchedulersEvalSettings(), nested(SchedulersEvalSettings))
     quick: bool = setting(False, Flag())
 
     def check_together(self):
-        if self.prior_file is not None and "priors" not in self.experiments:
-            raise ValueError("prior_file is used only by the priors experiment; add it to experiments")
+        if self.priors.file is not None and "priors" not in self.experiments:
+            raise ValueError("prior file is used only by the priors experiment; add it to experiments")
 
     @classmethod
     def quick_preset(cls, **overrides) -> "EvalConfig":
-        cfg = cls(norm_scales=(0.5, 1.0, 1.5), norm_per_group=16, inversions_per_class=10, interp_pairs_per_class=1,
-                  interp_points=3, interp_reference_paths=1, centroid_sets=1, centroid_path_inputs=2,
-                  centroid_reference_sets=1, rare_sets=1, rare_path_take=(2,), n_boot=500, fid_boot=50,
-                  ref_per_class=200, longtail=LongtailSettings.quick(),
-                  fewshot=FewshotSettings.quick(),
-                  prior_centroid_sets=1, sched_budgets=(9,), sched_pairs_per_class=1, sched_points=3, sched_sets=2,
-                  quick=True)
+        """Every experiment on a small subset (what CI runs); ``overrides``: fields of this class."""
+        sections = {name: settings.quick() for name, settings in EXPERIMENT_SETTINGS.items()}
+        cfg = cls(inversions_per_class=10, n_boot=500, fid_boot=50, ref_per_class=200, quick=True, **sections)
         return dataclasses.replace(cfg, **overrides)
+
+    @classmethod
+    def from_record(cls, record: dict) -> "EvalConfig":
+        """The configuration a record describes; a record written before the experiments had settings of their
+        own (flat ``interp_points``, ``prior_file``, ...; an empty ``extra``) reads as the same configuration."""
+        if isinstance(record, dict):
+            record = _nested_record(record)
+        return super().from_record(record)
 
     def to_dict(self) -> dict:
         return self.to_record()
+
+
+def _nested_record(record: dict) -> dict:
+    out = {k: v for k, v in record.items() if not (k == "extra" and v == {})}
+    for key in list(out):
+        prefix = next((p for p in _FLAT_PREFIXES if key.startswith(p)), None)
+        if prefix is not None and key not in EXPERIMENT_SETTINGS:
+            section = _FLAT_PREFIXES[prefix]
+            out.setdefault(section, {})
+            if isinstance(out[section], dict):
+                out[section][key[len(prefix):]] = out.pop(key)
+    return out

@@ -20,9 +20,9 @@ TABLE_METRICS = ["acc", "conf", "fdist", "fid", "kid", "norm_mean", "norm_min", 
 
 def interpolation_pairs(runner: Runner, classes, inv, notes: list, per_class: int | None = None) -> list[tuple]:
     """(class, i, j, rank within class) for the sampled endpoint pairs of each class: the first ``per_class``
-    (default ``interp_pairs_per_class``) of a seeded order (run seed, class) of the class's inversion pairs, so a
+    (default ``interpolation.pairs_per_class``) of a seeded order (run seed, class) of the class's inversion pairs, so a
     smaller count gives the first pairs of a larger one; classes with one image get a line in ``notes``."""
-    per_class = runner.cfg.interp_pairs_per_class if per_class is None else int(per_class)
+    per_class = runner.cfg.interpolation.pairs_per_class if per_class is None else int(per_class)
     pairs = []
     for c in classes:
         m = inv[c][0].shape[0]
@@ -108,33 +108,33 @@ def path_table(runner: Runner, items: dict, feats: dict, arms: dict, times: dict
 def run_interpolation(runner: Runner) -> dict:
     """Per method, the judge's scores of the interior frames, the norms along the path and its smoothness."""
     cfg = runner.cfg
-    T = int(cfg.interp_points)
+    T = int(cfg.interpolation.points)
     sec = section("Interpolation", f"Paths between two inverted few-shot images of the same class, {T} interior "
                   "frames each (evenly spaced as each method spaces them), generated for that class. Claim (2).")
     classes, _, pairs, A, B = endpoints(runner, sec["notes"])
     P = len(pairs)
     order = sorted(range(P), key=lambda q: (pairs[q][3], classes.index(pairs[q][0])))
-    ref_idx = sorted(order[: cfg.interp_reference_paths]) if cfg.interp_reference_paths > 0 else []
-    runner.log(f"interpolation: {P} paths x {len(cfg.interp_methods)} methods (+{len(ref_idx)} reference)")
-    arms = {m: (m, None, list(range(P))) for m in cfg.interp_methods}
+    ref_idx = sorted(order[: cfg.interpolation.reference_paths]) if cfg.interpolation.reference_paths > 0 else []
+    runner.log(f"interpolation: {P} paths x {len(cfg.interpolation.methods)} methods (+{len(ref_idx)} reference)")
+    arms = {m: (m, None, list(range(P))) for m in cfg.interpolation.methods}
     if ref_idx:
         arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, ref_idx)
     paths, times = arm_paths(A, B, T, arms)
     scored, items, feats = score_paths(runner, pairs, A, B, paths, arms, times)
     sec["items"], sec["_feats"] = items, feats
-    sec["tables"].append(path_table(runner, items, feats, arms, times, cfg.interp_methods, None, "interpolation",
+    sec["tables"].append(path_table(runner, items, feats, arms, times, cfg.interpolation.methods, None, "interpolation",
                                     f"All {P} paths ({len(classes)} classes); frames = {P * T} per method", T))
     if ref_idx:
         sec["tables"].append(path_table(
-            runner, items, feats, arms, times, list(cfg.interp_methods) + [REFERENCE_METHOD], set(ref_idx),
+            runner, items, feats, arms, times, list(cfg.interpolation.methods) + [REFERENCE_METHOD], set(ref_idx),
             "interpolation_subset", f"Subset of {len(ref_idx)} paths with the reference solver (same paths for every "
             "method)", T))
     pair_classes = [c for c, *_ in pairs]
     sec["tables"].append({"name": "interpolation_per_class", "title": "Share of frames classified as the class, per class",
-                          "kind": "matrix", "metrics": ["acc"], "columns": list(cfg.interp_methods), "rows": [
+                          "kind": "matrix", "metrics": ["acc"], "columns": list(cfg.interpolation.methods), "rows": [
                               {"label": {"class": class_name(runner, c)}, "cells": {
                                   m: runner.stat([it["acc"] for it in items[m] if it["class"] == c], "interp-class", m, c)
-                                  for m in cfg.interp_methods}} for c in sorted(set(pair_classes))]})
+                                  for m in cfg.interpolation.methods}} for c in sorted(set(pair_classes))]})
     sec["notes"].append("Step mean/max: judge-feature distance between consecutive frames (endpoint reconstructions "
                         "included), in units of the class's real spread. Norms are over the whole path, endpoints "
                         "included. Time: geometry only, per path (generation costs the same for every method).")

@@ -8,11 +8,10 @@ from .experiment import SeedPlan, arm_metrics, row, section
 from .runner import Runner
 
 
-def run_norm(runner: Runner, scales=None, per_group: int | None = None) -> dict:
+def run_norm(runner: Runner) -> dict:
     """Seed directions fixed, norm scaled to s * sqrt(d); per class group and norm, the judge's scores."""
-    cfg = runner.cfg
-    scales = tuple(float(s) for s in (scales or cfg.norm_scales))
-    per_group = int(per_group or cfg.norm_per_group)
+    scales = tuple(float(s) for s in runner.cfg.norm.scales)
+    per_group = runner.cfg.norm.per_group
     shape = runner.model.seed_shape
     sec = section("Norm bias", "Random seed directions (the same directions at every norm), rescaled to norm "
                   "s·√d, generated for the classes of each group in turn. Claim (1): images degrade away from s = 1.")

@@ -7,9 +7,9 @@ interpolation and centroid experiments (their helpers, so the same inversions an
 shared when they run in the same evaluation) under three priors, next to the baselines:
 
 - ``nao-chi``: the paper's chi(d) prior;
-- ``nao-fit``: :func:`seedspace.geometry.fit_prior` (family ``prior_fit``) fitted to all inversions in play, pooled
+- ``nao-fit``: :func:`seedspace.geometry.fit_prior` (family ``priors.fit``) fitted to all inversions in play, pooled
   over the classes (one prior per model, as a calibrated prior is; see :func:`fit_inversions`);
-- ``nao-file``: a prior read from ``prior_file`` (``--prior-file``, e.g. written by ``seedspace calibrate``), else
+- ``nao-file``: a prior read from ``priors.file`` (``--prior-file``, e.g. written by ``seedspace calibrate``), else
   the model's own calibrated prior (``model.prior``); skipped with a note when there is neither;
 - interpolation: ``slerp`` and ``cog``; centroids: ``normalized`` (the mean rescaled to the chi mode) and ``cog``.
 
@@ -27,7 +27,6 @@ import numpy as np
 import torch
 
 from .. import geometry
-from ..geometry import FIT_FAMILIES
 from .centroid import CENTROID_TABLE_METRICS, PATH_TABLE_METRICS, centroid_inputs, centroid_rows, score_centroids
 from .experiment import row, section
 from .interpolation import arm_paths, endpoints, path_examples, path_table, score_paths
@@ -49,18 +48,16 @@ PAIRED_METRICS = {"interpolation": ["acc", "conf", "fid", "kid", "norm_mean"],
 
 
 def check_priors_config(config, d: int) -> None:
-    """ValueError unless ``prior_fit`` is a :data:`FIT_FAMILIES` family and ``prior_file`` (when given) loads as a
-    prior for dimension ``d``: checked before any image is generated."""
-    if config.prior_fit not in FIT_FAMILIES:
-        raise ValueError(f"unknown prior fit family {config.prior_fit!r}; choose from {', '.join(FIT_FAMILIES)}")
-    if config.prior_file is not None:
-        spec = str(config.prior_file)
+    """ValueError unless ``priors.file`` (when given) loads as a prior for dimension ``d``: checked before any image
+    is generated (the settings checked the rest when they were made)."""
+    spec = config.priors.file
+    if spec is not None:
         if spec != "chi" and not spec.startswith("scaled-chi:") and not Path(spec).expanduser().is_file():
-            raise ValueError(f"--prior-file {spec}: no such file (a prior JSON file, or scaled-chi:S)")
+            raise ValueError(f"prior file {spec}: no such file (a prior JSON file, or scaled-chi:S)")
         try:
-            geometry.load_prior(str(config.prior_file), d)
+            geometry.load_prior(spec, d)
         except ValueError as exc:
-            raise ValueError(f"--prior-file {config.prior_file}: {exc}") from None
+            raise ValueError(f"prior file {spec}: {exc}") from None
 
 
 def fit_inversions(inv: dict, family: str):
@@ -99,30 +96,30 @@ def run_priors(runner: Runner) -> dict:
     """NAO under the chi, fitted and file priors against SLERP / COG / normalized on the interpolation pairs and
     centroid input sets: per-arm tables, the priors against the inversions' norms, paired differences."""
     cfg = runner.cfg
-    T, d = int(cfg.interp_points), runner.d
+    T, d = int(cfg.interpolation.points), runner.d
     sec = section("Does a model-aware prior fix NAO?", (
         "NAO under three norm priors on the same endpoint pairs and centroid input sets as the Interpolation and "
         "Centroids experiments: nao-chi (the paper's chi(d)), nao-fit (the maximum-likelihood "
-        f"{cfg.prior_fit} prior of all inversions in play, pooled over classes: a prior describes the model, like "
+        f"{cfg.priors.fit} prior of all inversions in play, pooled over classes: a prior describes the model, like "
         "the calibrated one, and the pooled fit's scale is all but noise-free; it is in-sample, since it is fitted "
         "to the very inversions whose paths are scored), nao-file (a calibrated prior: --prior-file, else the model's own), next to "
         "SLERP and COG (interpolation) and the normalized mean and COG (centroids). "
         f"Interpolation: {T} interior frames per path; centroids: the centroid and the interior points of the paths "
-        f"from it to its first {cfg.prior_path_inputs} input(s), which are NAO paths under the arm's prior (chi for "
-        f"normalized and cog, as in the Centroids experiment), on the first {cfg.prior_centroid_sets} of that "
+        f"from it to its first {cfg.priors.path_inputs} input(s), which are NAO paths under the arm's prior (chi for "
+        f"normalized and cog, as in the Centroids experiment), on the first {cfg.priors.centroid_sets} of that "
         "experiment's input sets per class and k."))
     # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
-    classes, inv, sets = centroid_inputs(runner, sec["notes"], cfg.prior_centroid_sets)
+    classes, inv, sets = centroid_inputs(runner, sec["notes"], cfg.priors.centroid_sets)
     _, _, pairs, A, B = endpoints(runner, sec["notes"])
     chi = geometry.ChiPrior(d)
     priors = {"nao-chi": chi}
     try:
-        priors["nao-fit"] = fit_inversions(inv, cfg.prior_fit)
+        priors["nao-fit"] = fit_inversions(inv, cfg.priors.fit)
     except ValueError as exc:
-        sec["notes"].append(f"nao-fit not run: no valid {cfg.prior_fit} prior fits these inversions ({exc}).")
+        sec["notes"].append(f"nao-fit not run: no valid {cfg.priors.fit} prior fits these inversions ({exc}).")
     own = getattr(runner.model, "prior", None)
-    if cfg.prior_file is not None:
-        priors["nao-file"], source = geometry.load_prior(str(cfg.prior_file), d), f"from {cfg.prior_file}"
+    if cfg.priors.file is not None:
+        priors["nao-file"], source = geometry.load_prior(str(cfg.priors.file), d), f"from {cfg.priors.file}"
     elif own is not None:
         priors["nao-file"], source = own, "the model's own (prior.json in its folder)"
     else:
@@ -160,7 +157,7 @@ def run_priors(runner: Runner) -> dict:
     carms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a, chi), None)
              for a in CENTROID_ARMS if a not in NAO_ARMS or a in priors}
     runner.log(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
-    _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.prior_path_inputs)
+    _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.priors.path_inputs)
     ks = sorted({k for _, k, _, _ in sets})
     sec["tables"].append({"name": "priors_centroid", "title": "Centroid images (one per input set)",
                           "metrics": CENTROID_TABLE_METRICS,

@@ -31,25 +31,25 @@ def run_rare(runner: Runner) -> dict:
     """Per arm (random seeds or a centroid method), the judge's scores and diversity of each input set's images."""
     cfg = runner.cfg
     tail = runner.rare_classes()
-    take = list(cfg.rare_path_take)
+    take = list(cfg.rare.path_take)
     sec = section("Rare concepts", f"Tail classes {tail} of the long-tailed model. Per input set of k inverted "
-                  f"few-shot images: the centroid and the points {take} of {cfg.rare_path_steps} on each path from "
+                  f"few-shot images: the centroid and the points {take} of {cfg.rare.path_steps} on each path from "
                   "the centroid to an input; 'random' = the same number of random seeds. Claims (3) and (4).")
-    inv = runner.inversions(tail, max(cfg.inversions_per_class, cfg.rare_k))
+    inv = runner.inversions(tail, max(cfg.inversions_per_class, cfg.rare.k))
     sets = []
     for c in tail:
         m = inv[c][0].shape[0]
-        k = min(cfg.rare_k, m)
-        if k < cfg.rare_k:
+        k = min(cfg.rare.k, m)
+        if k < cfg.rare.k:
             sec["notes"].append(f"class {c}: k = {k} (only {m} few-shot images)")
-        for s in range(cfg.rare_sets):
+        for s in range(cfg.rare.sets):
             sets.append((c, k, s, sorted(runner.rng("rare", c, s).choice(m, k, replace=False).tolist())))
-    arms = ["random"] + list(cfg.rare_methods)
+    arms = ["random"] + list(cfg.rare.methods)
     runner.log(f"rare: {len(sets)} input sets x {len(arms)} arms")
     plan, seconds, norms = SeedPlan(), {}, {}
     for q, (c, k, s, idx) in enumerate(sets):
-        for m in cfg.rare_methods:
-            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], m, cfg.rare_path_steps, k, take)
+        for m in cfg.rare.methods:
+            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], m, cfg.rare.path_steps, k, take)
             seeds = torch.cat([cen[None], pts])
             plan.add((m, q), seeds, c)
             norms[(m, q)] = float(runner.norms(seeds).mean())

@@ -79,8 +79,8 @@ class Runner:
         return {"head": head, "tail": tail}
 
     def rare_classes(self) -> list[int]:
-        if self.cfg.rare_classes is not None:
-            return [int(c) for c in self.cfg.rare_classes]
+        if self.cfg.rare.classes is not None:
+            return [int(c) for c in self.cfg.rare.classes]
         tail = self.groups()["tail"]
         return tail[-1:] if self.cfg.quick else tail
 

@@ -75,8 +75,8 @@ def run_schedulers(runner: Runner) -> dict:
     """Per run (sampler, steps), the judge's scores of the interpolation frames and the centroid images of every
     method, the endpoint reconstructions, and paired CIs: NAO − baseline within each run, each sampler − DDIM."""
     cfg, model = runner.cfg, runner.model
-    runs = sampler_runs(model, cfg.sched_samplers, cfg.sched_budgets)
-    T, k = int(cfg.sched_points), int(cfg.sched_k)
+    runs = sampler_runs(model, cfg.schedulers.samplers, cfg.schedulers.budgets)
+    T, k = int(cfg.schedulers.points), int(cfg.schedulers.k)
     heun = [r for r in runs if r["sampler"] == "heun"]
     sec = section("Samplers", (
         f"The seeds of the interpolation and centroid experiments rendered by {len({r['sampler'] for r in runs})} "
@@ -84,10 +84,10 @@ def run_schedulers(runner: Runner) -> dict:
         f"{', '.join(dict.fromkeys(scheduler_label(r['sampler']) for r in runs))}. Seeds: DDIM inversions (guidance 1, "
         f"{runner.inversion_steps} steps) of real few-shot images, the only inversion this model has (the other "
         "samplers have none), so every sampler renders seeds found by DDIM. Interpolation: the "
-        f"{' and '.join(cfg.sched_interp_methods)} paths between {cfg.sched_pairs_per_class} pair(s) of inversions "
-        f"per class ({T} interior frames each); centroids: {', '.join(cfg.sched_centroid_methods)} of k = {k} "
-        f"inversions ({cfg.sched_sets} input set(s) per class); the same pairs and sets as the first ones of those "
-        f"experiments. For each budget B in {list(cfg.sched_budgets)}, every sampler runs at B steps (equal steps) and "
+        f"{' and '.join(cfg.schedulers.interp_methods)} paths between {cfg.schedulers.pairs_per_class} pair(s) of inversions "
+        f"per class ({T} interior frames each); centroids: {', '.join(cfg.schedulers.centroid_methods)} of k = {k} "
+        f"inversions ({cfg.schedulers.sets} input set(s) per class); the same pairs and sets as the first ones of those "
+        f"experiments. For each budget B in {list(cfg.schedulers.budgets)}, every sampler runs at B steps (equal steps) and "
         "at the most steps within B network evaluations (equal NFE; NFE = guided network evaluations, each a "
         "conditional and an unconditional pass at guidance ≠ 1)"
         + ("; Heun costs 2 NFE per step except the last (2s − 1), so it runs at "
@@ -96,16 +96,16 @@ def run_schedulers(runner: Runner) -> dict:
     # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
     classes = runner.classes()
     inv = runner.inversions(classes, max(cfg.inversions_per_class, k))
-    sets = centroid_input_sets(runner, classes, inv, sec["notes"], cfg.sched_sets, ks=(k,))
-    _, _, pairs, A, B = endpoints(runner, sec["notes"], cfg.sched_pairs_per_class)
+    sets = centroid_input_sets(runner, classes, inv, sec["notes"], cfg.schedulers.sets, ks=(k,))
+    _, _, pairs, A, B = endpoints(runner, sec["notes"], cfg.schedulers.pairs_per_class)
     plan, recon = SeedPlan(), SeedPlan()  # the same seeds for every run
     all_pairs = list(range(len(pairs)))
-    paths, _ = arm_paths(A, B, T, {m: (m, None, all_pairs) for m in cfg.sched_interp_methods})
-    for m in cfg.sched_interp_methods:
+    paths, _ = arm_paths(A, B, T, {m: (m, None, all_pairs) for m in cfg.schedulers.interp_methods})
+    for m in cfg.schedulers.interp_methods:
         for q, (c, *_rest) in enumerate(pairs):
             plan.add(("interpolation", m, q), paths[m][q, 1:-1].reshape(-1, *model.seed_shape), c)
     for q, (c, _, _, idx) in enumerate(sets):
-        for m in cfg.sched_centroid_methods:
+        for m in cfg.schedulers.centroid_methods:
             cen, _, _ = centroid_seeds(inv[c][0][idx], m, 2, 0, ())
             plan.add(("centroid", m, q), cen[None], c)
     ends = sorted({(c, i) for c, i, j, _ in pairs} | {(c, j) for c, i, j, _ in pairs})
@@ -113,7 +113,7 @@ def run_schedulers(runner: Runner) -> dict:
         recon.add((c, i), inv[c][0][i][None], c)
     runner.log(f"schedulers: {len(runs)} runs x ({len(plan)} images + {len(recon)} reconstructions)")
     guidance1 = float(getattr(model, "inversion_guidance", 1.0))
-    arms = {"interpolation": (cfg.sched_interp_methods, pairs), "centroid": (cfg.sched_centroid_methods, sets)}
+    arms = {"interpolation": (cfg.schedulers.interp_methods, pairs), "centroid": (cfg.schedulers.centroid_methods, sets)}
     items, feats, recon_items, examples = {}, {}, {}, {"rows": [], "row_labels": [], "col_labels": []}
     for run in runs:
         key, sampling = run["key"], {"steps": run["steps"], "scheduler": run["sampler"]}
@@ -126,7 +126,7 @@ def run_schedulers(runner: Runner) -> dict:
                     its.append({"key": list(unit[:3]), "class": unit[0], **scored.means((exp, m, q))})
                     fs.append(scored.feats((exp, m, q)))
                 items[(key, exp, m)], feats[(key, exp, m)] = its, fs
-        for m in cfg.sched_interp_methods:
+        for m in cfg.schedulers.interp_methods:
             examples["rows"].append(list(scored.images_of(("interpolation", m, 0))))
             examples["row_labels"].append(f"{scheduler_label(run['sampler'])} {run['steps']}: {m}")
         rs = recon.generate(runner, guidance=guidance1, **sampling)
@@ -177,7 +177,7 @@ def run_schedulers(runner: Runner) -> dict:
                 a = methods[0]
                 within.append(diff_row({**run_label(run), "experiment": exp, "comparison": f"{a} − {b}"}, exp,
                                        (run["key"], exp, a), (run["key"], exp, b), a, b, run["key"], exp, a, b))
-    sec["tables"].append({"name": "schedulers_within", "title": f"{cfg.sched_interp_methods[0]} − baseline within "
+    sec["tables"].append({"name": "schedulers_within", "title": f"{cfg.schedulers.interp_methods[0]} − baseline within "
                           "each run (paired over the same paths / input sets; cells: a − b)",
                           "metrics": TABLE_METRICS, "rows": within})
     versus = []

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from seedspace.evaluation import EvalConfig, evaluate, parse_experiments
+from seedspace.evaluation import (CentroidEvalSettings, EvalConfig, PriorsEvalSettings, SchedulersEvalSettings, evaluate,
+                                  parse_experiments)
 from seedspace.evaluation import longtail
 from seedspace.evaluation.config import CENTROID_METHODS, CLAIM_EXPERIMENTS, INTERPOLATION_METHODS
 from seedspace.evaluation.report import RESULTS_BEGIN, RESULTS_END, results_section, update_marked_file
@@ -269,8 +270,9 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
 
     assert parse_experiments("schedulers") == ("schedulers",) and "schedulers" not in parse_experiments("all")
     model = load_model(tiny_testbed_dir)
-    config = EvalConfig.quick_preset(experiments=("schedulers",), sched_k=2, sched_budgets=(5,), n_boot=200, fid_boot=20)
-    runs = sampler_runs(model, config.sched_samplers, config.sched_budgets)
+    config = EvalConfig.quick_preset(experiments=("schedulers",), schedulers=SchedulersEvalSettings.quick(k=2, budgets=(5,)),
+                                     n_boot=200, fid_boot=20)
+    runs = sampler_runs(model, config.schedulers.samplers, config.schedulers.budgets)
     assert [(r["sampler"], r["steps"], r["nfe"]) for r in runs] == [
         ("ddim", 5, 5), ("dpmpp-2m", 5, 5), ("euler", 5, 5), ("heun", 5, 9), ("heun", 3, 5), ("unipc", 5, 5)]
     assert [(r["steps"], r["nfe"]) for r in sampler_runs(model, ["heun"], [25])] == [(25, 49), (13, 25)]
@@ -297,12 +299,12 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     labels = {SAMPLER_LABELS[s] for s in SCHEDULER_SAMPLERS}
     assert {r["label"]["sampler"] for r in interp} == labels == {r["label"]["sampler"] for r in centroid}
     assert {(r["label"]["sampler"], r["label"]["method"]) for r in interp} == {
-        (s, m) for s in labels for m in config.sched_interp_methods}
+        (s, m) for s in labels for m in config.schedulers.interp_methods}
     heun = {(r["label"]["steps"], r["label"]["NFE"], r["label"]["equal"]) for r in interp if r["label"]["sampler"] == "Heun"}
     assert heun == {(5, 9, "steps (B = 5)"), (3, 5, "NFE (B = 5)")}
     assert {r["label"]["equal"] for r in interp if r["label"]["sampler"] == "DDIM"} == {"steps, NFE (B = 5)"}
-    n_paths = len(model.class_names) * config.sched_pairs_per_class
-    assert all(r["n_images"] == n_paths * config.sched_points and "kid" in r["metrics"] for r in interp)
+    n_paths = len(model.class_names) * config.schedulers.pairs_per_class
+    assert all(r["n_images"] == n_paths * config.schedulers.points and "kid" in r["metrics"] for r in interp)
     assert len(tables["schedulers_reconstruction"]["rows"]) == len(runs)
     within = tables["schedulers_within"]["rows"]
     assert {r["label"]["comparison"] for r in within} == {"nao − slerp", "nao − cog", "nao − normalized"}
@@ -366,7 +368,7 @@ def _rescaled_runner(model, config, ratio: float):
     from seedspace.evaluation import Runner
 
     runner = Runner(model, config)
-    n = max(config.inversions_per_class, max(config.centroid_ks))
+    n = max(config.inversions_per_class, max(config.centroid.ks))
     inv = runner.inversions(runner.classes(), n)
     rms = float(torch.cat([s for s, _ in inv.values()]).flatten(1).norm(dim=1).pow(2).mean().sqrt()) / runner.d ** 0.5
     for c, (seeds, images) in inv.items():
@@ -387,8 +389,8 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     prior_file = tmp_path / "prior.json"
     prior_file.write_text(json.dumps({"family": "scaled-chi", "d": d, "scale": 0.95}))
     # the tiny model has 4 few-shot images per class: every k and count within them, so the inversions are cached
-    config = EvalConfig.quick_preset(experiments=("priors",), prior_file=str(prior_file), inversions_per_class=4,
-                                     centroid_ks=(2, 4))
+    config = EvalConfig.quick_preset(experiments=("priors",), priors=PriorsEvalSettings.quick(file=str(prior_file)),
+                                     inversions_per_class=4, centroid=CentroidEvalSettings.quick(ks=(2, 4)))
     results = evaluate(model, config, out=tmp_path / "ev", runner=_rescaled_runner(model, config, 0.9))
     sec = results["experiments"]["priors"]
     assert _check_numbers({"experiments": {"priors": sec}}) > 50
@@ -429,7 +431,7 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     assert not update_results_page({"experiments": {"priors": sec}}, tmp_path / "plain.md")
 
     # the tiny model's own inversions (~0.3 sqrt(d)): no scaled-chi prior is valid there; the arm is left out
-    res = evaluate(model, EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid_ks=(2,)))
+    res = evaluate(model, EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid=CentroidEvalSettings.quick(ks=(2,))))
     plain = res["experiments"]["priors"]
     assert "nao-fit" not in plain["priors"] and "nao-file" not in plain["priors"]
     assert any(n.startswith("nao-fit not run") and "density >= 1" in n for n in plain["notes"])
@@ -440,7 +442,7 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     own = tmp_path / "own-prior"
     shutil.copytree(tiny_testbed_dir, own)
     shutil.copy(prior_file, own / "prior.json")
-    config = EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid_ks=(2,))
+    config = EvalConfig.quick_preset(experiments=("priors",), inversions_per_class=4, centroid=CentroidEvalSettings.quick(ks=(2,)))
     own_model = load_model(own)
     owned = evaluate(own_model, config, runner=_rescaled_runner(own_model, config, 0.9))
     sec = owned["experiments"]["priors"]
@@ -452,10 +454,12 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     bad_json.write_text("{not json")
     wrong_d = tmp_path / "wrong_d.json"
     wrong_d.write_text(json.dumps({"family": "scaled-chi", "d": d + 1, "scale": 0.9}))
-    cases = [(["--experiments", "priors", "--prior-file", str(tmp_path / "missing.json")], "missing.json"),
+    cases = [(["--experiments", "priors", "--prior-file", str(tmp_path / "missing.json")],
+              f"--prior-file {tmp_path / 'missing.json'}: no such file"),
              (["--experiments", "priors", "--prior-file", str(bad_json)], "not valid JSON"),
              (["--experiments", "priors", "--prior-file", str(wrong_d)], f"d={d + 1}"),
-             (["--experiments", "interpolation", "--prior-file", str(prior_file)], "only by the priors experiment")]
+             (["--experiments", "interpolation", "--prior-file", str(prior_file)],
+              "--prior-file is used only by the priors experiment")]
     capsys.readouterr()
     for n, (args, message) in enumerate(cases):
         out = tmp_path / f"cli{n}"
@@ -464,7 +468,7 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
         assert len(err.splitlines()) == 1 and message in err and err.startswith("seedspace"), err
         assert not out.exists()
     with pytest.raises(ValueError, match="not valid JSON"):
-        evaluate(model, EvalConfig.quick_preset(experiments=("priors",), prior_file=str(bad_json)))
+        evaluate(model, EvalConfig.quick_preset(experiments=("priors",), priors=PriorsEvalSettings.quick(file=str(bad_json))))
 
 
 @pytest.mark.parametrize("field, value, message", [
@@ -506,6 +510,30 @@ def test_an_interrupted_evaluation_says_so_and_keeps_what_finished(tiny_testbed_
     assert list(json.loads((out / "results.json").read_text())["experiments"]) == ["norm"]
 
 
+# the flat prefixes of the records made before the split of EvalConfig, by experiment
+FLAT_PREFIXES = {"norm": "norm_", "interpolation": "interp_", "centroid": "centroid_", "rare": "rare_",
+                 "priors": "prior_", "schedulers": "sched_"}
+
+
+def _flat_record(record: dict) -> dict:
+    flat = {k: v for k, v in record.items() if k not in FLAT_PREFIXES}
+    for section, prefix in FLAT_PREFIXES.items():
+        flat.update({prefix + k: v for k, v in record[section].items()})
+    return {**flat, "extra": {}}
+
+
+def test_a_record_made_before_the_experiments_had_settings_of_their_own_reads_as_the_same_config():
+    config = EvalConfig.quick_preset(experiments=("priors", "schedulers"),
+                                     priors=PriorsEvalSettings.quick(file="scaled-chi:0.9"))
+    flat = _flat_record(json.loads(json.dumps(config.to_record())))
+    assert flat["prior_file"] == "scaled-chi:0.9" and flat["interp_points"] == 3 and "priors" not in flat
+    assert EvalConfig.from_record(flat) == config
+    with pytest.raises(ValueError, match="interpolation no_such is not a setting of InterpolationEvalSettings"):
+        EvalConfig.from_record({**flat, "interp_no_such": 1})
+    with pytest.raises(ValueError, match="interpolation points must be an integer"):
+        EvalConfig.from_record({**flat, "interp_points": "many"})
+
+
 def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_one(tiny_testbed_dir, tmp_path,
                                                                                    monkeypatch, capsys):
     """``evaluate --resume``: the long-tail benchmark's finished replicates are read back, the rest measured; the
@@ -531,6 +559,9 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     assert capsys.readouterr().err.strip() == ("seedspace: error: --resume takes every setting from the run's "
                                                "run.json; do not give --seed")
     assert (cut / "run.json").read_bytes() == record  # refused before the folder was touched
+    old = json.loads(record)  # as a run made before the experiments had settings of their own recorded it
+    old["parameters"]["config"] = _flat_record(old["parameters"]["config"])
+    (cut / "run.json").write_text(json.dumps(old))
     measured = []
     monkeypatch.setattr(longtail, "draw_replicate", lambda runner, cfg, index, *rest: measured.append(index) or
                         draw(runner, cfg, index, *rest))
