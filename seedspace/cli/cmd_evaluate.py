@@ -16,8 +16,8 @@ from pathlib import Path
 
 
 from .. import checks, outputs
-from ..evaluation import (EXPERIMENTS, EvalConfig, PriorsEvalSettings, check_config, evaluate, parse_experiments,
-                          update_results_page)
+from ..evaluation import (EXPERIMENTS, EvalConfig, PriorsEvalSettings, check_config, check_retabulable, evaluate,
+                          parse_experiments, update_results_page)
 from ..evaluation.longtail import check_longtail
 from ..evaluation.longtail_settings import ORDERS, FewshotSettings, LongtailSettings
 from ..evaluation.report import has_markers, results_targets
@@ -131,6 +131,11 @@ def register(subparsers, formatter_class) -> None:
                    help="continue an interrupted evaluation in its folder, with the settings and model of its "
                         "run.json (give no other settings; --threads, --device and --quiet may change): the "
                         "experiments run again, the long-tail benchmark's finished replicates are read back")
+    p.add_argument("--retabulate", default=None, metavar="RUN_DIR",
+                   help="make a finished evaluation's tables again from the measurements it stored (the judge's "
+                        "scores and features of every image; norm, interpolation, centroid, rare, paired), without "
+                        "generating, into a new --out folder, with the settings and model of its run.json (give no "
+                        "other settings; --threads, --device, --quiet and --update-results may change)")
     p.set_defaults(func=run)
     # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)
     p.setting_prefixes = {LongtailSettings.field_prefix: "lt_", FewshotSettings.field_prefix: "fs_",
@@ -194,24 +199,32 @@ def check_args(args, config: EvalConfig) -> None:
             raise common.CLIError(f"{args.update_results} has no {begin} ... {end} markers to replace")
 
 
-def resumed(args) -> tuple[EvalConfig, str]:
-    """(configuration, model folder) of the interrupted evaluation ``--resume`` names."""
-    conflicting = [n for n in getattr(args, "given_options", []) if n not in ("resume", "device", "quiet", "threads")]
+def recorded(args, flag: str, allowed: tuple) -> tuple[EvalConfig, str]:
+    """(configuration, model folder) of the evaluation that ``--resume`` (interrupted) or ``--retabulate``
+    (completed) names; ``allowed``: the other options that may be given with it."""
+    run_dir = getattr(args, flag)
+    conflicting = [n for n in getattr(args, "given_options", []) if n not in (flag, *allowed)]
     if conflicting:
-        raise common.CLIError("--resume takes every setting from the run's run.json; do not give " +
+        raise common.CLIError(f"--{flag} takes every setting from the run's run.json; do not give " +
                               ", ".join("--" + n.replace("_", "-") for n in conflicting))
-    record = read_record(args.resume, COMMAND)
-    if record.get("status") == "completed":
-        raise common.CLIError(f"{args.resume} is a completed evaluation: nothing to resume")
+    record = read_record(run_dir, COMMAND)
+    if flag == "resume" and record.get("status") == "completed":
+        raise common.CLIError(f"{run_dir} is a completed evaluation: nothing to resume")
+    if flag == "retabulate" and record.get("status") != "completed":
+        raise common.CLIError(f"{run_dir} is an unfinished evaluation: continue it with --resume")
     try:
         return EvalConfig.from_record(record["parameters"]["config"]), record["model"]["folder"]
     except (KeyError, TypeError) as exc:
-        raise checks.RecordError(f"{args.resume}/run.json: malformed record: missing {exc}") from None
+        raise checks.RecordError(f"{run_dir}/run.json: malformed record: missing {exc}") from None
 
 
 def run(args) -> int:
     if args.resume:
-        config, model_ref = resumed(args)
+        config, model_ref = recorded(args, "resume", ("device", "quiet", "threads"))
+    elif args.retabulate:
+        outputs.check_out_available(args.out)
+        config, model_ref = recorded(args, "retabulate", ("out", "device", "quiet", "threads", "update_results"))
+        check_retabulable(Path(args.retabulate).expanduser(), config.experiments)
     else:
         outputs.check_out_available(args.out)  # before the slow part
         config = config_from_args(args)  # a NaN guidance must not reach a linear-algebra routine an hour in
@@ -239,7 +252,7 @@ def run(args) -> int:
             results = evaluate(model, config, out=out, log=log, resume=True)
     else:
         with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads):
-            results = evaluate(model, config, out=out, log=log)
+            results = evaluate(model, config, out=out, log=log, measured_in=args.retabulate)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_results:
         if not update_results_page(results, args.update_results, link=str(out / "report.md")):

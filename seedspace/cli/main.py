@@ -152,7 +152,7 @@ def _run(argv: list[str]) -> int:
         if getattr(args, "func", None) is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        if getattr(args, "resume", None):
+        if getattr(args, "resume", None) or getattr(args, "retabulate", None):  # settings come from the run's record
             args.given_options = given_options(parser.commands[args.command], args)
         try:
             if getattr(args, "dtype", None) == "auto":  # records keep the dtype that ran, never 'auto'

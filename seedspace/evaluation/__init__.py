@@ -26,32 +26,37 @@ from ..backends.sampling import INVERTIBLE, scheduler_label
 from ..hardware import cpu_has_native_bf16, cpu_model
 from ..runs import RunRecord
 from ..settings import check_unchanged
-from .centroid import run_centroid
+from .centroid import measure_centroid, tabulate_centroid
 from .config import (BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS, EXPERIMENT_SETTINGS, EXPERIMENTS,
                      INTERPOLATION_METHODS, METRICS, PAIRED_COMPARISONS, CentroidEvalSettings, EvalConfig,
                      InterpolationEvalSettings, NormEvalSettings, PriorsEvalSettings, RareEvalSettings,
                      SchedulersEvalSettings)
 from .longtail_settings import FewshotSettings, LongtailSettings
 from .fewshot import check_fewshot, run_fewshot
-from .interpolation import run_interpolation
+from .interpolation import measure_interpolation, tabulate_interpolation
 from .longtail import run_longtail
-from .norm import run_norm
+from .measurements import load_measured, save_measured
+from .norm import measure_norm, run_norm, tabulate_norm
 from .paired import run_paired
 from .priors import check_priors_config, run_priors
-from .rare import run_rare
+from .rare import measure_rare, tabulate_rare
 from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_norm, results_section, results_targets,
                      report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
 from .schedulers import run_schedulers
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS",
-           "PAIRED_COMPARISONS", "CentroidEvalSettings", "EvalConfig", "FewshotSettings", "InterpolationEvalSettings",
-           "LongtailSettings", "NormEvalSettings", "PriorsEvalSettings", "RareEvalSettings", "Runner",
-           "SchedulersEvalSettings", "check_config", "environment", "evaluate", "parse_experiments", "run_norm",
-           "update_results_page", "write_outputs"]
+           "PAIRED_COMPARISONS", "CentroidEvalSettings", "EvalConfig", "FewshotSettings",
+           "InterpolationEvalSettings", "LongtailSettings", "NormEvalSettings", "PriorsEvalSettings",
+           "RareEvalSettings", "Runner", "SchedulersEvalSettings", "check_config", "check_retabulable",
+           "environment", "evaluate", "parse_experiments", "run_norm", "update_results_page", "write_outputs"]
 
-RUNNERS = {"norm": run_norm, "interpolation": run_interpolation, "centroid": run_centroid, "rare": run_rare,
-           "longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
+# the experiments whose measurements are stored (<out>/measurements/<name>.safetensors): (measure, tabulate); paired
+# re-tabulates from their sections
+MEASURED = {"norm": (measure_norm, tabulate_norm), "interpolation": (measure_interpolation, tabulate_interpolation),
+            "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare)}
+RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
+RETABULATED = (*MEASURED, "paired")  # the experiments --retabulate can make again from stored measurements
 
 
 def parse_experiments(text: str | None) -> tuple:
@@ -89,11 +94,16 @@ def environment() -> dict:
 
 
 def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None,
-             log: Callable[[str], None] | None = None, runner: Runner | None = None, resume: bool = False) -> dict:
-    """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs. With
-    ``resume``, ``out`` is an interrupted evaluation of the same settings and model (ValueError naming the first
-    that differs): its experiments run again, except the long-tail benchmark's finished replicates, which are read
-    back (the same numbers: each replicate depends on its index and the settings only)."""
+             log: Callable[[str], None] | None = None, runner: Runner | None = None, resume: bool = False,
+             measured_in: str | Path | None = None) -> dict:
+    """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs, and the
+    measurements of the experiments of :data:`MEASURED` (``out/measurements``).
+
+    With ``resume``, ``out`` is an interrupted evaluation of the same settings and model (ValueError naming the first
+    that differs): the experiments whose measurements it stored are tabulated from them, the others run again (the
+    long-tail benchmark reads its finished replicates back: each depends on its index and the settings only).
+    With ``measured_in``, a finished evaluation of the same settings and model: its tables are made again from its
+    stored measurements, without generating (ValueError, before any work, for an experiment it did not store)."""
     config = config or EvalConfig()
     check_config(config, math.prod(model.seed_shape))
     log = log or (lambda msg: None)
@@ -102,6 +112,9 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     if "paired" in experiments and not {"interpolation", "centroid", "rare"} & set(experiments):
         log("paired needs per-item results: adding interpolation and centroid")
         experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
+    stored = Path(measured_in) if measured_in is not None else Path(out) if resume else None
+    if measured_in is not None:
+        check_retabulable(stored, experiments)
     runner = runner or Runner(model, config, log, workdir=Path(out) / "datasets" if out is not None else None)
     sections = {}
     # run.json: running -> completed, or interrupted / failed naming the experiments finished so far (whose results
@@ -125,13 +138,28 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
             raise
         record["finished"] = []
     else:
-        record = RunRecord(Path(out), "evaluate", parameters, model=model_entry, finished=[])
+        source = {} if measured_in is None else {"measured_in": str(measured_in)}
+        record = RunRecord(Path(out), "evaluate", parameters, model=model_entry, finished=[], **source)
     with record.guard() if record is not None else contextlib.nullcontext():
         for name in experiments:
             log(f"== {name}")
             t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
             images1 = runner.counters["images"]
-            sections[name] = run_paired(runner, sections) if name == "paired" else RUNNERS[name](runner)
+            if name == "paired":
+                sections[name] = run_paired(runner, sections)
+            elif name in MEASURED:
+                measure, tabulate = MEASURED[name]
+                kept = measurements_file(stored, name) if stored is not None else None
+                if kept is not None and kept.is_file():
+                    measured = load_measured(kept)
+                    log(f"{name}: tabulated from {kept}")
+                else:
+                    measured = measure(runner)
+                    if out is not None:
+                        save_measured(measurements_file(out, name), measured)
+                sections[name] = tabulate(runner, measured)
+            else:
+                sections[name] = RUNNERS[name](runner)
             sec = sections[name]
             sec["time_s"] = time.perf_counter() - t1
             sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
@@ -150,6 +178,23 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
             results["wall_time_s"] = time.perf_counter() - t0
             write_outputs(results, out, figures=False)  # the final wall time includes the plots
     return results
+
+
+def measurements_file(run: str | Path, experiment: str) -> Path:
+    """Where an evaluation run stores an experiment's measurements."""
+    return Path(run) / "measurements" / f"{experiment}.safetensors"
+
+
+def check_retabulable(run: Path, experiments: tuple) -> None:
+    """ValueError unless every experiment can be tabulated from the measurements stored in ``run``."""
+    kept = [e for e in experiments if e not in RETABULATED]
+    if kept:
+        raise ValueError(f"{', '.join(kept)} keep no stored measurements (only {', '.join(RETABULATED)} are "
+                         "tabulated again); run them again instead")
+    missing = [e for e in experiments if e in MEASURED and not measurements_file(run, e).is_file()]
+    if missing:
+        raise ValueError(f"{run} has no stored measurements of {', '.join(missing)} (an unfinished experiment, or a "
+                         "run made before measurements were stored)")
 
 
 def collect_results(model, runner: Runner, experiments: tuple, sections: dict) -> dict:

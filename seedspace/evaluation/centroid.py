@@ -112,41 +112,55 @@ def centroid_rows(runner: Runner, items: dict, feats: dict, path_feats: dict, na
 
 def run_centroid(runner: Runner) -> dict:
     """Per method and k, the judge's scores of the centroid images and of the images on the paths to the inputs."""
-    cfg = runner.cfg
-    sec = section("Centroids", f"Centroids of k inverted few-shot images of a class, and the interior points "
-                  f"of the paths from the centroid to (at most) {cfg.centroid.path_inputs} of the inputs "
-                  f"({max(cfg.centroid.path_steps - 2, 0)} per path), generated for that class. Claim (3).")
-    classes, inv, sets = centroid_inputs(runner, sec["notes"])
+    return tabulate_centroid(runner, measure_centroid(runner))
+
+
+def measure_centroid(runner: Runner) -> dict:
+    """Every method's centroids of the sampled input sets and the points on their paths to the inputs (the
+    reference solver's on the first sets), generated and scored: per-set items, judge features, the example grid."""
+    cfg, notes = runner.cfg.centroid, []
+    classes, inv, sets = centroid_inputs(runner, notes)
     # reference subset: the first sets, spread over classes and k (class i starts with the i-th k, cyclically)
-    kpos = {k: i for i, k in enumerate(cfg.centroid.ks)}
+    kpos = {k: i for i, k in enumerate(cfg.ks)}
     order = sorted(range(len(sets)), key=lambda q: (
         sets[q][2], (kpos[sets[q][1]] - classes.index(sets[q][0])) % len(kpos), classes.index(sets[q][0])))
-    ref_idx = set(order[: cfg.centroid.reference_sets])
-    arms = {m: (m, None, None) for m in cfg.centroid.methods}
+    ref_idx = sorted(order[: cfg.reference_sets])
+    arms = {m: (m, None, None) for m in cfg.methods}
     if ref_idx:
-        arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, ref_idx)
-    methods = list(arms)
-    runner.log(f"centroid: {len(sets)} input sets x {len(cfg.centroid.methods)} methods (+{len(ref_idx)} reference)")
+        arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, set(ref_idx))
+    runner.log(f"centroid: {len(sets)} input sets x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
     scored, items, feats, path_feats, seconds = score_centroids(runner, inv, sets, arms)
+    return {"ks": sorted({k for _, k, _, _ in sets}), "reference_sets": ref_idx, "items": items, "feats": feats,
+            "path_feats": path_feats, "notes": notes,
+            "examples": centroid_examples(runner, scored, inv, sets, list(arms), seconds)}
+
+
+def tabulate_centroid(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_centroid`'s measurements."""
+    cfg = runner.cfg.centroid
+    sec = section("Centroids", f"Centroids of k inverted few-shot images of a class, and the interior points "
+                  f"of the paths from the centroid to (at most) {cfg.path_inputs} of the inputs "
+                  f"({max(cfg.path_steps - 2, 0)} per path), generated for that class. Claim (3).")
+    items, feats, path_feats, ks = (measured[k] for k in ("items", "feats", "path_feats", "ks"))
+    sec["notes"] += measured["notes"]
     sec["items"], sec["_feats"] = items, feats
-    ks = sorted({k for _, k, _, _ in sets})
     sec["tables"].append({"name": "centroid", "title": "Centroid images (one per input set)",
                           "metrics": CENTROID_TABLE_METRICS,
-                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid.methods, ks, None,
-                                                "centroid")})
+                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.methods, ks, None, "centroid")})
     sec["tables"].append({"name": "centroid_paths", "title": "Images on the paths from the centroid to the inputs",
                           "metrics": PATH_TABLE_METRICS,
-                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.centroid.methods, ks, None,
+                          "rows": centroid_rows(runner, items, feats, path_feats, cfg.methods, ks, None,
                                                 "centroid_paths")})
+    ref_idx = set(measured["reference_sets"])
     if ref_idx:
-        rows = [r for r in centroid_rows(runner, items, feats, path_feats, methods, ks, ref_idx, "centroid_subset")
+        rows = [r for r in centroid_rows(runner, items, feats, path_feats, list(items), ks, ref_idx, "centroid_subset")
                 if r["label"]["k"] == "all"]
         sec["tables"].append({"name": "centroid_subset", "title": f"Subset of {len(ref_idx)} input sets with the "
                               "reference solver (same sets for every method)",
                               "metrics": ["acc", "conf", "fdist", "p_acc", "p_fdist", "norm", "time_ms"], "rows": rows})
     sec["notes"].append("Time: the centroid and its paths (geometry only), per input set. FID-style scores in the "
                         "'all' rows pool every k; compare FID only between rows with the same n.")
-    sec["_examples"] = centroid_examples(runner, scored, inv, sets, methods, seconds)
+    sec["_examples"] = measured["examples"]
     return sec
 
 
@@ -157,9 +171,9 @@ def centroid_examples(runner: Runner, scored, inv: dict, sets: list, arms, secon
     ex = {"rows": [], "row_labels": [], "col_labels": ["centroid"] + [f"path {i + 1}" for i in range(8)]}
     for m in arms:
         if (m, q0) in seconds:
-            ex["rows"].append([*scored.images_of((m, q0, "centroid")), *scored.images_of((m, q0, "path"))][:9])
+            ex["rows"].append(torch.cat([scored.images_of((m, q0, "centroid")), scored.images_of((m, q0, "path"))])[:9])
             ex["row_labels"].append(m)
-    ex["rows"].append(list(inv[c0][1][idx0][:9]))
+    ex["rows"].append(inv[c0][1][idx0][:9])
     ex["row_labels"].append("real inputs")
     ex["title"] = f"class {class_name(runner, c0)}, k = {k0} (last row: the real inputs, not columns)"
     return ex

@@ -107,38 +107,55 @@ def path_table(runner: Runner, items: dict, feats: dict, arms: dict, times: dict
 
 def run_interpolation(runner: Runner) -> dict:
     """Per method, the judge's scores of the interior frames, the norms along the path and its smoothness."""
-    cfg = runner.cfg
-    T = int(cfg.interpolation.points)
-    sec = section("Interpolation", f"Paths between two inverted few-shot images of the same class, {T} interior "
-                  "frames each (evenly spaced as each method spaces them), generated for that class. Claim (2).")
-    classes, _, pairs, A, B = endpoints(runner, sec["notes"])
+    return tabulate_interpolation(runner, measure_interpolation(runner))
+
+
+def measure_interpolation(runner: Runner) -> dict:
+    """Every method's paths between the sampled pairs (and the reference solver's on the first ones), generated and
+    scored: per-path items and judge features, the pairs, which pairs each arm ran, the example grid."""
+    cfg, notes = runner.cfg.interpolation, []
+    classes, _, pairs, A, B = endpoints(runner, notes)
     P = len(pairs)
     order = sorted(range(P), key=lambda q: (pairs[q][3], classes.index(pairs[q][0])))
-    ref_idx = sorted(order[: cfg.interpolation.reference_paths]) if cfg.interpolation.reference_paths > 0 else []
-    runner.log(f"interpolation: {P} paths x {len(cfg.interpolation.methods)} methods (+{len(ref_idx)} reference)")
-    arms = {m: (m, None, list(range(P))) for m in cfg.interpolation.methods}
+    ref_idx = sorted(order[: cfg.reference_paths]) if cfg.reference_paths > 0 else []
+    runner.log(f"interpolation: {P} paths x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
+    arms = {m: (m, None, list(range(P))) for m in cfg.methods}
     if ref_idx:
         arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, ref_idx)
-    paths, times = arm_paths(A, B, T, arms)
+    paths, times = arm_paths(A, B, cfg.points, arms)
     scored, items, feats = score_paths(runner, pairs, A, B, paths, arms, times)
+    return {"classes": classes, "pairs": pairs, "arms": {m: idx for m, (_, _, idx) in arms.items()}, "times": times,
+            "items": items, "feats": feats, "notes": notes, "examples": path_examples(scored, paths, arms, cfg.points)}
+
+
+def tabulate_interpolation(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_interpolation`'s measurements."""
+    methods, T = list(runner.cfg.interpolation.methods), runner.cfg.interpolation.points
+    sec = section("Interpolation", f"Paths between two inverted few-shot images of the same class, {T} interior "
+                  "frames each (evenly spaced as each method spaces them), generated for that class. Claim (2).")
+    classes, pairs, items, feats, times = (measured[k] for k in ("classes", "pairs", "items", "feats", "times"))
+    arms = {m: (m, None, idx) for m, idx in measured["arms"].items()}
+    sec["notes"] += measured["notes"]
     sec["items"], sec["_feats"] = items, feats
-    sec["tables"].append(path_table(runner, items, feats, arms, times, cfg.interpolation.methods, None, "interpolation",
+    P = len(pairs)
+    sec["tables"].append(path_table(runner, items, feats, arms, times, methods, None, "interpolation",
                                     f"All {P} paths ({len(classes)} classes); frames = {P * T} per method", T))
-    if ref_idx:
+    if REFERENCE_METHOD in arms:
+        ref_idx = arms[REFERENCE_METHOD][2]
         sec["tables"].append(path_table(
-            runner, items, feats, arms, times, list(cfg.interpolation.methods) + [REFERENCE_METHOD], set(ref_idx),
+            runner, items, feats, arms, times, methods + [REFERENCE_METHOD], set(ref_idx),
             "interpolation_subset", f"Subset of {len(ref_idx)} paths with the reference solver (same paths for every "
             "method)", T))
     pair_classes = [c for c, *_ in pairs]
     sec["tables"].append({"name": "interpolation_per_class", "title": "Share of frames classified as the class, per class",
-                          "kind": "matrix", "metrics": ["acc"], "columns": list(cfg.interpolation.methods), "rows": [
+                          "kind": "matrix", "metrics": ["acc"], "columns": methods, "rows": [
                               {"label": {"class": class_name(runner, c)}, "cells": {
                                   m: runner.stat([it["acc"] for it in items[m] if it["class"] == c], "interp-class", m, c)
-                                  for m in cfg.interpolation.methods}} for c in sorted(set(pair_classes))]})
+                                  for m in methods}} for c in sorted(set(pair_classes))]})
     sec["notes"].append("Step mean/max: judge-feature distance between consecutive frames (endpoint reconstructions "
                         "included), in units of the class's real spread. Norms are over the whole path, endpoints "
                         "included. Time: geometry only, per path (generation costs the same for every method).")
-    sec["_examples"] = path_examples(scored, paths, arms, T)
+    sec["_examples"] = measured["examples"]
     return sec
 
 
@@ -147,6 +164,6 @@ def path_examples(scored, paths: dict, arms: dict, frames: int) -> dict:
     ex = {"rows": [], "row_labels": [], "col_labels": ["A"] + [f"t{t + 1}" for t in range(frames)] + ["B"]}
     for m in paths:
         if 0 in arms[m][2]:
-            ex["rows"].append([scored.images_of("A")[0], *scored.images_of((m, 0)), scored.images_of("B")[0]])
+            ex["rows"].append(torch.cat([scored.images_of("A")[:1], scored.images_of((m, 0)), scored.images_of("B")[:1]]))
             ex["row_labels"].append(m)
     return ex

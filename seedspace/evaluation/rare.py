@@ -29,27 +29,30 @@ def _real_items(runner: Runner, sets, set_size: int) -> list[dict]:
 
 def run_rare(runner: Runner) -> dict:
     """Per arm (random seeds or a centroid method), the judge's scores and diversity of each input set's images."""
-    cfg = runner.cfg
+    return tabulate_rare(runner, measure_rare(runner))
+
+
+def measure_rare(runner: Runner) -> dict:
+    """On the tail classes, every input set's centroid and path points per method and as many random seeds,
+    generated and scored: per-set items and judge features, real images' items (the calibration), the example grid."""
+    cfg, notes = runner.cfg.rare, []
     tail = runner.rare_classes()
-    take = list(cfg.rare.path_take)
-    sec = section("Rare concepts", f"Tail classes {tail} of the long-tailed model. Per input set of k inverted "
-                  f"few-shot images: the centroid and the points {take} of {cfg.rare.path_steps} on each path from "
-                  "the centroid to an input; 'random' = the same number of random seeds. Claims (3) and (4).")
-    inv = runner.inversions(tail, max(cfg.inversions_per_class, cfg.rare.k))
+    take = list(cfg.path_take)
+    inv = runner.inversions(tail, max(runner.cfg.inversions_per_class, cfg.k))
     sets = []
     for c in tail:
         m = inv[c][0].shape[0]
-        k = min(cfg.rare.k, m)
-        if k < cfg.rare.k:
-            sec["notes"].append(f"class {c}: k = {k} (only {m} few-shot images)")
-        for s in range(cfg.rare.sets):
+        k = min(cfg.k, m)
+        if k < cfg.k:
+            notes.append(f"class {c}: k = {k} (only {m} few-shot images)")
+        for s in range(cfg.sets):
             sets.append((c, k, s, sorted(runner.rng("rare", c, s).choice(m, k, replace=False).tolist())))
-    arms = ["random"] + list(cfg.rare.methods)
+    arms = ["random"] + list(cfg.methods)
     runner.log(f"rare: {len(sets)} input sets x {len(arms)} arms")
     plan, seconds, norms = SeedPlan(), {}, {}
     for q, (c, k, s, idx) in enumerate(sets):
-        for m in cfg.rare.methods:
-            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], m, cfg.rare.path_steps, k, take)
+        for m in cfg.methods:
+            cen, pts, seconds[(m, q)] = centroid_seeds(inv[c][0][idx], m, cfg.path_steps, k, take)
             seeds = torch.cat([cen[None], pts])
             plan.add((m, q), seeds, c)
             norms[(m, q)] = float(runner.norms(seeds).mean())
@@ -67,7 +70,23 @@ def run_rare(runner: Runner) -> dict:
                              "time_ms": 1000 * seconds[(a, q)]})
             feats[a].append(f)
     set_size = feats[arms[0]][0].shape[0]
-    real = _real_items(runner, sets, set_size)
+    examples = {"rows": [scored.images_of((a, 0))[:11] for a in arms], "row_labels": arms,
+                "col_labels": ["centroid / 1"] + [f"p{i + 1}" for i in range(set_size - 1)],
+                "title": f"class {class_name(runner, sets[0][0])}"}
+    return {"tail": tail, "sets": len(sets), "items": items, "feats": feats,
+            "real": _real_items(runner, sets, set_size), "notes": notes, "examples": examples}
+
+
+def tabulate_rare(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_rare`'s measurements."""
+    cfg = runner.cfg.rare
+    tail, items, feats, real = (measured[k] for k in ("tail", "items", "feats", "real"))
+    sec = section("Rare concepts", f"Tail classes {tail} of the long-tailed model. Per input set of k inverted "
+                  f"few-shot images: the centroid and the points {list(cfg.path_take)} of {cfg.path_steps} on each "
+                  "path from the centroid to an input; 'random' = the same number of random seeds. Claims (3) and (4).")
+    sec["notes"] += measured["notes"]
+    arms = list(items)
+    set_size = feats[arms[0]][0].shape[0]
     sec["items"] = {**items, "real images": real}
     sec["_feats"] = feats
     rows = [row({"method": a}, arm_metrics(runner, items[a], ARM_METRICS, {"fid": feats[a]}, tail, "rare", a),
@@ -75,9 +94,9 @@ def run_rare(runner: Runner) -> dict:
     rows.append(row({"method": "real images (judge calibration)"},
                     {key: runner.stat([it[key] for it in real], "rare-real", key) for key in REAL_METRICS},
                     n_items=len(real), n_images=len(real) * set_size))
-    sec["tables"].append({"name": "rare", "title": f"Tail classes {tail}: {len(sets)} input sets, {set_size} images per "
-                          "set and arm", "metrics": ["acc", "conf", "fdist", "fid", "kid", "diversity", "norm_mean",
-                                                     "time_ms"], "rows": rows})
+    sec["tables"].append({"name": "rare", "title": f"Tail classes {tail}: {measured['sets']} input sets, {set_size} "
+                          "images per set and arm", "metrics": ["acc", "conf", "fdist", "fid", "kid", "diversity",
+                                                                "norm_mean", "time_ms"], "rows": rows})
     pooled = {"name": "rare_pooled_diversity", "title": "Diversity of all images of an arm, per tail class",
               "kind": "matrix", "metrics": ["diversity"], "columns": arms, "rows": []}
     for c in tail:
@@ -92,8 +111,5 @@ def run_rare(runner: Runner) -> dict:
                         "spread); the calibration row gives real images' values for sets of the same size. Claim (4) "
                         "(seed optimisation from NAO seeds) is evaluated by SeedSelect, not here: these are the "
                         "starting seeds' images before any optimisation.")
-    ex = {"rows": [list(scored.images_of((a, 0))[:11]) for a in arms], "row_labels": list(arms),
-          "col_labels": ["centroid / 1"] + [f"p{i + 1}" for i in range(set_size - 1)],
-          "title": f"class {class_name(runner, sets[0][0])}"}
-    sec["_examples"] = ex
+    sec["_examples"] = measured["examples"]
     return sec

@@ -106,6 +106,42 @@ def test_quick_end_to_end(quick_run):
     assert not list(out.glob(".*tmp"))  # atomic writes leave no temporaries
 
 
+def test_retabulate_makes_the_same_tables_from_the_stored_measurements_without_generating(quick_run, tmp_path,
+                                                                                          monkeypatch, capsys):
+    rc, run = quick_run
+    assert rc == 0 and sorted(p.name for p in (run / "measurements").iterdir()) == [
+        "centroid.safetensors", "interpolation.safetensors", "norm.safetensors", "rare.safetensors"]
+    import seedspace.evaluation.runner as runner_module
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("re-tabulating called the model")
+
+    monkeypatch.setattr(runner_module.Runner, "generate", no_model)
+    monkeypatch.setattr(runner_module.Runner, "inversions", no_model)
+    again = tmp_path / "again"
+    assert cli_main(["evaluate", "--retabulate", str(run), "--out", str(again), "--quiet"]) == 0
+    first, second = (json.loads((f / "results.json").read_text()) for f in (run, again))
+    assert second["config"] == first["config"] and list(second["experiments"]) == list(first["experiments"])
+    for name, sec in first["experiments"].items():
+        assert second["experiments"][name]["tables"] == sec["tables"], name
+        assert second["experiments"][name]["items"] == sec["items"] and second["experiments"][name]["images"] == 0
+    assert json.loads((again / "run.json").read_text())["measured_in"] == str(run)
+    assert (again / "norm_bias.png").is_file() and (again / "rare_examples.png").is_file()
+    capsys.readouterr()
+    # refused in one line before anything is written: other settings, an unfinished run, missing measurements
+    (tmp_path / "partial").mkdir()
+    shutil.copytree(run, tmp_path / "partial" / "run")
+    (tmp_path / "partial" / "run" / "measurements" / "rare.safetensors").unlink()
+    cases = [(["--retabulate", str(run), "--seed", "2"], "do not give --seed"),
+             (["--retabulate", str(tmp_path / "partial" / "run")], "has no stored measurements of rare")]
+    for n, (args, message) in enumerate(cases):
+        out = tmp_path / f"refused{n}"
+        assert cli_main(["evaluate", *args, "--out", str(out)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+        assert not out.exists()
+
+
 def test_rerun_gives_the_same_numbers(tiny_testbed_dir, tmp_path):
     import seedspace as ss
 
@@ -501,13 +537,23 @@ def test_an_interrupted_evaluation_says_so_and_keeps_what_finished(tiny_testbed_
     def interrupted(runner):
         raise KeyboardInterrupt
 
-    monkeypatch.setitem(evaluation.RUNNERS, "interpolation", interrupted)
+    measure = evaluation.MEASURED["interpolation"]
+    monkeypatch.setitem(evaluation.MEASURED, "interpolation", (interrupted, measure[1]))
     out = tmp_path / "cut"
     assert cli_main(["evaluate", "--quick", "--experiments", "norm,interpolation", "--model", str(tiny_testbed_dir),
                      "--out", str(out), "--quiet"]) == 130
     record = json.loads((out / "run.json").read_text())
     assert record["status"] == "interrupted" and record["finished"] == ["norm"]
-    assert list(json.loads((out / "results.json").read_text())["experiments"]) == ["norm"]
+    cut = json.loads((out / "results.json").read_text())["experiments"]
+    assert list(cut) == ["norm"]
+    # resumed: norm is tabulated from its stored measurements (no image generated), interpolation runs
+    monkeypatch.setitem(evaluation.MEASURED, "interpolation", measure)
+    capsys.readouterr()
+    assert cli_main(["evaluate", "--resume", str(out)]) == 0
+    assert f"norm: tabulated from {out / 'measurements' / 'norm.safetensors'}" in capsys.readouterr().err
+    resumed = json.loads((out / "results.json").read_text())["experiments"]
+    assert resumed["norm"]["tables"] == cut["norm"]["tables"] and resumed["norm"]["images"] == 0
+    assert resumed["interpolation"]["images"] > 0
 
 
 # the flat prefixes of the records made before the split of EvalConfig, by experiment
