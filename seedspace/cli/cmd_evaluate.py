@@ -133,8 +133,8 @@ def register(subparsers, formatter_class) -> None:
                         "experiments run again, the long-tail benchmark's finished replicates are read back")
     p.add_argument("--retabulate", default=None, metavar="RUN_DIR",
                    help="make a finished evaluation's tables again from the measurements it stored (the judge's "
-                        "scores and features of every image; norm, interpolation, centroid, rare, paired), without "
-                        "generating, into a new --out folder, with the settings and model of its run.json (give no "
+                        "scores and features of every image; norm, interpolation, centroid, rare, paired; the "
+                        "long-tail benchmark's replicates), without generating, into a new --out folder, with the settings and model of its run.json (give no "
                         "other settings; --threads, --device, --quiet and --update-results may change)")
     p.set_defaults(func=run)
     # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)
@@ -224,7 +224,7 @@ def run(args) -> int:
     elif args.retabulate:
         outputs.check_out_available(args.out)
         config, model_ref = recorded(args, "retabulate", ("out", "device", "quiet", "threads", "update_results"))
-        check_retabulable(Path(args.retabulate).expanduser(), config.experiments)
+        check_retabulable(Path(args.retabulate).expanduser(), config)
     else:
         outputs.check_out_available(args.out)  # before the slow part
         config = config_from_args(args)  # a NaN guidance must not reach a linear-algebra routine an hour in

@@ -15,6 +15,7 @@ import contextlib
 import math
 import os
 import platform
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from .config import (BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS,
 from .longtail_settings import FewshotSettings, LongtailSettings
 from .fewshot import check_fewshot, run_fewshot
 from .interpolation import measure_interpolation, tabulate_interpolation
-from .longtail import run_longtail
+from .longtail import REPLICATES, replicate_file, run_longtail
 from .measurements import load_measured, save_measured
 from .norm import measure_norm, run_norm, tabulate_norm
 from .paired import run_paired
@@ -56,7 +57,8 @@ __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLAT
 MEASURED = {"norm": (measure_norm, tabulate_norm), "interpolation": (measure_interpolation, tabulate_interpolation),
             "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare)}
 RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
-RETABULATED = (*MEASURED, "paired")  # the experiments --retabulate can make again from stored measurements
+# the experiments --retabulate can make again from a finished run's stored measurements (longtail: its replicates)
+RETABULATED = (*MEASURED, "paired", "longtail")
 
 
 def parse_experiments(text: str | None) -> tuple:
@@ -114,8 +116,10 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
         experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
     stored = Path(measured_in) if measured_in is not None else Path(out) if resume else None
     if measured_in is not None:
-        check_retabulable(stored, experiments)
+        check_retabulable(stored, config)
     runner = runner or Runner(model, config, log, workdir=Path(out) / "datasets" if out is not None else None)
+    if measured_in is not None:  # the new run holds the measurements it is tabulated from
+        copy_measurements(stored, runner.workdir("longtail") / REPLICATES, None if out is None else Path(out))
     sections = {}
     # run.json: running -> completed, or interrupted / failed naming the experiments finished so far (whose results
     # are in results.json and report.md already)
@@ -185,16 +189,31 @@ def measurements_file(run: str | Path, experiment: str) -> Path:
     return Path(run) / "measurements" / f"{experiment}.safetensors"
 
 
-def check_retabulable(run: Path, experiments: tuple) -> None:
-    """ValueError unless every experiment can be tabulated from the measurements stored in ``run``."""
-    kept = [e for e in experiments if e not in RETABULATED]
+def check_retabulable(run: Path, config: EvalConfig) -> None:
+    """ValueError unless every experiment of ``config`` can be tabulated from the measurements stored in ``run``."""
+    kept = [e for e in config.experiments if e not in RETABULATED]
     if kept:
         raise ValueError(f"{', '.join(kept)} keep no stored measurements (only {', '.join(RETABULATED)} are "
                          "tabulated again); run them again instead")
-    missing = [e for e in experiments if e in MEASURED and not measurements_file(run, e).is_file()]
+    missing = [e for e in config.experiments if e in MEASURED and not measurements_file(run, e).is_file()]
+    stored_replicates = run / "datasets" / "longtail" / REPLICATES  # the run's runner.workdir("longtail") / REPLICATES
+    if "longtail" in config.experiments and not all(
+            replicate_file(stored_replicates, i).is_file() for i in range(config.longtail.replicates)):
+        missing.append("longtail (its replicates)")
     if missing:
         raise ValueError(f"{run} has no stored measurements of {', '.join(missing)} (an unfinished experiment, or a "
                          "run made before measurements were stored)")
+
+
+def copy_measurements(run: Path, replicates: Path, out: Path | None) -> None:
+    """The measurements stored in ``run``: the long-tail replicates into ``replicates``, the claims experiments'
+    into ``out`` (when given)."""
+    pairs = [(run / "datasets" / "longtail" / REPLICATES, replicates)]
+    if out is not None:
+        pairs.append((run / "measurements", out / "measurements"))
+    for source, target in pairs:
+        if source.is_dir():
+            shutil.copytree(source, target, dirs_exist_ok=True)
 
 
 def collect_results(model, runner: Runner, experiments: tuple, sections: dict) -> dict:

@@ -310,7 +310,7 @@ def run_longtail(runner: Runner) -> dict:
     timing = {"synthesis_s": 0.0, "classifiers_s": 0.0, "classifiers": 0, "images": 0}
     t_start = time.perf_counter()
     plateau_data = {}  # replicate 0's training sets of every data family, for the plateau check
-    store = runner.workdir("longtail") / "replicates"
+    store = runner.workdir("longtail") / REPLICATES
     tables: list = []
     for index in range(cfg.replicates):
         done = load_replicate(store, index)
@@ -388,6 +388,7 @@ def run_longtail(runner: Runner) -> dict:
 # instead of measuring them again. A replicate's numbers depend only on its index and the settings (its seeds are
 # derived from both), so a read-back replicate is the one the uninterrupted run would have measured.
 TIMING_KEYS = ("synthesis_s", "classifiers_s", "classifiers", "images")
+REPLICATES = "replicates"  # the folder of the stored replicates in the runner's workdir("longtail")
 
 
 def replicate_state(results: dict, timing: dict, runner: Runner) -> dict:
@@ -407,7 +408,7 @@ def save_replicate(store: Path, index: int, before: dict, results: dict, timing:
         "plateau": plateau,
     }
     store.mkdir(parents=True, exist_ok=True)
-    outputs.write_text(store / f"replicate-{index:04d}.json", json.dumps(record, default=_number))
+    outputs.write_text(replicate_file(store, index), json.dumps(record, default=_number))
 
 
 def _number(value):
@@ -416,8 +417,12 @@ def _number(value):
     raise TypeError(f"cannot store {type(value).__name__} in a replicate checkpoint")
 
 
+def replicate_file(store: Path, index: int) -> Path:
+    return store / f"replicate-{index:04d}.json"
+
+
 def load_replicate(store: Path, index: int) -> dict | None:
-    path = store / f"replicate-{index:04d}.json"
+    path = replicate_file(store, index)
     return outputs.read_json_object(path) if path.is_file() else None
 
 

@@ -622,3 +622,11 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     assert cli_main(["evaluate", "--resume", str(cut)]) == 2  # nothing left to resume
     assert capsys.readouterr().err.strip() == f"seedspace: error: {cut} is a completed evaluation: nothing to resume"
     assert (cut / "run.json").read_bytes() == record
+    # re-tabulated from the stored replicates: the same tables, nothing measured; the new run holds the replicates
+    again = tmp_path / "again"
+    assert cli_main(["evaluate", "--retabulate", str(cut), "--out", str(again), "--quiet"]) == 0
+    assert measured == [2]
+    retabulated = json.loads((again / "results.json").read_text())["experiments"]["longtail"]
+    assert retabulated["tables"] == whole["tables"] and retabulated["items"] == whole["items"]
+    assert sorted(p.name for p in (again / "datasets" / "longtail" / "replicates").iterdir()) == [
+        "replicate-0000.json", "replicate-0001.json", "replicate-0002.json"]
