@@ -39,7 +39,7 @@ from .longtail import REPLICATES, replicate_file, run_longtail
 from .measurements import load_measured, save_measured
 from .norm import measure_norm, run_norm, tabulate_norm
 from .paired import run_paired
-from .priors import check_priors_config, run_priors
+from .priors import check_priors_config, measure_priors, tabulate_priors
 from .rare import measure_rare, tabulate_rare
 from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_norm, results_section, results_targets,
                      report_markdown, update_marked_file, write_json, write_text)
@@ -55,8 +55,9 @@ __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLAT
 # the experiments whose measurements are stored (<out>/measurements/<name>.safetensors): (measure, tabulate); paired
 # re-tabulates from their sections
 MEASURED = {"norm": (measure_norm, tabulate_norm), "interpolation": (measure_interpolation, tabulate_interpolation),
-            "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare)}
-RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot, "priors": run_priors, "schedulers": run_schedulers}
+            "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare),
+            "priors": (measure_priors, tabulate_priors)}
+RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot, "schedulers": run_schedulers}
 # the experiments --retabulate can make again from a finished run's stored measurements (longtail: its replicates)
 RETABULATED = (*MEASURED, "paired", "longtail")
 

@@ -73,14 +73,18 @@ def _exact(value: float, n: int = 1) -> dict:
     return {"mean": float(value), "lo": float(value), "hi": float(value), "n": int(n)}
 
 
-def _prior_row(name: str, prior, description: str, d: int) -> dict:
-    """A row of the priors table: the prior's mode, mean and sd of the norm, over sqrt(d) (n: the norms it was
-    fitted to, when its record says)."""
+def _prior_row(name: str, prior: dict, description: str) -> dict:
+    """A row of the priors table: the prior's mode, mean and sd of the norm over sqrt(d) (n: the norms it was
+    fitted to, when its record says), from :func:`_prior_numbers`."""
+    return row({"prior": name, "what": description}, {key: _exact(prior[key], prior["n"])
+                                                      for key in ("prior_mode", "prior_mean", "prior_sd")})
+
+
+def _prior_numbers(prior, d: int) -> dict:
     n = (getattr(prior, "info", None) or {}).get("n")
-    sd, n = math.sqrt(d), n if isinstance(n, int) and n >= 1 else 1
-    return row({"prior": name, "what": description}, {"prior_mode": _exact(prior.mode / sd, n),
-                                                      "prior_mean": _exact(prior.mean / sd, n),
-                                                      "prior_sd": _exact(prior.std / sd, n)})
+    sd = math.sqrt(d)
+    return {"prior_mode": prior.mode / sd, "prior_mean": prior.mean / sd, "prior_sd": prior.std / sd,
+            "n": n if isinstance(n, int) and n >= 1 else 1, "described": _describe(prior), "record": prior.to_record()}
 
 
 def _describe(prior) -> str:
@@ -95,8 +99,54 @@ def _describe(prior) -> str:
 def run_priors(runner: Runner) -> dict:
     """NAO under the chi, fitted and file priors against SLERP / COG / normalized on the interpolation pairs and
     centroid input sets: per-arm tables, the priors against the inversions' norms, paired differences."""
+    return tabulate_priors(runner, measure_priors(runner))
+
+
+def measure_priors(runner: Runner) -> dict:
+    """The priors (chi, fitted to the inversions, the file's or the model's), the inversions' norms, and every
+    arm's paths and centroids generated and scored: per-item scores and judge features, the example grid."""
+    cfg, d, notes = runner.cfg, runner.d, []
+    T = cfg.interpolation.points
+    # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
+    classes, inv, sets = centroid_inputs(runner, notes, cfg.priors.centroid_sets)
+    _, _, pairs, A, B = endpoints(runner, notes)
+    chi = geometry.ChiPrior(d)
+    priors = {"nao-chi": chi}
+    try:
+        priors["nao-fit"] = fit_inversions(inv, cfg.priors.fit)
+    except ValueError as exc:
+        notes.append(f"nao-fit not run: no valid {cfg.priors.fit} prior fits these inversions ({exc}).")
+    own = getattr(runner.model, "prior", None)
+    source = ""
+    if cfg.priors.file is not None:
+        priors["nao-file"], source = geometry.load_prior(str(cfg.priors.file), d), f"from {cfg.priors.file}"
+    elif own is not None:
+        priors["nao-file"], source = own, "the model's own (prior.json in its folder)"
+    else:
+        notes.append("nao-file not run: no --prior-file given and the model carries no prior (a calibrated "
+                     "prior, e.g. from `seedspace calibrate`).")
+    iarms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a), list(range(len(pairs))))
+             for a in INTERPOLATION_ARMS if a not in NAO_ARMS or a in priors}
+    runner.log(f"priors: {len(pairs)} paths x {len(iarms)} arms")
+    paths, times = arm_paths(A, B, T, iarms)
+    scored, items, feats = score_paths(runner, pairs, A, B, paths, iarms, times)
+    carms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a, chi), None)
+             for a in CENTROID_ARMS if a not in NAO_ARMS or a in priors}
+    runner.log(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
+    _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.priors.path_inputs)
+    return {"classes": classes, "priors": {a: _prior_numbers(p, d) for a, p in priors.items()}, "source": source,
+            "norms": runner.norms(torch.cat([seeds for seeds, _ in inv.values()])),
+            "class_norms": {str(c): runner.norms(inv[c][0]) for c in classes}, "notes": notes,
+            "interpolation": {"pairs": len(pairs), "times": times, "items": items, "feats": feats},
+            "centroid": {"ks": sorted({k for _, k, _, _ in sets}), "items": citems, "feats": cfeats,
+                         "path_feats": pfeats},
+            "examples": path_examples(scored, paths, iarms, T)}
+
+
+def tabulate_priors(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_priors`'s measurements."""
     cfg = runner.cfg
-    T, d = int(cfg.interpolation.points), runner.d
+    T = cfg.interpolation.points
     sec = section("Does a model-aware prior fix NAO?", (
         "NAO under three norm priors on the same endpoint pairs and centroid input sets as the Interpolation and "
         "Centroids experiments: nao-chi (the paper's chi(d)), nao-fit (the maximum-likelihood "
@@ -108,64 +158,42 @@ def run_priors(runner: Runner) -> dict:
         f"from it to its first {cfg.priors.path_inputs} input(s), which are NAO paths under the arm's prior (chi for "
         f"normalized and cog, as in the Centroids experiment), on the first {cfg.priors.centroid_sets} of that "
         "experiment's input sets per class and k."))
-    # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
-    classes, inv, sets = centroid_inputs(runner, sec["notes"], cfg.priors.centroid_sets)
-    _, _, pairs, A, B = endpoints(runner, sec["notes"])
-    chi = geometry.ChiPrior(d)
-    priors = {"nao-chi": chi}
-    try:
-        priors["nao-fit"] = fit_inversions(inv, cfg.priors.fit)
-    except ValueError as exc:
-        sec["notes"].append(f"nao-fit not run: no valid {cfg.priors.fit} prior fits these inversions ({exc}).")
-    own = getattr(runner.model, "prior", None)
-    if cfg.priors.file is not None:
-        priors["nao-file"], source = geometry.load_prior(str(cfg.priors.file), d), f"from {cfg.priors.file}"
-    elif own is not None:
-        priors["nao-file"], source = own, "the model's own (prior.json in its folder)"
-    else:
-        sec["notes"].append("nao-file not run: no --prior-file given and the model carries no prior (a calibrated "
-                            "prior, e.g. from `seedspace calibrate`).")
-    sec["priors"] = {arm: p.to_record() for arm, p in priors.items()}
+    sec["notes"] += measured["notes"]
+    priors, norms, classes = measured["priors"], measured["norms"], measured["classes"]
+    sec["priors"] = {arm: p["record"] for arm, p in priors.items()}
 
     # the priors against the data
-    all_seeds = torch.cat([seeds for seeds, _ in inv.values()])
-    norms = runner.norms(all_seeds)
     rows = [row({"prior": "inversions", "what": f"{norms.size} inverted few-shot images ({len(classes)} classes)"},
                 {"prior_mean": runner.stat(norms, "priors", "inversion-norms"),
                  "prior_sd": _exact(norms.std(ddof=1), norms.size)})]
     what = {"nao-chi": "the paper's prior", "nao-fit": f"ML fit to the {norms.size} inversions",
-            "nao-file": source if "nao-file" in priors else ""}
-    rows += [_prior_row(arm, p, f"{_describe(p)}: {what[arm]}", d) for arm, p in priors.items()]
+            "nao-file": measured["source"]}
+    rows += [_prior_row(arm, p, f"{p['described']}: {what[arm]}") for arm, p in priors.items()]
     sec["tables"].append({"name": "priors", "title": "The priors (norm over √d) against the inversions' norms",
                           "metrics": ["prior_mode", "prior_mean", "prior_sd"], "rows": rows})
-    rms = {c: float(np.sqrt(np.mean(runner.norms(inv[c][0]) ** 2))) for c in classes}
+    rms = {int(c): float(np.sqrt(np.mean(n ** 2))) for c, n in measured["class_norms"].items()}
     lo, hi = min(rms, key=rms.get), max(rms, key=rms.get)
     sec["notes"].append(f"Per class, a scaled-chi fit would give s = rms norm/√d from {rms[lo]:.3f} (class {lo}) to "
                         f"{rms[hi]:.3f} (class {hi}); the pooled fit uses every class's inversions.")
 
     # interpolation
-    iarms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a), list(range(len(pairs))))
-             for a in INTERPOLATION_ARMS if a not in NAO_ARMS or a in priors}
-    runner.log(f"priors: {len(pairs)} paths x {len(iarms)} arms")
-    paths, times = arm_paths(A, B, T, iarms)
-    scored, items, feats = score_paths(runner, pairs, A, B, paths, iarms, times)
+    interp = measured["interpolation"]
+    items, feats, P = interp["items"], interp["feats"], interp["pairs"]
+    iarms = {a: (None, None, list(range(P))) for a in items}
     label = {a: {"arm": a} for a in INTERPOLATION_ARMS + CENTROID_ARMS}
-    sec["tables"].append(path_table(runner, items, feats, iarms, times, list(iarms), None, "priors_interpolation",
-                                    f"Interpolation: {len(pairs)} paths, {len(pairs) * T} frames per arm", T, label))
-
+    sec["tables"].append(path_table(runner, items, feats, iarms, interp["times"], list(iarms), None,
+                                    "priors_interpolation", f"Interpolation: {P} paths, {P * T} frames per arm", T,
+                                    label))
     # centroids
-    carms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a, chi), None)
-             for a in CENTROID_ARMS if a not in NAO_ARMS or a in priors}
-    runner.log(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
-    _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.priors.path_inputs)
-    ks = sorted({k for _, k, _, _ in sets})
+    cen = measured["centroid"]
+    citems, cfeats, pfeats, ks = cen["items"], cen["feats"], cen["path_feats"], cen["ks"]
     sec["tables"].append({"name": "priors_centroid", "title": "Centroid images (one per input set)",
                           "metrics": CENTROID_TABLE_METRICS,
-                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(carms), ks, None,
+                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(citems), ks, None,
                                                 "priors_centroid", label)})
     sec["tables"].append({"name": "priors_centroid_paths", "title": "Images on the paths from the centroid to the "
                           "inputs", "metrics": PATH_TABLE_METRICS,
-                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(carms), ks, None,
+                          "rows": centroid_rows(runner, citems, cfeats, pfeats, list(citems), ks, None,
                                                 "priors_centroid_paths", label)})
 
     # paired differences over the same paths / input sets
@@ -177,5 +205,5 @@ def run_priors(runner: Runner) -> dict:
     sec["items"] = {"interpolation": items, "centroid": citems}
     sec["notes"].append("Paired: bootstrap 95% CIs of the per-item difference (item = endpoint pair or input set; "
                         f"FID-style and KID resample items jointly); no verdict below {MIN_PAIRED_ITEMS} items.")
-    sec["_examples"] = path_examples(scored, paths, iarms, T)
+    sec["_examples"] = measured["examples"]
     return sec

@@ -430,6 +430,8 @@ def test_priors_experiment(tiny_testbed_dir, tmp_path, capsys):
     results = evaluate(model, config, out=tmp_path / "ev", runner=_rescaled_runner(model, config, 0.9))
     sec = results["experiments"]["priors"]
     assert _check_numbers({"experiments": {"priors": sec}}) > 50
+    again = evaluate(model, config, measured_in=tmp_path / "ev")["experiments"]["priors"]  # from the stored measurements
+    assert again["tables"] == sec["tables"] and again["priors"] == sec["priors"] and again["images"] == 0
     tables = {t["name"]: t for t in sec["tables"]}
     arms = lambda name: [r["label"]["arm"] for r in tables[name]["rows"]]
     assert arms("priors_interpolation") == list(INTERPOLATION_ARMS)
