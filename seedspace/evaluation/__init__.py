@@ -44,7 +44,7 @@ from .rare import measure_rare, tabulate_rare
 from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_norm, results_section, results_targets,
                      report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
-from .schedulers import run_schedulers
+from .schedulers import measure_schedulers, tabulate_schedulers
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS",
            "PAIRED_COMPARISONS", "CentroidEvalSettings", "EvalConfig", "FewshotSettings",
@@ -56,8 +56,8 @@ __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLAT
 # re-tabulates from their sections
 MEASURED = {"norm": (measure_norm, tabulate_norm), "interpolation": (measure_interpolation, tabulate_interpolation),
             "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare),
-            "priors": (measure_priors, tabulate_priors)}
-RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot, "schedulers": run_schedulers}
+            "priors": (measure_priors, tabulate_priors), "schedulers": (measure_schedulers, tabulate_schedulers)}
+RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot}
 # the experiments --retabulate can make again from a finished run's stored measurements (longtail: its replicates)
 RETABULATED = (*MEASURED, "paired", "longtail")
 

@@ -74,30 +74,25 @@ def verdicts(stats: dict, a: str, b: str, n: int) -> str:
 def run_schedulers(runner: Runner) -> dict:
     """Per run (sampler, steps), the judge's scores of the interpolation frames and the centroid images of every
     method, the endpoint reconstructions, and paired CIs: NAO − baseline within each run, each sampler − DDIM."""
-    cfg, model = runner.cfg, runner.model
+    return tabulate_schedulers(runner, measure_schedulers(runner))
+
+
+def _key(*parts: str) -> str:
+    """The key of a run's experiment and method in the measurements (and the section's items)."""
+    return "/".join(parts)
+
+
+def measure_schedulers(runner: Runner) -> dict:
+    """The same seeds (interpolation frames, centroids) rendered by every run (sampler, steps), and the endpoints'
+    reconstructions, scored: per-item scores and judge features per run, experiment and method; the example grid."""
+    cfg, model, notes = runner.cfg, runner.model, []
     runs = sampler_runs(model, cfg.schedulers.samplers, cfg.schedulers.budgets)
     T, k = int(cfg.schedulers.points), int(cfg.schedulers.k)
-    heun = [r for r in runs if r["sampler"] == "heun"]
-    sec = section("Samplers", (
-        f"The seeds of the interpolation and centroid experiments rendered by {len({r['sampler'] for r in runs})} "
-        "deterministic samplers: "
-        f"{', '.join(dict.fromkeys(scheduler_label(r['sampler']) for r in runs))}. Seeds: DDIM inversions (guidance 1, "
-        f"{runner.inversion_steps} steps) of real few-shot images, the only inversion this model has (the other "
-        "samplers have none), so every sampler renders seeds found by DDIM. Interpolation: the "
-        f"{' and '.join(cfg.schedulers.interp_methods)} paths between {cfg.schedulers.pairs_per_class} pair(s) of inversions "
-        f"per class ({T} interior frames each); centroids: {', '.join(cfg.schedulers.centroid_methods)} of k = {k} "
-        f"inversions ({cfg.schedulers.sets} input set(s) per class); the same pairs and sets as the first ones of those "
-        f"experiments. For each budget B in {list(cfg.schedulers.budgets)}, every sampler runs at B steps (equal steps) and "
-        "at the most steps within B network evaluations (equal NFE; NFE = guided network evaluations, each a "
-        "conditional and an unconditional pass at guidance ≠ 1)"
-        + ("; Heun costs 2 NFE per step except the last (2s − 1), so it runs at "
-           + ", ".join(f"{r['steps']} steps = {r['nfe']} NFE" for r in heun) if heun else "")
-        + f". Guidance {runner.guidance:g}; endpoint reconstructions at guidance 1."))
     # the centroid inversions first (the larger set), then the interpolation pairs take the first of them from the cache
     classes = runner.classes()
     inv = runner.inversions(classes, max(cfg.inversions_per_class, k))
-    sets = centroid_input_sets(runner, classes, inv, sec["notes"], cfg.schedulers.sets, ks=(k,))
-    _, _, pairs, A, B = endpoints(runner, sec["notes"], cfg.schedulers.pairs_per_class)
+    sets = centroid_input_sets(runner, classes, inv, notes, cfg.schedulers.sets, ks=(k,))
+    _, _, pairs, A, B = endpoints(runner, notes, cfg.schedulers.pairs_per_class)
     plan, recon = SeedPlan(), SeedPlan()  # the same seeds for every run
     all_pairs = list(range(len(pairs)))
     paths, _ = arm_paths(A, B, T, {m: (m, None, all_pairs) for m in cfg.schedulers.interp_methods})
@@ -125,46 +120,74 @@ def run_schedulers(runner: Runner) -> dict:
                 for q, unit in enumerate(units):
                     its.append({"key": list(unit[:3]), "class": unit[0], **scored.means((exp, m, q))})
                     fs.append(scored.feats((exp, m, q)))
-                items[(key, exp, m)], feats[(key, exp, m)] = its, fs
+                items[_key(key, exp, m)], feats[_key(key, exp, m)] = its, fs
         for m in cfg.schedulers.interp_methods:
-            examples["rows"].append(list(scored.images_of(("interpolation", m, 0))))
+            examples["rows"].append(scored.images_of(("interpolation", m, 0)))
             examples["row_labels"].append(f"{scheduler_label(run['sampler'])} {run['steps']}: {m}")
         rs = recon.generate(runner, guidance=guidance1, **sampling)
         psnr = image_psnr(torch.cat([rs.images_of(e) for e in ends]), torch.stack([inv[c][1][i] for c, i in ends]))
         recon_items[key] = [{"key": [c, i], "class": c, "psnr": float(p), **rs.means((c, i))}
                             for (c, i), p in zip(ends, psnr)]
-    sec["items"] = {"/".join(k): v for k, v in items.items()}
     examples["col_labels"] = [f"t{t + 1}" for t in range(T)]
     examples["caption"] = "Samplers: the same seeds rendered by each sampler"
     examples["title"] = f"the first path (class {pairs[0][0]}), one row per sampler, steps and method"
-    sec["_examples"] = examples
+    return {"pairs": len(pairs), "sets": len(sets), "reconstructions": len(ends), "items": items, "feats": feats,
+            "recon_items": recon_items, "notes": notes, "examples": examples}
+
+
+def tabulate_schedulers(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_schedulers`'s measurements."""
+    cfg = runner.cfg
+    runs = sampler_runs(runner.model, cfg.schedulers.samplers, cfg.schedulers.budgets)
+    T, k = int(cfg.schedulers.points), int(cfg.schedulers.k)
+    heun = [r for r in runs if r["sampler"] == "heun"]
+    sec = section("Samplers", (
+        f"The seeds of the interpolation and centroid experiments rendered by {len({r['sampler'] for r in runs})} "
+        "deterministic samplers: "
+        f"{', '.join(dict.fromkeys(scheduler_label(r['sampler']) for r in runs))}. Seeds: DDIM inversions (guidance 1, "
+        f"{runner.inversion_steps} steps) of real few-shot images, the only inversion this model has (the other "
+        "samplers have none), so every sampler renders seeds found by DDIM. Interpolation: the "
+        f"{' and '.join(cfg.schedulers.interp_methods)} paths between {cfg.schedulers.pairs_per_class} pair(s) of inversions "
+        f"per class ({T} interior frames each); centroids: {', '.join(cfg.schedulers.centroid_methods)} of k = {k} "
+        f"inversions ({cfg.schedulers.sets} input set(s) per class); the same pairs and sets as the first ones of those "
+        f"experiments. For each budget B in {list(cfg.schedulers.budgets)}, every sampler runs at B steps (equal steps) and "
+        "at the most steps within B network evaluations (equal NFE; NFE = guided network evaluations, each a "
+        "conditional and an unconditional pass at guidance ≠ 1)"
+        + ("; Heun costs 2 NFE per step except the last (2s − 1), so it runs at "
+           + ", ".join(f"{r['steps']} steps = {r['nfe']} NFE" for r in heun) if heun else "")
+        + f". Guidance {runner.guidance:g}; endpoint reconstructions at guidance 1."))
+    sec["notes"] += measured["notes"]
+    items, feats, recon_items = measured["items"], measured["feats"], measured["recon_items"]
+    arms = {"interpolation": cfg.schedulers.interp_methods, "centroid": cfg.schedulers.centroid_methods}
+    sec["items"] = items
+    sec["_examples"] = measured["examples"]
 
     def method_rows(exp: str) -> list:
         out = []
         for run in runs:
-            for m in arms[exp][0]:
-                its = items[(run["key"], exp, m)]
-                met = arm_metrics(runner, its, JUDGE_METRICS, {"fid": feats[(run["key"], exp, m)]},
+            for m in arms[exp]:
+                its = items[_key(run["key"], exp, m)]
+                met = arm_metrics(runner, its, JUDGE_METRICS, {"fid": feats[_key(run["key"], exp, m)]},
                                   sorted({it["class"] for it in its}), "sched", exp, run["key"], m)
                 out.append(row({**run_label(run), "method": m}, met, n_items=len(its),
                                n_images=len(its) * (T if exp == "interpolation" else 1)))
         return out
 
-    sec["tables"].append({"name": "schedulers_interpolation", "title": f"Interpolation frames ({len(pairs)} paths x "
+    sec["tables"].append({"name": "schedulers_interpolation", "title": f"Interpolation frames ({measured['pairs']} paths x "
                           f"{T} frames per method and run)", "metrics": TABLE_METRICS,
                           "rows": method_rows("interpolation")})
-    sec["tables"].append({"name": "schedulers_centroid", "title": f"Centroid images (k = {k}, {len(sets)} input sets "
+    sec["tables"].append({"name": "schedulers_centroid", "title": f"Centroid images (k = {k}, {measured['sets']} input sets "
                           "per method and run)", "metrics": TABLE_METRICS, "rows": method_rows("centroid")})
     recon_rows = []
     for run in runs:
         its = recon_items[run["key"]]
         met = {m: runner.stat([it[m] for it in its], "sched-recon", run["key"], m) for m in ("psnr", "acc")}
         recon_rows.append(row(run_label(run), met, n_items=len(its), n_images=len(its)))
-    sec["tables"].append({"name": "schedulers_reconstruction", "title": f"Endpoint reconstructions ({len(ends)} "
+    sec["tables"].append({"name": "schedulers_reconstruction", "title": f"Endpoint reconstructions ({measured['reconstructions']} "
                           "inverted images regenerated at guidance 1 by each sampler; PSNR against the real image)",
                           "metrics": ["psnr", "acc"], "rows": recon_rows})
 
-    def diff_row(label: dict, exp: str, a_key: tuple, b_key: tuple, a: str, b: str, *names) -> dict:
+    def diff_row(label: dict, exp: str, a_key: str, b_key: str, a: str, b: str, *names) -> dict:
         stats, n = paired_stats(runner, items[a_key], items[b_key], feats[a_key], feats[b_key], TABLE_METRICS,
                                 "sched-paired", *names)
         return row(label, stats, n_items=n, n_images=n * (T if exp == "interpolation" else 1),
@@ -172,11 +195,11 @@ def run_schedulers(runner: Runner) -> dict:
 
     within = []
     for run in runs:
-        for exp, (methods, _) in arms.items():
+        for exp, methods in arms.items():
             for b in methods[1:]:
                 a = methods[0]
                 within.append(diff_row({**run_label(run), "experiment": exp, "comparison": f"{a} − {b}"}, exp,
-                                       (run["key"], exp, a), (run["key"], exp, b), a, b, run["key"], exp, a, b))
+                                       _key(run["key"], exp, a), _key(run["key"], exp, b), a, b, run["key"], exp, a, b))
     sec["tables"].append({"name": "schedulers_within", "title": f"{cfg.schedulers.interp_methods[0]} − baseline within "
                           "each run (paired over the same paths / input sets; cells: a − b)",
                           "metrics": TABLE_METRICS, "rows": within})
@@ -187,10 +210,10 @@ def run_schedulers(runner: Runner) -> dict:
         if base is None or run is base:
             continue
         a, b = scheduler_label(run["sampler"]), scheduler_label(BASELINE)
-        for exp, (methods, _) in arms.items():
+        for exp, methods in arms.items():
             for m in methods:
-                versus.append(diff_row({**run_label(run), "experiment": exp, "method": m}, exp, (run["key"], exp, m),
-                                       (base["key"], exp, m), a, b, "vs", run["key"], base["key"], exp, m))
+                versus.append(diff_row({**run_label(run), "experiment": exp, "method": m}, exp, _key(run["key"], exp, m),
+                                       _key(base["key"], exp, m), a, b, "vs", run["key"], base["key"], exp, m))
     if versus:
         sec["tables"].append({"name": "schedulers_vs_ddim", "title": "Each sampler − DDIM at the same budget's "
                               "steps, the same seeds and method (paired; cells: sampler − DDIM)",

@@ -325,6 +325,9 @@ def test_scheduler_study_quick(tiny_testbed_dir, tmp_path):
     sec = results["experiments"]["schedulers"]
     assert set(results["experiments"]) == {"schedulers"}
     assert sorted(set(calls)) == sorted({(r["sampler"], r["steps"]) for r in runs})  # each run generated, once cached
+    n_calls = len(calls)
+    again = evaluate(model, config, measured_in=tmp_path / "ev")["experiments"]["schedulers"]  # the stored measurements
+    assert again["tables"] == sec["tables"] and again["items"] == sec["items"] and len(calls) == n_calls
     tables = {t["name"]: t for t in sec["tables"]}
     differences = ("schedulers_within", "schedulers_vs_ddim")  # a − b: rates may be negative
     assert _check_numbers({"experiments": {"s": [t for t in sec["tables"] if t["name"] not in differences]}}) > 50
