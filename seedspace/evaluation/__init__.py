@@ -33,7 +33,7 @@ from .config import (BENCHMARK_EXPERIMENTS, CENTROID_METHODS, CLAIM_EXPERIMENTS,
                      InterpolationEvalSettings, NormEvalSettings, PriorsEvalSettings, RareEvalSettings,
                      SchedulersEvalSettings)
 from .longtail_settings import FewshotSettings, LongtailSettings
-from .fewshot import check_fewshot, run_fewshot
+from .fewshot import check_fewshot, measure_fewshot, tabulate_fewshot
 from .interpolation import measure_interpolation, tabulate_interpolation
 from .longtail import REPLICATES, replicate_file, run_longtail
 from .measurements import load_measured, save_measured
@@ -52,14 +52,13 @@ __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLAT
            "RareEvalSettings", "Runner", "SchedulersEvalSettings", "check_config", "check_retabulable",
            "environment", "evaluate", "parse_experiments", "run_norm", "update_results_page", "write_outputs"]
 
-# the experiments whose measurements are stored (<out>/measurements/<name>.safetensors): (measure, tabulate); paired
-# re-tabulates from their sections
+# each experiment as (measure, tabulate), its measurements stored in <out>/measurements/<name>.safetensors; the
+# long-tail benchmark stores its finished replicates instead (run_longtail reads them back), and paired compares the
+# sections of the others
 MEASURED = {"norm": (measure_norm, tabulate_norm), "interpolation": (measure_interpolation, tabulate_interpolation),
             "centroid": (measure_centroid, tabulate_centroid), "rare": (measure_rare, tabulate_rare),
-            "priors": (measure_priors, tabulate_priors), "schedulers": (measure_schedulers, tabulate_schedulers)}
-RUNNERS = {"longtail": run_longtail, "fewshot": run_fewshot}
-# the experiments --retabulate can make again from a finished run's stored measurements (longtail: its replicates)
-RETABULATED = (*MEASURED, "paired", "longtail")
+            "priors": (measure_priors, tabulate_priors), "schedulers": (measure_schedulers, tabulate_schedulers),
+            "fewshot": (measure_fewshot, tabulate_fewshot)}
 
 
 def parse_experiments(text: str | None) -> tuple:
@@ -152,7 +151,9 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
             images1 = runner.counters["images"]
             if name == "paired":
                 sections[name] = run_paired(runner, sections)
-            elif name in MEASURED:
+            elif name == "longtail":
+                sections[name] = run_longtail(runner)
+            else:
                 measure, tabulate = MEASURED[name]
                 kept = measurements_file(stored, name) if stored is not None else None
                 if kept is not None and kept.is_file():
@@ -163,8 +164,6 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
                     if out is not None:
                         save_measured(measurements_file(out, name), measured)
                 sections[name] = tabulate(runner, measured)
-            else:
-                sections[name] = RUNNERS[name](runner)
             sec = sections[name]
             sec["time_s"] = time.perf_counter() - t1
             sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
@@ -192,10 +191,6 @@ def measurements_file(run: str | Path, experiment: str) -> Path:
 
 def check_retabulable(run: Path, config: EvalConfig) -> None:
     """ValueError unless every experiment of ``config`` can be tabulated from the measurements stored in ``run``."""
-    kept = [e for e in config.experiments if e not in RETABULATED]
-    if kept:
-        raise ValueError(f"{', '.join(kept)} keep no stored measurements (only {', '.join(RETABULATED)} are "
-                         "tabulated again); run them again instead")
     missing = [e for e in config.experiments if e in MEASURED and not measurements_file(run, e).is_file()]
     stored_replicates = run / "datasets" / "longtail" / REPLICATES  # the run's runner.workdir("longtail") / REPLICATES
     if "longtail" in config.experiments and not all(

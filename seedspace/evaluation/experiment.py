@@ -1,7 +1,7 @@
 """The skeleton every experiment of `seedspace evaluate` follows: collect seeds per key -> generate once -> score
--> tabulate. The claims experiments are two functions, ``measure_X(runner) -> measurements`` (the first three
-steps) and ``tabulate_X(runner, measurements) -> section``, so a run's stored measurements (:mod:`.measurements`)
-give its tables again without generating.
+-> tabulate. Each experiment is two functions, ``measure_X(runner) -> measurements`` (the first three steps) and
+``tabulate_X(runner, measurements) -> section``, so a run's stored measurements (:mod:`.measurements`) give its
+tables again without generating (the long-tail benchmark stores its finished replicates instead).
 
 An experiment returns a section: ``{"title", "description", "tables": [...], "notes": [...], "items": {arm: [per-item
 dicts]}}`` plus private keys (``_examples`` for the example grid, ``_feats`` for paired FID-style / KID tests) that

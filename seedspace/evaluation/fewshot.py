@@ -37,6 +37,12 @@ FS_IMAGES = ["acc", "kid", "precision", "recall", "diversity"]
 
 def run_fewshot(runner: Runner) -> dict:
     """One row per (k, arm): the classifier's accuracies and the added images' scores, over replicates."""
+    return tabulate_fewshot(runner, measure_fewshot(runner))
+
+
+def measure_fewshot(runner: Runner) -> dict:
+    """Per replicate, k and arm: the few-shot classes' accuracies of the classifier trained with the arm's images
+    and the added images' scores; the few-shot classes and the cells not run."""
     lt, fs = runner.cfg.longtail, runner.cfg.fewshot
     check_longtail(runner.model, lt)
     check_fewshot(lt, fs)
@@ -45,7 +51,6 @@ def run_fewshot(runner: Runner) -> dict:
     ranks = class_ranks(runner, lt, num_classes)
     groups = rank_groups(runner, ranks)
     few, counts = groups["few"], lt.counts(num_classes)
-    sec = section("Few-shot curve", description(runner, fs, few))
     cells: dict[tuple, list[dict]] = {}
     skipped = []
     for index in range(fs.replicates):
@@ -82,14 +87,22 @@ def run_fewshot(runner: Runner) -> dict:
                     cell.update(image_scores(runner, added, fs.manifold_k))
                 cells.setdefault((shots, arm), []).append(cell)
             runner.log(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")
+    return {"few": few, "cells": [{"k": shots, "arm": arm, "replicates": per_rep} for (shots, arm), per_rep in cells.items()],
+            "skipped": list(dict.fromkeys(skipped))}
+
+
+def tabulate_fewshot(runner: Runner, measured: dict) -> dict:
+    """The section of :func:`measure_fewshot`'s measurements: means over replicates with t intervals."""
+    sec = section("Few-shot curve", description(runner, runner.cfg.fewshot, measured["few"]))
     rows = []
-    for (shots, arm), per_rep in cells.items():
+    for cell in measured["cells"]:
+        shots, arm, per_rep = cell["k"], cell["arm"], cell["replicates"]
         metrics = {m: t_interval([c[m] for c in per_rep]) for m in FS_ACCURACY + FS_IMAGES if m in per_rep[0]}
         rows.append(row({"k": shots, "arm": arm}, metrics, n_items=len(per_rep)))
         sec["items"][f"k{shots} {arm}"] = [{"key": [r], **c} for r, c in enumerate(per_rep)]
-    if skipped:
+    if measured["skipped"]:
         sec["notes"].append("Not run (a centroid of a subset needs two references, a geodesic two endpoints, and "
-                            "the fill needs that many distinct seeds): " + ", ".join(dict.fromkeys(skipped)) + ".")
+                            "the fill needs that many distinct seeds): " + ", ".join(measured["skipped"]) + ".")
     sec["tables"].append({"name": "fewshot", "title": "Few-shot classes with k real images, filled to the head "
                           "count by each arm", "metrics": FS_ACCURACY + FS_IMAGES, "rows": rows})
     return sec

@@ -242,6 +242,9 @@ def test_longtail_and_fewshot_benchmark_quick(tiny_testbed_dir, tmp_path):
     lt_cfg = config.longtail
     results = evaluate(model, config, out=tmp_path / "ev")
     lt = results["experiments"]["longtail"]
+    again = evaluate(model, config, measured_in=tmp_path / "ev")["experiments"]  # from the stored measurements
+    for name in ("longtail", "fewshot"):
+        assert again[name]["tables"] == results["experiments"][name]["tables"] and again[name]["images"] == 0
     tables = {t["name"]: t for t in lt["tables"]}
     cells = {tuple(r["label"].values()): r for r in tables["longtail"]["rows"]}
     data = {"oversample", "random (class)", "paths:nao (class)", "oracle"}
