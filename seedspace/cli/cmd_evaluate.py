@@ -134,7 +134,8 @@ def register(subparsers, formatter_class) -> None:
                         "finished replicates are read back), the unfinished one runs again")
     p.add_argument("--retabulate", default=None, metavar="RUN_DIR",
                    help="make a finished evaluation's tables again from the measurements it stored (the judge's "
-                        "scores and features of every image, the long-tail benchmark's replicates), without generating, into a new --out folder, with the settings and model of its run.json (give no "
+                        "scores and features of every image, the long-tail benchmark's replicates), without "
+                        "generating, into a new --out folder, with the settings and model of its run.json (give no "
                         "other settings; --threads, --device, --quiet and --update-results may change)")
     p.set_defaults(func=run)
     # the settings' names in messages (LongtailSettings: 'longtail doses') -> these options (--lt-doses)

@@ -87,8 +87,8 @@ def measure_fewshot(runner: Runner) -> dict:
                     cell.update(image_scores(runner, added, fs.manifold_k))
                 cells.setdefault((shots, arm), []).append(cell)
             runner.log(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")
-    return {"few": few, "cells": [{"k": shots, "arm": arm, "replicates": per_rep} for (shots, arm), per_rep in cells.items()],
-            "skipped": list(dict.fromkeys(skipped))}
+    return {"few": few, "skipped": list(dict.fromkeys(skipped)),
+            "cells": [{"k": shots, "arm": arm, "replicates": per_rep} for (shots, arm), per_rep in cells.items()]}
 
 
 def tabulate_fewshot(runner: Runner, measured: dict) -> dict:

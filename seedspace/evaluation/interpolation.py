@@ -164,6 +164,7 @@ def path_examples(scored, paths: dict, arms: dict, frames: int) -> dict:
     ex = {"rows": [], "row_labels": [], "col_labels": ["A"] + [f"t{t + 1}" for t in range(frames)] + ["B"]}
     for m in paths:
         if 0 in arms[m][2]:
-            ex["rows"].append(torch.cat([scored.images_of("A")[:1], scored.images_of((m, 0)), scored.images_of("B")[:1]]))
+            ends = scored.images_of("A")[:1], scored.images_of("B")[:1]
+            ex["rows"].append(torch.cat([ends[0], scored.images_of((m, 0)), ends[1]]))
             ex["row_labels"].append(m)
     return ex

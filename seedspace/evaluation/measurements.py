@@ -32,7 +32,8 @@ def save_measured(path: str | Path, measured: dict) -> Path:
         if isinstance(value, (np.ndarray, torch.Tensor)):
             key = f"t{len(tensors)}"
             is_numpy = isinstance(value, np.ndarray)
-            tensors[key] = (torch.from_numpy(np.ascontiguousarray(value)) if is_numpy else value.detach().cpu()).contiguous()
+            tensor = torch.from_numpy(np.ascontiguousarray(value)) if is_numpy else value.detach().cpu()
+            tensors[key] = tensor.contiguous()
             return {_ARRAY: key, "numpy": is_numpy}
         if isinstance(value, dict):
             return {str(k): skeleton(v) for k, v in value.items()}
@@ -55,7 +56,8 @@ def load_measured(path: str | Path) -> dict:
             meta = f.metadata() or {}
         tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as exc:  # missing, truncated or not a safetensors file
-        raise ValueError(f"{path}: not readable measurements ({' '.join(str(exc).split()) or type(exc).__name__})") from None
+        reason = " ".join(str(exc).split()) or type(exc).__name__
+        raise ValueError(f"{path}: not readable measurements ({reason})") from None
     if meta.get("format") != "seedspace-measurements" or "tree" not in meta:
         raise ValueError(f"{path}: not a seedspace measurements file")
 
