@@ -124,7 +124,7 @@ def centroid_section(args, gen) -> None:
 def blend_section(args) -> None:
     """Weighted NAO blends (own generator: the same data whichever sections run)."""
     gen = torch.Generator().manual_seed(1)
-    print(f"\n### Weighted blend (`ss.blend`), objective sum_i w_i dist(c, x_i)^2\n")
+    print("\n### Weighted blend (`ss.blend`), objective sum_i w_i dist(c, x_i)^2\n")
     print("| k | method | time (ms) | objective | abs(c) / sqrt(d-1) |")
     print("|---|---|---:|---:|---:|")
     mode = ChiPrior(args.d).mode
