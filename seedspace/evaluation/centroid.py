@@ -110,11 +110,6 @@ def centroid_rows(runner: Runner, items: dict, feats: dict, path_feats: dict, na
     return rows
 
 
-def run_centroid(runner: Runner) -> dict:
-    """Per method and k, the judge's scores of the centroid images and of the images on the paths to the inputs."""
-    return tabulate_centroid(runner, measure_centroid(runner))
-
-
 def measure_centroid(runner: Runner) -> dict:
     """Every method's centroids of the sampled input sets and the points on their paths to the inputs (the
     reference solver's on the first sets), generated and scored: per-set items, judge features, the example grid."""

@@ -35,11 +35,6 @@ FS_ACCURACY = ["fs_ce", "fs_la", "fs_all"]
 FS_IMAGES = ["acc", "kid", "precision", "recall", "diversity"]
 
 
-def run_fewshot(runner: Runner) -> dict:
-    """One row per (k, arm): the classifier's accuracies and the added images' scores, over replicates."""
-    return tabulate_fewshot(runner, measure_fewshot(runner))
-
-
 def measure_fewshot(runner: Runner) -> dict:
     """Per replicate, k and arm: the few-shot classes' accuracies of the classifier trained with the arm's images
     and the added images' scores; the few-shot classes and the cells not run."""

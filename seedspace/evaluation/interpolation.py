@@ -105,11 +105,6 @@ def path_table(runner: Runner, items: dict, feats: dict, arms: dict, times: dict
     return {"name": name, "title": title, "metrics": TABLE_METRICS, "rows": rows}
 
 
-def run_interpolation(runner: Runner) -> dict:
-    """Per method, the judge's scores of the interior frames, the norms along the path and its smoothness."""
-    return tabulate_interpolation(runner, measure_interpolation(runner))
-
-
 def measure_interpolation(runner: Runner) -> dict:
     """Every method's paths between the sampled pairs (and the reference solver's on the first ones), generated and
     scored: per-path items and judge features, the pairs, which pairs each arm ran, the example grid."""

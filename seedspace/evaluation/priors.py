@@ -96,12 +96,6 @@ def _describe(prior) -> str:
     return text
 
 
-def run_priors(runner: Runner) -> dict:
-    """NAO under the chi, fitted and file priors against SLERP / COG / normalized on the interpolation pairs and
-    centroid input sets: per-arm tables, the priors against the inversions' norms, paired differences."""
-    return tabulate_priors(runner, measure_priors(runner))
-
-
 def measure_priors(runner: Runner) -> dict:
     """The priors (chi, fitted to the inversions, the file's or the model's), the inversions' norms, and every
     arm's paths and centroids generated and scored: per-item scores and judge features, the example grid."""

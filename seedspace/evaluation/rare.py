@@ -27,11 +27,6 @@ def _real_items(runner: Runner, sets, set_size: int) -> list[dict]:
     return real
 
 
-def run_rare(runner: Runner) -> dict:
-    """Per arm (random seeds or a centroid method), the judge's scores and diversity of each input set's images."""
-    return tabulate_rare(runner, measure_rare(runner))
-
-
 def measure_rare(runner: Runner) -> dict:
     """On the tail classes, every input set's centroid and path points per method and as many random seeds,
     generated and scored: per-set items and judge features, real images' items (the calibration), the example grid."""

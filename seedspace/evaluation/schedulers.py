@@ -71,12 +71,6 @@ def verdicts(stats: dict, a: str, b: str, n: int) -> str:
     return "; ".join(found) or "no clear difference"
 
 
-def run_schedulers(runner: Runner) -> dict:
-    """Per run (sampler, steps), the judge's scores of the interpolation frames and the centroid images of every
-    method, the endpoint reconstructions, and paired CIs: NAO − baseline within each run, each sampler − DDIM."""
-    return tabulate_schedulers(runner, measure_schedulers(runner))
-
-
 def _key(*parts: str) -> str:
     """The key of a run's experiment and method in the measurements (and the section's items)."""
     return "/".join(parts)
