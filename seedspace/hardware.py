@@ -31,17 +31,33 @@ def cpu_has_native_bf16() -> bool:
 def torch_threads(threads: int | None):
     """Compute with ``threads`` torch CPU threads inside the block (None: leave the count as it is), then restore
     the count. CPU kernels split their reductions by thread, so the count can change the last bit of a result:
-    whatever promises identical bytes fixes it."""
+    whatever promises identical bytes fixes it.
+
+    Inside the block numpy's BLAS runs on one thread, so that the cores belong to torch's: after each call the
+    BLAS pool's threads keep spinning for a while, and between the geometry's small numpy solves they took the
+    cores from the model (``model.generate`` 26% slower inside ``augment`` than alone; docs/performance.md). The
+    geometry's arrays are far below the sizes BLAS would split, so its results do not change."""
     import torch  # the hardware facts above need no torch
 
     before = torch.get_num_threads()
     if threads is not None and threads != before:
         torch.set_num_threads(threads)
     try:
-        yield
+        with _single_threaded_blas():
+            yield
     finally:
         if torch.get_num_threads() != before:
             torch.set_num_threads(before)
+
+
+def _single_threaded_blas():
+    """numpy's BLAS limited to one thread inside the block (threadpoolctl, which knows every BLAS numpy and scipy
+    may have loaded); nothing where threadpoolctl is not installed (the geometry-only install)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:
+        return contextlib.nullcontext()
+    return threadpool_limits(limits=1, user_api="blas")
 
 
 def _cpuinfo() -> str:

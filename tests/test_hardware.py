@@ -59,3 +59,17 @@ def test_commands_record_the_dtype_that_ran(monkeypatch, tmp_path, capsys, tiny_
     frame = sorted(out.glob("frames/**/*.png"))[1]
     rc = main(["regenerate", str(frame), "--check", "--quiet", "--out", str(tmp_path / "again.png")])
     assert rc == 0, capsys.readouterr().err
+
+
+def test_torch_threads_gives_the_cores_to_torch_numpy_blas_on_one_thread_inside_then_restored():
+    import numpy as np  # noqa: F401  (loads numpy's BLAS)
+    from threadpoolctl import threadpool_info
+
+    def blas_threads():
+        return {lib["filepath"]: lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+    before = blas_threads()
+    assert before  # numpy ships a BLAS
+    with hardware.torch_threads(None):
+        assert set(blas_threads().values()) == {1}
+    assert blas_threads() == before
