@@ -220,9 +220,10 @@ def recipe_length(recipe: dict) -> int:
 
 
 def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | None, seed_shape, centroid_method: str,
-                      interpolation_method: str | None, prior=None) -> torch.Tensor:
+                      interpolation_method: str | None, prior=None, centre: torch.Tensor | None = None) -> torch.Tensor:
     """Seeds (n, *seed_shape) float32 of a recipe slice; every seed depends only on its own recipe entry.
-    ``prior``: the norm prior of the centroids and paths (a record; None: chi(d))."""
+    ``prior``: the norm prior of the centroids and paths (a record; None: chi(d)). ``centre``: the paths' start,
+    :func:`paths_centre` of the same inversions, where the caller keeps it across slices (computed here otherwise)."""
     if "int" in recipe:  # random, and seedselect from random starts
         return seeds_from_ints(recipe["int"].tolist(), seed_shape)
     X = inversions.double()
@@ -231,7 +232,8 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
         return torch.stack([X[torch.from_numpy(mask)][0] if mask.sum() == 1 else
                             geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method, prior=prior)
                             for mask in recipe["subset"]]).float()
-    centre = geometry.centroid(X, method=centroid_method, prior=prior)
+    if centre is None and (recipe["source"] < 0).any():
+        centre = paths_centre(X, centroid_method, prior)
     steps = 2 ** int(recipe["t_bits"]) + 1
     out = torch.empty((recipe_length(recipe), *X.shape[1:]), dtype=torch.float64)
     pairs = np.stack([recipe["source"], recipe["target"]], axis=1)
@@ -241,6 +243,12 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
         path = geometry.interpolate(start, X[target], steps=steps, method=interpolation_method, prior=prior)
         out[torch.from_numpy(rows)] = path[torch.from_numpy(recipe["t_num"][rows])]
     return out.float()
+
+
+def paths_centre(inversions: torch.Tensor, centroid_method: str, prior=None) -> torch.Tensor:
+    """The centroid of a class's inversions (float64) that the paths' first segments start from. ``prior``: a
+    record or a loaded prior (None: chi(d))."""
+    return geometry.centroid(inversions.double(), method=centroid_method, prior=prior)
 
 
 def provenance(strategy: str, recipe: dict, i: int, centroid_method: str, interpolation_method: str | None,
