@@ -117,7 +117,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     stored = Path(measured_in) if measured_in is not None else Path(out) if resume else None
     if measured_in is not None:
         check_retabulable(stored, config)
-    runner = runner or Runner(model, config, log, workdir=Path(out) / "datasets" if out is not None else None)
+    runner = runner or Runner(model, config, log, workdir=datasets_folder(out) if out is not None else None)
     if measured_in is not None:  # the new run holds the measurements it is tabulated from
         copy_measurements(stored, runner.workdir("longtail") / REPLICATES, None if out is None else Path(out))
     sections = {}
@@ -189,12 +189,21 @@ def measurements_file(run: str | Path, experiment: str) -> Path:
     return Path(run) / "measurements" / f"{experiment}.safetensors"
 
 
+def datasets_folder(run: str | Path) -> Path:
+    """Where an evaluation run keeps the data sets its experiments write (the runner's ``workdir``)."""
+    return Path(run) / "datasets"
+
+
+def stored_replicates(run: str | Path) -> Path:
+    """Where an evaluation run keeps the long-tail benchmark's finished replicates."""
+    return datasets_folder(run) / "longtail" / REPLICATES
+
+
 def check_retabulable(run: Path, config: EvalConfig) -> None:
     """ValueError unless every experiment of ``config`` can be tabulated from the measurements stored in ``run``."""
     missing = [e for e in config.experiments if e in MEASURED and not measurements_file(run, e).is_file()]
-    stored_replicates = run / "datasets" / "longtail" / REPLICATES  # the run's runner.workdir("longtail") / REPLICATES
     if "longtail" in config.experiments and not all(
-            replicate_file(stored_replicates, i).is_file() for i in range(config.longtail.replicates)):
+            replicate_file(stored_replicates(run), i).is_file() for i in range(config.longtail.replicates)):
         missing.append("longtail (its replicates)")
     if missing:
         raise ValueError(f"{run} has no stored measurements of {', '.join(missing)} (an unfinished experiment, or a "
@@ -204,7 +213,7 @@ def check_retabulable(run: Path, config: EvalConfig) -> None:
 def copy_measurements(run: Path, replicates: Path, out: Path | None) -> None:
     """The measurements stored in ``run``: the long-tail replicates into ``replicates``, the claims experiments'
     into ``out`` (when given)."""
-    pairs = [(run / "datasets" / "longtail" / REPLICATES, replicates)]
+    pairs = [(stored_replicates(run), replicates)]
     if out is not None:
         pairs.append((run / "measurements", out / "measurements"))
     for source, target in pairs:
