@@ -98,6 +98,15 @@ def check_fps(value, name: str = "fps") -> float:
     return check_number(value, name, *FPS_RANGE)
 
 
+def check_write_size(n_bytes: int, allow_large: bool, what: str = "this run") -> None:
+    """ValueError when ``what`` would write more than :data:`LARGE_JOB_BYTES` (estimated ``n_bytes``) and
+    ``allow_large`` is not set: the one bound on what a run writes (frame runs, norms, inversions, SeedSelect,
+    augment)."""
+    if n_bytes > LARGE_JOB_BYTES and not allow_large:
+        raise ValueError(f"{what} would write about {n_bytes / 2 ** 20:.0f} MB, over {LARGE_JOB_BYTES >> 20} MB; "
+                         "pass allow_large to go ahead")
+
+
 def check_image_size(height, width) -> None:
     """A chosen image height and width (None: the model's own), each an integer in [1, MAX_IMAGE_SIDE]."""
     for name, value in (("height", height), ("width", width)):

@@ -7,14 +7,13 @@ import sys
 import warnings
 from pathlib import Path
 
-import numpy as np
 
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
-from ..runs.writers import run_parameters, size_record
+from ..runs.writers import run_bytes, run_parameters, size_record
 from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIDE, MAX_SEEDS,
                       MAX_STEPS, check_batch_size, check_guidance, check_image_size, check_int,
-                      check_seed, check_steps)
+                      check_seed, check_steps, check_write_size)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model, set_image_size
 from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
@@ -138,27 +137,11 @@ def check_sampling_args(args) -> None:
     check_batch_size(args.batch_size, "--batch-size")
 
 
-def check_plan_size(args, params: dict, plan, model) -> None:
-    """:func:`check_job_size` of a frame plan: its seeds, its frames and, for a travel, the upscaled video frames
-    (held in memory while the videos are written)."""
-    n = int(plan.seeds.shape[0])
-    video = params.get("video") or {}
-    factor = 0
-    if video.get("formats"):
-        factor = video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)
-    check_job_size(args, n, n * (1 + factor ** 2), model)
-
-
 def check_job_size(args, n_seeds: int, n_images: int, model, per_seed: int = 1) -> None:
-    """Refuse (unless --allow-large) a run that would write more than ``LARGE_JOB_BYTES``: ``n_seeds`` seeds of
-    ``per_seed`` float32 tensors each and ``n_images`` images, estimated at 4 bytes per seed entry and one byte
-    per image value (PNG compresses)."""
-    if getattr(args, "allow_large", False) or getattr(args, "resume", None):
-        return
-    size = n_seeds * per_seed * 4 * int(np.prod(model.seed_shape)) + n_images * int(np.prod(model.image_shape))
-    if size > LARGE_JOB_BYTES:
-        raise CLIError(f"this run would write about {size / 2 ** 20:.0f} MB of seeds and images; pass "
-                       "--allow-large to go ahead")
+    """:func:`~seedspace.checks.check_write_size` of a run of ``n_seeds`` seeds (``per_seed`` tensors each) and
+    ``n_images`` images, before the work starts (a resumed run was allowed when it began)."""
+    check_write_size(run_bytes(model, n_seeds, n_images, per_seed),
+                     getattr(args, "allow_large", False) or bool(getattr(args, "resume", None)))
 
 
 # -- models ----------------------------------------------------------------------------------------------

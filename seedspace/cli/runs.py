@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Callable
 
 from .. import outputs
-from ..runs import open_run
 from ..runs.run_settings import FRAME_SETTINGS
 from ..runs.frames import PLANNERS, load_endpoints, plan_frames, stored_endpoints
 from ..runs.provenance import frame_text
@@ -32,10 +31,8 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
             fitted = common.fitted_prior_params(args, model, params, endpoints.seeds)
             params = FRAME_SETTINGS[command].from_record({**params, **fitted}).to_record()
     plan = plan_frames(command, params, model, progress=not args.quiet, endpoints=endpoints)
-    common.check_plan_size(args, params, plan, model)
-    folder, record = open_run(command, params, args.out, resume=folder, **plan.record,
-                              seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})
-    _, summary = write_frame_run(folder, record, command, params, model, plan, progress=not args.quiet)
+    folder, _, summary = write_frame_run(command, params, model, plan, args.out, resume=folder,
+                                         allow_large=args.allow_large, progress=not args.quiet)
     print(f"wrote {folder}: {summary.text}")
     return 0
 

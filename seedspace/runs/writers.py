@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from .. import outputs
 from ..backends.sampling import check_scheduler
+from ..checks import check_write_size
 from ..conditions import condition_from_record
 from ..geometry import ChiPrior, norm_report
 from ..scoring.metrics import image_psnr
@@ -64,13 +65,29 @@ class Summary(NamedTuple):
     text: str
 
 
-def write_frame_run(folder: Path, record: RunRecord, command: str, params: dict, model, plan: FramePlan,
-                    progress: bool = False,
-                    on_frames: Callable[[int], None] | None = None) -> tuple[np.ndarray, Summary]:
-    """Fill an open run folder: the plan's seed files, every frame (:func:`render_plan`), then the command's
-    finisher (``FINISHERS[command](folder, record, params, plan, images (N, H, W, C) uint8, model) -> Summary``)
-    writes what else the command writes and returns the grid, saved as grid.png; run.json follows every step and
-    ends completed (interrupted or failed on an error). Returns (images, summary)."""
+def run_bytes(model, n_seeds: int, n_images: int, per_seed: int = 1) -> int:
+    """What a run of ``n_seeds`` seeds (``per_seed`` float32 tensors each) and ``n_images`` images writes, estimated
+    at 4 bytes per seed entry and one byte per image value (PNG compresses)."""
+    return n_seeds * per_seed * 4 * math.prod(model.seed_shape) + n_images * math.prod(model.image_shape)
+
+
+def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,
+                    allow_large: bool = False, progress: bool = False,
+                    on_frames: Callable[[int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
+    """A frame command's run (interpolate, centroid, travel) from its record ``params`` and frame ``plan``: refused
+    (ValueError, nothing written) past :func:`~seedspace.checks.check_write_size` unless ``allow_large``; then a new
+    folder (``out``, or the next under ``base``) or the folder ``resume`` reopened (its finished batches kept), filled
+    with the plan's seed files, every frame (:func:`render_plan`) and what the command's finisher
+    (``FINISHERS[command](folder, record, params, plan, images (N, H, W, C) uint8, model) -> Summary``) writes, its
+    grid saved as grid.png; run.json follows every step and ends completed (interrupted or failed on an error).
+    Returns (folder, images, summary)."""
+    n = int(plan.seeds.shape[0])
+    video = params.get("video") or {}
+    upscale = (video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)) if video.get("formats") else 0
+    # a travel's videos hold its frames upscaled in memory while they are written
+    check_write_size(run_bytes(model, n, n * (1 + upscale ** 2)), allow_large or resume is not None)
+    folder, record = open_run(command, params, out, base, resume=resume, **plan.record,
+                              seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})
     with record.guard():
         for name, (tensors, meta) in plan.seed_files.items():
             outputs.save_seeds(folder / name, tensors, meta)
@@ -78,7 +95,7 @@ def write_frame_run(folder: Path, record: RunRecord, command: str, params: dict,
         images = render_plan(command, model, params, plan, folder, record, progress, on_frames)
         summary = FINISHERS[command](folder, record, params, plan, images, model)
         save_grid_png(folder, record, command, params, summary.grid)
-    return images, summary
+    return folder, images, summary
 
 
 def save_grid_png(folder: Path, record: RunRecord, command: str, params: dict, grid) -> None:

@@ -20,7 +20,6 @@ from .. import outputs
 from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
-from ..runs import open_run
 from ..runs.run_settings import CentroidSettings, InterpolateSettings, NormsSettings, TravelSettings, VideoSettings
 from ..runs.frames import plan_frames
 from ..runs.provenance import model_record
@@ -192,7 +191,6 @@ class Explorer:
                                              **own}).to_record()
         progress(0.0, "loading seeds (uploaded images are inverted)")
         plan = plan_frames(command, params, self.model)
-        folder, record = open_run(command, params, base=self.runs_dir, **plan.record)
         total, done = plan.seeds.shape[0], [0]
 
         def on_frames(k: int) -> None:
@@ -200,7 +198,7 @@ class Explorer:
             progress(done[0] / total, f"frames {done[0]}/{total}")
 
         progress(0.0, f"frames 0/{total}")
-        images, _ = write_frame_run(folder, record, command, params, self.model, plan, on_frames=on_frames)
+        folder, images, _ = write_frame_run(command, params, self.model, plan, base=self.runs_dir, on_frames=on_frames)
         return folder, plan, images, params
 
     def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:

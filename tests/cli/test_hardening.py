@@ -345,9 +345,9 @@ def test_numeric_options_out_of_range(cli, tmp_path, monkeypatch, args, message)
 
 
 def test_large_jobs_need_allow_large(cli, tmp_path, monkeypatch):
-    from seedspace.cli import common
+    from seedspace import checks
 
-    monkeypatch.setattr(common, "LARGE_JOB_BYTES", 3000)
+    monkeypatch.setattr(checks, "LARGE_JOB_BYTES", 3000)
     for args in (("interpolate", "--seeds", "1,2", "--frames", "12"), ("norms", "--random-seeds", "40"),
                  ("travel", "--seeds", "1,2", "--frames", "3", "--formats", "gif")):
         rc, _, err = cli(*args, "--class", "0", "--out", tmp_path / "o")
@@ -598,9 +598,9 @@ def test_augment_resume_of_a_run_json_that_is_not_a_record(cli, tmp_path, aug_re
 
 
 def test_augment_over_the_size_bound_needs_allow_large(cli, tmp_path, aug_refs, monkeypatch):
-    import seedspace.methods.augment.run as augment_run
+    from seedspace import checks
 
-    monkeypatch.setattr(augment_run, "LARGE_JOB_BYTES", 1000)  # 2 classes x 10 images x 8 x 8 pixels = 1,280 bytes
+    monkeypatch.setattr(checks, "LARGE_JOB_BYTES", 1000)  # 2 classes x 10 images x 8 x 8 pixels = 1,280 bytes
     args = ("augment", "--references", aug_refs, "--per-class", "10", "--steps", "2", "--out", tmp_path / "aug")
     rc, _, err = cli(*args)
     one_line(rc, err, ("2 classes x 10 images", "--allow-large"))

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ...backends.loading import dtype_name, load_model
-from ...checks import LARGE_JOB_BYTES
+from ...checks import check_write_size
 from ...hardware import torch_threads
 from ...runs.provenance import model_reference
 from . import references as refs
@@ -120,9 +120,7 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     phases = {"model load": time.perf_counter() - t0}
     classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
     size = len(classes) * settings.per_class * math.prod(refs.image_shape(loaded))  # a byte per pixel value
-    if size > LARGE_JOB_BYTES and not (allow_large or resuming):
-        raise ValueError(f"{len(classes)} classes x {settings.per_class} images would write about {size >> 20} MB, "
-                         f"over {LARGE_JOB_BYTES >> 20} MB; pass allow_large to go ahead")
+    check_write_size(size, allow_large or resuming, f"{len(classes)} classes x {settings.per_class} images")
     if settings.strategy == "seedselect":
         check_refinable(loaded)
     if settings.inversion == "fixed-point":
