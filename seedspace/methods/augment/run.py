@@ -48,13 +48,14 @@ class AugmentResult:
 def _load(model, device: str, settings: AugmentSettings):
     """(model, its reference or None) from a reference string / folder, or a loaded model as given, at the
     settings' image size and fit."""
-    if not isinstance(model, (str, Path)) and model is not None:
-        return prepared(model, settings), None
-    ref = model_reference(model)
-    try:
-        return prepared(load_model(ref, device=device, dtype=settings.dtype), settings), ref
-    except OSError as exc:
-        raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    ref = None
+    if isinstance(model, (str, Path)) or model is None:
+        ref = model_reference(model)
+        try:
+            model = load_model(ref, device=device, dtype=settings.dtype)
+        except OSError as exc:
+            raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+    return prepared(model, settings), ref
 
 
 def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str | Path,
