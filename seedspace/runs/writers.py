@@ -83,8 +83,9 @@ def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None
     Returns (folder, images, summary)."""
     n = int(plan.seeds.shape[0])
     video = params.get("video") or {}
-    upscale = (video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)) if video.get("formats") else 0
-    # a travel's videos hold its frames upscaled in memory while they are written
+    upscale = 0  # a travel's videos hold its frames upscaled in memory while they are written
+    if video.get("formats"):
+        upscale = video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)
     check_write_size(run_bytes(model, n, n * (1 + upscale ** 2)), allow_large or resume is not None)
     folder, record = open_run(command, params, out, base, resume=resume, **plan.record,
                               seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})

@@ -54,7 +54,8 @@ def _load(model, device: str, settings: AugmentSettings):
         try:
             model = load_model(ref, device=device, dtype=settings.dtype)
         except OSError as exc:
-            raise ValueError(f"cannot load model {ref}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+            first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise ValueError(f"cannot load model {ref}: {first_line}") from None
     return prepared(model, settings), ref
 
 
