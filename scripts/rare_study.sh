@@ -36,15 +36,18 @@ if [[ "${RARE_STUDY_TINY:-0}" == 1 ]]; then
 else
   DIGITS_TRAIN=(--image-size 16 --imbalance 1 --fewshot 8 --test-references 100 --steps 3000 --threads 2)
   # 100 test references per class: 40 test images, 60 unseen by any generator (the oracle and references)
-  # seedselect:nao: SeedSelect from the NAO centroid (the paper's pipeline, 3 steps); seedselect:random: from random
-  # seeds; generator-train: as many real images the generator was trained on (skipped with a note at exposure 0)
-  ARMS=oversample,random,paths:nao,paths:slerp,centroid:nao,seedselect:nao,seedselect:random,generator-train,oracle
+  # seedselect:nao: SeedSelect from the NAO centroid (the paper's pipeline, 3 steps); generator-train: as many real
+  # images the generator was trained on (skipped with a note at exposure 0). The arms of every committed result;
+  # paths:slerp and seedselect:random (SeedSelect from random seeds) are further arms for RARE_ARMS
+  ARMS=oversample,random,paths:nao,centroid:nao,seedselect:nao,generator-train,oracle
   FASHION_ARMS=$ARMS
   BENCH=(--lt-test-per-class 40 --lt-replicates 10 --threads 2)
   EXPOSURES=(0 5 20 full); SETS=(tail permuted); SHOTS=(2 5 10); FASHION=(0 5)
 fi
-# the head count (every class filled up to it): the synthesis cost grows with it; RARE_HEAD overrides
-HEAD=${RARE_HEAD:-$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 60)}
+# the head count (every class filled up to it; RARE_HEAD overrides): the synthesis cost grows with it, and the
+# centroid arm's distinct seeds from k = 5 references (26 subsets of >= 2) must cover head - k; every committed
+# result used 30
+HEAD=${RARE_HEAD:-$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 30)}
 # a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
 # is added by running again without them (finished steps are skipped); RARE_ARMS / RARE_FASHION_ARMS: other arm
 # lists (a finished benchmark is not rerun with new arms: remove its folder for that)
