@@ -110,6 +110,11 @@ def test_path_seeds_are_the_points_the_manifest_names():
         path = ss.interpolate(start, inversions[p["to"]].double(), steps=p["t_grid"][1] + 1, method="slerp")
         assert torch.allclose(seeds[i].double(), path[p["t_grid"][0]], atol=1e-6)
     assert len({tuple(s.flatten().tolist()) for s in seeds}) == 12
+    # a shard runner passes the class's centre it keeps across shards: the same seeds, bit for bit
+    kept = strategies.paths_centre(inversions, "spherical")
+    assert torch.equal(kept, centre)
+    assert torch.equal(strategies.seeds_from_recipe("paths", recipe, inversions, (1, 8, 8), "spherical", "slerp",
+                                                    centre=kept), seeds)
 
 
 def test_centroid_strategy_refuses_more_images_than_distinct_subsets():
