@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from .. import outputs
 from ..checks import FPS_RANGE, MAX_FRAMES, MAX_UPSCALE
 from ..conditions import is_class_conditional
 from ..runs.frames import EASINGS
 from ..runs.run_settings import TravelSettings, VideoSettings
+from ..runs.writers import video_upscale
 from . import common
 from .runs import run_frames_command
 
@@ -53,7 +53,7 @@ def new_params(args):
     items = common.seed_items_from_args(args)
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
-    side = max(model.image_shape[1:]) * (args.upscale or outputs.auto_upscale(min(model.image_shape[1:]), 256))
+    side = max(model.image_shape[1:]) * video_upscale(args.upscale, model.image_shape[1:])
     if video.formats and side > MAX_VIDEO_SIDE:
         raise common.CLIError(f"--upscale {args.upscale} makes {side} px videos; the limit is {MAX_VIDEO_SIDE} px")
     prompt = args.prompt

@@ -71,6 +71,12 @@ def run_bytes(model, n_seeds: int, n_images: int, per_seed: int = 1) -> int:
     return n_seeds * per_seed * 4 * math.prod(model.seed_shape) + n_images * math.prod(model.image_shape)
 
 
+def video_upscale(upscale: int | None, image_hw) -> int:
+    """The factor a travel's videos upscale its frames by: ``upscale`` where given, else the smallest that brings
+    the frames' short side (``image_hw``: height, width) to 256 pixels."""
+    return upscale or outputs.auto_upscale(min(image_hw), 256)
+
+
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,
                     allow_large: bool = False, progress: bool = False,
                     on_frames: Callable[[int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
@@ -83,9 +89,8 @@ def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None
     Returns (folder, images, summary)."""
     n = int(plan.seeds.shape[0])
     video = params.get("video") or {}
-    upscale = 0  # a travel's videos hold its frames upscaled in memory while they are written
-    if video.get("formats"):
-        upscale = video.get("upscale") or outputs.auto_upscale(min(model.image_shape[1:]), 256)
+    # a travel's videos hold its frames upscaled in memory while they are written
+    upscale = video_upscale(video.get("upscale"), model.image_shape[1:]) if video.get("formats") else 0
     check_write_size(run_bytes(model, n, n * (1 + upscale ** 2)), allow_large or resume is not None)
     folder, record = open_run(command, params, out, base, resume=resume, **plan.record,
                               seed_files={name: tensors for name, (tensors, _) in plan.seed_files.items()})
@@ -189,7 +194,7 @@ def finish_travel(folder, record, params, plan, images, model) -> Summary:
             current = frame["segment"]
         rows[-1].append(image)
     video_opts = params["video"]
-    factor = video_opts["upscale"] or outputs.auto_upscale(min(images.shape[1:3]), 256)
+    factor = video_upscale(video_opts["upscale"], images.shape[1:3])
     video = outputs.upscale(images, factor)
     if video.shape[1] % 2 or video.shape[2] % 2:  # yuv420p needs even sizes
         video = np.pad(video, ((0, 0), (0, video.shape[1] % 2), (0, video.shape[2] % 2), (0, 0)), mode="edge")
