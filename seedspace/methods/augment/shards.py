@@ -61,7 +61,7 @@ class ShardRunner:
         if hasattr(self.model, "batch_size"):  # generate() must not split the fixed batches further
             self.model.batch_size = max(int(self.model.batch_size), s.batch_size)
         inversions = self.inversions.get(c.folder)
-        if "source" in c.recipe and (c.recipe["source"] < 0).any() and c.folder not in self._centres:
+        if strategies.starts_at_centre(c.recipe) and c.folder not in self._centres:
             self._centres[c.folder] = strategies.paths_centre(inversions, s.centroid_method, s.prior)
         seeds = strategies.seeds_from_recipe(s.strategy, c.recipe, inversions, self.model.seed_shape,
                                              s.centroid_method, s.interpolation_method, s.prior,

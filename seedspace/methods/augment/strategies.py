@@ -232,7 +232,7 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
         return torch.stack([X[torch.from_numpy(mask)][0] if mask.sum() == 1 else
                             geometry.centroid(X[torch.from_numpy(mask)], method=centroid_method, prior=prior)
                             for mask in recipe["subset"]]).float()
-    if centre is None and (recipe["source"] < 0).any():
+    if centre is None and starts_at_centre(recipe):
         centre = paths_centre(X, centroid_method, prior)
     steps = 2 ** int(recipe["t_bits"]) + 1
     out = torch.empty((recipe_length(recipe), *X.shape[1:]), dtype=torch.float64)
@@ -243,6 +243,11 @@ def seeds_from_recipe(strategy: str, recipe: dict, inversions: torch.Tensor | No
         path = geometry.interpolate(start, X[target], steps=steps, method=interpolation_method, prior=prior)
         out[torch.from_numpy(rows)] = path[torch.from_numpy(recipe["t_num"][rows])]
     return out.float()
+
+
+def starts_at_centre(recipe: dict) -> bool:
+    """Whether some path of a recipe slice starts at the class's centroid (:func:`paths_centre`)."""
+    return "source" in recipe and bool((recipe["source"] < 0).any())
 
 
 def paths_centre(inversions: torch.Tensor, centroid_method: str, prior=None) -> torch.Tensor:
