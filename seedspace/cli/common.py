@@ -7,7 +7,6 @@ import sys
 import warnings
 from pathlib import Path
 
-
 from .. import outputs
 from ..runs.provenance import model_reference as model_ref
 from ..runs.writers import run_bytes, run_parameters, size_record

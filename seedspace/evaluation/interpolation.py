@@ -157,9 +157,9 @@ def tabulate_interpolation(runner: Runner, measured: dict) -> dict:
 def path_examples(scored, paths: dict, arms: dict, frames: int) -> dict:
     """The example grid: the first pair's path, one row per arm that runs it."""
     ex = {"rows": [], "row_labels": [], "col_labels": ["A"] + [f"t{t + 1}" for t in range(frames)] + ["B"]}
+    first_a, first_b = scored.images_of("A")[:1], scored.images_of("B")[:1]
     for m in paths:
         if 0 in arms[m][2]:
-            ends = scored.images_of("A")[:1], scored.images_of("B")[:1]
-            ex["rows"].append(torch.cat([ends[0], scored.images_of((m, 0)), ends[1]]))
+            ex["rows"].append(torch.cat([first_a, scored.images_of((m, 0)), first_b]))
             ex["row_labels"].append(m)
     return ex
