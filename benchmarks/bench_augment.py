@@ -57,7 +57,9 @@ def throughput(args, refs: dict) -> dict:
     c = args.cores  # every arm gets the same cores
     arms = {"local": dict(executor="local"),
             f"ray, 1 worker x {c} threads": dict(executor="ray", workers=1, ray_options={"cpus_per_worker": c}),
-            f"ray, {c} workers x 1 thread": dict(executor="ray", workers=c, ray_options={"cpus_per_worker": 1})}
+            # a worker computes with the run's recorded threads: one-thread workers need a run that records 1
+            f"ray, {c} workers x 1 thread": dict(executor="ray", workers=c, ray_options={"cpus_per_worker": 1},
+                                                  threads=1)}
     if args.local_only:
         arms = {"local": arms["local"]}
     rates = {BARE: [], **{name: [] for name in arms}}

@@ -74,7 +74,8 @@ def register(subparsers, formatter_class) -> None:
     x.add_argument("--workers", type=int, default=1, help="Ray workers (actors), each loading the model once")
     x.add_argument("--ray-address", default=None, help="join this running Ray cluster (default: start a local one)")
     x.add_argument("--cpus-per-worker", type=int, default=None,
-                   help="CPUs Ray reserves for each worker (default: the run's thread count)")
+                   help="CPUs Ray reserves for each worker (default: the run's thread count, which each worker "
+                        "computes with: fewer CPUs than threads oversubscribes the cores)")
     x.add_argument("--retries", type=int, default=3, help="times a shard is retried when its Ray worker dies")
     p.set_defaults(func=run)
 

@@ -418,6 +418,20 @@ def test_without_ray_the_ray_executor_says_how_to_install_it(tiny_testbed_dir, r
     assert not (tmp_path / "out").exists()
 
 
+def test_workers_with_fewer_cpus_than_the_runs_threads_get_one_warning_line(tiny_testbed_dir, refs_dir, tmp_path,
+                                                                          monkeypatch, capsys):
+    """Each Ray worker computes with the run's recorded threads; on fewer reserved CPUs that oversubscribes the
+    cores (measured 5x slower), so the run says how to avoid it (here before the missing Ray stops it)."""
+    monkeypatch.setitem(sys.modules, "ray", None)
+    args = ["augment", "--model", str(tiny_testbed_dir), "--references", str(refs_dir), "--per-class", "2",
+            "--executor", "ray", "--quiet", "--threads", "2"]
+    main([*args, "--out", str(tmp_path / "fewer"), "--cpus-per-worker", "1"])
+    warning = [line for line in capsys.readouterr().err.splitlines() if "more threads than cores" in line]
+    assert len(warning) == 1 and "set threads to 1" in warning[0]
+    main([*args, "--out", str(tmp_path / "equal"), "--cpus-per-worker", "2"])
+    assert "more threads than cores" not in capsys.readouterr().err
+
+
 # -- the command line -----------------------------------------------------------------------------------------
 def test_the_library_and_the_command_line_write_the_same_record(tiny_testbed_dir, refs_dir, tmp_path):
     """The same settings through ss.augment and `seedspace augment`: the same run.json parameters and images."""

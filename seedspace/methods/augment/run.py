@@ -6,6 +6,7 @@ import dataclasses
 import json
 import math
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
@@ -111,6 +112,11 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     if executor == "ray":  # Ray reserves the CPUs the run computes with unless told otherwise
         ray_options = {**(ray_options or {})}
         ray_options["cpus_per_worker"] = ray_options.get("cpus_per_worker") or settings.threads
+        if ray_options["cpus_per_worker"] < settings.threads:  # measured 5x slower (docs/performance.md)
+            cpus = ray_options["cpus_per_worker"]
+            warnings.warn(f"each ray worker computes with the run's {settings.threads} threads on {cpus} reserved "
+                          f"CPU(s), more threads than cores: set threads to {cpus} or reserve {settings.threads} "
+                          "CPUs per worker", RuntimeWarning, stacklevel=2)
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, **(ray_options or {}))
     with torch_threads(settings.threads):
         return _run(loaded, ref, references, out, settings, runner, saved, progress, t0, allow_large)
