@@ -75,7 +75,9 @@ def dtype_name(dtype: str | torch.dtype | None, device: str | torch.device | Non
 
 
 def load_model(name: str | Path | None = None, device: str | torch.device | None = "cpu",
-               dtype: str | torch.dtype | None = None, compile: bool = False, **kwargs) -> SeedModel:
+               dtype: str | torch.dtype | None = None, compile: bool = False, *, height: int | None = None,
+               width: int | None = None, fit: str | None = None, batch_size: int | None = None,
+               negative_prompt: str | None = None, **kwargs) -> SeedModel:
     """Load a model: None or 'testbed' -> the embedded testbed, 'testbed-flow' -> the embedded flow-matching
     testbed; a testbed-format folder (one with a ``testbed.json``, e.g. from `seedspace testbed train`); any other
     local folder or hub id -> diffusers.
@@ -83,9 +85,14 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
     ``compile=True`` runs a testbed's UNet through ``torch.compile`` for inference (other bytes than the eager
     forward: a recorded setting, see :mod:`~seedspace.backends.acceleration`); other models run eagerly, after one
     log line. Hub ids are only read from the local Hugging Face cache (no network at run time).
+
+    The options a run records, None leaving the model's own: ``height`` x ``width`` (:func:`set_image_size`),
+    ``fit`` (how images of another aspect ratio are fitted: 'crop' or 'pad'), ``batch_size`` and, for text
+    pipelines, ``negative_prompt``.
     """
     if not isinstance(compile, bool):
         raise ValueError(f"compile must be True or False, got {compile!r}")
+    check_image_size(height, width)  # before the model loads
     dtype = resolve_dtype(dtype, device)
     device = resolve_device(device)
     name = "testbed" if name is None else name
@@ -94,15 +101,31 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
         check_model_folder(folder)
     try:
         if folder is None:
-            return TestbedModel.from_package(name, device=device, dtype=dtype, compile=compile, **kwargs)
-        if (folder / "testbed.json").is_file():
-            return TestbedModel.from_folder(folder, device=device, dtype=dtype, compile=compile, **kwargs)
-        if compile:
-            log.warning("seedspace: torch.compile is off (%s is not a testbed-format model); it runs eagerly", name)
-        return load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
+            model = TestbedModel.from_package(name, device=device, dtype=dtype, compile=compile, **kwargs)
+        elif (folder / "testbed.json").is_file():
+            model = TestbedModel.from_folder(folder, device=device, dtype=dtype, compile=compile, **kwargs)
+        else:
+            if compile:
+                log.warning("seedspace: torch.compile is off (%s is not a testbed-format model); it runs eagerly",
+                            name)
+            model = load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
     except RuntimeError as exc:  # torch: the weights do not fit the network the config describes
         raise ValueError(f"cannot load model {name}: its weights do not match its config.json "
                          f"({str(exc).splitlines()[0]})") from None
+    return with_options(model, height, width, fit, batch_size, negative_prompt)
+
+
+def with_options(model: SeedModel, height: int | None = None, width: int | None = None, fit: str | None = None,
+                 batch_size: int | None = None, negative_prompt: str | None = None) -> SeedModel:
+    """``model`` with the run options :func:`load_model` takes (None: as it is), for a model loaded before."""
+    set_image_size(model, height, width)
+    if fit is not None:
+        model.image_fit = fit
+    if batch_size:
+        model.batch_size = batch_size
+    if negative_prompt and hasattr(model, "negative_prompt"):
+        model.negative_prompt = negative_prompt
+    return model
 
 
 def set_image_size(model, height: int | None, width: int | None) -> None:

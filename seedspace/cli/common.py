@@ -11,10 +11,10 @@ from .. import outputs
 from ..runs.provenance import model_reference as model_ref
 from ..runs.writers import run_bytes, run_parameters, size_record
 from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_SIZE, MAX_IMAGE_SIDE, MAX_SEEDS,
-                      MAX_STEPS, check_batch_size, check_guidance, check_image_size, check_int,
+                      MAX_STEPS, check_batch_size, check_guidance, check_int,
                       check_seed, check_steps, check_write_size)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
-from ..backends.loading import load_model, set_image_size
+from ..backends.loading import load_model
 from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
@@ -150,7 +150,6 @@ def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
     """Load a model from its recorded reference, at ``height`` x ``width`` (None: its own size), fitting input
     images by ``fit``, with the compiled forward where ``compile`` asks; a missing model or a size it cannot make is
     a user error."""
-    check_image_size(height, width)  # before the model loads
     _quiet_libraries()
     if ref not in EMBEDDED_MODELS and not Path(ref).expanduser().exists() and (
             ref.startswith((".", "/", "~")) or ref.count("/") != 1 or Path(ref).suffix):
@@ -159,21 +158,15 @@ def load(ref: str, device: str, dtype: str, batch_size: int | None = None,
         raise CLIError(f"the embedded {ref} weights are missing ({EMBEDDED_MODELS[ref]}); train them with "
                        f"`seedspace testbed train --out {EMBEDDED_MODELS[ref]}` or pass --model")
     try:
-        model = load_model(ref, device=device, dtype=dtype)
+        model = load_model(ref, device=device, dtype=dtype, height=height, width=width, fit=fit,
+                           batch_size=batch_size, negative_prompt=negative_prompt)
     except (OSError, EnvironmentError) as exc:
         raise CLIError(f"cannot load model {ref}: {str(exc).splitlines()[0]}") from None
-    if batch_size:
-        model.batch_size = batch_size
-    if negative_prompt and hasattr(model, "negative_prompt"):
-        model.negative_prompt = negative_prompt
-    if fit is not None:
-        model.image_fit = fit
     if compile:
         if hasattr(model, "compile"):  # pixel and testbed UNets (a compiler missing: eager, one log line)
             model.compile = True
         else:
             warnings.warn(f"--compile: {getattr(model, 'name', ref)} has no compiled forward here; it runs eagerly")
-    set_image_size(model, height, width)
     return model
 
 

@@ -15,7 +15,7 @@ import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ...backends.loading import load_model, set_image_size
+from ...backends.loading import load_model
 from .planning import Plan, Shard, ShardWork
 from .shards import ShardRunner
 from .settings import AugmentSettings
@@ -57,20 +57,12 @@ class LocalExecutor:
             done(runner.run(plan.work(shard)))
 
 
-def prepared(model, settings: AugmentSettings):
-    """``model`` at the run's image size, fitting reference images as the run says (in the driver and in every
-    worker alike)."""
-    set_image_size(model, settings.height, settings.width)
-    model.image_fit = settings.fit
-    return model
-
-
 class ShardActor:
     """A Ray worker: loads the model once (in the run's dtype, at its image size), then runs whatever shards it is
     handed."""
 
     def __init__(self, model_ref: str, device: str, settings: AugmentSettings, out: str, model_id: str):
-        model = prepared(load_model(model_ref, device=device, dtype=settings.dtype), settings)
+        model = load_model(model_ref, device=device, dtype=settings.dtype, **settings.model_options)
         self.runner = ShardRunner(model, out, model_id)
 
     def run(self, work: ShardWork) -> int:

@@ -14,13 +14,13 @@ from typing import Mapping
 import torch
 from tqdm.auto import tqdm
 
-from ...backends.loading import dtype_name, load_model
+from ...backends.loading import dtype_name, load_model, with_options
 from ...checks import check_write_size
 from ...hardware import torch_threads
 from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
-from .executors import make_executor, prepared
+from .executors import make_executor
 from .inversion import check_fixed_point
 from .planning import check_capacity, make_plan
 from .settings import AugmentSettings
@@ -53,11 +53,11 @@ def _load(model, device: str, settings: AugmentSettings):
     if isinstance(model, (str, Path)) or model is None:
         ref = model_reference(model)
         try:
-            model = load_model(ref, device=device, dtype=settings.dtype)
+            return load_model(ref, device=device, dtype=settings.dtype, **settings.model_options), ref
         except OSError as exc:
             first_line = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             raise ValueError(f"cannot load model {ref}: {first_line}") from None
-    return prepared(model, settings), ref
+    return with_options(model, **settings.model_options), ref
 
 
 def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str | Path,

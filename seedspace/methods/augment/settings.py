@@ -117,6 +117,11 @@ class AugmentSettings(Settings):
     def min_references(self) -> int:
         return MIN_REFERENCES[self.strategy]
 
+    @property
+    def model_options(self) -> dict:
+        """The options of :func:`~seedspace.backends.loading.load_model` the run records: image size and fit."""
+        return {"height": self.height, "width": self.width, "fit": self.fit}
+
     def resolved(self, model) -> "AugmentSettings":
         """The settings with the model's defaults filled in, the thread count fixed (this process's when unset)
         and the prior as its record for the model's seed dimension (None for chi(d)): what run.json records."""
