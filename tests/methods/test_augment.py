@@ -19,6 +19,7 @@ from PIL import Image
 import seedspace as ss
 from seedspace import outputs
 from seedspace.methods.augment import AugmentSettings, augment, executors, references, strategies, writing
+from seedspace.methods.augment import run as augment_run
 from seedspace.methods.augment.planning import make_plan
 from seedspace.cli.main import main
 from seedspace.hardware import torch_threads
@@ -265,7 +266,7 @@ def test_bytes_do_not_depend_on_the_shard_order(tiny_testbed_dir, refs_dir, tmp_
     settings = first.settings
     model = ss.load_model(str(tiny_testbed_dir), dtype=settings.dtype)
     inversions = references.load_references(first.out / references.REFERENCES_FILE)[1]
-    plan = make_plan(references.resolve_classes(model, refs_dir, "class", 2), settings, inversions)
+    plan = make_plan(references.resolve_classes(model, refs_dir, settings), settings, inversions)
     executors.LocalExecutor(model).run(plan, other, plan.shards[::-1], str(tiny_testbed_dir), lambda n: None)
     writing.assemble_manifest(other, plan)
     assert data_files(other) == data_files(first.out)
@@ -345,7 +346,7 @@ def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversion
 
     out = tmp_path / "partial"
     interrupted_run(monkeypatch, 3, tiny_testbed_dir, refs_dir, out, **CLUSTERS_RUN)
-    monkeypatch.setattr(references, "invert_classes", None)  # resuming must not invert again
+    monkeypatch.setattr(augment_run, "invert_classes", None)  # resuming must not invert again
     resumed = run(tiny_testbed_dir, refs_dir, out, resume=True, **CLUSTERS_RUN)
     assert resumed.shards_run == 4 and data_files(out) == data_files(full.out)
 

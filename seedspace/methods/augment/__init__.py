@@ -2,8 +2,8 @@
 class from NAO centroids, NAO paths, SeedSelect or random seeds, written as an ImageFolder data set with a
 manifest, deterministically, resumably, in-process or on Ray.
 
-Modules: ``settings`` (the options), ``references`` (inputs, conditions, inversions), ``strategies`` (seed
-recipes), ``planning`` (the work plan and its shards), ``shards`` (running one shard), ``executors`` (local, Ray),
+Modules: ``settings`` (the options), ``references`` (inputs, conditions, their store), ``inversion`` (the
+references' inversions and their round trip), ``strategies`` (seed recipes), ``planning`` (the work plan and its shards), ``shards`` (running one shard), ``executors`` (local, Ray),
 ``writing`` (the files), ``run`` (``augment`` itself).
 """
 

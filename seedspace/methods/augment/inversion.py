@@ -1,4 +1,7 @@
-"""Fixed-point DDIM inversion: the seed that the model's own DDIM sampler, at the run's steps and guidance, maps back
+"""The references' inversions: every class inverted (plain DDIM inversion or the fixed-point one) and each
+inversion's round trip through the run's sampler checked (:func:`invert_classes`, :func:`round_trips`).
+
+Fixed-point DDIM inversion: the seed that the model's own DDIM sampler, at the run's steps and guidance, maps back
 onto the image.
 
 Plain DDIM inversion (:meth:`~seedspace.backends.base.SeedModel.invert`) evaluates the noise at the point it
@@ -13,10 +16,13 @@ where it converges, the seed decodes to the image up to the iteration's residual
 from __future__ import annotations
 
 import torch
+from tqdm.auto import tqdm
 
+from ... import outputs
 from ...backends import sampling
 from ...backends.base import conditions_list
 from ...backends.ddim import ddim_timesteps, predict_x0
+from ...scoring.metrics import image_psnr
 
 FIXED_POINT_ITERATIONS = 5  # per inversion step, after plain inversion's first guess (measured: scripts/rare_roundtrip.py)
 
@@ -52,3 +58,33 @@ def fixed_point_invert(model, images: torch.Tensor, condition, steps: int, guida
                 x = x_s
             out.append(x.float().cpu())
     return torch.cat(out).clone()
+
+
+def invert_classes(model, classes: list, steps: int, progress: bool = False,
+                   settings=None) -> dict[str, torch.Tensor]:
+    """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}; with
+    ``settings.inversion == 'fixed-point'`` the fixed-point inversion of the run's sampler (its steps and
+    guidance, :func:`fixed_point_invert`)."""
+    fixed = settings is not None and settings.inversion == "fixed-point"
+    return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance) if fixed
+                       else model.invert(c.images, c.condition, steps).float().cpu())
+            for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
+
+
+def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], settings,
+                progress: bool = False) -> dict[str, list[float]]:
+    """Each reference regenerated from its inversion with the run's sampling (steps, guidance, the class's
+    condition): {folder: PSNR in dB per reference}, what tells whether a path's endpoints are its references.
+    ValueError when one comes back without a picture: every seed made from that inversion risks the same."""
+    psnr = {}
+    for c in tqdm(classes, desc="checking inversions", unit="class", disable=not progress):
+        images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
+        failed = outputs.first_degenerate(images)
+        if failed is not None:
+            i, reason = failed
+            raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
+                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps "
+                             f"and guidance {settings.guidance:g}; seeds made from it would give such images: raise "
+                             "inversion_steps (and steps)")
+        psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
+    return psnr

@@ -74,7 +74,6 @@ def make_plan(classes: Sequence, settings: AugmentSettings, inversions: Mapping[
     distinct seeds from a class's references. The clusters strategy plans from the classes' DDIM inversions
     (``inversions``: {folder: (k, *seed_shape)}); its clusterings draw from ``spawn_key=(class position, 3)``.
     """
-    check_capacity(classes, settings)
     if settings.strategy in strategies.PLANNED_FROM_INVERSIONS and inversions is None:
         raise ValueError(f"the {settings.strategy} strategy plans from the references' inversions: pass them")
     n, size = settings.per_class, settings.shard_size
@@ -96,16 +95,6 @@ def make_plan(classes: Sequence, settings: AugmentSettings, inversions: Mapping[
     plan = Plan(settings, plans, shards)
     check_distinct(plan)
     return plan
-
-
-def check_capacity(classes: Sequence, settings: AugmentSettings) -> None:
-    """ValueError naming the first class of which the strategy cannot give ``per_class`` distinct seeds (for the
-    clusters strategy: at best, or a bad number of clusters), before anything is inverted or written."""
-    for c in classes:
-        try:
-            strategies.check_capacity(settings.strategy, settings.per_class, len(c.images), settings.clusters)
-        except ValueError as exc:
-            raise ValueError(f"class {c.name!r}: {exc}") from None
 
 
 def check_distinct(plan: Plan) -> None:

@@ -1,6 +1,6 @@
 """The inputs of an augmentation run: reference images per class (a folder of class sub-folders, tensors, or the
-testbed's long-tailed training split), the model condition of each class, and the references' DDIM inversions
-(computed once, stored in the run folder as safetensors)."""
+testbed's long-tailed training split), the model condition of each class, and the references with their
+inversions (:mod:`.inversion`) stored once in the run folder as safetensors."""
 
 from __future__ import annotations
 
@@ -14,13 +14,11 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors.torch import load_file
-from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends.base import UNCONDITIONAL
 from ...checks import check_name_length
-from ...scoring.metrics import image_psnr
-from .inversion import fixed_point_invert
+from . import strategies
 
 REFERENCES_FILE = "references.safetensors"
 
@@ -108,8 +106,10 @@ def testbed_split(model, per_class: int, seed: int, split: str = "train-longtail
     return out
 
 
-def resolve_classes(model, references, condition: str, min_references: int) -> list[ClassReferences]:
-    """Validated classes with their model condition: references are a folder or a mapping of tensors."""
+def resolve_classes(model, references, settings) -> list[ClassReferences]:
+    """Validated classes with their model condition (``settings.condition``): references are a folder or a mapping
+    of tensors, each class with enough of them for ``settings``' strategy to give ``per_class`` distinct seeds."""
+    condition = settings.condition
     classes = from_tensors(model, references) if isinstance(references, Mapping) else from_folder(model, references)
     folders = [c.folder for c in classes]
     if len(set(f.lower() for f in folders)) != len(folders):
@@ -119,10 +119,14 @@ def resolve_classes(model, references, condition: str, min_references: int) -> l
         if tuple(c.images.shape[1:]) != tuple(image_shape(model)):
             raise ValueError(f"class {c.name!r}: references have size {tuple(c.images.shape[1:])}, the model makes "
                              f"{tuple(image_shape(model))}")
-        if len(c.images) < min_references:
+        if len(c.images) < settings.min_references:
             raise ValueError(f"class {c.name!r} has {len(c.images)} reference image(s); this strategy needs at least "
-                             f"{min_references} (a centroid or a geodesic needs two inversions)")
+                             f"{settings.min_references} (a centroid or a geodesic needs two inversions)")
         c.condition = model_condition(model, c.name, condition)
+        try:
+            strategies.check_capacity(settings.strategy, settings.per_class, len(c.images), settings.clusters)
+        except ValueError as exc:
+            raise ValueError(f"class {c.name!r}: {exc}") from None
     if condition != UNCONDITIONAL and model.conditioning == "class":
         by_index = {}
         for c in classes:  # "8" and "Bag" are one class of Fashion-MNIST: two folders would mix into one label
@@ -158,36 +162,6 @@ def model_condition(model, name: str, mode: str):
         raise ValueError(f"class folder {name!r} is not a class of {model.name} ({exc}); name the folders after the "
                          "model's classes (or indices), or use condition 'unconditional'") from None
     return name
-
-
-def invert_classes(model, classes: list[ClassReferences], steps: int, progress: bool = False,
-                   settings=None) -> dict[str, torch.Tensor]:
-    """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}; with
-    ``settings.inversion == 'fixed-point'`` the fixed-point inversion of the run's sampler (its steps and
-    guidance, :mod:`.inversion`)."""
-    fixed = settings is not None and settings.inversion == "fixed-point"
-    return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance) if fixed
-                       else model.invert(c.images, c.condition, steps).float().cpu())
-            for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
-
-
-def round_trips(model, classes: list[ClassReferences], inversions: dict[str, torch.Tensor], settings,
-                progress: bool = False) -> dict[str, list[float]]:
-    """Each reference regenerated from its inversion with the run's sampling (steps, guidance, the class's
-    condition): {folder: PSNR in dB per reference}, what tells whether a path's endpoints are its references.
-    ValueError when one comes back without a picture: every seed made from that inversion risks the same."""
-    psnr = {}
-    for c in tqdm(classes, desc="checking inversions", unit="class", disable=not progress):
-        images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
-        failed = outputs.first_degenerate(images)
-        if failed is not None:
-            i, reason = failed
-            raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
-                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps "
-                             f"and guidance {settings.guidance:g}; seeds made from it would give such images: raise "
-                             "inversion_steps (and steps)")
-        psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
-    return psnr
 
 
 def save_references(path: Path, classes: list[ClassReferences], inversions: dict | None) -> None:

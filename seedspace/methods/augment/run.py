@@ -21,8 +21,8 @@ from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
 from .executors import make_executor
-from .inversion import check_fixed_point
-from .planning import check_capacity, make_plan
+from .inversion import check_fixed_point, invert_classes, round_trips
+from .planning import make_plan
 from .settings import AugmentSettings
 from .shards import check_refinable
 
@@ -126,14 +126,13 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
          t0: float, allow_large: bool) -> AugmentResult:
     resuming = saved is not None
     phases = {"model load": time.perf_counter() - t0}
-    classes = refs.resolve_classes(loaded, references, settings.condition, settings.min_references)
+    classes = refs.resolve_classes(loaded, references, settings)
     size = len(classes) * settings.per_class * math.prod(refs.image_shape(loaded))  # a byte per pixel value
     check_write_size(size, allow_large or resuming, f"{len(classes)} classes x {settings.per_class} images")
     if settings.strategy == "seedselect":
         check_refinable(loaded)
     if settings.inversion == "fixed-point":
         check_fixed_point(loaded)
-    check_capacity(classes, settings)
     model_id = ref or getattr(loaded, "name", type(loaded).__name__)
     parameters = {"settings": settings.to_record(),
                   "model": {"id": model_id, "name": loaded.name, "seed_shape": list(loaded.seed_shape),
@@ -146,10 +145,10 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     if settings.strategy != "random":  # inverted and checked before anything is written
         started = time.perf_counter()
         inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
-                      refs.invert_classes(loaded, classes, settings.inversion_steps, progress, settings))
+                      invert_classes(loaded, classes, settings.inversion_steps, progress, settings))
         phases["inversion"] = time.perf_counter() - started
         started = time.perf_counter()
-        psnr = refs.round_trips(loaded, classes, inversions, settings, progress)
+        psnr = round_trips(loaded, classes, inversions, settings, progress)
         phases["round trip"] = time.perf_counter() - started
     started = time.perf_counter()
     plan = make_plan(classes, settings, inversions)
