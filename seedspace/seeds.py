@@ -136,6 +136,17 @@ def describe_seed(item: dict) -> str:
     return f"{name}[{item['index']}]" if "index" in item else name
 
 
+def image_paths(items) -> list[str]:
+    """The image paths of seed items, blends included, in order."""
+    paths = []
+    for item in items:
+        if isinstance(item, dict) and "blend" in item:
+            paths.extend(image_paths(item["blend"]))
+        elif isinstance(item, dict) and "image" in item:
+            paths.append(item["image"])
+    return paths
+
+
 def load_seeds(spec: SeedSpec | Sequence[dict], model, condition=None, steps: int | None = None,
                progress: bool = False) -> LoadedSeeds:
     """Seeds (N, *model.seed_shape) float32 on the CPU from a seed spec (or items of :func:`parse_seed_spec`).

@@ -87,6 +87,12 @@ def model_prior_record(model) -> dict | None:
     return read_json_object(path)  # a malformed file: ValueError naming it, never a silent chi
 
 
+def no_prior_note(model) -> str:
+    """The line that says ``--prior model`` falls back to chi(d) for a model that carries no prior."""
+    return (f"{getattr(model, 'name', 'this model')} carries no norm prior; NAO uses chi(d), the paper's "
+            "(`seedspace calibrate --out model` makes one)")
+
+
 def fitted_prior(seeds):
     """A scaled chi fitted to ``seeds`` (N >= 2, N, *seed_shape) by maximum likelihood, its ``info`` saying so."""
     from ..geometry import fit_prior

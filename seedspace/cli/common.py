@@ -15,13 +15,14 @@ from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_
                       check_seed, check_steps, check_write_size)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model
-from ..backends.run_prior import model_prior_record, prior_mismatch, prior_record, run_model_prior
+from ..backends.run_prior import (model_prior_record, no_prior_note, prior_mismatch, prior_record,
+                                  run_model_prior)
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
 from ..conditions import resolve_condition as _resolve_condition
 from ..runs import read_run
-from ..seeds import parse_seed_spec, random_seed_ints
+from ..seeds import image_paths, parse_seed_spec, random_seed_ints
 
 DEVICES = ("cpu", "cuda", "mps", "auto")
 DTYPE_HELP = ("model weights dtype; auto = bfloat16 where the device computes it natively (a CPU with AMX or "
@@ -276,11 +277,11 @@ def new_run_params(args, settings_class, items: list[dict], **own) -> tuple[dict
 
 
 def frame_record(args, settings_class, model, ref: str, cond_record: dict, items: list[dict], own: dict) -> dict:
-    """The run.json parameters of a new frame run: the record of ``settings_class`` made of the sampling
-    options, the seed items, how images are fitted, the prior and the command's ``own`` settings."""
+    """The run.json parameters of a new frame run but its prior (which
+    :func:`~seedspace.runs.writers.plan_frame_run` adds): the record of ``settings_class`` made of the sampling
+    options, the seed items, how images are fitted and the command's ``own`` settings."""
     params = {**sampling_params(args, model, ref, cond_record), "seeds": items, **own}
-    params = {**params, **image_params(args, model, items), **prior_params(args, model, params)}
-    return settings_class.from_record(params).to_record()
+    return settings_class.from_record({**params, **image_params(args, model, items)}).to_record()
 
 
 def add_prior_option(parser: argparse.ArgumentParser) -> None:
@@ -294,8 +295,7 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
 def note_model_prior(args, model) -> None:
     """One line when --prior model meets a model that carries no prior (NAO then uses chi, the paper's)."""
     if getattr(args, "prior", None) == "model" and model_prior_record(model) is None:
-        note(args, f"{getattr(model, 'name', 'this model')} carries no norm prior; NAO uses chi(d), the paper's "
-                   "(`seedspace calibrate --out model` makes one)")
+        note(args, no_prior_note(model))
 
 
 def prior_params(args, model, params: dict | None = None) -> dict:
@@ -335,17 +335,6 @@ def image_params(args, model, items) -> dict:
     for record in conversions:
         note(args, conversion_line(record))
     return {"fit": args.fit, "image_conversions": conversions}
-
-
-def image_paths(items) -> list[str]:
-    """The image paths of seed items, blends included, in order."""
-    paths = []
-    for item in items:
-        if isinstance(item, dict) and "blend" in item:
-            paths.extend(image_paths(item["blend"]))
-        elif isinstance(item, dict) and "image" in item:
-            paths.append(item["image"])
-    return paths
 
 
 def sampling_params(args, model, ref: str, condition_record: dict) -> dict:

@@ -8,11 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 from .. import outputs
-from ..runs.run_settings import FRAME_SETTINGS
-from ..runs.frames import PLANNERS, load_endpoints, plan_frames, stored_endpoints
+from ..runs.frames import PLANNERS, plan_frames, stored_endpoints
 from ..runs.provenance import frame_text
 from ..runs.records import check_frame_record
-from ..runs.writers import write_frame_run
+from ..runs.writers import plan_frame_run, write_frame_run
 from . import common
 
 
@@ -20,17 +19,16 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     """Run ``command``: parameters from the options (``new_params(args) -> (params, model)``) or from the run
     that ``--resume`` names, its frame plan, then :func:`~seedspace.runs.writers.write_frame_run` into a new or the resumed folder (a
     resumed run keeps finished batches)."""
-    common.check_sampling_args(args)
     folder, params, model = common.resumed_run(args, command)
-    endpoints = None
     if params is None:
+        common.check_sampling_args(args)
         outputs.check_out_available(args.out)
         params, model = new_params(args)
-        if getattr(args, "prior_misfit", None):  # --prior model calibrated at other settings: fit the run's seeds
-            endpoints = load_endpoints(command, params, model, progress=not args.quiet)
-            fitted = common.fitted_prior_params(args, model, params, endpoints.seeds)
-            params = FRAME_SETTINGS[command].from_record({**params, **fitted}).to_record()
-    plan = plan_frames(command, params, model, progress=not args.quiet, endpoints=endpoints)
+        params, plan, prior_note = plan_frame_run(command, params, model, args.prior, progress=not args.quiet)
+        if prior_note:
+            common.note(args, prior_note)
+    else:
+        plan = plan_frames(command, params, model, progress=not args.quiet)
     folder, _, summary = write_frame_run(command, params, model, plan, args.out, resume=folder,
                                          allow_large=args.allow_large, progress=not args.quiet)
     print(f"wrote {folder}: {summary.text}")

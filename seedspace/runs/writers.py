@@ -15,17 +15,18 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import outputs
+from ..backends.run_prior import model_prior_record, no_prior_note, prior_mismatch, prior_record, run_model_prior
 from ..backends.sampling import check_scheduler
 from ..checks import check_write_size
 from ..conditions import condition_from_record
 from ..geometry import ChiPrior, norm_report
 from ..scoring.metrics import image_psnr
-from ..seeds import describe_seed, load_seeds
+from ..seeds import describe_seed, image_paths, load_seeds
 from ..settings import model_sampling
-from .frames import FramePlan, render_batches
+from .frames import FramePlan, load_endpoints, plan_frames, render_batches
 from .provenance import frame_text, model_record
 from .record import RunRecord, open_run
-from .run_settings import InvertSettings
+from .run_settings import FRAME_SETTINGS, InvertSettings
 
 NORMS_COMMAND = "norms"
 INVERT_COMMAND = "invert"
@@ -75,6 +76,29 @@ def video_upscale(upscale: int | None, image_hw) -> int:
     """The factor a travel's videos upscale its frames by: ``upscale`` where given, else the smallest that brings
     the frames' short side (``image_hw``: height, width) to 256 pixels."""
     return upscale or outputs.auto_upscale(min(image_hw), 256)
+
+
+def plan_frame_run(command: str, params: dict, model, prior="model",
+                   progress: bool = False) -> tuple[dict, FramePlan, str | None]:
+    """(record, plan, note or None) of a new ``interpolate``, ``centroid`` or ``travel`` run: ``params`` is its
+    record without a prior, ``prior`` the norm prior of its NAO paths and centroids as ``--prior`` takes it
+    (None or 'chi', 'model', 'scaled-chi:S', a prior file). 'model' is the model's calibrated prior where its
+    calibration settings are the run's (:func:`~seedspace.backends.run_prior.prior_mismatch`), else a scaled chi
+    fitted to the run's own endpoints (loaded once, for the fit and the plan), and chi(d) for a model without one;
+    the note says which where it is not the model's own. The command line and the explorer both plan so."""
+    endpoints, note = None, None
+    if isinstance(prior, str) and prior == "model":
+        own = model_prior_record(model)
+        inverts = bool(image_paths(params["seeds"]))
+        if own is None:
+            note = no_prior_note(model)
+        elif prior_mismatch(own, model, params["steps"], params.get("scheduler"), inverts):
+            endpoints = load_endpoints(command, params, model, progress)
+            prior, note = run_model_prior(model, params["steps"], params.get("scheduler"), endpoints.seeds, inverts)
+    record = prior_record(prior, model)
+    params = FRAME_SETTINGS[command].from_record({**params, **({} if record is None else {"prior": record})})
+    params = params.to_record()
+    return params, plan_frames(command, params, model, progress, endpoints), note
 
 
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,

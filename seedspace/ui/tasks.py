@@ -21,10 +21,9 @@ from ..backends.loading import dtype_name
 from ..checks import check_guidance, check_int, check_steps
 from ..conditions import condition_from_record, is_class_conditional, resolve_condition
 from ..runs.run_settings import CentroidSettings, InterpolateSettings, NormsSettings, TravelSettings, VideoSettings
-from ..runs.frames import plan_frames
 from ..runs.provenance import model_record
 from ..backends.run_prior import prior_record
-from ..runs.writers import run_parameters, write_frame_run, write_norms_run
+from ..runs.writers import plan_frame_run, run_parameters, write_frame_run, write_norms_run
 from ..settings import model_sampling
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
@@ -70,8 +69,8 @@ class Explorer:
     prior: object = None
 
     def __post_init__(self):
-        record = prior_record(self.prior, self.model)  # checked once
-        self.prior_record = {} if record is None else {"prior": record}
+        record = prior_record(self.prior, self.model)  # checked once; what the page shows (a run whose settings
+        self.prior_record = {} if record is None else {"prior": record}  # the model's prior misfits says so)
 
     @property
     def dtype(self) -> str:
@@ -91,9 +90,9 @@ class Explorer:
         methods = own["methods"]
         items = [one_item(seed_a, upload_a, self.model, self.runs_dir, "endpoint A"),
                  one_item(seed_b, upload_b, self.model, self.runs_dir, "endpoint B")]
-        folder, plan, _, params = self._frame_run(InterpolateSettings, items, own, class_value, prompt, steps,
-                                                  guidance, progress)
-        lines = [f"{len(methods)} paths of {frames} frames"]
+        folder, plan, _, params, notes = self._frame_run(InterpolateSettings, items, own, class_value, prompt, steps,
+                                                         guidance, progress)
+        lines = [f"{len(methods)} paths of {frames} frames", *notes]
         endpoints = plan.seed_files["seeds.safetensors"][0]["endpoints"]
         for label, item, seed in zip("AB", items, endpoints):
             if "image" in item:
@@ -109,15 +108,15 @@ class Explorer:
         its image, the paths from it to each input and |x| / sqrt(d) along them."""
         own = CentroidSettings.checked(method=method, frames=check_int(frames, "frames", 2, MAX_PAGE_FRAMES))
         items = self._inputs(uploads, seeds, "centroid inputs")
-        folder, plan, _, _ = self._frame_run(CentroidSettings, items, own, class_value, prompt, steps, guidance,
-                                             progress)
+        folder, plan, _, _, notes = self._frame_run(CentroidSettings, items, own, class_value, prompt, steps,
+                                                    guidance, progress)
         k = len(plan.record["inputs"])
         paths = plan.seeds[1:].reshape(k, frames, *plan.seeds.shape[1:])
         labels = [describe_seed(e) for e in plan.record["inputs"]]
         norm = float(path_norm_ratios(plan.seeds[None, :1])[0, 0])
         return self._result(folder, folder / "grid.png",
                             [f"{method} centroid of {k} inputs: |c| / sqrt(d) = {norm:.3f}",
-                             f"{k} paths of {frames} frames from the centroid to each input"],
+                             f"{k} paths of {frames} frames from the centroid to each input", *notes],
                             plot=norm_plot(paths, labels, "t (centroid -> input)"))
 
     def travel(self, keyframes: str | None, uploads=None, method: str = "nao", frames: int = 8, loop: bool = False,
@@ -130,11 +129,11 @@ class Explorer:
         own = TravelSettings.checked(method=method, frames=int(frames), loop=loop, easing=easing,
                                      video=VideoSettings(fps=fps))
         items = self._inputs(uploads, keyframes, "keyframes")
-        folder, plan, images, _ = self._frame_run(TravelSettings, items, own, class_value, prompt, steps, guidance,
-                                                  progress)
+        folder, plan, images, _, notes = self._frame_run(TravelSettings, items, own, class_value, prompt, steps,
+                                                         guidance, progress)
         segments = len(plan.record["frames_per_segment"])
         return self._result(folder, folder / "grid.png",
-                            [f"{len(images)} frames over {segments} segments ({method}, {easing})"],
+                            [f"{len(images)} frames over {segments} segments ({method}, {easing})", *notes],
                             videos={fmt: folder / f"travel.{fmt}" for fmt in ("mp4", "gif")})
 
     def norms(self, uploads=None, seeds: str | None = None, class_value: str | None = None,
@@ -169,12 +168,12 @@ class Explorer:
         return model_sampling(self.model, None if steps in (None, "") else check_steps(int(steps), "steps"), None)[0]
 
     def _sampling(self, class_value, prompt, steps, guidance) -> dict:
-        """The sampling parameters (and the prior) the command line records, from the page's fields."""
+        """The sampling parameters the command line records, from the page's fields."""
         if guidance not in (None, ""):
             check_guidance(guidance, "guidance")
         params = run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
                                 None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
-        return {**params, **self.prior_record}
+        return params
 
     def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
         items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)
@@ -185,12 +184,13 @@ class Explorer:
     def _frame_run(self, settings_class, items: list[dict], own: dict, class_value, prompt, steps, guidance,
                    progress: Progress):
         """The run's record (``settings_class``'s, as the command line makes it), its plan, then the run folder
-        written as the command line writes it; (folder, plan, images, record)."""
+        written as the command line writes it; (folder, plan, images, record, the prior's note as a list of 0 or 1
+        lines)."""
         command = settings_class.command
         params = settings_class.from_record({**self._sampling(class_value, prompt, steps, guidance), "seeds": items,
                                              **own}).to_record()
         progress(0.0, "loading seeds (uploaded images are inverted)")
-        plan = plan_frames(command, params, self.model)
+        params, plan, note = plan_frame_run(command, params, self.model, self.prior)
         total, done = plan.seeds.shape[0], [0]
 
         def on_frames(k: int) -> None:
@@ -199,7 +199,7 @@ class Explorer:
 
         progress(0.0, f"frames 0/{total}")
         folder, images, _ = write_frame_run(command, params, self.model, plan, base=self.runs_dir, on_frames=on_frames)
-        return folder, plan, images, params
+        return folder, plan, images, params, [note] if note else []
 
     def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:
         """PSNR (dB) of an uploaded image against the image regenerated from its inversion (guidance 1)."""

@@ -24,6 +24,7 @@ from seedspace.cli.main import main
 from seedspace.ui import Explorer
 
 torch.set_num_threads(1)
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 
@@ -96,6 +97,21 @@ def test_the_pages_prior_is_recorded_as_the_command_line_records_it(model, tiny_
     assert (result.folder / "seeds.safetensors").read_bytes() == (tmp_path / "cli" / "seeds.safetensors").read_bytes()
     with pytest.raises(ValueError, match="unknown prior"):
         Explorer(model, str(tiny_testbed_dir), tmp_path / "runs", prior="gaussian")
+
+
+def test_the_models_prior_at_other_inversion_steps_is_fitted_as_the_command_line_fits_it(tmp_path):
+    """--prior model (what `seedspace ui` passes by default) with uploads inverted at steps the model's prior was
+    not calibrated at: the page records the scaled chi fitted to the endpoints, as the command line does, and says
+    so, instead of the model's own prior."""
+    boots = [str(ROOT / "examples" / f"ankle_boot_{i}.png") for i in (1, 2)]
+    explorer = Explorer(load_model("testbed", dtype="float32"), "testbed", tmp_path / "runs", prior="model")
+    result = explorer.interpolate(None, None, *boots, methods=["nao"], frames=3, class_value="9", steps=10)
+    assert main(["interpolate", "--seeds", ",".join(boots), "--method", "nao", "--frames", "3", "--class", "9",
+                 "--steps", "10", "--dtype", "float32", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
+    ui_run, cli_run = (json.loads((f / "run.json").read_text())["parameters"] for f in (result.folder, tmp_path / "cli"))
+    assert ui_run["prior"] == cli_run["prior"] and "fitted_to" in ui_run["prior"]["info"]
+    assert "NAO uses a scaled chi fitted to the 2 seeds' own norms" in result.text
+    assert (result.folder / "seeds.safetensors").read_bytes() == (tmp_path / "cli" / "seeds.safetensors").read_bytes()
 
 
 def test_interpolate_inverts_uploads_and_reports_psnr(explorer, fewshot_pngs, tmp_path):
