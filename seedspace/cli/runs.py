@@ -20,15 +20,14 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     that ``--resume`` names, its frame plan, then :func:`~seedspace.runs.writers.write_frame_run` into a new or the resumed folder (a
     resumed run keeps finished batches)."""
     folder, params, model = common.resumed_run(args, command)
+    prior = args.prior if params is None else params.get("prior")  # a resumed run keeps the prior it recorded
     if params is None:
         common.check_sampling_args(args)
         outputs.check_out_available(args.out)
         params, model = new_params(args)
-        params, plan, prior_note = plan_frame_run(command, params, model, args.prior, progress=not args.quiet)
-        if prior_note:
-            common.note(args, prior_note)
-    else:
-        plan = plan_frames(command, params, model, progress=not args.quiet)
+    params, plan, prior_note = plan_frame_run(command, params, model, prior, progress=not args.quiet)
+    if prior_note:
+        common.note(args, prior_note)
     folder, _, summary = write_frame_run(command, params, model, plan, args.out, resume=folder,
                                          allow_large=args.allow_large, progress=not args.quiet)
     print(f"wrote {folder}: {summary.text}")
