@@ -12,7 +12,7 @@ from typing import Callable
 
 import gradio as gr
 
-from ..checks import GUIDANCE_RANGE
+from ..checks import FPS_RANGE, GUIDANCE_RANGE
 from ..conditions import is_class_conditional
 from ..geometry import CENTROID_METHODS, INTERPOLATION_METHODS, prior_from_record
 from ..runs.frames import EASINGS
@@ -143,7 +143,7 @@ def build_app(explorer: Explorer) -> gr.Blocks:
                 t_frames = gr.Slider(2, MAX_PAGE_FRAMES, value=8, step=1, label="frames per segment")
                 easing = gr.Radio(list(EASINGS), value="linear", label="easing")
                 loop = gr.Checkbox(label="loop back to the first keyframe", value=False)
-                fps = gr.Slider(1, 60, value=12, step=1, label="fps")
+                fps = gr.Slider(*FPS_RANGE, value=12, step=0.1, label="fps")
             go = gr.Button("Travel", variant="primary")
             status = gr.Markdown(elem_id="travel-status")
             with gr.Row():
