@@ -40,9 +40,10 @@ def run_exposure(folder: Path, results: dict) -> tuple[float, str]:
     """(sort key, label) of a run's generator exposure."""
     model_folder = (results.get("model") or {}).get("folder")
     try:
-        seen = json.loads((Path(model_folder) / "testbed.json").read_text())["exposure"]["seen"]
-        counts = sorted(set(int(v) for v in seen.values()))
-        return float(counts[0]), "/".join(map(str, counts))
+        exposure = json.loads((Path(model_folder) / "testbed.json").read_text())["exposure"]
+        counts = sorted(set(int(v) for v in exposure["seen"].values()))
+        label = "/".join(map(str, counts))
+        return float(counts[0]), f"full ({label})" if exposure.get("requested") == "full" else label
     except (TypeError, OSError, KeyError, ValueError, json.JSONDecodeError):
         pass
     match = re.search(r"-e(\d+|full)(?:-|$)", folder.name)
@@ -151,7 +152,7 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
 
     arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
     x = np.arange(len(rows))
-    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=120)
     width = 0.5 / max(1, len(arms))
     for i, arm in enumerate(arms):
         pts = [(j + (i - (len(arms) - 1) / 2) * width, r["gains"][arm]) for j, r in enumerate(rows) if arm in r["gains"]]
@@ -164,7 +165,7 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     ax.set_xlabel("generator exposure (training images of each few-shot class)")
     ax.set_ylabel("few-shot accuracy − oversampled references")
     ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
