@@ -82,10 +82,11 @@ def plan_frame_run(command: str, params: dict, model, prior="model",
                    progress: bool = False) -> tuple[dict, FramePlan, str | None]:
     """(record, plan, note or None) of an ``interpolate``, ``centroid`` or ``travel`` run: ``params`` is its
     record but the prior, ``prior`` the norm prior of its NAO paths and centroids as ``--prior`` takes it (None or
-    'chi', 'model', 'scaled-chi:S', a prior file, or the record a resumed run keeps). 'model' is the model's calibrated prior where its
-    calibration settings are the run's (:func:`~seedspace.backends.run_prior.prior_mismatch`), else a scaled chi
-    fitted to the run's own endpoints (loaded once, for the fit and the plan), and chi(d) for a model without one;
-    the note says which where it is not the model's own. The command line and the explorer both plan so."""
+    'chi', 'model', 'scaled-chi:S', a prior file, or the record a resumed run keeps). 'model' is the model's
+    calibrated prior where its calibration settings are the run's
+    (:func:`~seedspace.backends.run_prior.prior_mismatch`), else a scaled chi fitted to the run's own endpoints
+    (loaded once, for the fit and the plan), and chi(d) for a model without one; the note says which where it is
+    not the model's own. The command line and the explorer both plan so."""
     endpoints, note = None, None
     if isinstance(prior, str) and prior == "model":
         own = model_prior_record(model)

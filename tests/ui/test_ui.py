@@ -108,7 +108,8 @@ def test_the_models_prior_at_other_inversion_steps_is_fitted_as_the_command_line
     result = explorer.interpolate(None, None, *boots, methods=["nao"], frames=3, class_value="9", steps=10)
     assert main(["interpolate", "--seeds", ",".join(boots), "--method", "nao", "--frames", "3", "--class", "9",
                  "--steps", "10", "--dtype", "float32", "--out", str(tmp_path / "cli"), "--quiet"]) == 0
-    ui_run, cli_run = (json.loads((f / "run.json").read_text())["parameters"] for f in (result.folder, tmp_path / "cli"))
+    ui_run, cli_run = (json.loads((f / "run.json").read_text())["parameters"]
+                       for f in (result.folder, tmp_path / "cli"))
     assert ui_run["prior"] == cli_run["prior"] and "fitted_to" in ui_run["prior"]["info"]
     assert "NAO uses a scaled chi fitted to the 2 seeds' own norms" in result.text
     assert (result.folder / "seeds.safetensors").read_bytes() == (tmp_path / "cli" / "seeds.safetensors").read_bytes()

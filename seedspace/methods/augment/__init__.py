@@ -3,8 +3,9 @@ class from NAO centroids, NAO paths, SeedSelect or random seeds, written as an I
 manifest, deterministically, resumably, in-process or on Ray.
 
 Modules: ``settings`` (the options), ``references`` (inputs, conditions, their store), ``inversion`` (the
-references' inversions and their round trip), ``strategies`` (seed recipes), ``planning`` (the work plan and its shards), ``shards`` (running one shard), ``executors`` (local, Ray),
-``writing`` (the files), ``run`` (``augment`` itself).
+references' inversions and their round trip), ``strategies`` (seed recipes), ``planning`` (the work plan and its
+shards), ``shards`` (running one shard), ``executors`` (local, Ray), ``writing`` (the files), ``run``
+(``augment`` itself).
 """
 
 from .executors import EXECUTORS, AugmentError

@@ -83,8 +83,8 @@ def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], setti
         if failed is not None:
             i, reason = failed
             raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
-                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} steps "
-                             f"and guidance {settings.guidance:g}; seeds made from it would give such images: raise "
-                             "inversion_steps (and steps)")
+                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} "
+                             f"steps and guidance {settings.guidance:g}; seeds made from it would give such images: "
+                             "raise inversion_steps (and steps)")
         psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
     return psnr
