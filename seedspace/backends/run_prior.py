@@ -121,3 +121,17 @@ def run_model_prior(model, steps: int, scheduler: str | None, seeds=None, invert
     note = (f"the model's prior {reason}: NAO uses a scaled chi fitted to the {seeds.shape[0]} seeds' own norms "
             f"(scale {prior.scale:.4f}) instead")
     return prior.to_record(), note
+
+
+def run_prior_of(spec, model, steps: int, scheduler: str | None, inverts: bool, seeds=None):
+    """(prior record or None for chi(d), note or None) of a run's ``prior=`` spec as ``--prior`` takes it: any spec
+    but 'model' is :func:`prior_record`; 'model' is :func:`run_model_prior` (the model's own prior where it was
+    calibrated at the run's settings, else a scaled chi fitted to ``seeds()``, a callable giving the run's seeds,
+    called only then), or chi(d) with a note for a model that carries none."""
+    if not (isinstance(spec, str) and spec == "model"):
+        return prior_record(spec, model), None
+    own = model_prior_record(model)
+    if own is None:
+        return None, no_prior_note(model)
+    fits = prior_mismatch(own, model, steps, scheduler, inverts) is None
+    return run_model_prior(model, steps, scheduler, None if fits or seeds is None else seeds(), inverts)

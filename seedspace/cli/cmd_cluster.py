@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from .. import outputs
 from ..geometry import CLUSTER_METRICS, cluster, load_prior
+from ..backends.run_prior import run_prior_of
 from ..runs.writers import CLUSTER_COMMAND as COMMAND
 from ..runs.run_settings import ClusterSettings
 from ..runs.writers import write_cluster_run
-from ..seeds import load_seeds
+from ..seeds import image_paths, load_seeds
 from . import common
 
 
@@ -45,9 +46,11 @@ def run(args) -> int:
     params = {**common.sampling_params(args, model, ref, cond_record), "seeds": items, **own,
               **common.image_params(args, model, items)}
     if method == "nao":  # the prior is recorded as every command records it: absent for chi(d)
-        params.update(common.prior_params(args, model, params))
-        if getattr(args, "prior_misfit", None):  # calibrated at other settings: fitted to the inputs' own norms
-            params.update(common.fitted_prior_params(args, model, params, seeds))
+        record, prior_note = run_prior_of(args.prior, model, params["steps"], params.get("scheduler"),
+                                          bool(image_paths(items)), lambda: seeds)
+        params.update({} if record is None else {"prior": record})
+        if prior_note:
+            common.note(args, prior_note)
     params = ClusterSettings.from_record(params).to_record()
     prior = load_prior(params.get("prior", "chi"), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
+from ..backends.run_prior import run_model_prior
 from ..checks import MAX_LR, MAX_OPT_STEPS
 from ..conditions import condition_from_record
 from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
@@ -81,7 +82,7 @@ def run(args) -> int:
         n_steps = params["opt_steps"] + 1  # every step keeps the seeds, the two AdamW moments and an image per seed
         common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
         if getattr(args, "prior_misfit", None) and args.init in ("nao-centroid", "nao-paths"):
-            common.run_model_prior(model, params["steps"], params.get("scheduler"))  # refused: one line why
+            run_model_prior(model, params["steps"], params.get("scheduler"))  # refused: one line why
         if "prior" in params and args.init not in ("nao-centroid", "nao-paths"):
             common.note(args, f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
         paths = [item["image"] for item in params["images"]]

@@ -15,8 +15,7 @@ from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_
                       check_seed, check_steps, check_write_size)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model
-from ..backends.run_prior import (model_prior_record, no_prior_note, prior_mismatch, prior_record,
-                                  run_model_prior)
+from ..backends.run_prior import model_prior_record, no_prior_note, prior_mismatch, prior_record
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
@@ -301,8 +300,9 @@ def note_model_prior(args, model) -> None:
 def prior_params(args, model, params: dict | None = None) -> dict:
     """``{"prior": record}`` for a --prior other than chi (absent for chi, so that records made before priors
     existed stay valid). --prior model whose calibration settings (steps, sampler, seed size) are not the run's
-    (``params``; steps and sampler only matter where the run inverts images) gives {} and sets ``args.prior_misfit``: the caller fits a prior to the run's seeds
-    (:func:`fitted_prior_params`) once it has them."""
+    (``params``; steps and sampler only matter where the run inverts images) gives {} and sets
+    ``args.prior_misfit`` (SeedSelect, which has no seeds to fit one to before it starts, then refuses a NAO start;
+    the other commands choose their prior with :func:`~seedspace.backends.run_prior.run_prior_of`)."""
     note_model_prior(args, model)
     args.prior_misfit = None
     if getattr(args, "prior", None) == "model" and params is not None:
@@ -313,15 +313,6 @@ def prior_params(args, model, params: dict | None = None) -> dict:
             return {}
     record = prior_record(getattr(args, "prior", None), model)
     return {} if record is None else {"prior": record}
-
-
-def fitted_prior_params(args, model, params: dict, seeds) -> dict:
-    """``{"prior": record}`` of --prior model for a run whose settings the model's prior was not calibrated at: a
-    scaled chi fitted to the run's ``seeds`` (said in one line)."""
-    record, message = run_model_prior(model, params["steps"], params.get("scheduler"), seeds)
-    if message:
-        note(args, message)
-    return {"prior": record} if record is not None else {}
 
 
 def image_params(args, model, items) -> dict:

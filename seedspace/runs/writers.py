@@ -15,7 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import outputs
-from ..backends.run_prior import model_prior_record, no_prior_note, prior_mismatch, prior_record, run_model_prior
+from ..backends.run_prior import run_prior_of
 from ..backends.sampling import check_scheduler
 from ..checks import check_write_size
 from ..conditions import condition_from_record
@@ -87,19 +87,17 @@ def plan_frame_run(command: str, params: dict, model, prior="model",
     (:func:`~seedspace.backends.run_prior.prior_mismatch`), else a scaled chi fitted to the run's own endpoints
     (loaded once, for the fit and the plan), and chi(d) for a model without one; the note says which where it is
     not the model's own. The command line and the explorer both plan so."""
-    endpoints, note = None, None
-    if isinstance(prior, str) and prior == "model":
-        own = model_prior_record(model)
-        inverts = bool(image_paths(params["seeds"]))
-        if own is None:
-            note = no_prior_note(model)
-        elif prior_mismatch(own, model, params["steps"], params.get("scheduler"), inverts):
-            endpoints = load_endpoints(command, params, model, progress)
-            prior, note = run_model_prior(model, params["steps"], params.get("scheduler"), endpoints.seeds, inverts)
-    record = prior_record(prior, model)
+    loaded = []  # the endpoints, where the prior is fitted to them
+
+    def endpoint_seeds():
+        loaded.append(load_endpoints(command, params, model, progress))
+        return loaded[0].seeds
+
+    record, note = run_prior_of(prior, model, params["steps"], params.get("scheduler"),
+                                bool(image_paths(params["seeds"])), endpoint_seeds)
     params = FRAME_SETTINGS[command].from_record({**params, **({} if record is None else {"prior": record})})
     params = params.to_record()
-    return params, plan_frames(command, params, model, progress, endpoints), note
+    return params, plan_frames(command, params, model, progress, loaded[0] if loaded else None), note
 
 
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,

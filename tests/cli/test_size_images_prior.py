@@ -188,6 +188,17 @@ def test_prior_model_at_other_inversion_steps_fits_the_run_and_keeps_nao_between
                  "--quiet"]) == 0
 
 
+def test_cluster_fits_the_prior_to_its_inputs_as_the_frame_commands_do(tmp_path, capsys):
+    """cluster under --prior model with images inverted at 10 steps: the scaled chi fitted to the inputs, one note."""
+    out = tmp_path / "clusters"
+    assert main(["cluster", "--seeds", ",".join(map(str, BOOTS)), "--k", "1", "--class", "9", "--steps", "10",
+                 "--dtype", "float32", "--out", str(out)]) == 0
+    notes = [line for line in capsys.readouterr().err.splitlines() if "prior" in line]
+    assert len(notes) == 1 and "NAO uses a scaled chi fitted to the 2 seeds' own norms" in notes[0]
+    prior = json.loads((out / "run.json").read_text())["parameters"]["prior"]
+    assert prior["family"] == "scaled-chi" and "fitted_to" in prior["info"]
+
+
 def test_prior_settings_are_compared_only_where_they_matter():
     model = ss.load_model("testbed")
     record = model.prior.to_record()
