@@ -112,8 +112,12 @@ def run_model_prior(model, steps: int, scheduler: str | None, seeds=None, invert
     if record is None:
         return None, None
     reason = prior_mismatch(record, model, steps, scheduler, inverts)
-    if reason is None:
-        return model.prior.to_record(), None
+    return (model.prior.to_record(), None) if reason is None else _fitted_instead(reason, steps, seeds)
+
+
+def _fitted_instead(reason: str, steps: int, seeds):
+    """(record, note) of the scaled chi fitted to ``seeds`` that stands in for a model prior that does not fit the
+    run (``reason``: why); ValueError without at least two seeds."""
     if seeds is None or seeds.shape[0] < 2:
         raise ValueError(f"the model's prior {reason}; give --prior chi, scaled-chi:S or a prior file, or "
                          f"calibrate at these settings (`seedspace calibrate --steps {steps}`)")
@@ -133,5 +137,7 @@ def run_prior_of(spec, model, steps: int, scheduler: str | None, inverts: bool, 
     own = model_prior_record(model)
     if own is None:
         return None, no_prior_note(model)
-    fits = prior_mismatch(own, model, steps, scheduler, inverts) is None
-    return run_model_prior(model, steps, scheduler, None if fits or seeds is None else seeds(), inverts)
+    reason = prior_mismatch(own, model, steps, scheduler, inverts)
+    if reason is None:
+        return model.prior.to_record(), None
+    return _fitted_instead(reason, steps, None if seeds is None else seeds())
