@@ -69,8 +69,9 @@ class Explorer:
     prior: object = None
 
     def __post_init__(self):
-        record = prior_record(self.prior, self.model)  # checked once; what the page shows (a run whose settings
-        self.prior_record = {} if record is None else {"prior": record}  # the model's prior misfits says so)
+        # checked once; the page shows it (a run whose settings the model's prior does not fit says what it used)
+        record = prior_record(self.prior, self.model)
+        self.prior_record = {} if record is None else {"prior": record}
 
     @property
     def dtype(self) -> str:
@@ -171,9 +172,8 @@ class Explorer:
         """The sampling parameters the command line records, from the page's fields."""
         if guidance not in (None, ""):
             check_guidance(guidance, "guidance")
-        params = run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
-                                None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
-        return params
+        return run_parameters(self.model, self.ref, self._condition(class_value, prompt), self._steps(steps),
+                              None if guidance in (None, "") else float(guidance), self.dtype, self.batch_size)
 
     def _inputs(self, uploads, typed: str | None, what: str, minimum: int = 2) -> list[dict]:
         items = typed_items(typed, what) + upload_items(uploads, self.model, self.runs_dir, what)

@@ -111,9 +111,8 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
     settings = settings.resolved(loaded)
     if executor == "ray":  # Ray reserves the CPUs the run computes with unless told otherwise
         ray_options = {**(ray_options or {})}
-        ray_options["cpus_per_worker"] = ray_options.get("cpus_per_worker") or settings.threads
-        if ray_options["cpus_per_worker"] < settings.threads:  # measured 5x slower (docs/performance.md)
-            cpus = ray_options["cpus_per_worker"]
+        cpus = ray_options["cpus_per_worker"] = ray_options.get("cpus_per_worker") or settings.threads
+        if cpus < settings.threads:  # measured 5x slower (docs/performance.md)
             warnings.warn(f"each ray worker computes with the run's {settings.threads} threads on {cpus} reserved "
                           f"CPU(s), more threads than cores: set threads to {cpus} or reserve {settings.threads} "
                           "CPUs per worker", RuntimeWarning, stacklevel=2)
