@@ -1,10 +1,13 @@
 """One picture per data set for the rare-concept study (issue 35): the few-shot classes' accuracy gain of each arm
 over the oversampled references, against the generator's exposure to those classes, one line per arm, from the
 results.json of several long-tail benchmark runs (one per exposure); the same numbers as a table, and each run's
-declared contrasts with simultaneous intervals and Holm-adjusted p-values, on a results page.
+declared contrasts with simultaneous intervals and Holm-adjusted p-values, on a results page. With ``--axis shots``
+the runs share one exposure and differ in the references per few-shot class (k), the x axis.
 
   .venv/bin/python scripts/rare_report.py --runs runs/rare/bench-digits-tail-e*-k5 \\
-      --out reports/rare/digits.png --page docs/results.md
+      --out docs/reports/rare/digits.png --page docs/results.md
+  .venv/bin/python scripts/rare_report.py --axis shots --runs runs/rare/bench-digits-tail-e0-k* \\
+      --out docs/reports/rare/digits-shots.png --page docs/results.md
 
 The gain: per replicate, the few-shot classes' mean per-class accuracy (lt_few) of the arm minus that of
 ``oversample``, both on the fill dose with cross-entropy (the balanced set: no rebalancing on top), then the mean
@@ -50,6 +53,21 @@ def run_exposure(folder: Path, results: dict) -> tuple[float, str]:
     if match is None:
         return math.inf, "full"  # a generator trained on everything it has
     return (math.inf, "full") if match[1] == "full" else (float(match[1]), match[1])
+
+
+def run_shots(folder: Path, results: dict) -> tuple[float, str]:
+    """(sort key, label) of a run's references per few-shot class."""
+    shots = ((results.get("config") or {}).get("longtail") or {}).get("shots")
+    if not isinstance(shots, int):
+        raise ValueError("the run's settings record no shots (config.longtail.shots)")
+    return float(shots), str(shots)
+
+
+# axis -> (the run's position on it, the x axis' label, a table column's heading)
+AXES = {
+    "exposure": (run_exposure, "generator exposure (training images of each few-shot class)", "exposure"),
+    "shots": (run_shots, "references per few-shot class (k)", "k ="),
+}
 
 
 def t_interval(values: np.ndarray) -> dict:
@@ -121,7 +139,7 @@ def roundtrip(section: dict) -> str:
     return ", ".join(f"{r['label']['condition']} {r['metrics']['psnr']['mean']:.1f} dB" for r in table["rows"])
 
 
-def load(runs: list[str]) -> list[dict]:
+def load(runs: list[str], axis: str = "exposure") -> list[dict]:
     out = []
     for run in runs:
         folder = Path(run)
@@ -131,20 +149,20 @@ def load(runs: list[str]) -> list[dict]:
             section = results["experiments"]["longtail"]
         except (OSError, json.JSONDecodeError, KeyError, TypeError):
             fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
-        key, label = run_exposure(folder, results)
         try:
+            key, label = AXES[axis][0](folder, results)
             contrasts = declared(section)
-            out.append({"run": folder, "key": key, "exposure": label, "gains": simultaneous(gains(section), contrasts),
+            out.append({"run": folder, "key": key, "position": label, "gains": simultaneous(gains(section), contrasts),
                         "declared": contrasts, "roundtrip": roundtrip(section), "wall_s": results.get("wall_time_s")})
         except ValueError as exc:
             fail(f"--runs: {path}: {exc}")
-    labels = [r["exposure"] for r in out]
+    labels = [r["position"] for r in out]
     if len(set(labels)) != len(labels):
-        fail(f"--runs: two runs have the same exposure ({', '.join(labels)}): give one run per exposure")
+        fail(f"--runs: two runs have the same {axis} ({', '.join(labels)}): give one run per {axis}")
     return sorted(out, key=lambda r: r["key"])
 
 
-def plot(rows: list[dict], out: Path, title: str) -> None:
+def plot(rows: list[dict], out: Path, title: str, xlabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -161,8 +179,8 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
         err = np.array([[p[1]["mean"] - p[1]["lo"] for p in pts], [p[1]["hi"] - p[1]["mean"] for p in pts]])
         ax.errorbar(xs, mean, yerr=err, marker="o", capsize=3, label=arm)
     ax.axhline(0, color="black", linewidth=0.8)
-    ax.set_xticks(x, [r["exposure"] for r in rows])
-    ax.set_xlabel("generator exposure (training images of each few-shot class)")
+    ax.set_xticks(x, [r["position"] for r in rows])
+    ax.set_xlabel(xlabel)
     ax.set_ylabel("few-shot accuracy − oversampled references")
     ax.set_title(title)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no point hidden
@@ -174,9 +192,9 @@ def plot(rows: list[dict], out: Path, title: str) -> None:
     os.replace(tmp, out)
 
 
-def table(rows: list[dict]) -> str:
+def table(rows: list[dict], heading: str) -> str:
     arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
-    lines = ["| arm | " + " | ".join(f"exposure {r['exposure']}" for r in rows) + " |",
+    lines = ["| arm | " + " | ".join(f"{heading} {r['position']}" for r in rows) + " |",
              "|---|" + "---|" * len(rows)]
     for arm in arms:
         cells = [f"{g['mean']:+.3f} [{g['lo']:+.3f}, {g['hi']:+.3f}]{'*' if g.get('declared') else ''} (n {g['n']})"
@@ -188,14 +206,14 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def contrast_tables(rows: list[dict]) -> str:
-    """Per exposure, the declared contrasts with simultaneous intervals and Holm-adjusted p-values."""
+def contrast_tables(rows: list[dict], heading: str) -> str:
+    """Per run, the declared contrasts with simultaneous intervals and Holm-adjusted p-values."""
     parts = []
     for r in rows:
         if not r["declared"]:
             continue
         m = len(r["declared"])
-        parts += [f"**Exposure {r['exposure']}** ({r['run']}): {m} declared contrasts, few-shot classes' accuracy, "
+        parts += [f"**{heading.capitalize()} {r['position']}** ({r['run']}): {m} declared contrasts, few-shot classes' accuracy, "
                   f"cross-entropy on the filled set; mean over {r['declared'][0]['n']} replicates with the "
                   f"simultaneous {100 * (1 - 0.05 / m):.2f}% t interval (Bonferroni over the {m}) and the Holm-adjusted "
                   "sign-flip p.", "", "| contrast | mean | simultaneous interval | p (Holm) | verdict |",
@@ -221,7 +239,9 @@ def update_page(page: Path, name: str, text: str) -> None:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", nargs="+", required=True, help="benchmark run folders, one per exposure")
+    parser.add_argument("--runs", nargs="+", required=True, help="benchmark run folders, one per point of the axis")
+    parser.add_argument("--axis", choices=sorted(AXES), default="exposure",
+                        help="what differs between the runs: the generator's exposure (default) or k")
     parser.add_argument("--out", required=True, help="the PNG to write")
     parser.add_argument("--page", default=None, help="a Markdown page that gets the picture and the table")
     parser.add_argument("--title", default=None, help="the picture's title (default: the PNG's file stem)")
@@ -229,16 +249,17 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         fail(f"--out must name a .png file, got {args.out}")
-    rows = load(args.runs)
+    rows = load(args.runs, args.axis)
     name = out.stem
-    text = table(rows) + "\n\n" + contrast_tables(rows)
-    plot(rows, out, args.title or name)
+    _, xlabel, heading = AXES[args.axis]
+    text = table(rows, heading) + "\n\n" + contrast_tables(rows, heading)
+    plot(rows, out, args.title or name, xlabel)
     if args.page:
         page = Path(args.page)
         link = os.path.relpath(out, page.parent)
         caption = (f"Few-shot accuracy gain over oversampled references (fill dose, cross-entropy; mean over "
                    f"replicates; * the simultaneous interval of the run's declared contrast, Bonferroni over its "
-                   f"declared contrasts, else the 95% t interval) against generator exposure, {name}: "
+                   f"declared contrasts, else the 95% t interval) against {xlabel.split(' (')[0]}, {name}: "
                    + ", ".join(str(r["run"]) for r in rows) + ".")
         update_page(page, name, f"![{name}]({link})\n\n{caption}\n\n{text}")
     print(text)

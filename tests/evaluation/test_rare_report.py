@@ -13,7 +13,7 @@ rare_report = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(rare_report)
 
 
-def fake_run(folder: Path, few: dict) -> Path:
+def fake_run(folder: Path, few: dict, shots: int | None = None) -> Path:
     """A results.json with per-replicate lt_few of each arm (fill, ce) and a round-trip table."""
     items = {"real / none / ce": [{"key": [0], "lt_few": 0.1}]}
     for arm, values in few.items():
@@ -22,8 +22,9 @@ def fake_run(folder: Path, few: dict) -> Path:
     table = {"name": "longtail-roundtrip", "rows": [{"label": {"condition": "class"},
                                                      "metrics": {"psnr": {"mean": 31.25}}}]}
     folder.mkdir(parents=True)
-    (folder / "results.json").write_text(json.dumps({"model": {"folder": str(folder / "none")}, "experiments": {
-        "longtail": {"items": items, "tables": [table]}}}))
+    config = {} if shots is None else {"longtail": {"shots": shots}}
+    (folder / "results.json").write_text(json.dumps({"model": {"folder": str(folder / "none")}, "config": config,
+                                                     "experiments": {"longtail": {"items": items, "tables": [table]}}}))
     return folder
 
 
@@ -49,6 +50,21 @@ def test_gains_picture_and_page(tmp_path, capsys):
     assert lines[3] == "| references' round trip | class 31.2 dB | class 31.2 dB |"
     rare_report.main(["--runs", str(e0), str(e20), "--out", str(out), "--page", str(page)])  # a rerun replaces
     assert page.read_text() == text and capsys.readouterr().out.count("| arm |") == 2
+
+
+def test_shots_axis_orders_runs_by_their_recorded_k(tmp_path, capsys):
+    arms = {"oversample": [0.5, 0.5], "random (class)": [0.6, 0.8]}
+    runs = [str(fake_run(tmp_path / f"bench-e0-k{k}", arms, shots=k)) for k in (10, 2)]
+    out = tmp_path / "shots.png"
+    assert rare_report.main(["--axis", "shots", "--runs", *runs, "--out", str(out)]) == 0
+    assert "| arm | k = 2 | k = 10 |" in capsys.readouterr().out  # numerically, not as text
+    same = str(fake_run(tmp_path / "bench-e5-k2", arms, shots=2))
+    with pytest.raises(SystemExit):
+        rare_report.main(["--axis", "shots", "--runs", runs[1], same, "--out", str(out)])
+    assert "two runs have the same shots" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # a run without recorded k is refused, not guessed
+        rare_report.main(["--axis", "shots", "--runs", str(fake_run(tmp_path / "old", arms)), "--out", str(out)])
+    assert "record no shots" in capsys.readouterr().err
 
 
 def test_refusals_are_one_line_exit_2(tmp_path, capsys):
