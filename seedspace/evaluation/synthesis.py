@@ -112,7 +112,9 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
     if options["strategy"] == "seedselect":
         options["seedselect_steps"] = lt.seedselect_steps
     names = runner.model.class_names
-    result = augment(model, {names[c]: refs for c, refs in references.items()}, out,
+    # resume: a replicate cut short left its finished arms' data sets, which augment checks against these
+    # settings and continues (their bytes are the uninterrupted run's)
+    result = augment(model, {names[c]: refs for c, refs in references.items()}, out, resume=True,
                      per_class=per_class, condition=condition, seed=seed, steps=steps, inversion=lt.inversion,
                      inversion_steps=None if lt.inversion == "fixed-point" else runner.inversion_steps, prior=prior,
                      shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64, progress=False,  # one shard per class

@@ -595,18 +595,20 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     args = ["evaluate", "--quick", "--experiments", "longtail", "--lt-arms", "oversample,random,paths:nao",
             "--lt-replicates", "3", "--model", str(tiny_testbed_dir), "--quiet"]
     assert cli_main([*args, "--out", str(tmp_path / "whole")]) == 0
-    draw = longtail.draw_replicate
+    draw, add = longtail.draw_replicate, longtail.added_images
 
-    def cut_at_the_third(runner, cfg, index, *rest):
-        if index == 2:
+    def cut_in_the_third(runner, cfg, rep, arm, *rest):  # after its first synthetic arm wrote its data set
+        if rep.index == 2 and arm == "paths:nao":
             raise KeyboardInterrupt
-        return draw(runner, cfg, index, *rest)
+        return add(runner, cfg, rep, arm, *rest)
 
-    monkeypatch.setattr(longtail, "draw_replicate", cut_at_the_third)
+    monkeypatch.setattr(longtail, "added_images", cut_in_the_third)
     cut = tmp_path / "cut"
     assert cli_main([*args, "--out", str(cut)]) == 130
+    monkeypatch.setattr(longtail, "added_images", add)
     stored = sorted(p.name for p in (cut / "datasets" / "longtail" / "replicates").iterdir())
     assert stored == ["replicate-0000.json", "replicate-0001.json"]
+    assert any((cut / "datasets" / "longtail" / "r2").iterdir())  # the cut replicate's partial data sets
     record = (cut / "run.json").read_bytes()
     capsys.readouterr()
     assert cli_main(["evaluate", "--resume", str(cut), "--seed", "3"]) == 2  # settings come from run.json
