@@ -51,7 +51,6 @@ def _collect(spec: str) -> list[Path]:
 
 
 def run(args) -> int:
-    common.check_sampling_args(args)
     given = {} if args.opt_steps is None else {"opt_steps": args.opt_steps}
     own = SeedSelectRunSettings.checked(init=args.init, lr=args.lr, seed=args.seed, num_seeds=args.num_seeds,
                                         features=args.features, **given)
@@ -68,7 +67,6 @@ def run(args) -> int:
     else:
         if args.images is None:
             raise common.CLIError("give --images (a folder or comma list of at least 2 reference images) or --resume")
-        outputs.check_out_available(args.out)
         image_paths = _collect(args.images)
         if len(image_paths) < 2:
             raise common.CLIError(f"SeedSelect needs at least 2 reference images, got {len(image_paths)}")

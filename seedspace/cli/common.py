@@ -335,9 +335,12 @@ def sampling_params(args, model, ref: str, condition_record: dict) -> dict:
 
 
 def resumed_run(args, command: str):
-    """(folder, parameters, model) of the earlier run ``--resume`` names, or (None, None, None) without it.
-    CLIError when it is not a ``command`` run folder, or when --out is given too."""
+    """(folder, parameters, model) of the earlier run ``--resume`` names, or (None, None, None) for a new run, whose
+    sampling options and --out are checked first (before any slow work). CLIError when ``--resume`` names no
+    ``command`` run folder, or when --out is given too."""
     if not getattr(args, "resume", None):
+        check_sampling_args(args)
+        outputs.check_out_available(args.out)
         return None, None, None
     allowed = {"resume", "device", "quiet", "allow_large", *getattr(args, "resume_may_change", ())}
     conflicting = [name for name in getattr(args, "given_options", []) if name not in allowed]

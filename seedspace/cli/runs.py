@@ -1,5 +1,5 @@
-"""The run skeleton of the frame commands (interpolate, centroid, travel): new or resumed parameters -> a frame
-plan (library) -> :func:`seedspace.runs.writers.write_frame_run` (seed files, frames, the command's own outputs);
+"""The run skeleton of the frame commands (interpolate, centroid, travel): new or resumed parameters ->
+:func:`seedspace.runs.writers.run_frames` (the prior, the frame plan, seed files, frames, the command's own outputs);
 and regenerating one frame from its PNG record."""
 
 from __future__ import annotations
@@ -11,26 +11,21 @@ from .. import outputs
 from ..runs.frames import PLANNERS, plan_frames, stored_endpoints
 from ..runs.provenance import frame_text
 from ..runs.records import check_frame_record
-from ..runs.writers import plan_frame_run, write_frame_run
+from ..runs.writers import run_frames
 from . import common
 
 
 def run_frames_command(args, command: str, new_params: Callable) -> int:
     """Run ``command``: parameters from the options (``new_params(args) -> (params, model)``) or from the run
-    that ``--resume`` names, its frame plan, then :func:`~seedspace.runs.writers.write_frame_run` into a new or the resumed folder (a
+    that ``--resume`` names, then :func:`~seedspace.runs.writers.run_frames` into a new or the resumed folder (a
     resumed run keeps finished batches)."""
     folder, params, model = common.resumed_run(args, command)
     prior = args.prior if params is None else params.get("prior")  # a resumed run keeps the prior it recorded
     if params is None:
-        common.check_sampling_args(args)
-        outputs.check_out_available(args.out)
         params, model = new_params(args)
-    params, plan, prior_note = plan_frame_run(command, params, model, prior, progress=not args.quiet)
-    if prior_note:
-        common.note(args, prior_note)
-    folder, _, summary = write_frame_run(command, params, model, plan, args.out, resume=folder,
-                                         allow_large=args.allow_large, progress=not args.quiet)
-    print(f"wrote {folder}: {summary.text}")
+    run = run_frames(command, params, model, prior, args.out, resume=folder, allow_large=args.allow_large,
+                     progress=not args.quiet, on_note=lambda message: common.note(args, message))
+    print(f"wrote {run.folder}: {run.summary.text}")
     return 0
 
 

@@ -78,6 +78,35 @@ def video_upscale(upscale: int | None, image_hw) -> int:
     return upscale or outputs.auto_upscale(min(image_hw), 256)
 
 
+class FrameRun(NamedTuple):
+    """What :func:`run_frames` made: the folder, the run's parameters as run.json records them, the frame plan,
+    every frame (N, H, W, C) uint8, the command's summary and the prior's note (None where the prior is the one
+    asked for)."""
+
+    folder: Path
+    record: dict
+    plan: FramePlan
+    images: np.ndarray
+    summary: Summary
+    note: str | None
+
+
+def run_frames(command: str, params: dict, model, prior="model", out=None, base="outputs", resume=None,
+               allow_large: bool = False, progress: bool = False,
+               on_frames: Callable[[int, int], None] | None = None,
+               on_note: Callable[[str], None] | None = None) -> FrameRun:
+    """An ``interpolate``, ``centroid`` or ``travel`` run, as the command line and the explorer make it: its prior
+    chosen and its frames planned (:func:`plan_frame_run`; ``on_note(note)`` hears, before any frame is made, where
+    the prior is not the one asked for), then its folder written (:func:`write_frame_run`; ``on_frames(done,
+    total)`` after each batch of frames, and once at 0)."""
+    record, plan, note = plan_frame_run(command, params, model, prior, progress)
+    if note and on_note is not None:
+        on_note(note)
+    folder, images, summary = write_frame_run(command, record, model, plan, out, base, resume, allow_large, progress,
+                                              on_frames)
+    return FrameRun(folder, record, plan, images, summary, note)
+
+
 def plan_frame_run(command: str, params: dict, model, prior="model",
                    progress: bool = False) -> tuple[dict, FramePlan, str | None]:
     """(record, plan, note or None) of an ``interpolate``, ``centroid`` or ``travel`` run: ``params`` is its
@@ -102,7 +131,7 @@ def plan_frame_run(command: str, params: dict, model, prior="model",
 
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,
                     allow_large: bool = False, progress: bool = False,
-                    on_frames: Callable[[int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
+                    on_frames: Callable[[int, int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
     """A frame command's run (interpolate, centroid, travel) from its record ``params`` and frame ``plan``: refused
     (ValueError, nothing written) past :func:`~seedspace.checks.check_write_size` unless ``allow_large``; then a new
     folder (``out``, or the next under ``base``) or the folder ``resume`` reopened (its finished batches kept), filled
@@ -135,13 +164,14 @@ def save_grid_png(folder: Path, record: RunRecord, command: str, params: dict, g
 
 
 def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path, record: RunRecord,
-                progress: bool = False, on_frames: Callable[[int], None] | None = None) -> np.ndarray:
+                progress: bool = False, on_frames: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
     batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
     back from their PNGs instead (a batch renders the same pixels whenever it is rendered). ``progress`` shows
-    progress bars; ``on_frames(k)`` is called as each batch of k frames is done."""
+    progress bars; ``on_frames(done, total)`` is called at the start and as each batch of frames is done."""
     plan.attach_batches(params["batch_size"])
-    out: list = [None] * plan.seeds.shape[0]
+    total = plan.seeds.shape[0]
+    out: list = [None] * total
     finished = record.finished_frames()
 
     def done(start, stop):
@@ -159,11 +189,15 @@ def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path
             out[start + k] = image
         record.add_frames([dict(plan.frames[i]) for i in range(start, stop)])
 
-    with tqdm(total=plan.seeds.shape[0], desc="frames", unit="frame", disable=not progress, file=sys.stderr) as bar:
+    made = [0]  # a disabled bar counts nothing
+    if on_frames is not None:
+        on_frames(0, total)
+    with tqdm(total=total, desc="frames", unit="frame", disable=not progress, file=sys.stderr) as bar:
         def advanced(k: int) -> None:
             bar.update(k)
+            made[0] += k
             if on_frames is not None:
-                on_frames(k)
+                on_frames(made[0], total)
 
         render_batches(model, plan, params["steps"], params["guidance"], params["batch_size"], on_batch, done,
                        progress=progress, on_progress=advanced, scheduler=params.get("scheduler"))

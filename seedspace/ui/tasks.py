@@ -23,7 +23,7 @@ from ..conditions import condition_from_record, is_class_conditional, resolve_co
 from ..runs.run_settings import CentroidSettings, InterpolateSettings, NormsSettings, TravelSettings, VideoSettings
 from ..runs.provenance import model_record
 from ..backends.run_prior import prior_record
-from ..runs.writers import plan_frame_run, run_parameters, write_frame_run, write_norms_run
+from ..runs.writers import run_frames, run_parameters, write_norms_run
 from ..settings import model_sampling
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed
@@ -190,16 +190,9 @@ class Explorer:
         params = settings_class.from_record({**self._sampling(class_value, prompt, steps, guidance), "seeds": items,
                                              **own}).to_record()
         progress(0.0, "loading seeds (uploaded images are inverted)")
-        params, plan, note = plan_frame_run(command, params, self.model, self.prior)
-        total, done = plan.seeds.shape[0], [0]
-
-        def on_frames(k: int) -> None:
-            done[0] += k
-            progress(done[0] / total, f"frames {done[0]}/{total}")
-
-        progress(0.0, f"frames 0/{total}")
-        folder, images, _ = write_frame_run(command, params, self.model, plan, base=self.runs_dir, on_frames=on_frames)
-        return folder, plan, images, params, [note] if note else []
+        run = run_frames(command, params, self.model, self.prior, base=self.runs_dir,
+                         on_frames=lambda done, total: progress(done / total, f"frames {done}/{total}"))
+        return run.folder, run.plan, run.images, run.record, [run.note] if run.note else []
 
     def _reconstruction_psnr(self, item: dict, seed, params: dict) -> float:
         """PSNR (dB) of an uploaded image against the image regenerated from its inversion (guidance 1)."""
