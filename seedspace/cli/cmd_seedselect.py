@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..backends.run_prior import run_model_prior
+from ..backends.run_prior import run_prior_of
 from ..checks import MAX_LR, MAX_OPT_STEPS
 from ..conditions import condition_from_record
 from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
@@ -76,12 +76,20 @@ def run(args) -> int:
         params = {**common.sampling_params(args, model, ref, cond_record), **own,
                   "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
         params.update(common.image_params(args, model, params["images"]))
-        params = SeedSelectRunSettings.from_record({**params, **common.prior_params(args, model, params)}).to_record()
+        nao_start = args.init in ("nao-centroid", "nao-paths")
+        try:
+            prior, prior_note = run_prior_of(args.prior, model, params["steps"], params.get("scheduler"), inverts=True)
+        except ValueError:  # a bad --prior, or the model's prior does not fit and no seeds exist yet to fit one to
+            if nao_start or args.prior != "model":
+                raise
+            prior, prior_note = None, None  # a start that does not use the prior records none
+        if prior_note:
+            common.note(args, prior_note)
+        params = SeedSelectRunSettings.from_record({**params, **({} if prior is None else {"prior": prior})})
+        params = params.to_record()
         n_steps = params["opt_steps"] + 1  # every step keeps the seeds, the two AdamW moments and an image per seed
         common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
-        if getattr(args, "prior_misfit", None) and args.init in ("nao-centroid", "nao-paths"):
-            run_model_prior(model, params["steps"], params.get("scheduler"))  # refused: one line why
-        if "prior" in params and args.init not in ("nao-centroid", "nao-paths"):
+        if "prior" in params and not nao_start:
             common.note(args, f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
         paths = [item["image"] for item in params["images"]]
 

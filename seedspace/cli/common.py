@@ -15,7 +15,6 @@ from ..checks import (DTYPE_CHOICES, GUIDANCE_RANGE, LARGE_JOB_BYTES, MAX_BATCH_
                       check_seed, check_steps, check_write_size)
 from ..backends.images import DEFAULT_FIT, FITS, conversion_line
 from ..backends.loading import load_model
-from ..backends.run_prior import model_prior_record, no_prior_note, prior_mismatch, prior_record
 from ..backends.sampling import SCHEDULERS
 from ..backends.testbed import EMBEDDED_MODELS
 from ..conditions import is_class_conditional
@@ -289,30 +288,6 @@ def add_prior_option(parser: argparse.ArgumentParser) -> None:
                         help="norm prior of NAO paths and centroids: model (the model's own calibrated prior, e.g. "
                              "the testbed's prior.json; chi where it has none), chi (the paper's), scaled-chi:S "
                              "(|x|/S ~ chi(d)) or a prior JSON file (default: model)")
-
-
-def note_model_prior(args, model) -> None:
-    """One line when --prior model meets a model that carries no prior (NAO then uses chi, the paper's)."""
-    if getattr(args, "prior", None) == "model" and model_prior_record(model) is None:
-        note(args, no_prior_note(model))
-
-
-def prior_params(args, model, params: dict | None = None) -> dict:
-    """``{"prior": record}`` for a --prior other than chi (absent for chi, so that records made before priors
-    existed stay valid). --prior model whose calibration settings (steps, sampler, seed size) are not the run's
-    (``params``; steps and sampler only matter where the run inverts images) gives {} and sets
-    ``args.prior_misfit`` (SeedSelect, which has no seeds to fit one to before it starts, then refuses a NAO start;
-    the other commands choose their prior with :func:`~seedspace.backends.run_prior.run_prior_of`)."""
-    note_model_prior(args, model)
-    args.prior_misfit = None
-    if getattr(args, "prior", None) == "model" and params is not None:
-        record = model_prior_record(model)
-        inverts = bool(image_paths(params.get("seeds") or params.get("images") or []))
-        if record is not None and prior_mismatch(record, model, params["steps"], params.get("scheduler"), inverts):
-            args.prior_misfit = True
-            return {}
-    record = prior_record(getattr(args, "prior", None), model)
-    return {} if record is None else {"prior": record}
 
 
 def image_params(args, model, items) -> dict:

@@ -221,6 +221,13 @@ def test_seedselect_refuses_a_misfit_model_prior_in_one_line(tmp_path, capsys):
     line = one_error_line(capsys.readouterr().err)
     assert rc == 2 and "the model's prior was calibrated at 50 ddim steps, this run uses 10 ddim steps" in line
     assert not (tmp_path / "o").exists()
+    # a random start does not use the prior: it runs, recording none, while a bad --prior is refused all the same
+    argv = ["seedselect", "--images", ",".join(map(str, BOOTS)), "--class", "9", "--steps", "10", "--opt-steps", "0",
+            "--num-seeds", "1", "--init", "random", "--quiet"]
+    assert main([*argv, "--prior", str(tmp_path / "none.json"), "--out", str(tmp_path / "o")]) == 2
+    assert "none.json" in one_error_line(capsys.readouterr().err) and not (tmp_path / "o").exists()
+    assert main([*argv, "--out", str(tmp_path / "r")]) == 0
+    assert "prior" not in json.loads((tmp_path / "r" / "run.json").read_text())["parameters"]
 
 
 @pytest.mark.parametrize("command", [["interpolate", "--seeds", "1,2", "--frames", "2"],
