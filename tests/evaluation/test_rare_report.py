@@ -24,7 +24,8 @@ def fake_run(folder: Path, few: dict, shots: int | None = None) -> Path:
     folder.mkdir(parents=True)
     config = {} if shots is None else {"longtail": {"shots": shots}}
     (folder / "results.json").write_text(json.dumps({"model": {"folder": str(folder / "none")}, "config": config,
-                                                     "experiments": {"longtail": {"items": items, "tables": [table]}}}))
+                                                     "experiments": {"longtail": {"items": items, "tables": [table], "timing": {
+                                                         "synthesis_s": 10.5, "classifiers_s": 20.0, "plateau_s": 1.0}}}}))
     return folder
 
 
@@ -48,6 +49,7 @@ def test_gains_picture_and_page(tmp_path, capsys):
     assert low < 0.3 < high  # a t interval over the 3 replicates' differences (0.2, 0.3, 0.4)
     assert lines[2].startswith("| seedselect:nao (unconditional) | +0.133 [") and lines[2].endswith("| not run |")
     assert lines[3] == "| references' round trip | class 31.2 dB | class 31.2 dB |"
+    assert lines[4].endswith("| 32 s | 32 s |")  # the stored times of its replicates, whatever the attempts
     rare_report.main(["--runs", str(e0), str(e20), "--out", str(out), "--page", str(page)])  # a rerun replaces
     assert page.read_text() == text and capsys.readouterr().out.count("| arm |") == 2
 
