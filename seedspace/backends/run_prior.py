@@ -7,7 +7,7 @@ both endpoints of a path pulls the NAO path away from them, as chi(d) does; so t
 the run's settings are the calibration's, and elsewhere a scaled chi fitted to the run's own seeds (their norms'
 maximum-likelihood scale, :func:`seedspace.geometry.fit_prior`) takes its place, said in one line.
 
-    prior, note = run_model_prior(model, steps=10, scheduler="ddim", seeds=endpoints)
+    prior, note = run_prior_of("model", model, steps=10, scheduler="ddim", seeds=endpoints)
 
 Also the one normaliser of ``prior=`` specs (:func:`prior_record`): how every run records a prior, chi included.
 """
@@ -102,19 +102,6 @@ def fitted_prior(seeds):
     return prior
 
 
-def run_model_prior(model, steps: int, scheduler: str | None, seeds=None, inverts: bool = True):
-    """(prior record or None for chi(d), note or None) of ``--prior model`` in a run of ``model`` at ``steps``
-    with ``scheduler`` (``inverts``: whether it inverts images): the model's prior where its calibration settings
-    are the run's; else a scaled chi fitted
-    to ``seeds`` (the run's endpoints, at least two), with the one-line note that says why. ValueError when it
-    does not fit and no seeds are given."""
-    record = model_prior_record(model)
-    if record is None:
-        return None, None
-    reason = prior_mismatch(record, model, steps, scheduler, inverts)
-    return (model.prior.to_record(), None) if reason is None else _fitted_instead(reason, steps, seeds)
-
-
 def _fitted_instead(reason: str, steps: int, seeds):
     """(record, note) of the scaled chi fitted to ``seeds`` that stands in for a model prior that does not fit the
     run (``reason``: why); ValueError without at least two seeds."""
@@ -127,11 +114,13 @@ def _fitted_instead(reason: str, steps: int, seeds):
     return prior.to_record(), note
 
 
-def run_prior_of(spec, model, steps: int, scheduler: str | None, inverts: bool, seeds=None):
-    """(prior record or None for chi(d), note or None) of a run's ``prior=`` spec as ``--prior`` takes it: any spec
-    but 'model' is :func:`prior_record`; 'model' is :func:`run_model_prior` (the model's own prior where it was
-    calibrated at the run's settings, else a scaled chi fitted to ``seeds()``, a callable giving the run's seeds,
-    called only then), or chi(d) with a note for a model that carries none."""
+def run_prior_of(spec, model, steps: int, scheduler: str | None, inverts: bool = True, seeds=None):
+    """(prior record or None for chi(d), note or None) of a run's ``prior=`` spec as ``--prior`` takes it, in a run
+    of ``model`` at ``steps`` with ``scheduler`` (``inverts``: whether it inverts images). Any spec but 'model' is
+    :func:`prior_record`. 'model' is the model's own prior where its calibration settings are the run's
+    (:func:`prior_mismatch`); else a scaled chi fitted to ``seeds`` (the run's seeds, at least two, or a callable
+    giving them, called only then), with the one-line note that says why, and ValueError without seeds; chi(d) with
+    a note for a model that carries no prior."""
     if not (isinstance(spec, str) and spec == "model"):
         return prior_record(spec, model), None
     own = model_prior_record(model)
@@ -140,4 +129,4 @@ def run_prior_of(spec, model, steps: int, scheduler: str | None, inverts: bool, 
     reason = prior_mismatch(own, model, steps, scheduler, inverts)
     if reason is None:
         return model.prior.to_record(), None
-    return _fitted_instead(reason, steps, None if seeds is None else seeds())
+    return _fitted_instead(reason, steps, seeds() if callable(seeds) else seeds)

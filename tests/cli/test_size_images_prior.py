@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 
 import seedspace as ss
 from seedspace.backends.images import fit_image
-from seedspace.backends.run_prior import prior_mismatch, run_model_prior
+from seedspace.backends.run_prior import prior_mismatch, run_prior_of
 from seedspace.cli.main import main
 
 torch.set_num_threads(1)
@@ -210,8 +210,9 @@ def test_prior_settings_are_compared_only_where_they_matter():
     assert prior_mismatch(record, model, 10, "ddim", inverts=False) is None  # integer seeds: no inversion
     assert "dimension 2048, this run's have 1024" in prior_mismatch({**record, "d": 2048}, model, 50, "ddim")
     with pytest.raises(ValueError, match="give --prior chi, scaled-chi:S or a prior file"):
-        run_model_prior(model, 10, "ddim")  # nothing to fit to: refused, never the misfit prior
-    fitted, note = run_model_prior(model, 10, "ddim", torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8)
+        run_prior_of("model", model, 10, "ddim")  # nothing to fit to: refused, never the misfit prior
+    seeds = torch.randn(4, 1, 32, 32, generator=torch.Generator().manual_seed(0)) * 0.8
+    fitted, note = run_prior_of("model", model, 10, "ddim", seeds=seeds)
     assert abs(fitted["scale"] - 0.8) < 0.02 and "scaled chi fitted to the 4 seeds' own norms" in note
 
 
