@@ -50,8 +50,13 @@ fi
 HEAD=${RARE_HEAD:-$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 30)}
 # a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
 # is added by running again without them (finished steps are skipped); RARE_ARMS / RARE_FASHION_ARMS: other arm
-# lists (a finished benchmark is not rerun with new arms: remove its folder for that)
+# lists, with RARE_SUFFIX naming their benchmark folders apart (bench-...-k5$RARE_SUFFIX: a finished benchmark is
+# never rerun) and RARE_EXTRA_CONTRASTS ('A - B @ group, treatment; ...') declared beside each arm's three, e.g.
+#   RARE_ARMS=oversample,random,paths:nao,paths:slerp,seedselect:nao,seedselect:random RARE_SUFFIX=-starts \
+#   RARE_EXTRA_CONTRASTS='paths:nao/unconditional - paths:slerp/unconditional @ few, ce;
+#                         seedselect:nao/unconditional - seedselect:random/unconditional @ few, ce'
 ARMS=${RARE_ARMS:-$ARMS}
+SUFFIX=${RARE_SUFFIX:-}
 FASHION_ARMS=${RARE_FASHION_ARMS:-$FASHION_ARMS}
 read -r -a EXPOSURES <<< "${RARE_EXPOSURES:-${EXPOSURES[*]}}"
 read -r -a SETS <<< "${RARE_SETS:-${SETS[*]}}"
@@ -109,6 +114,7 @@ contrasts_of() {  # contrasts_of ARMS CONDITIONS K: the declared contrasts (Holm
       out+=("$arm/$c - oversample @ few, ce" "$arm/$c - random @ few, ce" "$arm/$c - real+la @ few, ce")
     done
   done
+  [[ -n "${RARE_EXTRA_CONTRASTS:-}" ]] && out+=("$RARE_EXTRA_CONTRASTS")
   local IFS=";"; echo "${out[*]}"
 }
 
@@ -131,7 +137,7 @@ done
 for set in "${SETS[@]}"; do
   for e in "${EXPOSURES[@]}"; do
     for k in "${SHOTS[@]}"; do
-      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k" "$HEAD" "$k" "${BENCH[@]}" --lt-head "$HEAD" \
+      bench "$ROOT/digits-$set-e$e" "$ROOT/bench-digits-$set-e$e-k$k$SUFFIX" "$HEAD" "$k" "${BENCH[@]}" --lt-head "$HEAD" \
         --lt-conditions "$(conditions_of "$e")" --lt-arms "$ARMS" \
         --lt-contrasts "$(contrasts_of "$ARMS" "$(conditions_of "$e")" "$k")"
     done
@@ -139,7 +145,7 @@ for set in "${SETS[@]}"; do
 done
 for f in "${FASHION[@]}"; do
   for k in "${SHOTS[@]}"; do
-    bench "$ROOT/fashion-e$f" "$ROOT/bench-fashion-e$f-k$k" "$HEAD" "$k" --lt-test-per-class 300 --lt-head "$HEAD" \
+    bench "$ROOT/fashion-e$f" "$ROOT/bench-fashion-e$f-k$k$SUFFIX" "$HEAD" "$k" --lt-test-per-class 300 --lt-head "$HEAD" \
       --lt-replicates 10 --threads 2 --lt-conditions "$(conditions_of "$f")" --lt-arms "$FASHION_ARMS" \
       --lt-contrasts "$(contrasts_of "$FASHION_ARMS" "$(conditions_of "$f")" "$k")"
   done
