@@ -171,13 +171,26 @@ def load(runs: list[str], axis: str = "exposure") -> list[dict]:
     return sorted(out, key=lambda r: r["key"])
 
 
+def arm_order(rows: list[dict]) -> list[str]:
+    """Every run's arms in the order the runs list them, an arm one run lacks kept in its place in the others (at
+    k = 2 the centroid arm is not run; it still sits between paths and SeedSelect)."""
+    order: list[str] = []
+    for r in rows:
+        at = -1
+        for arm in r["gains"]:
+            if arm not in order:
+                order.insert(at + 1, arm)
+            at = order.index(arm)
+    return order
+
+
 def plot(rows: list[dict], out: Path, title: str, xlabel: str) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
+    arms = arm_order(rows)
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(8.5, 4.2), dpi=120)
     width = 0.5 / max(1, len(arms))
@@ -202,7 +215,7 @@ def plot(rows: list[dict], out: Path, title: str, xlabel: str) -> None:
 
 
 def table(rows: list[dict], heading: str) -> str:
-    arms = list(dict.fromkeys(a for r in rows for a in r["gains"]))
+    arms = arm_order(rows)
     lines = ["| arm | " + " | ".join(f"{heading} {r['position']}" for r in rows) + " |",
              "|---|" + "---|" * len(rows)]
     for arm in arms:

@@ -55,11 +55,18 @@ def test_gains_picture_and_page(tmp_path, capsys):
 
 
 def test_shots_axis_orders_runs_by_their_recorded_k(tmp_path, capsys):
-    arms = {"oversample": [0.5, 0.5], "random (class)": [0.6, 0.8]}
-    runs = [str(fake_run(tmp_path / f"bench-e0-k{k}", arms, shots=k)) for k in (10, 2)]
+    arms = {"oversample": [0.5, 0.5], "random (class)": [0.6, 0.8], "seedselect:nao": [0.5, 0.6]}
+    more = {**arms, "centroid:nao": [0.5, 0.5]}
+    more = {k: more[k] for k in ("oversample", "random (class)", "centroid:nao", "seedselect:nao")}
+    runs = [str(fake_run(tmp_path / "bench-e0-k10", more, shots=10)),
+            str(fake_run(tmp_path / "bench-e0-k2", arms, shots=2))]
     out = tmp_path / "shots.png"
     assert rare_report.main(["--axis", "shots", "--runs", *runs, "--out", str(out)]) == 0
-    assert "| arm | k = 2 | k = 10 |" in capsys.readouterr().out  # numerically, not as text
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert lines[0] == "| arm | k = 2 | k = 10 |"  # numerically, not as text
+    # the arm k = 2 lacks keeps its place from the other run, its cell "not run"
+    assert [line.split(" | ")[0] for line in lines[1:4]] == ["| random (class)", "| centroid:nao", "| seedselect:nao"]
+    assert lines[2].split(" | ")[1] == "not run"
     same = str(fake_run(tmp_path / "bench-e5-k2", arms, shots=2))
     with pytest.raises(SystemExit):
         rare_report.main(["--axis", "shots", "--runs", runs[1], same, "--out", str(out)])
