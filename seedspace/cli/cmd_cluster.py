@@ -47,7 +47,7 @@ def run(args) -> int:
               **common.image_params(args, model, items)}
     if method == "nao":  # the prior is recorded as every command records it: absent for chi(d)
         record, prior_note = run_prior_of(args.prior, model, params["steps"], params.get("scheduler"),
-                                          bool(image_paths(items)), lambda: seeds)
+                                          bool(image_paths(items)), seeds)
         params.update({} if record is None else {"prior": record})
         if prior_note:
             common.note(args, prior_note)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from .. import outputs
-from ..backends.run_prior import run_prior_of
+from ..backends.run_prior import model_prior_record, prior_mismatch, run_prior_of
 from ..checks import MAX_LR, MAX_OPT_STEPS
 from ..conditions import condition_from_record
 from ..methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect
@@ -77,12 +77,11 @@ def run(args) -> int:
                   "images": [{"image": str(p.resolve()), "sha256": outputs.file_sha256(p)[:16]} for p in image_paths]}
         params.update(common.image_params(args, model, params["images"]))
         nao_start = args.init in ("nao-centroid", "nao-paths")
-        try:
+        own = model_prior_record(model) if args.prior == "model" and not nao_start else None
+        if own is not None and prior_mismatch(own, model, params["steps"], params.get("scheduler")):
+            prior, prior_note = None, None  # a start that does not use a misfit model prior records none
+        else:  # a NAO start under a misfit model prior is refused: no seeds exist yet to fit one to
             prior, prior_note = run_prior_of(args.prior, model, params["steps"], params.get("scheduler"), inverts=True)
-        except ValueError:  # a bad --prior, or the model's prior does not fit and no seeds exist yet to fit one to
-            if nao_start or args.prior != "model":
-                raise
-            prior, prior_note = None, None  # a start that does not use the prior records none
         if prior_note:
             common.note(args, prior_note)
         params = SeedSelectRunSettings.from_record({**params, **({} if prior is None else {"prior": prior})})
