@@ -123,6 +123,7 @@ METRICS = {
     "lt_few": ("few-shot", "higher"),
     "precision": ("precision", "higher"),
     "recall": ("recall", "higher"),
+    "nearest_ref": ("dist. to nearest reference", None),
     "density": ("density", "higher"),
     "coverage": ("coverage", "higher"),
     "fs_ce": ("few-shot acc. CE", "higher"),

@@ -20,19 +20,19 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import torch
 
-from ..scoring.metrics import kernel_inception_distance, manifold_metrics, t_interval
+from ..scoring.metrics import t_interval
 from .experiment import row, section
 from .longtail import (added_images, can_produce, check_longtail, class_ranks, draw_replicate, labelled,
                        rank_groups, real_pools, train_and_test)
+from .image_scores import IMAGE_SCORES, image_scores
 from .longtail_settings import parse_arm, split_condition
 from .runner import Runner, stable_seed
 from .synthesis import benchmark_data
 
 FS_ACCURACY = ["fs_ce", "fs_la", "fs_all"]
-FS_IMAGES = ["acc", "kid", "precision", "recall", "diversity"]
+FS_IMAGES = IMAGE_SCORES
 
 
 def measure_fewshot(runner: Runner) -> dict:
@@ -107,19 +107,6 @@ def check_fewshot(lt, fs) -> None:
     """ValueError before any work when a k leaves nothing to fill or is more than the profile's head count."""
     if max(fs.shots) >= lt.head:
         raise ValueError(f"fewshot shots {max(fs.shots)} must be below the long-tail head count {lt.head}")
-
-
-def image_scores(runner: Runner, added: dict, manifold_k: int) -> dict:
-    """The judge's accuracy, KID, precision / recall and diversity of the added images, averaged over classes."""
-    per_class = []
-    for c, images in added.items():
-        scores = runner.judge.score(images, [c] * images.shape[0])
-        feats, real = scores["feats"], runner.judge.ref_feats[c]
-        manifold = manifold_metrics(real, feats, manifold_k)
-        per_class.append({"acc": float(np.mean(scores["correct"])), "kid": kernel_inception_distance(real, feats),
-                          "precision": manifold["precision"], "recall": manifold["recall"],
-                          "diversity": runner.judge.diversity(feats, c)})
-    return {m: float(np.mean([p[m] for p in per_class])) for m in FS_IMAGES}
 
 
 def description(runner: Runner, fs, few: list[int]) -> str:

@@ -29,7 +29,9 @@ The verdicts come from the contrasts declared in the settings (written into the 
 contrast the mean over replicates of the per-replicate difference with its t interval and a paired bootstrap
 interval, a sign-flip permutation p-value, and Holm's adjustment across the run's declared contrasts. The other
 paired rows are exploratory (no verdict). The plateau check (replicate 0) trains every data arm at each of
-``plateau_steps`` and says whether each reached its plateau at the recipe's steps.
+``plateau_steps`` and says whether each reached its plateau at the recipe's steps. Beside the accuracies, the
+images each arm adds to the few-shot classes are scored by the judge per replicate (:mod:`.image_scores`: are they
+right, do they cover the class, how far are they from the references) and stored with the replicate.
 """
 
 from __future__ import annotations
@@ -49,12 +51,14 @@ from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
 from .classifier import ClassifierRecipe, class_counts, log_prior, per_class_accuracy, train_classifier
 from .experiment import row, section
+from .image_scores import MANIFOLD_K, arm_images_table, image_scores
 from .paired import bootstrap_interval, holm, sign_flip_p
 from .longtail_settings import CONTROL_ARMS, REAL, TREATMENT_TITLES, LongtailSettings, arm_label, parse_arm
 
 GENERATOR_TRAIN = "generator-train"
 from .runner import Runner, stable_seed
-from .synthesis import benchmark_data, held_out_split, mirror_symmetric, synthesize
+from .synthesis import (BenchmarkData, benchmark_data, held_out_split, mirror_symmetric, read_dataset,
+                        synthesize)
 
 GROUPS = ("all", "many", "medium", "few")
 LT_METRICS = [f"lt_{g}" for g in GROUPS]
@@ -246,9 +250,51 @@ def added_images(runner: Runner, cfg: LongtailSettings, rep: Replicate, arm: str
     if strategy == GENERATOR_TRAIN:  # count-matched: repeated where the generator saw fewer than the fill
         return {c: rep.generator_train[c][torch.arange(n) % len(rep.generator_train[c])] for c, n in fill.items()}
     model = runner.synthesis_model()
-    folder = workdir / f"r{rep.index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
-    return synthesize(runner, arm, condition, rep.references, fill, folder,
+    return synthesize(runner, arm, condition, rep.references, fill, arm_folder(workdir, rep.index, arm, condition),
                       cfg.steps, seed=rep.seed, prior=prior_record(prior, runner.model), model=model)
+
+
+def score_stored_images(runner: Runner) -> dict:
+    """{arm: [per replicate :func:`.image_scores.image_scores`]} of a finished benchmark whose replicates were
+    stored before the benchmark scored images: the images each arm's fill dose adds to the few-shot classes,
+    the synthetic arms' read back from the run's data sets (``runner.workdir``; nothing is generated: ValueError
+    naming the first data set that is missing or unfinished), the controls drawn again (a replicate's draw depends
+    on its index and the settings only)."""
+    cfg = runner.cfg.longtail
+    plan = plan_benchmark(runner, cfg)
+    few = plan.groups["few"]
+    fill = {c: plan.fill[c] for c in few}
+    workdir = runner.workdir("longtail")
+    names = runner.model.class_names
+    out: dict[str, list] = {}
+    for index in range(cfg.replicates):
+        rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
+        for arm, condition in plan.arms:
+            if parse_arm(arm).strategy in CONTROL_ARMS:
+                added = added_images(runner, cfg, rep, arm, condition, fill, workdir)
+            else:
+                added = {c: stored_images(arm_folder(workdir, index, arm, condition) / str(c), names[c], c)
+                         for c in few}
+            out.setdefault(arm_label(arm, condition), []).append(
+                image_scores(runner, added, MANIFOLD_K, {c: rep.references[c] for c in few}))
+        runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: images scored")
+    return out
+
+
+def stored_images(folder: Path, name: str, c: int) -> torch.Tensor:
+    """Class ``c``'s images of the finished data set the benchmark wrote into ``folder``; ValueError where it is
+    missing or unfinished."""
+    record = folder / "run.json"
+    status = outputs.read_json_object(record).get("status") if record.is_file() else None
+    if status != "completed":
+        raise ValueError(f"{folder} is not a finished data set of the benchmark (status {status}): its images are "
+                         "scored only where the benchmark made them")
+    return read_dataset(folder, {name: c})[c]
+
+
+def arm_folder(workdir: Path, index: int, arm: str, condition: str | None) -> Path:
+    """Where replicate ``index`` keeps a synthetic arm's data sets (one augment run per class, in ``<class>/``)."""
+    return workdir / f"r{index}" / arm_label(arm, condition).replace(":", "-").replace("@", "-").replace(" ", "")
 
 
 def train_and_test(runner: Runner, cfg: LongtailSettings, xs, ys, treatments, seed: int, data,
@@ -283,9 +329,24 @@ def group_accuracy(per_class: np.ndarray, groups: dict) -> dict:
     return out
 
 
-def run_longtail(runner: Runner) -> dict:
-    """Classifier accuracy per (data, dose, treatment), over replicates; the declared contrasts; the plateau check."""
-    cfg: LongtailSettings = runner.cfg.longtail
+@dataclass
+class BenchmarkPlan:
+    """What every replicate of a benchmark shares: the real data, the class ranks and groups, the profile's
+    counts, the real pools, the fill dose and the arms that run (with a note for those that cannot)."""
+
+    data: BenchmarkData
+    ranks: list
+    groups: dict
+    counts: list
+    pools: dict
+    counts_of: dict
+    fill: dict
+    arms: list
+    notes: list
+
+
+def plan_benchmark(runner: Runner, cfg: LongtailSettings) -> BenchmarkPlan:
+    """The benchmark's :class:`BenchmarkPlan` (ValueError first where the model cannot give the profile)."""
     check_longtail(runner.model, cfg)
     data = benchmark_data(runner, cfg.test_per_class)
     k = data.num_classes
@@ -295,18 +356,34 @@ def run_longtail(runner: Runner) -> dict:
     pools = real_pools(data, k)
     counts_of = {c: counts[ranks[c]] for c in range(k)}
     fill = dose_counts(cfg, "fill", counts_of, groups)
-    arms, skipped = producible_arms(cfg, data_arms(cfg), fill)
-    arms, skipped_train = generator_train_arms(arms, pools, fill)
-    skipped += skipped_train
+    arms, notes = producible_arms(cfg, data_arms(cfg), fill)
+    arms, notes_train = generator_train_arms(arms, pools, fill)
+    return BenchmarkPlan(data, ranks, groups, counts, pools, counts_of, fill, arms, notes + notes_train)
+
+
+def run_longtail(runner: Runner) -> dict:
+    """Classifier accuracy per (data, dose, treatment), over replicates; the declared contrasts; the plateau check."""
+    cfg: LongtailSettings = runner.cfg.longtail
+    plan = plan_benchmark(runner, cfg)
+    data, groups, counts_of, arms = plan.data, plan.groups, plan.counts_of, plan.arms
+    k = data.num_classes
     run = {REAL} | {arm_label(a, c) for a, c in arms}
     contrasts = [c for c in cfg.declared_contrasts() if {c.a, c.b} <= run]  # explicit ones: all run (checked)
     sec = section("Long-tail benchmark", description(runner, cfg, counts_of, groups, data, contrasts))
-    sec["notes"] += skipped
+    sec["notes"] += plan.notes
     if "fill" in cfg.doses and "cb" in cfg.treatments:
         sec["notes"].append("cb is not trained on the fill dose: every class has the head count there, so "
                             "class-balanced resampling is plain resampling.")
     sec["notes"].append(f"Class ranks ({cfg.order} order): " + ", ".join(f"{c}: {counts_of[c]}" for c in range(k)))
     results: dict[tuple, list[np.ndarray]] = {}
+    images: dict[str, list[dict]] = {}  # arm -> per replicate, the judge's view of the images it adds to the few-shot classes
+    few = groups["few"]
+    # precision / recall need more than MANIFOLD_K images on both sides
+    scored = all(plan.fill.get(c, 0) > MANIFOLD_K and len(runner.judge.ref_feats.get(c, ())) > MANIFOLD_K
+                 for c in few)
+    if not scored:
+        sec["notes"].append(f"No image scores: a few-shot class has {MANIFOLD_K} or fewer added or judge reference "
+                            "images (precision and recall need more).")
     timing = {"synthesis_s": 0.0, "classifiers_s": 0.0, "classifiers": 0, "images": 0}
     t_start = time.perf_counter()
     plateau_data = {}  # replicate 0's training sets of every data family, for the plateau check
@@ -316,13 +393,16 @@ def run_longtail(runner: Runner) -> dict:
         done = load_replicate(store, index)
         if done is not None:  # finished by an earlier, interrupted attempt at this run (same settings: checked)
             merge_replicate(done, results, timing, runner)
+            for label, scores in (done.get("images") or {}).items():  # absent from replicates stored before them
+                images.setdefault(label, []).append(scores)
             if index == 0:
                 tables, timing["plateau_s"] = done["plateau"]["tables"], done["plateau"]["seconds"]
                 sec["notes"] += done["plateau"]["notes"]
             runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: read back from {store}")
             continue
         before = replicate_state(results, timing, runner)
-        rep = draw_replicate(runner, cfg, index, pools, counts, ranks)
+        rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
+        rep_images = {}
         seed = stable_seed(rep.seed, "classifier")
         t0 = time.perf_counter()
         for key, acc in train_and_test(runner, cfg, rep.train_x, rep.train_y, cfg.treatments, seed, data, k).items():
@@ -336,9 +416,12 @@ def run_longtail(runner: Runner) -> dict:
             plateau_data[(CEILING, "none")] = (rep.ceiling_x, rep.ceiling_y)
         for arm, condition in arms:
             t0 = time.perf_counter()
-            added = added_images(runner, cfg, rep, arm, condition, fill, runner.workdir("longtail"))
+            added = added_images(runner, cfg, rep, arm, condition, plan.fill, runner.workdir("longtail"))
             timing["synthesis_s"] += time.perf_counter() - t0
             timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm).strategy not in CONTROL_ARMS else 0
+            if scored:
+                rep_images[arm_label(arm, condition)] = image_scores(
+                    runner, {c: added[c] for c in few}, MANIFOLD_K, {c: rep.references[c] for c in few})
             for dose in cfg.doses:
                 take = dose_counts(cfg, dose, counts_of, groups)
                 add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})
@@ -361,11 +444,20 @@ def run_longtail(runner: Runner) -> dict:
             sec["notes"] += notes
             plateau_data.clear()
             plateau = {"tables": tables, "notes": notes, "seconds": timing["plateau_s"]}
-        save_replicate(store, index, before, results, timing, runner, plateau)
+        for label, scores in rep_images.items():
+            images.setdefault(label, []).append(scores)
+        save_replicate(store, index, before, results, timing, runner, plateau, rep_images)
     sec["tables"].append(contrast_table(runner, contrasts, results, groups))
     sec["tables"].append(main_table(cfg, results, groups))
     sec["tables"] += tables
     sec["tables"].append(paired_table(cfg, results, groups, arms))
+    if images:
+        sec["tables"].append(arm_images_table(images, runner.cfg.confidence))
+        sec["image_items"] = images
+        n_scored = min(len(v) for v in images.values())
+        if n_scored < cfg.replicates:
+            sec["notes"].append(f"Image scores of {n_scored} of {cfg.replicates} replicates (those stored before the "
+                                "benchmark scored images have none).")
     if runner.reference_psnr:
         table = roundtrip_table(runner, cfg)
         sec["tables"].append(table)
@@ -398,14 +490,15 @@ def replicate_state(results: dict, timing: dict, runner: Runner) -> dict:
 
 
 def save_replicate(store: Path, index: int, before: dict, results: dict, timing: dict, runner: Runner,
-                   plateau: dict | None) -> None:
-    """Replicate ``index``'s contribution to the accumulators, written atomically."""
+                   plateau: dict | None, images: dict) -> None:
+    """Replicate ``index``'s contribution to the accumulators and its image scores, written atomically."""
     record = {
         "results": {"\t".join(key): {"dtype": accs[-1].dtype.str, "values": accs[-1].tolist()}
                     for key, accs in results.items() if len(accs) > before["results"].get(key, 0)},
         "timing": {k: timing[k] - before["timing"][k] for k in TIMING_KEYS},
         "reference_psnr": {c: v[before["psnr"].get(c, 0):] for c, v in runner.reference_psnr.items()},
         "plateau": plateau,
+        "images": images,
     }
     store.mkdir(parents=True, exist_ok=True)
     outputs.write_text(replicate_file(store, index), json.dumps(record, default=_number))

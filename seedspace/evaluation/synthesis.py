@@ -11,6 +11,7 @@ from pathlib import Path
 import torch
 
 from ..methods.augment import augment
+from ..methods.augment.writing import MANIFEST
 from ..outputs import read_png_pixels
 from ..scoring.judge import resize_images
 from ..testbed.data import IMAGE_SIZE, to_model_space
@@ -124,9 +125,15 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
         runner.reference_psnr.setdefault(condition, []).extend(values)
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
-    images: dict[int, list] = {c: [] for c in references}
-    by_name = {names[c]: c for c in references}
-    for entry in result.entries():
+    return read_dataset(out, {names[c]: c for c in references})
+
+
+def read_dataset(out: Path, classes: dict[str, int]) -> dict[int, torch.Tensor]:
+    """{class: (n, C, H, W) in [0, 1]} of the data set an ``augment`` run wrote into ``out`` (its manifest's
+    images, in plan order); ``classes``: class name -> index, the classes read."""
+    images: dict[int, list] = {c: [] for c in classes.values()}
+    for line in (out / MANIFEST).read_text(encoding="utf-8").splitlines():
+        entry = json.loads(line)
         pixels = read_png_pixels(out / entry["file"])
-        images[by_name[entry["class"]]].append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0)
+        images[classes[entry["class"]]].append(torch.from_numpy(pixels.copy()).permute(2, 0, 1).float() / 255.0)
     return {c: torch.stack(v) for c, v in images.items()}
