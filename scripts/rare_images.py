@@ -1,5 +1,5 @@
 """The judge's view of the images each arm of the rare-concept study (issue 35) adds to the few-shot classes, beside
-the accuracies of scripts/rare_report.py: accuracy, precision / recall against the class's real images, diversity
+the accuracies of scripts/rare_report.py: accuracy, precision / recall against the class's test images, diversity
 and the distance to the nearest reference (:mod:`seedspace.evaluation.image_scores`), mean over replicates with a
 95% t interval, one table per set of runs on a results page.
 

@@ -51,7 +51,7 @@ from ..methods.augment.strategies import max_distinct
 from ..scoring.metrics import t_interval
 from .classifier import ClassifierRecipe, class_counts, log_prior, per_class_accuracy, train_classifier
 from .experiment import row, section
-from .image_scores import MANIFOLD_K, arm_images_table, image_scores
+from .image_scores import MANIFOLD_K, arm_images_table, image_scores, real_features
 from .paired import bootstrap_interval, holm, sign_flip_p
 from .longtail_settings import CONTROL_ARMS, REAL, TREATMENT_TITLES, LongtailSettings, arm_label, parse_arm
 
@@ -266,6 +266,7 @@ def score_stored_images(runner: Runner) -> dict:
     fill = {c: plan.fill[c] for c in few}
     workdir = runner.workdir("longtail")
     names = runner.model.class_names
+    real = real_features(runner, plan.data.test_x, plan.data.test_y, few)
     out: dict[str, list] = {}
     for index in range(cfg.replicates):
         rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
@@ -276,7 +277,7 @@ def score_stored_images(runner: Runner) -> dict:
                 added = {c: stored_images(arm_folder(workdir, index, arm, condition) / str(c), names[c], c)
                          for c in few}
             out.setdefault(arm_label(arm, condition), []).append(
-                image_scores(runner, added, MANIFOLD_K, {c: rep.references[c] for c in few}))
+                image_scores(runner, added, MANIFOLD_K, {c: rep.references[c] for c in few}, real))
         runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: images scored")
     return out
 
@@ -379,11 +380,12 @@ def run_longtail(runner: Runner) -> dict:
     images: dict[str, list[dict]] = {}  # arm -> per replicate, the judge's view of the images it adds to the few-shot classes
     few = groups["few"]
     # precision / recall need more than MANIFOLD_K images on both sides
-    scored = all(plan.fill.get(c, 0) > MANIFOLD_K and len(runner.judge.ref_feats.get(c, ())) > MANIFOLD_K
-                 for c in few)
-    if not scored:
-        sec["notes"].append(f"No image scores: a few-shot class has {MANIFOLD_K} or fewer added or judge reference "
-                            "images (precision and recall need more).")
+    scored = all(plan.fill.get(c, 0) > MANIFOLD_K and int((data.test_y == c).sum()) > MANIFOLD_K for c in few)
+    if scored:  # measured against the test images, which went through the model's resolution as the arms' did
+        real = real_features(runner, data.test_x, data.test_y, few)
+    else:
+        sec["notes"].append(f"No image scores: a few-shot class has {MANIFOLD_K} or fewer added or test images "
+                            "(precision and recall need more).")
     timing = {"synthesis_s": 0.0, "classifiers_s": 0.0, "classifiers": 0, "images": 0}
     t_start = time.perf_counter()
     plateau_data = {}  # replicate 0's training sets of every data family, for the plateau check
@@ -421,7 +423,7 @@ def run_longtail(runner: Runner) -> dict:
             timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm).strategy not in CONTROL_ARMS else 0
             if scored:
                 rep_images[arm_label(arm, condition)] = image_scores(
-                    runner, {c: added[c] for c in few}, MANIFOLD_K, {c: rep.references[c] for c in few})
+                    runner, {c: added[c] for c in few}, MANIFOLD_K, {c: rep.references[c] for c in few}, real)
             for dose in cfg.doses:
                 take = dose_counts(cfg, dose, counts_of, groups)
                 add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})
