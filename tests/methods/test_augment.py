@@ -355,7 +355,8 @@ def test_clusters_run_records_its_clusters_and_resumes_from_the_stored_inversion
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    # 4 logical CPUs: two workers of the run's 2 threads each at once (a crashed one restarts on its own CPUs)
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield ray
     ray.shutdown()
 
@@ -370,6 +371,19 @@ def test_ray_output_is_byte_identical_and_a_killed_workers_shard_is_redone(tiny_
     assert marker.exists() and result.shards_run == 6
     assert data_files(result.out) == data_files(local.out)
     assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
+
+
+def test_a_joined_cluster_runs_the_workers_its_cpus_hold_with_one_warning(tiny_testbed_dir, refs_dir, tmp_path,
+                                                                          ray_cluster):
+    """3 workers of 2 CPUs asked on a cluster of 4: the third could never start, and a crashed worker's restart
+    could wait behind it for ever; 2 run, said in one warning line and in run.json."""
+    local = run(tiny_testbed_dir, refs_dir, tmp_path / "local", per_class=3, threads=2)
+    with pytest.warns(UserWarning, match="has 4 CPUs: running 2 worker"):
+        result = run(tiny_testbed_dir, refs_dir, tmp_path / "ray", per_class=3, threads=2, executor="ray", workers=3)
+    assert data_files(result.out) == data_files(local.out)
+    assert json.loads((result.out / "run.json").read_text())["execution"]["workers"] == 2
+    with pytest.raises(executors.AugmentError, match="fewer than the 8 each worker reserves"):
+        run(tiny_testbed_dir, refs_dir, tmp_path / "big", per_class=3, threads=8, executor="ray")
 
 
 def test_changing_only_the_executor_never_changes_the_files(tiny_testbed_dir, refs_dir, tmp_path, ray_cluster):

@@ -12,6 +12,7 @@ import os
 import signal
 import socket
 import threading
+import warnings
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -77,7 +78,9 @@ class RayExecutor:
     """Shards on Ray: ``workers`` actors with ``cpus_per_worker`` CPUs each (and a GPU each, or an equal share,
     when the cluster has GPUs and ``device`` is not 'cpu'). ``address``: a running cluster to join; else a local
     one with ``workers * cpus_per_worker`` CPUs is started (and stopped at the end). A shard whose actor dies is
-    retried up to ``retries`` times on the restarted actor; then the run stops with :class:`AugmentError`."""
+    retried up to ``retries`` times on the restarted actor; then the run stops with :class:`AugmentError`. On a
+    cluster that was running already, only the workers its CPUs hold at once are started (:meth:`workers_that_fit`;
+    ``workers`` then says how many ran)."""
 
     name = "ray"
 
@@ -98,6 +101,19 @@ class RayExecutor:
         return {"executor": self.name, "workers": self.workers, "address": self.address,
                 "cpus_per_worker": self.cpus, "retries": self.retries}
 
+    def workers_that_fit(self, cpus: float) -> int:
+        """The workers a joined cluster of ``cpus`` CPUs holds at once (one warning line where that is fewer than
+        asked): an actor waiting for the CPUs another actor of the pool keeps never starts, and its shards, or a
+        crashed actor's restart queued behind it, would wait for ever. AugmentError where not even one fits."""
+        fit = int(cpus // self.cpus)
+        if fit < 1:
+            raise AugmentError(f"the ray cluster has {cpus:g} CPUs, fewer than the {self.cpus} each worker reserves "
+                               "(the run's threads): lower threads or cpus_per_worker")
+        if fit < self.workers:
+            warnings.warn(f"the ray cluster has {cpus:g} CPUs: running {fit} worker(s) of {self.cpus} CPUs, not "
+                          f"{self.workers}", stacklevel=2)
+        return min(fit, self.workers)
+
     def run(self, plan: Plan, out: Path, shards: Sequence[Shard], model_id: str, done: Callable[[int], None]) -> None:
         ray = import_ray()
         from ray.util import ActorPool  # optional extra, like ray itself
@@ -107,6 +123,8 @@ class RayExecutor:
             with own_signal_handlers():
                 ray.init(address=self.address, num_cpus=None if self.address else self.workers * self.cpus,
                          include_dashboard=False, log_to_driver=False, configure_logging=False)
+        if not started or self.address:  # a cluster this run did not size
+            self.workers = self.workers_that_fit(float(ray.cluster_resources().get("CPU", 0)))
         gpus = float(ray.cluster_resources().get("GPU", 0))
         per_worker = min(1.0, gpus / self.workers) if gpus and self.device != "cpu" else 0
         actor = ray.remote(num_cpus=self.cpus, num_gpus=per_worker, max_restarts=self.retries,

@@ -164,6 +164,7 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
             started = time.perf_counter()
             runner.run(plan, out, pending, model_id, bar.update)
             phases["shards (seeds, generation, writing)"] = time.perf_counter() - started
+        record["execution"] = runner.describe()  # as it ran (a joined Ray cluster may hold fewer workers)
         manifest = writing.assemble_manifest(out, plan)
         seconds = time.perf_counter() - t0
         record["result"] = {"images": plan.total_images, "shards": len(plan.shards), "references_psnr": psnr}
