@@ -20,6 +20,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from seedspace.backends.loading import load_model
@@ -69,7 +70,7 @@ def table(rows: list[tuple[str, dict]], heading: str) -> str:
         for arm, reps in scores.items():
             cells = []
             for m in ARM_IMAGE_SCORES:
-                t = rare_report.t_interval(torch.tensor([r[m] for r in reps], dtype=torch.float64).numpy())
+                t = rare_report.t_interval(np.array([r[m] for r in reps], dtype=np.float64))
                 cells.append(f"{t['mean']:.3f} ± {(t['hi'] - t['lo']) / 2:.3f}")
             lines.append(f"| {label} | {arm} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

@@ -266,10 +266,11 @@ def score_stored_images(runner: Runner) -> dict:
     fill = {c: plan.fill[c] for c in few}
     workdir = runner.workdir("longtail")
     names = runner.model.class_names
-    real = real_features(runner, plan.data.test_x, plan.data.test_y, few)
+    real = real_features(runner, {c: plan.data.test_x[plan.data.test_y == c] for c in few}, few)
     out: dict[str, list] = {}
     for index in range(cfg.replicates):
         rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
+        ref_feats = real_features(runner, rep.references, few)
         for arm, condition in plan.arms:
             if parse_arm(arm).strategy in CONTROL_ARMS:
                 added = added_images(runner, cfg, rep, arm, condition, fill, workdir)
@@ -277,7 +278,7 @@ def score_stored_images(runner: Runner) -> dict:
                 added = {c: stored_images(arm_folder(workdir, index, arm, condition) / str(c), names[c], c)
                          for c in few}
             out.setdefault(arm_label(arm, condition), []).append(
-                image_scores(runner, added, MANIFOLD_K, {c: rep.references[c] for c in few}, real))
+                image_scores(runner, added, MANIFOLD_K, ref_feats, real))
         runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: images scored")
     return out
 
@@ -382,7 +383,7 @@ def run_longtail(runner: Runner) -> dict:
     # precision / recall need more than MANIFOLD_K images on both sides
     scored = all(plan.fill.get(c, 0) > MANIFOLD_K and int((data.test_y == c).sum()) > MANIFOLD_K for c in few)
     if scored:  # measured against the test images, which went through the model's resolution as the arms' did
-        real = real_features(runner, data.test_x, data.test_y, few)
+        real = real_features(runner, {c: data.test_x[data.test_y == c] for c in few}, few)
     else:
         sec["notes"].append(f"No image scores: a few-shot class has {MANIFOLD_K} or fewer added or test images "
                             "(precision and recall need more).")
@@ -405,6 +406,7 @@ def run_longtail(runner: Runner) -> dict:
         before = replicate_state(results, timing, runner)
         rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
         rep_images = {}
+        ref_feats = real_features(runner, rep.references, few) if scored else None
         seed = stable_seed(rep.seed, "classifier")
         t0 = time.perf_counter()
         for key, acc in train_and_test(runner, cfg, rep.train_x, rep.train_y, cfg.treatments, seed, data, k).items():
@@ -423,7 +425,7 @@ def run_longtail(runner: Runner) -> dict:
             timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm).strategy not in CONTROL_ARMS else 0
             if scored:
                 rep_images[arm_label(arm, condition)] = image_scores(
-                    runner, {c: added[c] for c in few}, MANIFOLD_K, {c: rep.references[c] for c in few}, real)
+                    runner, {c: added[c] for c in few}, MANIFOLD_K, ref_feats, real)
             for dose in cfg.doses:
                 take = dose_counts(cfg, dose, counts_of, groups)
                 add_x, add_y = labelled({c: added[c][:n] for c, n in take.items()})

@@ -27,7 +27,7 @@ from safetensors import safe_open
 from safetensors.torch import load_file
 
 from ..testbed.data import FASHION_MNIST_CLASSES, shipped_source_indices, shipped_split, to_model_space
-from .metrics import FeatureReference, mean_pairwise_distance
+from .metrics import FeatureReference, feature_spread, mean_pairwise_distance
 
 JUDGE_SIZE = 32  # the testbed judge's input size (Fashion-MNIST padded to 32x32)
 
@@ -125,7 +125,7 @@ class EvalJudge:
             feats = self.features(images)
             self.ref_feats[c] = feats
             self.mu[c] = feats.mean(0)
-            self.scale[c] = float(np.linalg.norm(feats - self.mu[c], axis=1).mean()) or 1.0
+            self.scale[c] = feature_spread(feats)
             probs = self.classify(images)
             self.ref_correct[c] = probs.argmax(1) == c
             self.ref_conf[c] = probs[:, c]

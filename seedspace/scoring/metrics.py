@@ -172,6 +172,13 @@ def kernel_inception_distance(feats_a, feats_b) -> float:
     return FeatureReference(_features(feats_b, "feats_b")).kid(feats_a)
 
 
+def feature_spread(feats) -> float:
+    """A class's feature scale: the mean distance of the rows of ``feats`` (N, D) to their mean (1.0 where that
+    is 0)."""
+    x = np.asarray(feats)
+    return float(np.linalg.norm(x - x.mean(0), axis=1).mean()) or 1.0
+
+
 def mean_pairwise_distance(feats) -> float:
     """Mean Euclidean distance over distinct pairs of rows of ``feats`` (N, D); 0 for fewer than 2 rows."""
     x = np.asarray(feats, dtype=np.float64)
