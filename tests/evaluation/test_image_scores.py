@@ -36,7 +36,8 @@ def test_the_benchmark_scores_each_arms_added_images_per_replicate(benchmark):
     items = sec["image_items"]
     assert list(items) == ["oversample", "random (class)", "paths:nao (class)", "oracle"]
     assert all(len(reps) == 2 and set(ARM_IMAGE_SCORES) <= set(reps[0]) for reps in items.values())
-    assert all(r[NEAREST] == 0 for r in items["oversample"])  # the references themselves
+    # the references themselves: 0 up to the judge's batch-dependent float rounding (about 6e-7 on real runs)
+    assert all(r[NEAREST] == pytest.approx(0, abs=1e-5) for r in items["oversample"])
     assert all(r[NEAREST] > 0 for arm in ("random (class)", "oracle") for r in items[arm])
     assert all(0 <= r[m] <= 1 for reps in items.values() for r in reps for m in ("acc", "precision", "recall"))
     table = next(t for t in sec["tables"] if t["name"] == "longtail-images")
