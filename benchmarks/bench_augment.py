@@ -78,7 +78,7 @@ def throughput(args, refs: dict) -> dict:
             rates[BARE].append(len(classes) * args.per_class / (time.perf_counter() - t0))
             for name, options in arms.items():
                 out = root / f"{r}-{name.replace(' ', '').replace(',', '-')}"
-                result = augment("testbed", refs, out, settings, device="cpu", progress=False, **options)
+                result = augment("testbed", refs, out, settings, device="cpu", **options)
                 rates[name].append(result.images / result.seconds)
                 phases[name] = next(line for line in (out / "run.log").read_text().splitlines()[::-1]
                                     if " generated " in line).split(" ", 1)[1]

@@ -145,7 +145,7 @@ def generate(model, groups: list[Group], arm: str, args, root: Path) -> ArmResul
         folder = root / f"{arm.replace(':', '-')}-{g.key.replace('/', '-')}"
         result = augment(model, {g.name: g.references}, folder, per_class=args.per_set, method="nao",
                          condition=g.condition, seed=args.seed, steps=args.steps, dtype=args.dtype,
-                         shard_size=args.per_set, batch_size=64, progress=False, **parse_arm(arm))
+                         shard_size=args.per_set, batch_size=64, **parse_arm(arm))
         entries = result.entries()
         pixels = [read_png_pixels(folder / e["file"]) for e in entries]
         out.images[g.key] = torch.from_numpy(np.stack(pixels)).permute(0, 3, 1, 2).float() / 255.0

@@ -70,7 +70,7 @@ def main() -> None:
         result = augment(str(model), refs, root / "out", per_class=args.per_class, strategy="random",
                          condition="unconditional", steps=2, shard_size=args.per_class, batch_size=args.per_class,
                          executor="ray", workers=workers, ray_address=cluster.address, device="cpu", dtype="float32",
-                         threads=1, progress=False)
+                         threads=1)
         wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     finally:
         cluster.shutdown()

@@ -39,6 +39,7 @@ from seedspace.scoring.judge import JUDGE_SIZE, resize_images  # noqa: E402
 from seedspace.scoring.metrics import (FeatureReference, bootstrap_ci, group_frechet, group_kid,  # noqa: E402
                                     index_bootstrap_ci, paired_bootstrap_ci)
 from seedspace.methods.seedselect import INIT_METHODS, SeedSelectSettings, seedselect  # noqa: E402
+from seedspace.progress import progress_bars  # noqa: E402
 
 TABLE_STEPS = (0, 1, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30)
 
@@ -112,7 +113,8 @@ def run_init(model, init, classes, real, args, judge_features):
     t0 = time.perf_counter()
     settings = SeedSelectSettings(init=init, steps=args.steps, lr=args.lr, sampler_steps=args.sampler_steps,
                                   guidance=args.guidance, inversion_steps=args.inversion_steps or None, seed=seed_ints)
-    result = seedselect(model, sets, conds, settings=settings, callback=callback, progress=True)
+    with progress_bars():
+        result = seedselect(model, sets, conds, settings=settings, callback=callback)
     total = time.perf_counter() - t0
     n = len(labels)
     return {

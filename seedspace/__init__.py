@@ -25,6 +25,7 @@ _EXPORTS = {
                     ".geometry"),
     **dict.fromkeys(["SeedModel"], ".backends.base"),
     **dict.fromkeys(["seeds_from_ints"], ".noise"),
+    **dict.fromkeys(["progress_bars"], ".progress"),
     **dict.fromkeys(["load_model"], ".backends.loading"),
     **dict.fromkeys(["latent_shape", "pipeline_latents"], ".backends.pipeline_latents"),
     **dict.fromkeys(["resolve_condition"], ".conditions"),
@@ -58,6 +59,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .backends.base import SeedModel
     from .backends.pipeline_latents import latent_shape, pipeline_latents
     from .noise import seeds_from_ints
+    from .progress import progress_bars
     from .backends.loading import load_model
     from .conditions import resolve_condition
     from .geometry import (CENTROID_METHODS, DISTANCE_METRICS, INTERPOLATION_METHODS, ChiPrior, ClusterResult,

@@ -147,8 +147,7 @@ def image_paths(items) -> list[str]:
     return paths
 
 
-def load_seeds(spec: SeedSpec | Sequence[dict], model, condition=None, steps: int | None = None,
-               progress: bool = False) -> LoadedSeeds:
+def load_seeds(spec: SeedSpec | Sequence[dict], model, condition=None, steps: int | None = None) -> LoadedSeeds:
     """Seeds (N, *model.seed_shape) float32 on the CPU from a seed spec (or items of :func:`parse_seed_spec`).
 
     Integers draw x ~ N(0, I) with a CPU generator; seed files give one seed or a batch (checked against the
@@ -163,7 +162,7 @@ def load_seeds(spec: SeedSpec | Sequence[dict], model, condition=None, steps: in
     for i, item in enumerate(items):
         if "blend" in item:
             cond = condition[i] if isinstance(condition, list) else condition
-            seeds = load_seeds(item["blend"], model, cond, steps, progress).seeds
+            seeds = load_seeds(item["blend"], model, cond, steps).seeds
             if seeds.shape[0] != len(item["weights"]):
                 raise ValueError(f"blend {describe_seed(item)}: each entry must be a single seed")
             parts[i] = blend(seeds.double(), item["weights"]).float()[None]
@@ -179,7 +178,7 @@ def load_seeds(spec: SeedSpec | Sequence[dict], model, condition=None, steps: in
     if image_slots:
         images = model.load_images([items[i]["image"] for i in image_slots])
         cond = [condition[i] for i in image_slots] if isinstance(condition, list) else condition
-        inverted = model.invert(images, cond, steps, progress=progress).float().cpu()
+        inverted = model.invert(images, cond, steps).float().cpu()
         for k, i in enumerate(image_slots):
             parts[i] = inverted[k:k + 1]
             provenance[i] = [dict(items[i])]

@@ -59,19 +59,18 @@ class SeedModel(Protocol):
         ...
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                    guidance: float | None = None, progress: bool = False, checkpoint: bool = False,
+                    guidance: float | None = None, checkpoint: bool = False,
                     callback: StepCallback | None = None) -> torch.Tensor:
         """Deterministic DDIM from seeds to the clean sample x_0 in the diffusion space, one batch, differentiable;
         ``callback(i, x_i, x0_hat_i)`` sees every step."""
         ...
 
     def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                 guidance: float | None = None, progress: bool = False) -> torch.Tensor:
+                 guidance: float | None = None) -> torch.Tensor:
         """Images (N, *image_shape) in [0, 1] on the CPU: decode(generate_x0(seeds)), in batches."""
         ...
 
-    def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
-               progress: bool = False) -> torch.Tensor:
+    def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None) -> torch.Tensor:
         """Deterministic DDIM inversion (guidance 1): images in [0, 1] -> seeds (N, *seed_shape) on the CPU."""
         ...
 

@@ -14,7 +14,8 @@ from typing import Callable
 
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
-from tqdm.auto import tqdm
+
+from ..progress import progress_bar
 
 EpsFn = Callable[[torch.Tensor, int], torch.Tensor]
 StepCallback = Callable[[int, torch.Tensor, torch.Tensor], None]
@@ -46,8 +47,7 @@ def _levels(alphas_cumprod: torch.Tensor, timesteps: list[int]) -> list[torch.Te
 
 
 def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50,
-                progress: bool = False, checkpoint: bool = False,
-                callback: StepCallback | None = None) -> torch.Tensor:
+                checkpoint: bool = False, callback: StepCallback | None = None) -> torch.Tensor:
     """Integrate the DDIM ODE from x_T = seeds (unit-variance noise) to x_0; returns x_0.
 
     checkpoint=True recomputes each step in the backward pass (for gradients w.r.t. the seeds).
@@ -57,7 +57,7 @@ def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, s
     timesteps = ddim_timesteps(alphas_cumprod.numel(), steps)
     levels = _levels(alphas_cumprod, timesteps) + [torch.ones((), dtype=torch.float64)]
     x = seeds
-    for i, t in enumerate(tqdm(timesteps, desc="denoising", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(timesteps, desc="denoising", leave=False)):
         def one_step(x_in, t=t, i=i):
             e = eps(x_in, t)
             return _step(x_in, e, levels[i].to(x_in.dtype), levels[i + 1].to(x_in.dtype))
@@ -68,14 +68,13 @@ def ddim_sample(eps: EpsFn, seeds: torch.Tensor, alphas_cumprod: torch.Tensor, s
     return x
 
 
-def ddim_invert(eps: EpsFn, images: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50,
-                progress: bool = False) -> torch.Tensor:
+def ddim_invert(eps: EpsFn, images: torch.Tensor, alphas_cumprod: torch.Tensor, steps: int = 50) -> torch.Tensor:
     """DDIM inversion: run the ODE backwards from x_0 to x_T, evaluating eps at the level being entered
     (the usual approximation eps(x_t, t) ~ eps(x_s, t)); returns the seed x_T."""
     timesteps = ddim_timesteps(alphas_cumprod.numel(), steps)[::-1]
     levels = [torch.ones((), dtype=torch.float64)] + _levels(alphas_cumprod, timesteps)
     x = images
-    for i, t in enumerate(tqdm(timesteps, desc="inverting", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(timesteps, desc="inverting", leave=False)):
         x, _ = _step(x, eps(x, t), levels[i].to(x.dtype), levels[i + 1].to(x.dtype))
     return x
 

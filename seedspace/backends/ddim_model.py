@@ -86,18 +86,17 @@ class DDIMModel:
         return seeds.to(self.device, torch.float32)  # the DDIM arithmetic runs in float32 at least
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                    guidance: float | None = None, progress: bool = False, checkpoint: bool = False,
-                    callback: StepCallback | None = None, scheduler: str | None = None) -> torch.Tensor:
+                    guidance: float | None = None, checkpoint: bool = False, callback: StepCallback | None = None, scheduler: str | None = None) -> torch.Tensor:
         """Seeds to the clean sample x_0 in the diffusion space with the named sampler (None: the model's default,
         DDIM for epsilon / v models), one batch, differentiable; ``callback(i, x_i, x0_hat_i)`` sees every step
         (see :func:`~seedspace.backends.sampling.sample`)."""
         seeds = self.check_seeds(seeds)
         return sampling.sample(self, seeds, conditions_list(condition, seeds.shape[0]), steps or self.default_steps,
-                               self.default_guidance if guidance is None else float(guidance), scheduler, progress,
-                               checkpoint, callback)
+                               self.default_guidance if guidance is None else float(guidance), scheduler, checkpoint,
+                               callback)
 
     def generate(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                 guidance: float | None = None, progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
+                 guidance: float | None = None, scheduler: str | None = None) -> torch.Tensor:
         """Images (N, C, H, W) in [0, 1] on the CPU from seeds (N, *seed_shape), in batches of ``batch_size``,
         with the named sampler (None: the model's default)."""
         sampling.check_scheduler(scheduler, self.prediction_type, self.name)
@@ -105,12 +104,12 @@ class DDIMModel:
         bs = self.batch_size
         with torch.inference_mode():  # no autograd bookkeeping at all in the sampling loop (same bytes as no_grad)
             images = torch.cat([self.decode(self.generate_x0(seeds[i:i + bs], conds[i:i + bs], steps, guidance,
-                                                             progress, scheduler=scheduler)).cpu()
+                                                             scheduler=scheduler)).cpu()
                                 for i in range(0, seeds.shape[0], bs)]).float()
         return images.clone()  # a normal tensor: inference tensors cannot be saved for a later backward pass
 
     def invert(self, images: torch.Tensor, condition: Condition = None, steps: int | None = None,
-               progress: bool = False, scheduler: str | None = None) -> torch.Tensor:
+               scheduler: str | None = None) -> torch.Tensor:
         """Images in [0, 1] -> seeds by the inversion of the named sampler (None: the model's: DDIM inversion for
         epsilon / v models, reverse Euler for flow models), without classifier-free guidance."""
         sampling.check_inversion(scheduler, self.prediction_type, self.name)
@@ -120,7 +119,7 @@ class DDIMModel:
             for i in range(0, images.shape[0], bs):
                 x0 = self.encode(images[i:i + bs])
                 out.append(sampling.invert(self, x0, conds[i:i + bs], steps or self.default_steps,
-                                           self.inversion_guidance, scheduler, progress).cpu())
+                                           self.inversion_guidance, scheduler).cpu())
             seeds = torch.cat(out)
         return seeds.clone()  # a normal tensor, as generate's
 

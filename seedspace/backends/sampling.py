@@ -28,8 +28,8 @@ from typing import Callable, Sequence
 
 import torch
 from torch.utils.checkpoint import checkpoint as _checkpoint
-from tqdm.auto import tqdm
 
+from ..progress import progress_bar
 from .ddim import StepCallback, ddim_invert, ddim_sample
 
 NetFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -147,7 +147,7 @@ def _x0_estimate(model, x_in: torch.Tensor, out: torch.Tensor, t: torch.Tensor) 
     return (x_in - (1 - a).sqrt() * out) / a.sqrt()
 
 
-def scheduler_sample(model, net: NetFn, seeds: torch.Tensor, scheduler, steps: int, progress: bool = False,
+def scheduler_sample(model, net: NetFn, seeds: torch.Tensor, scheduler, steps: int,
                      checkpoint: bool = False, callback: StepCallback | None = None) -> torch.Tensor:
     """Run a diffusers ``scheduler`` from x_T = seeds (unit-variance noise) to x_0 with the network ``net(x, t)``.
 
@@ -157,7 +157,7 @@ def scheduler_sample(model, net: NetFn, seeds: torch.Tensor, scheduler, steps: i
     """
     scheduler.set_timesteps(steps, device=seeds.device, **model.timestep_options(steps))
     x = seeds * getattr(scheduler, "init_noise_sigma", 1.0)
-    for i, t in enumerate(tqdm(scheduler.timesteps, desc="denoising", disable=not progress, leave=False)):
+    for i, t in enumerate(progress_bar(scheduler.timesteps, desc="denoising", leave=False)):
         x_in = scheduler.scale_model_input(x, t) if hasattr(scheduler, "scale_model_input") else x
         use_checkpoint = checkpoint and torch.is_grad_enabled()
         out = _checkpoint(net, x_in, t, use_reentrant=False) if use_checkpoint else net(x_in, t)
@@ -169,7 +169,7 @@ def scheduler_sample(model, net: NetFn, seeds: torch.Tensor, scheduler, steps: i
 
 
 def flow_invert(net: NetFn, x0: torch.Tensor, scheduler, steps: int, timestep_options: dict,
-                progress: bool = False, heun: bool = False) -> torch.Tensor:
+                heun: bool = False) -> torch.Tensor:
     """Reverse Euler along the sampler's own sigma grid: x_{sigma_i} = x_{sigma_{i+1}} + (sigma_i - sigma_{i+1})
     v(x_{sigma_{i+1}}, t_i), the velocity taken at the noise level being entered (as DDIM inversion does).
 
@@ -179,7 +179,7 @@ def flow_invert(net: NetFn, x0: torch.Tensor, scheduler, steps: int, timestep_op
     scheduler.set_timesteps(steps, device=x0.device, **timestep_options)
     sigmas, timesteps = scheduler.sigmas.to(x0.device), scheduler.timesteps
     x = x0
-    for i in tqdm(range(len(timesteps) - 1, -1, -1), desc="inverting", disable=not progress, leave=False):
+    for i in progress_bar(range(len(timesteps) - 1, -1, -1), desc="inverting", leave=False):
         h = (sigmas[i] - sigmas[i + 1]).to(x.dtype)
         if not heun or i == len(timesteps) - 1:
             x = x + h * net(x, timesteps[i])
@@ -231,29 +231,28 @@ def network_evaluations(model, scheduler: str | None, steps: int, inversion: boo
 
 
 def sample(model, seeds: torch.Tensor, conditions: Sequence, steps: int, guidance: float,
-           scheduler: str | None = None, progress: bool = False, checkpoint: bool = False,
-           callback: StepCallback | None = None) -> torch.Tensor:
+           scheduler: str | None = None, checkpoint: bool = False, callback: StepCallback | None = None) -> torch.Tensor:
     """Seeds -> x_0 with the named sampler (None: the model's default); see :func:`scheduler_sample`."""
     name = check_scheduler(scheduler, model.prediction_type, model.name)
     if name == "ddim":
         eps = model.noise_predictor(conditions, guidance)
-        return ddim_sample(eps, seeds, model.alphas_cumprod, steps, progress, checkpoint, callback)
+        return ddim_sample(eps, seeds, model.alphas_cumprod, steps, checkpoint, callback)
     if name == "flow-heun":
         _check_flow_heun(model, steps)
     sched = make_scheduler(name, model.scheduler_config, model.prediction_type)
-    return scheduler_sample(model, model.model_prediction(conditions, guidance), seeds, sched, steps, progress,
-                            checkpoint, callback)
+    return scheduler_sample(model, model.model_prediction(conditions, guidance), seeds, sched, steps, checkpoint,
+                            callback)
 
 
 def invert(model, x0: torch.Tensor, conditions: Sequence, steps: int, guidance: float,
-           scheduler: str | None = None, progress: bool = False) -> torch.Tensor:
+           scheduler: str | None = None) -> torch.Tensor:
     """x_0 -> seeds with the inversion of the named sampler: DDIM inversion ('ddim'), reverse Euler ('flow-euler')
     or reverse Heun ('flow-heun'), all on the sampler's own grid; ValueError for a sampler that has no inversion."""
     name = check_inversion(scheduler, model.prediction_type, model.name)
     if name == "ddim":
-        return ddim_invert(model.noise_predictor(conditions, guidance), x0, model.alphas_cumprod, steps, progress)
+        return ddim_invert(model.noise_predictor(conditions, guidance), x0, model.alphas_cumprod, steps)
     if name == "flow-heun":
         _check_flow_heun(model, steps)
     sched = make_scheduler("flow-euler", model.scheduler_config, model.prediction_type)  # the sigma grid
     return flow_invert(model.model_prediction(conditions, guidance), x0, sched, steps, model.timestep_options(steps),
-                       progress, heun=name == "flow-heun")
+                       heun=name == "flow-heun")

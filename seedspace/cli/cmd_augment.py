@@ -95,7 +95,7 @@ def run(args) -> int:
     try:
         result = augment(model, references, args.out, settings, executor=args.executor, workers=args.workers,
                          ray_address=args.ray_address, device=args.device, resume=args.resume,
-                         progress=not args.quiet, ray_options=ray_options, allow_large=args.allow_large)
+                         ray_options=ray_options, allow_large=args.allow_large)
     except AugmentError as exc:
         print(f"seedspace: error: {exc}", file=sys.stderr)
         return 1

@@ -117,8 +117,7 @@ def _calibrate(args, settings: CalibrationSettings) -> int:
                           "--per-norm", str(settings.per_norm), "--steps", str(settings.steps),
                           "--guidance-scale", f"{settings.guidance:g}", "--score", settings.score,
                           "--family", settings.family, "--seed", str(settings.seed), "--dtype", args.dtype])
-    result = calibrate(model, settings, model_id=ref, command=command, progress=not args.quiet,
-                       log=lambda m: common.note(args, m))
+    result = calibrate(model, settings, model_id=ref, command=command, log=lambda m: common.note(args, m))
     if result.prior.info.get("peak_at_edge"):
         common.note(args, f"the best measured norm ({result.prior.info['best_measured_ratio']:g} sqrt(d)) is an end of "
                           "the grid: measure a wider --norms range")

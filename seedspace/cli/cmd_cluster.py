@@ -39,7 +39,7 @@ def run(args) -> int:
     ref = common.model_ref(args.model)
     model = common.load_for(args, ref)
     condition, cond_record = common.resolve_condition(model, args.class_, args.prompt, args)
-    seeds = load_seeds(items, model, condition, args.steps, progress=not args.quiet).seeds
+    seeds = load_seeds(items, model, condition, args.steps).seeds
     if args.k > seeds.shape[0]:
         raise common.CLIError(f"--k {args.k} is more than the {seeds.shape[0]} inputs")
     method = own["method"]
@@ -54,7 +54,7 @@ def run(args) -> int:
     params = ClusterSettings.from_record(params).to_record()
     prior = load_prior(params.get("prior", "chi"), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)
-    folder = write_cluster_run(params, model, seeds, result, args.out, progress=not args.quiet)
+    folder = write_cluster_run(params, model, seeds, result, args.out)
     print(f"wrote {folder}: {args.k} clusters of {seeds.shape[0]} inputs, centroid_NN.png, centroids.safetensors, "
           f"grid.png, run.json")
     return 0

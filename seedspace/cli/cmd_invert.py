@@ -33,7 +33,7 @@ def run(args) -> int:
     params = invert_parameters(model, ref, paths, cond_record, model_sampling(model, args.steps, None)[0], args.dtype,
                                args.batch_size, **common.size_params(model),
                                **common.image_params(args, model, [{"image": str(p)} for p in paths]))
-    folder, rows = write_invert_run(params, model, paths, args.out, progress=not args.quiet)
+    folder, rows = write_invert_run(params, model, paths, args.out)
     names = [p.name for p in paths]
     width = max(len(n) for n in names + ["image"])
     print(f"{'image':<{width}}  {'PSNR dB':>8}  {'|x|/sqrt(d)':>11}  {'z':>7}  flag")

@@ -41,7 +41,7 @@ def run(args) -> int:
                            steps=model_sampling(model, args.steps, None)[0], seeds=items, typical=args.typical,
                            dtype=args.dtype, batch_size=args.batch_size, **common.size_params(model),
                            **common.image_params(args, model, items)).to_record()
-    folder, summary = write_norms_run(params, model, args.out, progress=not args.quiet)
+    folder, summary = write_norms_run(params, model, args.out)
     rows, d = summary["seeds"], summary["d"]
     lo, hi = summary["chi"]["typical_interval"]
     width = max(len(r["seed"]) for r in rows + [{"seed": "seed"}])

@@ -39,8 +39,7 @@ def run(args) -> int:
         raise FileExistsError(f"{args.out} already exists; choose another --out or remove it")
     text = outputs.read_png_parameters(source)
     check_frame_record(outputs.parse_parameters(text), str(source))  # names the file; regenerate checks it again
-    image, new_text = regenerate(text, device=args.device, model_override=args.model, quiet=args.quiet,
-                                 frame_path=source)
+    image, new_text = regenerate(text, device=args.device, model_override=args.model, frame_path=source)
     if args.out is not None:
         target = Path(args.out)
         outputs.save_png(target, image, new_text)

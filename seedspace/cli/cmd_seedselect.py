@@ -101,7 +101,7 @@ def run(args) -> int:
                                       guidance=params["guidance"], num_seeds=params["num_seeds"], seed=params["seed"],
                                       scheduler=params.get("scheduler"), prior=params.get("prior"))
         result = seedselect(model, images, cond, settings=settings, feature_fn=params.get("features"),
-                            out_dir=folder / "steps", resume=args.resume is not None, progress=not args.quiet)
+                            out_dir=folder / "steps", resume=args.resume is not None)
         meta = {"command": COMMAND, "model": params["model"]["id"], "init": params["init"],
                 "step": result.steps, "loss": result.history[-1]["losses"]}
         outputs.save_seeds(folder / "seeds.safetensors", {"seeds": result.seed}, meta)

@@ -102,7 +102,7 @@ def run(args) -> int:
         data = args.data if DATA_OPTION in given else recorded_data
     recipe = TestbedRecipe.from_record(options)
     try:
-        out = train_testbed(args.out, data, recipe, resume=args.resume, progress=not args.quiet,
+        out = train_testbed(args.out, data, recipe, resume=args.resume,
                             checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message),
                             allow_large=args.allow_large)
     except KeyboardInterrupt:
@@ -133,7 +133,7 @@ def calibrate_into_folder(folder: Path, args) -> None:
         return
     common.note(args, "calibrating the norm prior (--skip-calibrate skips it)")
     command = f"seedspace calibrate --model {folder} --out model"
-    result = calibrate(model, model_id=str(folder), command=command, progress=not args.quiet)
+    result = calibrate(model, model_id=str(folder), command=command)
     save_prior(model.prior_path, result.prior)
 
 

@@ -18,6 +18,7 @@ import warnings
 
 from .._version import __version__
 from ..checks import RecordError
+from ..progress import progress_bars
 
 # One module per command, ``seedspace/cli/cmd_<name>.py``, each with ``register(subparsers, formatter_class)``.
 COMMAND_MODULES = ["interpolate", "travel", "centroid", "invert", "norms", "regenerate", "testbed", "seedselect", "evaluate",
@@ -158,7 +159,8 @@ def _run(argv: list[str]) -> int:
             if getattr(args, "dtype", None) == "auto":  # records keep the dtype that ran, never 'auto'
                 from ..backends.loading import dtype_name
                 args.dtype = dtype_name("auto", getattr(args, "device", "cpu"))
-            return int(args.func(args) or 0)
+            with progress_bars(not getattr(args, "quiet", True)):  # a command without --quiet shows none
+                return int(args.func(args) or 0)
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         except (ValueError, OSError) as exc:  # bad input, or the environment (missing file, full disk, permissions)

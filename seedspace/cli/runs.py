@@ -24,12 +24,12 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     if params is None:
         params, model = new_params(args)
     run = run_frames(command, params, model, prior, args.out, resume=folder, allow_large=args.allow_large,
-                     progress=not args.quiet, on_note=lambda message: common.note(args, message))
+                     on_note=lambda message: common.note(args, message))
     print(f"wrote {run.folder}: {run.summary.text}")
     return 0
 
 
-def regenerate(text: str, device: str = "cpu", model_override: str | None = None, quiet: bool = True,
+def regenerate(text: str, device: str = "cpu", model_override: str | None = None,
                frame_path: str | Path | None = None):
     """(image (H, W, C) uint8, parameters text) of the frame described by a PNG ``parameters`` text. With
     ``frame_path`` (where that PNG lies) inside its run folder, the endpoint seeds come from the folder's seed
@@ -44,14 +44,14 @@ def regenerate(text: str, device: str = "cpu", model_override: str | None = None
     if endpoints is None:
         check_sources_present(params["seeds"], frame_path)
     model = common.load_from_params(params, device=device, model_override=model_override)
-    plan = plan_frames(command, params, model, progress=not quiet, endpoints=endpoints)
+    plan = plan_frames(command, params, model, endpoints=endpoints)
     plan.attach_batches(params["batch_size"])
     index = frame["index"]
     if not 0 <= index < plan.seeds.shape[0]:
         raise common.CLIError(f"frame index {index} is out of range")
     start, stop = plan.frames[index]["batch"]
     images = model.generate(plan.seeds[start:stop], list(plan.conditions[start:stop]), params["steps"],
-                            params["guidance"], progress=not quiet, scheduler=params.get("scheduler"))
+                            params["guidance"], scheduler=params.get("scheduler"))
     image = outputs.to_uint8(images)[index - start]
     return image, frame_text(command, params, plan.frames[index], image.shape[:2])
 

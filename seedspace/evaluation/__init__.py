@@ -25,6 +25,7 @@ import torch
 
 from ..backends.sampling import INVERTIBLE, scheduler_label
 from ..hardware import cpu_has_native_bf16, cpu_model
+from ..progress import progress_bars
 from ..runs import RunRecord
 from ..settings import check_unchanged
 from .centroid import measure_centroid, tabulate_centroid
@@ -144,7 +145,8 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     else:
         source = {} if measured_in is None else {"measured_in": str(measured_in)}
         record = RunRecord(Path(out), "evaluate", parameters, model=model_entry, finished=[], **source)
-    with record.guard() if record is not None else contextlib.nullcontext():
+    # the log is the evaluation's progress: the bars of what it runs (augment, SeedSelect, the model) stay hidden
+    with record.guard() if record is not None else contextlib.nullcontext(), progress_bars(False):
         for name in experiments:
             log(f"== {name}")
             t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]

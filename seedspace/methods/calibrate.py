@@ -30,12 +30,12 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import outputs
 from .._version import __version__
 from ..checks import MAX_BATCH_SIZE, Integer, OneOf, Rule, check_number, setting
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
+from ..progress import progress_bar, progress_bars
 from ..runs.provenance import model_record
 from ..scoring.judge import resize_images
 from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
@@ -260,7 +260,7 @@ class CalibrationSettings(Settings):
 
 
 def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: str | None = None,
-              command: str | None = None, progress: bool = False, log: Callable[[str], None] | None = None,
+              command: str | None = None, log: Callable[[str], None] | None = None,
               **options) -> CalibrationResult:
     """Measure image quality against the seed norm and fit a norm prior to it (see the module docstring).
 
@@ -269,7 +269,6 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
         settings: a :class:`CalibrationSettings` (default: its defaults).
         model_id: recorded in the provenance: how the model is loaded again.
         command: recorded in the provenance: the command line that ran.
-        progress: show a tqdm bar.
         log: called with one line per step (e.g. print to stderr).
         **options: fields of :class:`CalibrationSettings` as keywords (``per_norm=...``); they override
             ``settings``.
@@ -298,14 +297,15 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
                              "directions 'random'")
         if n_real:
             say(f"inverting {min(per_norm, n_real)} real images ({steps} DDIM steps)")
-            kinds["inverted"] = inverted_directions(model, class_list, per_norm, seed, steps, real)
+            with progress_bars(False):
+                kinds["inverted"] = inverted_directions(model, class_list, per_norm, seed, steps, real)
         else:
             say("no few-shot real images: using random directions only")
     used = list(kinds)
 
     curves = {}
     total = len(ratios) * sum(u.shape[0] for u, _ in kinds.values())
-    with tqdm(total=total, desc="calibrate", unit="image", disable=not progress) as bar:
+    with progress_bar(total=total, desc="calibrate", unit="image") as bar, progress_bars(False):  # not the steps
         for kind, (unit, labels) in kinds.items():
             per_score: dict[str, list[np.ndarray]] = {}
             for s in ratios:

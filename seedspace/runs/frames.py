@@ -59,12 +59,11 @@ def geometry_of(method: str, prior):
     return ("nao", None) if method == PAPER_NAO else (method, prior)
 
 
-def plan_interpolation(params: dict, model, progress: bool = False,
-                       endpoints: LoadedSeeds | None = None) -> FramePlan:
+def plan_interpolation(params: dict, model, endpoints: LoadedSeeds | None = None) -> FramePlan:
     """Two endpoint seeds -> ``frames`` seeds along the path of each method (one row per method); t = j / (n - 1)
     (the arc-length fraction for NAO)."""
     cond = condition_from_record(params["condition"])
-    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"], progress)
+    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"])
     if seeds.shape[0] != 2:
         raise ValueError(f"interpolate needs exactly two endpoint seeds, got {seeds.shape[0]}")
     n, methods = params["frames"], params["methods"]
@@ -87,11 +86,10 @@ def plan_interpolation(params: dict, model, progress: bool = False,
                      {"methods": methods, "endpoints": entries})
 
 
-def plan_centroid(params: dict, model, progress: bool = False,
-                  endpoints: LoadedSeeds | None = None) -> FramePlan:
+def plan_centroid(params: dict, model, endpoints: LoadedSeeds | None = None) -> FramePlan:
     """k >= 2 inputs -> their centroid and ``frames`` seeds along the path from the centroid to each input."""
     cond = condition_from_record(params["condition"])
-    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"], progress)
+    seeds, entries = endpoints or load_seeds(params["seeds"], model, cond, params["steps"])
     k, n, method = seeds.shape[0], params["frames"], params["method"]
     if k < 2:
         raise ValueError(f"a centroid needs at least two inputs, got {k}")
@@ -115,12 +113,11 @@ def plan_centroid(params: dict, model, progress: bool = False,
                      {"method": method, "inputs": entries})
 
 
-def plan_travel(params: dict, model, progress: bool = False,
-                endpoints: LoadedSeeds | None = None) -> FramePlan:
+def plan_travel(params: dict, model, endpoints: LoadedSeeds | None = None) -> FramePlan:
     """Keyframe seeds -> frames along the path of each segment (k - 1 segments, k with ``loop``), eased, with no
     duplicated keyframe; the condition switches at the middle of each segment."""
     cond = condition_from_record(params["condition"])
-    seeds, entries = endpoints or load_endpoints("travel", params, model, progress)
+    seeds, entries = endpoints or load_endpoints("travel", params, model)
     k = seeds.shape[0]
     if k < 2:
         raise ValueError(f"travel needs at least two keyframes, got {k}")
@@ -197,23 +194,22 @@ PLANNERS: dict[str, Callable[..., FramePlan]] = {
 }
 
 
-def load_endpoints(command: str, params: dict, model, progress: bool = False) -> LoadedSeeds:
+def load_endpoints(command: str, params: dict, model) -> LoadedSeeds:
     """The endpoint seeds (interpolate), inputs (centroid) or keyframes (travel) of a run's recorded seed spec,
     images inverted with the run's condition and steps: what the plan of ``command`` starts from (and what a
     prior fitted to the run's own seeds is fitted to)."""
     cond = condition_from_record(params["condition"])
     if command == "travel" and isinstance(cond, list):  # one condition per keyframe: images inverted with their own
         cond = cond[0] if len(cond) == 1 else keyframe_conditions(cond, len(params["seeds"]))
-    return load_seeds(params["seeds"], model, cond, params["steps"], progress)
+    return load_seeds(params["seeds"], model, cond, params["steps"])
 
 
-def plan_frames(command: str, params: dict, model, progress: bool = False,
-                endpoints: LoadedSeeds | None = None) -> FramePlan:
+def plan_frames(command: str, params: dict, model, endpoints: LoadedSeeds | None = None) -> FramePlan:
     """The frame plan of a recorded ``interpolate``, ``centroid`` or ``travel`` run; ``endpoints`` (from
     :func:`stored_endpoints`) stand in for the recorded seed spec, which is then not read."""
     if command not in PLANNERS:
         raise ValueError(f"cannot plan frames of command {command!r}; known: {', '.join(PLANNERS)}")
-    return PLANNERS[command](params, model, progress, endpoints=endpoints)
+    return PLANNERS[command](params, model, endpoints=endpoints)
 
 
 # where each command's run folder keeps the seeds of its endpoints (inputs, keyframes): file, tensor key
@@ -282,7 +278,7 @@ def _stored_provenance(items: list, n: int, shape: tuple, where: str) -> list[di
 
 def render_batches(model, plan: FramePlan, steps: int, guidance: float, batch_size: int,
                    on_batch: Callable[[int, int, torch.Tensor], None],
-                   done: Callable[[int, int], bool] | None = None, progress: bool = False,
+                   done: Callable[[int, int], bool] | None = None,
                    on_progress: Callable[[int], None] | None = None, scheduler: str | None = None) -> None:
     """Generate the plan's seeds in fixed batches of ``batch_size`` (so any frame can be regenerated bit for bit
     from its batch) and hand each batch's images (B, C, H, W) in [0, 1] to ``on_batch(start, stop, images)``;
@@ -292,7 +288,7 @@ def render_batches(model, plan: FramePlan, steps: int, guidance: float, batch_si
         stop = min(n, start + batch_size)
         if done is None or not done(start, stop):
             images = model.generate(plan.seeds[start:stop], list(plan.conditions[start:stop]), steps, guidance,
-                                    progress=progress, scheduler=scheduler)
+                                    scheduler=scheduler)
             on_batch(start, stop, images)
         if on_progress is not None:
             on_progress(stop - start)

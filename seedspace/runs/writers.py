@@ -6,13 +6,11 @@ diagnosis, inversion and clustering. The interfaces turn their inputs into the r
 from __future__ import annotations
 
 import math
-import sys
 from pathlib import Path
 from typing import Callable, NamedTuple
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from .. import outputs
 from ..backends.run_prior import run_prior_of
@@ -20,6 +18,7 @@ from ..backends.sampling import check_scheduler
 from ..checks import check_write_size
 from ..conditions import condition_from_record
 from ..geometry import ChiPrior, norm_report
+from ..progress import progress_bar
 from ..scoring.metrics import image_psnr
 from ..seeds import describe_seed, image_paths, load_seeds
 from ..settings import model_sampling
@@ -92,23 +91,20 @@ class FrameRun(NamedTuple):
 
 
 def run_frames(command: str, params: dict, model, prior="model", out=None, base="outputs", resume=None,
-               allow_large: bool = False, progress: bool = False,
-               on_frames: Callable[[int, int], None] | None = None,
+               allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None,
                on_note: Callable[[str], None] | None = None) -> FrameRun:
     """An ``interpolate``, ``centroid`` or ``travel`` run, as the command line and the explorer make it: its prior
     chosen and its frames planned (:func:`plan_frame_run`; ``on_note(note)`` hears, before any frame is made, where
     the prior is not the one asked for), then its folder written (:func:`write_frame_run`; ``on_frames(done,
     total)`` after each batch of frames, and once at 0)."""
-    record, plan, note = plan_frame_run(command, params, model, prior, progress)
+    record, plan, note = plan_frame_run(command, params, model, prior)
     if note and on_note is not None:
         on_note(note)
-    folder, images, summary = write_frame_run(command, record, model, plan, out, base, resume, allow_large, progress,
-                                              on_frames)
+    folder, images, summary = write_frame_run(command, record, model, plan, out, base, resume, allow_large, on_frames)
     return FrameRun(folder, record, plan, images, summary, note)
 
 
-def plan_frame_run(command: str, params: dict, model, prior="model",
-                   progress: bool = False) -> tuple[dict, FramePlan, str | None]:
+def plan_frame_run(command: str, params: dict, model, prior="model") -> tuple[dict, FramePlan, str | None]:
     """(record, plan, note or None) of an ``interpolate``, ``centroid`` or ``travel`` run: ``params`` is its
     record but the prior, ``prior`` the norm prior of its NAO paths and centroids as ``--prior`` takes it (None or
     'chi', 'model', 'scaled-chi:S', a prior file, or the record a resumed run keeps). 'model' is the model's
@@ -119,19 +115,18 @@ def plan_frame_run(command: str, params: dict, model, prior="model",
     loaded = []  # the endpoints, where the prior is fitted to them
 
     def endpoint_seeds():
-        loaded.append(load_endpoints(command, params, model, progress))
+        loaded.append(load_endpoints(command, params, model))
         return loaded[0].seeds
 
     record, note = run_prior_of(prior, model, params["steps"], params.get("scheduler"),
                                 bool(image_paths(params["seeds"])), endpoint_seeds)
     params = FRAME_SETTINGS[command].from_record({**params, **({} if record is None else {"prior": record})})
     params = params.to_record()
-    return params, plan_frames(command, params, model, progress, loaded[0] if loaded else None), note
+    return params, plan_frames(command, params, model, loaded[0] if loaded else None), note
 
 
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,
-                    allow_large: bool = False, progress: bool = False,
-                    on_frames: Callable[[int, int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
+                    allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
     """A frame command's run (interpolate, centroid, travel) from its record ``params`` and frame ``plan``: refused
     (ValueError, nothing written) past :func:`~seedspace.checks.check_write_size` unless ``allow_large``; then a new
     folder (``out``, or the next under ``base``) or the folder ``resume`` reopened (its finished batches kept), filled
@@ -150,7 +145,7 @@ def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None
         for name, (tensors, meta) in plan.seed_files.items():
             outputs.save_seeds(folder / name, tensors, meta)
             record.add_file(folder / name)
-        images = render_plan(command, model, params, plan, folder, record, progress, on_frames)
+        images = render_plan(command, model, params, plan, folder, record, on_frames)
         summary = FINISHERS[command](folder, record, params, plan, images, model)
         save_grid_png(folder, record, command, params, summary.grid)
     return folder, images, summary
@@ -164,11 +159,11 @@ def save_grid_png(folder: Path, record: RunRecord, command: str, params: dict, g
 
 
 def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path, record: RunRecord,
-                progress: bool = False, on_frames: Callable[[int, int], None] | None = None) -> np.ndarray:
+                on_frames: Callable[[int, int], None] | None = None) -> np.ndarray:
     """Render every planned frame to ``folder/<frame['file']>`` (PNG with parameters), recording each finished
     batch in run.json; returns all images (N, H, W, C) uint8. Batches a resumed run already finished are read
-    back from their PNGs instead (a batch renders the same pixels whenever it is rendered). ``progress`` shows
-    progress bars; ``on_frames(done, total)`` is called at the start and as each batch of frames is done."""
+    back from their PNGs instead (a batch renders the same pixels whenever it is rendered). ``on_frames(done,
+    total)`` is called at the start and as each batch of frames is done."""
     plan.attach_batches(params["batch_size"])
     total = plan.seeds.shape[0]
     out: list = [None] * total
@@ -192,7 +187,7 @@ def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path
     made = [0]  # a disabled bar counts nothing
     if on_frames is not None:
         on_frames(0, total)
-    with tqdm(total=total, desc="frames", unit="frame", disable=not progress, file=sys.stderr) as bar:
+    with progress_bar(total=total, desc="frames", unit="frame") as bar:
         def advanced(k: int) -> None:
             bar.update(k)
             made[0] += k
@@ -200,7 +195,7 @@ def render_plan(command: str, model, params: dict, plan: FramePlan, folder: Path
                 on_frames(made[0], total)
 
         render_batches(model, plan, params["steps"], params["guidance"], params["batch_size"], on_batch, done,
-                       progress=progress, on_progress=advanced, scheduler=params.get("scheduler"))
+                       on_progress=advanced, scheduler=params.get("scheduler"))
     return np.stack(out)
 
 
@@ -271,14 +266,14 @@ def finish_travel(folder, record, params, plan, images, model) -> Summary:
 FINISHERS = {"interpolate": finish_interpolate, "centroid": finish_centroid, "travel": finish_travel}
 
 
-def write_norms_run(params: dict, model, out=None, base="outputs", progress: bool = False) -> tuple[Path, dict]:
+def write_norms_run(params: dict, model, out=None, base="outputs") -> tuple[Path, dict]:
     """Diagnose the seeds of ``params`` (as run.json records them: model, condition, steps, seeds, typical,
     dtype, batch_size) and write the run folder (``out``, or the next ``<base>/norms-NNNNN``): norms.json,
     norms.png, seeds.safetensors, run.json. Returns (folder, the norms.json summary). The command line and
     ``seedspace ui`` share it."""
     typical = params["typical"]
     seeds, entries = load_seeds(params["seeds"], model, condition_from_record(params["condition"]),
-                                params["steps"], progress=progress)
+                                params["steps"])
     reports = norm_report(seeds, typical_prob=typical)
     d = int(np.prod(model.seed_shape))
     prior = ChiPrior(d)
@@ -350,18 +345,18 @@ def invert_parameters(model, ref: str, paths, condition_record: dict, steps: int
                                   for p in paths]).to_record()
 
 
-def write_invert_run(params: dict, model, paths, out=None, base="outputs", progress: bool = False) -> tuple[Path, list[dict]]:
+def write_invert_run(params: dict, model, paths, out=None, base="outputs") -> tuple[Path, list[dict]]:
     """DDIM-invert the images ``paths`` with ``params`` (:func:`invert_parameters`), regenerate each seed with
     guidance 1 and write the run folder: seeds.safetensors, reconstructions/ and reconstructions.png (inputs
     above reconstructions), run.json with a row per image (PSNR, norm report). Returns (folder, rows)."""
     condition, steps, bs = condition_from_record(params["condition"]), params["steps"], params["batch_size"]
     images = model.load_images([str(p) for p in paths])
     seeds, recon = [], []
-    with tqdm(total=len(paths), desc="inverting", unit="image", disable=not progress) as bar:
+    with progress_bar(total=len(paths), desc="inverting", unit="image") as bar:
         for start in range(0, len(paths), bs):
             stop = min(len(paths), start + bs)
-            s = model.invert(images[start:stop], condition, steps, progress=progress).float().cpu()
-            recon.append(model.generate(s, condition, steps, 1.0, progress=progress))
+            s = model.invert(images[start:stop], condition, steps).float().cpu()
+            recon.append(model.generate(s, condition, steps, 1.0))
             seeds.append(s)
             bar.update(stop - start)
     seeds, recon = torch.cat(seeds), torch.cat(recon)
@@ -389,19 +384,18 @@ def write_invert_run(params: dict, model, paths, out=None, base="outputs", progr
     return folder, rows
 
 
-def write_cluster_run(params: dict, model, seeds, result, out=None, base="outputs",
-                      progress: bool = False) -> Path:
+def write_cluster_run(params: dict, model, seeds, result, out=None, base="outputs") -> Path:
     """The run folder of a clustering (``result``, a :class:`~seedspace.geometry.ClusterResult` of ``seeds``,
     the inputs ``params["seeds"]``): each centroid rendered (centroid_NN.png), centroids.safetensors with the
     labels, a grid of each centroid beside its members, run.json with the members of each cluster."""
     items, k = params["seeds"], params["k"]
     condition, steps, guidance = condition_from_record(params["condition"]), params["steps"], params["guidance"]
     centroids = result.centroids.float()
-    images = outputs.to_uint8(model.generate(centroids, condition, steps, guidance, progress=progress))
+    images = outputs.to_uint8(model.generate(centroids, condition, steps, guidance))
     if all("image" in it for it in items):  # the inputs as images: image inputs as read, seeds rendered
         originals = outputs.to_uint8(model.load_images([it["image"] for it in items]))
     else:
-        originals = outputs.to_uint8(model.generate(seeds, condition, steps, guidance, progress=progress))
+        originals = outputs.to_uint8(model.generate(seeds, condition, steps, guidance))
     clusters = [{"cluster": j, "members": [int(i) for i in result.members(j)],
                  "inputs": [describe_seed(items[i]) for i in result.members(j)]} for j in range(k)]
     folder, record = open_run(CLUSTER_COMMAND, params, out, base, clusters=clusters, objective=result.objective)

@@ -44,7 +44,7 @@ def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
 
 
 def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
-                  resume: bool = False, progress: bool = True, checkpoint_every: int = 250, log=None,
+                  resume: bool = False, checkpoint_every: int = 250, log=None,
                   allow_large: bool = False) -> Path:
     """Train a testbed on ``data`` (see :func:`~seedspace.testbed.data.load_dataset`) into the new folder ``out``,
     or continue the unfinished training in ``out`` (``resume``: same recipe and data, else ValueError).
@@ -96,7 +96,7 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
                   "stages": {}}
     try:
         with torch_threads(recipe.threads):
-            _train(out, dataset, rows, recipe, record, progress, checkpoint_every, log)
+            _train(out, dataset, rows, recipe, record, checkpoint_every, log)
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before any training state: leave nothing
             shutil.rmtree(out, ignore_errors=True)
@@ -191,7 +191,7 @@ def exposure_limits(classes: list[str], counts: np.ndarray, exposure) -> dict[in
     return limits
 
 
-def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict, progress: bool,
+def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict,
            checkpoint_every: int, log) -> None:
     write_json(out / RECORD, record)
     test_images, test_labels = dataset.test if dataset.test is not None else (dataset.images, dataset.labels)
@@ -203,7 +203,7 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
     for kind, seed in (("judge", recipe.seed), ("encoder", recipe.seed + 1)):
         if getattr(recipe, kind) and kind not in record["stages"]:
             net, summary = train_classifier(*pool, *test, len(classes), kind, recipe.classifier_epochs,
-                                            seed=seed, progress=progress, mirror=dataset.mirror_symmetric)
+                                            seed=seed, mirror=dataset.mirror_symmetric)
             with atomic_path(out / f"{kind}.safetensors") as tmp:
                 save_file(net.state_dict(), str(tmp), metadata={"num_classes": str(len(classes))})
             record["stages"][kind] = summary
@@ -211,7 +211,7 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
             log(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
     longtail = rows["train-longtail"]
     ema, summary = train_diffusion(to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]),
-                                   len(classes), out / CHECKPOINT, recipe, checkpoint_every, progress,
+                                   len(classes), out / CHECKPOINT, recipe, checkpoint_every,
                                    mirror=dataset.mirror_symmetric)
     _save_unet(out, ema, recipe.objective)
     write_json(out / "loss_history.json", summary.pop("loss_history"))

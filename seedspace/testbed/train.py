@@ -9,7 +9,6 @@ import contextlib
 import json
 import math
 import signal
-import sys
 import threading
 import time
 from pathlib import Path
@@ -19,9 +18,9 @@ import torch.nn.functional as F
 from diffusers import DDPMScheduler, FlowMatchEulerDiscreteScheduler, UNet2DModel
 from safetensors import safe_open
 from safetensors.torch import save
-from tqdm import tqdm
 
 from ..outputs import atomic_path
+from ..progress import progress_bar
 from .judge import Encoder, Judge
 from .recipe import UNET_CHANNELS, TestbedRecipe
 
@@ -88,7 +87,7 @@ def noisy_batch(x0: torch.Tensor, abar: torch.Tensor | None, gen: torch.Generato
 
 def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int, checkpoint: Path,
                     recipe: TestbedRecipe = TestbedRecipe(), checkpoint_every: int = 250,
-                    progress: bool = True, mirror: bool = True) -> tuple[UNet2DModel, dict]:
+                    mirror: bool = True) -> tuple[UNet2DModel, dict]:
     """Epsilon-prediction DDPM training, loss = |eps - eps_theta(sqrt(abar) x0 + sqrt(1-abar) eps, t, y)|^2, or
     (``recipe.objective="flow"``) rectified flow, loss = |(eps - x0) - v_theta((1 - s) x0 + s eps, 1000 s, y)|^2
     with s ~ U(0, 1); the class dropped to the null class with probability ``cond_drop``; returns the EMA weights
@@ -122,8 +121,8 @@ def train_diffusion(images: torch.Tensor, labels: torch.Tensor, num_classes: int
     abar = None if objective == "flow" else make_scheduler().alphas_cumprod
     log_every = min(100, steps)
     n, started = images.shape[0], time.time() - state["seconds"]
-    with tqdm(total=steps, initial=state["step"], desc="diffusion", unit="step", disable=not progress,
-              file=sys.stderr, dynamic_ncols=True) as bar, DeferredInterrupts() as interrupts:
+    with progress_bar(total=steps, initial=state["step"], desc="diffusion", unit="step",
+                      dynamic_ncols=True) as bar, DeferredInterrupts() as interrupts:
         for step in range(state["step"] + 1, steps + 1):
             step_start = gen.get_state(), torch.get_rng_state()
             try:  # nothing the checkpoint holds changes before opt.step(): a signal here abandons the step at once
@@ -277,7 +276,7 @@ class DeferredInterrupts(contextlib.AbstractContextManager):
 
 def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: torch.Tensor, test_labels: torch.Tensor,
                      num_classes: int, kind: str = "judge", epochs: int = 4, batch_size: int = 128,
-                     seed: int = 0, progress: bool = True, mirror: bool = True) -> tuple[torch.nn.Module, dict]:
+                     seed: int = 0, mirror: bool = True) -> tuple[torch.nn.Module, dict]:
     """Cross-entropy training (AdamW, one-cycle lr, horizontal flips where ``mirror``) of the judge or the encoder
     (``kind``) on a balanced set of images (N, 1, 32, 32) in [-1, 1]; returns the network (eval mode) and its test
     accuracy."""
@@ -287,8 +286,7 @@ def train_classifier(images: torch.Tensor, labels: torch.Tensor, test_images: to
     opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-4)
     batches = math.ceil(images.shape[0] / batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=2e-3, total_steps=epochs * batches)
-    with tqdm(total=epochs * batches, desc=kind, unit="batch", disable=not progress, file=sys.stderr,
-              dynamic_ncols=True) as bar:
+    with progress_bar(total=epochs * batches, desc=kind, unit="batch", dynamic_ncols=True) as bar:
         for _ in range(epochs):
             net.train()
             perm = torch.randperm(images.shape[0], generator=gen)

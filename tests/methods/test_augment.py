@@ -40,7 +40,7 @@ def refs_dir(tmp_path_factory) -> Path:
 
 
 def run(model_dir, refs, out, **options):
-    kwargs = dict(per_class=5, steps=2, shard_size=2, batch_size=2, progress=False)
+    kwargs = dict(per_class=5, steps=2, shard_size=2, batch_size=2)
     kwargs.update(options)
     return augment(str(model_dir), refs, out, **kwargs)
 
@@ -220,8 +220,7 @@ def test_images_without_a_picture_are_never_written_as_a_success(tiny_testbed_di
     model.generate = black  # every reference's round trip comes back black: refused before anything is written
     with pytest.raises(ValueError, match=r"class 'class0': reference 0 inverted \(ddim\) with 2 inversion steps "
                                          r"comes back constant \(all black\) at 2 steps"):
-        augment(model, refs_dir, tmp_path / "refused", per_class=5, steps=2, shard_size=2, batch_size=2,
-                progress=False)
+        augment(model, refs_dir, tmp_path / "refused", per_class=5, steps=2, shard_size=2, batch_size=2)
     assert not (tmp_path / "refused").exists()
 
     def nan_in_the_last_class(seeds, condition, *args, **kwargs):  # the round trips (3 calls) are fine
@@ -233,8 +232,7 @@ def test_images_without_a_picture_are_never_written_as_a_success(tiny_testbed_di
 
     model.generate = nan_in_the_last_class
     with pytest.raises(ValueError, match=r"class 'class2': image 1 came out not finite"):
-        augment(model, refs_dir, tmp_path / "failed", per_class=2, steps=2, shard_size=2, batch_size=2,
-                progress=False)
+        augment(model, refs_dir, tmp_path / "failed", per_class=2, steps=2, shard_size=2, batch_size=2)
     out = tmp_path / "failed"
     assert json.loads((out / "run.json").read_text())["status"] != "completed"
     assert not list(out.glob("class2/*.png")) and len(list(out.glob("class[01]/*.png"))) == 4
@@ -572,7 +570,7 @@ def test_tiny_stable_diffusion_prompts_from_folder_names(tiny_sd_dir, tmp_path):
             pixels = np.random.default_rng(i).integers(0, 255, (size, size, 3), dtype=np.uint8)
             Image.fromarray(pixels).save(tmp_path / "refs" / name / f"{i}.png")
     result = ss.augment(str(tiny_sd_dir), tmp_path / "refs", tmp_path / "out", per_class=2, strategy="paths",
-                        steps=2, progress=False, device="cpu")
+                        steps=2, device="cpu")
     entries = result.entries()
     assert [e["model_condition"] for e in entries] == ["a blue ball"] * 2 + ["a red cube"] * 2
     assert all((tmp_path / "out" / e["file"]).is_file() for e in entries)
@@ -609,7 +607,7 @@ def test_the_manifest_names_the_sampler_that_ran(refs_dir, tmp_path):
 
     model = tiny_pixel_flow_model()
     result = augment(model, refs_dir, tmp_path / "flow", per_class=2, steps=2, shard_size=2, batch_size=2,
-                     strategy="random", condition="unconditional", progress=False)
+                     strategy="random", condition="unconditional")
     label = scheduler_label(model.default_scheduler)
     assert label != "DDIM" and {e["sampler"] for e in result.entries()} == {label}
     assert {(e["dtype"], e["threads"]) for e in result.entries()} == {(result.settings.dtype, torch.get_num_threads())}

@@ -23,7 +23,7 @@ def refs(k: int = 3) -> dict:
 @pytest.mark.parametrize("start", ["centroid", "random"])
 def test_seedselect_starts_make_distinct_refined_images(tiny_testbed_dir, tmp_path, start):
     result = augment(str(tiny_testbed_dir), refs(), tmp_path / "out", per_class=4, steps=2, shard_size=4,
-                     batch_size=4, progress=False, strategy="seedselect", seedselect_start=start, seedselect_steps=1)
+                     batch_size=4, strategy="seedselect", seedselect_start=start, seedselect_steps=1)
     entries = result.entries()
     assert len({outputs.read_png_pixels(result.out / e["file"]).tobytes() for e in entries}) == 12
     inits = [e["seed"]["init"] for e in entries[:4]]

@@ -334,15 +334,15 @@ def test_an_error_before_the_first_checkpoint_leaves_nothing_and_after_it_a_resu
     with monkeypatch.context() as m:
         m.setattr(build, "train_diffusion", out_of_memory)
         with pytest.raises(RuntimeError, match="not enough memory"):
-            build.train_testbed(tmp_path / "early", data_dir, recipe, progress=False)
+            build.train_testbed(tmp_path / "early", data_dir, recipe)
     assert not (tmp_path / "early").exists()  # judge, references and record were written, then removed
 
     with monkeypatch.context() as m:
         m.setattr(build, "_save_unet", out_of_memory)  # fails after the checkpoint exists
         with pytest.raises(RuntimeError):
-            build.train_testbed(tmp_path / "late", data_dir, recipe, progress=False)
+            build.train_testbed(tmp_path / "late", data_dir, recipe)
     assert json.loads((tmp_path / "late" / build.RECORD).read_text())["status"] == "interrupted"
-    assert build.train_testbed(tmp_path / "late", data_dir, recipe, resume=True, progress=False) == tmp_path / "late"
+    assert build.train_testbed(tmp_path / "late", data_dir, recipe, resume=True) == tmp_path / "late"
     assert (tmp_path / "late" / "testbed.json").is_file()
 
 
@@ -361,7 +361,7 @@ def test_resuming_a_damaged_training_is_one_line(data_dir, tmp_path, capsys, dam
     with pytest.MonkeyPatch.context() as m:
         m.setattr(build, "_save_unet", lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
         with pytest.raises(KeyboardInterrupt):  # stopped after the checkpoint, as Ctrl-C would
-            build.train_testbed(out, data_dir, recipe, progress=False)
+            build.train_testbed(out, data_dir, recipe)
     what, change = damage
     if what == "checkpoint":
         path = out / build.CHECKPOINT

@@ -16,12 +16,12 @@ where it converges, the seed decodes to the image up to the iteration's residual
 from __future__ import annotations
 
 import torch
-from tqdm.auto import tqdm
 
 from ... import outputs
 from ...backends import sampling
 from ...backends.base import conditions_list
 from ...backends.ddim import ddim_timesteps, predict_x0
+from ...progress import progress_bar, progress_bars
 from ...scoring.metrics import image_psnr
 
 FIXED_POINT_ITERATIONS = 5  # per inversion step, after plain inversion's first guess (measured: scripts/rare_roundtrip.py)
@@ -60,25 +60,26 @@ def fixed_point_invert(model, images: torch.Tensor, condition, steps: int, guida
     return torch.cat(out).clone()
 
 
-def invert_classes(model, classes: list, steps: int, progress: bool = False,
-                   settings=None) -> dict[str, torch.Tensor]:
+def invert_classes(model, classes: list, steps: int, settings=None) -> dict[str, torch.Tensor]:
     """DDIM inversions of every class's references, with the class's condition: {folder: (k, *seed_shape)}; with
     ``settings.inversion == 'fixed-point'`` the fixed-point inversion of the run's sampler (its steps and
     guidance, :func:`fixed_point_invert`)."""
     fixed = settings is not None and settings.inversion == "fixed-point"
-    return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance) if fixed
-                       else model.invert(c.images, c.condition, steps).float().cpu())
-            for c in tqdm(classes, desc="inverting references", unit="class", disable=not progress)}
+    bar = progress_bar(classes, desc="inverting references", unit="class")
+    with progress_bars(False):  # one bar by class, not the model's steps below it
+        return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance)
+                           if fixed else model.invert(c.images, c.condition, steps).float().cpu())
+                for c in bar}
 
 
-def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], settings,
-                progress: bool = False) -> dict[str, list[float]]:
+def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], settings) -> dict[str, list[float]]:
     """Each reference regenerated from its inversion with the run's sampling (steps, guidance, the class's
     condition): {folder: PSNR in dB per reference}, what tells whether a path's endpoints are its references.
     ValueError when one comes back without a picture: every seed made from that inversion risks the same."""
     psnr = {}
-    for c in tqdm(classes, desc="checking inversions", unit="class", disable=not progress):
-        images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
+    for c in progress_bar(classes, desc="checking inversions", unit="class"):
+        with progress_bars(False):
+            images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
         failed = outputs.first_degenerate(images)
         if failed is not None:
             i, reason = failed

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Mapping
 
 import torch
-from tqdm.auto import tqdm
 
 from ...backends.loading import dtype_name, load_model, with_options
 from ...checks import check_write_size
 from ...hardware import torch_threads
+from ...progress import progress_bar, progress_bars
 from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
@@ -62,7 +62,7 @@ def _load(model, device: str, settings: AugmentSettings):
 
 def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str | Path,
             settings: AugmentSettings | None = None, *, executor: str = "local", workers: int = 1,
-            ray_address: str | None = None, device: str = "auto", resume: bool = False, progress: bool = True,
+            ray_address: str | None = None, device: str = "auto", resume: bool = False,
             ray_options: dict | None = None, allow_large: bool = False, **options) -> AugmentResult:
     """Generate ``per_class`` synthetic images per class from a few reference images per class; write a data set.
 
@@ -118,11 +118,11 @@ def augment(model, references: str | Path | Mapping[str, torch.Tensor], out: str
                           "CPUs per worker", RuntimeWarning, stacklevel=2)
     runner = make_executor(executor, loaded, ref, workers, ray_address, device, **(ray_options or {}))
     with torch_threads(settings.threads):
-        return _run(loaded, ref, references, out, settings, runner, saved, progress, t0, allow_large)
+        return _run(loaded, ref, references, out, settings, runner, saved, t0, allow_large)
 
 
-def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, saved: dict | None, progress: bool,
-         t0: float, allow_large: bool) -> AugmentResult:
+def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, saved: dict | None, t0: float,
+         allow_large: bool) -> AugmentResult:
     resuming = saved is not None
     phases = {"model load": time.perf_counter() - t0}
     classes = refs.resolve_classes(loaded, references, settings)
@@ -144,10 +144,10 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
     if settings.strategy != "random":  # inverted and checked before anything is written
         started = time.perf_counter()
         inversions = (refs.load_references(references_file)[1] if references_file.is_file() else
-                      invert_classes(loaded, classes, settings.inversion_steps, progress, settings))
+                      invert_classes(loaded, classes, settings.inversion_steps, settings))
         phases["inversion"] = time.perf_counter() - started
         started = time.perf_counter()
-        psnr = round_trips(loaded, classes, inversions, settings, progress)
+        psnr = round_trips(loaded, classes, inversions, settings)
         phases["round trip"] = time.perf_counter() - started
     started = time.perf_counter()
     plan = make_plan(classes, settings, inversions)
@@ -159,8 +159,8 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
             refs.save_references(references_file, classes, inversions)
         pending = [s for s in plan.shards if not writing.shard_finished(out, plan, s)]
         generated = sum(s.size for s in pending)
-        with tqdm(total=plan.total_images, initial=plan.total_images - generated, desc="augment", unit="image",
-                  disable=not progress) as bar:
+        with progress_bar(total=plan.total_images, initial=plan.total_images - generated, desc="augment",
+                          unit="image") as bar, progress_bars(False):  # one bar by image, not the model's steps
             started = time.perf_counter()
             runner.run(plan, out, pending, model_id, bar.update)
             phases["shards (seeds, generation, writing)"] = time.perf_counter() - started

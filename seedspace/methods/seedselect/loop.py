@@ -10,9 +10,9 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
-from tqdm.auto import tqdm
 
 from ...backends.base import conditions_list
+from ...progress import progress_bar, progress_bars
 from ...runs.record import folder_lock
 from .checkpoints import FORMAT, load_step, open_run_dir, save_step, write_history
 from .features import FeatureFn, resolve_feature_fn
@@ -63,8 +63,7 @@ class SeedSelectResult:
 def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condition=None, *,
                settings: SeedSelectSettings | None = None, feature_fn: FeatureFn | str | Path | None = None,
                out_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-               save_images: bool = True, progress: bool = False,
-               callback: StepCallback | None = None, **options) -> SeedSelectResult:
+               save_images: bool = True, callback: StepCallback | None = None, **options) -> SeedSelectResult:
     """Optimise seeds so the model's images match ``reference_images`` (>= 2 real images in [0, 1]), minimising
     semantic_weight * (1 - cos of features) + appearance_weight * MSE to the mean encoded reference.
 
@@ -84,7 +83,6 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
             the settings in ``CONFIG_KEYS_MUST_MATCH`` and the references must be those of the saved run.
         overwrite: allow starting afresh in an ``out_dir`` that already holds a run (its files are replaced).
         save_images: also write ``step_XXXX.png`` into ``out_dir``.
-        progress: show a tqdm bar with the loss.
         callback: ``callback(step, record, seeds, images)`` after each step's forward pass (before the update).
     """
     settings = dataclasses.replace(settings or SeedSelectSettings(), **options)
@@ -122,7 +120,8 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
             elapsed_before = history[-1].get("elapsed", init_seconds) if history else init_seconds
         else:
             start = 0
-            current = initial_seeds(model, settings, sets, conditions, target, feature_fn)
+            with progress_bars(False):  # the optimisation has its bar; the model's step bars stay hidden
+                current = initial_seeds(model, settings, sets, conditions, target, feature_fn)
             init_seconds = time.perf_counter() - t_start
             init_seed = current.clone()
             elapsed_before = init_seconds
@@ -137,13 +136,13 @@ def seedselect(model, reference_images: ImageSet | Sequence[torch.Tensor], condi
                             "exp_avg_sq": saved["adamw_exp_avg_sq"].to(model.device).clone()}
 
         steps = settings.steps
-        bar = tqdm(range(start, steps + 1), desc="seedselect", disable=not progress, initial=start, total=steps + 1)
+        bar = progress_bar(range(start, steps + 1), desc="seedselect", initial=start, total=steps + 1)
         wall0 = time.perf_counter()
         images = None
         for step in bar:
             t0 = time.perf_counter()
             update = step < steps
-            with torch.set_grad_enabled(update):
+            with torch.set_grad_enabled(update), progress_bars(False):
                 losses, sem, app, x0 = seedselect_loss(model, x, target, conditions, feature_fn, settings, checkpoint=True)
             if update:
                 opt.zero_grad(set_to_none=True)
