@@ -24,7 +24,7 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     if params is None:
         params, model = new_params(args)
     run = run_frames(command, params, model, prior, args.out, resume=folder, allow_large=args.allow_large,
-                     on_note=lambda message: common.note(args, message))
+                     log=lambda message: common.note(args, message))
     print(f"wrote {run.folder}: {run.summary.text}")
     return 0
 

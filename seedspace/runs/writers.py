@@ -92,14 +92,14 @@ class FrameRun(NamedTuple):
 
 def run_frames(command: str, params: dict, model, prior="model", out=None, base="outputs", resume=None,
                allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None,
-               on_note: Callable[[str], None] | None = None) -> FrameRun:
+               log: Callable[[str], None] | None = None) -> FrameRun:
     """An ``interpolate``, ``centroid`` or ``travel`` run, as the command line and the explorer make it: its prior
-    chosen and its frames planned (:func:`plan_frame_run`; ``on_note(note)`` hears, before any frame is made, where
-    the prior is not the one asked for), then its folder written (:func:`write_frame_run`; ``on_frames(done,
-    total)`` after each batch of frames, and once at 0)."""
+    chosen and its frames planned (:func:`plan_frame_run`; ``log(note)`` hears, before any frame is made, where the
+    prior is not the one asked for, as ``log`` does in calibrate, train_testbed and evaluate), then its folder
+    written (:func:`write_frame_run`; ``on_frames(done, total)`` after each batch of frames, and once at 0)."""
     record, plan, note = plan_frame_run(command, params, model, prior)
-    if note and on_note is not None:
-        on_note(note)
+    if note and log is not None:
+        log(note)
     folder, images, summary = write_frame_run(command, record, model, plan, out, base, resume, allow_large, on_frames)
     return FrameRun(folder, record, plan, images, summary, note)
 
