@@ -86,7 +86,8 @@ class DDIMModel:
         return seeds.to(self.device, torch.float32)  # the DDIM arithmetic runs in float32 at least
 
     def generate_x0(self, seeds: torch.Tensor, condition: Condition = None, steps: int | None = None,
-                    guidance: float | None = None, checkpoint: bool = False, callback: StepCallback | None = None, scheduler: str | None = None) -> torch.Tensor:
+                    guidance: float | None = None, checkpoint: bool = False, callback: StepCallback | None = None,
+                    scheduler: str | None = None) -> torch.Tensor:
         """Seeds to the clean sample x_0 in the diffusion space with the named sampler (None: the model's default,
         DDIM for epsilon / v models), one batch, differentiable; ``callback(i, x_i, x0_hat_i)`` sees every step
         (see :func:`~seedspace.backends.sampling.sample`)."""

@@ -126,7 +126,8 @@ def plan_frame_run(command: str, params: dict, model, prior="model") -> tuple[di
 
 
 def write_frame_run(command: str, params: dict, model, plan: FramePlan, out=None, base="outputs", resume=None,
-                    allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
+                    allow_large: bool = False,
+                    on_frames: Callable[[int, int], None] | None = None) -> tuple[Path, np.ndarray, Summary]:
     """A frame command's run (interpolate, centroid, travel) from its record ``params`` and frame ``plan``: refused
     (ValueError, nothing written) past :func:`~seedspace.checks.check_write_size` unless ``allow_large``; then a new
     folder (``out``, or the next under ``base``) or the folder ``resume`` reopened (its finished batches kept), filled
