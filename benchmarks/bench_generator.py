@@ -8,8 +8,11 @@ against compiled ("after": ``compile=True``), arms interleaved in one process, m
 Peak FLOP/s per core and cycle (multiply-add = 2 FLOP), by the dtype and the CPU's flags (/proc/cpuinfo):
 bfloat16 with AMX (``amx_bf16``): one TDPBF16PS tile multiply is 16x16x32 multiply-adds every 16 cycles = 1024;
 bfloat16 with AVX-512 BF16 only: VDPBF16PS, 16 lanes x 2 pairs x 2 FLOP x 2 FMA ports = 128; float32 with AVX-512:
-16 lanes x 2 FLOP x 2 FMA ports = 64; float32 with AVX2/FMA: 32. Times the clock (``cpu MHz`` of /proc/cpuinfo, the
-nominal clock a VM reports; turbo is not counted) and the threads used.
+16 lanes x 2 FLOP x 2 FMA ports = 64; float32 with AVX2/FMA: 32. AMD's Zen 4 (family 25 with AVX-512) executes a
+512-bit instruction on its two 256-bit FMA pipes together ("double-pumped"), so it has half those two AVX-512 rates
+(64 and 32). Times the clock (``cpu MHz`` of /proc/cpuinfo, the nominal clock a VM reports; turbo is not counted) and
+the threads used. Beside that nominal peak, the rate of one large matrix product in the same dtype and threads
+(2048^3, best of 5) is measured: the ceiling the CPU's own GEMM library reaches here.
 """
 
 from __future__ import annotations
@@ -47,15 +50,39 @@ def clock_ghz() -> float:
     return max(mhz) / 1000 if mhz else float("nan")
 
 
-def peak_flops_per_cycle(dtype: torch.dtype, flags: set[str]) -> tuple[int, str]:
-    """(FLOP per cycle and core, how) for dtype on a CPU with these flags."""
+def amd_zen4() -> bool:
+    """Whether this is AMD family 25 (Zen 3 / Zen 4; only Zen 4 has AVX-512), whose FMA pipes are 256 bits wide."""
+    info = _cpuinfo()
+    return "AuthenticAMD" in info and any(line.split(":", 1)[1].strip() == "25" for line in info.splitlines()
+                                          if line.startswith("cpu family"))
+
+
+def peak_flops_per_cycle(dtype: torch.dtype, flags: set[str], half_width: bool = False) -> tuple[int, str]:
+    """(FLOP per cycle and core, how) for dtype on a CPU with these flags; ``half_width``: AVX-512 runs on 256-bit
+    pipes (Zen 4)."""
     if dtype == torch.bfloat16 and "amx_bf16" in flags:
         return 1024, "AMX bf16 TDPBF16PS: 16x16x32 MAC / 16 cycles x 2"
+    lanes, pipes = (8, "256-bit pipes (Zen 4)") if half_width else (16, "ports")
     if dtype == torch.bfloat16 and "avx512_bf16" in flags:
-        return 128, "AVX-512 BF16 VDPBF16PS: 16 lanes x 2 pairs x 2 FLOP x 2 ports"
+        return lanes * 8, f"AVX-512 BF16 VDPBF16PS: {lanes} lanes x 2 pairs x 2 FLOP x 2 {pipes}"
     if "avx512f" in flags:
-        return 64, "AVX-512 fp32 FMA: 16 lanes x 2 FLOP x 2 ports"
+        return lanes * 4, f"AVX-512 fp32 FMA: {lanes} lanes x 2 FLOP x 2 {pipes}"
     return 32, "AVX2 fp32 FMA: 8 lanes x 2 FLOP x 2 ports"
+
+
+def peak_flops(dtype: torch.dtype) -> tuple[float, str]:
+    """(nominal peak FLOP/s of THREADS cores in dtype, how it is derived)."""
+    flags, clock = cpu_flags(), clock_ghz()
+    per_cycle, how = peak_flops_per_cycle(dtype, flags, half_width=amd_zen4())
+    return per_cycle * clock * 1e9 * THREADS, (f"{per_cycle} FLOP/cycle/core ({how}) x {clock:.2f} GHz x "
+                                                f"{THREADS} cores")
+
+
+def gemm_rate(dtype: torch.dtype, n: int = 2048, repeats: int = 5) -> float:
+    """FLOP/s of the fastest of ``repeats`` n x n x n matrix products in dtype (after one warm-up)."""
+    a, b = (torch.randn(n, n, generator=torch.Generator().manual_seed(i)).to(dtype) for i in (0, 1))
+    torch.mm(a, b)
+    return 2 * n**3 / min(timed_once(lambda: torch.mm(a, b)) for _ in range(repeats))
 
 
 def flops(fn) -> float:
@@ -84,12 +111,11 @@ def timed_once(fn) -> float:
     return time.perf_counter() - start
 
 
-def unet_rows(n: int, repeats: int, flags: set[str], clock: float) -> list[str]:
-    """Per UNet: FLOPs per image and forward, per image and guided step, achieved FLOP/s and share of peak."""
+def unet_rows(n: int, repeats: int, peak: float, gemm: float) -> list[str]:
+    """Per UNet: FLOPs per image and forward, per image and guided step, achieved FLOP/s, share of the nominal peak
+    and of the large matrix product's rate."""
     rows = []
     dtype = native_dtype("cpu")
-    per_cycle, _ = peak_flops_per_cycle(dtype, flags)
-    peak = per_cycle * clock * 1e9 * THREADS
     nets = {}
     for name in ("testbed", "testbed-flow"):
         model = ss.load_model(name, dtype=dtype)
@@ -109,8 +135,8 @@ def unet_rows(n: int, repeats: int, flags: set[str], clock: float) -> list[str]:
                                                     torch.tensor(500))
     dname = str(dtype).removeprefix("torch.")
     rows.append(f"| UNet | input | GFLOP / image / forward | GFLOP / image / guided step | batch | {dname} eager "
-                f"s / forward (best of {repeats}) | achieved GFLOP/s | share of peak |")
-    rows.append("|---|---|---|---|---|---|---|---|")
+                f"s / forward (best of {repeats}) | achieved GFLOP/s | share of peak | share of GEMM rate |")
+    rows.append("|---|---|---|---|---|---|---|---|---|")
     with torch.inference_mode():
         for name, (net, x, kwargs, t) in nets.items():
             total = flops(lambda: net(x, t, **kwargs))
@@ -118,7 +144,7 @@ def unet_rows(n: int, repeats: int, flags: set[str], clock: float) -> list[str]:
             seconds = interleaved({"f": lambda: net(x, t, **kwargs)}, repeats, best=True)["f"]
             rows.append(f"| {name} | {tuple(x.shape[1:])} | {total / x.shape[0] / 1e9:.3f} | "
                         f"{2 * total / x.shape[0] / 1e9:.3f} | {x.shape[0]} | {seconds:.3f} | "
-                        f"{rate_cells(total, seconds, peak)} |")
+                        f"{rate_cells(total, seconds, peak)} | {100 * total / seconds / gemm:.1f}% |")
     return rows
 
 
@@ -206,18 +232,18 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="16 images x 10 steps, 1 pair (a smoke run)")
     args = parser.parse_args(argv)
     torch.set_num_threads(THREADS)
-    flags, clock = cpu_flags(), clock_ghz()
     dtype = native_dtype("cpu")
-    per_cycle, how = peak_flops_per_cycle(dtype, flags)
-    peak = per_cycle * clock * 1e9 * THREADS
+    peak, how = peak_flops(dtype)
+    gemm = gemm_rate(dtype)
     images, steps, repeats, fwd_repeats = (16, 10, 1, 3) if args.quick else (64, 50, 3, 7)
-    print(f"CPU: {cpu_model()}, {THREADS} threads, clock {clock:.2f} GHz (/proc/cpuinfo); torch {torch.__version__}")
-    print(f"default dtype: {str(dtype).removeprefix('torch.')}; peak {per_cycle} FLOP/cycle/core ({how}) x "
-          f"{clock:.2f} GHz x {THREADS} cores = {peak / 1e12:.2f} TFLOP/s")
+    print(f"CPU: {cpu_model()}, {THREADS} threads, clock {clock_ghz():.2f} GHz (/proc/cpuinfo); "
+          f"torch {torch.__version__}")
+    print(f"default dtype: {str(dtype).removeprefix('torch.')}; peak {how} = {peak / 1e12:.2f} TFLOP/s; a 2048^3 "
+          f"matrix product reaches {gemm / 1e9:.0f} GFLOP/s ({100 * gemm / peak:.0f}% of that peak)")
     reason = compile_unavailable("cpu")
     print(f"torch.compile: {'available' if reason is None else reason}")
     print(f"load average at the start (a shared machine): {' '.join(f'{v:.1f}' for v in os.getloadavg())}\n")
-    print("\n".join(unet_rows(64, fwd_repeats, flags, clock)), end="\n\n", flush=True)
+    print("\n".join(unet_rows(64, fwd_repeats, peak, gemm)), end="\n\n", flush=True)
     print("\n".join(forward_levers(64, fwd_repeats, peak)), end="\n\n", flush=True)
     print("\n".join(end_to_end(images, steps, repeats)), flush=True)
     return 0
