@@ -33,3 +33,11 @@ def progress_bar(iterable=None, **options):
     from tqdm.auto import tqdm  # the models extra: a core install (the geometry alone) has no tqdm
 
     return tqdm(iterable, disable=not _SHOWN.get(), file=sys.stderr, **options)
+
+
+@contextlib.contextmanager
+def command_bar(iterable=None, **options):
+    """A caller's own :func:`progress_bar`, with the bars of everything run inside the block hidden: one bar by
+    image or class over model calls, not the model's denoising steps beneath it."""
+    with progress_bar(iterable, **options) as bar, progress_bars(False):
+        yield bar

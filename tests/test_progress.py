@@ -6,7 +6,7 @@ import threading
 
 import seedspace as ss
 from seedspace.cli.main import main
-from seedspace.progress import progress_bar
+from seedspace.progress import command_bar, progress_bar
 
 
 def shown() -> bool:
@@ -22,6 +22,16 @@ def test_hidden_unless_a_scope_shows_them_and_restored_after_it():
             assert not shown()
         assert shown()
     assert not shown()
+
+
+def test_a_command_bar_is_shown_and_what_runs_under_it_hidden():
+    with ss.progress_bars():
+        with command_bar(total=2) as bar:
+            assert not bar.disable
+            assert not shown()  # the model's step bars beneath it
+        assert shown()
+    with command_bar(total=2) as bar:  # hidden where the scope hides bars
+        assert bar.disable
 
 
 def test_a_thread_starts_with_bars_hidden():

@@ -35,7 +35,7 @@ from .. import outputs
 from .._version import __version__
 from ..checks import MAX_BATCH_SIZE, Integer, OneOf, Rule, check_number, setting
 from ..geometry import QUALITY_FAMILIES, ChiPrior, prior_from_quality, prior_json
-from ..progress import progress_bar, progress_bars
+from ..progress import command_bar, progress_bars
 from ..runs.provenance import model_record
 from ..scoring.judge import resize_images
 from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
@@ -305,7 +305,7 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
 
     curves = {}
     total = len(ratios) * sum(u.shape[0] for u, _ in kinds.values())
-    with progress_bar(total=total, desc="calibrate", unit="image") as bar, progress_bars(False):  # not the steps
+    with command_bar(total=total, desc="calibrate", unit="image") as bar:
         for kind, (unit, labels) in kinds.items():
             per_score: dict[str, list[np.ndarray]] = {}
             for s in ratios:

@@ -21,7 +21,7 @@ from ... import outputs
 from ...backends import sampling
 from ...backends.base import conditions_list
 from ...backends.ddim import ddim_timesteps, predict_x0
-from ...progress import progress_bar, progress_bars
+from ...progress import command_bar
 from ...scoring.metrics import image_psnr
 
 FIXED_POINT_ITERATIONS = 5  # per inversion step, after plain inversion's first guess (measured: scripts/rare_roundtrip.py)
@@ -65,8 +65,7 @@ def invert_classes(model, classes: list, steps: int, settings=None) -> dict[str,
     ``settings.inversion == 'fixed-point'`` the fixed-point inversion of the run's sampler (its steps and
     guidance, :func:`fixed_point_invert`)."""
     fixed = settings is not None and settings.inversion == "fixed-point"
-    bar = progress_bar(classes, desc="inverting references", unit="class")
-    with progress_bars(False):  # one bar by class, not the model's steps below it
+    with command_bar(classes, desc="inverting references", unit="class") as bar:
         return {c.folder: (fixed_point_invert(model, c.images, c.condition, settings.steps, settings.guidance)
                            if fixed else model.invert(c.images, c.condition, steps).float().cpu())
                 for c in bar}
@@ -77,15 +76,15 @@ def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], setti
     condition): {folder: PSNR in dB per reference}, what tells whether a path's endpoints are its references.
     ValueError when one comes back without a picture: every seed made from that inversion risks the same."""
     psnr = {}
-    for c in progress_bar(classes, desc="checking inversions", unit="class"):
-        with progress_bars(False):
+    with command_bar(classes, desc="checking inversions", unit="class") as bar:
+        for c in bar:
             images = model.generate(inversions[c.folder], c.condition, settings.steps, settings.guidance)
-        failed = outputs.first_degenerate(images)
-        if failed is not None:
-            i, reason = failed
-            raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
-                             f"{settings.inversion_steps} inversion steps comes back {reason} at {settings.steps} "
-                             f"steps and guidance {settings.guidance:g}; seeds made from it would give such images: "
-                             "raise inversion_steps (and steps)")
-        psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
+            failed = outputs.first_degenerate(images)
+            if failed is not None:
+                i, reason = failed
+                raise ValueError(f"class {c.name!r}: reference {i} inverted ({settings.inversion}) with "
+                                 f"{settings.inversion_steps} inversion steps comes back {reason} at "
+                                 f"{settings.steps} steps and guidance {settings.guidance:g}; seeds made from it "
+                                 "would give such images: raise inversion_steps (and steps)")
+            psnr[c.folder] = [round(float(v), 2) for v in image_psnr(images, c.images)]
     return psnr

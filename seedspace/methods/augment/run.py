@@ -16,7 +16,7 @@ import torch
 from ...backends.loading import dtype_name, load_model, with_options
 from ...checks import check_write_size
 from ...hardware import torch_threads
-from ...progress import progress_bar, progress_bars
+from ...progress import command_bar
 from ...runs.provenance import model_reference
 from . import references as refs
 from . import writing
@@ -159,8 +159,8 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
             refs.save_references(references_file, classes, inversions)
         pending = [s for s in plan.shards if not writing.shard_finished(out, plan, s)]
         generated = sum(s.size for s in pending)
-        with progress_bar(total=plan.total_images, initial=plan.total_images - generated, desc="augment",
-                          unit="image") as bar, progress_bars(False):  # one bar by image, not the model's steps
+        with command_bar(total=plan.total_images, initial=plan.total_images - generated, desc="augment",
+                         unit="image") as bar:
             started = time.perf_counter()
             runner.run(plan, out, pending, model_id, bar.update)
             phases["shards (seeds, generation, writing)"] = time.perf_counter() - started
