@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+import logging
 import sys
 from pathlib import Path
 
@@ -41,7 +42,7 @@ HEADINGS = {"acc": "judge accuracy", "precision": "precision", "recall": "recall
             NEAREST: "distance to nearest reference"}
 
 
-def scores_of(run: Path, log) -> dict:
+def scores_of(run: Path) -> dict:
     """{arm: [per replicate scores]} of a finished long-tail benchmark: from its results.json where the benchmark
     scored its images, else from ``images.json`` or, the first time, from its stored data sets."""
     results = json.loads((run / "results.json").read_text(encoding="utf-8"))
@@ -56,7 +57,7 @@ def scores_of(run: Path, log) -> dict:
         raise ValueError(f"{run} is not a completed evaluation")
     config = EvalConfig.from_record(record["parameters"]["config"])
     model = load_model(record["model"]["folder"], dtype="float32")
-    runner = Runner(model, config, log, workdir=datasets_folder(run))
+    runner = Runner(model, config, workdir=datasets_folder(run))
     scores = score_stored_images(runner)
     write_text(run / STORED, json.dumps(scores, indent=1))
     return scores
@@ -86,13 +87,14 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
+    logging.basicConfig(level=logging.INFO, format="rare_images: %(message)s")  # the scoring's notes
     position, _, heading = rare_report.AXES[args.axis]
     rows = []
     try:
         for folder in map(Path, args.runs):
             results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
             key, label = position(folder, results)
-            rows.append((key, label, scores_of(folder, lambda m: print(f"{folder.name}: {m}", file=sys.stderr))))
+            rows.append((key, label, scores_of(folder)))
     except (OSError, ValueError, KeyError) as exc:
         print(f"rare_images: {exc}", file=sys.stderr)
         return 2

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import statistics
 import sys
 import time
@@ -208,6 +209,7 @@ def main(argv=None) -> int:
 
     t_start = time.perf_counter()
     log = lambda msg: print(f"[report] {msg}", file=sys.stderr, flush=True)  # noqa: E731
+    logging.basicConfig(level=logging.INFO, format="[report] %(message)s")  # the evaluation's own notes
     if args.model is None:
         from seedspace.backends.testbed import WEIGHTS_DIR
 
@@ -219,7 +221,7 @@ def main(argv=None) -> int:
     norm = NormEvalSettings(scales=scales, per_group=args.norm_per_group or (8 if q else 100))
     cfg = EvalConfig(seed=args.seed, references=args.references, quick=False, ref_per_class=200 if q else 500,
                      n_boot=500 if q else 1000, fid_boot=50 if q else 200, norm=norm)
-    runner = Runner(model, cfg, log)
+    runner = Runner(model, cfg)
     per_class = args.per_class or (8 if q else 100)
     log(f"samples: {per_class} per class")
     samples = sample_accuracy(runner, per_class)

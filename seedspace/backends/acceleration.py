@@ -68,7 +68,7 @@ class CompiledForward:
 
     def _give_up(self, reason: str) -> None:
         self.failed = reason
-        log.warning("seedspace: torch.compile is off (%s); the UNet runs eagerly", reason)
+        log.warning("torch.compile is off (%s); the UNet runs eagerly", reason)
 
     def _compiled_module(self, device: torch.device):
         if self._compiled is None and self.failed is None:

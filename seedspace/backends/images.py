@@ -84,7 +84,7 @@ def report_conversion(path, size: tuple[int, int], mode: str, shape: tuple[int, 
     to_mode = "L" if shape[0] == 1 else "RGB"
     record = {"image": str(path), "from": [int(size[0]), int(size[1]), mode], "to": [int(shape[2]), int(shape[1]),
               to_mode], "fit": fit, "steps": list(notes)}
-    log.info(conversion_line(record))
+    log.debug(conversion_line(record))  # the commands note it once per run
     if records is not None:
         records.append(record)
     return record

@@ -106,7 +106,7 @@ def load_model(name: str | Path | None = None, device: str | torch.device | None
             model = TestbedModel.from_folder(folder, device=device, dtype=dtype, compile=compile, **kwargs)
         else:
             if compile:
-                log.warning("seedspace: torch.compile is off (%s is not a testbed-format model); it runs eagerly",
+                log.warning("torch.compile is off (%s is not a testbed-format model); it runs eagerly",
                             name)
             model = load_diffusers_model(str(name), device=device, dtype=dtype, **kwargs)
     except RuntimeError as exc:  # torch: the weights do not fit the network the config describes

@@ -117,10 +117,10 @@ def _calibrate(args, settings: CalibrationSettings) -> int:
                           "--per-norm", str(settings.per_norm), "--steps", str(settings.steps),
                           "--guidance-scale", f"{settings.guidance:g}", "--score", settings.score,
                           "--family", settings.family, "--seed", str(settings.seed), "--dtype", args.dtype])
-    result = calibrate(model, settings, model_id=ref, command=command, log=lambda m: common.note(args, m))
+    result = calibrate(model, settings, model_id=ref, command=command)
     if result.prior.info.get("peak_at_edge"):
-        common.note(args, f"the best measured norm ({result.prior.info['best_measured_ratio']:g} sqrt(d)) is an end of "
-                          "the grid: measure a wider --norms range")
+        common.log.info(f"the best measured norm ({result.prior.info['best_measured_ratio']:g} sqrt(d)) is an end "
+                        "of the grid: measure a wider --norms range")
     out.parent.mkdir(parents=True, exist_ok=True)
     path = save_prior(out, result.prior, overwrite=args.overwrite)
     print(f"wrote {path}: {result.prior!r}, mode {result.mode_ratio:.4f} sqrt(d) ({result.score}: "

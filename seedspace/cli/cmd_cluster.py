@@ -50,7 +50,7 @@ def run(args) -> int:
                                           bool(image_paths(items)), seeds)
         params.update({} if record is None else {"prior": record})
         if prior_note:
-            common.note(args, prior_note)
+            common.log.info(prior_note)
     params = ClusterSettings.from_record(params).to_record()
     prior = load_prior(params.get("prior", "chi"), seeds[0].numel()) if method == "nao" else None
     result = cluster(seeds.double(), args.k, method, prior=prior, seed=args.seed)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import sys
 from pathlib import Path
 
 
@@ -243,22 +242,18 @@ def run(args) -> int:
     if {"longtail", "fewshot"} & set(config.experiments):
         check_longtail(model, config.longtail)  # a profile the model's data cannot give, before any work
 
-    def log(msg):
-        if not args.quiet:
-            print(f"seedspace: evaluate: {msg}", file=sys.stderr, flush=True)
-
     if args.resume:
         out = Path(args.resume).expanduser()
         with torch_threads(args.threads):
-            results = evaluate(model, config, out=out, log=log, resume=True)
+            results = evaluate(model, config, out=out, resume=True)
     else:
         with outputs.new_run_dir(COMMAND, args.out) as out, torch_threads(args.threads):
-            results = evaluate(model, config, out=out, log=log, measured_in=args.retabulate)
+            results = evaluate(model, config, out=out, measured_in=args.retabulate)
     print(f"wrote {out / 'report.md'} ({results['wall_time_s']:.0f} s)")
     if args.update_results:
         if not update_results_page(results, args.update_results, link=str(out / "report.md")):
             raise ValueError(f"{args.update_results} lost the markers of "
                              f"{' and '.join(b for b, _, _ in results_targets(results['experiments']))} during the run; "
                              f"it was not changed (the results are in {out})")
-        log(f"updated {args.update_results}")
+        common.log.info(f"updated {args.update_results}")
     return 0

@@ -83,13 +83,13 @@ def run(args) -> int:
         else:  # a NAO start under a misfit model prior is refused: no seeds exist yet to fit one to
             prior, prior_note = run_prior_of(args.prior, model, params["steps"], params.get("scheduler"), inverts=True)
         if prior_note:
-            common.note(args, prior_note)
+            common.log.info(prior_note)
         params = SeedSelectRunSettings.from_record({**params, **({} if prior is None else {"prior": prior})})
         params = params.to_record()
         n_steps = params["opt_steps"] + 1  # every step keeps the seeds, the two AdamW moments and an image per seed
         common.check_job_size(args, args.num_seeds * n_steps, args.num_seeds * n_steps, model, per_seed=3)
         if "prior" in params and not nao_start:
-            common.note(args, f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
+            common.log.info(f"--prior shapes the NAO initialisations only; --init {args.init} does not use it")
         paths = [item["image"] for item in params["images"]]
 
     images = model.load_images(paths)

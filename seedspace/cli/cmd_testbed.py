@@ -103,7 +103,7 @@ def run(args) -> int:
     recipe = TestbedRecipe.from_record(options)
     try:
         out = train_testbed(args.out, data, recipe, resume=args.resume,
-                            checkpoint_every=args.checkpoint_every, log=lambda message: common.note(args, message),
+                            checkpoint_every=args.checkpoint_every,
                             allow_large=args.allow_large)
     except KeyboardInterrupt:
         if (Path(args.out) / RECORD).is_file():
@@ -128,10 +128,10 @@ def calibrate_into_folder(folder: Path, args) -> None:
     if model.prior_path.is_file():
         return
     if not model.has_features:
-        common.note(args, "no norm prior: the folder has neither judge nor encoder to score images with "
+        common.log.info("no norm prior: the folder has neither judge nor encoder to score images with "
                           "(NAO uses chi(d) on it)")
         return
-    common.note(args, "calibrating the norm prior (--skip-calibrate skips it)")
+    common.log.info("calibrating the norm prior (--skip-calibrate skips it)")
     command = f"seedspace calibrate --model {folder} --out model"
     result = calibrate(model, model_id=str(folder), command=command)
     save_prior(model.prior_path, result.prior)

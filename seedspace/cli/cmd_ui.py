@@ -85,7 +85,7 @@ def run(args) -> int:
     model = common.load_for(args, ref)
     explorer = Explorer(model, ref, Path(args.runs_dir), args.batch_size, args.prior)
     if not is_loopback(args.host):
-        common.note(args, f"warning: serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "
+        common.log.warning(f"serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "
                           "can use the page and download its run folders")
     serve(explorer, args.host, args.port or None)
     return 0

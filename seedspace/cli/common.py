@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import sys
+import logging
 import warnings
 from pathlib import Path
 
@@ -27,14 +27,11 @@ DTYPE_HELP = ("model weights dtype; auto = bfloat16 where the device computes it
               "AVX-512 BF16, a GPU that supports it), else float32; run.json records the one used")
 
 
+log = logging.getLogger("seedspace.cli")
+
+
 class CLIError(ValueError):
     """A user error: printed as one line, exit code 2."""
-
-
-def note(args, message: str) -> None:
-    """An informational line on stderr (silenced by --quiet)."""
-    if not getattr(args, "quiet", False):
-        print(f"seedspace: {message}", file=sys.stderr)
 
 
 # -- options ---------------------------------------------------------------------------------------------
@@ -207,7 +204,7 @@ def resolve_condition(model, class_value, prompt, args=None, allow_list: bool = 
         raise CLIError(f"{model.name} is class-conditional: use --class, not --prompt")
     if args is not None and class_value is None and model.conditioning == "class":
         names = getattr(model, "class_names", None)
-        note(args, f"no --class given; using class 0{f' ({names[0]})' if names else ''}")
+        log.info(f"no --class given; using class 0{f' ({names[0]})' if names else ''}")
     return _resolve_condition(model, class_value, prompt, allow_list)
 
 
@@ -299,7 +296,7 @@ def image_params(args, model, items) -> dict:
     conversions: list = []
     model.load_images(paths, args.fit, conversions)
     for record in conversions:
-        note(args, conversion_line(record))
+        log.info(conversion_line(record))
     return {"fit": args.fit, "image_conversions": conversions}
 
 

@@ -9,7 +9,9 @@ marked its run.json as interrupted.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import re
 import signal
@@ -104,6 +106,30 @@ def _show_warning(message, category, filename, lineno, file=None, line=None):
     print(f"seedspace: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
+class _NoteFormat(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        level = "warning: " if record.levelno >= logging.WARNING else ""
+        return f"seedspace: {level}{record.getMessage()}"
+
+
+@contextlib.contextmanager
+def notes_on_stderr(shown: bool = True):
+    """Inside the block, the notes of the ``seedspace`` loggers (INFO: what a command chose for the user, where it
+    stands) on stderr, one line each; with ``shown`` False (``--quiet``) only their warnings. The library itself
+    adds no handler (Python's convention for libraries): an application configures logging its own way."""
+    logger = logging.getLogger("seedspace")
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_NoteFormat())
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO if shown else logging.WARNING)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where the program stands so that it unwinds like Ctrl-C (run.json marked interrupted)."""
 
@@ -159,8 +185,8 @@ def _run(argv: list[str]) -> int:
             if getattr(args, "dtype", None) == "auto":  # records keep the dtype that ran, never 'auto'
                 from ..backends.loading import dtype_name
                 args.dtype = dtype_name("auto", getattr(args, "device", "cpu"))
-            with progress_bars(not getattr(args, "quiet", True)):  # a command without --quiet shows none
-                return int(args.func(args) or 0)
+            with progress_bars(not getattr(args, "quiet", True)), notes_on_stderr(not getattr(args, "quiet", False)):
+                return int(args.func(args) or 0)  # a command without --quiet shows no bars, but its notes
         except SystemExit as exc:
             return int(exc.code or 0) if not isinstance(exc.code, str) else EXIT_USAGE
         except (ValueError, OSError) as exc:  # bad input, or the environment (missing file, full disk, permissions)

@@ -23,8 +23,7 @@ def run_frames_command(args, command: str, new_params: Callable) -> int:
     prior = args.prior if params is None else params.get("prior")  # a resumed run keeps the prior it recorded
     if params is None:
         params, model = new_params(args)
-    run = run_frames(command, params, model, prior, args.out, resume=folder, allow_large=args.allow_large,
-                     log=lambda message: common.note(args, message))
+    run = run_frames(command, params, model, prior, args.out, resume=folder, allow_large=args.allow_large)
     print(f"wrote {run.folder}: {run.summary.text}")
     return 0
 

@@ -12,6 +12,7 @@ See :mod:`.config` for the experiments, their counts and the cost arithmetic, :m
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import os
 import platform
@@ -19,7 +20,6 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Callable
 
 import torch
 
@@ -46,6 +46,8 @@ from .report import (RESULTS_BEGIN, RESULTS_END, has_markers, plot_grid, plot_no
                      report_markdown, update_marked_file, write_json, write_text)
 from .runner import Runner
 from .schedulers import measure_schedulers, tabulate_schedulers
+
+log = logging.getLogger(__name__)
 
 __all__ = ["CENTROID_METHODS", "EXPERIMENT_SETTINGS", "EXPERIMENTS", "INTERPOLATION_METHODS", "METRICS",
            "PAIRED_COMPARISONS", "CentroidEvalSettings", "EvalConfig", "FewshotSettings",
@@ -96,9 +98,8 @@ def environment() -> dict:
             "native_bf16": cpu_has_native_bf16(), "python": sys.version.split()[0], "platform": platform.platform()}
 
 
-def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None,
-             log: Callable[[str], None] | None = None, runner: Runner | None = None, resume: bool = False,
-             measured_in: str | Path | None = None) -> dict:
+def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = None, runner: Runner | None = None,
+             resume: bool = False, measured_in: str | Path | None = None) -> dict:
     """Run the selected experiments and (when ``out`` is given) write results.json, report.md and PNGs, and the
     measurements of the experiments of :data:`MEASURED` (``out/measurements``).
 
@@ -109,16 +110,15 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     stored measurements, without generating (ValueError, before any work, for an experiment it did not store)."""
     config = config or EvalConfig()
     check_config(config, math.prod(model.seed_shape))
-    log = log or (lambda msg: None)
     t0 = time.perf_counter()
     experiments = tuple(config.experiments)
     if "paired" in experiments and not {"interpolation", "centroid", "rare"} & set(experiments):
-        log("paired needs per-item results: adding interpolation and centroid")
+        log.info("paired needs per-item results: adding interpolation and centroid")
         experiments = tuple(e for e in EXPERIMENTS if e in set(experiments) | {"interpolation", "centroid"})
     stored = Path(measured_in) if measured_in is not None else Path(out) if resume else None
     if measured_in is not None:
         check_retabulable(stored, config)
-    runner = runner or Runner(model, config, log, workdir=datasets_folder(out) if out is not None else None)
+    runner = runner or Runner(model, config, workdir=datasets_folder(out) if out is not None else None)
     if measured_in is not None:  # the new run holds the measurements it is tabulated from
         copy_measurements(stored, runner.workdir("longtail") / REPLICATES, None if out is None else Path(out))
     sections = {}
@@ -148,7 +148,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
     # the log is the evaluation's progress: the bars of what it runs (augment, SeedSelect, the model) stay hidden
     with record.guard() if record is not None else contextlib.nullcontext(), progress_bars(False):
         for name in experiments:
-            log(f"== {name}")
+            log.info(f"== {name}")
             t1, gen1 = time.perf_counter(), runner.counters["generate_s"] + runner.counters["invert_s"]
             images1 = runner.counters["images"]
             if name == "paired":
@@ -160,7 +160,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
                 kept = measurements_file(stored, name) if stored is not None else None
                 if kept is not None and kept.is_file():
                     measured = load_measured(kept)
-                    log(f"{name}: tabulated from {kept}")
+                    log.info(f"{name}: tabulated from {kept}")
                 else:
                     measured = measure(runner)
                     if out is not None:
@@ -170,7 +170,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
             sec["time_s"] = time.perf_counter() - t1
             sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
             sec["images"] = runner.counters["images"] - images1
-            log(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, "
+            log.info(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, "
                 f"{sec.get('images', 0)} images)")
             if record is not None:  # what is finished survives a later failure or Ctrl-C
                 write_outputs({**collect_results(model, runner, experiments, sections),

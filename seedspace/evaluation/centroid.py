@@ -7,12 +7,16 @@ renders some of them with other samplers."""
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from .. import geometry
 from .config import REFERENCE_METHOD
 from .experiment import SeedPlan, arm_metrics, class_name, row, section, timed
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 ITEM_METRICS = ["acc", "conf", "fdist", "norm", "p_acc", "p_conf", "p_fdist", "p_norm_min", "time_ms"]
 CENTROID_TABLE_METRICS = ["acc", "conf", "fdist", "fid", "kid", "norm", "time_ms"]
@@ -74,7 +78,7 @@ def score_centroids(runner: Runner, inv: dict, sets: list, arms: dict, path_inpu
             plan.add((m, q, "centroid"), cen[None], c)
             plan.add((m, q, "path"), pts, c)
             norms[(m, q)] = (float(runner.norms(cen[None])[0]), float(runner.norms(pts).min()))
-    runner.log(f"centroid: {len(plan)} images")
+    log.info(f"centroid: {len(plan)} images")
     scored = plan.generate(runner)
     items, feats, path_feats = ({m: [] for m in arms} for _ in range(3))
     for m in arms:
@@ -123,7 +127,7 @@ def measure_centroid(runner: Runner) -> dict:
     arms = {m: (m, None, None) for m in cfg.methods}
     if ref_idx:
         arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, set(ref_idx))
-    runner.log(f"centroid: {len(sets)} input sets x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
+    log.info(f"centroid: {len(sets)} input sets x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
     scored, items, feats, path_feats, seconds = score_centroids(runner, inv, sets, arms)
     return {"ks": sorted({k for _, k, _, _ in sets}), "reference_sets": ref_idx, "items": items, "feats": feats,
             "path_feats": path_feats, "notes": notes,

@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import dataclasses
 
+import logging
+
 import torch
 
 from ..scoring.metrics import t_interval
@@ -30,6 +32,8 @@ from .image_scores import IMAGE_SCORES, image_scores
 from .longtail_settings import parse_arm, split_condition
 from .runner import Runner, stable_seed
 from .synthesis import benchmark_data
+
+log = logging.getLogger(__name__)
 
 FS_ACCURACY = ["fs_ce", "fs_la", "fs_all"]
 FS_IMAGES = IMAGE_SCORES
@@ -81,7 +85,7 @@ def measure_fewshot(runner: Runner) -> dict:
                 if added and (parse_arm(arm).strategy != "random" or shots == min(fs.shots)):
                     cell.update(image_scores(runner, added, fs.manifold_k))
                 cells.setdefault((shots, arm), []).append(cell)
-            runner.log(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")
+            log.info(f"fewshot: replicate {index + 1}/{fs.replicates}, k = {shots} done")
     return {"few": few, "skipped": list(dict.fromkeys(skipped)),
             "cells": [{"k": shots, "arm": arm, "replicates": per_rep} for (shots, arm), per_rep in cells.items()]}
 

@@ -6,6 +6,8 @@ the first of them with other samplers."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
@@ -13,6 +15,8 @@ from .. import geometry
 from .config import REFERENCE_METHOD
 from .experiment import SeedPlan, arm_metrics, class_name, row, section, timed
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 ITEM_METRICS = ["acc", "conf", "fdist", "norm_mean", "norm_min", "smooth_mean", "smooth_max"]
 TABLE_METRICS = ["acc", "conf", "fdist", "fid", "kid", "norm_mean", "norm_min", "smooth_mean", "smooth_max", "time_ms"]
@@ -70,7 +74,7 @@ def score_paths(runner: Runner, pairs: list, A, B, paths: dict, arms: dict, time
     for m, p in paths.items():
         for r, q in enumerate(arms[m][2]):
             plan.add((m, q), p[r, 1:-1].reshape(-1, *shape), pair_classes[q])
-    runner.log(f"interpolation: {len(plan)} images")
+    log.info(f"interpolation: {len(plan)} images")
     scored = plan.generate(runner)
     ends_a, ends_b = scored.feats("A"), scored.feats("B")
     items, feats = {}, {}
@@ -113,7 +117,7 @@ def measure_interpolation(runner: Runner) -> dict:
     P = len(pairs)
     order = sorted(range(P), key=lambda q: (pairs[q][3], classes.index(pairs[q][0])))
     ref_idx = sorted(order[: cfg.reference_paths]) if cfg.reference_paths > 0 else []
-    runner.log(f"interpolation: {P} paths x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
+    log.info(f"interpolation: {P} paths x {len(cfg.methods)} methods (+{len(ref_idx)} reference)")
     arms = {m: (m, None, list(range(P))) for m in cfg.methods}
     if ref_idx:
         arms[REFERENCE_METHOD] = (REFERENCE_METHOD, None, ref_idx)

@@ -37,6 +37,7 @@ right, do they cover the class, how far are they from the references) and stored
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,6 +60,8 @@ GENERATOR_TRAIN = "generator-train"
 from .runner import Runner, stable_seed
 from .synthesis import (BenchmarkData, benchmark_data, held_out_split, mirror_symmetric, read_dataset,
                         synthesize)
+
+log = logging.getLogger(__name__)
 
 GROUPS = ("all", "many", "medium", "few")
 LT_METRICS = [f"lt_{g}" for g in GROUPS]
@@ -279,7 +282,7 @@ def score_stored_images(runner: Runner) -> dict:
                          for c in few}
             out.setdefault(arm_label(arm, condition), []).append(
                 image_scores(runner, added, MANIFOLD_K, ref_feats, real))
-        runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: images scored")
+        log.info(f"longtail: replicate {index + 1}/{cfg.replicates}: images scored")
     return out
 
 
@@ -401,7 +404,7 @@ def run_longtail(runner: Runner) -> dict:
             if index == 0:
                 tables, timing["plateau_s"] = done["plateau"]["tables"], done["plateau"]["seconds"]
                 sec["notes"] += done["plateau"]["notes"]
-            runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: read back from {store}")
+            log.info(f"longtail: replicate {index + 1}/{cfg.replicates}: read back from {store}")
             continue
         before = replicate_state(results, timing, runner)
         rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
@@ -438,7 +441,7 @@ def run_longtail(runner: Runner) -> dict:
                     results.setdefault((arm_label(arm, condition), dose, key), []).append(acc)
                 timing["classifiers_s"] += time.perf_counter() - t0
                 timing["classifiers"] += len(treatments) - ("la" in treatments)
-            runner.log(f"longtail: replicate {index + 1}/{cfg.replicates}: {arm_label(arm, condition)} done "
+            log.info(f"longtail: replicate {index + 1}/{cfg.replicates}: {arm_label(arm, condition)} done "
                        f"({time.perf_counter() - t_start:.0f} s so far)")
         plateau = None
         if index == 0:
@@ -605,7 +608,7 @@ def plateau_tables(runner: Runner, cfg: LongtailSettings, sets: dict, results: d
                 if gain > PLATEAU_TOLERANCE:
                     short.append(f"{name} {dose} {t}".replace(" none", ""))
             verdicts.append(row({"data": name, "dose": dose, "treatment": t}, {}, verdict=text, n_items=1))
-    runner.log("longtail: plateau check done")
+    log.info("longtail: plateau check done")
     notes = [f"Plateau check: not checked (no step count above the recipe's {cfg.classifier_steps})."
              if max(steps_list) == cfg.classifier_steps else
              f"Plateau check: every data arm reached its plateau at {cfg.classifier_steps} steps (within "

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
 import math
 
 import torch
 
 from .experiment import SeedPlan, arm_metrics, row, section
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 
 def run_norm(runner: Runner) -> dict:
@@ -27,7 +30,7 @@ def measure_norm(runner: Runner) -> dict:
         unit = base / base.reshape(n, -1).norm(dim=1).view(n, *[1] * len(shape))
         for s in scales:
             plan.add((g, s), unit * (s * math.sqrt(runner.d)), [group[i % len(group)] for i in range(n)])
-    runner.log(f"norm: {len(plan)} images ({len(scales)} norms x {len(groups)} groups)")
+    log.info(f"norm: {len(plan)} images ({len(scales)} norms x {len(groups)} groups)")
     scored = plan.generate(runner)
     cells = [{"group": g, "scale": s, "classes": scored.classes[sl],
               **{key: scored.scores[key][sl] for key in ("correct", "conf", "fdist", "feats")}}

@@ -20,6 +20,7 @@ and minus nao-chi over the same paths / input sets.
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 
@@ -32,6 +33,8 @@ from .experiment import row, section
 from .interpolation import arm_paths, endpoints, path_examples, path_table, score_paths
 from .paired import MIN_PAIRED_ITEMS, paired_rows
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 NAO_ARMS = ("nao-chi", "nao-fit", "nao-file")  # NAO under: chi(d), the fitted prior, the prior file
 INTERPOLATION_ARMS = NAO_ARMS + ("slerp", "cog")
@@ -121,12 +124,12 @@ def measure_priors(runner: Runner) -> dict:
                      "prior, e.g. from `seedspace calibrate`).")
     iarms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a), list(range(len(pairs))))
              for a in INTERPOLATION_ARMS if a not in NAO_ARMS or a in priors}
-    runner.log(f"priors: {len(pairs)} paths x {len(iarms)} arms")
+    log.info(f"priors: {len(pairs)} paths x {len(iarms)} arms")
     paths, times = arm_paths(A, B, T, iarms)
     scored, items, feats = score_paths(runner, pairs, A, B, paths, iarms, times)
     carms = {a: ("nao" if a in NAO_ARMS else a, priors.get(a, chi), None)
              for a in CENTROID_ARMS if a not in NAO_ARMS or a in priors}
-    runner.log(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
+    log.info(f"priors: {len(sets)} centroid input sets x {len(carms)} arms")
     _, citems, cfeats, pfeats, _ = score_centroids(runner, inv, sets, carms, cfg.priors.path_inputs)
     return {"classes": classes, "priors": {a: _prior_numbers(p, d) for a, p in priors.items()}, "source": source,
             "norms": runner.norms(torch.cat([seeds for seeds, _ in inv.values()])),

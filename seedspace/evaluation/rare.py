@@ -3,12 +3,16 @@ on the paths to the inputs, against the same number of random seeds."""
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import torch
 
 from .centroid import centroid_seeds
 from .experiment import SeedPlan, arm_metrics, class_name, row, section
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 ARM_METRICS = ["acc", "conf", "fdist", "diversity", "norm_mean", "time_ms"]
 REAL_METRICS = ["acc", "conf", "fdist", "diversity"]
@@ -43,7 +47,7 @@ def measure_rare(runner: Runner) -> dict:
         for s in range(cfg.sets):
             sets.append((c, k, s, sorted(runner.rng("rare", c, s).choice(m, k, replace=False).tolist())))
     arms = ["random"] + list(cfg.methods)
-    runner.log(f"rare: {len(sets)} input sets x {len(arms)} arms")
+    log.info(f"rare: {len(sets)} input sets x {len(arms)} arms")
     plan, seconds, norms = SeedPlan(), {}, {}
     for q, (c, k, s, idx) in enumerate(sets):
         for m in cfg.methods:
@@ -54,7 +58,7 @@ def measure_rare(runner: Runner) -> dict:
         random = runner.random_seeds(seeds.shape[0], "rare", c, s)
         plan.add(("random", q), random, c)
         seconds[("random", q)], norms[("random", q)] = 0.0, float(runner.norms(random).mean())
-    runner.log(f"rare: {len(plan)} images")
+    log.info(f"rare: {len(plan)} images")
     scored = plan.generate(runner)
     items, feats = {a: [] for a in arms}, {a: [] for a in arms}
     for a in arms:

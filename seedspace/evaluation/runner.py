@@ -8,7 +8,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -29,12 +29,11 @@ def stable_seed(*parts) -> int:
 class Runner:
     """Holds the model, the judge and the caches for one evaluation run."""
 
-    def __init__(self, model, config: EvalConfig, log: Callable[[str], None] | None = None, judge: EvalJudge | None = None,
+    def __init__(self, model, config: EvalConfig, judge: EvalJudge | None = None,
                  workdir: Path | None = None):
         self.model, self.cfg = model, config
         self._workdir = workdir
         self._synthesis_model = None
-        self.log = log or (lambda msg: None)
         self.steps, self.guidance = model_sampling(model, config.steps, config.guidance)
         self.inversion_steps = int(config.inversion_steps or self.steps)
         self.d = int(math.prod(model.seed_shape))

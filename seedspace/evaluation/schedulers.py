@@ -14,6 +14,8 @@ per step except the last (2 s - 1 NFE for s steps), so equal NFE runs it at floo
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from ..backends.sampling import check_scheduler, network_evaluations, scheduler_label
@@ -24,6 +26,8 @@ from .experiment import SeedPlan, arm_metrics, row, section
 from .interpolation import arm_paths, endpoints
 from .paired import MIN_PAIRED_ITEMS, paired_stats, verdict
 from .runner import Runner
+
+log = logging.getLogger(__name__)
 
 JUDGE_METRICS = ["acc", "conf", "fdist"]
 TABLE_METRICS = JUDGE_METRICS + ["fid", "kid"]
@@ -100,13 +104,13 @@ def measure_schedulers(runner: Runner) -> dict:
     ends = sorted({(c, i) for c, i, j, _ in pairs} | {(c, j) for c, i, j, _ in pairs})
     for c, i in ends:
         recon.add((c, i), inv[c][0][i][None], c)
-    runner.log(f"schedulers: {len(runs)} runs x ({len(plan)} images + {len(recon)} reconstructions)")
+    log.info(f"schedulers: {len(runs)} runs x ({len(plan)} images + {len(recon)} reconstructions)")
     guidance1 = float(getattr(model, "inversion_guidance", 1.0))
     arms = {"interpolation": (cfg.schedulers.interp_methods, pairs), "centroid": (cfg.schedulers.centroid_methods, sets)}
     items, feats, recon_items, examples = {}, {}, {}, {"rows": [], "row_labels": [], "col_labels": []}
     for run in runs:
         key, sampling = run["key"], {"steps": run["steps"], "scheduler": run["sampler"]}
-        runner.log(f"schedulers: {scheduler_label(run['sampler'])}, {run['steps']} steps ({run['nfe']} NFE)")
+        log.info(f"schedulers: {scheduler_label(run['sampler'])}, {run['steps']} steps ({run['nfe']} NFE)")
         scored = plan.generate(runner, **sampling)
         for exp, (methods, units) in arms.items():
             for m in methods:

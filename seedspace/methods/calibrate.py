@@ -22,11 +22,12 @@ measurements in its ``info["calibration"]`` and is written as a prior JSON file 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -39,6 +40,8 @@ from ..progress import command_bar, progress_bars
 from ..runs.provenance import model_record
 from ..scoring.judge import resize_images
 from ..settings import CLASSES, GUIDANCE_OR_DEFAULT, SEED, STEPS_OR_DEFAULT, Settings, model_sampling
+
+log = logging.getLogger(__name__)
 
 DIRECTIONS = ("random", "inverted", "both")
 SCORES = ("auto", "conf", "accuracy", "features")
@@ -260,8 +263,7 @@ class CalibrationSettings(Settings):
 
 
 def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: str | None = None,
-              command: str | None = None, log: Callable[[str], None] | None = None,
-              **options) -> CalibrationResult:
+              command: str | None = None, **options) -> CalibrationResult:
     """Measure image quality against the seed norm and fit a norm prior to it (see the module docstring).
 
     Args:
@@ -269,11 +271,11 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
         settings: a :class:`CalibrationSettings` (default: its defaults).
         model_id: recorded in the provenance: how the model is loaded again.
         command: recorded in the provenance: the command line that ran.
-        log: called with one line per step (e.g. print to stderr).
         **options: fields of :class:`CalibrationSettings` as keywords (``per_norm=...``); they override
             ``settings``.
 
-    ``q_j`` = mean score at norm ``s_j``; prior = :func:`prior_from_quality` (``s_j sqrt(d)``, ``q_j``).
+    ``q_j`` = mean score at norm ``s_j``; prior = :func:`prior_from_quality` (``s_j sqrt(d)``, ``q_j``). Each step
+    logs one INFO line (logger ``seedspace.methods.calibrate``).
     """
     settings = dataclasses.replace(settings or CalibrationSettings(), **options)
     classes, directions, ratios, per_norm = settings.classes, settings.directions, settings.norms, settings.per_norm
@@ -281,7 +283,6 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
     score = resolve_score(model, score)
     class_list = resolve_classes(model, classes)
     steps, guidance = model_sampling(model, steps, guidance)
-    say = log or (lambda message: None)
     d = math.prod(model.seed_shape)
 
     needs_real = directions != "random" or score == "features"
@@ -296,11 +297,11 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
             raise ValueError(f"{model.name} has no few-shot real images of the classes {class_list} to invert; use "
                              "directions 'random'")
         if n_real:
-            say(f"inverting {min(per_norm, n_real)} real images ({steps} DDIM steps)")
+            log.info(f"inverting {min(per_norm, n_real)} real images ({steps} DDIM steps)")
             with progress_bars(False):
                 kinds["inverted"] = inverted_directions(model, class_list, per_norm, seed, steps, real)
         else:
-            say("no few-shot real images: using random directions only")
+            log.info("no few-shot real images: using random directions only")
     used = list(kinds)
 
     curves = {}
@@ -315,7 +316,7 @@ def calibrate(model, settings: CalibrationSettings | None = None, *, model_id: s
                     per_score.setdefault(name, []).append(values)
                 bar.update(unit.shape[0])
             curves[kind] = {name: _summary(values) for name, values in per_score.items()}
-            say(f"{kind}: {score} " + ", ".join(f"{s:g}: {m:.3f}" for s, m in zip(ratios, curves[kind][score]["mean"])))
+            log.info(f"{kind}: {score} " + ", ".join(f"{s:g}: {m:.3f}" for s, m in zip(ratios, curves[kind][score]["mean"])))
     quality = np.mean([curves[k][score]["mean"] for k in used], axis=0)
     prior = prior_from_quality(np.array(ratios) * math.sqrt(d), quality, d, family)
     prior.info["calibration"] = {

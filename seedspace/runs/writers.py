@@ -5,6 +5,7 @@ diagnosis, inversion and clustering. The interfaces turn their inputs into the r
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Callable, NamedTuple
@@ -26,6 +27,8 @@ from .frames import FramePlan, load_endpoints, plan_frames, render_batches
 from .provenance import frame_text, model_record
 from .record import RunRecord, open_run
 from .run_settings import FRAME_SETTINGS, InvertSettings
+
+log = logging.getLogger(__name__)
 
 NORMS_COMMAND = "norms"
 INVERT_COMMAND = "invert"
@@ -91,15 +94,14 @@ class FrameRun(NamedTuple):
 
 
 def run_frames(command: str, params: dict, model, prior="model", out=None, base="outputs", resume=None,
-               allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None,
-               log: Callable[[str], None] | None = None) -> FrameRun:
+               allow_large: bool = False, on_frames: Callable[[int, int], None] | None = None) -> FrameRun:
     """An ``interpolate``, ``centroid`` or ``travel`` run, as the command line and the explorer make it: its prior
-    chosen and its frames planned (:func:`plan_frame_run`; ``log(note)`` hears, before any frame is made, where the
-    prior is not the one asked for, as ``log`` does in calibrate, train_testbed and evaluate), then its folder
-    written (:func:`write_frame_run`; ``on_frames(done, total)`` after each batch of frames, and once at 0)."""
+    chosen and its frames planned (:func:`plan_frame_run`; where the prior is not the one asked for, an INFO line
+    says so before any frame is made), then its folder written (:func:`write_frame_run`; ``on_frames(done,
+    total)`` after each batch of frames, and once at 0)."""
     record, plan, note = plan_frame_run(command, params, model, prior)
-    if note and log is not None:
-        log(note)
+    if note:
+        log.info(note)
     folder, images, summary = write_frame_run(command, record, model, plan, out, base, resume, allow_large, on_frames)
     return FrameRun(folder, record, plan, images, summary, note)
 

@@ -13,6 +13,7 @@ folder without it is an unfinished training, which ``resume=True`` continues to 
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 from pathlib import Path
@@ -30,6 +31,8 @@ from .data import (LabelledImages, fewshot_indices, load_dataset, long_tail_coun
 from .recipe import FULL, TestbedRecipe, exposure_text
 from .train import make_scheduler, train_classifier, train_diffusion, training_bytes
 
+log = logging.getLogger(__name__)
+
 RECORD = "training.json"
 LARGE_TRAINING_BYTES = 8 * 2 ** 30  # larger trainings need allow_large
 CHECKPOINT = "checkpoint.safetensors"
@@ -44,18 +47,18 @@ def recorded_recipe(out: str | Path) -> tuple[TestbedRecipe, str | None]:
 
 
 def train_testbed(out: str | Path, data: str | Path | None = None, recipe: TestbedRecipe = TestbedRecipe(),
-                  resume: bool = False, checkpoint_every: int = 250, log=None,
+                  resume: bool = False, checkpoint_every: int = 250,
                   allow_large: bool = False) -> Path:
     """Train a testbed on ``data`` (see :func:`~seedspace.testbed.data.load_dataset`) into the new folder ``out``,
     or continue the unfinished training in ``out`` (``resume``: same recipe and data, else ValueError).
 
     Every input is checked before anything is written; an error before the first diffusion checkpoint of a new
     folder removes it (nothing half-written stays); Ctrl-C leaves a folder that ``resume`` continues, and the
-    result is the same bytes as an uninterrupted training on the CPU. ``log(message)`` gets one-line notes.
+    result is the same bytes as an uninterrupted training on the CPU. Its notes are INFO lines of the
+    ``seedspace.testbed.build`` logger.
     A recipe whose training would hold more than ``LARGE_TRAINING_BYTES`` (:func:`training_bytes`, estimated) is
     refused unless ``allow_large``.
     """
-    log = log or (lambda message: None)
     out = Path(out)
     check_int(checkpoint_every, "checkpoint_every", 1)
     record = None
@@ -81,10 +84,10 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
         raise ValueError(f"cannot resume {out}: the data differ from the data it was trained on "
                          f"({record['data']['source']})")
     if record is not None and record["status"] == "complete":
-        log(f"{out} is complete; nothing to resume")
+        log.info(f"{out} is complete; nothing to resume")
         return out
     for note in dataset.notes:
-        log(note)
+        log.info(note)
     fresh = record is None
     if fresh:
         out.mkdir(parents=True)
@@ -96,7 +99,7 @@ def train_testbed(out: str | Path, data: str | Path | None = None, recipe: Testb
                   "stages": {}}
     try:
         with torch_threads(recipe.threads):
-            _train(out, dataset, rows, recipe, record, checkpoint_every, log)
+            _train(out, dataset, rows, recipe, record, checkpoint_every)
     except Exception:
         if fresh and not (out / CHECKPOINT).is_file():  # failed before any training state: leave nothing
             shutil.rmtree(out, ignore_errors=True)
@@ -192,7 +195,7 @@ def exposure_limits(classes: list[str], counts: np.ndarray, exposure) -> dict[in
 
 
 def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe, record: dict,
-           checkpoint_every: int, log) -> None:
+           checkpoint_every: int) -> None:
     write_json(out / RECORD, record)
     test_images, test_labels = dataset.test if dataset.test is not None else (dataset.images, dataset.labels)
     write_references(out, dataset, rows)
@@ -208,7 +211,7 @@ def _train(out: Path, dataset: LabelledImages, rows: dict, recipe: TestbedRecipe
                 save_file(net.state_dict(), str(tmp), metadata={"num_classes": str(len(classes))})
             record["stages"][kind] = summary
             write_json(out / RECORD, record)
-            log(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
+            log.info(f"{kind}: test accuracy {summary['test_accuracy']:.3f} on {len(refs)} held-out images")
     longtail = rows["train-longtail"]
     ema, summary = train_diffusion(to_model_space(dataset.images[longtail]), torch.from_numpy(labels[longtail]),
                                    len(classes), out / CHECKPOINT, recipe, checkpoint_every,
