@@ -129,7 +129,7 @@ def calibrate_into_folder(folder: Path, args) -> None:
         return
     if not model.has_features:
         common.log.info("no norm prior: the folder has neither judge nor encoder to score images with "
-                          "(NAO uses chi(d) on it)")
+                        "(NAO uses chi(d) on it)")
         return
     common.log.info("calibrating the norm prior (--skip-calibrate skips it)")
     command = f"seedspace calibrate --model {folder} --out model"

@@ -86,6 +86,6 @@ def run(args) -> int:
     explorer = Explorer(model, ref, Path(args.runs_dir), args.batch_size, args.prior)
     if not is_loopback(args.host):
         common.log.warning(f"serving on {args.host}, not {LOCAL_HOST}: anyone who can reach this machine "
-                          "can use the page and download its run folders")
+                           "can use the page and download its run folders")
     serve(explorer, args.host, args.port or None)
     return 0

@@ -171,7 +171,7 @@ def evaluate(model, config: EvalConfig | None = None, out: str | Path | None = N
             sec["model_s"] = runner.counters["generate_s"] + runner.counters["invert_s"] - gen1
             sec["images"] = runner.counters["images"] - images1
             log.info(f"{name}: {sec['time_s']:.0f} s ({sec['model_s']:.0f} s generating/inverting, "
-                f"{sec.get('images', 0)} images)")
+                     f"{sec.get('images', 0)} images)")
             if record is not None:  # what is finished survives a later failure or Ctrl-C
                 write_outputs({**collect_results(model, runner, experiments, sections),
                                "wall_time_s": time.perf_counter() - t0}, out, figures=False)

@@ -442,7 +442,7 @@ def run_longtail(runner: Runner) -> dict:
                 timing["classifiers_s"] += time.perf_counter() - t0
                 timing["classifiers"] += len(treatments) - ("la" in treatments)
             log.info(f"longtail: replicate {index + 1}/{cfg.replicates}: {arm_label(arm, condition)} done "
-                       f"({time.perf_counter() - t_start:.0f} s so far)")
+                     f"({time.perf_counter() - t_start:.0f} s so far)")
         plateau = None
         if index == 0:
             t0 = time.perf_counter()
