@@ -147,9 +147,9 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
                       invert_classes(loaded, classes, settings.inversion_steps, settings))
         phases["inversion"] = time.perf_counter() - started
         started = time.perf_counter()
-        recorded = ((saved or {}).get("result") or {}).get("references_psnr")  # a finished run checked them
-        psnr = recorded if recorded is not None and references_file.is_file() else \
-            round_trips(loaded, classes, inversions, settings)
+        psnr = ((saved or {}).get("result") or {}).get("references_psnr")  # a finished run checked them
+        if psnr is None or not references_file.is_file():
+            psnr = round_trips(loaded, classes, inversions, settings)
         phases["round trip"] = time.perf_counter() - started
     started = time.perf_counter()
     plan = make_plan(classes, settings, inversions)
