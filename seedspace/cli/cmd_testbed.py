@@ -102,8 +102,7 @@ def run(args) -> int:
         data = args.data if DATA_OPTION in given else recorded_data
     recipe = TestbedRecipe.from_record(options)
     try:
-        out = train_testbed(args.out, data, recipe, resume=args.resume,
-                            checkpoint_every=args.checkpoint_every,
+        out = train_testbed(args.out, data, recipe, resume=args.resume, checkpoint_every=args.checkpoint_every,
                             allow_large=args.allow_large)
     except KeyboardInterrupt:
         if (Path(args.out) / RECORD).is_file():
