@@ -208,8 +208,8 @@ def main(argv=None) -> int:
     from seedspace import load_model
 
     t_start = time.perf_counter()
-    log = lambda msg: print(f"[report] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    logging.basicConfig(level=logging.INFO, format="[report] %(message)s")  # the evaluation's own notes
+    logging.basicConfig(level=logging.INFO, format="[report] %(message)s")  # this script's notes and the evaluation's
+    log = logging.getLogger("report_testbed").info
     if args.model is None:
         from seedspace.backends.testbed import WEIGHTS_DIR
 
