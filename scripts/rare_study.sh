@@ -48,7 +48,8 @@ fi
 # centroid arm's distinct seeds from k = 5 references (26 subsets of >= 2) must cover head - k; every committed
 # result used 30
 HEAD=${RARE_HEAD:-$([[ "${RARE_STUDY_TINY:-0}" == 1 ]] && echo 8 || echo 30)}
-# a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION=""): the rest
+# a part of the grid first (e.g. RARE_SETS=tail RARE_EXPOSURES="0 5 full" RARE_SHOTS=5 RARE_FASHION="", or
+# RARE_SETS="" RARE_FASHION=0 RARE_SHOTS=10 for Fashion-MNIST alone; an empty list runs none): the rest
 # is added by running again without them (finished steps are skipped); RARE_ARMS / RARE_FASHION_ARMS: other arm
 # lists, with RARE_SUFFIX naming their benchmark folders apart (bench-...-k5$RARE_SUFFIX: a finished benchmark is
 # never rerun) and RARE_EXTRA_CONTRASTS ('A - B @ group, treatment; ...') declared beside each arm's three, e.g.
@@ -59,7 +60,7 @@ ARMS=${RARE_ARMS:-$ARMS}
 SUFFIX=${RARE_SUFFIX:-}
 FASHION_ARMS=${RARE_FASHION_ARMS:-$FASHION_ARMS}
 read -r -a EXPOSURES <<< "${RARE_EXPOSURES:-${EXPOSURES[*]}}"
-read -r -a SETS <<< "${RARE_SETS:-${SETS[*]}}"
+read -r -a SETS <<< "${RARE_SETS-${SETS[*]}}"
 read -r -a SHOTS <<< "${RARE_SHOTS:-${SHOTS[*]}}"
 read -r -a FASHION <<< "${RARE_FASHION-${FASHION[*]}}"
 
