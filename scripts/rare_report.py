@@ -46,7 +46,9 @@ def run_exposure(folder: Path, results: dict) -> tuple[float, str]:
         exposure = json.loads((Path(model_folder) / "testbed.json").read_text())["exposure"]
         counts = sorted(set(int(v) for v in exposure["seen"].values()))
         label = "/".join(map(str, counts))
-        return float(counts[0]), f"full ({label})" if exposure.get("requested") == "full" else label
+        # "full", or per class: "1=full,4=full,7=full"
+        full = all(part.rpartition("=")[2] == "full" for part in str(exposure.get("requested")).split(","))
+        return float(counts[0]), f"full ({label})" if full else label
     except (TypeError, OSError, KeyError, ValueError, json.JSONDecodeError):
         pass
     match = re.search(r"-e(\d+|full)(?:-|$)", folder.name)

@@ -54,6 +54,17 @@ def test_gains_picture_and_page(tmp_path, capsys):
     assert page.read_text() == text and capsys.readouterr().out.count("| arm |") == 2
 
 
+@pytest.mark.parametrize("requested, label", [("full", "full (66/70)"), ("1=full,4=full", "full (66/70)"),
+                                               ("20", "20"), ("1=20,4=full", "20/66")])
+def test_the_exposure_label_comes_from_the_generators_testbed_json(tmp_path, requested, label):
+    model = tmp_path / "generator"
+    model.mkdir()
+    seen = {"1": 66, "4": 70} if label.startswith("full") else {"1": 20, "4": 20 if requested == "20" else 66}
+    (model / "testbed.json").write_text(json.dumps({"exposure": {"requested": requested, "seen": seen}}))
+    key, text = rare_report.run_exposure(tmp_path / "bench-e5", {"model": {"folder": str(model)}})
+    assert text == label and key == min(seen.values())
+
+
 def test_shots_axis_orders_runs_by_their_recorded_k(tmp_path, capsys):
     arms = {"oversample": [0.5, 0.5], "random (class)": [0.6, 0.8], "seedselect:nao": [0.5, 0.6]}
     more = {**arms, "centroid:nao": [0.5, 0.5]}
