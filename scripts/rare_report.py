@@ -150,23 +150,27 @@ def compute_seconds(section: dict) -> float | None:
     return float(sum(parts)) if all(isinstance(v, (int, float)) for v in parts) else None
 
 
+def read_run(run: str, axis: str = "exposure") -> dict:
+    """One benchmark run's gains, declared contrasts, round trip and time, and its position on ``axis``."""
+    folder = Path(run)
+    path = folder / "results.json"
+    try:
+        results = json.loads(path.read_text(encoding="utf-8"))
+        section = results["experiments"]["longtail"]
+    except (OSError, json.JSONDecodeError, KeyError, TypeError):
+        fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
+    try:
+        key, label = AXES[axis][0](folder, results)
+        contrasts = declared(section)
+        return {"run": folder, "key": key, "position": label, "gains": simultaneous(gains(section), contrasts),
+                "declared": contrasts, "roundtrip": roundtrip(section), "compute_s": compute_seconds(section)}
+    except ValueError as exc:
+        fail(f"--runs: {path}: {exc}")
+
+
 def load(runs: list[str], axis: str = "exposure") -> list[dict]:
-    out = []
-    for run in runs:
-        folder = Path(run)
-        path = folder / "results.json"
-        try:
-            results = json.loads(path.read_text(encoding="utf-8"))
-            section = results["experiments"]["longtail"]
-        except (OSError, json.JSONDecodeError, KeyError, TypeError):
-            fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
-        try:
-            key, label = AXES[axis][0](folder, results)
-            contrasts = declared(section)
-            out.append({"run": folder, "key": key, "position": label, "gains": simultaneous(gains(section), contrasts),
-                        "declared": contrasts, "roundtrip": roundtrip(section), "compute_s": compute_seconds(section)})
-        except ValueError as exc:
-            fail(f"--runs: {path}: {exc}")
+    """The runs of one picture, one per position on ``axis``, in its order."""
+    out = [read_run(run, axis) for run in runs]
     labels = [r["position"] for r in out]
     if len(set(labels)) != len(labels):
         fail(f"--runs: two runs have the same {axis} ({', '.join(labels)}): give one run per {axis}")
