@@ -35,7 +35,7 @@ SKIP = ("real", "balanced real (ceiling)", CONTROL)
 
 
 def fail(message: str) -> None:
-    print(f"rare_report: {message}", file=sys.stderr)
+    print(f"{Path(sys.argv[0]).stem}: {message}", file=sys.stderr)  # rare_report, or the script that reads runs with it
     raise SystemExit(2)
 
 

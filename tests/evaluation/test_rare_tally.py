@@ -3,6 +3,8 @@ the refusal of runs without declared contrasts."""
 
 import importlib.util
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 spec = importlib.util.spec_from_file_location("rare_tally", Path(__file__).parents[2] / "scripts" / "rare_tally.py")
@@ -43,3 +45,11 @@ def test_runs_without_declared_contrasts_are_one_line_exit_2(tmp_path, capsys):
     assert rare_tally.main(["--runs", str(run)]) == 2
     err = capsys.readouterr().err
     assert err.strip() == "rare_tally: none of the runs declared contrasts"
+
+
+def test_a_missing_run_is_refused_in_the_scripts_own_name(tmp_path):
+    script = Path(__file__).parents[2] / "scripts" / "rare_tally.py"
+    done = subprocess.run([sys.executable, str(script), "--runs", str(tmp_path / "missing")], capture_output=True,
+                          text=True)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.startswith("rare_tally: --runs: ") and done.stderr.count("\n") == 1
