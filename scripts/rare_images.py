@@ -92,7 +92,11 @@ def main(argv=None) -> int:
     rows = []
     try:
         for folder in map(Path, args.runs):
-            results = json.loads((folder / "results.json").read_text(encoding="utf-8"))
+            path = folder / "results.json"
+            try:
+                results = json.loads(path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                raise ValueError(f"--runs: {path} is not the results.json of a finished long-tail benchmark") from None
             key, label = position(folder, results)
             rows.append((key, label, scores_of(folder)))
     except (OSError, ValueError, KeyError) as exc:
