@@ -42,10 +42,10 @@ HEADINGS = {"acc": "judge accuracy", "precision": "precision", "recall": "recall
             NEAREST: "distance to nearest reference"}
 
 
-def scores_of(run: Path) -> dict:
-    """{arm: [per replicate scores]} of a finished long-tail benchmark: from its results.json where the benchmark
-    scored its images, else from ``images.json`` or, the first time, from its stored data sets."""
-    results = json.loads((run / "results.json").read_text(encoding="utf-8"))
+def scores_of(run: Path, results: dict) -> dict:
+    """{arm: [per replicate scores]} of a finished long-tail benchmark (``results``: its results.json): from its
+    results where the benchmark scored its images, else from ``images.json`` or, the first time, from its stored
+    data sets."""
     section = results["experiments"]["longtail"]
     scored = section.get("image_items") or {}
     if scored and all(len(reps) == results["config"]["longtail"]["replicates"] for reps in scored.values()):
@@ -92,13 +92,9 @@ def main(argv=None) -> int:
     rows = []
     try:
         for folder in map(Path, args.runs):
-            path = folder / "results.json"
-            try:
-                results = json.loads(path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                raise ValueError(f"--runs: {path} is not the results.json of a finished long-tail benchmark") from None
+            results = rare_report.read_results(folder)
             key, label = position(folder, results)
-            rows.append((key, label, scores_of(folder)))
+            rows.append((key, label, scores_of(folder, results)))
     except (OSError, ValueError, KeyError) as exc:
         print(f"rare_images: {exc}", file=sys.stderr)
         return 2

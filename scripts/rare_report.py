@@ -35,7 +35,7 @@ SKIP = ("real", "balanced real (ceiling)", CONTROL)
 
 
 def fail(message: str) -> None:
-    print(f"{Path(sys.argv[0]).stem}: {message}", file=sys.stderr)  # rare_report, or the script that reads runs with it
+    print(f"rare_report: {message}", file=sys.stderr)
     raise SystemExit(2)
 
 
@@ -150,22 +150,30 @@ def compute_seconds(section: dict) -> float | None:
     return float(sum(parts)) if all(isinstance(v, (int, float)) for v in parts) else None
 
 
-def read_run(run: str, axis: str = "exposure") -> dict:
-    """One benchmark run's gains, declared contrasts, round trip and time, and its position on ``axis``."""
-    folder = Path(run)
+def read_results(folder: Path) -> dict:
+    """A finished long-tail benchmark's results.json; ValueError (the refusal's words) where there is none."""
     path = folder / "results.json"
     try:
         results = json.loads(path.read_text(encoding="utf-8"))
-        section = results["experiments"]["longtail"]
+        results["experiments"]["longtail"]  # a long-tail benchmark's
     except (OSError, json.JSONDecodeError, KeyError, TypeError):
-        fail(f"--runs: {path} is not the results.json of a finished long-tail benchmark")
+        raise ValueError(f"--runs: {path} is not the results.json of a finished long-tail benchmark") from None
+    return results
+
+
+def read_run(run: str, axis: str = "exposure") -> dict:
+    """One benchmark run's gains, declared contrasts, round trip and time, and its position on ``axis``; ValueError
+    (the refusal's words) where the run cannot give them."""
+    folder = Path(run)
+    results = read_results(folder)
+    section = results["experiments"]["longtail"]
     try:
         key, label = AXES[axis][0](folder, results)
         contrasts = declared(section)
         return {"run": folder, "key": key, "position": label, "gains": simultaneous(gains(section), contrasts),
                 "declared": contrasts, "roundtrip": roundtrip(section), "compute_s": compute_seconds(section)}
     except ValueError as exc:
-        fail(f"--runs: {path}: {exc}")
+        raise ValueError(f"--runs: {folder / 'results.json'}: {exc}") from None
 
 
 def load(runs: list[str], axis: str = "exposure") -> list[dict]:
@@ -173,7 +181,7 @@ def load(runs: list[str], axis: str = "exposure") -> list[dict]:
     out = [read_run(run, axis) for run in runs]
     labels = [r["position"] for r in out]
     if len(set(labels)) != len(labels):
-        fail(f"--runs: two runs have the same {axis} ({', '.join(labels)}): give one run per {axis}")
+        raise ValueError(f"--runs: two runs have the same {axis} ({', '.join(labels)}): give one run per {axis}")
     return sorted(out, key=lambda r: r["key"])
 
 
@@ -277,7 +285,10 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.suffix.lower() != ".png":
         fail(f"--out must name a .png file, got {args.out}")
-    rows = load(args.runs, args.axis)
+    try:
+        rows = load(args.runs, args.axis)
+    except ValueError as exc:
+        fail(str(exc))
     name = out.stem
     _, xlabel, heading = AXES[args.axis]
     text = table(rows, heading) + "\n\n" + contrast_tables(rows, heading)

@@ -5,7 +5,7 @@ compares against (oversampling the references, random seeds with the label, the 
   python scripts/rare_tally.py --runs reports/rare/bench-*-k5 --page docs/results.md
 
 The page gets the table between ``<!-- rare-report:rare-tally -->`` and ``<!-- /rare-report:rare-tally -->``, as
-scripts/rare_report.py writes its blocks (each run read as it reads one, with the same one-line refusals).
+scripts/rare_report.py writes its blocks (each run read by its reader, refused in the same words).
 """
 
 from __future__ import annotations
@@ -55,9 +55,12 @@ def main(argv=None) -> int:
     parser.add_argument("--runs", nargs="+", required=True, help="benchmark run folders with declared contrasts")
     parser.add_argument("--page", default=None, help="a Markdown page that gets the table")
     args = parser.parse_args(argv)
-    rows = [rare_report.read_run(run) for run in args.runs]
-    if not any(row["declared"] for row in rows):
-        print("rare_tally: none of the runs declared contrasts", file=sys.stderr)
+    try:
+        rows = [rare_report.read_run(run) for run in args.runs]
+        if not any(row["declared"] for row in rows):
+            raise ValueError("none of the runs declared contrasts")
+    except ValueError as exc:
+        print(f"rare_tally: {exc}", file=sys.stderr)
         return 2
     text = tally(rows)
     if args.page:
