@@ -52,7 +52,7 @@ def test_a_finished_run_is_scored_again_from_its_data_sets_with_the_same_numbers
     results = json.loads((run / "results.json").read_text())
     expected = results["experiments"]["longtail"].pop("image_items")  # as a run stored before the scores
     (run / "results.json").write_text(json.dumps(results))
-    assert rare_images.scores_of(run) == expected
+    assert rare_images.scores_of(run, results) == expected
     assert json.loads((run / rare_images.STORED).read_text()) == expected  # kept: a rerun only reads it
 
 
