@@ -46,6 +46,9 @@ def register(subparsers, formatter_class) -> None:
                    help="clusters of --strategy clusters, 1 <= M <= references per class (default: min(3, k // 2))")
     g.add_argument("--seedselect-steps", type=int, default=3, help="SeedSelect steps of --strategy seedselect")
     common.add_prior_option(g)
+    g.add_argument("--keep-blank", action="store_true",
+                   help="write images that come out blank (the model drew nothing) as data, marked in the manifest, "
+                        "instead of failing")
     g.add_argument("--resume", action="store_true", help="continue the run in --out, keeping its finished shards")
     g.add_argument("--allow-large", action="store_true",
                    help=f"run even when the data set would hold more than {LARGE_JOB_BYTES >> 20} MB of pixels "
@@ -86,7 +89,7 @@ def run(args) -> int:
         steps=args.steps, guidance=args.guidance_scale, inversion_steps=args.inversion_steps,
         seedselect_steps=args.seedselect_steps, shard_size=args.shard_size, batch_size=args.batch_size,
         dtype=args.dtype, prior=args.prior, clusters=args.clusters, threads=args.threads, height=args.height,
-        width=args.width, fit=args.fit)
+        width=args.width, fit=args.fit, keep_blank=args.keep_blank)
     ray_options = {"cpus_per_worker": args.cpus_per_worker, "retries": args.retries} if args.executor == "ray" else None
     model = common.model_ref(args.model)
     references = args.references

@@ -382,6 +382,7 @@ def run_longtail(runner: Runner) -> dict:
     sec["notes"].append(f"Class ranks ({cfg.order} order): " + ", ".join(f"{c}: {counts_of[c]}" for c in range(k)))
     results: dict[tuple, list[np.ndarray]] = {}
     images: dict[str, list[dict]] = {}  # arm -> per replicate, the judge's view of the images it adds to the few-shot classes
+    blank: dict[str, int] = {}  # arm -> its images that came out blank (kept: what the arm's seeds make)
     few = groups["few"]
     # precision / recall need more than MANIFOLD_K images on both sides
     scored = all(plan.fill.get(c, 0) > MANIFOLD_K and int((data.test_y == c).sum()) > MANIFOLD_K for c in few)
@@ -399,6 +400,8 @@ def run_longtail(runner: Runner) -> dict:
         done = load_replicate(store, index)
         if done is not None:  # finished by an earlier, interrupted attempt at this run (same settings: checked)
             merge_replicate(done, results, timing, runner)
+            for label, n in (done.get("blank") or {}).items():  # absent from replicates stored before it
+                blank[label] = blank.get(label, 0) + n
             for label, scores in (done.get("images") or {}).items():  # absent from replicates stored before them
                 images.setdefault(label, []).append(scores)
             if index == 0:
@@ -408,7 +411,7 @@ def run_longtail(runner: Runner) -> dict:
             continue
         before = replicate_state(results, timing, runner)
         rep = draw_replicate(runner, cfg, index, plan.pools, plan.counts, plan.ranks)
-        rep_images = {}
+        rep_images, rep_blank = {}, {}
         ref_feats = real_features(runner, rep.references, few) if scored else None
         seed = stable_seed(rep.seed, "classifier")
         t0 = time.perf_counter()
@@ -425,7 +428,11 @@ def run_longtail(runner: Runner) -> dict:
             t0 = time.perf_counter()
             added = added_images(runner, cfg, rep, arm, condition, plan.fill, runner.workdir("longtail"))
             timing["synthesis_s"] += time.perf_counter() - t0
-            timing["images"] += sum(len(v) for v in added.values()) if parse_arm(arm).strategy not in CONTROL_ARMS else 0
+            if parse_arm(arm).strategy not in CONTROL_ARMS:
+                timing["images"] += sum(len(v) for v in added.values())
+                n_blank = sum(outputs.degenerate(image) is not None for v in added.values() for image in v)
+                if n_blank:
+                    rep_blank[arm_label(arm, condition)] = n_blank
             if scored:
                 rep_images[arm_label(arm, condition)] = image_scores(
                     runner, {c: added[c] for c in few}, MANIFOLD_K, ref_feats, real)
@@ -453,7 +460,9 @@ def run_longtail(runner: Runner) -> dict:
             plateau = {"tables": tables, "notes": notes, "seconds": timing["plateau_s"]}
         for label, scores in rep_images.items():
             images.setdefault(label, []).append(scores)
-        save_replicate(store, index, before, results, timing, runner, plateau, rep_images)
+        for label, n in rep_blank.items():
+            blank[label] = blank.get(label, 0) + n
+        save_replicate(store, index, before, results, timing, runner, plateau, rep_images, rep_blank)
     sec["tables"].append(contrast_table(runner, contrasts, results, groups))
     sec["tables"].append(main_table(cfg, results, groups))
     sec["tables"] += tables
@@ -472,6 +481,11 @@ def run_longtail(runner: Runner) -> dict:
                             "path's endpoint against its reference): " + "; ".join(
                                 f"{r['label']['condition']} {r['metrics']['psnr']['mean']:.1f} dB (min "
                                 f"{r['label']['min dB']})" for r in table["rows"]) + ".")
+    if blank:
+        per_arm = sum(plan.fill.values()) * cfg.replicates
+        sec["notes"].append("Blank images (one value everywhere: the model drew nothing at the seed), kept as the "
+                            "arm's data, since they are what its seeds make: " + "; ".join(
+                                f"{label} {n} of {per_arm}" for label, n in sorted(blank.items())) + ".")
     sec["timing"] = {**timing, "wall_s": time.perf_counter() - t_start}
     sec["notes"].append(f"Time: {timing['synthesis_s']:.0f} s making {timing['images']} synthetic images, "
                         f"{timing['classifiers_s']:.0f} s training {timing['classifiers']} classifiers, "
@@ -497,8 +511,9 @@ def replicate_state(results: dict, timing: dict, runner: Runner) -> dict:
 
 
 def save_replicate(store: Path, index: int, before: dict, results: dict, timing: dict, runner: Runner,
-                   plateau: dict | None, images: dict) -> None:
-    """Replicate ``index``'s contribution to the accumulators and its image scores, written atomically."""
+                   plateau: dict | None, images: dict, blank: dict) -> None:
+    """Replicate ``index``'s contribution to the accumulators, its image scores and its arms' blank images,
+    written atomically."""
     record = {
         "results": {"\t".join(key): {"dtype": accs[-1].dtype.str, "values": accs[-1].tolist()}
                     for key, accs in results.items() if len(accs) > before["results"].get(key, 0)},
@@ -506,6 +521,7 @@ def save_replicate(store: Path, index: int, before: dict, results: dict, timing:
         "reference_psnr": {c: v[before["psnr"].get(c, 0):] for c, v in runner.reference_psnr.items()},
         "plateau": plateau,
         "images": images,
+        "blank": blank,
     }
     store.mkdir(parents=True, exist_ok=True)
     outputs.write_text(replicate_file(store, index), json.dumps(record, default=_number))

@@ -119,7 +119,7 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
                      per_class=per_class, condition=condition, seed=seed, steps=steps, inversion=lt.inversion,
                      inversion_steps=None if lt.inversion == "fixed-point" else runner.inversion_steps, prior=prior,
                      shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64,  # one shard per class
-                     **options)
+                     keep_blank=True, **options)  # a strategy's failures are part of what it gives a classifier
     psnr = (json.loads((out / "run.json").read_text(encoding="utf-8")).get("result") or {}).get("references_psnr")
     for values in (psnr or {}).values():  # the references' round trip at the synthesis's settings (augment's check)
         runner.reference_psnr.setdefault(condition, []).extend(values)

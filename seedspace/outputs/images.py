@@ -22,13 +22,16 @@ def to_uint8(images) -> np.ndarray:
     return arr.transpose(0, 2, 3, 1)
 
 
+NOT_FINITE = "not finite (NaN or infinite values)"
+
+
 def degenerate(image) -> str | None:
     """Why a generated image (C, H, W) of floats in [0, 1] carries no picture, or None when it does: values that
     are not finite, or one value everywhere once written as 8-bit pixels (all black, all white, one grey). A model
     draws such images from seeds far off its shell; they are failures to report, never data to write as a success."""
     arr = image.detach().cpu().float().numpy() if hasattr(image, "detach") else np.asarray(image, dtype=np.float32)
     if not np.isfinite(arr).all():
-        return "not finite (NaN or infinite values)"
+        return NOT_FINITE
     pixels = to_uint8(arr[None])
     if pixels.min() != pixels.max():
         return None

@@ -594,8 +594,17 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     tables equal an uninterrupted run's; other settings are refused with --resume."""
     args = ["evaluate", "--quick", "--experiments", "longtail", "--lt-arms", "oversample,random,paths:nao",
             "--lt-replicates", "3", "--model", str(tiny_testbed_dir), "--quiet"]
+    draw, real_add = longtail.draw_replicate, longtail.added_images
+
+    def add(runner, cfg, rep, arm, *rest):  # the paths' first image of each class blank (kept as augment keeps it)
+        added = real_add(runner, cfg, rep, arm, *rest)
+        if arm == "paths:nao":
+            for images in added.values():
+                images[0] = 0.0
+        return added
+
+    monkeypatch.setattr(longtail, "added_images", add)
     assert cli_main([*args, "--out", str(tmp_path / "whole")]) == 0
-    draw, add = longtail.draw_replicate, longtail.added_images
 
     def cut_in_the_third(runner, cfg, rep, arm, *rest):  # after its first synthetic arm wrote its data set
         if rep.index == 2 and arm == "paths:nao":
@@ -626,6 +635,10 @@ def test_an_interrupted_benchmark_resumes_with_the_numbers_of_an_uninterrupted_o
     whole, resumed = (json.loads((f / "results.json").read_text())["experiments"]["longtail"]
                       for f in (tmp_path / "whole", cut))
     assert resumed["tables"] == whole["tables"] and resumed["items"] == whole["items"]
+    blank = [n for n in whole["notes"] if n.startswith("Blank images")]  # counted over every replicate, read back too
+    assert len(blank) == 1 and blank[0] in resumed["notes"]
+    # one blank image per class that gets images (2 in the quick profile) in each of 3 replicates of 15 images
+    assert blank[0].endswith(": paths:nao (class) 6 of 45.")
     assert json.loads((cut / "run.json").read_text())["status"] == "completed"
     record = (cut / "run.json").read_bytes()
     capsys.readouterr()

@@ -239,6 +239,49 @@ def test_images_without_a_picture_are_never_written_as_a_success(tiny_testbed_di
     assert not (out / "manifest.jsonl").exists()
 
 
+
+def test_keep_blank_writes_blank_images_marked_and_counted_and_still_refuses_non_finite_ones(tiny_testbed_dir,
+                                                                                            refs_dir, tmp_path):
+    """An experiment measuring what a strategy makes keeps its blank images (marked in the manifest, counted in
+    run.json, one warning); the other images are the bytes of a run that refuses nothing."""
+    model = ss.load_model(str(tiny_testbed_dir))
+    real_generate = model.generate
+
+    def blank_second_image_of_class1(seeds, condition, *args, **kwargs):  # batches of 2; round trips of 3
+        images = real_generate(seeds, condition, *args, **kwargs)
+        if condition == "class1" and images.shape[0] == 2:
+            images[1] = 0.0
+        return images
+
+    model.generate = blank_second_image_of_class1
+    options = dict(per_class=4, steps=2, shard_size=2, batch_size=2)
+    with pytest.raises(ValueError, match=r"class 'class1': image 1 came out constant \(all black\).*keep_blank"):
+        augment(model, refs_dir, tmp_path / "refused", **options)
+    with pytest.warns(RuntimeWarning, match="2 of 12 images came out blank and were kept"):
+        kept = augment(model, refs_dir, tmp_path / "kept", keep_blank=True, **options)
+    entries = kept.entries()
+    assert [e["file"] for e in entries if "blank" in e] == ["class1/class1_00001.png", "class1/class1_00003.png"]
+    assert {e["blank"] for e in entries if "blank" in e} == {"constant (all black)"}
+    assert not outputs.read_png_pixels(kept.out / "class1/class1_00001.png").any()
+    record = json.loads((kept.out / "run.json").read_text())
+    assert record["result"]["blank"] == 2 and record["parameters"]["settings"]["keep_blank"] is True
+
+    model.generate = real_generate
+    plain = augment(model, refs_dir, tmp_path / "plain", **options)
+    for a, b in zip(entries, plain.entries()):
+        if "blank" not in a:
+            assert outputs.read_png_pixels(kept.out / a["file"]).tobytes() == \
+                outputs.read_png_pixels(plain.out / b["file"]).tobytes()
+
+    def nan_image(seeds, condition, *args, **kwargs):
+        images = real_generate(seeds, condition, *args, **kwargs)
+        images[0, 0, 0, 0] = float("nan")
+        return images
+
+    model.generate = nan_image
+    with pytest.raises(ValueError, match=r"came out not finite"):
+        augment(model, refs_dir, tmp_path / "nan", keep_blank=True, strategy="random", **options)
+
 @pytest.mark.parametrize("strategy,per_class", [("centroid", 4), ("seedselect", 3), ("random", 3)])
 def test_every_strategy_makes_distinct_images(tiny_testbed_dir, refs_dir, tmp_path, strategy, per_class):
     result = run(tiny_testbed_dir, refs_dir, tmp_path / "out", strategy=strategy, per_class=per_class,

@@ -169,7 +169,14 @@ def _run(loaded, ref, references, out: Path, settings: AugmentSettings, runner, 
         record["execution"] = runner.describe()  # as it ran (a joined Ray cluster may hold fewer workers)
         manifest = writing.assemble_manifest(out, plan)
         seconds = time.perf_counter() - t0
-        record["result"] = {"images": plan.total_images, "shards": len(plan.shards), "references_psnr": psnr}
+        result = {"images": plan.total_images, "shards": len(plan.shards), "references_psnr": psnr}
+        if settings.keep_blank:
+            blank = result["blank"] = sum("blank" in json.loads(line)
+                                          for line in manifest.read_text(encoding="utf-8").splitlines())
+            if blank:
+                warnings.warn(f"{blank} of {plan.total_images} images came out blank and were kept (keep_blank; "
+                              "marked in the manifest)", RuntimeWarning, stacklevel=3)
+        record["result"] = result
         # what this call did and how long it took depend on earlier attempts and the clock: run.log, not run.json
         record.log(f"generated {generated} images in {len(pending)} shards, {seconds:.1f} s ("
                    + ", ".join(f"{name} {value:.1f} s" for name, value in phases.items()) + ")")

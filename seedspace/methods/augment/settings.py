@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ...backends.run_prior import prior_record
 from ...backends.images import DEFAULT_FIT, FITS
-from ...checks import MAX_IMAGE_SIDE, MAX_OPT_STEPS, MAX_PER_CLASS, Integer, OneOf, setting
+from ...checks import MAX_IMAGE_SIDE, MAX_OPT_STEPS, MAX_PER_CLASS, Flag, Integer, OneOf, setting
 from ...settings import BATCH_SIZE, DTYPE, GUIDANCE_OR_DEFAULT, PRIOR_SPEC, SEED, STEPS_OR_DEFAULT, THREADS_OR_CURRENT
 from ...settings import Settings, model_sampling
 
@@ -62,6 +62,10 @@ class AugmentSettings(Settings):
     - ``height``, ``width``: the image size of a diffusers pipeline (None: the model's own; fixed-size models take
       only their own). ``fit``: how reference images of another aspect ratio are fitted ('crop' or 'pad', see
       :mod:`~seedspace.backends.images`).
+    - ``keep_blank``: write images that come out blank (one value everywhere once 8-bit: the model drew nothing at
+      that seed) as data, each marked in the manifest (``"blank"``) and counted in run.json's result, instead of
+      refusing the shard (the default: a ValueError naming the image). Images that are not finite are always
+      refused. For experiments that must measure what a strategy makes, failures included.
     - ``prior``: the norm prior of the centroids and paths (None: chi(d), the paper's; 'model': the model's own,
       chi where it has none; 'scaled-chi:S', a prior file
       such as ``seedspace calibrate`` writes, a record or a prior object); :meth:`resolved` turns it into the prior's
@@ -89,6 +93,7 @@ class AugmentSettings(Settings):
     height: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))
     width: int | None = setting(None, Integer(1, MAX_IMAGE_SIDE, optional=True))
     fit: str = setting(DEFAULT_FIT, OneOf(FITS))
+    keep_blank: bool = setting(False, Flag())
 
     def check_together(self):
         if self.shard_size % self.batch_size:

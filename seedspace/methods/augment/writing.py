@@ -20,7 +20,7 @@ from .settings import AugmentSettings
 COMMAND = "augment"
 MANIFEST = "manifest.jsonl"
 RUN_JSON = "run.json"
-NEWER_SETTINGS = ("threads", "seedselect_start", "inversion", "height", "width", "fit")  # absent from older records (threads: such a run
+NEWER_SETTINGS = ("threads", "seedselect_start", "inversion", "height", "width", "fit", "keep_blank")  # absent from older records (threads: such a run
 # resumes with this process's count; the others: their defaults, what it ran with)
 PRIOR = "N(0, I)"  # the seed prior the geometry (chi norms) assumes unless the settings name another norm prior
 
