@@ -86,3 +86,38 @@ def test_fixed_point_inversion_refuses_a_model_without_ddim(tiny_testbed_dir, tm
     flow = SimpleNamespace(name="flowy", prediction_type="flow", alphas_cumprod=None)
     with pytest.raises(ValueError, match="inversion 'fixed-point' inverts the DDIM sampler; flowy"):
         fixed_point_invert(flow, torch.rand(1, 1, 8, 8), None, 4, 1.0)
+
+
+
+@pytest.mark.parametrize("inversion", ["fixed-point", "ddim"])
+def test_runs_of_one_loaded_model_share_inversions_and_round_trips_with_the_same_bytes(tiny_testbed_dir, tmp_path,
+                                                                                       monkeypatch, inversion):
+    """The long-tail benchmark's arms invert the same references many times: a loaded model remembers each class's
+    inversion and round trip, keyed by everything that decides their bytes, so a second run (another strategy,
+    another folder) computes neither and writes what a fresh model writes; another key computes again."""
+    from seedspace.backends.loading import load_model
+    from seedspace.methods.augment import inversion as inversion_module
+
+    options = dict(per_class=3, steps=2, shard_size=3, batch_size=3, inversion=inversion,
+                   **({"inversion_steps": 2} if inversion == "ddim" else {}))  # fixed-point: the sampler's steps
+    model = load_model(str(tiny_testbed_dir))
+    augment(model, refs(), tmp_path / "paths", strategy="paths", **options)
+    calls = []
+    spied = (inversion_module, "fixed_point_invert") if inversion == "fixed-point" else (model, "invert")
+    original, generate = getattr(*spied), model.generate
+    monkeypatch.setattr(*spied, lambda *a, **k: calls.append("invert") or original(*a, **k))
+    monkeypatch.setattr(model, "generate", lambda seeds, *a: calls.append(len(seeds)) or generate(seeds, *a))
+    shared = augment(model, refs(), tmp_path / "centroid", strategy="centroid", **options)
+    assert calls == [3, 3, 3]  # the three classes' images only: no inversion, no round trip
+
+    calls.clear()
+    augment(model, refs(), tmp_path / "steps3", strategy="centroid", **{**options, "steps": 3})
+    # the sampler's steps key the round trips (3 references per class) and the fixed-point inversion, not plain
+    # DDIM inversion (its own steps: 2, as before)
+    assert calls.count("invert") == (3 if inversion == "fixed-point" else 0) and calls.count(3) == 3 + 3
+
+    monkeypatch.undo()
+    fresh = augment(load_model(str(tiny_testbed_dir)), refs(), tmp_path / "fresh", strategy="centroid", **options)
+    files = lambda out: {p.relative_to(out): p.read_bytes() for p in sorted(out.rglob("*"))  # noqa: E731
+                         if p.is_file() and p.name not in ("run.log", ".lock")}
+    assert files(shared.out) == files(fresh.out)
