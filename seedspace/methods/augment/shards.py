@@ -37,11 +37,13 @@ def check_pictures(images, class_name: str, first_index: int, settings) -> list[
     ``keep_blank`` one that is not finite."""
     reasons = [outputs.degenerate(image) for image in images]
     for i, reason in enumerate(reasons):
-        if reason is not None and (reason == outputs.NOT_FINITE or not settings.keep_blank):
-            raise ValueError(f"class {class_name!r}: image {first_index + i} came out {reason}: its seed lies where "
-                             f"the model draws nothing ({settings.strategy} / {settings.method}); the shard is not "
-                             "written (finished shards are kept). Raise inversion_steps or steps, choose another "
-                             "method or strategy, or keep blank images as data (keep_blank, --keep-blank)")
+        if reason is None or (settings.keep_blank and reason != outputs.NOT_FINITE):
+            continue
+        blank = "" if reason == outputs.NOT_FINITE else ", or keep blank images as data (keep_blank, --keep-blank)"
+        raise ValueError(f"class {class_name!r}: image {first_index + i} came out {reason}: its seed lies where the "
+                         f"model draws nothing ({settings.strategy} / {settings.method}); the shard is not written "
+                         f"(finished shards are kept). Raise inversion_steps or steps, or choose another method or "
+                         f"strategy{blank}")
     return reasons
 
 
@@ -69,20 +71,20 @@ class ShardRunner:
         seeds = strategies.seeds_from_recipe(s.strategy, c.recipe, inversions, self.model.seed_shape,
                                              s.centroid_method, s.interpolation_method, s.prior,
                                              self._centres.get(c.folder))
-        images, blank = [], []
+        images, reasons = [], []
         for start in range(0, n, s.batch_size):
             batch = seeds[start:start + s.batch_size]
             if s.strategy == "seedselect":
                 batch = refine(self.model, batch, self.references[c.folder], c.condition, s)
             generated = self.model.generate(batch, c.condition, s.steps, s.guidance)
-            blank += check_pictures(generated, c.name, work.shard.start + start, s)
+            reasons += check_pictures(generated, c.name, work.shard.start + start, s)
             images.append(outputs.to_uint8(generated))
         entries = [writing.manifest_entry(s, c, work.shard.start + i,
                                           strategies.provenance(s.strategy, c.recipe, i, s.centroid_method,
                                                                 s.interpolation_method, s.seedselect_steps),
                                           self.model_id, scheduler_label(getattr(self.model, "default_scheduler", None)))
                    for i in range(n)]
-        for entry, reason in zip(entries, blank):
+        for entry, reason in zip(entries, reasons):
             if reason is not None:  # kept (keep_blank): marked as what it is
                 entry["blank"] = reason
         writing.write_shard(self.out, work, np.concatenate(images), entries)
