@@ -552,8 +552,8 @@ def merge_replicate(done: dict, results: dict, timing: dict, runner: Runner) -> 
 
 
 def roundtrip_table(runner: Runner, cfg: LongtailSettings) -> dict:
-    """The references' round-trip PSNR per condition over every synthetic arm's references and replicates (what
-    augment records as ``references_psnr``)."""
+    """The references' round-trip PSNR per condition over each replicate's references (what augment records as
+    ``references_psnr``; the same references are counted once, however many arms start from them)."""
     rows = []
     for condition, values in runner.reference_psnr.items():
         rows.append(row({"condition": condition, "inversion": cfg.inversion, "min dB": f"{min(values):.1f}"},
@@ -561,7 +561,7 @@ def roundtrip_table(runner: Runner, cfg: LongtailSettings) -> dict:
     guidance = runner.guidance
     return {"name": "longtail-roundtrip", "title": f"References' round trip: inverted ({cfg.inversion}), regenerated "
             f"at the synthesis's {cfg.steps or runner.steps} steps and guidance {guidance:g} (PSNR in dB against the "
-            "reference, mean over every synthetic arm's references and replicates, 95% t interval)",
+            "reference, mean over each replicate's references, 95% t interval)",
             "metrics": ["psnr"], "rows": rows}
 
 

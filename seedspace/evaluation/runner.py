@@ -42,6 +42,7 @@ class Runner:
         self._images: dict[bytes, torch.Tensor] = {}
         self._inversions: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         self.reference_psnr: dict[str, list[float]] = {}  # condition -> the synthesis's references' round trips (dB)
+        self.round_trips_seen: set[tuple] = set()  # (condition, references' digest): each counted once, not per arm
         t0 = time.perf_counter()
         self.judge = judge or EvalJudge(model, load_references(model, config.references, config.ref_per_class, config.seed))
         self.counters["judge_setup_s"] = time.perf_counter() - t0

@@ -108,7 +108,7 @@ def test_the_new_arms_run_end_to_end_with_the_round_trip_reported(tiny_testbed_d
             "seedselect:random (class) / fill / ce"} <= set(sec["items"])
     table = next(t for t in sec["tables"] if t["name"] == "longtail-roundtrip")
     assert [r["label"]["condition"] for r in table["rows"]] == ["class"]
-    assert table["rows"][0]["label"]["inversion"] == "fixed-point" and table["rows"][0]["n_items"] == 2 * 2 * 2  # classes filled x k x arms
+    assert table["rows"][0]["label"]["inversion"] == "fixed-point" and table["rows"][0]["n_items"] == 2 * 2  # classes filled x k, not again per arm
     manifests = list((out / "datasets" / "longtail").rglob("run.json"))
     settings = [json.loads(p.read_text())["parameters"]["settings"] for p in manifests]
     assert {s["seedselect_start"] for s in settings} == {"centroid", "random"}
