@@ -4,7 +4,6 @@ test images, a held-out pool of extra real images) and synthetic images made by
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +11,6 @@ from pathlib import Path
 import torch
 
 from ..methods.augment import augment
-from ..methods.augment.references import folder_name
 from ..methods.augment.writing import MANIFEST
 from ..outputs import read_png_pixels
 from ..scoring.judge import resize_images
@@ -122,13 +120,14 @@ def synthesize(runner: Runner, arm: str, condition: str, references: dict[int, t
                      inversion_steps=None if lt.inversion == "fixed-point" else runner.inversion_steps, prior=prior,
                      shard_size=64 * -(-max(per_class, 1) // 64), batch_size=64,  # one shard per class
                      keep_blank=True, **options)  # a strategy's failures are part of what it gives a classifier
-    psnr = (json.loads((out / "run.json").read_text(encoding="utf-8")).get("result") or {}).get("references_psnr")
-    for c, refs in references.items():  # the references' round trip at the synthesis's settings (augment's check),
-        # once per set of references and condition however many arms start from them
-        seen = (condition, hashlib.sha1(refs.detach().cpu().contiguous().numpy().tobytes()).hexdigest())
-        if psnr and seen not in runner.round_trips_seen:
+    record = json.loads((out / "run.json").read_text(encoding="utf-8"))
+    psnr = (record.get("result") or {}).get("references_psnr")
+    for c in record["parameters"]["classes"] if psnr else ():  # the references' round trip at the synthesis's
+        # settings (augment's check), once per set of references and condition however many arms start from them
+        seen = (condition, c["sha256"])
+        if seen not in runner.round_trips_seen:
             runner.round_trips_seen.add(seen)
-            runner.reference_psnr.setdefault(condition, []).extend(psnr[folder_name(names[c])])
+            runner.reference_psnr.setdefault(condition, []).extend(psnr[c["folder"]])
     runner.counters["images"] += result.generated  # the section's summary counts the synthesis as generation
     runner.counters["generate_s"] += result.seconds
     return read_dataset(out, {names[c]: c for c in references})

@@ -44,6 +44,10 @@ def _fingerprint(tensor: torch.Tensor) -> str:
     return f"{tuple(tensor.shape)}{flat.dtype}" + hashlib.sha1(flat.view(torch.uint8).numpy().tobytes()).hexdigest()
 
 
+def _images_key(c) -> tuple:
+    return tuple(c.images.shape), str(c.images.dtype), c.digest()
+
+
 def _remembered(model, key: tuple, compute):
     """``compute()`` once per model and key: every input of the result, and the model's settings and the threads
     the kernels run with (they decide the bytes)."""
@@ -100,11 +104,11 @@ def invert_classes(model, classes: list, steps: int, settings=None) -> dict[str,
 
     def invert(c) -> torch.Tensor:
         if fixed:
-            return _remembered(model, ("fixed-point", _fingerprint(c.images), repr(c.condition), settings.steps,
+            return _remembered(model, ("fixed-point", *_images_key(c), repr(c.condition), settings.steps,
                                        settings.guidance, FIXED_POINT_ITERATIONS),
                                lambda: fixed_point_invert(model, c.images, c.condition, settings.steps,
                                                           settings.guidance))
-        return _remembered(model, ("ddim", _fingerprint(c.images), repr(c.condition), steps),
+        return _remembered(model, ("ddim", *_images_key(c), repr(c.condition), steps),
                            lambda: model.invert(c.images, c.condition, steps).float().cpu())
 
     with command_bar(classes, desc="inverting references", unit="class") as bar:
@@ -127,7 +131,7 @@ def round_trips(model, classes: list, inversions: dict[str, torch.Tensor], setti
         return [round(float(v), 2) for v in image_psnr(images, c.images)]
 
     with command_bar(classes, desc="checking inversions", unit="class") as bar:
-        return {c.folder: _remembered(model, ("round trip", _fingerprint(inversions[c.folder]), _fingerprint(c.images),
+        return {c.folder: _remembered(model, ("round trip", _fingerprint(inversions[c.folder]), *_images_key(c),
                                               repr(c.condition), settings.steps, settings.guidance),
                                       lambda: check(c))
                 for c in bar}
