@@ -39,6 +39,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -382,7 +383,7 @@ def run_longtail(runner: Runner) -> dict:
     sec["notes"].append(f"Class ranks ({cfg.order} order): " + ", ".join(f"{c}: {counts_of[c]}" for c in range(k)))
     results: dict[tuple, list[np.ndarray]] = {}
     images: dict[str, list[dict]] = {}  # arm -> per replicate, the judge's view of the images it adds to the few-shot classes
-    blank: dict[str, int] = {}  # arm -> its images that came out blank (kept: what the arm's seeds make)
+    blank: Counter = Counter()  # arm -> its images that came out blank (kept: what the arm's seeds make)
     few = groups["few"]
     # precision / recall need more than MANIFOLD_K images on both sides
     scored = all(plan.fill.get(c, 0) > MANIFOLD_K and int((data.test_y == c).sum()) > MANIFOLD_K for c in few)
@@ -400,8 +401,7 @@ def run_longtail(runner: Runner) -> dict:
         done = load_replicate(store, index)
         if done is not None:  # finished by an earlier, interrupted attempt at this run (same settings: checked)
             merge_replicate(done, results, timing, runner)
-            for label, n in (done.get("blank") or {}).items():  # absent from replicates stored before it
-                blank[label] = blank.get(label, 0) + n
+            blank.update(done.get("blank") or {})  # absent from replicates stored before it
             for label, scores in (done.get("images") or {}).items():  # absent from replicates stored before them
                 images.setdefault(label, []).append(scores)
             if index == 0:
@@ -460,8 +460,7 @@ def run_longtail(runner: Runner) -> dict:
             plateau = {"tables": tables, "notes": notes, "seconds": timing["plateau_s"]}
         for label, scores in rep_images.items():
             images.setdefault(label, []).append(scores)
-        for label, n in rep_blank.items():
-            blank[label] = blank.get(label, 0) + n
+        blank.update(rep_blank)
         save_replicate(store, index, before, results, timing, runner, plateau, rep_images, rep_blank)
     sec["tables"].append(contrast_table(runner, contrasts, results, groups))
     sec["tables"].append(main_table(cfg, results, groups))
